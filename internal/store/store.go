@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them; callers test with errors.Is.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable means the backing database could not be reached.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// Key is a signing key. Private is the private key as a JSON Web Key (it includes
+// the public part). A key is published in the JWKS from CreatedAt, signs from
+// ActiveAt, and is withdrawn from the JWKS after RetiredAt (zero: never).
+type Key struct {
+	ID        string // the JWK "kid"
+	Algorithm string // ES256, EdDSA, RS256, PS256
+	Private   []byte // JWK JSON of the private key
+	CreatedAt time.Time
+	ActiveAt  time.Time
+	RetiredAt time.Time
+}
+
+// Keys stores signing keys.
+type Keys interface {
+	// InsertKey adds a key; ErrConflict if its ID exists.
+	InsertKey(ctx context.Context, k Key) error
+	// ListKeys returns every key, oldest first.
+	ListKeys(ctx context.Context) ([]Key, error)
+	// RetireKey sets RetiredAt of the key; ErrNotFound if absent.
+	RetireKey(ctx context.Context, id string, at time.Time) error
+}
+
+// Revocation marks one token as revoked. ExpiresAt is the token's own expiry, after
+// which the row may be purged (an expired token is refused anyway).
+type Revocation struct {
+	JTI       string
+	ExpiresAt time.Time
+	RevokedAt time.Time
+	Reason    string
+}
+
+// Nonces remembers single-use values (private_key_jwt jti, SAML assertion IDs) until
+// they expire.
+type Nonces interface {
+	// UseNonce records key as used until expiresAt; ErrConflict if it is already
+	// recorded and not expired.
+	UseNonce(ctx context.Context, key string, expiresAt time.Time) error
+	// PurgeNonces deletes nonces expired before t.
+	PurgeNonces(ctx context.Context, t time.Time) error
+}
+
+// Decision values of an audit event.
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+)
+
+// Event types recorded in the audit trail.
+const (
+	EventTokenIssued    = "token.issued"    // a grant other than exchange issued a token
+	EventTokenExchanged = "token.exchanged" // RFC 8693 exchange issued a token
+	EventTokenRevoked   = "token.revoked"   // a token and its descendants were revoked
+	EventDenied         = "request.denied"  // any refused request, with its reason
+	EventKeyRotated     = "key.rotated"
+	EventSignIn         = "signin"
+	EventCallReported   = "call.reported"
+)
+
+// AuditEvent is one record of the audit trail. Seq, PrevHash and Hash are assigned
+// when the event is appended; everything else is set by the caller.
+type AuditEvent struct {
+	Seq           int64     // position in the chain, from 1
+	ID            string    // unique event id
+	Time          time.Time // UTC, microsecond precision
+	Type          string    // one of the Event… constants
+	ClientID      string    // authenticated client, if any
+	Subject       string    // the subject the event is about
+	SubjectIssuer string    // issuer of the subject ("" = deputy itself)
+	Actors        []string  // actor chain, current actor first
+	Audiences     []string
+	Scopes        []string
+	ParentJTI     string    // jti of the subject token of an exchange
+	TokenJTI      string    // jti of the issued (or revoked) token
+	TokenExpires  time.Time // expiry of the issued token (zero if none)
+	Decision      string    // DecisionAllow or DecisionDeny
+	Reason        string    // error code and reason of a denial; note otherwise
+	Rule          string    // policy rule that decided, if any
+	RequestID     string
+	RemoteAddr    string
+	Detail        string // JSON object with event-specific data (may be "")
+	PrevHash      []byte // Hash of the previous event (nil for the first)
+	Hash          []byte // hash of this event, chained over PrevHash
+}
+
+// SealFunc fills e.PrevHash and e.Hash given the hash of the event before it. It is
+// called by AuditLog.Append for each event in order, inside the transaction that
+// holds the tail of the chain, with e.Seq already set.
+type SealFunc func(prevHash []byte, e *AuditEvent)
+
+// AuditFilter selects audit events. Empty fields match everything. Actor matches
+// any member of the actor chain.
+type AuditFilter struct {
+	Subject  string
+	Actor    string
+	ClientID string
+	Audience string
+	Type     string
+	Since    time.Time
+	Until    time.Time
+	AfterSeq int64 // only events with Seq > AfterSeq
+	Limit    int   // 0 = no limit
+}
+
+// AuditLog is the append-only, hash-chained audit trail.
+type AuditLog interface {
+	// Append stores events at the end of the chain in one atomic, durable commit.
+	// It assigns Seq and calls seal for each event in order.
+	Append(ctx context.Context, events []*AuditEvent, seal SealFunc) error
+	// Scan calls fn for every event with Seq > afterSeq in chain order, stopping at
+	// the first error fn returns.
+	Scan(ctx context.Context, afterSeq int64, fn func(AuditEvent) error) error
+	// Query returns the events matching f in chain order.
+	Query(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// EventByID returns the event with that id; ErrNotFound if none.
+	EventByID(ctx context.Context, id string) (AuditEvent, error)
+	// EventsByToken returns the events whose TokenJTI is jti, in chain order.
+	EventsByToken(ctx context.Context, jti string) ([]AuditEvent, error)
+	// EventsByParent returns the events whose ParentJTI is jti, in chain order.
+	EventsByParent(ctx context.Context, jti string) ([]AuditEvent, error)
+}
+
+// Revocations stores revoked tokens. Descendants are found through the audit
+// trail's lineage (ParentJTI → TokenJTI of allow events).
+type Revocations interface {
+	// Revoke records the revocation of jti and of every token derived from it by
+	// exchange (transitively, through the audit lineage), and returns every revocation
+	// it recorded, the root first. Revoking an already revoked token is not an error.
+	Revoke(ctx context.Context, r Revocation) ([]Revocation, error)
+	// ListRevocations returns revocations of tokens that expire after t.
+	ListRevocations(ctx context.Context, t time.Time) ([]Revocation, error)
+}
+
+// Store is every aggregate together, as one backend provides them.
+type Store interface {
+	Keys
+	Nonces
+	AuditLog
+	Revocations
+	// Migrate applies the embedded schema migrations; safe to call repeatedly.
+	Migrate(ctx context.Context) error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}

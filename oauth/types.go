@@ -1,0 +1,137 @@
+package oauth
+
+// Grant types (RFC 6749 §4, RFC 8693 §2.1).
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+)
+
+// TokenType is a token type identifier URI (RFC 8693 §3).
+type TokenType string
+
+// Token type identifiers (RFC 8693 §3).
+const (
+	TokenTypeAccessToken  TokenType = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeRefreshToken TokenType = "urn:ietf:params:oauth:token-type:refresh_token"
+	TokenTypeIDToken      TokenType = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeJWT          TokenType = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeSAML1        TokenType = "urn:ietf:params:oauth:token-type:saml1"
+	TokenTypeSAML2        TokenType = "urn:ietf:params:oauth:token-type:saml2"
+)
+
+// ShortName returns the last segment of a token type URI ("access_token"), the form
+// used in configuration. Unknown types return "".
+func (t TokenType) ShortName() string {
+	switch t {
+	case TokenTypeAccessToken:
+		return "access_token"
+	case TokenTypeRefreshToken:
+		return "refresh_token"
+	case TokenTypeIDToken:
+		return "id_token"
+	case TokenTypeJWT:
+		return "jwt"
+	case TokenTypeSAML1:
+		return "saml1"
+	case TokenTypeSAML2:
+		return "saml2"
+	}
+	return ""
+}
+
+// TokenTypeFromShort maps a configuration short name ("jwt") to its URI; ok is false
+// for unknown names.
+func TokenTypeFromShort(name string) (TokenType, bool) {
+	for _, t := range []TokenType{TokenTypeAccessToken, TokenTypeRefreshToken, TokenTypeIDToken, TokenTypeJWT, TokenTypeSAML1, TokenTypeSAML2} {
+		if t.ShortName() == name {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+// Client authentication methods (RFC 7591 §2, OIDC Core §9).
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthClientSecretPost  = "client_secret_post"
+	AuthPrivateKeyJWT     = "private_key_jwt"
+	AuthNone              = "none"
+)
+
+// ClientAssertionTypeJWTBearer is the client_assertion_type of private_key_jwt
+// (RFC 7523 §2.2).
+const ClientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// Token type values of the token_type response parameter (RFC 6749 §7.1,
+// RFC 8693 §2.2.1).
+const (
+	TokenTypeBearer = "Bearer"
+	TokenTypeNA     = "N_A"
+)
+
+// JWT "typ" header values.
+const (
+	JWTTypeAccessToken = "at+jwt" // RFC 9068 §2.1
+	JWTTypeJWT         = "JWT"
+)
+
+// Actor is the value of the "act" and "may_act" claims (RFC 8693 §4.1, §4.4): the
+// identity of an acting party and, nested, the party that acted before it. The
+// outermost Actor is the current actor.
+type Actor struct {
+	Subject string `json:"sub"`
+	Issuer  string `json:"iss,omitempty"`
+	Actor   *Actor `json:"act,omitempty"`
+}
+
+// Depth returns the number of actors in the chain starting at a; a nil chain has
+// depth 0.
+func (a *Actor) Depth() int {
+	n := 0
+	for ; a != nil; a = a.Actor {
+		n++
+	}
+	return n
+}
+
+// Chain lists the actors' subjects from the current (outermost) actor inwards.
+func (a *Actor) Chain() []string {
+	var out []string
+	for ; a != nil; a = a.Actor {
+		out = append(out, a.Subject)
+	}
+	return out
+}
+
+// TokenResponse is the successful token endpoint response (RFC 6749 §5.1,
+// RFC 8693 §2.2.1).
+type TokenResponse struct {
+	AccessToken     string    `json:"access_token"`
+	IssuedTokenType TokenType `json:"issued_token_type,omitempty"`
+	TokenType       string    `json:"token_type"`
+	ExpiresIn       int64     `json:"expires_in,omitempty"`
+	Scope           string    `json:"scope,omitempty"`
+	RefreshToken    string    `json:"refresh_token,omitempty"`
+	IDToken         string    `json:"id_token,omitempty"`
+}
+
+// IntrospectionResponse is the token introspection response (RFC 7662 §2.2). An
+// inactive token is exactly {"active":false}.
+type IntrospectionResponse struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Nbf       int64    `json:"nbf,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+	Act       *Actor   `json:"act,omitempty"`
+	MayAct    *Actor   `json:"may_act,omitempty"`
+	Cnf       any      `json:"cnf,omitempty"`
+}
