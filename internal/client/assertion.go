@@ -1,0 +1,123 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// assertionAlgorithms are the algorithms accepted for private_key_jwt: asymmetric
+// only, never "none" or HMAC.
+var assertionAlgorithms = []jose.SignatureAlgorithm{
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+}
+
+// maxAssertionLifetime bounds exp - now of a client assertion, so that the jti
+// memory it needs stays bounded.
+const maxAssertionLifetime = time.Hour
+
+type assertionClaims struct {
+	Issuer   string          `json:"iss"`
+	Subject  string          `json:"sub"`
+	Audience json.RawMessage `json:"aud"`
+	Expiry   int64           `json:"exp"`
+	NotBef   int64           `json:"nbf"`
+	ID       string          `json:"jti"`
+}
+
+// assertion authenticates a private_key_jwt client (RFC 7523 §3, OIDC Core §9).
+func (r *Registry) assertion(ctx context.Context, cr *Credentials, now time.Time) (*Client, error) {
+	fail := func(format string, a ...any) error {
+		return oauth.InvalidClient("client authentication failed", fmt.Errorf("client assertion: "+format, a...))
+	}
+	if cr.AssertionType != oauth.ClientAssertionTypeJWTBearer {
+		return nil, oauth.InvalidClient("unsupported client_assertion_type", fmt.Errorf("client_assertion_type %q", cr.AssertionType))
+	}
+	if cr.Assertion == "" || len(cr.Assertion) > 8192 {
+		return nil, fail("missing or over-sized")
+	}
+	jws, err := jose.ParseSigned(cr.Assertion, assertionAlgorithms)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, fail("not a signed JWT: %v", err)
+	}
+	var claims assertionClaims
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil {
+		return nil, fail("claims: %v", err)
+	}
+	c, ok := r.byID[claims.Subject]
+	if !ok || claims.Issuer != claims.Subject {
+		return nil, fail("iss and sub must both be a registered client id")
+	}
+	if cr.FormID != "" && cr.FormID != c.ID {
+		return nil, oauth.InvalidRequest("client_id does not match the client assertion", nil)
+	}
+	if c.AuthMethod != oauth.AuthPrivateKeyJWT || c.jwks == nil {
+		return nil, fail("client %q does not authenticate with private_key_jwt", c.ID)
+	}
+	h := jws.Signatures[0].Header
+	var verified bool
+	for _, k := range c.jwks.Keys {
+		if h.KeyID != "" && k.KeyID != h.KeyID {
+			continue
+		}
+		if k.Algorithm != "" && k.Algorithm != h.Algorithm {
+			continue
+		}
+		if _, err := jws.Verify(k.Key); err == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return nil, fail("signature does not verify with client %q's keys", c.ID)
+	}
+	if !r.audienceOK(claims.Audience) {
+		return nil, fail("aud must be the issuer or the token endpoint")
+	}
+	unix := now.Unix()
+	switch {
+	case claims.Expiry == 0:
+		return nil, fail("exp is required")
+	case unix >= claims.Expiry:
+		return nil, fail("expired")
+	case claims.Expiry-unix > int64(maxAssertionLifetime/time.Second):
+		return nil, fail("exp is too far in the future")
+	case claims.NotBef != 0 && unix+30 < claims.NotBef:
+		return nil, fail("not yet valid")
+	case claims.ID == "":
+		return nil, fail("jti is required")
+	}
+	err = r.nonces.UseNonce(ctx, "client_assertion:"+c.ID+":"+claims.ID, time.Unix(claims.Expiry, 0))
+	if errors.Is(err, store.ErrConflict) {
+		return nil, fail("jti %q was already used", claims.ID)
+	}
+	if err != nil {
+		return nil, oauth.TemporarilyUnavailable("cannot check the client assertion now", err)
+	}
+	return c, nil
+}
+
+func (r *Registry) audienceOK(raw json.RawMessage) bool {
+	var one string
+	var many []string
+	if json.Unmarshal(raw, &one) == nil {
+		many = []string{one}
+	} else if json.Unmarshal(raw, &many) != nil {
+		return false
+	}
+	for _, a := range many {
+		for _, ok := range r.audiences {
+			if a == ok {
+				return true
+			}
+		}
+	}
+	return false
+}

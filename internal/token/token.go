@@ -1,0 +1,163 @@
+package token
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/deputy-auth/deputy/internal/keys"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Errors of Verify. They are causes; callers turn them into protocol errors.
+var (
+	ErrMalformed   = errors.New("token is not a well-formed signed JWT")
+	ErrAlgorithm   = errors.New("token algorithm is not allowed")
+	ErrUnknownKey  = errors.New("token is signed by an unknown key")
+	ErrSignature   = errors.New("token signature is invalid")
+	ErrType        = errors.New("token type header is not accepted")
+	ErrIssuer      = errors.New("token is from another issuer")
+	ErrExpired     = errors.New("token is expired")
+	ErrNotYetValid = errors.New("token is not yet valid")
+	ErrRevoked     = errors.New("token is revoked")
+	ErrTooLarge    = errors.New("token is too large")
+)
+
+// Leeway is the clock skew tolerated on nbf and iat.
+const Leeway = 30 * time.Second
+
+// Service mints and verifies deputy's JWTs.
+type Service struct {
+	issuer   string
+	keys     *keys.Set
+	revoked  *Revoked
+	maxBytes int
+}
+
+// NewService returns a Service for tokens of issuer, signed by ks, checked against
+// revoked. maxBytes bounds the size of a token Verify accepts.
+func NewService(issuer string, ks *keys.Set, revoked *Revoked, maxBytes int) *Service {
+	return &Service{issuer: issuer, keys: ks, revoked: revoked, maxBytes: maxBytes}
+}
+
+// Issuer is deputy's issuer URL.
+func (s *Service) Issuer() string { return s.issuer }
+
+// NewID returns a fresh random token id (128 bits, base64url).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Mint signs c with typ header typ ("at+jwt" for access tokens, "JWT" otherwise).
+// Iss is set to the service's issuer.
+func (s *Service) Mint(typ string, c *Claims) (string, error) {
+	c.Issuer = s.issuer
+	payload, err := c.encode()
+	if err != nil {
+		return "", fmt.Errorf("token: encode claims: %w", err)
+	}
+	return s.keys.Sign(typ, payload)
+}
+
+// Verified is a token that passed Verify.
+type Verified struct {
+	Claims Claims
+	Type   string // the typ header
+}
+
+// Verify checks a token deputy issued: size, compact form, algorithm allow-list, a
+// known kid, signature, typ header among types, iss, exp, nbf and revocation.
+func (s *Service) Verify(raw string, types []string, now time.Time) (*Verified, error) {
+	v, err := s.VerifyIgnoringRevocation(raw, types, now)
+	if err != nil {
+		return nil, err
+	}
+	if s.revoked.Contains(v.Claims.ID) {
+		return v, ErrRevoked
+	}
+	return v, nil
+}
+
+// VerifyIgnoringRevocation is Verify without the revocation check (for revocation
+// itself, which must identify a token to revoke it).
+func (s *Service) VerifyIgnoringRevocation(raw string, types []string, now time.Time) (*Verified, error) {
+	if len(raw) > s.maxBytes {
+		return nil, ErrTooLarge
+	}
+	if strings.Count(raw, ".") != 2 {
+		return nil, ErrMalformed
+	}
+	jws, err := jose.ParseSigned(raw, s.keys.Algorithms())
+	if err != nil {
+		if strings.Contains(err.Error(), "unexpected signature algorithm") {
+			return nil, fmt.Errorf("%w: %v", ErrAlgorithm, err)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, ErrMalformed
+	}
+	h := jws.Signatures[0].Header
+	k, ok := s.keys.Lookup(h.KeyID)
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	if jose.SignatureAlgorithm(h.Algorithm) != k.Algorithm {
+		return nil, ErrAlgorithm
+	}
+	payload, err := jws.Verify(k.Private.Public())
+	if err != nil {
+		return nil, ErrSignature
+	}
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	if !accepts(types, typ) {
+		return nil, fmt.Errorf("%w: %q", ErrType, typ)
+	}
+	v := &Verified{Type: typ}
+	if err := decode(payload, &v.Claims); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	c := &v.Claims
+	if c.Issuer != s.issuer {
+		return nil, ErrIssuer
+	}
+	if c.ID == "" || c.Subject == "" || c.Expiry == 0 {
+		return nil, fmt.Errorf("%w: missing jti, sub or exp", ErrMalformed)
+	}
+	unix := now.Unix()
+	if unix >= c.Expiry {
+		return v, ErrExpired
+	}
+	if c.NotBef != 0 && unix+int64(Leeway/time.Second) < c.NotBef {
+		return v, ErrNotYetValid
+	}
+	return v, nil
+}
+
+func accepts(types []string, typ string) bool {
+	for _, t := range types {
+		if strings.EqualFold(t, typ) {
+			return true
+		}
+	}
+	return false
+}
+
+// TypesFor returns the typ headers a token presented as declared type t may carry:
+// an access token must be an RFC 9068 "at+jwt"; a "jwt" may be any JWT deputy issues.
+func TypesFor(t oauth.TokenType) []string {
+	switch t {
+	case oauth.TokenTypeAccessToken:
+		return []string{oauth.JWTTypeAccessToken}
+	case oauth.TokenTypeJWT:
+		return []string{oauth.JWTTypeAccessToken, oauth.JWTTypeJWT}
+	}
+	return nil
+}
