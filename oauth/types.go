@@ -112,7 +112,7 @@ type TokenResponse struct {
 	IssuedTokenType TokenType `json:"issued_token_type,omitempty"`
 	TokenType       string    `json:"token_type"`
 	ExpiresIn       int64     `json:"expires_in,omitempty"`
-	Scope           string    `json:"scope,omitempty"`
+	Scope           string    `json:"scope"`
 	RefreshToken    string    `json:"refresh_token,omitempty"`
 	IDToken         string    `json:"id_token,omitempty"`
 }

@@ -33,7 +33,12 @@ func (v *Verifier) Verify(role, raw string, typ oauth.TokenType, now time.Time) 
 	}
 	vt, err := v.tokens.Verify(raw, types, now)
 	if err != nil {
-		return exchange.Principal{}, oauth.InvalidRequest(describe(role, err), fmt.Errorf("%s token: %w", role, err))
+		var p exchange.Principal
+		if vt != nil {
+			// Signed by deputy but expired or revoked: name it, for the audit record.
+			p = exchange.Principal{TokenType: typ, Issuer: Self, Subject: vt.Claims.Subject, JTI: vt.Claims.ID}
+		}
+		return p, oauth.InvalidRequest(describe(role, err), fmt.Errorf("%s token: %w", role, err))
 	}
 	c := &vt.Claims
 	p := exchange.Principal{

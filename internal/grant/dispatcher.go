@@ -1,0 +1,198 @@
+package grant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/client"
+	"github.com/deputy-auth/deputy/internal/exchange"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Request is one token request, parsed at the edge.
+type Request struct {
+	Form        url.Values
+	Credentials client.Credentials
+	RequestID   string
+	RemoteAddr  string
+	Now         time.Time
+}
+
+// Grant issues tokens for one grant type. Handle runs only for an authenticated
+// client that may use the grant. It fills ev with what it learns — subject, parent
+// token, rule, issued token — also when it fails, so that the denial is recorded
+// with it; the Dispatcher sets the event's type, decision and reason and records it.
+type Grant interface {
+	Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*oauth.TokenResponse, error)
+}
+
+// Permitter is an optional ability of a Grant: it reports whether the client may use
+// the grant at all beyond its grant_types (e.g. a token-exchange policy names it).
+type Permitter interface {
+	Permits(c *client.Client) bool
+}
+
+// Authenticator authenticates the client of a request.
+type Authenticator interface {
+	Authenticate(ctx context.Context, cr *client.Credentials, now time.Time) (*client.Client, error)
+}
+
+// Recorder commits an audit event durably.
+type Recorder interface {
+	Record(ctx context.Context, e *store.AuditEvent) error
+}
+
+// Dispatcher routes token requests to their Grant.
+type Dispatcher struct {
+	clients Authenticator
+	audit   Recorder
+	grants  map[string]Grant
+	log     *slog.Logger
+}
+
+// NewDispatcher returns a Dispatcher over the given grants, keyed by grant type.
+func NewDispatcher(clients Authenticator, audit Recorder, grants map[string]Grant, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{clients: clients, audit: audit, grants: grants, log: log}
+}
+
+// GrantTypes lists the supported grant types.
+func (d *Dispatcher) GrantTypes() []string {
+	out := make([]string, 0, len(d.grants))
+	for g := range d.grants {
+		out = append(out, g)
+	}
+	return out
+}
+
+// Token handles a token request: authenticate, check the grant, run it, record the
+// outcome, answer. The returned error is an *oauth.Error (or wraps one).
+func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenResponse, error) {
+	ev := &store.AuditEvent{RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, ClientID: req.Credentials.ClaimedID()}
+	gt, gtErr := single(req.Form, "grant_type")
+	ev.Detail = detail(gt)
+
+	c, err := d.clients.Authenticate(ctx, &req.Credentials, req.Now)
+	if err != nil {
+		return nil, d.deny(ctx, ev, err)
+	}
+	ev.ClientID = c.ID
+	if gtErr != nil {
+		return nil, d.deny(ctx, ev, gtErr)
+	}
+	g, ok := d.grants[gt]
+	if !ok {
+		return nil, d.deny(ctx, ev, oauth.UnsupportedGrantType("grant_type "+gt+" is not supported", nil))
+	}
+	if !c.HasGrant(gt) {
+		return nil, d.deny(ctx, ev, oauth.UnauthorizedClient("client may not use grant_type "+gt,
+			fmt.Errorf("%s is not in client %q's grant_types", gt, c.ID)))
+	}
+	if p, ok := g.(Permitter); ok && !p.Permits(c) {
+		return nil, d.deny(ctx, ev, oauth.UnauthorizedClient("client may not use grant_type "+gt,
+			fmt.Errorf("no policy permits client %q to use %s", c.ID, gt)))
+	}
+	resp, err := g.Handle(ctx, req, c, ev)
+	if err != nil {
+		return nil, d.deny(ctx, ev, err)
+	}
+	ev.Decision = store.DecisionAllow
+	if err := d.audit.Record(ctx, ev); err != nil {
+		// Without its record the token must not leave. A revocation that raced this
+		// exchange is refused like any revoked subject token.
+		if errors.Is(err, token.ErrRevoked) {
+			err = oauth.InvalidRequest("subject_token is revoked", err)
+		} else {
+			err = oauth.TemporarilyUnavailable("the audit trail cannot be written", err)
+		}
+		issued := ev.TokenJTI
+		ev.TokenJTI, ev.TokenExpires = "", time.Time{}
+		ev.Detail = detailWith(gt, "withdrawn_jti", issued)
+		return nil, d.deny(ctx, ev, err)
+	}
+	return resp, nil
+}
+
+// deny records a refused request and returns the protocol error to answer with.
+func (d *Dispatcher) deny(ctx context.Context, ev *store.AuditEvent, err error) error {
+	oe := oauth.AsError(err)
+	var den *exchange.Denial
+	if errors.As(err, &den) && den.Rule != "" {
+		ev.Rule = den.Rule
+	}
+	ev.Type = store.EventDenied
+	ev.Decision = store.DecisionDeny
+	ev.Reason = string(oe.Code)
+	if r := oe.Reason(); r != "" {
+		ev.Reason += ": " + r
+	}
+	ev.TokenJTI, ev.TokenExpires = "", time.Time{}
+	ev.ID, ev.Seq, ev.Hash, ev.PrevHash = "", 0, nil, nil
+	if rerr := d.audit.Record(ctx, ev); rerr != nil {
+		d.log.Error("audit: cannot record denial", "request_id", ev.RequestID, "reason", ev.Reason, "err", rerr)
+		if oe.Code != oauth.CodeInvalidClient {
+			// Nothing was issued; say the server is unavailable rather than pretend
+			// the denial is on record.
+			return oauth.TemporarilyUnavailable("the audit trail cannot be written", rerr)
+		}
+	}
+	return oe
+}
+
+func detail(grantType string) string { return detailWith(grantType, "", "") }
+
+func detailWith(grantType, k, v string) string {
+	m := map[string]string{}
+	if grantType != "" {
+		m["grant_type"] = grantType
+	}
+	if k != "" {
+		m[k] = v
+	}
+	if len(m) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// single returns the one value of a required, non-repeatable parameter
+// (RFC 6749 §3.2: parameters must not be included more than once).
+func single(form url.Values, name string) (string, error) {
+	v, err := optional(form, name)
+	if err == nil && v == "" {
+		return "", oauth.InvalidRequest("missing parameter "+name, nil)
+	}
+	return v, err
+}
+
+// optional returns the value of a non-repeatable parameter, "" when absent.
+func optional(form url.Values, name string) (string, error) {
+	vs := form[name]
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", oauth.InvalidRequest("parameter "+name+" is repeated", nil)
+	case vs[0] == "":
+		return "", oauth.InvalidRequest("parameter "+name+" is empty", nil)
+	}
+	return vs[0], nil
+}
+
+// repeated returns every value of a repeatable parameter; empty values are errors.
+func repeated(form url.Values, name string) ([]string, error) {
+	vs := form[name]
+	for _, v := range vs {
+		if v == "" {
+			return nil, oauth.InvalidRequest("parameter "+name+" is empty", nil)
+		}
+	}
+	return vs, nil
+}

@@ -1,0 +1,199 @@
+package grant
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/client"
+	"github.com/deputy-auth/deputy/internal/exchange"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// SubjectVerifier verifies a presented subject or actor token (internal/subject).
+type SubjectVerifier interface {
+	Verify(role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error)
+}
+
+// Decider applies the exchange rules (internal/exchange).
+type Decider interface {
+	Permits(clientID string) bool
+	Decide(req exchange.Request, now time.Time) (exchange.Decision, error)
+}
+
+// TokenExchange is the RFC 8693 grant.
+type TokenExchange struct {
+	Tokens   *token.Service
+	Subjects SubjectVerifier
+	Exchange Decider
+}
+
+// Permits allows confidential clients that some policy names (design §5, step 2).
+func (g *TokenExchange) Permits(c *client.Client) bool {
+	return !c.Public() && g.Exchange.Permits(c.ID)
+}
+
+// exchangeParams are the parameters of RFC 8693 §2.1, as sent.
+type exchangeParams struct {
+	subjectToken, actorToken string
+	subjectType, actorType   oauth.TokenType
+	audiences, resources     []string
+	scopes                   []string
+	requested                oauth.TokenType
+}
+
+func parseExchange(form map[string][]string) (*exchangeParams, error) {
+	p := &exchangeParams{}
+	var err error
+	var st, at, rt, scope string
+	if p.subjectToken, err = single(form, "subject_token"); err != nil {
+		return nil, err
+	}
+	if st, err = single(form, "subject_token_type"); err != nil {
+		return nil, err
+	}
+	if p.subjectType, err = tokenType("subject_token_type", st); err != nil {
+		return nil, err
+	}
+	if p.actorToken, err = optional(form, "actor_token"); err != nil {
+		return nil, err
+	}
+	if at, err = optional(form, "actor_token_type"); err != nil {
+		return nil, err
+	}
+	if (p.actorToken == "") != (at == "") {
+		return nil, oauth.InvalidRequest("actor_token and actor_token_type must be sent together", nil)
+	}
+	if at != "" {
+		if p.actorType, err = tokenType("actor_token_type", at); err != nil {
+			return nil, err
+		}
+	}
+	if p.audiences, err = repeated(form, "audience"); err != nil {
+		return nil, err
+	}
+	if p.resources, err = repeated(form, "resource"); err != nil {
+		return nil, err
+	}
+	if scope, err = optional(form, "scope"); err != nil {
+		return nil, err
+	}
+	p.scopes = strings.Fields(scope)
+	if rt, err = optional(form, "requested_token_type"); err != nil {
+		return nil, err
+	}
+	if rt != "" {
+		if p.requested, err = tokenType("requested_token_type", rt); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func tokenType(param, v string) (oauth.TokenType, error) {
+	t := oauth.TokenType(v)
+	if t.ShortName() == "" {
+		return "", oauth.InvalidRequest(param+" "+v+" is not a known token type", nil)
+	}
+	return t, nil
+}
+
+// Handle verifies the tokens, decides, mints and describes the exchange.
+func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*oauth.TokenResponse, error) {
+	p, err := parseExchange(req.Form)
+	if err != nil {
+		return nil, err
+	}
+	now := req.Now
+	subj, err := g.Subjects.Verify("subject", p.subjectToken, p.subjectType, now)
+	ev.Subject, ev.ParentJTI = subj.Subject, subj.JTI
+	if subj.Issuer != "self" {
+		ev.SubjectIssuer = subj.IssuerURL
+	}
+	if err != nil {
+		return nil, err
+	}
+	xreq := exchange.Request{
+		ClientID: c.ID, Subject: subj, Audiences: p.audiences, Resources: p.resources,
+		Scopes: p.scopes, RequestedType: p.requested,
+	}
+	if p.actorToken != "" {
+		act, err := g.Subjects.Verify("actor", p.actorToken, p.actorType, now)
+		if err != nil {
+			return nil, err
+		}
+		xreq.Actor = &act
+	}
+	d, err := g.Exchange.Decide(xreq, now)
+	if err != nil {
+		return nil, err
+	}
+	ev.Rule = d.Rule
+	var typ string
+	switch d.IssuedType {
+	case oauth.TokenTypeAccessToken:
+		typ = oauth.JWTTypeAccessToken
+	case oauth.TokenTypeJWT:
+		typ = oauth.JWTTypeJWT
+	default:
+		return nil, &exchange.Denial{Rule: d.Rule, Err: oauth.InvalidRequest("requested_token_type "+string(d.IssuedType)+" is not supported by this server", nil)}
+	}
+	claims := &token.Claims{
+		Subject: d.Subject, Audience: d.Audiences, ClientID: c.ID, Scope: strings.Join(d.Scopes, " "),
+		Act: d.Act, IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: d.ExpiresAt.Unix(), ID: token.NewID(),
+	}
+	if c.MayAct != "" {
+		claims.MayAct = &oauth.Actor{Subject: c.MayAct}
+	}
+	carry(claims, d.Claims)
+	raw, err := g.Tokens.Mint(typ, claims)
+	if err != nil {
+		return nil, oauth.ServerError(err)
+	}
+	ev.Type = store.EventTokenExchanged
+	ev.Actors = d.Act.Chain()
+	if d.Mode == exchange.ModeImpersonation {
+		ev.Actors = append([]string{d.Actor}, ev.Actors...)
+		ev.Detail = detailWith(oauth.GrantTokenExchange, "mode", "impersonation")
+	}
+	ev.Audiences, ev.Scopes = d.Audiences, d.Scopes
+	ev.TokenJTI, ev.TokenExpires = claims.ID, time.Unix(claims.Expiry, 0)
+	return &oauth.TokenResponse{
+		AccessToken: raw, IssuedTokenType: d.IssuedType, TokenType: d.TokenType,
+		ExpiresIn: claims.Expiry - now.Unix(), Scope: claims.Scope,
+	}, nil
+}
+
+// carry copies the subject's identity claims that travel with it.
+func carry(c *token.Claims, from map[string]any) {
+	for k, v := range from {
+		switch k {
+		case "auth_time":
+			if n, ok := v.(int64); ok {
+				c.AuthTime = n
+			} else if f, ok := v.(float64); ok {
+				c.AuthTime = int64(f)
+			}
+		case "acr":
+			c.ACR, _ = v.(string)
+		case "amr":
+			switch a := v.(type) {
+			case []string:
+				c.AMR = a
+			case []any:
+				for _, x := range a {
+					if s, ok := x.(string); ok {
+						c.AMR = append(c.AMR, s)
+					}
+				}
+			}
+		default:
+			if c.Extra == nil {
+				c.Extra = map[string]any{}
+			}
+			c.Extra[k] = v
+		}
+	}
+}
