@@ -1,0 +1,453 @@
+package exchange
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/policy"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Decide applies design §5 steps 4–7, in order, to a request whose tokens were
+// already verified (signature, expiry, revocation and declared type are checked
+// before, by internal/subject). now is the time of the request. A refusal is a
+// *Denial; the first failing check answers:
+//
+//   - no policy names the client → unauthorized_client (the dispatcher normally asks
+//     Permits first);
+//   - step 4, invalid_request: no policy accepts the subject token's issuer and type;
+//     a token deputy issued that is not addressed to the client; an actor token whose
+//     subject is not the client; an actor that does not match the subject token's
+//     may_act; every remaining policy requiring may_act or allowing a shorter act
+//     chain than the issued token would carry; an expired token;
+//   - step 5, invalid_target: a resource that is not an absolute URI without fragment,
+//     a target that is not a configured audience, or no policy allowing all targets
+//     (the first that does, in config order, decides). With no target, the single
+//     audience the remaining policies allow is used, else invalid_request;
+//   - step 6, invalid_scope: a requested scope outside subject scopes (deputy's own
+//     tokens only) ∩ target audiences' scopes ∩ the policy's scopes;
+//   - step 7, invalid_request: a requested token type the policy does not allow.
+func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
+	rules := x.rules.ForClient(req.ClientID)
+	if len(rules) == 0 {
+		return Decision{}, deny(oauth.UnauthorizedClient("client may not use token exchange",
+			fmt.Errorf("no exchange policy names client %q", req.ClientID)), "")
+	}
+	sub := &req.Subject
+
+	// Step 4: the subject and actor tokens, against the client's policies.
+	if err := x.checkSubjectToken(sub, now); err != nil {
+		return Decision{}, err
+	}
+
+	var buf [8]*policy.Rule
+	live := buf[:0]
+	var why policy.Mismatches
+	for _, r := range rules {
+		if err := r.MatchSubject(sub.Issuer, sub.TokenType); err != nil {
+			why = append(why, err)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return Decision{}, deny(oauth.InvalidRequest(fmt.Sprintf("subject token of type %s from issuer %s is not accepted for client %s",
+			policy.TypeName(sub.TokenType), sub.Issuer, req.ClientID), why), "")
+	}
+
+	if err := x.checkBinding(sub, req.ClientID); err != nil {
+		return Decision{}, err
+	}
+
+	actor, actorIss := req.ClientID, x.opts.IssuerURL
+	if a := req.Actor; a != nil {
+		if a.Subject != req.ClientID {
+			return Decision{}, deny(oauth.InvalidRequest("actor token does not identify the client",
+				fmt.Errorf("actor token subject %q is not client %q", a.Subject, req.ClientID)), "")
+		}
+		if !a.ExpiresAt.IsZero() && !a.ExpiresAt.After(now) {
+			return Decision{}, deny(oauth.InvalidRequest("actor token expired",
+				fmt.Errorf("actor token expired at %s", a.ExpiresAt.UTC().Format(time.RFC3339))), "")
+		}
+		actor, actorIss = a.Subject, x.issuerURL(a)
+	}
+
+	if m := sub.MayAct; m != nil && (m.Subject != actor || (m.Issuer != "" && m.Issuer != actorIss)) {
+		return Decision{}, deny(oauth.InvalidRequest("actor is not allowed by the subject token's may_act claim",
+			fmt.Errorf("may_act names %q (issuer %q), the actor is %q (issuer %q)", m.Subject, m.Issuer, actor, actorIss)), "")
+	}
+
+	depth := sub.Act.Depth()
+	why = why[:0]
+	var noMayAct, tooLong int
+	n := 0
+	for _, r := range live {
+		if err := r.MatchMayAct(sub.MayAct != nil); err != nil {
+			why, noMayAct = append(why, err), noMayAct+1
+			continue
+		}
+		if err := r.MatchChain(depth); err != nil {
+			why, tooLong = append(why, err), tooLong+1
+			continue
+		}
+		live[n] = r
+		n++
+	}
+	live = live[:n]
+	if len(live) == 0 {
+		desc := "subject token is not acceptable to the client's policies"
+		switch {
+		case tooLong == 0:
+			desc = "subject token has no may_act claim, which the client's policy requires"
+		case noMayAct == 0:
+			desc = "act chain would be longer than the client's policy allows"
+		}
+		return Decision{}, deny(oauth.InvalidRequest(desc, why), "")
+	}
+
+	// Step 5: targets.
+	targets, err := x.targets(req.Audiences, req.Resources)
+	if err != nil {
+		return Decision{}, err
+	}
+	var rule *policy.Rule
+	if len(targets) > 0 {
+		why = why[:0]
+		for _, r := range live {
+			if err := r.MatchTargets(targets); err != nil {
+				why = append(why, err)
+				continue
+			}
+			rule = r
+			break
+		}
+		if rule == nil {
+			return Decision{}, deny(oauth.InvalidTarget("requested audience is not allowed for this client", why), "")
+		}
+	} else {
+		if rule, targets, err = defaultTarget(live); err != nil {
+			return Decision{}, err
+		}
+	}
+
+	// Step 6: scopes.
+	scopes, err := x.grantScopes(rule, sub, targets, req.Scopes)
+	if err != nil {
+		return Decision{}, err
+	}
+
+	// Step 7: requested token type.
+	typ := req.RequestedType
+	if typ == "" {
+		typ = oauth.TokenTypeAccessToken
+	}
+	if err := rule.MatchRequestedType(typ); err != nil {
+		return Decision{}, deny(oauth.InvalidRequest("requested token type is not allowed", err), rule.Name)
+	}
+
+	d := Decision{
+		Rule:          rule.Name,
+		Mode:          Mode(rule.Mode),
+		Subject:       sub.Subject,
+		SubjectIssuer: sub.Issuer,
+		Actor:         actor,
+		Audiences:     targets,
+		Scopes:        scopes,
+		ExpiresAt:     x.expiry(typ, sub, req.Actor, now),
+		IssuedType:    typ,
+		TokenType:     oauth.TokenTypeNA,
+		Claims:        carriedClaims(sub.Claims),
+		ParentJTI:     sub.JTI,
+	}
+	if typ == oauth.TokenTypeAccessToken {
+		d.TokenType = oauth.TokenTypeBearer
+	}
+	if rule.Mode == policy.Delegation {
+		d.Act = x.actChain(sub, depth+1)
+		d.Act.Subject = actor
+		if actorIss != x.opts.IssuerURL {
+			d.Act.Issuer = actorIss
+		}
+	} else if depth > 0 {
+		d.Act = x.actChain(sub, depth)
+	}
+	return d, nil
+}
+
+func deny(err *oauth.Error, rule string) error { return &Denial{Err: err, Rule: rule} }
+
+// checkSubjectToken rejects a subject token the verifiers should not have passed: no
+// subject, an act chain with an anonymous actor, or expired at now.
+func (x *Exchanger) checkSubjectToken(sub *Principal, now time.Time) error {
+	if sub.Subject == "" {
+		return deny(oauth.InvalidRequest("subject token has no subject", fmt.Errorf("%s subject token from issuer %q has an empty sub", policy.TypeName(sub.TokenType), sub.Issuer)), "")
+	}
+	for a, i := sub.Act, 0; a != nil; a, i = a.Actor, i+1 {
+		if a.Subject == "" {
+			return deny(oauth.InvalidRequest("subject token has a malformed act claim", fmt.Errorf("act chain level %d has no sub", i)), "")
+		}
+	}
+	if !sub.ExpiresAt.IsZero() && !sub.ExpiresAt.After(now) {
+		return deny(oauth.InvalidRequest("subject token expired",
+			fmt.Errorf("subject token expired at %s", sub.ExpiresAt.UTC().Format(time.RFC3339))), "")
+	}
+	return nil
+}
+
+// checkBinding enforces design §5 "Subject binding" for deputy's own tokens: an access
+// token, JWT or ID token must be addressed to the client (its aud holds the client id
+// or an audience whose client it is); a refresh token must have been issued to it.
+// A trusted issuer's or SAML IdP's binding is checked by its verifier.
+func (x *Exchanger) checkBinding(sub *Principal, client string) error {
+	if sub.Issuer != policy.SelfIssuer {
+		return nil
+	}
+	if sub.TokenType == oauth.TokenTypeRefreshToken {
+		if sub.ClientID != client {
+			return deny(oauth.InvalidRequest("refresh token was not issued to the client",
+				fmt.Errorf("refresh token was issued to %q, not to %q", sub.ClientID, client)), "")
+		}
+		return nil
+	}
+	for _, aud := range sub.Audiences {
+		if aud == client {
+			return nil
+		}
+		if a, ok := x.audiences[aud]; ok && a.client == client {
+			return nil
+		}
+	}
+	return deny(oauth.InvalidRequest("subject token is not addressed to the client",
+		fmt.Errorf("subject token audiences %q hold neither client %q nor an audience of it", sub.Audiences, client)), "")
+}
+
+// issuerURL is the iss of a principal: deputy's for its own tokens.
+func (x *Exchanger) issuerURL(p *Principal) string {
+	if p.Issuer == policy.SelfIssuer {
+		return x.opts.IssuerURL
+	}
+	return p.IssuerURL
+}
+
+// targets validates the audience and resource parameters (RFC 8693 §2.1, RFC 8707 §2)
+// and returns them in request order, audiences first, without duplicates.
+func (x *Exchanger) targets(audiences, resources []string) ([]string, error) {
+	for _, r := range resources {
+		if !absoluteWithoutFragment(r) {
+			return nil, deny(oauth.InvalidTarget("resource must be an absolute URI without fragment",
+				fmt.Errorf("resource %q is not an absolute URI without fragment", r)), "")
+		}
+	}
+	n := len(audiences) + len(resources)
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]string, 0, n)
+	for _, list := range [2][]string{audiences, resources} {
+		for _, t := range list {
+			if _, ok := x.audiences[t]; !ok {
+				return nil, deny(oauth.InvalidTarget("requested audience is not known",
+					fmt.Errorf("%q is not a configured audience", t)), "")
+			}
+			out = append(out, t)
+		}
+	}
+	return dedupe(out), nil
+}
+
+// absoluteWithoutFragment reports whether s is an absolute URI with no fragment
+// component, not even an empty one (RFC 8707 §2).
+func absoluteWithoutFragment(s string) bool {
+	if strings.IndexByte(s, '#') >= 0 {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.IsAbs()
+}
+
+// dedupe removes repeated values from s in place, keeping first occurrences in order.
+func dedupe(s []string) []string {
+	if len(s) > 32 {
+		seen := make(map[string]struct{}, len(s))
+		return slices.DeleteFunc(s, func(v string) bool {
+			_, dup := seen[v]
+			seen[v] = struct{}{}
+			return dup
+		})
+	}
+	n := 0
+	for _, v := range s {
+		if !slices.Contains(s[:n], v) {
+			s[n] = v
+			n++
+		}
+	}
+	return s[:n]
+}
+
+// defaultTarget picks the target when the request names none: the single audience the
+// remaining rules allow, decided by the first of them (design §5 "Targets").
+func defaultTarget(live []*policy.Rule) (*policy.Rule, []string, error) {
+	var only string
+	var first *policy.Rule
+	var union []string // collected only to explain an ambiguity
+	for _, r := range live {
+		for _, a := range r.Audiences {
+			switch {
+			case first == nil:
+				only, first = a, r
+			case a != only && union == nil:
+				union = []string{only, a}
+			case a != only && !slices.Contains(union, a):
+				union = append(union, a)
+			}
+		}
+	}
+	if first == nil || union != nil {
+		return nil, nil, deny(oauth.InvalidRequest("audience or resource required",
+			fmt.Errorf("no audience or resource requested, and the client's policies allow %d audiences %q", len(union), union)), "")
+	}
+	return first, []string{only}, nil
+}
+
+// grantScopes applies design §5 "Scopes": allowed = subject scopes (deputy's own
+// tokens only) ∩ union of the target audiences' scopes ∩ the rule's scopes (when it
+// lists any). The requested scopes must all be allowed; none requested grants all of
+// allowed. The result is sorted and de-duplicated, nil when empty.
+func (x *Exchanger) grantScopes(rule *policy.Rule, sub *Principal, targets, requested []string) ([]string, error) {
+	self := sub.Issuer == policy.SelfIssuer
+	var out []string
+	asked := false
+	for _, s := range requested {
+		if s == "" {
+			continue
+		}
+		asked = true
+		if why := x.scopeRefusal(s, rule, sub, self, targets); why != "" {
+			return nil, deny(oauth.InvalidScope(fmt.Sprintf("scope %q is beyond what may be granted", s),
+				fmt.Errorf("scope %q %s", s, why)), rule.Name)
+		}
+		out = append(out, s)
+	}
+	if !asked {
+		if self {
+			for _, s := range sub.Scopes {
+				if x.scopeRefusal(s, rule, sub, self, targets) == "" {
+					out = append(out, s)
+				}
+			}
+		} else {
+			for _, t := range targets {
+				for _, s := range x.audiences[t].scopes {
+					if rule.AllowsScope(s) {
+						out = append(out, s)
+					}
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// scopeRefusal says why scope may not be granted, or "" when it may.
+func (x *Exchanger) scopeRefusal(scope string, rule *policy.Rule, sub *Principal, self bool, targets []string) string {
+	if self && !slices.Contains(sub.Scopes, scope) {
+		return "is not in the subject token's scopes"
+	}
+	offered := false
+	for _, t := range targets {
+		if _, ok := x.audiences[t].scopeSet[scope]; ok {
+			offered = true
+			break
+		}
+	}
+	if !offered {
+		return fmt.Sprintf("is offered by none of the audiences %q", targets)
+	}
+	if !rule.AllowsScope(scope) {
+		return "is not allowed by policy " + rule.Name
+	}
+	return ""
+}
+
+// expiry is design §5 "Lifetime": the configured TTL of the issued type, capped by the
+// subject and actor tokens' expiry. Both were checked to be after now.
+func (x *Exchanger) expiry(typ oauth.TokenType, sub, act *Principal, now time.Time) time.Time {
+	ttl := x.opts.AccessTTL
+	switch typ {
+	case oauth.TokenTypeIDToken:
+		ttl = x.opts.IDTokenTTL
+	case oauth.TokenTypeRefreshToken:
+		ttl = x.opts.RefreshTTL
+	}
+	exp := now.Add(ttl)
+	if !sub.ExpiresAt.IsZero() && sub.ExpiresAt.Before(exp) {
+		exp = sub.ExpiresAt
+	}
+	if act != nil && !act.ExpiresAt.IsZero() && act.ExpiresAt.Before(exp) {
+		exp = act.ExpiresAt
+	}
+	return exp
+}
+
+// actChain copies the subject token's act chain into a chain of n actors, the
+// subject's chain filling the innermost ones (n is its depth, or its depth+1 leaving
+// the outermost empty for the delegating actor). Only sub and iss are copied (RFC 8693
+// §4.1: identity claims only). An actor without iss in a foreign token is named by that
+// token's issuer, and deputy's own issuer URL is left implicit, so that an act without
+// iss always means one of deputy's clients.
+func (x *Exchanger) actChain(sub *Principal, n int) *oauth.Actor {
+	nodes := make([]oauth.Actor, n)
+	i := n - sub.Act.Depth()
+	for a := sub.Act; a != nil; a = a.Actor {
+		iss := a.Issuer
+		if iss == "" && sub.Issuer != policy.SelfIssuer {
+			iss = sub.IssuerURL
+		}
+		if iss == x.opts.IssuerURL {
+			iss = ""
+		}
+		nodes[i] = oauth.Actor{Subject: a.Subject, Issuer: iss}
+		i++
+	}
+	for i := 0; i+1 < n; i++ {
+		nodes[i].Actor = &nodes[i+1]
+	}
+	return &nodes[0]
+}
+
+// reservedClaim reports whether a claim is set by issuance from the Decision itself,
+// or must never be carried from a subject token into an exchanged one (may_act,
+// design §5).
+func reservedClaim(name string) bool {
+	switch name {
+	case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "scp",
+		"act", "may_act", "cnf", "azp", "nonce", "at_hash", "c_hash", "typ":
+		return true
+	}
+	return false
+}
+
+// carriedClaims copies the subject's extra identity claims, without reserved ones.
+func carriedClaims(claims map[string]any) map[string]any {
+	if len(claims) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(claims))
+	for k, v := range claims {
+		if !reservedClaim(k) {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

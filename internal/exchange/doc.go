@@ -1,0 +1,22 @@
+// Package exchange is the core of RFC 8693 token exchange (design §5): given a request
+// whose subject and actor tokens were already verified and normalised into Principals,
+// it decides whether the exchange is allowed and, if so, what the issued token says —
+// subject, actor chain (act), audiences, scopes, lifetime, token type and the policy
+// rule that decided — as a Decision that issuance applies and audit records.
+//
+// It owns design §5 error steps 4–7 in their order (subject issuer and type, subject
+// binding, actor token, may_act, max_chain, targets, scopes, requested token type), the
+// delegation and impersonation act semantics of RFC 8693 §4.1 and §4.4, and the
+// lifetime cap. Refusals are *Denial values wrapping an *oauth.Error: a short
+// client-facing description, and a detailed cause for the audit trail.
+//
+// It does not own token parsing or signature, expiry, revocation and declared-type
+// checks (internal/subject), client authentication and parameter parsing
+// (internal/grant), minting (internal/token) or recording (internal/audit). Rule
+// compilation and explanations live in internal/policy.
+//
+// Import rule: exchange is pure. It imports the standard library, oauth,
+// internal/config and internal/policy only, and never net/http or database/sql
+// (design §8); TestImportRules enforces it over the transitive imports of both
+// exchange and policy.
+package exchange

@@ -1,0 +1,175 @@
+package exchange
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/policy"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Principal is a verified subject or actor token, normalised by the subject
+// verifiers.
+type Principal struct {
+	TokenType oauth.TokenType // the declared type it was verified as
+	Issuer    string          // "self" for deputy's own tokens, else the trusted_issuers / saml_idps name
+	IssuerURL string          // the token's iss value (deputy's issuer URL for self)
+	Subject   string
+	Audiences []string
+	Scopes    []string     // meaningful only for Issuer == "self"
+	ClientID  string       // client the token was issued to (self only)
+	Act       *oauth.Actor // act claim carried by the token, if any
+	MayAct    *oauth.Actor // may_act claim, if any
+	JTI       string
+	ExpiresAt time.Time
+	Claims    map[string]any // extra identity claims to carry through (auth_time, acr, amr, mapped claims); may be nil
+}
+
+// Request is a token exchange request (RFC 8693 §2.1) after client authentication,
+// parameter parsing and token verification.
+type Request struct {
+	ClientID      string // authenticated client
+	Subject       Principal
+	Actor         *Principal      // from actor_token, if given
+	Audiences     []string        // audience parameters, as sent
+	Resources     []string        // resource parameters, as sent
+	Scopes        []string        // requested scope (split); nil or empty = none requested
+	RequestedType oauth.TokenType // "" = access_token
+}
+
+// Mode is how the issued token names the acting party (design §5).
+type Mode string
+
+// Modes.
+const (
+	// ModeDelegation: the issued token's act names the current actor and nests the
+	// subject token's act inside it (RFC 8693 §4.1).
+	ModeDelegation Mode = "delegation"
+	// ModeImpersonation: no act is added; the subject token's act is kept.
+	ModeImpersonation Mode = "impersonation"
+)
+
+// Decision is an allowed exchange: what the token to issue says and why it may be
+// issued. Issuance applies it and the audit trail records the same value (style rule 4).
+type Decision struct {
+	Rule          string // name of the policy that decided
+	Mode          Mode
+	Subject       string
+	SubjectIssuer string       // Principal.Issuer of the subject
+	Actor         string       // who acts now (client id or actor token subject) — set in both modes
+	Act           *oauth.Actor // the act claim of the token to issue (nil possible in impersonation)
+	Audiences     []string     // in request order, de-duplicated
+	Scopes        []string     // granted, sorted, de-duplicated; nil when none
+	ExpiresAt     time.Time
+	IssuedType    oauth.TokenType
+	TokenType     string         // oauth.TokenTypeBearer for access tokens, oauth.TokenTypeNA otherwise
+	Claims        map[string]any // carried through from Subject.Claims, without the claims issuance sets itself
+	ParentJTI     string         // Subject.JTI
+}
+
+// Denial is a refused exchange. It wraps the protocol error (errors.As to *oauth.Error
+// works) and names the rule that had been selected, if any.
+type Denial struct {
+	Err  *oauth.Error
+	Rule string
+}
+
+func (d *Denial) Error() string {
+	if d.Rule == "" {
+		return d.Err.Error()
+	}
+	return "policy " + d.Rule + ": " + d.Err.Error()
+}
+
+// Unwrap returns the protocol error.
+func (d *Denial) Unwrap() error { return d.Err }
+
+// Options are the issuer facts Decide needs.
+type Options struct {
+	IssuerURL string // deputy's issuer (design §3 issuer); required
+	// Lifetimes of issued tokens; zero takes the design §3 defaults (5m, 5m, 24h).
+	AccessTTL, IDTokenTTL, RefreshTTL time.Duration
+}
+
+// Default lifetimes (design §3 tokens).
+const (
+	DefaultAccessTTL  = 5 * time.Minute
+	DefaultIDTokenTTL = 5 * time.Minute
+	DefaultRefreshTTL = 24 * time.Hour
+)
+
+// Exchanger decides token exchanges. It is immutable after New and safe for
+// concurrent use.
+type Exchanger struct {
+	rules     *policy.Set
+	audiences map[string]*audience
+	opts      Options
+}
+
+// audience is a configured target service.
+type audience struct {
+	client    string              // the client that is this service, if any
+	scopes    []string            // config order
+	scopeSet  map[string]struct{} // the same, for lookups
+	configKey string
+}
+
+// New compiles the exchange policies against the configured audiences. It fails when
+// a policy is invalid (see policy.Compile) or names an audience that is not
+// configured.
+func New(policies []config.Policy, audiences []config.Audience, opts Options) (*Exchanger, error) {
+	if opts.IssuerURL == "" {
+		return nil, errors.New("exchange: Options.IssuerURL is required")
+	}
+	for _, ttl := range []*time.Duration{&opts.AccessTTL, &opts.IDTokenTTL, &opts.RefreshTTL} {
+		if *ttl < 0 {
+			return nil, fmt.Errorf("exchange: negative token lifetime %v", *ttl)
+		}
+	}
+	if opts.AccessTTL == 0 {
+		opts.AccessTTL = DefaultAccessTTL
+	}
+	if opts.IDTokenTTL == 0 {
+		opts.IDTokenTTL = DefaultIDTokenTTL
+	}
+	if opts.RefreshTTL == 0 {
+		opts.RefreshTTL = DefaultRefreshTTL
+	}
+
+	x := &Exchanger{audiences: make(map[string]*audience, len(audiences)), opts: opts}
+	for i, a := range audiences {
+		key := fmt.Sprintf("audiences[%d]", i)
+		if a.ID == "" {
+			return nil, errors.New(key + ".id: required")
+		}
+		if prev, dup := x.audiences[a.ID]; dup {
+			return nil, fmt.Errorf("%s.id: %q is already %s", key, a.ID, prev.configKey)
+		}
+		au := &audience{client: a.Client, scopes: a.Scopes, scopeSet: make(map[string]struct{}, len(a.Scopes)), configKey: key}
+		for _, s := range a.Scopes {
+			au.scopeSet[s] = struct{}{}
+		}
+		x.audiences[a.ID] = au
+	}
+
+	rules, err := policy.Compile(policies)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules.Rules() {
+		for j, a := range r.Audiences {
+			if _, ok := x.audiences[a]; !ok {
+				return nil, fmt.Errorf("exchange.policies[%d].audiences[%d]: %q is not a configured audience", r.Index, j, a)
+			}
+		}
+	}
+	x.rules = rules
+	return x, nil
+}
+
+// Permits reports whether any policy names the client. When none does, the grant
+// dispatcher answers unauthorized_client before looking at parameters (design §5 error
+// step 2).
+func (x *Exchanger) Permits(clientID string) bool { return len(x.rules.ForClient(clientID)) > 0 }

@@ -1,0 +1,314 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Mode says whether an exchange adds the acting party to the act chain (design §5,
+// RFC 8693 §1.1).
+type Mode string
+
+// Modes of a policy.
+const (
+	// Delegation: the issued token's act names the current actor, and nests the
+	// subject token's act inside it (RFC 8693 §4.1). The default.
+	Delegation Mode = "delegation"
+	// Impersonation: no act is added; an existing one is kept.
+	Impersonation Mode = "impersonation"
+)
+
+// SelfIssuer is the subject_issuers name of deputy's own tokens.
+const SelfIssuer = "self"
+
+// DefaultMaxChain is the max_chain of a policy that sets none (0).
+const DefaultMaxChain = 4
+
+// Defaults applied to a policy that leaves a list empty (design §3).
+var (
+	defaultSubjectIssuers = []string{SelfIssuer}
+	defaultSubjectTypes   = []oauth.TokenType{oauth.TokenTypeAccessToken}
+	defaultRequestedTypes = []oauth.TokenType{oauth.TokenTypeAccessToken}
+)
+
+// Token types a policy may accept as subject token (design §5) and may issue.
+var (
+	subjectTypes   = []oauth.TokenType{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken, oauth.TokenTypeSAML2}
+	requestedTypes = []oauth.TokenType{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken}
+)
+
+// Rule is one compiled exchange policy, with its defaults applied. Rules are shared
+// by concurrent exchanges: treat every field as read-only.
+type Rule struct {
+	Name                string            // policy name; "policies[i]" when the config gives none
+	Index               int               // position in exchange.policies
+	Client              string            // the requesting client
+	SubjectIssuers      []string          // "self" or trusted_issuers / saml_idps names
+	SubjectTokenTypes   []oauth.TokenType // accepted subject token types
+	Audiences           []string          // targets the rule allows, in config order
+	Scopes              []string          // upper bound of granted scopes; empty: no bound
+	Mode                Mode              // Delegation or Impersonation
+	RequireMayAct       bool              // the subject token must carry may_act
+	MaxChain            int               // longest act chain the issued token may carry
+	RequestedTokenTypes []oauth.TokenType // token types the rule may issue
+
+	audiences map[string]struct{}
+	scopes    map[string]struct{} // nil: no bound
+}
+
+// Set is a compiled list of rules, indexed by client. It is immutable and safe for
+// concurrent use.
+type Set struct {
+	rules    []*Rule
+	byClient map[string][]*Rule
+}
+
+// Compile applies the policy defaults (subject_issuers [self], subject_token_types
+// [access_token], mode delegation, max_chain 4, requested_token_types [access_token],
+// name "policies[i]") and validates each policy. Errors name the key at fault, as in
+// "exchange.policies[2].mode: unknown mode \"x\"".
+func Compile(policies []config.Policy) (*Set, error) {
+	s := &Set{rules: make([]*Rule, 0, len(policies)), byClient: make(map[string][]*Rule)}
+	seen := make(map[string]int, len(policies))
+	for i, p := range policies {
+		r, err := compile(i, p)
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := seen[r.Name]; dup {
+			return nil, fmt.Errorf("exchange.policies[%d].name: %q is already the name of exchange.policies[%d]", i, r.Name, j)
+		}
+		seen[r.Name] = i
+		s.rules = append(s.rules, r)
+		s.byClient[r.Client] = append(s.byClient[r.Client], r)
+	}
+	return s, nil
+}
+
+func compile(i int, p config.Policy) (*Rule, error) {
+	key := func(field string) string { return fmt.Sprintf("exchange.policies[%d].%s", i, field) }
+	r := &Rule{
+		Name:          p.Name,
+		Index:         i,
+		Client:        p.Client,
+		Audiences:     slices.Clone(p.Audiences),
+		Mode:          Mode(p.Mode),
+		RequireMayAct: p.RequireMayAct,
+		MaxChain:      p.MaxChain,
+	}
+	if r.Name == "" {
+		r.Name = fmt.Sprintf("policies[%d]", i)
+	}
+	if r.Client == "" {
+		return nil, errors.New(key("client") + ": required")
+	}
+	if r.Mode == "" {
+		r.Mode = Delegation
+	}
+	if r.Mode != Delegation && r.Mode != Impersonation {
+		return nil, fmt.Errorf("%s: unknown mode %q (delegation or impersonation)", key("mode"), p.Mode)
+	}
+	if r.MaxChain < 0 {
+		return nil, fmt.Errorf("%s: %d is negative", key("max_chain"), r.MaxChain)
+	}
+	if r.MaxChain == 0 {
+		r.MaxChain = DefaultMaxChain
+	}
+
+	r.SubjectIssuers = slices.Clone(p.SubjectIssuers)
+	if len(r.SubjectIssuers) == 0 {
+		r.SubjectIssuers = slices.Clone(defaultSubjectIssuers)
+	}
+	for j, iss := range r.SubjectIssuers {
+		if iss == "" {
+			return nil, fmt.Errorf("%s[%d]: empty issuer name", key("subject_issuers"), j)
+		}
+	}
+
+	var err error
+	if r.SubjectTokenTypes, err = tokenTypes(key("subject_token_types"), p.SubjectTokenTypes, subjectTypes, defaultSubjectTypes); err != nil {
+		return nil, err
+	}
+	if r.RequestedTokenTypes, err = tokenTypes(key("requested_token_types"), p.RequestedTokenTypes, requestedTypes, defaultRequestedTypes); err != nil {
+		return nil, err
+	}
+
+	if len(r.Audiences) == 0 {
+		return nil, errors.New(key("audiences") + ": at least one audience is required")
+	}
+	r.audiences = make(map[string]struct{}, len(r.Audiences))
+	for j, a := range r.Audiences {
+		if a == "" {
+			return nil, fmt.Errorf("%s[%d]: empty audience", key("audiences"), j)
+		}
+		r.audiences[a] = struct{}{}
+	}
+	if len(p.Scopes) > 0 {
+		r.Scopes = slices.Clone(p.Scopes)
+		r.scopes = make(map[string]struct{}, len(r.Scopes))
+		for _, sc := range r.Scopes {
+			r.scopes[sc] = struct{}{}
+		}
+	}
+	return r, nil
+}
+
+// tokenTypes maps configured short names to token type URIs, keeping only those in
+// allowed; an empty list takes def.
+func tokenTypes(key string, names []string, allowed, def []oauth.TokenType) ([]oauth.TokenType, error) {
+	if len(names) == 0 {
+		return slices.Clone(def), nil
+	}
+	out := make([]oauth.TokenType, 0, len(names))
+	for j, n := range names {
+		t, ok := oauth.TokenTypeFromShort(n)
+		if !ok || !slices.Contains(allowed, t) {
+			return nil, fmt.Errorf("%s[%d]: token type %q is not one of %s", key, j, n, typeNames(allowed))
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Rules returns every rule in config order.
+func (s *Set) Rules() []*Rule { return s.rules }
+
+// ForClient returns the rules naming client, in config order; nil when there are none
+// (the client may not use token exchange, design §5 error step 2). The slice is
+// shared: do not modify it.
+func (s *Set) ForClient(client string) []*Rule { return s.byClient[client] }
+
+// MatchSubject reports whether the rule accepts a subject token of type typ from the
+// named issuer ("self" for deputy's own); nil when it does, else a *Mismatch.
+func (r *Rule) MatchSubject(issuer string, typ oauth.TokenType) error {
+	if !slices.Contains(r.SubjectIssuers, issuer) {
+		return r.mismatch("does not accept subject tokens from issuer " + strconv.Quote(issuer) +
+			" (accepts " + strings.Join(r.SubjectIssuers, ", ") + ")")
+	}
+	if !slices.Contains(r.SubjectTokenTypes, typ) {
+		return r.mismatch("does not accept subject tokens of type " + TypeName(typ) +
+			" (accepts " + typeNames(r.SubjectTokenTypes) + ")")
+	}
+	return nil
+}
+
+// MatchMayAct reports whether the rule accepts a subject token with (present) or
+// without a may_act claim: a rule with require_may_act needs one.
+func (r *Rule) MatchMayAct(present bool) error {
+	if r.RequireMayAct && !present {
+		return r.mismatch("requires a may_act claim in the subject token")
+	}
+	return nil
+}
+
+// ChainDepth is the depth of the act chain a token issued under the rule carries when
+// the subject token's act chain has subjectDepth actors: one more in delegation, the
+// same in impersonation.
+func (r *Rule) ChainDepth(subjectDepth int) int {
+	if r.Mode == Delegation {
+		return subjectDepth + 1
+	}
+	return subjectDepth
+}
+
+// MatchChain reports whether the token the rule would issue, for a subject token
+// whose act chain has subjectDepth actors, stays within max_chain.
+func (r *Rule) MatchChain(subjectDepth int) error {
+	if d := r.ChainDepth(subjectDepth); d > r.MaxChain {
+		return r.mismatch("allows an act chain of at most " + strconv.Itoa(r.MaxChain) +
+			" in " + string(r.Mode) + ", the issued token would carry " + strconv.Itoa(d))
+	}
+	return nil
+}
+
+// AllowsAudience reports whether aud is one of the rule's audiences.
+func (r *Rule) AllowsAudience(aud string) bool {
+	_, ok := r.audiences[aud]
+	return ok
+}
+
+// MatchTargets reports whether every requested target (audience or resource) is one
+// of the rule's audiences; the mismatch names the first that is not.
+func (r *Rule) MatchTargets(targets []string) error {
+	for _, t := range targets {
+		if !r.AllowsAudience(t) {
+			return r.mismatch("does not allow audience " + strconv.Quote(t))
+		}
+	}
+	return nil
+}
+
+// BoundsScopes reports whether the rule lists scopes; a rule listing none imposes no
+// bound of its own.
+func (r *Rule) BoundsScopes() bool { return r.scopes != nil }
+
+// AllowsScope reports whether the rule lets scope be granted (always true for a rule
+// that lists no scopes).
+func (r *Rule) AllowsScope(scope string) bool {
+	if r.scopes == nil {
+		return true
+	}
+	_, ok := r.scopes[scope]
+	return ok
+}
+
+// MatchRequestedType reports whether the rule may issue a token of type typ.
+func (r *Rule) MatchRequestedType(typ oauth.TokenType) error {
+	if !slices.Contains(r.RequestedTokenTypes, typ) {
+		return r.mismatch("does not allow requested token type " + TypeName(typ) +
+			" (allows " + typeNames(r.RequestedTokenTypes) + ")")
+	}
+	return nil
+}
+
+func (r *Rule) mismatch(reason string) error { return &Mismatch{Rule: r.Name, Reason: reason} }
+
+// Mismatch says why one rule does not match a request. It is an audit-trail reason,
+// not a client-facing message.
+type Mismatch struct {
+	Rule   string // the rule's name
+	Reason string // "does not allow audience \"https://x\""
+}
+
+func (m *Mismatch) Error() string { return "policy " + m.Rule + " " + m.Reason }
+
+// Mismatches explains why none of several rules matched; errors.As finds each
+// *Mismatch.
+type Mismatches []error
+
+func (ms Mismatches) Error() string {
+	var b strings.Builder
+	for i, m := range ms {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(m.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the individual mismatches.
+func (ms Mismatches) Unwrap() []error { return ms }
+
+// TypeName is the configuration short name of a token type ("access_token"), or the
+// quoted value itself when it has none.
+func TypeName(t oauth.TokenType) string {
+	if s := t.ShortName(); s != "" {
+		return s
+	}
+	return strconv.Quote(string(t))
+}
+
+func typeNames(ts []oauth.TokenType) string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = TypeName(t)
+	}
+	return strings.Join(names, ", ")
+}
