@@ -18,6 +18,7 @@ import (
 
 // Request is one token request, parsed at the edge.
 type Request struct {
+	Endpoint    string // "token", "introspection", "revocation"
 	Form        url.Values
 	Credentials client.Credentials
 	RequestID   string
@@ -117,6 +118,25 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		return nil, d.deny(ctx, ev, err)
 	}
 	return resp, nil
+}
+
+// Refuse records the denial of a request refused before it reached a grant (a
+// malformed body, failed client authentication at introspection or revocation) and
+// returns the protocol error to answer with.
+func (d *Dispatcher) Refuse(ctx context.Context, req *Request, err error) error {
+	ev := &store.AuditEvent{RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, ClientID: req.Credentials.ClaimedID()}
+	ev.Detail = detailWith("", "endpoint", req.Endpoint)
+	return d.deny(ctx, ev, err)
+}
+
+// Authenticate authenticates the client of a non-token request (introspection,
+// revocation); a failure is recorded as a denial.
+func (d *Dispatcher) Authenticate(ctx context.Context, req *Request) (*client.Client, error) {
+	c, err := d.clients.Authenticate(ctx, &req.Credentials, req.Now)
+	if err != nil {
+		return nil, d.Refuse(ctx, req, err)
+	}
+	return c, nil
 }
 
 // deny records a refused request and returns the protocol error to answer with.

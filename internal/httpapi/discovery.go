@@ -1,0 +1,57 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+
+	"github.com/deputy-auth/deputy/internal/keys"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// metadata builds the RFC 8414 and OpenID Connect discovery documents once. They
+// list only what this server supports.
+func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
+	iss := s.cfg.Issuer
+	grants := s.cfg.Dispatcher.GrantTypes()
+	sort.Strings(grants)
+	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
+	assertionAlgs := []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+	m := map[string]any{
+		"issuer":                                iss,
+		"token_endpoint":                        iss + PathToken,
+		"jwks_uri":                              iss + PathJWKS,
+		"introspection_endpoint":                iss + PathIntrospection,
+		"revocation_endpoint":                   iss + PathRevocation,
+		"grant_types_supported":                 grants,
+		"token_endpoint_auth_methods_supported": authMethods,
+		"token_endpoint_auth_signing_alg_values_supported":         assertionAlgs,
+		"introspection_endpoint_auth_methods_supported":            authMethods,
+		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgs,
+		"revocation_endpoint_auth_methods_supported":               authMethods,
+		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
+		"scopes_supported":                          s.cfg.Scopes,
+		"response_types_supported":                  []string{},
+		"access_token_signing_alg_values_supported": keys.Algorithms,
+	}
+	if oauthDoc, err = json.Marshal(m); err != nil {
+		return nil, nil, err
+	}
+	m["subject_types_supported"] = []string{"public"}
+	m["id_token_signing_alg_values_supported"] = keys.Algorithms
+	oidcDoc, err = json.Marshal(m)
+	return oauthDoc, oidcDoc, err
+}
+
+func (s *Server) serveDiscovery(oidc bool) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		doc := s.discovery
+		if oidc {
+			doc = s.oidc
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, err := w.Write(doc)
+		return err
+	}
+}

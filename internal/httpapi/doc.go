@@ -1,0 +1,7 @@
+// Package httpapi is deputy's only server-side net/http code: routes, decoding of
+// requests into the plain structs the core takes, discovery documents, and the one
+// place that renders errors (RFC 6749 §5.2 JSON, 401 with WWW-Authenticate for
+// invalid_client, Cache-Control: no-store).
+//
+// Handlers return errors; writeError alone picks the status and body.
+package httpapi

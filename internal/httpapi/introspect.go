@@ -1,0 +1,114 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/client"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+var deputyTypes = []string{oauth.JWTTypeAccessToken, oauth.JWTTypeJWT}
+
+// introspect answers RFC 7662 requests. A client may introspect tokens issued to it
+// or addressed to it; anything else, and any inactive token, is {"active":false}.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
+	req, err := s.parse(w, r, "introspection")
+	if err != nil {
+		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
+	}
+	c, err := s.cfg.Dispatcher.Authenticate(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	raw, err := s.tokenParam(req.Form)
+	if err != nil {
+		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
+	}
+	v, err := s.cfg.Tokens.Verify(raw, deputyTypes, req.Now)
+	if err != nil || !s.mayInspect(c, &v.Claims) {
+		return writeJSON(w, oauth.IntrospectionResponse{Active: false})
+	}
+	cl := &v.Claims
+	resp := oauth.IntrospectionResponse{
+		Active: true, Scope: cl.Scope, ClientID: cl.ClientID, Exp: cl.Expiry, Iat: cl.IssuedAt, Nbf: cl.NotBef,
+		Sub: cl.Subject, Aud: cl.Audience, Iss: cl.Issuer, Jti: cl.ID, Act: cl.Act, MayAct: cl.MayAct,
+	}
+	if v.Type == oauth.JWTTypeAccessToken {
+		resp.TokenType = oauth.TokenTypeBearer
+	}
+	if cl.Cnf != nil {
+		resp.Cnf = cl.Cnf
+	}
+	return writeJSON(w, resp)
+}
+
+// mayInspect: the token was issued to c, or is addressed to c (its id, or an
+// audience whose client c is).
+func (s *Server) mayInspect(c *client.Client, cl *token.Claims) bool {
+	if cl.ClientID == c.ID || cl.Audience.Contains(c.ID) {
+		return true
+	}
+	for _, a := range cl.Audience {
+		if s.cfg.AudienceClients[a] == c.ID {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) tokenParam(form map[string][]string) (string, error) {
+	vs := form["token"]
+	switch {
+	case len(vs) == 0 || vs[0] == "":
+		return "", oauth.InvalidRequest("missing parameter token", nil)
+	case len(vs) > 1:
+		return "", oauth.InvalidRequest("parameter token is repeated", nil)
+	case len(form["token_type_hint"]) > 1:
+		return "", oauth.InvalidRequest("parameter token_type_hint is repeated", nil)
+	}
+	return vs[0], nil
+}
+
+// revoke answers RFC 7009 requests: a client revokes a token issued to it, and with
+// it every token derived from it by exchange. Unknown tokens answer 200.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
+	req, err := s.parse(w, r, "revocation")
+	if err != nil {
+		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
+	}
+	c, err := s.cfg.Dispatcher.Authenticate(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	raw, err := s.tokenParam(req.Form)
+	if err != nil {
+		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
+	}
+	v, err := s.cfg.Tokens.VerifyIgnoringRevocation(raw, deputyTypes, req.Now)
+	if err != nil && v == nil {
+		// Not a token of ours, or unreadable: nothing to revoke (RFC 7009 §2.2).
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	cl := &v.Claims
+	if cl.ClientID != c.ID {
+		return s.cfg.Dispatcher.Refuse(r.Context(), req, oauth.UnauthorizedClient(
+			"the token was not issued to this client", nil))
+	}
+	ev := &store.AuditEvent{
+		Type: store.EventTokenRevoked, ClientID: c.ID, Subject: cl.Subject, Actors: cl.Act.Chain(),
+		Audiences: cl.Audience, Scopes: cl.Scopes(), TokenJTI: cl.ID, TokenExpires: time.Unix(cl.Expiry, 0),
+		Decision: store.DecisionAllow, Reason: "revoked by client " + c.ID,
+		RequestID: req.RequestID, RemoteAddr: req.RemoteAddr,
+	}
+	rev := store.Revocation{JTI: cl.ID, ExpiresAt: time.Unix(cl.Expiry, 0), RevokedAt: req.Now, Reason: ev.Reason}
+	if _, err := s.cfg.Revoker.Revoke(r.Context(), rev, ev); err != nil {
+		return oauth.TemporarilyUnavailable("the revocation cannot be recorded now", err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}

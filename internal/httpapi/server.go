@@ -1,0 +1,320 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/deputy-auth/deputy/internal/client"
+	"github.com/deputy-auth/deputy/internal/grant"
+	"github.com/deputy-auth/deputy/internal/keys"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Paths of deputy's endpoints, relative to the issuer URL.
+const (
+	PathToken         = "/token"
+	PathJWKS          = "/jwks"
+	PathIntrospection = "/introspect"
+	PathRevocation    = "/revoke"
+	PathHealth        = "/healthz"
+	PathReady         = "/readyz"
+	PathMetrics       = "/metrics"
+)
+
+// Revoker revokes a token and everything derived from it, recording the event.
+type Revoker interface {
+	Revoke(ctx context.Context, r store.Revocation, e *store.AuditEvent) ([]store.Revocation, error)
+}
+
+// Config holds what the server needs; every field is required unless noted.
+type Config struct {
+	Issuer     string
+	Dispatcher *grant.Dispatcher
+	Tokens     *token.Service
+	Keys       *keys.Set
+	Revoker    Revoker
+	// AudienceClients maps an audience id to the client that is that service.
+	AudienceClients map[string]string
+	// Scopes are the scopes published in discovery.
+	Scopes []string
+	// Ready reports whether the server can serve (the database answers).
+	Ready        func(ctx context.Context) error
+	MaxBodyBytes int64
+	Log          *slog.Logger
+	// Registry receives the server's metrics (optional: a new one is made).
+	Registry *prometheus.Registry
+	Now      func() time.Time // optional
+}
+
+// Server is deputy's HTTP handler.
+type Server struct {
+	cfg       Config
+	mux       *http.ServeMux
+	discovery []byte
+	oidc      []byte
+	metrics   *metrics
+}
+
+// New builds the handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
+	var err error
+	if s.discovery, s.oidc, err = s.metadata(); err != nil {
+		return nil, err
+	}
+	s.mux.Handle("GET /.well-known/oauth-authorization-server", handler(s.serveDiscovery(false)))
+	s.mux.Handle("GET /.well-known/openid-configuration", handler(s.serveDiscovery(true)))
+	s.mux.Handle("GET "+PathJWKS, handler(s.jwks))
+	s.mux.Handle(PathToken, handler(s.token))
+	s.mux.Handle(PathIntrospection, handler(s.introspect))
+	s.mux.Handle(PathRevocation, handler(s.revoke))
+	s.mux.Handle("GET "+PathHealth, handler(func(w http.ResponseWriter, r *http.Request) error {
+		_, err := io.WriteString(w, "ok\n")
+		return err
+	}))
+	s.mux.Handle("GET "+PathReady, handler(s.ready))
+	s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+// ServeHTTP serves a request, recovering from panics as server_error.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.cfg.Log.Error("panic serving request", "path", r.URL.Path, "panic", v)
+			writeError(w, oauth.ServerError(fmt.Errorf("panic: %v", v)))
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// handler adapts a handler that returns an error; writeError renders it.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h(w, r); err != nil {
+		writeError(w, err)
+	}
+}
+
+// methodError answers a request with the wrong method.
+type methodError struct{ allow string }
+
+func (e *methodError) Error() string { return "method not allowed; use " + e.allow }
+
+// writeError is the one place that renders errors.
+func writeError(w http.ResponseWriter, err error) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Content-Type", "application/json")
+	var me *methodError
+	if errors.As(err, &me) {
+		h.Set("Allow", me.allow)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		_ = json.NewEncoder(w).Encode(oauth.InvalidRequest(me.Error(), nil))
+		return
+	}
+	oe := oauth.AsError(err)
+	if oe.Code == oauth.CodeInvalidClient {
+		h.Set("WWW-Authenticate", `Basic realm="deputy", error="invalid_client"`)
+	}
+	w.WriteHeader(oe.Status())
+	_ = json.NewEncoder(w).Encode(oe)
+}
+
+// writeJSON writes a successful JSON response that must not be cached.
+func writeJSON(w http.ResponseWriter, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return oauth.ServerError(err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	_, err = w.Write(b)
+	return err
+}
+
+// parse decodes a POSTed form request into a grant.Request. Failures are protocol
+// errors; the caller records them.
+func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) (*grant.Request, error) {
+	req := &grant.Request{
+		Endpoint:   endpoint,
+		RequestID:  requestID(r),
+		RemoteAddr: remoteHost(r),
+		Now:        s.cfg.Now(),
+	}
+	w.Header().Set("X-Request-Id", req.RequestID)
+	req.Credentials = credentials(r.Header)
+	if r.Method != http.MethodPost {
+		return req, &methodError{allow: http.MethodPost}
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return req, oauth.InvalidRequest("Content-Type must be application/x-www-form-urlencoded", nil)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return req, oauth.InvalidRequest("request body is too large", err)
+		}
+		return req, oauth.InvalidRequest("cannot read request body", err)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return req, oauth.InvalidRequest("malformed form body", err)
+	}
+	req.Form = form
+	cr := &req.Credentials
+	if vs := form["client_id"]; len(vs) > 0 {
+		if len(vs) > 1 {
+			return req, oauth.InvalidRequest("parameter client_id is repeated", nil)
+		}
+		cr.FormID = vs[0]
+	}
+	for name, dst := range map[string]*string{
+		"client_secret": &cr.FormSecret, "client_assertion": &cr.Assertion, "client_assertion_type": &cr.AssertionType,
+	} {
+		if vs := form[name]; len(vs) > 0 {
+			if len(vs) > 1 {
+				return req, oauth.InvalidRequest("parameter "+name+" is repeated", nil)
+			}
+			*dst = vs[0]
+		}
+	}
+	return req, nil
+}
+
+// credentials reads HTTP Basic client credentials (RFC 6749 §2.3.1: both parts are
+// form-urlencoded before being joined).
+func credentials(h http.Header) client.Credentials {
+	var cr client.Credentials
+	vs := h.Values("Authorization")
+	if len(vs) == 0 {
+		return cr
+	}
+	cr.Basic = true
+	if len(vs) > 1 {
+		cr.BasicMalformed = true
+		return cr
+	}
+	scheme, param, ok := strings.Cut(vs[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		cr.BasicMalformed = true
+		return cr
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(param))
+	if err != nil {
+		cr.BasicMalformed = true
+		return cr
+	}
+	id, secret, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		cr.BasicMalformed = true
+		return cr
+	}
+	if cr.BasicID, err = url.QueryUnescape(id); err == nil {
+		cr.BasicSecret, err = url.QueryUnescape(secret)
+	}
+	if err != nil || cr.BasicID == "" {
+		cr.BasicMalformed = true
+	}
+	return cr
+}
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && printable(id) {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
+	start := time.Now()
+	req, err := s.parse(w, r, "token")
+	grantType := "invalid"
+	if err == nil {
+		if gt := req.Form["grant_type"]; len(gt) == 1 {
+			grantType = gt[0]
+		}
+		var resp *oauth.TokenResponse
+		resp, err = s.cfg.Dispatcher.Token(r.Context(), req)
+		if err == nil {
+			s.metrics.observe(grantType, "ok", start)
+			return writeJSON(w, resp)
+		}
+	} else {
+		err = s.cfg.Dispatcher.Refuse(r.Context(), req, err)
+	}
+	s.metrics.observe(grantType, string(oauth.AsError(err).Code), start)
+	return err
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, err := w.Write(s.cfg.Keys.JWKS())
+	return err
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Ready(ctx); err != nil {
+		return oauth.TemporarilyUnavailable("not ready", err)
+	}
+	if s.cfg.Keys.Active() == nil {
+		return oauth.TemporarilyUnavailable("no active signing key", nil)
+	}
+	_, err := io.WriteString(w, "ready\n")
+	return err
+}
