@@ -1,0 +1,134 @@
+// Command deputy is an OAuth 2.0 authorization server built around token exchange
+// (RFC 8693) with a tamper-evident audit trail. This package only parses flags,
+// loads configuration and wires concrete types; the logic lives in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/deputy-auth/deputy/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+const usage = `deputy — an OAuth 2.0 authorization server for token exchange (RFC 8693)
+
+Usage:
+  deputy serve          [--config FILE]   run the server (no config: a development setup)
+  deputy migrate        [--config FILE]   apply storage migrations
+  deputy keys rotate    [--config FILE] [--publish-for 1m]
+                                          new signing key, published before it signs
+  deputy audit verify   [--config FILE]   check the audit log's hash chain
+  deputy audit trace ID [--config FILE] [--json]
+                                          a token's whole delegation chain (jti or event id)
+  deputy audit query    [--config FILE] [--subject S] [--actor A] [--client C]
+                        [--audience AUD] [--since T] [--until T] [--type T] [--limit N] [--json]
+  deputy version
+
+Every command reads --config FILE, or DEPUTY_CONFIG; every config key can be set by
+an environment variable DEPUTY_<PATH>, e.g. DEPUTY_STORAGE_DSN.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(int(ee))
+		}
+		fmt.Fprintln(os.Stderr, "deputy:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with a status after the command printed its own report.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError(2)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, stdout)
+	case "keys":
+		if len(rest) > 0 && rest[0] == "rotate" {
+			return cmdKeysRotate(ctx, rest[1:], stdout)
+		}
+	case "audit":
+		if len(rest) > 0 {
+			switch rest[0] {
+			case "verify":
+				return cmdAuditVerify(ctx, rest[1:], stdout)
+			case "trace":
+				return cmdAuditTrace(ctx, rest[1:], stdout)
+			case "query":
+				return cmdAuditQuery(ctx, rest[1:], stdout)
+			}
+		}
+	case "version", "--version":
+		fmt.Fprintln(stdout, "deputy", versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+		if bi.Main.Version != "" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}
+
+// flags returns a FlagSet with the --config flag every command takes.
+func flags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("deputy "+name, flag.ContinueOnError)
+	file := fs.String("config", os.Getenv("DEPUTY_CONFIG"), "configuration file (YAML)")
+	return fs, file
+}
+
+// loadConfig reads the configuration; with no file it is the development setup
+// (dev reports which).
+func loadConfig(file string) (cfg *config.Config, dev bool, err error) {
+	if file == "" {
+		cfg = config.Dev(".")
+		// Environment overrides apply to the development setup too.
+		if err := cfg.ApplyEnv(os.Environ()); err != nil {
+			return nil, false, err
+		}
+		return cfg, true, nil
+	}
+	cfg, err = config.Load(file, os.Environ())
+	return cfg, false, err
+}
