@@ -1,0 +1,654 @@
+package exchange
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/policy"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+const (
+	issuerURL = "https://deputy.example"
+	entraURL  = "https://login.example/tenant/v2.0"
+	corpURL   = "https://idp.corp.example"
+
+	api1 = "https://api1.example"
+	api2 = "https://api2.example"
+	api3 = "https://api3.example"
+	api4 = "https://api4.example"
+)
+
+var (
+	now        = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	subjectExp = now.Add(time.Hour)
+	opts       = Options{IssuerURL: issuerURL, AccessTTL: 5 * time.Minute, IDTokenTTL: 10 * time.Minute, RefreshTTL: 24 * time.Hour}
+)
+
+func testAudiences() []config.Audience {
+	return []config.Audience{
+		{ID: api1, Scopes: []string{"payments:read", "payments:write"}, Client: "api1"},
+		{ID: api2, Scopes: []string{"ledger:read", "ledger:write"}, Client: "api2"},
+		{ID: api3, Scopes: []string{"ledger:read", "audit:read"}, Client: "api3"},
+		{ID: api4, Scopes: []string{"archive:read"}, Client: "api4"},
+	}
+}
+
+// testPolicies leaves every defaulted field at its zero value, as a hand-written
+// config.Policy would, so Decide is exercised with the defaults policy.Compile applies.
+func testPolicies() []config.Policy {
+	return []config.Policy{
+		{Name: "api1-to-api2", Client: "api1", Audiences: []string{api2}, Scopes: []string{"ledger:read"}},
+		{Name: "api1-wide", Client: "api1", Audiences: []string{api2, api3},
+			SubjectTokenTypes:   []string{"access_token", "refresh_token"},
+			RequestedTokenTypes: []string{"access_token", "jwt", "id_token", "refresh_token"}},
+		{Name: "api2-to-api3", Client: "api2", Audiences: []string{api3}},
+		{Name: "api3-to-api4", Client: "api3", Audiences: []string{api4}},
+		{Name: "batch-impersonates", Client: "batch", Mode: "impersonation", MaxChain: 1, Audiences: []string{api2}},
+		{Name: "gateway-with-may-act", Client: "gateway", RequireMayAct: true, Audiences: []string{api2}, Scopes: []string{"ledger:read", "ledger:write"}},
+		{Name: "gateway-plain", Client: "gateway", Audiences: []string{api2}, Scopes: []string{"ledger:read"}},
+		{Name: "strict-needs-may-act", Client: "strict", RequireMayAct: true, Audiences: []string{api2}},
+		{Name: "short-chain", Client: "short", MaxChain: 2, Audiences: []string{api2}},
+		{Name: "partner-from-entra", Client: "partner", SubjectIssuers: []string{"entra"}, SubjectTokenTypes: []string{"jwt", "access_token"},
+			Audiences: []string{api2}, Scopes: []string{"ledger:read"}},
+		{Name: "partner-from-corp", Client: "partner", SubjectIssuers: []string{"corp"}, SubjectTokenTypes: []string{"saml2"},
+			Audiences: []string{api3}},
+		{Name: "split-a", Client: "split", Audiences: []string{api2}},
+		{Name: "split-b", Client: "split", Audiences: []string{api3}},
+	}
+}
+
+func newTestExchanger(t testing.TB) *Exchanger {
+	t.Helper()
+	x, err := New(testPolicies(), testAudiences(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// baseRequest is api1 exchanging a web-app token addressed to it, for api2: the first
+// hop of design §1.
+func baseRequest() Request {
+	return Request{
+		ClientID: "api1",
+		Subject: Principal{
+			TokenType: oauth.TokenTypeAccessToken,
+			Issuer:    "self",
+			IssuerURL: issuerURL,
+			Subject:   "alice",
+			Audiences: []string{api1},
+			Scopes:    []string{"payments:read", "ledger:read", "ledger:write", "openid"},
+			ClientID:  "web-app",
+			JTI:       "t0",
+			ExpiresAt: subjectExp,
+		},
+		Audiences: []string{api2},
+	}
+}
+
+// baseDecision is what baseRequest is decided as.
+func baseDecision() Decision {
+	return Decision{
+		Rule:          "api1-to-api2",
+		Mode:          ModeDelegation,
+		Subject:       "alice",
+		SubjectIssuer: "self",
+		Actor:         "api1",
+		Act:           &oauth.Actor{Subject: "api1"},
+		Audiences:     []string{api2},
+		Scopes:        []string{"ledger:read"},
+		ExpiresAt:     now.Add(5 * time.Minute),
+		IssuedType:    oauth.TokenTypeAccessToken,
+		TokenType:     oauth.TokenTypeBearer,
+		ParentJTI:     "t0",
+	}
+}
+
+func entraSubject() Principal {
+	return Principal{
+		TokenType: oauth.TokenTypeJWT, Issuer: "entra", IssuerURL: entraURL, Subject: "alice@corp",
+		Audiences: []string{"api://partner"}, Scopes: []string{"ledger:write"}, JTI: "e1", ExpiresAt: subjectExp,
+	}
+}
+
+func TestDecide(t *testing.T) {
+	x := newTestExchanger(t)
+	tests := []struct {
+		name     string
+		req      func(r *Request)  // changes to baseRequest
+		want     func(d *Decision) // changes to baseDecision; ok cases
+		wantCode oauth.Code        // fail cases
+		wantRule string            // fail cases: Denial.Rule
+		wantWhy  string            // fail cases: substring of the audit reason
+	}{
+		// The client's policies.
+		{name: "ok/base-first-hop", req: func(r *Request) {}, want: func(d *Decision) {}},
+		{name: "fail/no-policy-for-client", req: func(r *Request) { r.ClientID = "web-app" },
+			wantCode: oauth.CodeUnauthorizedClient, wantWhy: `no exchange policy names client "web-app"`},
+
+		// Step 4: subject issuer and type.
+		{name: "fail/subject-issuer-not-accepted", req: func(r *Request) { r.Subject = entraSubject(); r.Subject.TokenType = oauth.TokenTypeAccessToken },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: `policy api1-to-api2 does not accept subject tokens from issuer "entra" (accepts self); policy api1-wide does not accept`},
+		{name: "fail/subject-type-not-accepted", req: func(r *Request) { r.Subject.TokenType = oauth.TokenTypeIDToken },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "policy api1-wide does not accept subject tokens of type id_token (accepts access_token, refresh_token)"},
+		{name: "ok/later-rule-accepts-subject-type", req: func(r *Request) {
+			r.Subject.TokenType = oauth.TokenTypeRefreshToken
+			r.Subject.ClientID = "api1"
+			r.Subject.Audiences = nil
+		}, want: func(d *Decision) { d.Rule = "api1-wide"; d.Scopes = []string{"ledger:read", "ledger:write"} }},
+		{name: "ok/trusted-issuer-subject", req: func(r *Request) { r.ClientID = "partner"; r.Subject = entraSubject() },
+			want: func(d *Decision) {
+				d.Rule, d.Subject, d.SubjectIssuer, d.Actor, d.ParentJTI = "partner-from-entra", "alice@corp", "entra", "partner", "e1"
+				d.Act = &oauth.Actor{Subject: "partner"}
+			}},
+		{name: "ok/saml-subject", req: func(r *Request) {
+			r.ClientID = "partner"
+			r.Subject = Principal{TokenType: oauth.TokenTypeSAML2, Issuer: "corp", IssuerURL: corpURL, Subject: "alice", JTI: "s1", ExpiresAt: subjectExp}
+			r.Audiences = []string{api3}
+		}, want: func(d *Decision) {
+			d.Rule, d.SubjectIssuer, d.Actor, d.ParentJTI = "partner-from-corp", "corp", "partner", "s1"
+			d.Act = &oauth.Actor{Subject: "partner"}
+			d.Audiences = []string{api3}
+			d.Scopes = []string{"audit:read", "ledger:read"}
+		}},
+		{name: "fail/subject-without-sub", req: func(r *Request) { r.Subject.Subject = "" },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "empty sub"},
+		{name: "fail/subject-expired", req: func(r *Request) { r.Subject.ExpiresAt = now.Add(-time.Second) },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "subject token expired at 2026-03-01T11:59:59Z"},
+		{name: "fail/subject-expires-now", req: func(r *Request) { r.Subject.ExpiresAt = now },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "subject token expired"},
+		{name: "fail/expired-before-target-check", req: func(r *Request) { r.Subject.ExpiresAt = now; r.Audiences = []string{"https://unknown.example"} },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "subject token expired"},
+
+		// Step 4: subject binding.
+		{name: "fail/subject-not-bound-to-client", req: func(r *Request) { r.Subject.Audiences = []string{api2, "api2"} },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: `hold neither client "api1" nor an audience of it`},
+		{name: "fail/subject-without-audience", req: func(r *Request) { r.Subject.Audiences = nil },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: `hold neither client "api1"`},
+		{name: "ok/bound-via-audience-client", req: func(r *Request) { r.Subject.Audiences = []string{api4, api1} }, want: func(d *Decision) {}},
+		{name: "ok/bound-via-client-id", req: func(r *Request) { r.Subject.Audiences = []string{"api1"} }, want: func(d *Decision) {}},
+		{name: "ok/foreign-subject-binding-left-to-verifier", req: func(r *Request) {
+			r.ClientID = "partner"
+			r.Subject = entraSubject()
+			r.Subject.Audiences = []string{"api://someone-else"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Subject, d.SubjectIssuer, d.Actor, d.ParentJTI = "partner-from-entra", "alice@corp", "entra", "partner", "e1"
+			d.Act = &oauth.Actor{Subject: "partner"}
+		}},
+		{name: "fail/refresh-token-of-another-client", req: func(r *Request) {
+			r.Subject.TokenType = oauth.TokenTypeRefreshToken
+			r.Subject.Audiences = []string{api1} // addressed to api1, but issued to web-app
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: `refresh token was issued to "web-app", not to "api1"`},
+
+		// Step 4: actor token.
+		{name: "ok/actor-token-identifies-client", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", IssuerURL: issuerURL, Subject: "api1", ExpiresAt: subjectExp}
+		}, want: func(d *Decision) {}},
+		{name: "fail/actor-token-not-client", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", IssuerURL: issuerURL, Subject: "api2", ExpiresAt: subjectExp}
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: `actor token subject "api2" is not client "api1"`},
+		{name: "ok/foreign-actor-token-names-its-issuer", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeJWT, Issuer: "entra", IssuerURL: entraURL, Subject: "api1", ExpiresAt: subjectExp}
+		}, want: func(d *Decision) { d.Act = &oauth.Actor{Subject: "api1", Issuer: entraURL} }},
+		{name: "fail/actor-token-expired", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", Subject: "api1", ExpiresAt: now}
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "actor token expired"},
+
+		// Step 4: may_act.
+		{name: "ok/may-act-matches-client", req: func(r *Request) { r.Subject.MayAct = &oauth.Actor{Subject: "api1"} }, want: func(d *Decision) {}},
+		{name: "fail/may-act-mismatch", req: func(r *Request) { r.Subject.MayAct = &oauth.Actor{Subject: "api9"} },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: `may_act names "api9" (issuer ""), the actor is "api1" (issuer "https://deputy.example")`},
+		{name: "ok/may-act-issuer-matches-self", req: func(r *Request) { r.Subject.MayAct = &oauth.Actor{Subject: "api1", Issuer: issuerURL} }, want: func(d *Decision) {}},
+		{name: "fail/may-act-issuer-mismatch", req: func(r *Request) { r.Subject.MayAct = &oauth.Actor{Subject: "api1", Issuer: entraURL} },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: `may_act names "api1" (issuer "https://login.example/tenant/v2.0")`},
+		{name: "ok/may-act-matches-foreign-actor-token", req: func(r *Request) {
+			r.Subject.MayAct = &oauth.Actor{Subject: "api1", Issuer: entraURL}
+			r.Actor = &Principal{TokenType: oauth.TokenTypeJWT, Issuer: "entra", IssuerURL: entraURL, Subject: "api1", ExpiresAt: subjectExp}
+		}, want: func(d *Decision) { d.Act = &oauth.Actor{Subject: "api1", Issuer: entraURL} }},
+		{name: "fail/may-act-required", req: func(r *Request) { r.ClientID = "strict"; r.Subject.Audiences = []string{"strict"} },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "policy strict-needs-may-act requires a may_act claim in the subject token"},
+		{name: "ok/may-act-required-present", req: func(r *Request) {
+			r.ClientID = "strict"
+			r.Subject.Audiences = []string{"strict"}
+			r.Subject.MayAct = &oauth.Actor{Subject: "strict"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Actor, d.Act = "strict-needs-may-act", "strict", &oauth.Actor{Subject: "strict"}
+			d.Scopes = []string{"ledger:read", "ledger:write"}
+		}},
+		{name: "ok/may-act-rule-skipped-without-may-act", req: func(r *Request) { r.ClientID = "gateway"; r.Subject.Audiences = []string{"gateway"} },
+			want: func(d *Decision) {
+				d.Rule, d.Actor, d.Act = "gateway-plain", "gateway", &oauth.Actor{Subject: "gateway"}
+			}},
+		{name: "ok/may-act-rule-first-with-may-act", req: func(r *Request) {
+			r.ClientID = "gateway"
+			r.Subject.Audiences = []string{"gateway"}
+			r.Subject.MayAct = &oauth.Actor{Subject: "gateway"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Actor, d.Act = "gateway-with-may-act", "gateway", &oauth.Actor{Subject: "gateway"}
+			d.Scopes = []string{"ledger:read", "ledger:write"}
+		}},
+
+		// Step 4: act chain and max_chain.
+		{name: "ok/delegation-nests-act", req: func(r *Request) { r.Subject.Act = &oauth.Actor{Subject: "api0"} },
+			want: func(d *Decision) { d.Act = &oauth.Actor{Subject: "api1", Actor: &oauth.Actor{Subject: "api0"}} }},
+		{name: "ok/chain-at-max", req: func(r *Request) {
+			r.ClientID = "short"
+			r.Subject.Audiences = []string{"short"}
+			r.Subject.Act = &oauth.Actor{Subject: "api0"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Actor = "short-chain", "short"
+			d.Act = &oauth.Actor{Subject: "short", Actor: &oauth.Actor{Subject: "api0"}}
+			d.Scopes = []string{"ledger:read", "ledger:write"}
+		}},
+		{name: "fail/chain-longer-than-max", req: func(r *Request) {
+			r.ClientID = "short"
+			r.Subject.Audiences = []string{"short"}
+			r.Subject.Act = &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy short-chain allows an act chain of at most 2 in delegation, the issued token would carry 3"},
+		{name: "fail/chain-longer-than-default-max", req: func(r *Request) {
+			r.Subject.Act = &oauth.Actor{Subject: "d", Actor: &oauth.Actor{Subject: "c", Actor: &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}}}
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy api1-to-api2 allows an act chain of at most 4 in delegation, the issued token would carry 5"},
+		{name: "fail/malformed-act-without-sub", req: func(r *Request) { r.Subject.Act = &oauth.Actor{Subject: "api0", Actor: &oauth.Actor{Issuer: entraURL}} },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "act chain level 1 has no sub"},
+		{name: "ok/foreign-nested-act-names-its-issuer", req: func(r *Request) {
+			r.ClientID = "partner"
+			r.Subject = entraSubject()
+			r.Subject.Act = &oauth.Actor{Subject: "frontend", Actor: &oauth.Actor{Subject: "deputy-client", Issuer: issuerURL}}
+		}, want: func(d *Decision) {
+			d.Rule, d.Subject, d.SubjectIssuer, d.Actor, d.ParentJTI = "partner-from-entra", "alice@corp", "entra", "partner", "e1"
+			d.Act = &oauth.Actor{Subject: "partner", Actor: &oauth.Actor{Subject: "frontend", Issuer: entraURL, Actor: &oauth.Actor{Subject: "deputy-client"}}}
+		}},
+
+		// Impersonation.
+		{name: "ok/impersonation-without-act", req: func(r *Request) { r.ClientID = "batch"; r.Subject.Audiences = []string{"batch"} },
+			want: func(d *Decision) {
+				d.Rule, d.Mode, d.Actor, d.Act = "batch-impersonates", ModeImpersonation, "batch", nil
+				d.Scopes = []string{"ledger:read", "ledger:write"}
+			}},
+		{name: "ok/impersonation-keeps-existing-act", req: func(r *Request) {
+			r.ClientID = "batch"
+			r.Subject.Audiences = []string{"batch"}
+			r.Subject.Act = &oauth.Actor{Subject: "api0"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Mode, d.Actor, d.Act = "batch-impersonates", ModeImpersonation, "batch", &oauth.Actor{Subject: "api0"}
+			d.Scopes = []string{"ledger:read", "ledger:write"}
+		}},
+		{name: "fail/impersonation-chain-longer-than-max", req: func(r *Request) {
+			r.ClientID = "batch"
+			r.Subject.Audiences = []string{"batch"}
+			r.Subject.Act = &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy batch-impersonates allows an act chain of at most 1 in impersonation, the issued token would carry 2"},
+
+		// Step 5: targets.
+		{name: "ok/first-matching-rule-decides", req: func(r *Request) { r.Scopes = []string{"ledger:read"} }, want: func(d *Decision) {}},
+		{name: "ok/later-rule-allows-target", req: func(r *Request) { r.Audiences = []string{api3} },
+			want: func(d *Decision) {
+				d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			}},
+		{name: "ok/resource-as-target", req: func(r *Request) { r.Audiences, r.Resources = nil, []string{api2} }, want: func(d *Decision) {}},
+		{name: "ok/targets-deduplicated-in-request-order", req: func(r *Request) {
+			r.Audiences, r.Resources = []string{api3, api2, api3}, []string{api2}
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3, api2}, []string{"ledger:read", "ledger:write"}
+		}},
+		{name: "fail/resource-with-fragment", req: func(r *Request) { r.Audiences, r.Resources = nil, []string{api2 + "#x"} },
+			wantCode: oauth.CodeInvalidTarget, wantWhy: `resource "https://api2.example#x" is not an absolute URI`},
+		{name: "fail/resource-with-empty-fragment", req: func(r *Request) { r.Audiences, r.Resources = nil, []string{api2 + "#"} },
+			wantCode: oauth.CodeInvalidTarget, wantWhy: "without fragment"},
+		{name: "fail/resource-not-absolute", req: func(r *Request) { r.Audiences, r.Resources = nil, []string{"api2"} },
+			wantCode: oauth.CodeInvalidTarget, wantWhy: `resource "api2" is not an absolute URI`},
+		{name: "fail/resource-syntax-before-unknown-audience", req: func(r *Request) { r.Audiences, r.Resources = []string{"nope"}, []string{"/relative"} },
+			wantCode: oauth.CodeInvalidTarget, wantWhy: `resource "/relative"`},
+		{name: "fail/unknown-audience", req: func(r *Request) { r.Audiences = []string{api2, "https://unknown.example"} },
+			wantCode: oauth.CodeInvalidTarget, wantWhy: `"https://unknown.example" is not a configured audience`},
+		{name: "fail/unknown-resource", req: func(r *Request) { r.Audiences, r.Resources = nil, []string{"https://unknown.example/"} },
+			wantCode: oauth.CodeInvalidTarget, wantWhy: "is not a configured audience"},
+		{name: "fail/audience-not-allowed-by-policy", req: func(r *Request) { r.Audiences = []string{api4} },
+			wantCode: oauth.CodeInvalidTarget, wantWhy: `policy api1-to-api2 does not allow audience "https://api4.example"; policy api1-wide does not allow audience "https://api4.example"`},
+		{name: "fail/no-single-rule-allows-all-targets", req: func(r *Request) {
+			r.ClientID = "split"
+			r.Subject.Audiences = []string{"split"}
+			r.Audiences = []string{api2, api3}
+		}, wantCode: oauth.CodeInvalidTarget, wantWhy: `policy split-a does not allow audience "https://api3.example"; policy split-b does not allow audience "https://api2.example"`},
+		{name: "ok/default-single-audience", req: func(r *Request) {
+			r.ClientID = "api2"
+			r.Subject.Audiences = []string{api2}
+			r.Audiences = nil
+		}, want: func(d *Decision) {
+			d.Rule, d.Actor, d.Act, d.Audiences = "api2-to-api3", "api2", &oauth.Actor{Subject: "api2"}, []string{api3}
+			d.Scopes = []string{"ledger:read"}
+		}},
+		{name: "fail/ambiguous-default-audience", req: func(r *Request) { r.Audiences = nil },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: `allow 2 audiences ["https://api2.example" "https://api3.example"]`},
+		{name: "ok/default-audience-of-surviving-rules", req: func(r *Request) { r.ClientID = "partner"; r.Subject = entraSubject(); r.Audiences = nil },
+			want: func(d *Decision) {
+				d.Rule, d.Subject, d.SubjectIssuer, d.Actor, d.ParentJTI = "partner-from-entra", "alice@corp", "entra", "partner", "e1"
+				d.Act = &oauth.Actor{Subject: "partner"}
+			}},
+
+		// Step 6: scopes.
+		{name: "ok/scopes-default-to-all-allowed", req: func(r *Request) { r.Audiences = []string{api3} },
+			want: func(d *Decision) {
+				d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			}},
+		{name: "fail/scope-escalation", req: func(r *Request) { r.Scopes = []string{"ledger:read", "ledger:write"} },
+			wantCode: oauth.CodeInvalidScope, wantRule: "api1-to-api2", wantWhy: `scope "ledger:write" is not allowed by policy api1-to-api2`},
+		{name: "fail/scope-not-in-subject-token", req: func(r *Request) { r.Audiences = []string{api3}; r.Scopes = []string{"audit:read"} },
+			wantCode: oauth.CodeInvalidScope, wantRule: "api1-wide", wantWhy: `scope "audit:read" is not in the subject token's scopes`},
+		{name: "fail/scope-not-offered-by-audience", req: func(r *Request) { r.Audiences = []string{api3}; r.Scopes = []string{"payments:read"} },
+			wantCode: oauth.CodeInvalidScope, wantRule: "api1-wide", wantWhy: `scope "payments:read" is offered by none of the audiences ["https://api3.example"]`},
+		{name: "fail/scope-names-first-offender", req: func(r *Request) { r.Scopes = []string{"ledger:read", "openid", "ledger:write"} },
+			wantCode: oauth.CodeInvalidScope, wantRule: "api1-to-api2", wantWhy: `scope "openid"`},
+		{name: "ok/rule-without-scopes-imposes-no-bound", req: func(r *Request) {
+			r.Audiences = []string{api3}
+			r.Subject.Scopes = []string{"ledger:read", "audit:read", "openid"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"audit:read", "ledger:read"}
+		}},
+		{name: "ok/scopes-from-union-of-target-audiences", req: func(r *Request) {
+			r.Audiences = []string{api2, api3}
+			r.Subject.Scopes = []string{"ledger:write", "audit:read"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api2, api3}, []string{"audit:read", "ledger:write"}
+		}},
+		{name: "ok/requested-scopes-sorted-deduplicated", req: func(r *Request) {
+			r.Audiences = []string{api2, api3}
+			r.Scopes = []string{"ledger:write", "", "ledger:read", "ledger:write"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api2, api3}, []string{"ledger:read", "ledger:write"}
+		}},
+		{name: "ok/requested-subset", req: func(r *Request) { r.Audiences = []string{api3}; r.Scopes = []string{"ledger:read"} },
+			want: func(d *Decision) { d.Rule, d.Audiences = "api1-wide", []string{api3} }},
+		{name: "ok/nothing-allowed-grants-nothing", req: func(r *Request) { r.Subject.Scopes = []string{"openid"} },
+			want: func(d *Decision) { d.Scopes = nil }},
+		{name: "ok/empty-scope-request-is-none", req: func(r *Request) { r.Scopes = []string{""} }, want: func(d *Decision) {}},
+		{name: "ok/foreign-subject-scopes-ignored", req: func(r *Request) {
+			r.ClientID = "partner"
+			r.Subject = entraSubject() // carries ledger:write, which is not deputy's to honour
+			r.Scopes = []string{"ledger:read"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Subject, d.SubjectIssuer, d.Actor, d.ParentJTI = "partner-from-entra", "alice@corp", "entra", "partner", "e1"
+			d.Act = &oauth.Actor{Subject: "partner"}
+		}},
+		{name: "fail/foreign-subject-scope-beyond-policy", req: func(r *Request) {
+			r.ClientID = "partner"
+			r.Subject = entraSubject()
+			r.Scopes = []string{"ledger:write"}
+		}, wantCode: oauth.CodeInvalidScope, wantRule: "partner-from-entra", wantWhy: "is not allowed by policy partner-from-entra"},
+
+		// Step 7: requested token type, and the type-dependent lifetime.
+		{name: "fail/requested-type-not-allowed", req: func(r *Request) { r.RequestedType = oauth.TokenTypeJWT },
+			wantCode: oauth.CodeInvalidRequest, wantRule: "api1-to-api2", wantWhy: "policy api1-to-api2 does not allow requested token type jwt (allows access_token)"},
+		{name: "fail/requested-unknown-type", req: func(r *Request) { r.Audiences = []string{api3}; r.RequestedType = "urn:example:nope" },
+			wantCode: oauth.CodeInvalidRequest, wantRule: "api1-wide", wantWhy: `requested token type "urn:example:nope"`},
+		{name: "fail/scope-checked-before-requested-type", req: func(r *Request) { r.RequestedType = oauth.TokenTypeJWT; r.Scopes = []string{"ledger:write"} },
+			wantCode: oauth.CodeInvalidScope, wantRule: "api1-to-api2"},
+		{name: "ok/requested-access-token-explicitly", req: func(r *Request) { r.RequestedType = oauth.TokenTypeAccessToken }, want: func(d *Decision) {}},
+		{name: "ok/requested-jwt-is-not-bearer", req: func(r *Request) { r.Audiences = []string{api3}; r.RequestedType = oauth.TokenTypeJWT },
+			want: func(d *Decision) {
+				d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+				d.IssuedType, d.TokenType = oauth.TokenTypeJWT, oauth.TokenTypeNA
+			}},
+		{name: "ok/requested-id-token-lifetime", req: func(r *Request) { r.Audiences = []string{api3}; r.RequestedType = oauth.TokenTypeIDToken },
+			want: func(d *Decision) {
+				d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+				d.IssuedType, d.TokenType, d.ExpiresAt = oauth.TokenTypeIDToken, oauth.TokenTypeNA, now.Add(10*time.Minute)
+			}},
+		{name: "ok/requested-refresh-token-capped-by-subject", req: func(r *Request) { r.Audiences = []string{api3}; r.RequestedType = oauth.TokenTypeRefreshToken },
+			want: func(d *Decision) {
+				d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+				d.IssuedType, d.TokenType, d.ExpiresAt = oauth.TokenTypeRefreshToken, oauth.TokenTypeNA, subjectExp
+			}},
+
+		// Lifetime.
+		{name: "ok/lifetime-capped-by-ttl", req: func(r *Request) { r.Subject.ExpiresAt = now.Add(5*time.Minute + time.Second) }, want: func(d *Decision) {}},
+		{name: "ok/lifetime-capped-by-subject", req: func(r *Request) { r.Subject.ExpiresAt = now.Add(time.Minute) },
+			want: func(d *Decision) { d.ExpiresAt = now.Add(time.Minute) }},
+		{name: "ok/lifetime-capped-by-actor", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", Subject: "api1", ExpiresAt: now.Add(30 * time.Second)}
+		}, want: func(d *Decision) { d.ExpiresAt = now.Add(30 * time.Second) }},
+		{name: "ok/subject-without-expiry-gets-ttl", req: func(r *Request) { r.Subject.ExpiresAt = time.Time{} }, want: func(d *Decision) {}},
+
+		// Claims.
+		{name: "ok/claims-carried-without-reserved", req: func(r *Request) {
+			r.Subject.Claims = map[string]any{"acr": "mfa", "auth_time": int64(1700000000), "may_act": map[string]any{"sub": "x"}, "aud": "evil", "act": "x", "exp": 1}
+		}, want: func(d *Decision) { d.Claims = map[string]any{"acr": "mfa", "auth_time": int64(1700000000)} }},
+		{name: "ok/only-reserved-claims-carry-nothing", req: func(r *Request) { r.Subject.Claims = map[string]any{"may_act": "x"} }, want: func(d *Decision) {}},
+	}
+	names := map[string]bool{}
+	for _, tt := range tests {
+		if names[tt.name] {
+			t.Fatalf("duplicate test name %s", tt.name)
+		}
+		names[tt.name] = true
+		t.Run(tt.name, func(t *testing.T) {
+			req := baseRequest()
+			tt.req(&req)
+			got, err := x.Decide(req, now)
+			if tt.want != nil {
+				if err != nil {
+					t.Fatalf("Decide: %v", err)
+				}
+				want := baseDecision()
+				tt.want(&want)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("Decision\n got %+v act %v\nwant %+v act %v", got, actString(got.Act), want, actString(want.Act))
+				}
+				return
+			}
+			checkDenial(t, err, tt.wantCode, tt.wantRule, tt.wantWhy)
+			if !reflect.DeepEqual(got, Decision{}) {
+				t.Errorf("a denial returned a non-zero Decision %+v", got)
+			}
+		})
+	}
+}
+
+// checkDenial asserts err is a *Denial for rule wrapping an *oauth.Error with code,
+// a client-facing description, and an audit reason containing why.
+func checkDenial(t *testing.T, err error, code oauth.Code, rule, why string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("Decide succeeded, want %s", code)
+	}
+	var den *Denial
+	if !errors.As(err, &den) {
+		t.Fatalf("error %T %v is not a *Denial", err, err)
+	}
+	var oe *oauth.Error
+	if !errors.As(err, &oe) || oe != den.Err {
+		t.Fatalf("errors.As(*oauth.Error) does not reach Denial.Err")
+	}
+	if oe.Code != code {
+		t.Errorf("code = %s, want %s (%v)", oe.Code, code, err)
+	}
+	if den.Rule != rule {
+		t.Errorf("Denial.Rule = %q, want %q", den.Rule, rule)
+	}
+	if oe.Cause == nil {
+		t.Fatalf("no cause for the audit trail")
+	}
+	if !strings.Contains(oe.Cause.Error(), why) {
+		t.Errorf("cause = %q, want it to contain %q", oe.Cause, why)
+	}
+	// The description is a short sentence for the client; which rules exist and why
+	// they did not match is for the audit trail only.
+	if d := oe.Description; d == "" || strings.Contains(d, oe.Cause.Error()) || len(d) > 120 {
+		t.Errorf("description %q: want a short client-facing sentence", d)
+	}
+	for _, p := range testPolicies() {
+		if strings.Contains(oe.Description, p.Name) {
+			t.Errorf("description %q names policy %s", oe.Description, p.Name)
+		}
+	}
+}
+
+func actString(a *oauth.Actor) string {
+	if a == nil {
+		return "<nil>"
+	}
+	s := "{sub:" + a.Subject
+	if a.Issuer != "" {
+		s += " iss:" + a.Issuer
+	}
+	if a.Actor != nil {
+		s += " act:" + actString(a.Actor)
+	}
+	return s + "}"
+}
+
+// TestThreeHopDelegation runs design §1: the web app's token T0 for api1 is exchanged
+// by api1 for api2, by api2 for api3 and by api3 for api4; each issued token is fed to
+// the next hop as deputy's verifier would normalise it.
+func TestThreeHopDelegation(t *testing.T) {
+	x := newTestExchanger(t)
+	tok := baseRequest().Subject // T0 {sub: alice, aud: api1}
+	hops := []struct{ client, target, rule string }{
+		{"api1", api2, "api1-to-api2"},
+		{"api2", api3, "api2-to-api3"},
+		{"api3", api4, "api3-to-api4"},
+	}
+	var d Decision
+	for i, h := range hops {
+		var err error
+		d, err = x.Decide(Request{ClientID: h.client, Subject: tok, Audiences: []string{h.target}}, now.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatalf("hop %d (%s): %v", i+1, h.client, err)
+		}
+		if d.Rule != h.rule || d.Subject != "alice" || d.Actor != h.client || d.ParentJTI != tok.JTI {
+			t.Fatalf("hop %d: %+v", i+1, d)
+		}
+		tok = Principal{
+			TokenType: d.IssuedType, Issuer: "self", IssuerURL: issuerURL, Subject: d.Subject,
+			Audiences: d.Audiences, Scopes: d.Scopes, ClientID: h.client, Act: d.Act,
+			JTI: "t" + string(rune('1'+i)), ExpiresAt: d.ExpiresAt,
+		}
+	}
+	want := &oauth.Actor{Subject: "api3", Actor: &oauth.Actor{Subject: "api2", Actor: &oauth.Actor{Subject: "api1"}}}
+	if !reflect.DeepEqual(d.Act, want) {
+		t.Fatalf("act = %s, want %s", actString(d.Act), actString(want))
+	}
+	if got := d.Act.Chain(); !reflect.DeepEqual(got, []string{"api3", "api2", "api1"}) {
+		t.Fatalf("chain = %q", got)
+	}
+	if !reflect.DeepEqual(d.Audiences, []string{api4}) || d.Scopes != nil || d.ParentJTI != "t2" {
+		t.Fatalf("last hop: %+v", d)
+	}
+	// Ledger scopes end at api3: api4 offers archive:read only, which alice never had.
+	if !d.ExpiresAt.Equal(now.Add(5 * time.Minute)) {
+		t.Fatalf("last hop expires %v, want the first hop's cap %v", d.ExpiresAt, now.Add(5*time.Minute))
+	}
+}
+
+// TestDecisionDoesNotAlias checks that a Decision shares no mutable state with the
+// request: the audit record and the issued token must say what was decided.
+func TestDecisionDoesNotAlias(t *testing.T) {
+	x := newTestExchanger(t)
+	req := baseRequest()
+	req.Subject.Act = &oauth.Actor{Subject: "api0"}
+	req.Subject.Claims = map[string]any{"acr": "mfa"}
+	req.Audiences = []string{api2, api3}
+	req.Scopes = []string{"ledger:read"}
+	d, err := x.Decide(req, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Subject.Act.Subject = "mallory"
+	req.Subject.Claims["acr"] = "none"
+	req.Audiences[0] = "changed"
+	req.Scopes[0] = "changed"
+	if d.Act.Actor.Subject != "api0" || d.Claims["acr"] != "mfa" || d.Audiences[0] != api2 || d.Scopes[0] != "ledger:read" {
+		t.Fatalf("decision changed with its request: %+v act %s", d, actString(d.Act))
+	}
+}
+
+func TestPermits(t *testing.T) {
+	x := newTestExchanger(t)
+	for client, want := range map[string]bool{"api1": true, "partner": true, "web-app": false, "": false} {
+		if got := x.Permits(client); got != want {
+			t.Errorf("Permits(%q) = %v, want %v", client, got, want)
+		}
+	}
+}
+
+func TestDenialError(t *testing.T) {
+	d := &Denial{Err: oauth.InvalidScope("scope too wide", errors.New("detail")), Rule: "r1"}
+	if got, want := d.Error(), "policy r1: invalid_scope: scope too wide (detail)"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	d.Rule = ""
+	if got, want := d.Error(), "invalid_scope: scope too wide (detail)"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(d, d.Err) {
+		t.Error("Unwrap does not reach the protocol error")
+	}
+}
+
+func TestNew(t *testing.T) {
+	tests := []struct {
+		name    string
+		pols    []config.Policy
+		auds    []config.Audience
+		opts    Options
+		wantErr string // "" = ok
+	}{
+		{name: "ok/test-config", pols: testPolicies(), auds: testAudiences(), opts: opts},
+		{name: "ok/zero-ttls-take-defaults", pols: testPolicies(), auds: testAudiences(), opts: Options{IssuerURL: issuerURL}},
+		{name: "ok/no-policies", auds: testAudiences(), opts: opts},
+		{name: "fail/no-issuer-url", pols: testPolicies(), auds: testAudiences(), wantErr: "IssuerURL is required"},
+		{name: "fail/negative-ttl", auds: testAudiences(), opts: Options{IssuerURL: issuerURL, RefreshTTL: -time.Second}, wantErr: "negative token lifetime"},
+		{name: "fail/policy-names-unknown-audience", auds: testAudiences(), opts: opts,
+			pols:    []config.Policy{{Client: "a", Audiences: []string{api2}}, {Client: "b", Audiences: []string{api1, "https://nope"}}},
+			wantErr: `exchange.policies[1].audiences[1]: "https://nope" is not a configured audience`},
+		{name: "fail/duplicate-audience", opts: opts, auds: []config.Audience{{ID: api1}, {ID: api1}},
+			wantErr: `audiences[1].id: "https://api1.example" is already audiences[0]`},
+		{name: "fail/audience-without-id", opts: opts, auds: []config.Audience{{Scopes: []string{"x"}}}, wantErr: "audiences[0].id: required"},
+		{name: "fail/invalid-policy", auds: testAudiences(), opts: opts,
+			pols: []config.Policy{{Client: "a", Audiences: []string{api2}, Mode: "both"}}, wantErr: "exchange.policies[0].mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x, err := New(tt.pols, tt.auds, tt.opts)
+			if tt.wantErr == "" {
+				if err != nil || x == nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("New error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestZeroTTLsTakeDefaults checks the lifetimes Options falls back to.
+func TestZeroTTLsTakeDefaults(t *testing.T) {
+	x, err := New(testPolicies(), testAudiences(), Options{IssuerURL: issuerURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := baseRequest()
+	req.Subject.ExpiresAt = time.Time{}
+	for typ, ttl := range map[oauth.TokenType]time.Duration{
+		oauth.TokenTypeAccessToken:  DefaultAccessTTL,
+		oauth.TokenTypeJWT:          DefaultAccessTTL,
+		oauth.TokenTypeIDToken:      DefaultIDTokenTTL,
+		oauth.TokenTypeRefreshToken: DefaultRefreshTTL,
+	} {
+		req.Audiences, req.RequestedType = []string{api3}, typ
+		d, err := x.Decide(req, now)
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if !d.ExpiresAt.Equal(now.Add(ttl)) {
+			t.Errorf("%s expires at %v, want now+%v", policy.TypeName(typ), d.ExpiresAt, ttl)
+		}
+	}
+}
