@@ -49,11 +49,12 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 type memStore struct {
 	mu      sync.Mutex
 	events  []store.AuditEvent // chain order
+	ids     map[string]int     // event id → index in events
 	revoked map[string]store.Revocation
 }
 
 func newMemStore() *memStore {
-	return &memStore{revoked: map[string]store.Revocation{}}
+	return &memStore{ids: map[string]int{}, revoked: map[string]store.Revocation{}}
 }
 
 func cloneEvent(e store.AuditEvent) store.AuditEvent {
@@ -81,7 +82,7 @@ func (m *memStore) Append(ctx context.Context, events []*store.AuditEvent, seal 
 	staged := make([]store.AuditEvent, 0, len(events))
 	ids := map[string]bool{}
 	for _, e := range events {
-		if ids[e.ID] || slices.ContainsFunc(m.events, func(x store.AuditEvent) bool { return x.ID == e.ID }) {
+		if _, dup := m.ids[e.ID]; dup || ids[e.ID] {
 			return fmt.Errorf("mem: event id %q: %w", e.ID, store.ErrConflict)
 		}
 		ids[e.ID] = true
@@ -91,7 +92,10 @@ func (m *memStore) Append(ctx context.Context, events []*store.AuditEvent, seal 
 		prev = e.Hash
 		staged = append(staged, cloneEvent(*e))
 	}
-	m.events = append(m.events, staged...)
+	for _, e := range staged {
+		m.ids[e.ID] = len(m.events)
+		m.events = append(m.events, e)
+	}
 	return nil
 }
 
@@ -143,10 +147,10 @@ func (m *memStore) Query(ctx context.Context, f store.AuditFilter) ([]store.Audi
 }
 
 func (m *memStore) EventByID(ctx context.Context, id string) (store.AuditEvent, error) {
-	for _, e := range m.snapshot() {
-		if e.ID == id {
-			return e, nil
-		}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i, ok := m.ids[id]; ok {
+		return cloneEvent(m.events[i]), nil
 	}
 	return store.AuditEvent{}, fmt.Errorf("mem: event %q: %w", id, store.ErrNotFound)
 }
@@ -242,6 +246,10 @@ func (m *memStore) remove(t *testing.T, seq int64) {
 	for i := range m.events {
 		if m.events[i].Seq == seq {
 			m.events = slices.Delete(m.events, i, i+1)
+			clear(m.ids)
+			for j, e := range m.events {
+				m.ids[e.ID] = j
+			}
 			return
 		}
 	}

@@ -1,0 +1,375 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// ErrClosed is returned by Record and Revoke once the Writer is closed.
+var ErrClosed = errors.New("audit: writer closed")
+
+// DefaultMaxBatch is the batch limit of a Writer whose options leave MaxBatch at 0.
+const DefaultMaxBatch = 256
+
+// WriterOptions configure a Writer. The zero value is usable.
+type WriterOptions struct {
+	// MaxBatch bounds how many events go into one Append (one transaction).
+	// 0 means DefaultMaxBatch.
+	MaxBatch int
+	// Admit, if set, is called in the writer goroutine for each event just before its
+	// batch is appended, serialised with revocations. A non-nil error refuses that
+	// event alone: it is not appended and its Record returns the error. This is where
+	// an exchange is refused whose parent token was revoked while it waited.
+	Admit func(e *store.AuditEvent) error
+	// OnRevoked, if set, is called in the writer goroutine with every revocation that
+	// Revoke recorded, before any later batch is admitted, so that the revoked set
+	// Admit consults is current.
+	OnRevoked func([]store.Revocation)
+}
+
+// Writer appends audit events with group commit: one goroutine takes every event
+// queued when it becomes free (up to MaxBatch) and commits them with a single
+// store.AuditLog.Append — one transaction, one fsync — so under load batches grow by
+// themselves while a lone event is committed at once, with no timer or linger.
+//
+// Record and Revoke are safe for concurrent use. Revocations run in the same
+// goroutine as the batches, so each one sees every event committed before it and
+// every event committed after it passes Admit with the revoked set updated.
+type Writer struct {
+	log       store.AuditLog
+	rev       store.Revocations
+	maxBatch  int
+	admit     func(*store.AuditEvent) error
+	onRevoked func([]store.Revocation)
+
+	mu     sync.Mutex
+	queue  []*request // FIFO; requests cancelled while queued are skipped
+	closed bool
+	wake   chan struct{} // capacity 1: "the queue may be non-empty"
+	done   chan struct{} // closed when the writer goroutine has drained and exited
+}
+
+// request states, guarded by Writer.mu.
+const (
+	queued    = iota // in the queue, the caller may still withdraw it
+	taken            // handed to the writer goroutine: it will be written or fail
+	withdrawn        // the caller's context ended while queued: skipped
+)
+
+type request struct {
+	e     *store.AuditEvent
+	state int
+	// revocation requests only
+	revoke bool
+	ctx    context.Context
+	r      store.Revocation
+	revs   []store.Revocation
+
+	err  error
+	done chan struct{}
+}
+
+// NewWriter starts a Writer's goroutine. rev may be nil if Revoke is never called.
+// Close stops it.
+func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *Writer {
+	w := &Writer{
+		log:       log,
+		rev:       rev,
+		maxBatch:  opts.MaxBatch,
+		admit:     opts.Admit,
+		onRevoked: opts.OnRevoked,
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	if w.maxBatch <= 0 {
+		w.maxBatch = DefaultMaxBatch
+	}
+	go w.run()
+	return w
+}
+
+// Record appends e to the audit trail and returns once it is durably committed.
+// It fills e.ID (128 random bits, base32) and e.Time (now) when they are empty, and
+// normalises Time and TokenExpires to UTC at microsecond precision, as stored. On
+// success e also carries the Seq, PrevHash and Hash it was stored with.
+//
+// The result is exact: nil means the event is stored; an error means it is not.
+// If ctx ends while the event is still queued, the event is withdrawn (never
+// written) and Record returns ctx.Err(). Once the writer goroutine has taken it, it
+// is written or fails with its batch, and Record waits for that outcome even if ctx
+// has ended meanwhile — a commit in flight takes one transaction's time.
+//
+// The Writer owns e until Record returns: the caller must not read or change it
+// concurrently.
+func (w *Writer) Record(ctx context.Context, e *store.AuditEvent) error {
+	if e == nil {
+		return errors.New("audit: Record of a nil event")
+	}
+	prepare(e)
+	req := &request{e: e, done: make(chan struct{})}
+	if err := w.enqueue(req); err != nil {
+		return err
+	}
+	return w.wait(ctx, req)
+}
+
+// Revoke revokes r.JTI and every token derived from it, and records e (a
+// token.revoked event) — all in the writer goroutine, between two batches. It calls
+// rev.Revoke, then OnRevoked with the revocations recorded, then appends e with its
+// Detail holding {"revoked": [jti, …]} (root first, other keys of an existing Detail
+// kept), and returns the revocations.
+//
+// e may be nil. Empty fields of e are filled: Type token.revoked, TokenJTI r.JTI,
+// TokenExpires r.ExpiresAt, Decision allow, Reason r.Reason, and ID and Time as in
+// Record. Admit is not consulted for e: the revocation has happened and must be
+// recorded.
+//
+// Storage calls run with ctx's values but not its cancellation, as they run for the
+// queue rather than the caller. If ctx ends while the request is still queued,
+// nothing happens and ctx.Err() is returned. If rev.Revoke fails, nothing happened.
+// If the revocations were recorded but appending e fails, Revoke returns both the
+// revocations and the error: the tokens are revoked (OnRevoked was called) and the
+// event is missing; the caller should report it loudly.
+func (w *Writer) Revoke(ctx context.Context, r store.Revocation, e *store.AuditEvent) ([]store.Revocation, error) {
+	if w.rev == nil {
+		return nil, errors.New("audit: Revoke on a writer without store.Revocations")
+	}
+	if r.JTI == "" {
+		return nil, errors.New("audit: Revoke without a jti")
+	}
+	if e == nil {
+		e = &store.AuditEvent{}
+	}
+	if e.Detail != "" {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(e.Detail), &m); err != nil || m == nil {
+			return nil, fmt.Errorf("audit: Revoke: Detail is not a JSON object: %q", e.Detail)
+		}
+	}
+	if e.Type == "" {
+		e.Type = store.EventTokenRevoked
+	}
+	if e.TokenJTI == "" {
+		e.TokenJTI = r.JTI
+	}
+	if e.TokenExpires.IsZero() {
+		e.TokenExpires = r.ExpiresAt
+	}
+	if e.Decision == "" {
+		e.Decision = store.DecisionAllow
+	}
+	if e.Reason == "" {
+		e.Reason = r.Reason
+	}
+	prepare(e)
+	req := &request{e: e, revoke: true, ctx: context.WithoutCancel(ctx), r: r, done: make(chan struct{})}
+	if err := w.enqueue(req); err != nil {
+		return nil, err
+	}
+	err := w.wait(ctx, req)
+	return req.revs, err
+}
+
+// Close stops accepting events, waits until every queued one is committed (or has
+// failed) and stops the writer goroutine. Record and Revoke return ErrClosed after
+// Close. Close is idempotent and always returns nil.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		w.signal()
+	}
+	w.mu.Unlock()
+	<-w.done
+	return nil
+}
+
+// prepare fills the ID and time of e and normalises its times to what is stored.
+func prepare(e *store.AuditEvent) {
+	if e.ID == "" {
+		e.ID = rand.Text()
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
+	if !e.TokenExpires.IsZero() {
+		e.TokenExpires = e.TokenExpires.UTC().Truncate(time.Microsecond)
+	}
+}
+
+func (w *Writer) enqueue(req *request) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	w.queue = append(w.queue, req)
+	w.signal()
+	return nil
+}
+
+// signal wakes the writer goroutine without blocking; called with w.mu held.
+func (w *Writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Writer) wait(ctx context.Context, req *request) error {
+	select {
+	case <-req.done:
+		return req.err
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	if req.state == queued {
+		req.state = withdrawn
+		w.mu.Unlock()
+		return ctx.Err()
+	}
+	w.mu.Unlock()
+	<-req.done // taken: its outcome is coming
+	return req.err
+}
+
+// run is the writer goroutine.
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]*request, 0, w.maxBatch)
+	events := make([]*store.AuditEvent, 0, w.maxBatch)
+	var (
+		revoke       *request
+		more, closed bool
+	)
+	for {
+		w.mu.Lock()
+		batch, revoke, more, closed = w.take(batch[:0])
+		w.mu.Unlock()
+		switch {
+		case revoke != nil:
+			w.doRevoke(revoke)
+		case len(batch) > 0:
+			events = w.commit(batch, events[:0])
+			clear(events) // drop references to callers' events
+			clear(batch)
+		}
+		if more {
+			continue
+		}
+		if closed {
+			return
+		}
+		<-w.wake
+	}
+}
+
+// take moves requests from the head of the queue: either one revocation, or up to
+// maxBatch records stopping before a revocation. It reports whether requests remain
+// and whether the writer is closed. Called with w.mu held.
+func (w *Writer) take(batch []*request) (_ []*request, revoke *request, more, closed bool) {
+	i := 0
+	for ; i < len(w.queue) && len(batch) < w.maxBatch; i++ {
+		req := w.queue[i]
+		if req.state == withdrawn {
+			continue
+		}
+		if req.revoke {
+			if len(batch) == 0 {
+				req.state = taken
+				revoke = req
+				i++
+			}
+			break
+		}
+		req.state = taken
+		batch = append(batch, req)
+	}
+	clear(w.queue[:i])
+	w.queue = w.queue[i:]
+	if len(w.queue) == 0 {
+		w.queue = w.queue[:0:0] // let the old backing array go once drained
+	}
+	return batch, revoke, len(w.queue) > 0, w.closed
+}
+
+// commit admits and appends one batch and completes its requests.
+func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.AuditEvent {
+	admitted := batch[:0] // filtered in place
+	for _, req := range batch {
+		if w.admit != nil {
+			if err := w.admit(req.e); err != nil {
+				req.err = err
+				close(req.done)
+				continue
+			}
+		}
+		admitted = append(admitted, req)
+		events = append(events, req.e)
+	}
+	if len(events) == 0 {
+		return events
+	}
+	err := w.log.Append(context.Background(), events, Seal)
+	for _, req := range admitted {
+		if err != nil {
+			req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
+			req.err = err
+		}
+		close(req.done)
+	}
+	return events
+}
+
+func (w *Writer) doRevoke(req *request) {
+	defer close(req.done)
+	revs, err := w.rev.Revoke(req.ctx, req.r)
+	if err != nil {
+		req.err = err
+		return
+	}
+	req.revs = revs
+	if w.onRevoked != nil {
+		w.onRevoked(revs)
+	}
+	detail, err := revokedDetail(req.e.Detail, revs)
+	if err != nil {
+		req.err = err
+		return
+	}
+	req.e.Detail = detail
+	if err := w.log.Append(req.ctx, []*store.AuditEvent{req.e}, Seal); err != nil {
+		req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
+		req.err = fmt.Errorf("audit: tokens revoked but the revocation event was not recorded: %w", err)
+	}
+}
+
+// revokedDetail returns detail (a JSON object or "") with its "revoked" key set to
+// the jtis of revs, in order.
+func revokedDetail(detail string, revs []store.Revocation) (string, error) {
+	m := map[string]json.RawMessage{}
+	if detail != "" {
+		if err := json.Unmarshal([]byte(detail), &m); err != nil {
+			return "", err
+		}
+	}
+	jtis := make([]string, len(revs))
+	for i, r := range revs {
+		jtis[i] = r.JTI
+	}
+	raw, err := json.Marshal(jtis)
+	if err != nil {
+		return "", err
+	}
+	m["revoked"] = raw
+	out, err := json.Marshal(m)
+	return string(out), err
+}
