@@ -40,10 +40,12 @@ func TestVerify(t *testing.T) {
 		{name: "ok/one-record", n: 1},
 		{name: "ok/chain", n: 10},
 		{
-			name:   "fail/altered-reason",
-			n:      10,
-			tamper: func(t *testing.T, x tamperer) { x.alter(t, 4, func(e *store.AuditEvent) { e.Reason = "nothing to see" }) },
-			want:   &Bad{Seq: 4, ID: "E4", Reason: BadHash},
+			name: "fail/altered-reason",
+			n:    10,
+			tamper: func(t *testing.T, x tamperer) {
+				x.alter(t, 4, func(e *store.AuditEvent) { e.Reason = "nothing to see" })
+			},
+			want: &Bad{Seq: 4, ID: "E4", Reason: BadHash},
 		},
 		{
 			name: "fail/altered-actors",
