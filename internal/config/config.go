@@ -1,10 +1,10 @@
-// Package config is deputy's typed configuration: the YAML schema of design §3,
-// strict loading (unknown keys are errors), DEPUTY_… environment overrides, defaults,
-// and a table of validation checks that name the key at fault.
 package config
 
 import (
+	"slices"
 	"time"
+
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // Config is the whole configuration file.
@@ -159,3 +159,104 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Defaults applied by [Config.SetDefaults] to keys left unset (zero). The README's
+// configuration reference is copied from here.
+const (
+	// DefaultListen is listen's default: loopback only.
+	DefaultListen = "127.0.0.1:8080"
+	// DefaultStorageDriver is storage.driver's default: the embedded database.
+	DefaultStorageDriver = DriverSQLite
+	// DefaultStorageDSN is storage.dsn's default when the driver is sqlite: a file in
+	// the working directory. PostgreSQL has no default DSN.
+	DefaultStorageDSN = "deputy.db"
+	// DefaultSigningAlgorithm is signing.algorithm's default.
+	DefaultSigningAlgorithm = "ES256"
+	// DefaultRetireAfter is signing.retire_after's default: how long a rotated-out key
+	// stays in the JWKS, so tokens it signed still verify.
+	DefaultRetireAfter = 24 * time.Hour
+	// DefaultAccessTokenTTL is tokens.access_token_ttl's default.
+	DefaultAccessTokenTTL = 5 * time.Minute
+	// DefaultRefreshTokenTTL is tokens.refresh_token_ttl's default.
+	DefaultRefreshTokenTTL = 24 * time.Hour
+	// DefaultIDTokenTTL is tokens.id_token_ttl's default.
+	DefaultIDTokenTTL = 5 * time.Minute
+	// DefaultAuditMaxBatch is audit.max_batch's default.
+	DefaultAuditMaxBatch = 256
+	// DefaultMaxBodyBytes is limits.max_body_bytes's default (64 KiB).
+	DefaultMaxBodyBytes = 65536
+	// DefaultMaxTokenBytes is limits.max_token_bytes's default (16 KiB).
+	DefaultMaxTokenBytes = 16384
+	// DefaultMaxChain is exchange.policies[].max_chain's default (also when 0).
+	DefaultMaxChain = 4
+	// DefaultSubjectClaim is trusted_issuers[].subject_claim's default.
+	DefaultSubjectClaim = "sub"
+	// DefaultTrustedIssuerAlgorithm is trusted_issuers[].algorithms's default, the
+	// algorithm every common OIDC provider signs with. The list is an allow-list:
+	// nothing else is accepted from that issuer.
+	DefaultTrustedIssuerAlgorithm = "RS256"
+)
+
+// Other defaults, which depend on other keys:
+//
+//   - issuer: "http://" + listen, or "https://" + listen when tls is set; only when
+//     listen names a host (not ":8080" or "0.0.0.0:8080", where clients could not use
+//     it, so issuer must then be set);
+//   - clients[].auth_method: client_secret_basic when secret or secret_hash is set,
+//     else private_key_jwt when jwks_file is set, else none (a public client);
+//   - exchange.policies[].name: "policies[i]", i its index;
+//   - exchange.policies[].subject_issuers: [self];
+//   - exchange.policies[].subject_token_types: [access_token];
+//   - exchange.policies[].mode: delegation;
+//   - exchange.policies[].requested_token_types: [access_token];
+//   - saml_idps[].audience: the issuer (deputy's SAML entity id).
+
+// Values of storage.driver.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Values of exchange.policies[].mode (design §5).
+const (
+	ModeDelegation    = "delegation"
+	ModeImpersonation = "impersonation"
+)
+
+// SubjectIssuerSelf in exchange.policies[].subject_issuers names deputy itself.
+const SubjectIssuerSelf = "self"
+
+// Values of upstream_idps[].type.
+const (
+	UpstreamOIDC = "oidc"
+	UpstreamSAML = "saml"
+)
+
+// Client returns the client with the given id, or nil.
+func (c *Config) Client(id string) *Client {
+	for i := range c.Clients {
+		if c.Clients[i].ID == id {
+			return &c.Clients[i]
+		}
+	}
+	return nil
+}
+
+// Audience returns the audience with the given id, or nil.
+func (c *Config) Audience(id string) *Audience {
+	for i := range c.Audiences {
+		if c.Audiences[i].ID == id {
+			return &c.Audiences[i]
+		}
+	}
+	return nil
+}
+
+// HasGrantType reports whether the client may use the grant type (a value of
+// grant_types, such as oauth.GrantTokenExchange).
+func (c *Client) HasGrantType(grantType string) bool {
+	return slices.Contains(c.GrantTypes, grantType)
+}
+
+// Public reports whether the client has no credentials (auth_method none).
+func (c *Client) Public() bool { return c.AuthMethod == oauth.AuthNone }

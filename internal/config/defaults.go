@@ -1,0 +1,139 @@
+package config
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// SetDefaults fills in every key left unset (zero) that has a default; it leaves
+// set keys alone and may be called more than once. The defaults are the Default…
+// constants and those listed after them; in short:
+//
+//	listen                                 127.0.0.1:8080
+//	issuer                                 http://<listen> (https:// when tls is set),
+//	                                       only when listen names a host
+//	storage.driver                         sqlite
+//	storage.dsn                            deputy.db (sqlite only)
+//	signing.algorithm                      ES256
+//	signing.retire_after                   24h
+//	tokens.access_token_ttl                5m
+//	tokens.refresh_token_ttl               24h
+//	tokens.id_token_ttl                    5m
+//	audit.max_batch                        256
+//	limits.max_body_bytes                  65536
+//	limits.max_token_bytes                 16384
+//	clients[].auth_method                  client_secret_basic with a secret or
+//	                                       secret_hash, else private_key_jwt with a
+//	                                       jwks_file, else none
+//	exchange.policies[].name               policies[i]
+//	exchange.policies[].subject_issuers    [self]
+//	exchange.policies[].subject_token_types [access_token]
+//	exchange.policies[].mode               delegation
+//	exchange.policies[].max_chain          4 (also when 0)
+//	exchange.policies[].requested_token_types [access_token]
+//	trusted_issuers[].subject_claim        sub
+//	trusted_issuers[].algorithms           [RS256]
+//	saml_idps[].audience                   the issuer
+func (c *Config) SetDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Issuer == "" {
+		if host, _, err := net.SplitHostPort(c.Listen); err == nil && !unspecifiedHost(host) {
+			scheme := "http://"
+			if c.TLS.CertFile != "" || c.TLS.KeyFile != "" {
+				scheme = "https://"
+			}
+			c.Issuer = scheme + c.Listen
+		}
+	}
+	if c.Storage.Driver == "" {
+		c.Storage.Driver = DefaultStorageDriver
+	}
+	if c.Storage.DSN == "" && c.Storage.Driver == DriverSQLite {
+		c.Storage.DSN = DefaultStorageDSN
+	}
+	if c.Signing.Algorithm == "" {
+		c.Signing.Algorithm = DefaultSigningAlgorithm
+	}
+	setDuration(&c.Signing.RetireAfter, DefaultRetireAfter)
+	setDuration(&c.Tokens.AccessTokenTTL, DefaultAccessTokenTTL)
+	setDuration(&c.Tokens.RefreshTokenTTL, DefaultRefreshTokenTTL)
+	setDuration(&c.Tokens.IDTokenTTL, DefaultIDTokenTTL)
+	if c.Audit.MaxBatch == 0 {
+		c.Audit.MaxBatch = DefaultAuditMaxBatch
+	}
+	if c.Limits.MaxBodyBytes == 0 {
+		c.Limits.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Limits.MaxTokenBytes == 0 {
+		c.Limits.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		if cl.AuthMethod == "" {
+			switch {
+			case cl.Secret != "" || cl.SecretHash != "":
+				cl.AuthMethod = oauth.AuthClientSecretBasic
+			case cl.JWKSFile != "":
+				cl.AuthMethod = oauth.AuthPrivateKeyJWT
+			default:
+				cl.AuthMethod = oauth.AuthNone
+			}
+		}
+	}
+	for i := range c.Exchange.Policies {
+		p := &c.Exchange.Policies[i]
+		if p.Name == "" {
+			p.Name = "policies[" + strconv.Itoa(i) + "]"
+		}
+		if len(p.SubjectIssuers) == 0 {
+			p.SubjectIssuers = []string{SubjectIssuerSelf}
+		}
+		if len(p.SubjectTokenTypes) == 0 {
+			p.SubjectTokenTypes = []string{oauth.TokenTypeAccessToken.ShortName()}
+		}
+		if p.Mode == "" {
+			p.Mode = ModeDelegation
+		}
+		if p.MaxChain == 0 {
+			p.MaxChain = DefaultMaxChain
+		}
+		if len(p.RequestedTokenTypes) == 0 {
+			p.RequestedTokenTypes = []string{oauth.TokenTypeAccessToken.ShortName()}
+		}
+	}
+	for i := range c.TrustedIssuers {
+		t := &c.TrustedIssuers[i]
+		if t.SubjectClaim == "" {
+			t.SubjectClaim = DefaultSubjectClaim
+		}
+		if len(t.Algorithms) == 0 {
+			t.Algorithms = []string{DefaultTrustedIssuerAlgorithm}
+		}
+	}
+	for i := range c.SAMLIdPs {
+		if c.SAMLIdPs[i].Audience == "" {
+			c.SAMLIdPs[i].Audience = c.Issuer
+		}
+	}
+}
+
+func setDuration(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}
+
+// unspecifiedHost reports whether a listen host means "every interface", which no
+// client can use in a URL.
+func unspecifiedHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}

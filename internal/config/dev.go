@@ -1,0 +1,94 @@
+package config
+
+import (
+	"path/filepath"
+
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Dev returns the development setup `deputy serve` runs without a configuration
+// file, with defaults applied; it passes [Config.Validate]. Its SQLite database is
+// dir/deputy-dev.db. It sets up the flow of design §1:
+//
+//   - audiences https://api1.example (payments:read, payments:write; client api1),
+//     https://api2.example (ledger:read, ledger:write; client api2) and
+//     https://api3.example (fraud:check; client api3);
+//   - client web-app (secret web-app-secret): authorization_code, refresh_token and
+//     client_credentials, redirect URI http://127.0.0.1:9000/callback, tokens for
+//     https://api1.example that api1 may act on (may_act);
+//   - clients api1, api2, api3 (secrets api1-secret, …) and support
+//     (support-secret): client_credentials and token exchange;
+//   - policies: api1 may exchange for https://api2.example (ledger:read,
+//     ledger:write), api2 for https://api3.example (fraud:check), both by
+//     delegation; support may impersonate for https://api2.example (ledger:read);
+//   - users alice (password alice-password) and bob (bob-password).
+//
+// The secrets and passwords are in the clear, for a demo: never use them elsewhere.
+func Dev(dir string) *Config {
+	exchangeGrants := func() []string { return []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange} }
+	api := func(n, audience string, scopes ...string) Client {
+		return Client{
+			ID:         "api" + n,
+			Secret:     "api" + n + "-secret",
+			GrantTypes: exchangeGrants(),
+			Scopes:     scopes,
+			Audiences:  []string{audience},
+		}
+	}
+	c := &Config{
+		Issuer:  "http://127.0.0.1:8080",
+		Listen:  DefaultListen,
+		Storage: Storage{Driver: DriverSQLite, DSN: filepath.Join(dir, "deputy-dev.db")},
+		Audiences: []Audience{
+			{ID: "https://api1.example", Scopes: []string{"payments:read", "payments:write"}, Client: "api1"},
+			{ID: "https://api2.example", Scopes: []string{"ledger:read", "ledger:write"}, Client: "api2"},
+			{ID: "https://api3.example", Scopes: []string{"fraud:check"}, Client: "api3"},
+		},
+		Clients: []Client{
+			{
+				ID:           "web-app",
+				Secret:       "web-app-secret",
+				GrantTypes:   []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials},
+				RedirectURIs: []string{"http://127.0.0.1:9000/callback"},
+				Scopes:       []string{"openid", "profile", "payments:read", "payments:write"},
+				Audiences:    []string{"https://api1.example"},
+				MayAct:       []string{"api1"},
+			},
+			api("1", "https://api1.example", "payments:read", "payments:write"),
+			api("2", "https://api2.example", "ledger:read", "ledger:write"),
+			api("3", "https://api3.example", "fraud:check"),
+			{ID: "support", Secret: "support-secret", GrantTypes: exchangeGrants()},
+		},
+		Exchange: Exchange{Policies: []Policy{
+			{
+				Name:      "api1-to-api2",
+				Client:    "api1",
+				Audiences: []string{"https://api2.example"},
+				Scopes:    []string{"ledger:read", "ledger:write"},
+				Mode:      ModeDelegation,
+				MaxChain:  4,
+			},
+			{
+				Name:      "api2-to-api3",
+				Client:    "api2",
+				Audiences: []string{"https://api3.example"},
+				Scopes:    []string{"fraud:check"},
+				Mode:      ModeDelegation,
+				MaxChain:  4,
+			},
+			{
+				Name:      "support-impersonate",
+				Client:    "support",
+				Audiences: []string{"https://api2.example"},
+				Scopes:    []string{"ledger:read"},
+				Mode:      ModeImpersonation,
+			},
+		}},
+		Users: []User{
+			{Username: "alice", Password: "alice-password", Claims: map[string]string{"email": "alice@example.com", "name": "Alice"}},
+			{Username: "bob", Password: "bob-password", Claims: map[string]string{"email": "bob@example.com", "name": "Bob"}},
+		},
+	}
+	c.SetDefaults()
+	return c
+}

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Load reads the YAML file (file "" means no file: start from an empty
+// configuration), applies the DEPUTY_… overrides found in env (an os.Environ-style
+// list of "KEY=value"), fills in defaults and validates the result.
+//
+// Problems with the configuration are returned as an [*Error] listing all of them:
+// every decoding problem, else every override problem, else every validation
+// problem. Failing to read the file is returned as it is.
+func Load(file string, env []string) (*Config, error) {
+	c := &Config{}
+	origins := origins{}
+	if file != "" {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if ps := decodeYAML(file, src, c, origins); len(ps) > 0 {
+			return nil, &Error{Problems: ps}
+		}
+	}
+	if ps := c.applyEnv(env, origins); len(ps) > 0 {
+		return nil, &Error{Problems: ps}
+	}
+	c.SetDefaults()
+	if ps := c.validate(origins); len(ps) > 0 {
+		return nil, &Error{Problems: ps}
+	}
+	return c, nil
+}
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Where is the value's origin when it is known: "deputy.yaml:12:5" for a file,
+	// "$DEPUTY_ISSUER" for an environment variable. A problem with a key that is not
+	// set points at the closest enclosing key that is.
+	Where string
+	// Path is the key path, like "clients[1].auth_method" or "users[0].claims.email";
+	// "" for the whole document.
+	Path string
+	// Message says what is wrong; it never repeats a secret.
+	Message string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Where != "" {
+		b.WriteString(p.Where)
+		b.WriteString(": ")
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// Error is an invalid configuration: every problem found, in the order of the keys.
+type Error struct {
+	Problems []Problem
+}
+
+// Error lists the problems, one per line.
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// origins maps key paths to where their values came from (see Problem.Where).
+type origins map[string]string
+
+// of returns the origin of path, or of its closest enclosing path that has one.
+func (o origins) of(path string) string {
+	for {
+		if w, ok := o[path]; ok {
+			return w
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return o[""]
+		}
+		path = path[:i]
+	}
+}

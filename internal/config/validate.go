@@ -1,0 +1,479 @@
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// check is one row of the validation table: when bad, the key at path has the
+// problem msg.
+type check struct {
+	bad  bool
+	path string
+	msg  string
+}
+
+// Allowed values, in the order messages list them.
+var (
+	storageDrivers      = []string{DriverSQLite, DriverPostgres}
+	signingAlgorithms   = []string{"ES256", "EdDSA", "RS256", "PS256"}
+	issuerAlgorithms    = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	authMethods         = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT, oauth.AuthNone}
+	grantTypes          = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange}
+	modes               = []string{ModeDelegation, ModeImpersonation}
+	subjectTokenTypes   = []string{"access_token", "jwt", "id_token", "refresh_token", "saml2"}
+	requestedTokenTypes = []string{"access_token", "jwt", "id_token", "refresh_token"}
+	upstreamTypes       = []string{UpstreamOIDC, UpstreamSAML}
+	// reservedClaims are set by deputy on the tokens it issues; users[].claims may
+	// not set them.
+	reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "may_act", "client_id", "scope", "cnf", "auth_time", "azp", "nonce", "at_hash", "c_hash", "sid", "acr", "amr"}
+)
+
+const (
+	maxAccessTokenTTL = 24 * time.Hour
+	maxMaxChain       = 32
+)
+
+// Validate checks the configuration (with defaults applied, see [Config.SetDefaults])
+// and returns every problem as an [*Error], or nil.
+func (c *Config) Validate() error {
+	if ps := c.validate(origins{}); len(ps) > 0 {
+		return &Error{Problems: ps}
+	}
+	return nil
+}
+
+func (c *Config) validate(o origins) []Problem {
+	var checks []check
+	checks = append(checks, c.serverChecks()...)
+	checks = append(checks, c.audienceChecks()...)
+	checks = append(checks, c.clientChecks()...)
+	checks = append(checks, c.policyChecks()...)
+	checks = append(checks, c.issuerChecks()...)
+	checks = append(checks, c.userChecks()...)
+	checks = append(checks, c.upstreamChecks()...)
+	var ps []Problem
+	for _, ch := range checks {
+		if ch.bad {
+			ps = append(ps, Problem{Where: o.of(ch.path), Path: ch.path, Message: ch.msg})
+		}
+	}
+	return ps
+}
+
+func (c *Config) serverChecks() []check {
+	iss, issURL := c.Issuer, parseURL(c.Issuer)
+	tokens := c.Tokens
+	return []check{
+		{iss == "", "issuer", fmt.Sprintf("must be set: the URL clients use; it is derived from listen only when listen names a host, and %q does not", c.Listen)},
+		{iss != "" && !isHTTPURL(iss), "issuer", fmt.Sprintf("%q is not an absolute http(s) URL", iss)},
+		{isHTTPURL(iss) && strings.HasSuffix(iss, "/"), "issuer", fmt.Sprintf("%q ends with a slash; write it without, as clients compare it exactly", iss)},
+		{isHTTPURL(iss) && (issURL.RawQuery != "" || issURL.ForceQuery), "issuer", fmt.Sprintf("%q has a query; an issuer has none (RFC 8414 §2)", iss)},
+		{isHTTPURL(iss) && strings.Contains(iss, "#"), "issuer", fmt.Sprintf("%q has a fragment; an issuer has none (RFC 8414 §2)", iss)},
+		{isHTTPURL(iss) && issURL.User != nil, "issuer", "has user info; an issuer has none"},
+		{!isHostPort(c.Listen), "listen", fmt.Sprintf("%q is not host:port (like 127.0.0.1:8080, or :8080 for every interface)", c.Listen)},
+		{c.TLS.CertFile != "" && c.TLS.KeyFile == "", "tls.key_file", "must be set with tls.cert_file"},
+		{c.TLS.KeyFile != "" && c.TLS.CertFile == "", "tls.cert_file", "must be set with tls.key_file"},
+		oneOf("storage.driver", c.Storage.Driver, storageDrivers),
+		{c.Storage.DSN == "", "storage.dsn", "must be set: a SQLite file path or a postgres:// URL"},
+		oneOf("signing.algorithm", c.Signing.Algorithm, signingAlgorithms),
+		positive("signing.retire_after", c.Signing.RetireAfter),
+		positive("tokens.access_token_ttl", tokens.AccessTokenTTL),
+		{tokens.AccessTokenTTL.D() > maxAccessTokenTTL, "tokens.access_token_ttl", fmt.Sprintf("%v is longer than %v; access tokens are meant to be short-lived", tokens.AccessTokenTTL.D(), maxAccessTokenTTL)},
+		positive("tokens.refresh_token_ttl", tokens.RefreshTokenTTL),
+		positive("tokens.id_token_ttl", tokens.IDTokenTTL),
+		{c.Audit.MaxBatch < 1, "audit.max_batch", fmt.Sprintf("%d is not positive", c.Audit.MaxBatch)},
+		{c.Limits.MaxBodyBytes < 1, "limits.max_body_bytes", fmt.Sprintf("%d is not positive", c.Limits.MaxBodyBytes)},
+		{c.Limits.MaxTokenBytes < 1, "limits.max_token_bytes", fmt.Sprintf("%d is not positive", c.Limits.MaxTokenBytes)},
+		{int64(c.Limits.MaxTokenBytes) > c.Limits.MaxBodyBytes && c.Limits.MaxBodyBytes > 0, "limits.max_token_bytes", fmt.Sprintf("%d is more than limits.max_body_bytes (%d), the body that carries the token", c.Limits.MaxTokenBytes, c.Limits.MaxBodyBytes)},
+	}
+}
+
+func (c *Config) audienceChecks() []check {
+	var checks []check
+	ids := map[string]int{}
+	for i, a := range c.Audiences {
+		p := fmt.Sprintf("audiences[%d]", i)
+		first, dup := ids[a.ID]
+		if !dup {
+			ids[a.ID] = i
+		}
+		checks = append(checks, []check{
+			{a.ID == "", p + ".id", "must be set: the aud value of tokens for this service"},
+			{hasSpace(a.ID), p + ".id", fmt.Sprintf("%q contains white space", a.ID)},
+			{a.ID != "" && dup, p + ".id", fmt.Sprintf("%q is already the id of audiences[%d]", a.ID, first)},
+			{a.Client != "" && c.Client(a.Client) == nil, p + ".client", fmt.Sprintf("%q is not the id of a configured client", a.Client)},
+		}...)
+		checks = append(checks, scopeChecks(p+".scopes", a.Scopes)...)
+	}
+	return checks
+}
+
+func (c *Config) clientChecks() []check {
+	var checks []check
+	ids := map[string]int{}
+	for i, cl := range c.Clients {
+		p := fmt.Sprintf("clients[%d]", i)
+		first, dup := ids[cl.ID]
+		if !dup {
+			ids[cl.ID] = i
+		}
+		method := cl.AuthMethod
+		hasSecret := cl.Secret != "" || cl.SecretHash != ""
+		secretMethod := method == oauth.AuthClientSecretBasic || method == oauth.AuthClientSecretPost
+		checks = append(checks, []check{
+			{cl.ID == "", p + ".id", "must be set"},
+			{hasSpace(cl.ID), p + ".id", fmt.Sprintf("%q contains white space", cl.ID)},
+			{cl.ID != "" && dup, p + ".id", fmt.Sprintf("%q is already the id of clients[%d]", cl.ID, first)},
+			{cl.Secret != "" && cl.SecretHash != "", p + ".secret_hash", "set either secret or secret_hash, not both"},
+			{cl.SecretHash != "" && !validArgon2id(cl.SecretHash) && !validSHA256Hash(cl.SecretHash), p + ".secret_hash", `is neither "$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>" (base64 without padding) nor "sha256:" followed by the 64 hex digits of the secret's SHA-256`},
+			oneOf(p+".auth_method", method, authMethods),
+			{secretMethod && !hasSecret, p + ".secret", fmt.Sprintf("must be set (or secret_hash) for auth_method %s", method)},
+			{method == oauth.AuthPrivateKeyJWT && cl.JWKSFile == "", p + ".jwks_file", "must be set for auth_method private_key_jwt: the client's public keys"},
+			{method == oauth.AuthPrivateKeyJWT && hasSecret, p + ".secret", "is not used with auth_method private_key_jwt; remove secret and secret_hash"},
+			{method == oauth.AuthNone && hasSecret, p + ".secret", "must not be set for auth_method none (a public client); remove secret and secret_hash, or choose another auth_method"},
+			{cl.JWKSFile != "" && method != oauth.AuthPrivateKeyJWT && slices.Contains(authMethods, method), p + ".jwks_file", fmt.Sprintf("is only used with auth_method private_key_jwt, not %s", method)},
+			{cl.HasGrantType(oauth.GrantAuthorizationCode) && len(cl.RedirectURIs) == 0, p + ".redirect_uris", "must list at least one URI for grant type authorization_code"},
+			{len(cl.MayAct) > 1, p + ".may_act", fmt.Sprintf("lists %d clients; may_act names one party (RFC 8693 §4.4)", len(cl.MayAct))},
+		}...)
+		checks = append(checks, listChecks(p+".grant_types", cl.GrantTypes, func(path, g string) []check {
+			return []check{
+				oneOf(path, g, grantTypes),
+				{method == oauth.AuthNone && (g == oauth.GrantTokenExchange || g == oauth.GrantClientCredentials), path, fmt.Sprintf("%s is for confidential clients, and auth_method is none", g)},
+			}
+		})...)
+		checks = append(checks, listChecks(p+".redirect_uris", cl.RedirectURIs, func(path, u string) []check {
+			return []check{
+				{!isAbsoluteURI(u), path, fmt.Sprintf("%q is not an absolute URI", u)},
+				{strings.Contains(u, "#"), path, fmt.Sprintf("%q has a fragment; a redirect URI has none (RFC 6749 §3.1.2)", u)},
+			}
+		})...)
+		checks = append(checks, scopeChecks(p+".scopes", cl.Scopes)...)
+		checks = append(checks, listChecks(p+".audiences", cl.Audiences, func(path, a string) []check {
+			return []check{{c.Audience(a) == nil, path, fmt.Sprintf("%q is not the id of a configured audience", a)}}
+		})...)
+		checks = append(checks, listChecks(p+".may_act", cl.MayAct, func(path, id string) []check {
+			return []check{{c.Client(id) == nil, path, fmt.Sprintf("%q is not the id of a configured client", id)}}
+		})...)
+	}
+	return checks
+}
+
+func (c *Config) policyChecks() []check {
+	var checks []check
+	names := map[string]int{}
+	for i, pol := range c.Exchange.Policies {
+		p := fmt.Sprintf("exchange.policies[%d]", i)
+		first, dup := names[pol.Name]
+		if !dup {
+			names[pol.Name] = i
+		}
+		client := c.Client(pol.Client)
+		// The scopes the policy's audiences have; nil while an audience is unknown.
+		var audienceScopes []string
+		for _, a := range pol.Audiences {
+			aud := c.Audience(a)
+			if aud == nil {
+				audienceScopes = nil
+				break
+			}
+			audienceScopes = append(audienceScopes, aud.Scopes...)
+		}
+		samlIssuer := slices.ContainsFunc(pol.SubjectIssuers, func(n string) bool { return c.samlIdP(n) })
+		checks = append(checks, []check{
+			{pol.Name == "", p + ".name", "must not be empty"},
+			{pol.Name != "" && dup, p + ".name", fmt.Sprintf("%q is already the name of exchange.policies[%d]", pol.Name, first)},
+			{pol.Client == "", p + ".client", "must be set: the client that may exchange"},
+			{pol.Client != "" && client == nil, p + ".client", fmt.Sprintf("%q is not the id of a configured client", pol.Client)},
+			{client != nil && !client.HasGrantType(oauth.GrantTokenExchange), p + ".client", fmt.Sprintf("client %q does not have grant type %s", pol.Client, oauth.GrantTokenExchange)},
+			{slices.Contains(pol.SubjectTokenTypes, "saml2") && !samlIssuer, p + ".subject_token_types", "saml2 needs a saml_idps name in subject_issuers"},
+			{len(pol.Audiences) == 0, p + ".audiences", "must list at least one audience"},
+			oneOf(p+".mode", pol.Mode, modes),
+			{pol.MaxChain < 1 || pol.MaxChain > maxMaxChain, p + ".max_chain", fmt.Sprintf("%d is not between 1 and %d (0 means %d)", pol.MaxChain, maxMaxChain, DefaultMaxChain)},
+		}...)
+		checks = append(checks, listChecks(p+".subject_issuers", pol.SubjectIssuers, func(path, n string) []check {
+			return []check{{n != SubjectIssuerSelf && c.trustedIssuer(n) == nil && !c.samlIdP(n), path, fmt.Sprintf("%q is neither self nor the name of a trusted_issuers or saml_idps entry", n)}}
+		})...)
+		checks = append(checks, listChecks(p+".subject_token_types", pol.SubjectTokenTypes, func(path, t string) []check {
+			return []check{oneOf(path, t, subjectTokenTypes)}
+		})...)
+		checks = append(checks, listChecks(p+".audiences", pol.Audiences, func(path, a string) []check {
+			return []check{{c.Audience(a) == nil, path, fmt.Sprintf("%q is not the id of a configured audience", a)}}
+		})...)
+		checks = append(checks, scopeChecks(p+".scopes", pol.Scopes)...)
+		checks = append(checks, listChecks(p+".scopes", pol.Scopes, func(path, s string) []check {
+			return []check{{audienceScopes != nil && !slices.Contains(audienceScopes, s), path, fmt.Sprintf("%q is not a scope of the policy's audiences, so it can never be granted", s)}}
+		})...)
+		checks = append(checks, listChecks(p+".requested_token_types", pol.RequestedTokenTypes, func(path, t string) []check {
+			return []check{oneOf(path, t, requestedTokenTypes)}
+		})...)
+	}
+	return checks
+}
+
+// issuerChecks covers trusted_issuers and saml_idps, whose names share one
+// namespace: that of exchange.policies[].subject_issuers.
+func (c *Config) issuerChecks() []check {
+	var checks []check
+	names := map[string]string{}
+	name := func(path, n string) []check {
+		first, dup := names[n]
+		if !dup {
+			names[n] = path
+		}
+		return []check{
+			{n == "", path, "must be set: the name policies use in subject_issuers"},
+			{hasSpace(n), path, fmt.Sprintf("%q contains white space", n)},
+			{n == SubjectIssuerSelf, path, `"self" is reserved for deputy itself`},
+			{n != "" && dup, path, fmt.Sprintf("%q is already the name of %s", n, strings.TrimSuffix(first, ".name"))},
+		}
+	}
+	issuers := map[string]int{}
+	for i, t := range c.TrustedIssuers {
+		p := fmt.Sprintf("trusted_issuers[%d]", i)
+		first, dup := issuers[t.Issuer]
+		if !dup {
+			issuers[t.Issuer] = i
+		}
+		checks = append(checks, name(p+".name", t.Name)...)
+		checks = append(checks, []check{
+			{t.Issuer == "", p + ".issuer", "must be set: the iss of the tokens it issues"},
+			{t.Issuer != "" && !isHTTPURL(t.Issuer), p + ".issuer", fmt.Sprintf("%q is not an absolute http(s) URL", t.Issuer)},
+			{t.Issuer != "" && t.Issuer == c.Issuer, p + ".issuer", "is deputy's own issuer; policies name it as self"},
+			{t.Issuer != "" && dup, p + ".issuer", fmt.Sprintf("%q is already the issuer of trusted_issuers[%d]", t.Issuer, first)},
+			{t.JWKSURI == "" && t.JWKSFile == "", p + ".jwks_uri", "one of jwks_uri or jwks_file must be set: the issuer's public keys"},
+			{t.JWKSURI != "" && t.JWKSFile != "", p + ".jwks_file", "set either jwks_uri or jwks_file, not both"},
+			{t.JWKSURI != "" && !isHTTPURL(t.JWKSURI), p + ".jwks_uri", fmt.Sprintf("%q is not an absolute http(s) URL", t.JWKSURI)},
+			{len(t.Audiences) == 0, p + ".audiences", "must list at least one audience; the issuer's tokens must be addressed to one of them"},
+			{t.SubjectClaim == "", p + ".subject_claim", "must not be empty"},
+		}...)
+		checks = append(checks, listChecks(p+".audiences", t.Audiences, func(path, a string) []check {
+			return []check{{a == "", path, "must not be empty"}}
+		})...)
+		checks = append(checks, listChecks(p+".algorithms", t.Algorithms, func(path, a string) []check {
+			return []check{oneOf(path, a, issuerAlgorithms)}
+		})...)
+	}
+	entities := map[string]int{}
+	for i, s := range c.SAMLIdPs {
+		p := fmt.Sprintf("saml_idps[%d]", i)
+		first, dup := entities[s.EntityID]
+		if !dup {
+			entities[s.EntityID] = i
+		}
+		checks = append(checks, name(p+".name", s.Name)...)
+		checks = append(checks, []check{
+			{s.EntityID == "", p + ".entity_id", "must be set: the IdP's entity id, the Issuer of its assertions"},
+			{s.EntityID != "" && dup, p + ".entity_id", fmt.Sprintf("%q is already the entity_id of saml_idps[%d]", s.EntityID, first)},
+			{s.CertificateFile == "" && s.MetadataFile == "", p + ".certificate_file", "one of certificate_file or metadata_file must be set: the IdP's signing certificate"},
+			{s.CertificateFile != "" && s.MetadataFile != "", p + ".metadata_file", "set either certificate_file or metadata_file, not both"},
+			{s.Audience == "", p + ".audience", "must be set: deputy's SP entity id, expected in the assertion's AudienceRestriction"},
+		}...)
+	}
+	return checks
+}
+
+func (c *Config) userChecks() []check {
+	var checks []check
+	names := map[string]int{}
+	for i, u := range c.Users {
+		p := fmt.Sprintf("users[%d]", i)
+		first, dup := names[u.Username]
+		if !dup {
+			names[u.Username] = i
+		}
+		checks = append(checks, []check{
+			{u.Username == "", p + ".username", "must be set"},
+			{hasSpace(u.Username), p + ".username", fmt.Sprintf("%q contains white space", u.Username)},
+			{u.Username != "" && dup, p + ".username", fmt.Sprintf("%q is already the username of users[%d]", u.Username, first)},
+			{u.Username != "" && c.Client(u.Username) != nil, p + ".username", fmt.Sprintf("%q is also a client id; a token's subject would not say which of the two it is", u.Username)},
+			{u.Password == "" && u.PasswordHash == "", p + ".password_hash", "must be set (or password, for development only)"},
+			{u.Password != "" && u.PasswordHash != "", p + ".password", "set either password or password_hash, not both"},
+			{u.PasswordHash != "" && !validArgon2id(u.PasswordHash), p + ".password_hash", `is not "$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>" (base64 without padding)`},
+		}...)
+		for _, k := range slices.Sorted(maps.Keys(u.Claims)) {
+			checks = append(checks, check{slices.Contains(reservedClaims, k), p + ".claims." + k, "is a claim deputy sets itself"})
+		}
+	}
+	return checks
+}
+
+func (c *Config) upstreamChecks() []check {
+	var checks []check
+	names := map[string]int{}
+	for i, u := range c.UpstreamIdPs {
+		p := fmt.Sprintf("upstream_idps[%d]", i)
+		first, dup := names[u.Name]
+		if !dup {
+			names[u.Name] = i
+		}
+		oidc := u.Type == UpstreamOIDC
+		checks = append(checks, []check{
+			{u.Name == "", p + ".name", "must be set"},
+			{hasSpace(u.Name), p + ".name", fmt.Sprintf("%q contains white space", u.Name)},
+			{u.Name != "" && dup, p + ".name", fmt.Sprintf("%q is already the name of upstream_idps[%d]", u.Name, first)},
+			oneOf(p+".type", u.Type, upstreamTypes),
+			{u.Issuer == "", p + ".issuer", "must be set: the IdP's issuer URL (oidc) or entity id (saml)"},
+			{oidc && u.Issuer != "" && !isHTTPURL(u.Issuer), p + ".issuer", fmt.Sprintf("%q is not an absolute http(s) URL", u.Issuer)},
+			{oidc && u.ClientID == "", p + ".client_id", "must be set for type oidc: deputy's client id at the IdP"},
+		}...)
+	}
+	return checks
+}
+
+// oneOf is the check that v is one of allowed.
+func oneOf(path, v string, allowed []string) check {
+	if v == "" {
+		return check{true, path, "must be set to one of " + strings.Join(allowed, ", ")}
+	}
+	return check{!slices.Contains(allowed, v), path, fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", "))}
+}
+
+// positive is the check that a duration is more than zero.
+func positive(path string, d Duration) check {
+	return check{d <= 0, path, fmt.Sprintf("%v is not positive", d.D())}
+}
+
+// listChecks applies each to every element of a list, and reports repeated
+// elements.
+func listChecks(path string, list []string, each func(path, v string) []check) []check {
+	var checks []check
+	seen := map[string]int{}
+	for j, v := range list {
+		ep := fmt.Sprintf("%s[%d]", path, j)
+		first, dup := seen[v]
+		if !dup {
+			seen[v] = j
+		}
+		checks = append(checks, check{dup, ep, fmt.Sprintf("%q is already %s[%d]", v, path, first)})
+		if !dup {
+			checks = append(checks, each(ep, v)...)
+		}
+	}
+	return checks
+}
+
+// scopeChecks checks a list of scope names (RFC 6749 §3.3).
+func scopeChecks(path string, scopes []string) []check {
+	return listChecks(path, scopes, func(path, s string) []check {
+		return []check{{!validScope(s), path, fmt.Sprintf("%q is not a scope name: printable ASCII without spaces, \" or \\ (RFC 6749 §3.3)", s)}}
+	})
+}
+
+func (c *Config) trustedIssuer(name string) *TrustedIssuer {
+	for i := range c.TrustedIssuers {
+		if c.TrustedIssuers[i].Name == name {
+			return &c.TrustedIssuers[i]
+		}
+	}
+	return nil
+}
+
+func (c *Config) samlIdP(name string) bool {
+	return slices.ContainsFunc(c.SAMLIdPs, func(s SAMLIdP) bool { return s.Name == name })
+}
+
+// validScope reports whether s is a scope-token: 1*NQCHAR (RFC 6749 §3.3).
+func validScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b < 0x21 || b > 0x7e || b == '"' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func hasSpace(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' })
+}
+
+// parseURL parses s, returning an empty URL when it cannot.
+func parseURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		return &url.URL{}
+	}
+	return u
+}
+
+// isHTTPURL reports whether s is an absolute http or https URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" && u.Opaque == ""
+}
+
+// isAbsoluteURI reports whether s is an absolute URI: a scheme, and for http(s) a
+// host (RFC 3986 §4.3).
+func isAbsoluteURI(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return false
+	}
+	if u.Scheme == "http" || u.Scheme == "https" {
+		return u.Hostname() != "" && u.Opaque == ""
+	}
+	return true
+}
+
+// isHostPort reports whether s is host:port with a numeric port; the host may be
+// empty (every interface).
+func isHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || hasSpace(host) {
+		return false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && strconv.FormatUint(n, 10) == port
+}
+
+// validArgon2id reports whether s is an argon2id hash in the PHC string format:
+// $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>, base64 without padding.
+func validArgon2id(s string) bool {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v=19" {
+		return false
+	}
+	var m, t, p uint64
+	params := strings.Split(parts[3], ",")
+	if len(params) != 3 {
+		return false
+	}
+	for i, dst := range []*uint64{&m, &t, &p} {
+		v, ok := strings.CutPrefix(params[i], []string{"m=", "t=", "p="}[i])
+		n, err := strconv.ParseUint(v, 10, 32)
+		if !ok || err != nil || n == 0 {
+			return false
+		}
+		*dst = n
+	}
+	if p > 255 || m < 8*p {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.Strict().DecodeString(parts[4])
+	hash, err2 := base64.RawStdEncoding.Strict().DecodeString(parts[5])
+	return err1 == nil && err2 == nil && len(salt) >= 8 && len(hash) >= 16
+}
+
+// validSHA256Hash reports whether s is "sha256:" followed by 64 hex digits.
+func validSHA256Hash(s string) bool {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
+}
