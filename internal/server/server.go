@@ -1,0 +1,174 @@
+// Package server assembles a deputy node from its configuration: storage, keys,
+// the revoked-token set, the audit writer, clients, exchange policies, grants and the
+// HTTP handler. cmd/deputy and the tests use it, so both run the same wiring.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/audit"
+	"github.com/deputy-auth/deputy/internal/client"
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/exchange"
+	"github.com/deputy-auth/deputy/internal/grant"
+	"github.com/deputy-auth/deputy/internal/httpapi"
+	"github.com/deputy-auth/deputy/internal/keys"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/store/sqlstore"
+	"github.com/deputy-auth/deputy/internal/subject"
+	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Server is one assembled deputy node.
+type Server struct {
+	Config  *config.Config
+	Store   *sqlstore.DB
+	Keys    *keys.Set
+	Revoked *token.Revoked
+	Audit   *audit.Writer
+	Handler http.Handler
+	log     *slog.Logger
+}
+
+// OpenStore opens and migrates the configured database.
+func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
+	st, err := sqlstore.Open(ctx, cfg.Storage.Driver, cfg.Storage.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("storage: migrate: %w", err)
+	}
+	return st, nil
+}
+
+// New assembles a node. Close releases it.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{Config: cfg, log: log}
+	if s.Store, err = OpenStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.Keys, err = keys.Open(ctx, s.Store, keys.Options{Algorithm: cfg.Signing.Algorithm, RetireAfter: cfg.Signing.RetireAfter.D()})
+	if err != nil {
+		return nil, err
+	}
+	s.Revoked = token.NewRevoked()
+	revs, err := s.Store.ListRevocations(ctx, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("storage: load revocations: %w", err)
+	}
+	s.Revoked.Add(revs)
+
+	s.Audit = audit.NewWriter(s.Store, s.Store, audit.WriterOptions{
+		MaxBatch: cfg.Audit.MaxBatch,
+		// An exchange whose subject token was revoked while it was being decided is
+		// refused here, in the writer, serialised with the revocation itself.
+		Admit: func(e *store.AuditEvent) error {
+			if e.Decision == store.DecisionAllow && e.ParentJTI != "" && e.TokenJTI != "" && s.Revoked.Contains(e.ParentJTI) {
+				return token.ErrRevoked
+			}
+			return nil
+		},
+		OnRevoked: s.Revoked.Add,
+	})
+
+	tokens := token.NewService(cfg.Issuer, s.Keys, s.Revoked, cfg.Limits.MaxTokenBytes)
+	clients, err := client.NewRegistry(cfg.Clients, cfg.Issuer, cfg.Issuer+httpapi.PathToken, s.Store)
+	if err != nil {
+		return nil, err
+	}
+	xchg, err := exchange.New(cfg.Exchange.Policies, cfg.Audiences, exchange.Options{
+		IssuerURL: cfg.Issuer, AccessTTL: cfg.Tokens.AccessTokenTTL.D(),
+		IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	disp := grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
+		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
+		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subject.NewVerifier(tokens), Exchange: xchg},
+	}, log)
+
+	audClients := map[string]string{}
+	for _, a := range cfg.Audiences {
+		audClients[a.ID] = a.Client
+	}
+	s.Handler, err = httpapi.New(httpapi.Config{
+		Issuer: cfg.Issuer, Dispatcher: disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
+		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// scopes is every scope an audience or client names, for discovery.
+func scopes(cfg *config.Config) []string {
+	set := map[string]bool{}
+	for _, a := range cfg.Audiences {
+		for _, sc := range a.Scopes {
+			set[sc] = true
+		}
+	}
+	for _, c := range cfg.Clients {
+		for _, sc := range c.Scopes {
+			set[sc] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for sc := range set {
+		out = append(out, sc)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Maintain keeps the in-memory state current until ctx ends: keys rotated by
+// `deputy keys rotate` (or another node) are picked up, and expired revocations and
+// nonces are forgotten.
+func (s *Server) Maintain(ctx context.Context) {
+	reload := time.NewTicker(5 * time.Second)
+	purge := time.NewTicker(time.Minute)
+	defer reload.Stop()
+	defer purge.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload.C:
+			if err := s.Keys.Reload(ctx); err != nil {
+				s.log.Warn("keys: reload failed", "err", err)
+			}
+		case now := <-purge.C:
+			s.Revoked.Purge(now)
+			if err := s.Store.PurgeNonces(ctx, now); err != nil {
+				s.log.Warn("nonces: purge failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close flushes the audit writer and closes the store.
+func (s *Server) Close() error {
+	if s.Audit != nil {
+		s.Audit.Close()
+	}
+	if s.Store != nil {
+		return s.Store.Close()
+	}
+	return nil
+}
