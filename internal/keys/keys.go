@@ -128,8 +128,9 @@ func (s *Set) reload(ctx context.Context) error {
 			algSeen[k.Algorithm] = true
 			snap.algs = append(snap.algs, k.Algorithm)
 		}
-		// The newest key that is active and not scheduled for retirement signs.
-		if !now.Before(k.ActiveAt) && k.RetiredAt.IsZero() {
+		// The key activated last signs; a replaced key keeps verifying until it
+		// retires (its RetiredAt is after its successor's ActiveAt).
+		if !now.Before(k.ActiveAt) {
 			if snap.active == nil || !k.ActiveAt.Before(snap.active.ActiveAt) {
 				snap.active = k
 			}
