@@ -1,0 +1,25 @@
+package audit
+
+import (
+	"go/build"
+	"strings"
+	"testing"
+)
+
+// TestImports enforces doc.go: the package builds on the store interfaces and the
+// standard library only, and never on HTTP or a database.
+func TestImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		switch {
+		case imp == "net/http", imp == "database/sql", strings.HasPrefix(imp, "net/http/"), strings.HasPrefix(imp, "database/sql/"):
+			t.Errorf("audit imports %s", imp)
+		case imp == "github.com/deputy-auth/deputy/internal/store":
+		case strings.Contains(strings.SplitN(imp, "/", 2)[0], "."):
+			t.Errorf("audit imports %s: only the standard library and internal/store are allowed", imp)
+		}
+	}
+}

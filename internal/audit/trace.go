@@ -1,0 +1,516 @@
+package audit
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// ErrNotFound is returned by Trace for an id that is neither a token jti nor an
+// event id in the audit trail. It wraps store.ErrNotFound.
+var ErrNotFound = fmt.Errorf("audit: no token or event with that id: %w", store.ErrNotFound)
+
+// Bounds of a Trace, so that a damaged or hostile log cannot make it run away.
+const (
+	MaxTraceDepth = 64     // hops from the root token to the deepest one shown
+	MaxTraceNodes = 10_000 // tokens in one tree
+)
+
+// Relations of an Event to the token it is attached to.
+const (
+	RelRevoked = "revoked" // the token was revoked (itself, or with an ancestor: see Via)
+	RelDenied  = "denied"  // a request presenting the token was refused
+	RelCall    = "call"    // a service reported a call made with the token
+	RelOther   = "other"   // any other event naming the token
+)
+
+// Tree is a token's delegation chain: from the first token (a sign-in or a client
+// credentials issuance) down to every token derived from it by exchange.
+type Tree struct {
+	Asked string `json:"asked"` // the id Trace was given
+	Root  *Node  `json:"root,omitempty"`
+	// Event is the asked event when it concerns no token at all (a key rotation, a
+	// denied request that presented no token); Root is nil then.
+	Event *Event `json:"event,omitempty"`
+	// Truncated is set when the tree was cut at MaxTraceDepth or MaxTraceNodes.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Node is one token and what the audit trail says about it.
+type Node struct {
+	JTI string `json:"jti"`
+	// Unknown is set for a token that events refer to but whose issuance is not in
+	// the trail (a foreign subject token, or a damaged trail); the fields below that
+	// come from the issuance event are empty then.
+	Unknown       bool      `json:"unknown,omitempty"`
+	Type          string    `json:"type,omitempty"` // type of the issuance event
+	EventID       string    `json:"event_id,omitempty"`
+	Seq           int64     `json:"seq,omitempty"`
+	Time          time.Time `json:"time,omitzero"`
+	ClientID      string    `json:"client_id,omitempty"`
+	Subject       string    `json:"subject,omitempty"`
+	SubjectIssuer string    `json:"subject_issuer,omitempty"`
+	Actors        []string  `json:"actors,omitempty"` // current actor first
+	Audiences     []string  `json:"audiences,omitempty"`
+	Scopes        []string  `json:"scopes,omitempty"`
+	Rule          string    `json:"rule,omitempty"`
+	Expires       time.Time `json:"expires,omitzero"`
+	ParentJTI     string    `json:"parent_jti,omitempty"`
+	Asked         bool      `json:"asked,omitempty"` // this is the token (or issuance event) asked for
+	Events        []Event   `json:"events,omitempty"`
+	Children      []*Node   `json:"children,omitempty"`
+}
+
+// Event is an event, other than its issuance, that concerns a token.
+type Event struct {
+	Relation  string    `json:"relation"` // one of the Rel… constants
+	Via       string    `json:"via,omitempty"`
+	Seq       int64     `json:"seq"`
+	ID        string    `json:"id"`
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"`
+	ClientID  string    `json:"client_id,omitempty"`
+	Subject   string    `json:"subject,omitempty"`
+	Actors    []string  `json:"actors,omitempty"`
+	Audiences []string  `json:"audiences,omitempty"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Decision  string    `json:"decision,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Rule      string    `json:"rule,omitempty"`
+	ParentJTI string    `json:"parent_jti,omitempty"`
+	TokenJTI  string    `json:"token_jti,omitempty"`
+	Asked     bool      `json:"asked,omitempty"`
+}
+
+// Trace reconstructs the delegation chain around id, which is a token jti or an
+// audit event id. It finds the token concerned — the token id itself, the token an
+// issuance or revocation event names, or the parent token of a denial or call report
+// — walks up through ParentJTI to the root token, then down from the root to every
+// token derived from it, attaching to each token its revocations (direct ones and
+// those of an ancestor that cascaded to it, read from the revocation's Detail), the
+// denials of requests that presented it and the calls reported with it. The node or
+// event asked for is marked Asked. Walks are cycle-safe and bounded by
+// MaxTraceDepth and MaxTraceNodes. An unknown id gives ErrNotFound.
+func Trace(ctx context.Context, log store.AuditLog, id string) (*Tree, error) {
+	t := &tracer{
+		ctx: ctx, log: log,
+		byToken: map[string][]store.AuditEvent{}, byParent: map[string][]store.AuditEvent{},
+		nodes: map[string]*Node{},
+	}
+	tree := &Tree{Asked: id}
+	start, askedEvent, err := t.resolve(id, tree)
+	if err != nil || tree.Event != nil {
+		return tree, err
+	}
+	root, truncated, err := t.rootOf(start)
+	if err != nil {
+		return nil, err
+	}
+	tree.Truncated = truncated
+	if tree.Root, err = t.build(root, 0); err != nil {
+		return nil, err
+	}
+	tree.Truncated = tree.Truncated || t.truncated
+	t.cascade()
+	for _, n := range t.nodes {
+		slices.SortFunc(n.Events, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
+		if askedEvent == "" {
+			n.Asked = n.JTI == id
+			continue
+		}
+		n.Asked = n.EventID == askedEvent
+		for i := range n.Events {
+			n.Events[i].Asked = n.Events[i].ID == askedEvent && n.Events[i].Via == "" // not its cascaded copies
+		}
+	}
+	return tree, nil
+}
+
+type tracer struct {
+	ctx       context.Context
+	log       store.AuditLog
+	byToken   map[string][]store.AuditEvent
+	byParent  map[string][]store.AuditEvent
+	nodes     map[string]*Node
+	truncated bool
+}
+
+func (t *tracer) eventsByToken(jti string) ([]store.AuditEvent, error) {
+	if evs, ok := t.byToken[jti]; ok {
+		return evs, nil
+	}
+	evs, err := t.log.EventsByToken(t.ctx, jti)
+	if err != nil {
+		return nil, err
+	}
+	t.byToken[jti] = evs
+	return evs, nil
+}
+
+func (t *tracer) eventsByParent(jti string) ([]store.AuditEvent, error) {
+	if evs, ok := t.byParent[jti]; ok {
+		return evs, nil
+	}
+	evs, err := t.log.EventsByParent(t.ctx, jti)
+	if err != nil {
+		return nil, err
+	}
+	t.byParent[jti] = evs
+	return evs, nil
+}
+
+// isIssuance tells whether e issued the token e.TokenJTI.
+func isIssuance(e *store.AuditEvent) bool {
+	if e.TokenJTI == "" || e.Decision == store.DecisionDeny {
+		return false
+	}
+	switch e.Type {
+	case store.EventTokenRevoked, store.EventDenied, store.EventCallReported, store.EventKeyRotated:
+		return false
+	}
+	return true
+}
+
+// issuance returns the event that issued jti, nil if the trail has none.
+func (t *tracer) issuance(jti string) (*store.AuditEvent, error) {
+	evs, err := t.eventsByToken(jti)
+	if err != nil {
+		return nil, err
+	}
+	for i := range evs {
+		if isIssuance(&evs[i]) {
+			return &evs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// resolve finds the token jti that id concerns, and the asked event id if id names
+// an event. For an event that concerns no token it sets tree.Event.
+func (t *tracer) resolve(id string, tree *Tree) (jti, askedEvent string, err error) {
+	iss, err := t.issuance(id)
+	if err != nil {
+		return "", "", err
+	}
+	if iss != nil {
+		return id, "", nil
+	}
+	e, err := t.log.EventByID(t.ctx, id)
+	switch {
+	case err == nil:
+		switch {
+		case isIssuance(&e), e.Type == store.EventTokenRevoked && e.TokenJTI != "":
+			return e.TokenJTI, e.ID, nil
+		case e.ParentJTI != "":
+			return e.ParentJTI, e.ID, nil
+		case e.TokenJTI != "":
+			return e.TokenJTI, e.ID, nil
+		}
+		ev := eventOf(&e, relationOf(&e), "")
+		ev.Asked = true
+		tree.Event = &ev
+		return "", e.ID, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return "", "", err
+	}
+	// Not issued here and not an event id: perhaps a token only referred to (a
+	// foreign subject token that was exchanged, or one whose issuance is missing).
+	byTok, err := t.eventsByToken(id)
+	if err != nil {
+		return "", "", err
+	}
+	byPar, err := t.eventsByParent(id)
+	if err != nil {
+		return "", "", err
+	}
+	if len(byTok) == 0 && len(byPar) == 0 {
+		return "", "", fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return id, "", nil
+}
+
+// rootOf walks up from jti through the parents of issuance events.
+func (t *tracer) rootOf(jti string) (root string, truncated bool, err error) {
+	seen := map[string]bool{}
+	for depth := 0; ; depth++ {
+		seen[jti] = true
+		iss, err := t.issuance(jti)
+		if err != nil {
+			return "", false, err
+		}
+		if iss == nil || iss.ParentJTI == "" || seen[iss.ParentJTI] {
+			return jti, false, nil
+		}
+		if depth == MaxTraceDepth {
+			return jti, true, nil
+		}
+		jti = iss.ParentJTI
+	}
+}
+
+// build makes the node of jti and, recursively, of the tokens derived from it.
+func (t *tracer) build(jti string, depth int) (*Node, error) {
+	n := &Node{JTI: jti, Unknown: true}
+	t.nodes[jti] = n
+	iss, err := t.issuance(jti)
+	if err != nil {
+		return nil, err
+	}
+	if iss != nil {
+		*n = Node{
+			JTI: jti, Type: iss.Type, EventID: iss.ID, Seq: iss.Seq, Time: iss.Time,
+			ClientID: iss.ClientID, Subject: iss.Subject, SubjectIssuer: iss.SubjectIssuer,
+			Actors: iss.Actors, Audiences: iss.Audiences, Scopes: iss.Scopes, Rule: iss.Rule,
+			Expires: iss.TokenExpires, ParentJTI: iss.ParentJTI,
+		}
+	}
+	byTok, err := t.eventsByToken(jti)
+	if err != nil {
+		return nil, err
+	}
+	for i := range byTok {
+		if e := &byTok[i]; iss == nil || e.ID != iss.ID {
+			n.Events = append(n.Events, eventOf(e, relationOf(e), ""))
+		}
+	}
+	byPar, err := t.eventsByParent(jti)
+	if err != nil {
+		return nil, err
+	}
+	for i := range byPar {
+		e := &byPar[i]
+		if !isIssuance(e) {
+			n.Events = append(n.Events, eventOf(e, relationOf(e), ""))
+			continue
+		}
+		if _, seen := t.nodes[e.TokenJTI]; seen {
+			continue // a cycle, or a token listed twice
+		}
+		if depth+1 > MaxTraceDepth || len(t.nodes) >= MaxTraceNodes {
+			t.truncated = true
+			continue
+		}
+		c, err := t.build(e.TokenJTI, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		n.Children = append(n.Children, c)
+	}
+	return n, nil
+}
+
+// cascade attaches each revocation to the descendants its Detail lists.
+func (t *tracer) cascade() {
+	var revs []Event
+	for _, n := range t.nodes {
+		for _, e := range n.Events {
+			if e.Relation == RelRevoked && e.Via == "" {
+				revs = append(revs, e)
+			}
+		}
+	}
+	for _, r := range revs {
+		e, err := t.eventDetail(r)
+		if err != nil {
+			continue
+		}
+		for _, jti := range e {
+			if n, ok := t.nodes[jti]; ok && jti != r.TokenJTI {
+				c := r
+				c.Via = r.TokenJTI
+				n.Events = append(n.Events, c)
+			}
+		}
+	}
+}
+
+// eventDetail returns the jtis a revocation event's Detail lists.
+func (t *tracer) eventDetail(r Event) ([]string, error) {
+	evs, err := t.eventsByToken(r.TokenJTI)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		if e.ID != r.ID {
+			continue
+		}
+		var d struct {
+			Revoked []string `json:"revoked"`
+		}
+		if err := json.Unmarshal([]byte(e.Detail), &d); err != nil {
+			return nil, err
+		}
+		return d.Revoked, nil
+	}
+	return nil, nil
+}
+
+func relationOf(e *store.AuditEvent) string {
+	switch {
+	case e.Type == store.EventTokenRevoked:
+		return RelRevoked
+	case e.Type == store.EventDenied, e.Decision == store.DecisionDeny:
+		return RelDenied
+	case e.Type == store.EventCallReported:
+		return RelCall
+	}
+	return RelOther
+}
+
+func eventOf(e *store.AuditEvent, rel, via string) Event {
+	return Event{
+		Relation: rel, Via: via, Seq: e.Seq, ID: e.ID, Time: e.Time, Type: e.Type,
+		ClientID: e.ClientID, Subject: e.Subject, Actors: e.Actors, Audiences: e.Audiences,
+		Scopes: e.Scopes, Decision: e.Decision, Reason: e.Reason, Rule: e.Rule,
+		ParentJTI: e.ParentJTI, TokenJTI: e.TokenJTI,
+	}
+}
+
+// WriteJSON writes the tree as one indented JSON document.
+func (tr *Tree) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(tr)
+}
+
+// WriteText writes the tree for people: one block per token, indented under the
+// token it was exchanged from, the asked one marked.
+//
+//	token T0 (token.issued)  2026-11-25T18:00:00Z  client web-app  rule -
+//	  sub web-app  aud https://api1.example  scope payments:read  exp 2026-11-25T19:00:00Z
+//	  └─ token T1 (token.exchanged)  2026-11-25T18:00:01Z  client api1  rule policies[0]  ◀ asked
+//	       sub web-app  act api1  aud https://api2.example  scope ledger:read  exp …
+func (tr *Tree) WriteText(w io.Writer) error {
+	var b strings.Builder
+	switch {
+	case tr.Root != nil:
+		writeNode(&b, tr.Root, "", "")
+	case tr.Event != nil:
+		writeEventLine(&b, "", *tr.Event)
+	}
+	if tr.Truncated {
+		fmt.Fprintf(&b, "… truncated: more than %d hops or %d tokens\n", MaxTraceDepth, MaxTraceNodes)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeNode writes n with lead before its first line and pad (the same width)
+// before the others.
+func writeNode(b *strings.Builder, n *Node, lead, pad string) {
+	b.WriteString(lead)
+	b.WriteString("token ")
+	b.WriteString(n.JTI)
+	if n.Unknown {
+		b.WriteString(" (not issued in this audit trail)")
+	} else {
+		fmt.Fprintf(b, " (%s)  %s  client %s  rule %s", n.Type, fmtTime(n.Time), orDash(n.ClientID), orDash(n.Rule))
+	}
+	if n.Asked {
+		b.WriteString("  ◀ asked")
+	}
+	b.WriteByte('\n')
+	body := pad + "  "
+	if !n.Unknown {
+		b.WriteString(body)
+		b.WriteString("sub ")
+		b.WriteString(orDash(n.Subject))
+		if n.SubjectIssuer != "" {
+			b.WriteString(" (iss ")
+			b.WriteString(n.SubjectIssuer)
+			b.WriteString(")")
+		}
+		writeList(b, "act", n.Actors)
+		writeList(b, "aud", n.Audiences)
+		writeList(b, "scope", n.Scopes)
+		if !n.Expires.IsZero() {
+			b.WriteString("  exp ")
+			b.WriteString(fmtTime(n.Expires))
+		}
+		b.WriteByte('\n')
+		b.WriteString(body)
+		b.WriteString("event ")
+		b.WriteString(n.EventID)
+		if n.ParentJTI != "" && lead == "" {
+			b.WriteString("  parent ")
+			b.WriteString(n.ParentJTI) // the walk up stopped: a cycle or the depth bound
+		}
+		b.WriteByte('\n')
+	}
+	for _, e := range n.Events {
+		writeEventLine(b, body, e)
+	}
+	for i, c := range n.Children {
+		if i == len(n.Children)-1 {
+			writeNode(b, c, body+"└─ ", body+"   ")
+		} else {
+			writeNode(b, c, body+"├─ ", body+"│  ")
+		}
+	}
+}
+
+func writeEventLine(b *strings.Builder, indent string, e Event) {
+	b.WriteString(indent)
+	switch e.Relation {
+	case RelRevoked:
+		b.WriteString("✗ revoked")
+		if e.Via != "" {
+			b.WriteString(" with ")
+			b.WriteString(e.Via)
+		}
+	case RelDenied:
+		b.WriteString("✗ denied")
+	case RelCall:
+		b.WriteString("→ call")
+	default:
+		b.WriteString("· ")
+		b.WriteString(e.Type)
+	}
+	b.WriteString("  ")
+	b.WriteString(fmtTime(e.Time))
+	if e.ClientID != "" {
+		b.WriteString("  client ")
+		b.WriteString(e.ClientID)
+	}
+	if e.Relation != RelRevoked {
+		writeList(b, "act", e.Actors)
+		writeList(b, "aud", e.Audiences)
+		writeList(b, "scope", e.Scopes)
+	}
+	if e.Reason != "" {
+		b.WriteString("  reason ")
+		b.Write(appendValue(nil, e.Reason))
+	}
+	b.WriteString("  event ")
+	b.WriteString(e.ID)
+	if e.Asked {
+		b.WriteString("  ◀ asked")
+	}
+	b.WriteByte('\n')
+}
+
+func writeList(b *strings.Builder, key string, l []string) {
+	if len(l) == 0 {
+		return
+	}
+	b.WriteString("  ")
+	b.WriteString(key)
+	b.WriteByte(' ')
+	b.WriteString(strings.Join(l, ","))
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
