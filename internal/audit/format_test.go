@@ -25,8 +25,8 @@ func formatEvents() []store.AuditEvent {
 		Seq: 3, ID: "E3", Time: t0.Add(2500 * time.Millisecond), Type: store.EventDenied, ClientID: "api3",
 		Subject: "alice@corp", SubjectIssuer: "https://idp.corp.example", Actors: []string{"api3"},
 		ParentJTI: "ext-9", Decision: store.DecisionDeny,
-		Reason:    `invalid_target: "https://evil.example" is not an audience of api3`,
-		Detail:    "{\n  \"audience\": \"https://evil.example\", \"html\": \"<b>&</b>\"\n}",
+		Reason: `invalid_target: "https://evil.example" is not an audience of api3`,
+		Detail: "{\n  \"audience\": \"https://evil.example\", \"html\": \"<b>&</b>\"\n}",
 	}
 	Seal(second.Hash, &denied)
 	bare := store.AuditEvent{Seq: 4, ID: "E4", Time: t0.Add(3 * time.Second), Type: store.EventKeyRotated, Detail: "not json = x"}
