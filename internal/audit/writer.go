@@ -100,11 +100,15 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 // normalises Time and TokenExpires to UTC at microsecond precision, as stored. On
 // success e also carries the Seq, PrevHash and Hash it was stored with.
 //
-// The result is exact: nil means the event is stored; an error means it is not.
+// The result is exact: nil means the event is stored; an error means it is not
+// (as far as the store can tell: a commit whose acknowledgement the database
+// connection lost is reported as a failure by the store).
 // If ctx ends while the event is still queued, the event is withdrawn (never
 // written) and Record returns ctx.Err(). Once the writer goroutine has taken it, it
 // is written or fails with its batch, and Record waits for that outcome even if ctx
-// has ended meanwhile — a commit in flight takes one transaction's time.
+// has ended meanwhile — a commit in flight takes one transaction's time. Appends
+// run without a deadline: a store that hangs holds the events it was given, while
+// callers still queued can leave through their contexts.
 //
 // The Writer owns e until Record returns: the caller must not read or change it
 // concurrently.
