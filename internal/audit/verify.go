@@ -30,9 +30,10 @@ type Report struct {
 
 // Bad locates the first record at which the chain breaks.
 type Bad struct {
-	Seq    int64  // as stored in the record
-	ID     string // event id as stored
-	Reason string // one of the Bad… constants
+	Seq      int64  // as stored in the record (itself possibly tampered with)
+	ID       string // event id as stored
+	Reason   string // one of the Bad… constants
+	Position int64  // 1-based place in chain order: Position-1 records before it verified
 }
 
 // Verify scans the whole audit log in chain order and checks, for each record, that
@@ -51,7 +52,7 @@ func Verify(ctx context.Context, log store.AuditLog) (Report, error) {
 		r.Count++
 		if r.FirstBad == nil {
 			if reason := check(&e, r.Count == 1, prevSeq, prev); reason != "" {
-				r.FirstBad = &Bad{Seq: e.Seq, ID: e.ID, Reason: reason}
+				r.FirstBad = &Bad{Seq: e.Seq, ID: e.ID, Reason: reason, Position: r.Count}
 			}
 		}
 		prevSeq = e.Seq

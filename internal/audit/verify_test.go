@@ -45,7 +45,7 @@ func TestVerify(t *testing.T) {
 			tamper: func(t *testing.T, x tamperer) {
 				x.alter(t, 4, func(e *store.AuditEvent) { e.Reason = "nothing to see" })
 			},
-			want: &Bad{Seq: 4, ID: "E4", Reason: BadHash},
+			want: &Bad{Seq: 4, ID: "E4", Reason: BadHash, Position: 4},
 		},
 		{
 			name: "fail/altered-actors",
@@ -53,7 +53,7 @@ func TestVerify(t *testing.T) {
 			tamper: func(t *testing.T, x tamperer) {
 				x.alter(t, 9, func(e *store.AuditEvent) { e.Actors = []string{"mallory"} })
 			},
-			want: &Bad{Seq: 9, ID: "E9", Reason: BadHash},
+			want: &Bad{Seq: 9, ID: "E9", Reason: BadHash, Position: 9},
 		},
 		{
 			name: "fail/altered-last-record",
@@ -61,7 +61,7 @@ func TestVerify(t *testing.T) {
 			tamper: func(t *testing.T, x tamperer) {
 				x.alter(t, 10, func(e *store.AuditEvent) { e.Subject = "bob" })
 			},
-			want: &Bad{Seq: 10, ID: "E10", Reason: BadHash},
+			want: &Bad{Seq: 10, ID: "E10", Reason: BadHash, Position: 10},
 		},
 		{
 			name: "fail/altered-and-rehashed",
@@ -69,13 +69,13 @@ func TestVerify(t *testing.T) {
 			tamper: func(t *testing.T, x tamperer) {
 				x.alter(t, 5, func(e *store.AuditEvent) { e.Decision = store.DecisionDeny; Seal(e.PrevHash, e) })
 			},
-			want: &Bad{Seq: 6, ID: "E6", Reason: BadPrevHash},
+			want: &Bad{Seq: 6, ID: "E6", Reason: BadPrevHash, Position: 6},
 		},
 		{
 			name:   "fail/deleted-record",
 			n:      10,
 			tamper: func(t *testing.T, x tamperer) { x.remove(t, 5) },
-			want:   &Bad{Seq: 6, ID: "E6", Reason: BadSeqGap},
+			want:   &Bad{Seq: 6, ID: "E6", Reason: BadSeqGap, Position: 5},
 		},
 		{
 			name: "fail/deleted-and-renumbered",
@@ -86,7 +86,7 @@ func TestVerify(t *testing.T) {
 					x.alter(t, seq, func(e *store.AuditEvent) { e.Seq--; Seal(e.PrevHash, e) })
 				}
 			},
-			want: &Bad{Seq: 5, ID: "E6", Reason: BadPrevHash},
+			want: &Bad{Seq: 5, ID: "E6", Reason: BadPrevHash, Position: 5},
 		},
 		{
 			name: "fail/reordered",
@@ -99,13 +99,13 @@ func TestVerify(t *testing.T) {
 				x.alter(t, 3, func(e *store.AuditEvent) { *e = e4; e.Seq = 3 })
 				x.alter(t, 4, func(e *store.AuditEvent) { *e = e3; e.Seq = 4 })
 			},
-			want: &Bad{Seq: 3, ID: "E4", Reason: BadPrevHash},
+			want: &Bad{Seq: 3, ID: "E4", Reason: BadPrevHash, Position: 3},
 		},
 		{
 			name:   "fail/truncated-head",
 			n:      10,
 			tamper: func(t *testing.T, x tamperer) { x.remove(t, 1); x.remove(t, 2) },
-			want:   &Bad{Seq: 3, ID: "E3", Reason: BadTruncatedHead},
+			want:   &Bad{Seq: 3, ID: "E3", Reason: BadTruncatedHead, Position: 1},
 		},
 		{
 			name: "fail/hash-removed",
@@ -113,7 +113,7 @@ func TestVerify(t *testing.T) {
 			tamper: func(t *testing.T, x tamperer) {
 				x.alter(t, 2, func(e *store.AuditEvent) { e.Hash = nil })
 			},
-			want: &Bad{Seq: 2, ID: "E2", Reason: BadHash},
+			want: &Bad{Seq: 2, ID: "E2", Reason: BadHash, Position: 2},
 		},
 	}
 	for _, tt := range tests {
