@@ -45,15 +45,13 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 
 	var buf [8]*policy.Rule
 	live := buf[:0]
-	var why policy.Mismatches
 	for _, r := range rules {
-		if err := r.MatchSubject(sub.Issuer, sub.TokenType); err != nil {
-			why = append(why, err)
-			continue
+		if r.AcceptsSubject(sub.Issuer, sub.TokenType) {
+			live = append(live, r)
 		}
-		live = append(live, r)
 	}
 	if len(live) == 0 {
+		why := explain(rules, func(r *policy.Rule) error { return r.MatchSubject(sub.Issuer, sub.TokenType) })
 		return Decision{}, deny(oauth.InvalidRequest(fmt.Sprintf("subject token of type %s from issuer %s is not accepted for client %s",
 			policy.TypeName(sub.TokenType), sub.Issuer, req.ClientID), why), "")
 	}
@@ -80,24 +78,23 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 			fmt.Errorf("may_act names %q (issuer %q), the actor is %q (issuer %q)", m.Subject, m.Issuer, actor, actorIss)), "")
 	}
 
-	depth := sub.Act.Depth()
-	why = why[:0]
-	var noMayAct, tooLong int
-	n := 0
+	hasMayAct, depth := sub.MayAct != nil, sub.Act.Depth()
+	kept := live[:0] // filters in place: when nothing is kept, live is untouched
 	for _, r := range live {
-		if err := r.MatchMayAct(sub.MayAct != nil); err != nil {
-			why, noMayAct = append(why, err), noMayAct+1
-			continue
+		if r.AllowsMayAct(hasMayAct) && r.AllowsChain(depth) {
+			kept = append(kept, r)
 		}
-		if err := r.MatchChain(depth); err != nil {
-			why, tooLong = append(why, err), tooLong+1
-			continue
-		}
-		live[n] = r
-		n++
 	}
-	live = live[:n]
-	if len(live) == 0 {
+	if len(kept) == 0 {
+		var noMayAct, tooLong int
+		why := explain(live, func(r *policy.Rule) error {
+			if err := r.MatchMayAct(hasMayAct); err != nil {
+				noMayAct++
+				return err
+			}
+			tooLong++
+			return r.MatchChain(depth)
+		})
 		desc := "subject token is not acceptable to the client's policies"
 		switch {
 		case tooLong == 0:
@@ -107,6 +104,7 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 		}
 		return Decision{}, deny(oauth.InvalidRequest(desc, why), "")
 	}
+	live = kept
 
 	// Step 5: targets.
 	targets, err := x.targets(req.Audiences, req.Resources)
@@ -115,22 +113,18 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	}
 	var rule *policy.Rule
 	if len(targets) > 0 {
-		why = why[:0]
 		for _, r := range live {
-			if err := r.MatchTargets(targets); err != nil {
-				why = append(why, err)
-				continue
+			if r.AllowsTargets(targets) {
+				rule = r
+				break
 			}
-			rule = r
-			break
 		}
 		if rule == nil {
+			why := explain(live, func(r *policy.Rule) error { return r.MatchTargets(targets) })
 			return Decision{}, deny(oauth.InvalidTarget("requested audience is not allowed for this client", why), "")
 		}
-	} else {
-		if rule, targets, err = defaultTarget(live); err != nil {
-			return Decision{}, err
-		}
+	} else if rule, targets, err = defaultTarget(live); err != nil {
+		return Decision{}, err
 	}
 
 	// Step 6: scopes.
@@ -144,8 +138,8 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	if typ == "" {
 		typ = oauth.TokenTypeAccessToken
 	}
-	if err := rule.MatchRequestedType(typ); err != nil {
-		return Decision{}, deny(oauth.InvalidRequest("requested token type is not allowed", err), rule.Name)
+	if !rule.AllowsRequestedType(typ) {
+		return Decision{}, deny(oauth.InvalidRequest("requested token type is not allowed", rule.MatchRequestedType(typ)), rule.Name)
 	}
 
 	d := Decision{
@@ -178,6 +172,17 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 }
 
 func deny(err *oauth.Error, rule string) error { return &Denial{Err: err, Rule: rule} }
+
+// explain collects why each of rules does not match, for the audit trail of a refusal.
+func explain(rules []*policy.Rule, match func(*policy.Rule) error) policy.Mismatches {
+	why := make(policy.Mismatches, 0, len(rules))
+	for _, r := range rules {
+		if err := match(r); err != nil {
+			why = append(why, err)
+		}
+	}
+	return why
+}
 
 // checkSubjectToken rejects a subject token the verifiers should not have passed: no
 // subject, an act chain with an anonymous actor, or expired at now.

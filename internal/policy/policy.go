@@ -184,8 +184,18 @@ func (s *Set) Rules() []*Rule { return s.rules }
 // shared: do not modify it.
 func (s *Set) ForClient(client string) []*Rule { return s.byClient[client] }
 
-// MatchSubject reports whether the rule accepts a subject token of type typ from the
-// named issuer ("self" for deputy's own); nil when it does, else a *Mismatch.
+// Each check below comes as a predicate (AcceptsSubject, AllowsMayAct, AllowsChain,
+// AllowsTargets, AllowsRequestedType), cheap enough for every candidate rule of every
+// exchange, and as an explanation (Match…): nil when the rule matches, else a
+// *Mismatch saying why not, for the audit trail of a refusal.
+
+// AcceptsSubject reports whether the rule accepts a subject token of type typ from the
+// named issuer ("self" for deputy's own).
+func (r *Rule) AcceptsSubject(issuer string, typ oauth.TokenType) bool {
+	return slices.Contains(r.SubjectIssuers, issuer) && slices.Contains(r.SubjectTokenTypes, typ)
+}
+
+// MatchSubject explains AcceptsSubject.
 func (r *Rule) MatchSubject(issuer string, typ oauth.TokenType) error {
 	if !slices.Contains(r.SubjectIssuers, issuer) {
 		return r.mismatch("does not accept subject tokens from issuer " + strconv.Quote(issuer) +
@@ -198,10 +208,13 @@ func (r *Rule) MatchSubject(issuer string, typ oauth.TokenType) error {
 	return nil
 }
 
-// MatchMayAct reports whether the rule accepts a subject token with (present) or
+// AllowsMayAct reports whether the rule accepts a subject token with (present) or
 // without a may_act claim: a rule with require_may_act needs one.
+func (r *Rule) AllowsMayAct(present bool) bool { return present || !r.RequireMayAct }
+
+// MatchMayAct explains AllowsMayAct.
 func (r *Rule) MatchMayAct(present bool) error {
-	if r.RequireMayAct && !present {
+	if !r.AllowsMayAct(present) {
 		return r.mismatch("requires a may_act claim in the subject token")
 	}
 	return nil
@@ -217,12 +230,15 @@ func (r *Rule) ChainDepth(subjectDepth int) int {
 	return subjectDepth
 }
 
-// MatchChain reports whether the token the rule would issue, for a subject token
+// AllowsChain reports whether the token the rule would issue, for a subject token
 // whose act chain has subjectDepth actors, stays within max_chain.
+func (r *Rule) AllowsChain(subjectDepth int) bool { return r.ChainDepth(subjectDepth) <= r.MaxChain }
+
+// MatchChain explains AllowsChain.
 func (r *Rule) MatchChain(subjectDepth int) error {
-	if d := r.ChainDepth(subjectDepth); d > r.MaxChain {
+	if !r.AllowsChain(subjectDepth) {
 		return r.mismatch("allows an act chain of at most " + strconv.Itoa(r.MaxChain) +
-			" in " + string(r.Mode) + ", the issued token would carry " + strconv.Itoa(d))
+			" in " + string(r.Mode) + ", the issued token would carry " + strconv.Itoa(r.ChainDepth(subjectDepth)))
 	}
 	return nil
 }
@@ -233,8 +249,19 @@ func (r *Rule) AllowsAudience(aud string) bool {
 	return ok
 }
 
-// MatchTargets reports whether every requested target (audience or resource) is one
-// of the rule's audiences; the mismatch names the first that is not.
+// AllowsTargets reports whether every requested target (audience or resource) is one
+// of the rule's audiences.
+func (r *Rule) AllowsTargets(targets []string) bool {
+	for _, t := range targets {
+		if !r.AllowsAudience(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// MatchTargets explains AllowsTargets, naming the first target the rule does not
+// allow.
 func (r *Rule) MatchTargets(targets []string) error {
 	for _, t := range targets {
 		if !r.AllowsAudience(t) {
@@ -258,9 +285,14 @@ func (r *Rule) AllowsScope(scope string) bool {
 	return ok
 }
 
-// MatchRequestedType reports whether the rule may issue a token of type typ.
+// AllowsRequestedType reports whether the rule may issue a token of type typ.
+func (r *Rule) AllowsRequestedType(typ oauth.TokenType) bool {
+	return slices.Contains(r.RequestedTokenTypes, typ)
+}
+
+// MatchRequestedType explains AllowsRequestedType.
 func (r *Rule) MatchRequestedType(typ oauth.TokenType) error {
-	if !slices.Contains(r.RequestedTokenTypes, typ) {
+	if !r.AllowsRequestedType(typ) {
 		return r.mismatch("does not allow requested token type " + TypeName(typ) +
 			" (allows " + typeNames(r.RequestedTokenTypes) + ")")
 	}

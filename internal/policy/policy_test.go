@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -240,5 +241,39 @@ func TestTypeName(t *testing.T) {
 	}
 	if got := TypeName("urn:x\n"); got != `"urn:x\n"` {
 		t.Errorf("TypeName of an unknown type = %q, want it quoted", got)
+	}
+}
+
+// TestPredicatesAgreeWithMatch checks that each predicate and its explanation give
+// the same answer, so a refusal is always explained and never explained wrongly.
+func TestPredicatesAgreeWithMatch(t *testing.T) {
+	rules := []*Rule{
+		mustRule(t, config.Policy{}),
+		mustRule(t, config.Policy{SubjectIssuers: []string{"self", "entra"}, SubjectTokenTypes: []string{"jwt", "saml2"},
+			RequireMayAct: true, MaxChain: 2, Mode: "impersonation", RequestedTokenTypes: []string{"jwt", "refresh_token"}}),
+	}
+	types := []oauth.TokenType{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken, oauth.TokenTypeSAML2, "", "urn:x"}
+	agree := func(what string, allows bool, match error) {
+		t.Helper()
+		if allows != (match == nil) {
+			t.Errorf("%s: predicate %v, explanation %v", what, allows, match)
+		}
+	}
+	for _, r := range rules {
+		for _, typ := range types {
+			for _, iss := range []string{"self", "entra", "corp", ""} {
+				agree("subject "+iss+" "+string(typ), r.AcceptsSubject(iss, typ), r.MatchSubject(iss, typ))
+			}
+			agree("requested "+string(typ), r.AllowsRequestedType(typ), r.MatchRequestedType(typ))
+		}
+		for _, present := range []bool{false, true} {
+			agree("may_act", r.AllowsMayAct(present), r.MatchMayAct(present))
+		}
+		for depth := 0; depth < 7; depth++ {
+			agree("chain "+strconv.Itoa(depth), r.AllowsChain(depth), r.MatchChain(depth))
+		}
+		for _, ts := range [][]string{nil, {"https://a"}, {"https://b", "https://a"}, {"https://a", "https://c"}, {""}} {
+			agree("targets "+strings.Join(ts, ","), r.AllowsTargets(ts), r.MatchTargets(ts))
+		}
 	}
 }
