@@ -12,6 +12,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 )
 
 // The YAML is parsed by go-yaml and decoded into the schema here, by reflection over
@@ -28,7 +29,7 @@ var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 // decodeYAML decodes src (read from file) into c, recording each value's position
 // in origins. It returns every problem found; c is partly filled when there are some.
 func decodeYAML(file string, src []byte, c *Config, origins origins) []Problem {
-	f, err := parser.ParseBytes(src, 0)
+	f, err := parser.ParseBytes(src, 0, parser.AllowDuplicateMapKey()) // reported below, with the key path
 	if err != nil {
 		return []Problem{syntaxProblem(file, err)}
 	}
@@ -158,7 +159,12 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 	case reflect.String:
 		text, ok := scalarText(n)
 		if !ok {
-			d.problem(orig, path, "expected text, got %s", kindOf(n))
+			hint := ""
+			if m, isMap := n.(*ast.MappingNode); isMap && len(m.Values) == 1 && m.Values[0].Value != nil &&
+				m.Values[0].Key.GetToken().Position.Line == m.Values[0].Value.GetToken().Position.Line {
+				hint = "; text with a colon, like a URN, may need quotes"
+			}
+			d.problem(orig, path, "expected text, got %s%s", kindOf(n), hint)
 			return
 		}
 		v.SetString(text)
@@ -172,6 +178,12 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, ok := n.(*ast.IntegerNode)
 		if !ok {
+			if s, plain := n.(*ast.StringNode); plain && s.Token.Type == token.StringType {
+				if _, err := strconv.ParseInt(s.Value, 0, 64); errors.Is(err, strconv.ErrRange) {
+					d.problem(orig, path, "%s is out of range", s.Value) // too big for go-yaml's scanner
+					return
+				}
+			}
 			d.problem(orig, path, "expected an integer, got %s", kindOf(n))
 			return
 		}

@@ -108,6 +108,14 @@ func (c *Config) applyEnv(env []string, origins origins) []Problem {
 			continue
 		}
 		origins[path] = "$" + o.name
+		// A list element the variable added is located by it too.
+		for n, seg := range o.path {
+			if seg.isIndex() {
+				if p := pathString(o.path[:n+1]); origins[p] == "" {
+					origins[p] = "$" + o.name
+				}
+			}
+		}
 	}
 	return problems
 }
