@@ -3,6 +3,7 @@ package exchange
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,8 @@ func testPolicies() []config.Policy {
 			Audiences: []string{api2}, Scopes: []string{"ledger:read"}},
 		{Name: "partner-from-corp", Client: "partner", SubjectIssuers: []string{"corp"}, SubjectTokenTypes: []string{"saml2"},
 			Audiences: []string{api3}},
+		{Name: "mixed-may-act", Client: "mixed", RequireMayAct: true, Audiences: []string{api2}},
+		{Name: "mixed-short", Client: "mixed", MaxChain: 1, Audiences: []string{api2}},
 		{Name: "split-a", Client: "split", Audiences: []string{api2}},
 		{Name: "split-b", Client: "split", Audiences: []string{api3}},
 	}
@@ -125,6 +128,7 @@ func TestDecide(t *testing.T) {
 		wantCode oauth.Code        // fail cases
 		wantRule string            // fail cases: Denial.Rule
 		wantWhy  string            // fail cases: substring of the audit reason
+		wantDesc string            // fail cases, optional: the client-facing description
 	}{
 		// The client's policies.
 		{name: "ok/base-first-hop", req: func(r *Request) {}, want: func(d *Decision) {}},
@@ -133,7 +137,8 @@ func TestDecide(t *testing.T) {
 
 		// Step 4: subject issuer and type.
 		{name: "fail/subject-issuer-not-accepted", req: func(r *Request) { r.Subject = entraSubject(); r.Subject.TokenType = oauth.TokenTypeAccessToken },
-			wantCode: oauth.CodeInvalidRequest, wantWhy: `policy api1-to-api2 does not accept subject tokens from issuer "entra" (accepts self); policy api1-wide does not accept`},
+			wantCode: oauth.CodeInvalidRequest, wantWhy: `policy api1-to-api2 does not accept subject tokens from issuer "entra" (accepts self); policy api1-wide does not accept`,
+			wantDesc: "subject token of type access_token from issuer entra is not accepted for client api1"},
 		{name: "fail/subject-type-not-accepted", req: func(r *Request) { r.Subject.TokenType = oauth.TokenTypeIDToken },
 			wantCode: oauth.CodeInvalidRequest, wantWhy: "policy api1-wide does not accept subject tokens of type id_token (accepts access_token, refresh_token)"},
 		{name: "ok/later-rule-accepts-subject-type", req: func(r *Request) {
@@ -159,7 +164,7 @@ func TestDecide(t *testing.T) {
 		{name: "fail/subject-without-sub", req: func(r *Request) { r.Subject.Subject = "" },
 			wantCode: oauth.CodeInvalidRequest, wantWhy: "empty sub"},
 		{name: "fail/subject-expired", req: func(r *Request) { r.Subject.ExpiresAt = now.Add(-time.Second) },
-			wantCode: oauth.CodeInvalidRequest, wantWhy: "subject token expired at 2026-03-01T11:59:59Z"},
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "subject token expired at 2026-03-01T11:59:59Z", wantDesc: "subject token expired"},
 		{name: "fail/subject-expires-now", req: func(r *Request) { r.Subject.ExpiresAt = now },
 			wantCode: oauth.CodeInvalidRequest, wantWhy: "subject token expired"},
 		{name: "fail/expired-before-target-check", req: func(r *Request) { r.Subject.ExpiresAt = now; r.Audiences = []string{"https://unknown.example"} },
@@ -211,7 +216,8 @@ func TestDecide(t *testing.T) {
 			r.Actor = &Principal{TokenType: oauth.TokenTypeJWT, Issuer: "entra", IssuerURL: entraURL, Subject: "api1", ExpiresAt: subjectExp}
 		}, want: func(d *Decision) { d.Act = &oauth.Actor{Subject: "api1", Issuer: entraURL} }},
 		{name: "fail/may-act-required", req: func(r *Request) { r.ClientID = "strict"; r.Subject.Audiences = []string{"strict"} },
-			wantCode: oauth.CodeInvalidRequest, wantWhy: "policy strict-needs-may-act requires a may_act claim in the subject token"},
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "policy strict-needs-may-act requires a may_act claim in the subject token",
+			wantDesc: "subject token has no may_act claim, which the client's policy requires"},
 		{name: "ok/may-act-required-present", req: func(r *Request) {
 			r.ClientID = "strict"
 			r.Subject.Audiences = []string{"strict"}
@@ -249,7 +255,20 @@ func TestDecide(t *testing.T) {
 			r.ClientID = "short"
 			r.Subject.Audiences = []string{"short"}
 			r.Subject.Act = &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}
-		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy short-chain allows an act chain of at most 2 in delegation, the issued token would carry 3"},
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy short-chain allows an act chain of at most 2 in delegation, the issued token would carry 3",
+			wantDesc: "act chain would be longer than the client's policy allows"},
+		{name: "fail/every-rule-drops-for-its-own-reason", req: func(r *Request) {
+			r.ClientID = "mixed"
+			r.Subject.Audiences = []string{"mixed"}
+			r.Subject.Act = &oauth.Actor{Subject: "a"}
+		}, wantCode: oauth.CodeInvalidRequest,
+			wantWhy:  "policy mixed-may-act requires a may_act claim in the subject token; policy mixed-short allows an act chain of at most 1 in delegation, the issued token would carry 2",
+			wantDesc: "subject token is not acceptable to the client's policies"},
+		{name: "ok/mixed-client-without-act", req: func(r *Request) { r.ClientID = "mixed"; r.Subject.Audiences = []string{"mixed"} },
+			want: func(d *Decision) {
+				d.Rule, d.Actor, d.Act = "mixed-short", "mixed", &oauth.Actor{Subject: "mixed"}
+				d.Scopes = []string{"ledger:read", "ledger:write"}
+			}},
 		{name: "fail/chain-longer-than-default-max", req: func(r *Request) {
 			r.Subject.Act = &oauth.Actor{Subject: "d", Actor: &oauth.Actor{Subject: "c", Actor: &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}}}
 		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy api1-to-api2 allows an act chain of at most 4 in delegation, the issued token would carry 5"},
@@ -324,7 +343,8 @@ func TestDecide(t *testing.T) {
 			d.Scopes = []string{"ledger:read"}
 		}},
 		{name: "fail/ambiguous-default-audience", req: func(r *Request) { r.Audiences = nil },
-			wantCode: oauth.CodeInvalidRequest, wantWhy: `allow 2 audiences ["https://api2.example" "https://api3.example"]`},
+			wantCode: oauth.CodeInvalidRequest, wantWhy: `allow 2 audiences ["https://api2.example" "https://api3.example"]`,
+			wantDesc: "audience or resource required"},
 		{name: "ok/default-audience-of-surviving-rules", req: func(r *Request) { r.ClientID = "partner"; r.Subject = entraSubject(); r.Audiences = nil },
 			want: func(d *Decision) {
 				d.Rule, d.Subject, d.SubjectIssuer, d.Actor, d.ParentJTI = "partner-from-entra", "alice@corp", "entra", "partner", "e1"
@@ -337,7 +357,8 @@ func TestDecide(t *testing.T) {
 				d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
 			}},
 		{name: "fail/scope-escalation", req: func(r *Request) { r.Scopes = []string{"ledger:read", "ledger:write"} },
-			wantCode: oauth.CodeInvalidScope, wantRule: "api1-to-api2", wantWhy: `scope "ledger:write" is not allowed by policy api1-to-api2`},
+			wantCode: oauth.CodeInvalidScope, wantRule: "api1-to-api2", wantWhy: `scope "ledger:write" is not allowed by policy api1-to-api2`,
+			wantDesc: `scope "ledger:write" is beyond what may be granted`},
 		{name: "fail/scope-not-in-subject-token", req: func(r *Request) { r.Audiences = []string{api3}; r.Scopes = []string{"audit:read"} },
 			wantCode: oauth.CodeInvalidScope, wantRule: "api1-wide", wantWhy: `scope "audit:read" is not in the subject token's scopes`},
 		{name: "fail/scope-not-offered-by-audience", req: func(r *Request) { r.Audiences = []string{api3}; r.Scopes = []string{"payments:read"} },
@@ -441,7 +462,10 @@ func TestDecide(t *testing.T) {
 				}
 				return
 			}
-			checkDenial(t, err, tt.wantCode, tt.wantRule, tt.wantWhy)
+			oe := checkDenial(t, err, tt.wantCode, tt.wantRule, tt.wantWhy)
+			if tt.wantDesc != "" && oe.Description != tt.wantDesc {
+				t.Errorf("description = %q, want %q", oe.Description, tt.wantDesc)
+			}
 			if !reflect.DeepEqual(got, Decision{}) {
 				t.Errorf("a denial returned a non-zero Decision %+v", got)
 			}
@@ -451,7 +475,7 @@ func TestDecide(t *testing.T) {
 
 // checkDenial asserts err is a *Denial for rule wrapping an *oauth.Error with code,
 // a client-facing description, and an audit reason containing why.
-func checkDenial(t *testing.T, err error, code oauth.Code, rule, why string) {
+func checkDenial(t *testing.T, err error, code oauth.Code, rule, why string) *oauth.Error {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("Decide succeeded, want %s", code)
@@ -486,6 +510,7 @@ func checkDenial(t *testing.T, err error, code oauth.Code, rule, why string) {
 			t.Errorf("description %q names policy %s", oe.Description, p.Name)
 		}
 	}
+	return oe
 }
 
 func actString(a *oauth.Actor) string {
@@ -649,6 +674,26 @@ func TestZeroTTLsTakeDefaults(t *testing.T) {
 		}
 		if !d.ExpiresAt.Equal(now.Add(ttl)) {
 			t.Errorf("%s expires at %v, want now+%v", policy.TypeName(typ), d.ExpiresAt, ttl)
+		}
+	}
+}
+
+func TestDedupe(t *testing.T) {
+	var long, longWant []string
+	for i := range 50 {
+		v := string(rune('a' + i%20))
+		long = append(long, v)
+		if i < 20 {
+			longWant = append(longWant, v)
+		}
+	}
+	for _, tt := range []struct{ in, want []string }{
+		{nil, nil},
+		{[]string{"b", "a", "b", "c", "a"}, []string{"b", "a", "c"}},
+		{long, longWant}, // beyond 32 values: the map path
+	} {
+		if got := dedupe(slices.Clone(tt.in)); !slices.Equal(got, tt.want) {
+			t.Errorf("dedupe(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -72,8 +72,12 @@ func FuzzActNesting(f *testing.F) {
 		if got := d.Act.Chain(); !slices.Equal(got, want) {
 			t.Fatalf("issued chain %q, want %q", got, want)
 		}
-		if d.Act.Depth() != act.Depth()+map[bool]int{false: 1, true: 0}[impersonate] {
-			t.Fatalf("issued depth %d from subject depth %d", d.Act.Depth(), act.Depth())
+		wantDepth := act.Depth() // impersonation keeps the chain
+		if !impersonate {
+			wantDepth++ // delegation adds the current actor
+		}
+		if d.Act.Depth() != wantDepth || wantDepth > max {
+			t.Fatalf("issued depth %d from subject depth %d, max_chain %d", d.Act.Depth(), act.Depth(), max)
 		}
 		if d.Actor != "c" {
 			t.Fatalf("Decision.Actor = %q", d.Actor)
