@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -696,4 +697,33 @@ func TestDedupe(t *testing.T) {
 			t.Errorf("dedupe(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// TestDecideConcurrent shares one Exchanger between goroutines, as the token endpoint
+// does; run with -race it checks that Decide writes no shared state.
+func TestDecideConcurrent(t *testing.T) {
+	x := newTestExchanger(t)
+	want, err := x.Decide(baseRequest(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				got, err := x.Decide(baseRequest(), now)
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("concurrent Decide: %+v, %v", got, err)
+					return
+				}
+				req := baseRequest()
+				req.Audiences = []string{api4}
+				if _, err := x.Decide(req, now); err == nil {
+					t.Error("concurrent refusal allowed")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
