@@ -86,8 +86,8 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	if rep.FirstBad != nil {
-		fmt.Fprintf(stdout, "audit chain BROKEN at record %d (id %s): %s\n%d records before it verified\n",
-			rep.FirstBad.Seq, rep.FirstBad.ID, rep.FirstBad.Reason, rep.Count)
+		fmt.Fprintf(stdout, "audit chain BROKEN at record %d (position %d, id %s): %s\n%d records before it verified\n",
+			rep.FirstBad.Seq, rep.FirstBad.Position, rep.FirstBad.ID, rep.FirstBad.Reason, rep.FirstBad.Position-1)
 		return exitError(1)
 	}
 	fmt.Fprintf(stdout, "audit chain intact: %d records verified\n", rep.Count)
