@@ -1,0 +1,281 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// scanPage is how many events Scan reads per query. Scan holds no read transaction
+// while fn runs, so a long scan neither blocks WAL checkpoints nor pins a connection.
+const scanPage = 512
+
+// Append stores events at the end of the chain in one transaction, durable when
+// Append returns nil. For each event in order it sets Seq, normalises the fields the
+// way the store gives them back (times to UTC microseconds, empty lists and hashes
+// to nil) so that what seal hashes is what is read back, calls seal with the hash of
+// the event before it, and inserts it. An event whose ID exists already is
+// store.ErrConflict, and nothing is stored. If Append fails, the Seq, PrevHash and
+// Hash it set mean nothing.
+func (db *DB) Append(ctx context.Context, events []*store.AuditEvent, seal store.SealFunc) error {
+	if len(events) == 0 {
+		return nil
+	}
+	for i, e := range events {
+		if e == nil || e.ID == "" {
+			return fmt.Errorf("sqlstore: append: event %d has no ID", i)
+		}
+	}
+	queries := []string{db.d.q.auditTail, db.d.q.insertEvent}
+	return db.inTx(ctx, "append audit events", queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		tail, insert := stmts[0], stmts[1]
+		var (
+			seq  int64
+			prev []byte
+		)
+		err := tail.QueryRowContext(ctx).Scan(&seq, &prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return db.fail("append audit events: read the tail", err)
+		}
+		for _, e := range events {
+			seq++
+			e.Seq = seq
+			normaliseEvent(e)
+			seal(prev, e)
+			if len(e.PrevHash) == 0 {
+				e.PrevHash = nil
+			}
+			if len(e.Hash) == 0 {
+				e.Hash = nil
+			}
+			_, err := insert.ExecContext(ctx, e.Seq, e.ID, micros(e.Time), e.Type, e.ClientID,
+				e.Subject, e.SubjectIssuer, encodeList(e.Actors), encodeList(e.Audiences),
+				encodeList(e.Scopes), e.ParentJTI, e.TokenJTI, nullMicros(e.TokenExpires),
+				e.Decision, e.Reason, e.Rule, e.RequestID, e.RemoteAddr, e.Detail,
+				e.PrevHash, e.Hash)
+			if db.d.isConflict(err) {
+				return fmt.Errorf("sqlstore: append audit event %q: %w", e.ID, store.ErrConflict)
+			}
+			if err != nil {
+				return db.fail(fmt.Sprintf("append audit event %q", e.ID), err)
+			}
+			prev = e.Hash
+		}
+		return nil
+	})
+}
+
+// normaliseEvent gives e the values a round trip through the database gives back.
+func normaliseEvent(e *store.AuditEvent) {
+	e.Time = normalTime(e.Time)
+	e.TokenExpires = normalTime(e.TokenExpires)
+	for _, l := range []*[]string{&e.Actors, &e.Audiences, &e.Scopes} {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
+}
+
+// Scan calls fn for every event with Seq > afterSeq in chain order, reading them a
+// page at a time; it returns the first error of fn unchanged.
+func (db *DB) Scan(ctx context.Context, afterSeq int64, fn func(store.AuditEvent) error) error {
+	s, err := db.rs.get(ctx, db.d.q.scanEvents)
+	if err != nil {
+		return db.fail("scan audit events", err)
+	}
+	for {
+		page, err := db.queryEvents(ctx, "scan audit events", s, afterSeq, scanPage)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+		afterSeq = page[len(page)-1].Seq
+	}
+}
+
+// Query returns the events matching every non-empty field of f, in chain order.
+// Since is inclusive and Until exclusive. Actor and Audience match an element of
+// the list exactly (case-sensitively, no wildcards).
+func (db *DB) Query(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	param := func(v any) string {
+		args = append(args, v)
+		return db.d.placeholder(len(args))
+	}
+	if f.Subject != "" {
+		conds = append(conds, "subject = "+param(f.Subject))
+	}
+	if f.Actor != "" {
+		conds = append(conds, db.d.contains("actors", param(listNeedle(f.Actor))))
+	}
+	if f.ClientID != "" {
+		conds = append(conds, "client_id = "+param(f.ClientID))
+	}
+	if f.Audience != "" {
+		conds = append(conds, db.d.contains("audiences", param(listNeedle(f.Audience))))
+	}
+	if f.Type != "" {
+		conds = append(conds, "type = "+param(f.Type))
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, "time >= "+param(micros(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, "time < "+param(micros(f.Until)))
+	}
+	if f.AfterSeq > 0 {
+		conds = append(conds, "seq > "+param(f.AfterSeq))
+	}
+	var b strings.Builder
+	b.WriteString(db.d.q.selectEvents)
+	if len(conds) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(strings.Join(conds, " AND "))
+	}
+	b.WriteString(" ORDER BY seq")
+	if f.Limit > 0 {
+		b.WriteString(" LIMIT " + param(int64(f.Limit)))
+	}
+	// The filter shapes are few (a subset of nine conditions), so caching them is
+	// bounded.
+	s, err := db.rs.get(ctx, b.String())
+	if err != nil {
+		return nil, db.fail("query audit events", err)
+	}
+	return db.queryEvents(ctx, "query audit events", s, args...)
+}
+
+// EventByID returns the event with that id; store.ErrNotFound if none.
+func (db *DB) EventByID(ctx context.Context, id string) (store.AuditEvent, error) {
+	s, err := db.rs.get(ctx, db.d.q.eventByID)
+	if err != nil {
+		return store.AuditEvent{}, db.fail("audit event by id", err)
+	}
+	es, err := db.queryEvents(ctx, "audit event by id", s, id)
+	if err != nil {
+		return store.AuditEvent{}, err
+	}
+	if len(es) == 0 {
+		return store.AuditEvent{}, fmt.Errorf("sqlstore: audit event %q: %w", id, store.ErrNotFound)
+	}
+	return es[0], nil
+}
+
+// EventsByToken returns the events whose TokenJTI is jti, in chain order; none for
+// the empty jti.
+func (db *DB) EventsByToken(ctx context.Context, jti string) ([]store.AuditEvent, error) {
+	if jti == "" {
+		return nil, nil
+	}
+	s, err := db.rs.get(ctx, db.d.q.eventsByToken)
+	if err != nil {
+		return nil, db.fail("audit events by token", err)
+	}
+	return db.queryEvents(ctx, "audit events by token", s, jti)
+}
+
+// EventsByParent returns the events whose ParentJTI is jti, in chain order; none for
+// the empty jti.
+func (db *DB) EventsByParent(ctx context.Context, jti string) ([]store.AuditEvent, error) {
+	if jti == "" {
+		return nil, nil
+	}
+	s, err := db.rs.get(ctx, db.d.q.eventsByParent)
+	if err != nil {
+		return nil, db.fail("audit events by parent", err)
+	}
+	return db.queryEvents(ctx, "audit events by parent", s, jti)
+}
+
+// queryEvents runs s, which selects eventColumns, and reads every row.
+func (db *DB) queryEvents(ctx context.Context, op string, s *sql.Stmt, args ...any) ([]store.AuditEvent, error) {
+	rows, err := s.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, db.fail(op, err)
+	}
+	defer rows.Close()
+	var es []store.AuditEvent
+	for rows.Next() {
+		var (
+			e                          store.AuditEvent
+			t                          int64
+			expires                    sql.NullInt64
+			actors, audiences, scopes string
+		)
+		err := rows.Scan(&e.Seq, &e.ID, &t, &e.Type, &e.ClientID, &e.Subject,
+			&e.SubjectIssuer, &actors, &audiences, &scopes, &e.ParentJTI, &e.TokenJTI,
+			&expires, &e.Decision, &e.Reason, &e.Rule, &e.RequestID, &e.RemoteAddr,
+			&e.Detail, &e.PrevHash, &e.Hash)
+		if err != nil {
+			return nil, db.fail(op, err)
+		}
+		e.Time, e.TokenExpires = fromMicros(t), fromNullMicros(expires)
+		e.Actors, e.Audiences, e.Scopes = decodeList(actors), decodeList(audiences), decodeList(scopes)
+		if len(e.PrevHash) == 0 {
+			e.PrevHash = nil
+		}
+		if len(e.Hash) == 0 {
+			e.Hash = nil
+		}
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.fail(op, err)
+	}
+	return es, nil
+}
+
+// Lists are stored as text an operator can read and query (see
+// migrations/sqlite/0001_init.sql): ' a b c ', each element with '%' as '%25' and
+// ' ' as '%20'; the empty list is ''. A list of one empty string is '  '.
+var (
+	listEscaper   = strings.NewReplacer("%", "%25", " ", "%20")
+	listUnescaper = strings.NewReplacer("%20", " ", "%25", "%")
+)
+
+func encodeList(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte(' ')
+	for _, x := range l {
+		listEscaper.WriteString(&b, x)
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+func decodeList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	s = strings.TrimPrefix(s, " ")
+	s = strings.TrimSuffix(s, " ")
+	l := strings.Split(s, " ")
+	for i, x := range l {
+		if strings.Contains(x, "%") {
+			l[i] = listUnescaper.Replace(x)
+		}
+	}
+	return l
+}
+
+// listNeedle is the text whose presence in an encoded list means x is an element.
+func listNeedle(x string) string {
+	return " " + listEscaper.Replace(x) + " "
+}

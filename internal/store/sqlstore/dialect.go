@@ -1,0 +1,69 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+)
+
+// dialect is everything that differs between database engines. The aggregate code
+// (keys.go, nonces.go, audit.go, revocations.go) uses only this and database/sql, so a
+// new engine is a new dialect value and a migrations directory.
+type dialect struct {
+	name string
+	// connect turns a dsn into the pool writes go through and the pool reads go
+	// through (they may be the same). Errors wrap store.ErrUnavailable when the
+	// database cannot be reached.
+	connect func(ctx context.Context, dsn string) (w, r *sql.DB, err error)
+	// migrations holds NNNN_name.sql files at its root.
+	migrations fs.FS
+	q          queries
+	// placeholder is the text of the n-th (from 1) bind parameter in a statement.
+	placeholder func(n int) string
+	// contains is a condition that text column col contains the bind parameter
+	// param as a substring, case-sensitively and without wildcards.
+	contains func(col, param string) string
+	// isConflict reports a uniqueness violation.
+	isConflict func(error) bool
+	// isUnavailable reports that the database could not be reached or used
+	// (cannot open, I/O error, locked beyond the busy timeout).
+	isUnavailable func(error) bool
+}
+
+// queries is the fixed SQL text of one dialect. Statements take their parameters in
+// the order the comments give.
+type queries struct {
+	// schema_migrations
+	createMigrations string // no parameters
+	appliedMigration string // → version
+	recordMigration  string // version, name, applied_at
+
+	// signing_keys
+	insertKey string // id, algorithm, private_jwk, created_at, active_at, retired_at
+	listKeys  string // → id, algorithm, private_jwk, created_at, active_at, retired_at
+	retireKey string // retired_at, id
+
+	// nonces
+	useNonce    string // nonce, expires_at, now; affects no row when a live nonce exists
+	purgeNonces string // t
+
+	// audit_events; eventColumns lists the columns every select returns, in order.
+	auditTail      string // → seq, hash of the last event
+	insertEvent    string // every column of eventColumns, in order
+	selectEvents   string // "SELECT <eventColumns> FROM audit_events", for Query
+	eventByID      string // id
+	eventsByToken  string // token_jti
+	eventsByParent string // parent_jti
+	scanEvents     string // after seq, limit
+
+	// revocations
+	lineage          string // root jti, max depth, decision allow → jti, expires_at
+	insertRevocation string // jti, expires_at, revoked_at, reason; ignores an existing jti
+	revocationByJTI  string // jti → jti, expires_at, revoked_at, reason
+	listRevocations  string // t → jti, expires_at, revoked_at, reason
+}
+
+// eventColumns are the columns of audit_events in the order scanEvent reads them.
+const eventColumns = `seq, id, time, type, client_id, subject, subject_issuer, actors,
+	audiences, scopes, parent_jti, token_jti, token_expires, decision, reason, rule,
+	request_id, remote_addr, detail, prev_hash, hash`

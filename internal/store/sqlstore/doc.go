@@ -1,0 +1,22 @@
+// Package sqlstore implements store.Store on SQL databases: the signing keys, nonces,
+// audit trail and revocations of one deputy deployment.
+//
+// It owns the schema (embedded migrations under migrations/<dialect>/NNNN_name.sql,
+// applied in order and recorded in schema_migrations), the SQL text, the encoding of
+// values into columns (times as unix microseconds UTC, lists as space-separated
+// text; see migrations/sqlite/0001_init.sql) and the mapping of database errors onto
+// store.ErrNotFound, store.ErrConflict and store.ErrUnavailable.
+//
+// Everything that differs between database engines is kept in one dialect value per
+// engine (see dialect.go): how a dsn becomes connection pools, every SQL statement,
+// placeholders and error classification. SQLite (modernc.org/sqlite, no cgo) is the
+// only dialect in this build; PostgreSQL is meant to be added as a second dialect
+// without touching the aggregate code.
+//
+// SQLite runs in WAL mode with synchronous=FULL, so an audit event is on disk when
+// Append returns. Writes go through a single connection (SQLite has one writer);
+// reads use a separate pool and never wait behind a write.
+//
+// The package imports no other deputy package than store; the conformance suite in
+// store/storetest is what it is tested against.
+package sqlstore

@@ -1,0 +1,79 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// InsertKey adds k. Its times are kept at microsecond precision, in UTC. A key whose
+// ID exists already is store.ErrConflict.
+func (db *DB) InsertKey(ctx context.Context, k store.Key) error {
+	s, err := db.ws.get(ctx, db.d.q.insertKey)
+	if err != nil {
+		return db.fail("insert key", err)
+	}
+	_, err = s.ExecContext(ctx, k.ID, k.Algorithm, k.Private,
+		micros(k.CreatedAt), micros(k.ActiveAt), nullMicros(k.RetiredAt))
+	if db.d.isConflict(err) {
+		return fmt.Errorf("sqlstore: insert key %q: %w", k.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return db.fail("insert key", err)
+	}
+	return nil
+}
+
+// ListKeys returns every key, oldest (CreatedAt) first, ties in ID order.
+func (db *DB) ListKeys(ctx context.Context) ([]store.Key, error) {
+	s, err := db.rs.get(ctx, db.d.q.listKeys)
+	if err != nil {
+		return nil, db.fail("list keys", err)
+	}
+	rows, err := s.QueryContext(ctx)
+	if err != nil {
+		return nil, db.fail("list keys", err)
+	}
+	defer rows.Close()
+	var keys []store.Key
+	for rows.Next() {
+		var (
+			k                  store.Key
+			created, activated int64
+			retired            sql.NullInt64
+		)
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &activated, &retired); err != nil {
+			return nil, db.fail("list keys", err)
+		}
+		k.CreatedAt, k.ActiveAt, k.RetiredAt = fromMicros(created), fromMicros(activated), fromNullMicros(retired)
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.fail("list keys", err)
+	}
+	return keys, nil
+}
+
+// RetireKey sets the RetiredAt of key id to at (replacing an earlier one);
+// store.ErrNotFound if there is no such key.
+func (db *DB) RetireKey(ctx context.Context, id string, at time.Time) error {
+	s, err := db.ws.get(ctx, db.d.q.retireKey)
+	if err != nil {
+		return db.fail("retire key", err)
+	}
+	res, err := s.ExecContext(ctx, nullMicros(at), id)
+	if err != nil {
+		return db.fail("retire key", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return db.fail("retire key", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: retire key %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// maxLineageDepth bounds how many exchanges down from a revoked token Revoke looks
+// for descendants. Policies limit act chains far below this.
+const maxLineageDepth = 64
+
+// Revoke records, in one transaction, the revocation of r.JTI and of every token
+// derived from it by exchange: the TokenJTI of allowed audit events whose ParentJTI
+// is r.JTI or a descendant, transitively. A descendant's revocation expires with the
+// token (its TokenExpires) and gives the reason "ancestor <r.JTI> revoked:
+// <r.Reason>". Jtis revoked before keep their first revocation. It returns the
+// revocation of every one of these jtis as stored, the root first, then descendants
+// nearer the root first.
+func (db *DB) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocation, error) {
+	if r.JTI == "" {
+		return nil, errors.New("sqlstore: revoke: empty jti")
+	}
+	var out []store.Revocation
+	queries := []string{db.d.q.lineage, db.d.q.insertRevocation, db.d.q.revocationByJTI}
+	err := db.inTx(ctx, "revoke", queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		lineage, insert, get := stmts[0], stmts[1], stmts[2]
+		type node struct {
+			jti     string
+			expires sql.NullInt64
+		}
+		rows, err := lineage.QueryContext(ctx, r.JTI, maxLineageDepth, store.DecisionAllow)
+		if err != nil {
+			return db.fail("revoke: lineage", err)
+		}
+		nodes := []node{{r.JTI, sql.NullInt64{}}}
+		if !r.ExpiresAt.IsZero() {
+			nodes[0].expires = sql.NullInt64{Int64: micros(r.ExpiresAt), Valid: true}
+		}
+		for rows.Next() {
+			var (
+				n            node
+				depth, first int64
+			)
+			if err := rows.Scan(&n.jti, &n.expires, &depth, &first); err != nil {
+				rows.Close()
+				return db.fail("revoke: lineage", err)
+			}
+			nodes = append(nodes, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return db.fail("revoke: lineage", err)
+		}
+
+		childReason := fmt.Sprintf("ancestor %s revoked: %s", r.JTI, r.Reason)
+		for i, n := range nodes {
+			reason := r.Reason
+			if i > 0 {
+				reason = childReason
+			}
+			var expires any
+			if n.expires.Valid {
+				expires = n.expires.Int64
+			}
+			if _, err := insert.ExecContext(ctx, n.jti, expires, micros(r.RevokedAt), reason); err != nil {
+				return db.fail("revoke: insert "+n.jti, err)
+			}
+			rev, err := scanRevocation(get.QueryRowContext(ctx, n.jti))
+			if err != nil {
+				return db.fail("revoke: read back "+n.jti, err)
+			}
+			out = append(out, rev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ListRevocations returns the revocations of tokens that expire after t, and of
+// those that never expire (zero ExpiresAt), oldest revocation first.
+func (db *DB) ListRevocations(ctx context.Context, t time.Time) ([]store.Revocation, error) {
+	s, err := db.rs.get(ctx, db.d.q.listRevocations)
+	if err != nil {
+		return nil, db.fail("list revocations", err)
+	}
+	rows, err := s.QueryContext(ctx, micros(t))
+	if err != nil {
+		return nil, db.fail("list revocations", err)
+	}
+	defer rows.Close()
+	var out []store.Revocation
+	for rows.Next() {
+		rev, err := scanRevocation(rows)
+		if err != nil {
+			return nil, db.fail("list revocations", err)
+		}
+		out = append(out, rev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.fail("list revocations", err)
+	}
+	return out, nil
+}
+
+// scanRevocation reads jti, expires_at, revoked_at, reason.
+func scanRevocation(row interface{ Scan(...any) error }) (store.Revocation, error) {
+	var (
+		rev     store.Revocation
+		expires sql.NullInt64
+		revoked int64
+	)
+	if err := row.Scan(&rev.JTI, &expires, &revoked, &rev.Reason); err != nil {
+		return store.Revocation{}, err
+	}
+	rev.ExpiresAt, rev.RevokedAt = fromNullMicros(expires), fromMicros(revoked)
+	return rev, nil
+}

@@ -1,0 +1,207 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+//go:embed migrations/sqlite/*.sql
+var sqliteMigrationFiles embed.FS
+
+// sqliteBusyTimeoutMS is how long a connection waits for another process's write
+// lock before failing with SQLITE_BUSY (reported as store.ErrUnavailable).
+const sqliteBusyTimeoutMS = "5000"
+
+func sqliteDialect() dialect {
+	migrations, err := fs.Sub(sqliteMigrationFiles, "migrations/sqlite")
+	if err != nil {
+		panic(err) // the embedded path is a constant
+	}
+	return dialect{
+		name:          "sqlite",
+		connect:       sqliteConnect,
+		migrations:    migrations,
+		q:             sqliteQueries,
+		placeholder:   func(int) string { return "?" },
+		contains:      func(col, param string) string { return "instr(" + col + ", " + param + ") > 0" },
+		isConflict:    sqliteIsConflict,
+		isUnavailable: sqliteIsUnavailable,
+	}
+}
+
+// sqliteConnect opens the writer (one connection, BEGIN IMMEDIATE) and the reader
+// pool (query_only) on the same file. An in-memory database exists only inside its
+// one connection, so it gets a single pool of one connection for both.
+//
+// dsn is a file path ("deputy.db") or a SQLite URI ("file:deputy.db?mode=rwc"),
+// either optionally followed by '?' and parameters, which are passed on to the
+// driver (see modernc.org/sqlite). The settings the audit trail's durability rests
+// on (WAL, synchronous=FULL, foreign keys, immediate transactions) are always set
+// and replace any given for the same pragma; busy_timeout is a default.
+func sqliteConnect(ctx context.Context, dsn string) (w, r *sql.DB, err error) {
+	if dsn == "" {
+		return nil, nil, errors.New("sqlstore: empty sqlite dsn")
+	}
+	name, query, _ := strings.Cut(dsn, "?")
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: sqlite dsn parameters: %w", err)
+	}
+	for _, k := range []string{"_journal_mode", "_journal", "_synchronous", "_sync", "_foreign_keys", "_fk", "_txlock", "_query_only"} {
+		params.Del(k)
+	}
+	if params.Get("_busy_timeout") == "" && params.Get("_timeout") == "" {
+		params.Set("_busy_timeout", sqliteBusyTimeoutMS)
+	}
+	params.Set("_foreign_keys", "1")
+	params.Add("_pragma", "fullfsync(1)") // F_FULLFSYNC on macOS; no effect elsewhere
+	memory := name == ":memory:" || strings.HasPrefix(name, "file::memory:") || params.Get("mode") == "memory"
+
+	wp := cloneValues(params)
+	wp.Set("_journal_mode", "WAL") // persistent; the readers inherit it
+	wp.Set("_synchronous", "FULL") // fsync the WAL on every commit
+	wp.Set("_txlock", "immediate") // take the write lock at BEGIN: no upgrade deadlocks
+	if w, err = sqliteOpenPool(ctx, name+"?"+wp.Encode(), 1); err != nil {
+		return nil, nil, err
+	}
+	if memory {
+		return w, w, nil
+	}
+
+	rp := cloneValues(params)
+	rp.Set("_query_only", "1")
+	n := max(4, runtime.GOMAXPROCS(0))
+	if r, err = sqliteOpenPool(ctx, name+"?"+rp.Encode(), n); err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	return w, r, nil
+}
+
+func sqliteOpenPool(ctx context.Context, dsn string, conns int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: sqlite dsn: %w", err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		if _, fromSQLite := sqliteCode(err); !fromSQLite {
+			return nil, fmt.Errorf("sqlstore: sqlite dsn: %w", err) // rejected by the driver
+		}
+		return nil, fmt.Errorf("sqlstore: open sqlite database: %w: %w", store.ErrUnavailable, err)
+	}
+	return db, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
+
+func sqliteCode(err error) (int, bool) {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return 0, false
+	}
+	return e.Code(), true
+}
+
+func sqliteIsConflict(err error) bool {
+	code, ok := sqliteCode(err)
+	return ok && (code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || code == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
+}
+
+func sqliteIsUnavailable(err error) bool {
+	code, ok := sqliteCode(err)
+	if !ok {
+		return false
+	}
+	switch code & 0xff { // the primary result code
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY,
+		sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_NOTADB,
+		sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_READONLY:
+		return true
+	}
+	return false
+}
+
+// sqliteLineage finds the descendants of a token: the tokens issued by allowed
+// events whose parent is the root or one of its descendants, at most ?2 levels
+// down. UNION (not UNION ALL) and the depth bound stop cycles. A token reached
+// twice keeps its shallowest depth; its expiry is NULL (never) if any event says so.
+const sqliteLineage = `
+WITH RECURSIVE lineage(jti, expires_at, depth, seq) AS (
+	SELECT e.token_jti, e.token_expires, 1, e.seq
+	FROM audit_events e
+	WHERE e.parent_jti = ?1 AND e.parent_jti <> '' AND e.decision = ?3 AND e.token_jti <> ''
+	UNION
+	SELECT e.token_jti, e.token_expires, l.depth + 1, e.seq
+	FROM lineage l JOIN audit_events e ON e.parent_jti = l.jti
+	WHERE e.parent_jti <> '' AND e.decision = ?3 AND e.token_jti <> '' AND l.depth < ?2
+)
+SELECT jti,
+	CASE WHEN count(*) = count(expires_at) THEN max(expires_at) END,
+	min(depth) AS d, min(seq) AS s
+FROM lineage
+WHERE jti <> ?1
+GROUP BY jti
+ORDER BY d, s`
+
+var sqliteQueries = queries{
+	createMigrations: `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	) STRICT`,
+	appliedMigration: `SELECT version FROM schema_migrations ORDER BY version`,
+	recordMigration:  `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+
+	insertKey: `INSERT INTO signing_keys (id, algorithm, private_jwk, created_at, active_at, retired_at)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+	listKeys: `SELECT id, algorithm, private_jwk, created_at, active_at, retired_at
+		FROM signing_keys ORDER BY created_at, id`,
+	retireKey: `UPDATE signing_keys SET retired_at = ? WHERE id = ?`,
+
+	useNonce: `INSERT INTO nonces (nonce, expires_at) VALUES (?1, ?2)
+		ON CONFLICT (nonce) DO UPDATE SET expires_at = excluded.expires_at
+		WHERE nonces.expires_at <= ?3`,
+	purgeNonces: `DELETE FROM nonces WHERE expires_at <= ?`,
+
+	auditTail: `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
+	insertEvent: `INSERT INTO audit_events (` + eventColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	selectEvents: `SELECT ` + eventColumns + ` FROM audit_events`,
+	eventByID:    `SELECT ` + eventColumns + ` FROM audit_events WHERE id = ?`,
+	eventsByToken: `SELECT ` + eventColumns + ` FROM audit_events
+		WHERE token_jti = ? AND token_jti <> '' ORDER BY seq`,
+	eventsByParent: `SELECT ` + eventColumns + ` FROM audit_events
+		WHERE parent_jti = ? AND parent_jti <> '' ORDER BY seq`,
+	scanEvents: `SELECT ` + eventColumns + ` FROM audit_events
+		WHERE seq > ? ORDER BY seq LIMIT ?`,
+
+	lineage: sqliteLineage,
+	insertRevocation: `INSERT INTO revocations (jti, expires_at, revoked_at, reason)
+		VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
+	revocationByJTI: `SELECT jti, expires_at, revoked_at, reason FROM revocations WHERE jti = ?`,
+	listRevocations: `SELECT jti, expires_at, revoked_at, reason FROM revocations
+		WHERE expires_at IS NULL OR expires_at > ? ORDER BY revoked_at, jti`,
+}

@@ -1,0 +1,214 @@
+package storetest
+
+import (
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// lineageEvents is a delegation tree, with the events Revoke must not follow:
+//
+//	T0 ─▶ T1 ─▶ T2 ─▶ T3     (T0 issued; each arrow an allowed exchange)
+//	      T1 ─▶ T4
+//	      T1 ─✗ TD            (denied exchange that names a token: not followed)
+//	      T1 ─▶ (no token)    (a reported call: no TokenJTI, not followed)
+//	O0 ─▶ O1                  (another tree)
+func lineageEvents() []*store.AuditEvent {
+	issued := event("issue-T0")
+	issued.TokenJTI, issued.TokenExpires = "T0", exp(0)
+	denied := exchanged("deny-TD", "T1", "TD", exp(9))
+	denied.Type, denied.Decision = store.EventDenied, store.DecisionDeny
+	call := exchanged("call", "T1", "", time.Time{})
+	call.Type = store.EventCallReported
+	return []*store.AuditEvent{
+		issued,
+		exchanged("x-T1", "T0", "T1", exp(1)),
+		exchanged("x-O1", "O0", "O1", exp(1)),
+		denied,
+		call,
+		exchanged("x-T2", "T1", "T2", exp(2)),
+		exchanged("x-T4", "T1", "T4", exp(4)),
+		exchanged("x-T3", "T2", "T3", exp(3)),
+	}
+}
+
+// exp is the expiry of the suite's tokens numbered n.
+func exp(n int) time.Time { return t0.Add(time.Hour + time.Duration(n)*time.Minute) }
+
+func revoke(t *testing.T, s store.Store, r store.Revocation) []store.Revocation {
+	t.Helper()
+	got, err := s.Revoke(t.Context(), r)
+	if err != nil {
+		t.Fatalf("Revoke(%s): %v", r.JTI, err)
+	}
+	return got
+}
+
+// checkRevocations fails t unless got has root first and then exactly the
+// descendants (in any order), each revocation equal to its want.
+func checkRevocations(t *testing.T, got []store.Revocation, root store.Revocation, descendants ...store.Revocation) {
+	t.Helper()
+	if len(got) == 0 || !sameRevocation(got[0], root) {
+		t.Fatalf("Revoke returned %v; want the root %v first", got, root)
+	}
+	rest := slices.Clone(got[1:])
+	sort.Slice(rest, func(i, j int) bool { return rest[i].JTI < rest[j].JTI })
+	descendants = slices.Clone(descendants)
+	sort.Slice(descendants, func(i, j int) bool { return descendants[i].JTI < descendants[j].JTI })
+	if len(rest) != len(descendants) {
+		t.Fatalf("Revoke returned descendants %v, want %v", jtis(rest), jtis(descendants))
+	}
+	for i := range rest {
+		if !sameRevocation(rest[i], descendants[i]) {
+			t.Errorf("descendant:\n got %+v\nwant %+v", rest[i], descendants[i])
+		}
+	}
+}
+
+func sameRevocation(got, want store.Revocation) bool {
+	return got.JTI == want.JTI && got.Reason == want.Reason &&
+		sameTime(got.ExpiresAt, want.ExpiresAt) && sameTime(got.RevokedAt, want.RevokedAt)
+}
+
+func jtis(rs []store.Revocation) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.JTI)
+	}
+	return out
+}
+
+func listRevoked(t *testing.T, s store.Store, at time.Time) []string {
+	t.Helper()
+	rs, err := s.ListRevocations(t.Context(), at)
+	if err != nil {
+		t.Fatalf("ListRevocations: %v", err)
+	}
+	out := jtis(rs)
+	slices.Sort(out)
+	return out
+}
+
+// descendant is the revocation Revoke records for a token derived from root.
+func descendant(jti string, n int, root store.Revocation) store.Revocation {
+	return store.Revocation{
+		JTI:       jti,
+		ExpiresAt: exp(n),
+		RevokedAt: root.RevokedAt,
+		Reason:    "ancestor " + root.JTI + " revoked: " + root.Reason,
+	}
+}
+
+var revocationTests = []test{
+	{"ok/cascade-three-levels", func(t *testing.T, s store.Store) {
+		appendEvents(t, s, lineageEvents()...)
+		root := store.Revocation{JTI: "T0", ExpiresAt: exp(0), RevokedAt: t0.Add(time.Minute), Reason: "logout"}
+		got := revoke(t, s, root)
+		checkRevocations(t, got, root,
+			descendant("T1", 1, root), descendant("T2", 2, root),
+			descendant("T3", 3, root), descendant("T4", 4, root))
+		if want := []string{"T0", "T1", "T2", "T3", "T4"}; !slices.Equal(listRevoked(t, s, t0), want) {
+			t.Fatalf("ListRevocations = %v, want %v (not TD, denied; not O1, another tree)", listRevoked(t, s, t0), want)
+		}
+	}},
+	{"ok/subtree-only", func(t *testing.T, s store.Store) {
+		appendEvents(t, s, lineageEvents()...)
+		root := store.Revocation{JTI: "T2", ExpiresAt: exp(2), RevokedAt: t0, Reason: "r"}
+		checkRevocations(t, revoke(t, s, root), root, descendant("T3", 3, root))
+		if want := []string{"T2", "T3"}; !slices.Equal(listRevoked(t, s, t0), want) {
+			t.Fatalf("ListRevocations = %v, want %v", listRevoked(t, s, t0), want)
+		}
+	}},
+	{"ok/idempotent", func(t *testing.T, s store.Store) {
+		appendEvents(t, s, lineageEvents()...)
+		root := store.Revocation{JTI: "T1", ExpiresAt: exp(1), RevokedAt: t0, Reason: "first"}
+		first := revoke(t, s, root)
+		again := root
+		again.RevokedAt, again.Reason = t0.Add(time.Hour), "second"
+		second := revoke(t, s, again)
+		// The second call records nothing new and returns what is stored: the first
+		// revocations.
+		checkRevocations(t, second, root, descendant("T2", 2, root), descendant("T3", 3, root), descendant("T4", 4, root))
+		if !slices.EqualFunc(first, second, sameRevocation) {
+			t.Fatalf("second Revoke = %v, want %v", second, first)
+		}
+	}},
+	{"ok/already-revoked-descendant", func(t *testing.T, s store.Store) {
+		appendEvents(t, s, lineageEvents()...)
+		early := store.Revocation{JTI: "T2", ExpiresAt: exp(2), RevokedAt: t0, Reason: "early"}
+		revoke(t, s, early)
+		root := store.Revocation{JTI: "T0", ExpiresAt: exp(0), RevokedAt: t0.Add(time.Minute), Reason: "late"}
+		checkRevocations(t, revoke(t, s, root), root,
+			descendant("T1", 1, root), early, descendant("T3", 3, early), descendant("T4", 4, root))
+	}},
+	{"ok/unknown-token", func(t *testing.T, s store.Store) {
+		appendEvents(t, s, lineageEvents()...)
+		root := store.Revocation{JTI: "nowhere", ExpiresAt: exp(0), RevokedAt: t0, Reason: "r"}
+		checkRevocations(t, revoke(t, s, root), root)
+	}},
+	{"ok/never-expiring-root", func(t *testing.T, s store.Store) {
+		root := store.Revocation{JTI: "R", RevokedAt: t0, Reason: "r"}
+		checkRevocations(t, revoke(t, s, root), root)
+		if got := listRevoked(t, s, t0.AddDate(100, 0, 0)); !slices.Equal(got, []string{"R"}) {
+			t.Fatalf("ListRevocations far ahead = %v, want [R]", got)
+		}
+	}},
+	{"ok/cycle-terminates", func(t *testing.T, s store.Store) {
+		// A lineage cannot loop, but a damaged or hostile trail must not hang Revoke.
+		appendEvents(t, s,
+			exchanged("x-B", "A", "B", exp(2)),
+			exchanged("x-C", "B", "C", exp(3)),
+			exchanged("x-A", "C", "A", exp(1)),
+			exchanged("x-S", "S", "S", exp(9)))
+		root := store.Revocation{JTI: "A", ExpiresAt: exp(1), RevokedAt: t0, Reason: "r"}
+		checkRevocations(t, revoke(t, s, root), root, descendant("B", 2, root), descendant("C", 3, root))
+		self := store.Revocation{JTI: "S", ExpiresAt: exp(9), RevokedAt: t0, Reason: "r"}
+		checkRevocations(t, revoke(t, s, self), self)
+	}},
+	{"ok/deep-chain", func(t *testing.T, s store.Store) {
+		var events []*store.AuditEvent
+		names := []string{"D0"}
+		for i := 1; i <= 20; i++ {
+			names = append(names, "D"+string(rune('a'+i)))
+			events = append(events, exchanged("x-"+names[i], names[i-1], names[i], exp(i)))
+		}
+		appendEvents(t, s, events...)
+		root := store.Revocation{JTI: "D0", ExpiresAt: exp(0), RevokedAt: t0, Reason: "r"}
+		var want []store.Revocation
+		for i := 1; i <= 20; i++ {
+			want = append(want, descendant(names[i], i, root))
+		}
+		checkRevocations(t, revoke(t, s, root), root, want...)
+	}},
+	{"ok/list-expiry-cut", func(t *testing.T, s store.Store) {
+		at := t0.Add(time.Hour)
+		for _, r := range []store.Revocation{
+			{JTI: "expired", ExpiresAt: at.Add(-time.Microsecond), RevokedAt: t0},
+			{JTI: "expires-at-t", ExpiresAt: at, RevokedAt: t0},
+			{JTI: "live", ExpiresAt: at.Add(time.Microsecond), RevokedAt: t0},
+			{JTI: "never", RevokedAt: t0},
+		} {
+			revoke(t, s, r)
+		}
+		if got, want := listRevoked(t, s, at), []string{"live", "never"}; !slices.Equal(got, want) {
+			t.Fatalf("ListRevocations(t) = %v, want %v (tokens expiring after t, and those never expiring)", got, want)
+		}
+		if got, want := listRevoked(t, s, t0), []string{"expired", "expires-at-t", "live", "never"}; !slices.Equal(got, want) {
+			t.Fatalf("ListRevocations(t0) = %v, want %v", got, want)
+		}
+	}},
+	{"ok/list-round-trip", func(t *testing.T, s store.Store) {
+		r := store.Revocation{JTI: "j", ExpiresAt: exp(1).In(time.FixedZone("X", 3600)), RevokedAt: t0, Reason: "why not"}
+		revoke(t, s, r)
+		rs, err := s.ListRevocations(t.Context(), t0)
+		if err != nil {
+			t.Fatalf("ListRevocations: %v", err)
+		}
+		if len(rs) != 1 || !sameRevocation(rs[0], r) {
+			t.Fatalf("ListRevocations = %+v, want [%+v]", rs, r)
+		}
+	}},
+}
