@@ -211,9 +211,9 @@ func (db *DB) queryEvents(ctx context.Context, op string, s *sql.Stmt, args ...a
 	var es []store.AuditEvent
 	for rows.Next() {
 		var (
-			e                          store.AuditEvent
-			t                          int64
-			expires                    sql.NullInt64
+			e                         store.AuditEvent
+			t                         int64
+			expires                   sql.NullInt64
 			actors, audiences, scopes string
 		)
 		err := rows.Scan(&e.Seq, &e.ID, &t, &e.Type, &e.ClientID, &e.Subject,
@@ -241,7 +241,8 @@ func (db *DB) queryEvents(ctx context.Context, op string, s *sql.Stmt, args ...a
 
 // Lists are stored as text an operator can read and query (see
 // migrations/sqlite/0001_init.sql): ' a b c ', each element with '%' as '%25' and
-// ' ' as '%20'; the empty list is ''. A list of one empty string is '  '.
+// ' ' as '%20'; the empty list is the empty string. A list of one empty string is
+// two spaces.
 var (
 	listEscaper   = strings.NewReplacer("%", "%25", " ", "%20")
 	listUnescaper = strings.NewReplacer("%20", " ", "%25", "%")

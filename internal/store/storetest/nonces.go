@@ -39,7 +39,7 @@ var nonceTests = []test{
 	{"ok/reuse-after-expiry", func(t *testing.T, s store.Store) {
 		now := time.Now()
 		useNonce(t, s, "a", now.Add(-time.Minute))
-		useNonce(t, s, "a", now.Add(time.Hour)) // the expired record is replaced…
+		useNonce(t, s, "a", now.Add(time.Hour))         // the expired record is replaced…
 		useNonceConflict(t, s, "a", now.Add(time.Hour)) // …by a live one
 	}},
 	{"ok/purge-forgets-expired", func(t *testing.T, s store.Store) {
