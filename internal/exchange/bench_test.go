@@ -7,24 +7,35 @@ import (
 )
 
 // BenchmarkDecide measures the hot path of every token exchange: the second hop of
-// design §1 (api2 exchanging a token that already carries act), with requested scopes,
-// carried claims and two candidate rules.
+// design §1 (a token that already carries act), with carried claims and two candidate
+// rules, the first of which drops out. The scope is either requested or left to
+// default to everything allowed.
 func BenchmarkDecide(b *testing.B) {
 	x := newTestExchanger(b)
-	req := baseRequest()
-	req.ClientID = "gateway"
-	req.Subject.Audiences = []string{"gateway"}
-	req.Subject.Act = &oauth.Actor{Subject: "api1"}
-	req.Subject.Claims = map[string]any{"acr": "mfa", "auth_time": int64(1700000000)}
-	req.Scopes = []string{"ledger:read"}
-	if _, err := x.Decide(req, now); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := x.Decide(req, now); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name   string
+		scopes []string
+	}{
+		{"requested-scope", []string{"ledger:read"}},
+		{"default-scopes", nil},
+	} {
+		req := baseRequest()
+		req.ClientID = "gateway"
+		req.Subject.Audiences = []string{"gateway"}
+		req.Subject.Act = &oauth.Actor{Subject: "api1"}
+		req.Subject.Claims = map[string]any{"acr": "mfa", "auth_time": int64(1700000000)}
+		req.Scopes = bc.scopes
+		b.Run(bc.name, func(b *testing.B) {
+			if d, err := x.Decide(req, now); err != nil || len(d.Scopes) != 1 {
+				b.Fatal(d, err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := x.Decide(req, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

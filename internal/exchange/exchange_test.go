@@ -358,12 +358,12 @@ func TestDecide(t *testing.T) {
 				d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
 			}},
 		{name: "fail/scope-escalation", req: func(r *Request) { r.Scopes = []string{"ledger:read", "ledger:write"} },
-			wantCode: oauth.CodeInvalidScope, wantRule: "api1-to-api2", wantWhy: `scope "ledger:write" is not allowed by policy api1-to-api2`,
+			wantCode: oauth.CodeInvalidScope, wantRule: "api1-to-api2", wantWhy: `scope "ledger:write" is beyond the policy's scopes (policy api1-to-api2, audiences ["https://api2.example"])`,
 			wantDesc: `scope "ledger:write" is beyond what may be granted`},
 		{name: "fail/scope-not-in-subject-token", req: func(r *Request) { r.Audiences = []string{api3}; r.Scopes = []string{"audit:read"} },
 			wantCode: oauth.CodeInvalidScope, wantRule: "api1-wide", wantWhy: `scope "audit:read" is not in the subject token's scopes`},
 		{name: "fail/scope-not-offered-by-audience", req: func(r *Request) { r.Audiences = []string{api3}; r.Scopes = []string{"payments:read"} },
-			wantCode: oauth.CodeInvalidScope, wantRule: "api1-wide", wantWhy: `scope "payments:read" is offered by none of the audiences ["https://api3.example"]`},
+			wantCode: oauth.CodeInvalidScope, wantRule: "api1-wide", wantWhy: `scope "payments:read" is offered by none of the requested audiences (policy api1-wide, audiences ["https://api3.example"])`},
 		{name: "fail/scope-names-first-offender", req: func(r *Request) { r.Scopes = []string{"ledger:read", "openid", "ledger:write"} },
 			wantCode: oauth.CodeInvalidScope, wantRule: "api1-to-api2", wantWhy: `scope "openid"`},
 		{name: "ok/rule-without-scopes-imposes-no-bound", req: func(r *Request) {
@@ -401,7 +401,7 @@ func TestDecide(t *testing.T) {
 			r.ClientID = "partner"
 			r.Subject = entraSubject()
 			r.Scopes = []string{"ledger:write"}
-		}, wantCode: oauth.CodeInvalidScope, wantRule: "partner-from-entra", wantWhy: "is not allowed by policy partner-from-entra"},
+		}, wantCode: oauth.CodeInvalidScope, wantRule: "partner-from-entra", wantWhy: `scope "ledger:write" is beyond the policy's scopes (policy partner-from-entra`},
 
 		// Step 7: requested token type, and the type-dependent lifetime.
 		{name: "fail/requested-type-not-allowed", req: func(r *Request) { r.RequestedType = oauth.TokenTypeJWT },
