@@ -366,6 +366,10 @@ func TestValidate(t *testing.T) {
 		{"fail/issuer-fragment", func(c *Config) { c.Issuer = "https://auth.example.com#x" }, "issuer", "has a fragment"},
 		{"fail/issuer-userinfo", func(c *Config) { c.Issuer = "https://u:p@auth.example.com" }, "issuer", "has user info"},
 		{"fail/listen-no-port", func(c *Config) { c.Listen = "localhost" }, "listen", `"localhost" is not host:port`},
+		{"fail/listen-without-issuer", func(c *Config) {
+			c.Issuer, c.Listen = "", "localhost:http"
+			c.SetDefaults()
+		}, "listen", `"localhost:http" is not host:port`},
 		{"fail/listen-named-port", func(c *Config) { c.Listen = "localhost:http" }, "listen", `"localhost:http" is not host:port`},
 		{"fail/listen-port-range", func(c *Config) { c.Listen = "localhost:70000" }, "listen", `"localhost:70000" is not host:port`},
 		{"fail/tls-cert-only", func(c *Config) { c.TLS.CertFile = "c.pem" }, "tls.key_file", "must be set with tls.cert_file"},
@@ -696,7 +700,7 @@ users:
 		{
 			name: "fail/index-not-decimal",
 			env:  []string{"DEPUTY_CLIENTS_00_ID=x"},
-			want: []string{"$DEPUTY_CLIENTS_00_ID: names no configuration key; did you mean DEPUTY_CLIENTS_00_ID?"},
+			want: []string{"$DEPUTY_CLIENTS_00_ID: names no configuration key: write the list index 00 as a plain decimal number, like 0 or 12"},
 		},
 		{
 			name: "fail/bad-values",

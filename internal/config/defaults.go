@@ -42,7 +42,7 @@ func (c *Config) SetDefaults() {
 		c.Listen = DefaultListen
 	}
 	if c.Issuer == "" {
-		if host, _, err := net.SplitHostPort(c.Listen); err == nil && !unspecifiedHost(host) {
+		if host, _, err := net.SplitHostPort(c.Listen); err == nil && isHostPort(c.Listen) && !unspecifiedHost(host) {
 			scheme := "http://"
 			if c.TLS.CertFile != "" || c.TLS.KeyFile != "" {
 				scheme = "https://"

@@ -218,7 +218,10 @@ func unknownEnv(name string) string {
 	norm := strings.Split(name, "_")
 	var indexes []string
 	for i, seg := range norm {
-		if _, err := strconv.Atoi(seg); err == nil {
+		if n, err := strconv.Atoi(seg); err == nil {
+			if n < 0 || strconv.Itoa(n) != seg {
+				return fmt.Sprintf("names no configuration key: write the list index %s as a plain decimal number, like 0 or 12", seg)
+			}
 			indexes = append(indexes, seg)
 			norm[i] = "N"
 		}

@@ -75,7 +75,7 @@ func (c *Config) serverChecks() []check {
 	iss, issURL := c.Issuer, parseURL(c.Issuer)
 	tokens := c.Tokens
 	return []check{
-		{iss == "", "issuer", fmt.Sprintf("must be set: the URL clients use; it is derived from listen only when listen names a host, and %q does not", c.Listen)},
+		{iss == "" && isHostPort(c.Listen), "issuer", fmt.Sprintf("must be set: the URL clients use; it is derived from listen only when listen names a host, and %q does not", c.Listen)},
 		{iss != "" && !isHTTPURL(iss), "issuer", fmt.Sprintf("%q is not an absolute http(s) URL", iss)},
 		{isHTTPURL(iss) && strings.HasSuffix(iss, "/"), "issuer", fmt.Sprintf("%q ends with a slash; write it without, as clients compare it exactly", iss)},
 		{isHTTPURL(iss) && (issURL.RawQuery != "" || issURL.ForceQuery), "issuer", fmt.Sprintf("%q has a query; an issuer has none (RFC 8414 §2)", iss)},
