@@ -19,16 +19,16 @@ type Mode string
 const (
 	// Delegation: the issued token's act names the current actor, and nests the
 	// subject token's act inside it (RFC 8693 §4.1). The default.
-	Delegation Mode = "delegation"
+	Delegation Mode = config.ModeDelegation
 	// Impersonation: no act is added; an existing one is kept.
-	Impersonation Mode = "impersonation"
+	Impersonation Mode = config.ModeImpersonation
 )
 
 // SelfIssuer is the subject_issuers name of deputy's own tokens.
-const SelfIssuer = "self"
+const SelfIssuer = config.SubjectIssuerSelf
 
 // DefaultMaxChain is the max_chain of a policy that sets none (0).
-const DefaultMaxChain = 4
+const DefaultMaxChain = config.DefaultMaxChain
 
 // Defaults applied to a policy that leaves a list empty (design §3).
 var (
