@@ -89,16 +89,10 @@ func (d *Denial) Unwrap() error { return d.Err }
 // Options are the issuer facts Decide needs.
 type Options struct {
 	IssuerURL string // deputy's issuer (design §3 issuer); required
-	// Lifetimes of issued tokens; zero takes the design §3 defaults (5m, 5m, 24h).
+	// Lifetimes of issued tokens; zero takes config's defaults (DefaultAccessTokenTTL,
+	// DefaultIDTokenTTL, DefaultRefreshTokenTTL).
 	AccessTTL, IDTokenTTL, RefreshTTL time.Duration
 }
-
-// Default lifetimes (design §3 tokens).
-const (
-	DefaultAccessTTL  = 5 * time.Minute
-	DefaultIDTokenTTL = 5 * time.Minute
-	DefaultRefreshTTL = 24 * time.Hour
-)
 
 // Exchanger decides token exchanges. It is immutable after New and safe for
 // concurrent use.
@@ -129,13 +123,13 @@ func New(policies []config.Policy, audiences []config.Audience, opts Options) (*
 		}
 	}
 	if opts.AccessTTL == 0 {
-		opts.AccessTTL = DefaultAccessTTL
+		opts.AccessTTL = config.DefaultAccessTokenTTL
 	}
 	if opts.IDTokenTTL == 0 {
-		opts.IDTokenTTL = DefaultIDTokenTTL
+		opts.IDTokenTTL = config.DefaultIDTokenTTL
 	}
 	if opts.RefreshTTL == 0 {
-		opts.RefreshTTL = DefaultRefreshTTL
+		opts.RefreshTTL = config.DefaultRefreshTokenTTL
 	}
 
 	x := &Exchanger{audiences: make(map[string]*audience, len(audiences)), opts: opts}

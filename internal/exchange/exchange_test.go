@@ -663,10 +663,10 @@ func TestZeroTTLsTakeDefaults(t *testing.T) {
 	req := baseRequest()
 	req.Subject.ExpiresAt = time.Time{}
 	for typ, ttl := range map[oauth.TokenType]time.Duration{
-		oauth.TokenTypeAccessToken:  DefaultAccessTTL,
-		oauth.TokenTypeJWT:          DefaultAccessTTL,
-		oauth.TokenTypeIDToken:      DefaultIDTokenTTL,
-		oauth.TokenTypeRefreshToken: DefaultRefreshTTL,
+		oauth.TokenTypeAccessToken:  config.DefaultAccessTokenTTL,
+		oauth.TokenTypeJWT:          config.DefaultAccessTokenTTL,
+		oauth.TokenTypeIDToken:      config.DefaultIDTokenTTL,
+		oauth.TokenTypeRefreshToken: config.DefaultRefreshTokenTTL,
 	} {
 		req.Audiences, req.RequestedType = []string{api3}, typ
 		d, err := x.Decide(req, now)
