@@ -350,3 +350,59 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLookups measures trace and revocation lookups on a trail of a million
+// events, written directly in SQL (unsealed) to keep the set-up short. Event i
+// issues token t<i> from parent t<i/2>: a binary tree of tokens.
+func BenchmarkLookups(b *testing.B) {
+	const n = 1_000_000
+	db := openFile(b, tempDSN(b))
+	_, err := db.w.ExecContext(b.Context(), `
+		WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < ?)
+		INSERT INTO audit_events (seq, id, time, type, client_id, subject, actors, audiences,
+			scopes, parent_jti, token_jti, token_expires, decision)
+		SELECT n, 'ev-' || n, 1700000000000000 + n, 'token.exchanged', 'api' || (n % 50),
+			'user' || (n % 10000), ' api1 api2 ', ' https://api3.example ', ' ledger:read ',
+			't' || (n / 2), 't' || n, 1800000000000000, 'allow'
+		FROM i`, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.Run("EventsByToken", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if es, err := db.EventsByToken(ctx, fmt.Sprintf("t%d", 1+(i*7919)%n)); err != nil || len(es) != 1 {
+				b.Fatal(len(es), err)
+			}
+		}
+	})
+	b.Run("EventsByParent", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if es, err := db.EventsByParent(ctx, fmt.Sprintf("t%d", 1+(i*7919)%(n/2-1))); err != nil || len(es) != 2 {
+				b.Fatal(len(es), err)
+			}
+		}
+	})
+	b.Run("EventByID", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := db.EventByID(ctx, fmt.Sprintf("ev-%d", 1+(i*7919)%n)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Revoke-subtree-of-63", func(b *testing.B) {
+		// t<k> with k in [n/64, n/32) roots a full subtree of depth 5 (63 tokens).
+		for b.Loop() {
+			rs, err := db.Revoke(ctx, store.Revocation{JTI: fmt.Sprintf("t%d", n/64+7), RevokedAt: time.Now()})
+			if err != nil || len(rs) != 63 {
+				b.Fatal(len(rs), err)
+			}
+		}
+	})
+}

@@ -54,9 +54,10 @@ var keyTests = []test{
 	}},
 	{"ok/round-trip-oldest-first", func(t *testing.T, s store.Store) {
 		paris := time.FixedZone("CET", 3600)
-		a := key("a", t0.In(paris)) // stored in UTC, read back in UTC
-		b := key("b", t0.Add(time.Hour))
-		c := key("c", t0.Add(2*time.Hour))
+		// Neither the order of insertion nor that of the ids is the order of age.
+		a := key("z", t0.In(paris)) // stored in UTC, read back in UTC
+		b := key("a", t0.Add(time.Hour))
+		c := key("m", t0.Add(2*time.Hour))
 		c.RetiredAt = t0.Add(3 * time.Hour)
 		insertKeys(t, s, c, a, b)
 		keys := listKeys(t, s)
