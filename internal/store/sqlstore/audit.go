@@ -105,7 +105,7 @@ func (db *DB) Scan(ctx context.Context, afterSeq int64, fn func(store.AuditEvent
 }
 
 // Query returns the events matching every non-empty field of f, in chain order.
-// Since is inclusive and Until exclusive. Actor and Audience match an element of
+// Since and Until are both inclusive. Actor and Audience match an element of
 // the list exactly (case-sensitively, no wildcards).
 func (db *DB) Query(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
 	var (
@@ -132,10 +132,14 @@ func (db *DB) Query(ctx context.Context, f store.AuditFilter) ([]store.AuditEven
 		conds = append(conds, "type = "+param(f.Type))
 	}
 	if !f.Since.IsZero() {
-		conds = append(conds, "time >= "+param(micros(f.Since)))
+		since := micros(f.Since)
+		if f.Since.Nanosecond()%1000 != 0 {
+			since++ // the first microsecond not before Since
+		}
+		conds = append(conds, "time >= "+param(since))
 	}
 	if !f.Until.IsZero() {
-		conds = append(conds, "time < "+param(micros(f.Until)))
+		conds = append(conds, "time <= "+param(micros(f.Until)))
 	}
 	if f.AfterSeq > 0 {
 		conds = append(conds, "seq > "+param(f.AfterSeq))

@@ -60,8 +60,13 @@ var queryTests = []test{
 			{"ok/audience-exact", store.AuditFilter{Audience: "https://api1.example"}, []string{"q2"}},
 			{"ok/type", store.AuditFilter{Type: store.EventTokenExchanged}, []string{"q3", "q4", "q5", "q8"}},
 			{"ok/since-inclusive", store.AuditFilter{Since: at(7)}, []string{"q7", "q8"}},
-			{"ok/until-exclusive", store.AuditFilter{Until: at(3)}, []string{"q1", "q2"}},
-			{"ok/since-until", store.AuditFilter{Since: at(2), Until: at(4)}, []string{"q2", "q3"}},
+			// Not in store.go: both ends are inclusive, as in "deputy audit query
+			// --since A --until B" (and git log).
+			{"ok/until-inclusive", store.AuditFilter{Until: at(3)}, []string{"q1", "q2", "q3"}},
+			{"ok/until-just-before", store.AuditFilter{Until: at(3).Add(-time.Microsecond)}, []string{"q1", "q2"}},
+			{"ok/since-until", store.AuditFilter{Since: at(2), Until: at(4)}, []string{"q2", "q3", "q4"}},
+			{"ok/since-equals-until", store.AuditFilter{Since: at(5), Until: at(5)}, []string{"q5"}},
+			{"ok/since-sub-microsecond", store.AuditFilter{Since: at(7).Add(time.Nanosecond)}, []string{"q8"}},
 			{"ok/since-other-zone", store.AuditFilter{Since: at(7).In(time.FixedZone("X", -3600))}, []string{"q7", "q8"}},
 			{"ok/after-seq", store.AuditFilter{AfterSeq: 6}, []string{"q7", "q8"}},
 			{"ok/limit", store.AuditFilter{Limit: 3}, []string{"q1", "q2", "q3"}},
@@ -70,7 +75,7 @@ var queryTests = []test{
 			{"ok/and", store.AuditFilter{Subject: "alice", Actor: "api1", Audience: "https://api3.example"}, []string{"q4", "q7"}},
 			{"ok/and-every-field", store.AuditFilter{
 				Subject: "alice", Actor: "api2", ClientID: "api3", Audience: "https://api3.example",
-				Type: store.EventCallReported, Since: at(1), Until: at(8), AfterSeq: 1, Limit: 5,
+				Type: store.EventCallReported, Since: at(1), Until: at(7), AfterSeq: 1, Limit: 5,
 			}, []string{"q7"}},
 			{"ok/and-none", store.AuditFilter{Subject: "bob", Actor: "api1"}, nil},
 		} {
