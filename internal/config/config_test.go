@@ -428,7 +428,7 @@ func TestValidate(t *testing.T) {
 		{"fail/client-redirect-relative", func(c *Config) { c.Clients[0].RedirectURIs = []string{"/callback"} }, "clients[0].redirect_uris[0]", `"/callback" is not an absolute URI`},
 		{"fail/client-redirect-no-host", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https:callback"} }, "clients[0].redirect_uris[0]", `"https:callback" is not an absolute URI`},
 		{"fail/client-redirect-fragment", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https://app.example/cb#x"} }, "clients[0].redirect_uris[0]", "has a fragment"},
-		{"fail/client-scope", func(c *Config) { c.Clients[0].Scopes = append(c.Clients[0].Scopes, "a\\b") }, "clients[0].scopes[4]", "is not a scope name"},
+		{"fail/client-scope", func(c *Config) { c.Clients[0].Scopes = append(c.Clients[0].Scopes, "a\\b") }, "clients[0].scopes[6]", "is not a scope name"},
 		{"fail/client-audience", func(c *Config) { c.Clients[0].Audiences = []string{"https://api9.example"} }, "clients[0].audiences[0]", `"https://api9.example" is not the id of a configured audience`},
 		{"fail/client-may-act-two", func(c *Config) { c.Clients[0].MayAct = []string{"api1", "api2"} }, "clients[0].may_act", "lists 2 clients; may_act names one party (RFC 8693 §4.4)"},
 		{"fail/client-may-act-unknown", func(c *Config) { c.Clients[0].MayAct = []string{"api9"} }, "clients[0].may_act[0]", `"api9" is not the id of a configured client`},
@@ -447,7 +447,7 @@ func TestValidate(t *testing.T) {
 			c.Exchange.Policies[0].Audiences, c.Exchange.Policies[0].Scopes = nil, nil
 		}, "exchange.policies[0].audiences", "must list at least one audience"},
 		{"fail/policy-audience-unknown", func(c *Config) { c.Exchange.Policies[0].Audiences = []string{"https://api9.example"} }, "exchange.policies[0].audiences[0]", `"https://api9.example" is not the id of a configured audience`},
-		{"fail/policy-scope-not-of-audiences", func(c *Config) { c.Exchange.Policies[0].Scopes = []string{"fraud:check"} }, "exchange.policies[0].scopes[0]", `"fraud:check" is not a scope of the policy's audiences, so it can never be granted`},
+		{"fail/policy-scope-not-of-audiences", func(c *Config) { c.Exchange.Policies[0].Scopes = []string{"payments:read"} }, "exchange.policies[0].scopes[0]", `"payments:read" is not a scope of the policy's audiences, so it can never be granted`},
 		{"fail/policy-mode", func(c *Config) { c.Exchange.Policies[0].Mode = "proxy" }, "exchange.policies[0].mode", `"proxy" is not one of delegation, impersonation`},
 		{"fail/policy-max-chain-high", func(c *Config) { c.Exchange.Policies[0].MaxChain = 33 }, "exchange.policies[0].max_chain", "33 is not between 1 and 32 (0 means 4)"},
 		{"fail/policy-max-chain-negative", func(c *Config) { c.Exchange.Policies[0].MaxChain = -1 }, "exchange.policies[0].max_chain", "-1 is not between 1 and 32"},

@@ -11,7 +11,7 @@ import (
 // dir/deputy-dev.db. It sets up the flow of design §1:
 //
 //   - audiences https://api1.example (payments:read, payments:write; client api1),
-//     https://api2.example (ledger:read, ledger:write; client api2) and
+//     https://api2.example (ledger:read, ledger:write, fraud:check; client api2) and
 //     https://api3.example (fraud:check; client api3);
 //   - client web-app (secret web-app-secret): authorization_code, refresh_token and
 //     client_credentials, redirect URI http://127.0.0.1:9000/callback, tokens for
@@ -19,7 +19,7 @@ import (
 //   - clients api1, api2, api3 (secrets api1-secret, …) and support
 //     (support-secret): client_credentials and token exchange;
 //   - policies: api1 may exchange for https://api2.example (ledger:read,
-//     ledger:write), api2 for https://api3.example (fraud:check), both by
+//     ledger:write, fraud:check), api2 for https://api3.example (fraud:check), both by
 //     delegation; support may impersonate for https://api2.example (ledger:read);
 //   - users alice (password alice-password) and bob (bob-password).
 //
@@ -41,7 +41,9 @@ func Dev(dir string) *Config {
 		Storage: Storage{Driver: DriverSQLite, DSN: filepath.Join(dir, "deputy-dev.db")},
 		Audiences: []Audience{
 			{ID: "https://api1.example", Scopes: []string{"payments:read", "payments:write"}, Client: "api1"},
-			{ID: "https://api2.example", Scopes: []string{"ledger:read", "ledger:write"}, Client: "api2"},
+			// A scope reaches the end of a chain only if every hop's audience accepts
+			// it: the ledger passes fraud:check on to the fraud service.
+			{ID: "https://api2.example", Scopes: []string{"ledger:read", "ledger:write", "fraud:check"}, Client: "api2"},
 			{ID: "https://api3.example", Scopes: []string{"fraud:check"}, Client: "api3"},
 		},
 		Clients: []Client{
@@ -50,7 +52,7 @@ func Dev(dir string) *Config {
 				Secret:       "web-app-secret",
 				GrantTypes:   []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials},
 				RedirectURIs: []string{"http://127.0.0.1:9000/callback"},
-				Scopes:       []string{"openid", "profile", "payments:read", "payments:write"},
+				Scopes:       []string{"openid", "profile", "payments:read", "payments:write", "ledger:read", "fraud:check"},
 				Audiences:    []string{"https://api1.example"},
 				MayAct:       []string{"api1"},
 			},
@@ -64,7 +66,7 @@ func Dev(dir string) *Config {
 				Name:      "api1-to-api2",
 				Client:    "api1",
 				Audiences: []string{"https://api2.example"},
-				Scopes:    []string{"ledger:read", "ledger:write"},
+				Scopes:    []string{"ledger:read", "ledger:write", "fraud:check"},
 				Mode:      ModeDelegation,
 				MaxChain:  4,
 			},
