@@ -9,6 +9,16 @@ import (
 // dialect is everything that differs between database engines. The aggregate code
 // (keys.go, nonces.go, audit.go, revocations.go) uses only this and database/sql, so a
 // new engine is a new dialect value and a migrations directory.
+//
+// PostgreSQL, when it is added, is expected to be: a case "postgres" in Open; connect
+// opening one pgx (jackc/pgx/v5/stdlib) pool returned as both w and r; migrations in
+// migrations/postgres/ mirroring the SQLite schema (BIGINT microseconds, BYTEA
+// hashes, BIGINT seq, the same partial indexes); placeholder "$n"; contains
+// "strpos(col, $n) > 0"; isConflict SQLSTATE 23505; isUnavailable connection
+// failures (SQLSTATE class 08, 57P0x). The queries keep their parameter order, so
+// only their text changes ("?" → "$n", "?1" → "$1"). Append then needs the chain's
+// tail locked across nodes (LOCK TABLE audit_events IN EXCLUSIVE MODE, or an
+// advisory lock) since there is no single writer connection to serialise it.
 type dialect struct {
 	name string
 	// connect turns a dsn into the pool writes go through and the pool reads go
