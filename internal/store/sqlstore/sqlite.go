@@ -146,7 +146,8 @@ func sqliteIsUnavailable(err error) bool {
 }
 
 // sqliteLineage finds the descendants of a token: the tokens issued by allowed
-// events whose parent is the root or one of its descendants, at most ?2 levels
+// issuance events (not revocations, denials, call reports, key or sign-in events)
+// whose parent is the root or one of its descendants, at most ?2 levels
 // down. UNION (not UNION ALL) and the depth bound stop cycles. A token reached
 // twice keeps its shallowest depth; its expiry is NULL (never) if any event says so.
 const sqliteLineage = `
@@ -154,10 +155,12 @@ WITH RECURSIVE lineage(jti, expires_at, depth, seq) AS (
 	SELECT e.token_jti, e.token_expires, 1, e.seq
 	FROM audit_events e
 	WHERE e.parent_jti = ?1 AND e.parent_jti <> '' AND e.decision = ?3 AND e.token_jti <> ''
+		AND e.type NOT IN ('token.revoked', 'call.reported', 'request.denied', 'key.rotated', 'signin')
 	UNION
 	SELECT e.token_jti, e.token_expires, l.depth + 1, e.seq
 	FROM lineage l JOIN audit_events e ON e.parent_jti = l.jti
 	WHERE e.parent_jti <> '' AND e.decision = ?3 AND e.token_jti <> '' AND l.depth < ?2
+		AND e.type NOT IN ('token.revoked', 'call.reported', 'request.denied', 'key.rotated', 'signin')
 )
 SELECT jti,
 	CASE WHEN count(*) = count(expires_at) THEN max(expires_at) END,

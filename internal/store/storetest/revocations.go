@@ -15,6 +15,7 @@ import (
 //	      T1 ─▶ T4
 //	      T1 ─✗ TD            (denied exchange that names a token: not followed)
 //	      T1 ─▶ (no token)    (a reported call: no TokenJTI, not followed)
+//	      T1 ─▶ TC            (a reported call naming a token: not an issuance, not followed)
 //	O0 ─▶ O1                  (another tree)
 func lineageEvents() []*store.AuditEvent {
 	issued := event("issue-T0")
@@ -23,12 +24,15 @@ func lineageEvents() []*store.AuditEvent {
 	denied.Type, denied.Decision = store.EventDenied, store.DecisionDeny
 	call := exchanged("call", "T1", "", time.Time{})
 	call.Type = store.EventCallReported
+	callTok := exchanged("call-TC", "T1", "TC", exp(8))
+	callTok.Type = store.EventCallReported
 	return []*store.AuditEvent{
 		issued,
 		exchanged("x-T1", "T0", "T1", exp(1)),
 		exchanged("x-O1", "O0", "O1", exp(1)),
 		denied,
 		call,
+		callTok,
 		exchanged("x-T2", "T1", "T2", exp(2)),
 		exchanged("x-T4", "T1", "T4", exp(4)),
 		exchanged("x-T3", "T2", "T3", exp(3)),
