@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,11 +41,18 @@ func (k *Key) Public() jose.JSONWebKey {
 
 // snapshot is an immutable view of the key set at one moment.
 type snapshot struct {
-	active  *Key
-	signers map[string]jose.Signer // by JWT typ header
+	// signing holds the keys that sign from their ActiveAt, latest ActiveAt first;
+	// the first already active signs, so a rotation takes effect at its time
+	// without waiting for a reload.
+	signing []signingKey
 	byID    map[string]*Key
 	algs    []jose.SignatureAlgorithm
 	jwks    []byte
+}
+
+type signingKey struct {
+	key     *Key
+	signers map[string]jose.Signer // by JWT typ header
 }
 
 // Set holds deputy's keys in memory. Reads are lock-free; Reload swaps a new
@@ -80,7 +88,7 @@ func Open(ctx context.Context, st store.Keys, opts Options) (*Set, error) {
 	if err := s.Reload(ctx); err != nil {
 		return nil, err
 	}
-	if s.snap.Load().active == nil || s.snap.Load().active.Algorithm != alg {
+	if s.Active() == nil || s.newest().Algorithm != alg {
 		if _, err := s.Rotate(ctx, 0); err != nil {
 			return nil, err
 		}
@@ -111,7 +119,7 @@ func (s *Set) reload(ctx context.Context) error {
 		return fmt.Errorf("keys: list: %w", err)
 	}
 	now := s.now()
-	snap := &snapshot{byID: map[string]*Key{}, signers: map[string]jose.Signer{}}
+	snap := &snapshot{byID: map[string]*Key{}}
 	var published []jose.JSONWebKey
 	algSeen := map[jose.SignatureAlgorithm]bool{}
 	for _, sk := range stored {
@@ -128,26 +136,24 @@ func (s *Set) reload(ctx context.Context) error {
 			algSeen[k.Algorithm] = true
 			snap.algs = append(snap.algs, k.Algorithm)
 		}
-		// The key activated last signs; a replaced key keeps verifying until it
-		// retires (its RetiredAt is after its successor's ActiveAt).
-		if !now.Before(k.ActiveAt) {
-			if snap.active == nil || !k.ActiveAt.Before(snap.active.ActiveAt) {
-				snap.active = k
-			}
-		}
-	}
-	if snap.active != nil {
+		sk := signingKey{key: k, signers: map[string]jose.Signer{}}
 		for _, typ := range []string{"at+jwt", "JWT"} {
 			sig, err := jose.NewSigner(jose.SigningKey{
-				Algorithm: snap.active.Algorithm,
-				Key:       jose.JSONWebKey{Key: snap.active.Private, KeyID: snap.active.ID},
+				Algorithm: k.Algorithm,
+				Key:       jose.JSONWebKey{Key: k.Private, KeyID: k.ID},
 			}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 			if err != nil {
 				return fmt.Errorf("keys: signer: %w", err)
 			}
-			snap.signers[typ] = sig
+			sk.signers[typ] = sig
 		}
+		snap.signing = append(snap.signing, sk)
 	}
+	// The key activated last signs; a replaced key keeps verifying until it retires
+	// (its RetiredAt is after its successor's ActiveAt).
+	sort.SliceStable(snap.signing, func(i, j int) bool {
+		return snap.signing[i].key.ActiveAt.After(snap.signing[j].key.ActiveAt)
+	})
 	snap.jwks, err = json.Marshal(jose.JSONWebKeySet{Keys: published})
 	if err != nil {
 		return err
@@ -174,7 +180,11 @@ func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) (*Key, error
 		retireAt := now.Add(publishFor).Add(s.retire)
 		for _, k := range old.byID {
 			if k.RetiredAt.IsZero() {
-				if err := s.store.RetireKey(ctx, k.ID, retireAt); err != nil {
+				at := retireAt
+				if k.ActiveAt.After(now) {
+					at = now // a key still waiting to sign never signed: withdraw it now
+				}
+				if err := s.store.RetireKey(ctx, k.ID, at); err != nil {
 					return nil, fmt.Errorf("keys: retire %s: %w", k.ID, err)
 				}
 			}
@@ -237,10 +247,13 @@ var ErrNoActiveKey = errors.New("keys: no active signing key")
 // Sign signs payload as a compact JWS with the active key and the given typ header
 // ("at+jwt" or "JWT").
 func (s *Set) Sign(typ string, payload []byte) (string, error) {
-	snap := s.snap.Load()
-	sig := snap.signers[typ]
-	if sig == nil {
+	sk := s.snap.Load().current(s.now())
+	if sk == nil {
 		return "", ErrNoActiveKey
+	}
+	sig := sk.signers[typ]
+	if sig == nil {
+		return "", fmt.Errorf("keys: no signer for typ %q", typ)
 	}
 	jws, err := sig.Sign(payload)
 	if err != nil {
@@ -249,8 +262,31 @@ func (s *Set) Sign(typ string, payload []byte) (string, error) {
 	return jws.CompactSerialize()
 }
 
+// current is the key that signs at now, or nil.
+func (snap *snapshot) current(now time.Time) *signingKey {
+	for i := range snap.signing {
+		if !now.Before(snap.signing[i].key.ActiveAt) {
+			return &snap.signing[i]
+		}
+	}
+	return nil
+}
+
 // Active returns the key that signs now (nil if none).
-func (s *Set) Active() *Key { return s.snap.Load().active }
+func (s *Set) Active() *Key {
+	if sk := s.snap.Load().current(s.now()); sk != nil {
+		return sk.key
+	}
+	return nil
+}
+
+// newest returns the key activated last or to be activated next (nil if none).
+func (s *Set) newest() *Key {
+	if snap := s.snap.Load(); len(snap.signing) > 0 {
+		return snap.signing[0].key
+	}
+	return nil
+}
 
 // Lookup returns the published key with that kid.
 func (s *Set) Lookup(kid string) (*Key, bool) {
