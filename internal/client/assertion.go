@@ -43,7 +43,7 @@ func (r *Registry) assertion(ctx context.Context, cr *Credentials, now time.Time
 	if cr.Assertion == "" || len(cr.Assertion) > 8192 {
 		return nil, fail("missing or over-sized")
 	}
-	jws, err := jose.ParseSigned(cr.Assertion, assertionAlgorithms)
+	jws, err := jose.ParseSignedCompact(cr.Assertion, assertionAlgorithms)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, fail("not a signed JWT: %v", err)
 	}

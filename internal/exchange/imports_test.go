@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -40,7 +38,7 @@ func allowedEdge(from, to string) bool { return from == module+"oauth" && to == 
 func TestImportRules(t *testing.T) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Skip("the go command is not on PATH")
 	}
 	for root, allowed := range pureRoots {
 		t.Run(strings.TrimPrefix(root, module), func(t *testing.T) {

@@ -94,7 +94,7 @@ func (s *Service) VerifyIgnoringRevocation(raw string, types []string, now time.
 	if strings.Count(raw, ".") != 2 {
 		return nil, ErrMalformed
 	}
-	jws, err := jose.ParseSigned(raw, s.keys.Algorithms())
+	jws, err := jose.ParseSignedCompact(raw, s.keys.Algorithms())
 	if err != nil {
 		if strings.Contains(err.Error(), "unexpected signature algorithm") {
 			return nil, fmt.Errorf("%w: %v", ErrAlgorithm, err)
