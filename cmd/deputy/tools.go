@@ -9,17 +9,17 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/audit"
+	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/keys"
 	"github.com/deputy-auth/deputy/internal/server"
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/store/sqlstore"
 )
 
-func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, file := flags("migrate")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
-	}
-	cfg, _, err := loadConfig(*file)
+// withStore loads the configuration named by --config and runs fn on its opened,
+// migrated store.
+func withStore(ctx context.Context, file string, fn func(cfg *config.Config, st *sqlstore.DB) error) error {
+	cfg, _, err := loadConfig(file)
 	if err != nil {
 		return err
 	}
@@ -28,8 +28,18 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	fmt.Fprintf(stdout, "migrations applied (%s %s)\n", cfg.Storage.Driver, cfg.Storage.DSN)
-	return nil
+	return fn(cfg, st)
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, file := flags("migrate")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	return withStore(ctx, *file, func(cfg *config.Config, _ *sqlstore.DB) error {
+		fmt.Fprintf(stdout, "migrations applied (%s %s)\n", cfg.Storage.Driver, cfg.Storage.DSN)
+		return nil
+	})
 }
 
 func cmdKeysRotate(ctx context.Context, args []string, stdout io.Writer) error {
@@ -38,33 +48,26 @@ func cmdKeysRotate(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	cfg, _, err := loadConfig(*file)
-	if err != nil {
-		return err
-	}
-	st, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ks, err := keys.Open(ctx, st, keys.Options{Algorithm: cfg.Signing.Algorithm, RetireAfter: cfg.Signing.RetireAfter.D()})
-	if err != nil {
-		return err
-	}
-	old := ks.Active()
-	k, err := ks.Rotate(ctx, *publishFor)
-	if err != nil {
-		return err
-	}
-	w := audit.NewWriter(st, st, audit.WriterOptions{})
-	defer w.Close()
-	detail, _ := json.Marshal(map[string]string{"kid": k.ID, "algorithm": string(k.Algorithm), "previous_kid": old.ID, "active_at": k.ActiveAt.UTC().Format(time.RFC3339)})
-	if err := w.Record(ctx, &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Reason: "keys rotate", Detail: string(detail)}); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "new key %s (%s) published now, signs from %s; key %s retires %s later\n",
-		k.ID, k.Algorithm, k.ActiveAt.UTC().Format(time.RFC3339), old.ID, cfg.Signing.RetireAfter.D())
-	return nil
+	return withStore(ctx, *file, func(cfg *config.Config, st *sqlstore.DB) error {
+		ks, err := keys.Open(ctx, st, keys.Options{Algorithm: cfg.Signing.Algorithm, RetireAfter: cfg.Signing.RetireAfter.D()})
+		if err != nil {
+			return err
+		}
+		old := ks.Active()
+		k, err := ks.Rotate(ctx, *publishFor)
+		if err != nil {
+			return err
+		}
+		w := audit.NewWriter(st, st, audit.WriterOptions{})
+		defer w.Close()
+		detail, _ := json.Marshal(map[string]string{"kid": k.ID, "algorithm": string(k.Algorithm), "previous_kid": old.ID, "active_at": k.ActiveAt.UTC().Format(time.RFC3339)})
+		if err := w.Record(ctx, &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Reason: "keys rotate", Detail: string(detail)}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "new key %s (%s) published now, signs from %s; key %s retires %s later\n",
+			k.ID, k.Algorithm, k.ActiveAt.UTC().Format(time.RFC3339), old.ID, cfg.Signing.RetireAfter.D())
+		return nil
+	})
 }
 
 func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error {
@@ -72,26 +75,19 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	cfg, _, err := loadConfig(*file)
-	if err != nil {
-		return err
-	}
-	st, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	rep, err := audit.Verify(ctx, st)
-	if err != nil {
-		return err
-	}
-	if rep.FirstBad != nil {
-		fmt.Fprintf(stdout, "audit chain BROKEN at record %d (position %d, id %s): %s\n%d records before it verified\n",
-			rep.FirstBad.Seq, rep.FirstBad.Position, rep.FirstBad.ID, rep.FirstBad.Reason, rep.FirstBad.Position-1)
-		return exitError(1)
-	}
-	fmt.Fprintf(stdout, "audit chain intact: %d records verified\n", rep.Count)
-	return nil
+	return withStore(ctx, *file, func(_ *config.Config, st *sqlstore.DB) error {
+		rep, err := audit.Verify(ctx, st)
+		if err != nil {
+			return err
+		}
+		if bad := rep.FirstBad; bad != nil {
+			fmt.Fprintf(stdout, "audit chain BROKEN at record %d (position %d, id %s): %s\n%d records before it verified\n",
+				bad.Seq, bad.Position, bad.ID, bad.Reason, bad.Position-1)
+			return exitError(1)
+		}
+		fmt.Fprintf(stdout, "audit chain intact: %d records verified\n", rep.Count)
+		return nil
+	})
 }
 
 func cmdAuditTrace(ctx context.Context, args []string, stdout io.Writer) error {
@@ -103,23 +99,16 @@ func cmdAuditTrace(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("audit trace needs one token jti or audit event id")
 	}
-	cfg, _, err := loadConfig(*file)
-	if err != nil {
-		return err
-	}
-	st, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tree, err := audit.Trace(ctx, st, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return tree.WriteJSON(stdout)
-	}
-	return tree.WriteText(stdout)
+	return withStore(ctx, *file, func(_ *config.Config, st *sqlstore.DB) error {
+		tree, err := audit.Trace(ctx, st, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return tree.WriteJSON(stdout)
+		}
+		return tree.WriteText(stdout)
+	})
 }
 
 func cmdAuditQuery(ctx context.Context, args []string, stdout io.Writer) error {
@@ -132,7 +121,7 @@ func cmdAuditQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&f.Type, "type", "", "events of this type (token.issued, token.exchanged, token.revoked, request.denied, …)")
 	fs.IntVar(&f.Limit, "limit", 0, "at most this many events (0: all)")
 	since := fs.String("since", "", "events at or after this RFC 3339 time")
-	until := fs.String("until", "", "events before this RFC 3339 time")
+	until := fs.String("until", "", "events at or before this RFC 3339 time")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
@@ -144,30 +133,22 @@ func cmdAuditQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	if f.Until, err = parseTime("until", *until); err != nil {
 		return err
 	}
-	cfg, _, err := loadConfig(*file)
-	if err != nil {
-		return err
-	}
-	st, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	events, err := st.Query(ctx, f)
-	if err != nil {
-		return err
-	}
-	for _, e := range events {
-		if *asJSON {
-			err = audit.WriteEventJSON(stdout, e)
-		} else {
-			err = audit.WriteEventText(stdout, e)
-		}
+	return withStore(ctx, *file, func(_ *config.Config, st *sqlstore.DB) error {
+		events, err := st.Query(ctx, f)
 		if err != nil {
 			return err
 		}
-	}
-	return nil
+		write := audit.WriteEventText
+		if *asJSON {
+			write = audit.WriteEventJSON
+		}
+		for _, e := range events {
+			if err := write(stdout, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func parseTime(name, v string) (time.Time, error) {

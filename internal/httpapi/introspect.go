@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/client"
+	"github.com/deputy-auth/deputy/internal/grant"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
@@ -15,17 +16,9 @@ var deputyTypes = []string{oauth.JWTTypeAccessToken, oauth.JWTTypeJWT}
 // introspect answers RFC 7662 requests. A client may introspect tokens issued to it
 // or addressed to it; anything else, and any inactive token, is {"active":false}.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
-	req, err := s.parse(w, r, "introspection")
-	if err != nil {
-		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
-	}
-	c, err := s.cfg.Dispatcher.Authenticate(r.Context(), req)
+	req, c, raw, err := s.tokenRequest(w, r, "introspection")
 	if err != nil {
 		return err
-	}
-	raw, err := s.tokenParam(req.Form)
-	if err != nil {
-		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
 	}
 	v, err := s.cfg.Tokens.Verify(raw, deputyTypes, req.Now)
 	if err != nil || !s.mayInspect(c, &v.Claims) {
@@ -59,7 +52,25 @@ func (s *Server) mayInspect(c *client.Client, cl *token.Claims) bool {
 	return false
 }
 
-func (s *Server) tokenParam(form map[string][]string) (string, error) {
+// tokenRequest decodes an introspection or revocation request, authenticates its
+// client and returns the token parameter; failures are recorded as denials.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, endpoint string) (*grant.Request, *client.Client, string, error) {
+	req, err := s.parse(w, r, endpoint)
+	if err != nil {
+		return nil, nil, "", s.cfg.Dispatcher.Refuse(r.Context(), req, err)
+	}
+	c, err := s.cfg.Dispatcher.Authenticate(r.Context(), req)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	raw, err := tokenParam(req.Form)
+	if err != nil {
+		return nil, nil, "", s.cfg.Dispatcher.Refuse(r.Context(), req, err)
+	}
+	return req, c, raw, nil
+}
+
+func tokenParam(form map[string][]string) (string, error) {
 	vs := form["token"]
 	switch {
 	case len(vs) == 0 || vs[0] == "":
@@ -75,17 +86,9 @@ func (s *Server) tokenParam(form map[string][]string) (string, error) {
 // revoke answers RFC 7009 requests: a client revokes a token issued to it, and with
 // it every token derived from it by exchange. Unknown tokens answer 200.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
-	req, err := s.parse(w, r, "revocation")
-	if err != nil {
-		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
-	}
-	c, err := s.cfg.Dispatcher.Authenticate(r.Context(), req)
+	req, c, raw, err := s.tokenRequest(w, r, "revocation")
 	if err != nil {
 		return err
-	}
-	raw, err := s.tokenParam(req.Form)
-	if err != nil {
-		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
 	}
 	v, err := s.cfg.Tokens.VerifyIgnoringRevocation(raw, deputyTypes, req.Now)
 	if err != nil && v == nil {
