@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -27,7 +26,7 @@ func TestDevelopmentSetup(t *testing.T) {
 	go func() { _ = cmd.Wait(); close(s.exited) }()
 	t.Cleanup(s.stop)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(s.issuer + "/readyz"); err == nil {
+		if resp, err := httpClient.Get(s.issuer + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				break

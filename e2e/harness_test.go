@@ -22,6 +22,10 @@ import (
 // binary is the deputy binary built once for the whole package.
 var binary string
 
+// httpClient bounds every request, so a server that hangs fails the test that
+// found it instead of the whole run.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "deputy-e2e-")
 	if err != nil {
@@ -107,7 +111,7 @@ func (s *server) run() {
 	t.Cleanup(s.stop)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(s.issuer + "/readyz")
+		resp, err := httpClient.Get(s.issuer + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -160,7 +164,9 @@ func cleanEnv() []string {
 // deputy runs a deputy tool command against this server's configuration.
 func (s *server) deputy(args ...string) (string, int) {
 	s.t.Helper()
-	cmd := exec.Command(binary, append(args, "--config", s.config)...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append(args, "--config", s.config)...)
 	cmd.Env = cleanEnv()
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -183,7 +189,7 @@ func (s *server) endpoint(name string) string {
 
 func (s *server) getJSON(path string) map[string]any {
 	s.t.Helper()
-	resp, err := http.Get(s.issuer + path)
+	resp, err := httpClient.Get(s.issuer + path)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -231,7 +237,7 @@ func (s *server) postRaw(u, authorization, contentType, body string) reply {
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

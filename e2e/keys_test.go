@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -11,7 +10,7 @@ import (
 
 func (s *server) jwksKids() []string {
 	s.t.Helper()
-	resp, err := http.Get(s.endpoint("jwks_uri"))
+	resp, err := httpClient.Get(s.endpoint("jwks_uri"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
