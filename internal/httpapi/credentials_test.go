@@ -183,6 +183,8 @@ func TestWriteError(t *testing.T) {
 			status: 500, code: oauth.CodeServerError},
 		{name: "method-not-allowed", err: &methodError{allow: http.MethodPost},
 			status: 405, code: oauth.CodeInvalidRequest, allow: http.MethodPost},
+		{name: "method-not-allowed-as-invalid_request", err: oauth.InvalidRequest("method not allowed", &methodError{allow: http.MethodPost}),
+			status: 405, code: oauth.CodeInvalidRequest, allow: http.MethodPost},
 		{name: "method-not-allowed-inside-protocol-error", err: oauth.ServerError(&methodError{allow: http.MethodPost}),
 			status: 405, code: oauth.CodeInvalidRequest, allow: http.MethodPost},
 	}

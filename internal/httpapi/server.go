@@ -176,7 +176,10 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 	w.Header().Set("X-Request-Id", req.RequestID)
 	req.Credentials = credentials(r.Header)
 	if r.Method != http.MethodPost {
-		return req, &methodError{allow: http.MethodPost}
+		// A protocol error (so audit and metrics record a client error) whose cause
+		// tells writeError to answer 405 with Allow.
+		me := &methodError{allow: http.MethodPost}
+		return req, oauth.InvalidRequest("method not allowed", me)
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
