@@ -27,8 +27,8 @@ type assertionClaims struct {
 	Issuer   string          `json:"iss"`
 	Subject  string          `json:"sub"`
 	Audience json.RawMessage `json:"aud"`
-	Expiry   int64           `json:"exp"`
-	NotBef   int64           `json:"nbf"`
+	Expiry   float64         `json:"exp"` // NumericDate: may have a fraction (RFC 7519 §2)
+	NotBef   float64         `json:"nbf"`
 	ID       string          `json:"jti"`
 }
 
@@ -81,20 +81,20 @@ func (r *Registry) assertion(ctx context.Context, cr *Credentials, now time.Time
 	if !r.audienceOK(claims.Audience) {
 		return nil, fail("aud must be the issuer or the token endpoint")
 	}
-	unix := now.Unix()
+	unix := float64(now.UnixNano()) / 1e9
 	switch {
 	case claims.Expiry == 0:
 		return nil, fail("exp is required")
 	case unix >= claims.Expiry:
 		return nil, fail("expired")
-	case claims.Expiry-unix > int64(maxAssertionLifetime/time.Second):
+	case claims.Expiry-unix > maxAssertionLifetime.Seconds():
 		return nil, fail("exp is too far in the future")
 	case claims.NotBef != 0 && unix+30 < claims.NotBef:
 		return nil, fail("not yet valid")
 	case claims.ID == "":
 		return nil, fail("jti is required")
 	}
-	err = r.nonces.UseNonce(ctx, "client_assertion:"+c.ID+":"+claims.ID, time.Unix(claims.Expiry, 0))
+	err = r.nonces.UseNonce(ctx, "client_assertion:"+c.ID+":"+claims.ID, time.Unix(int64(claims.Expiry)+1, 0))
 	if errors.Is(err, store.ErrConflict) {
 		return nil, fail("jti %q was already used", claims.ID)
 	}

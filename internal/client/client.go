@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -57,7 +58,11 @@ func (c *Client) HasGrant(g string) bool {
 
 // Registry holds every client in memory.
 type Registry struct {
-	byID      map[string]*Client
+	byID map[string]*Client
+	// slow bounds how many argon2id checks run at once: each takes tens of MiB and
+	// milliseconds, so a flood of wrong secrets must queue rather than exhaust the
+	// machine.
+	slow      chan struct{}
 	nonces    store.Nonces
 	audiences []string // accepted aud values of client assertions
 }
@@ -65,7 +70,8 @@ type Registry struct {
 // NewRegistry builds the registry from configuration. issuer and tokenURL are the
 // accepted audiences of private_key_jwt assertions; nonces remembers their jti.
 func NewRegistry(cfgs []config.Client, issuer, tokenURL string, nonces store.Nonces) (*Registry, error) {
-	r := &Registry{byID: map[string]*Client{}, nonces: nonces, audiences: []string{issuer, tokenURL}}
+	r := &Registry{byID: map[string]*Client{}, nonces: nonces, audiences: []string{issuer, tokenURL},
+		slow: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	for i, cc := range cfgs {
 		c := &Client{
 			ID: cc.ID, AuthMethod: cc.AuthMethod, GrantTypes: cc.GrantTypes,
@@ -186,13 +192,13 @@ func (r *Registry) secret(id, secret, method string) (*Client, error) {
 		return nil, oauth.InvalidClient("client authentication failed",
 			fmt.Errorf("client %q authenticates with %s, not %s", id, c.AuthMethod, method))
 	}
-	if !c.checkSecret(secret) {
+	if !c.checkSecret(secret, r.slow) {
 		return nil, oauth.InvalidClient("client authentication failed", fmt.Errorf("wrong secret for client %q", id))
 	}
 	return c, nil
 }
 
-func (c *Client) checkSecret(secret string) bool {
+func (c *Client) checkSecret(secret string, slow chan struct{}) bool {
 	got := sha256.Sum256([]byte(secret))
 	if c.hasHash {
 		return subtle.ConstantTimeCompare(got[:], c.digest[:]) == 1
@@ -204,7 +210,10 @@ func (c *Client) checkSecret(secret string) bool {
 		// The accepted secret is known; any other is wrong, without a slow hash.
 		return subtle.ConstantTimeCompare(got[:], known[:]) == 1
 	}
-	if !c.argon.matches(secret) {
+	slow <- struct{}{}
+	ok := c.argon.matches(secret)
+	<-slow
+	if !ok {
 		return false
 	}
 	c.learned.Store(&got)

@@ -308,6 +308,9 @@ func TestAuthenticate(t *testing.T) {
 		{name: "ok/assertion-without-kid", wantID: "jwt-client", creds: func() *Credentials {
 			return assertionCreds(sign(t, jose.ES256, f.key, "", claimsFor("jwt-client", now)))
 		}},
+		{name: "ok/assertion-fractional-numeric-dates", wantID: "jwt-client", creds: func() *Credentials {
+			return assertionCreds(f.assertion(t, now, "exp", float64(now.Add(time.Minute).Unix())+0.5, "nbf", float64(now.Unix())-0.25))
+		}},
 		{name: "ok/assertion-exp-one-hour", wantID: "jwt-client", creds: func() *Credentials {
 			return assertionCreds(f.assertion(t, now, "exp", now.Add(time.Hour).Unix()))
 		}},

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"sort"
 
-	"github.com/deputy-auth/deputy/internal/keys"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -17,6 +16,12 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 	sort.Strings(grants)
 	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
 	assertionAlgs := []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+	// The algorithms of the published keys: what tokens from this server are signed
+	// with (the configured one, and during a change of algorithm the previous one).
+	var signing []string
+	for _, a := range s.cfg.Keys.Algorithms() {
+		signing = append(signing, string(a))
+	}
 	m := map[string]any{
 		"issuer":                                iss,
 		"token_endpoint":                        iss + PathToken,
@@ -32,13 +37,13 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
 		"scopes_supported":                          s.cfg.Scopes,
 		"response_types_supported":                  []string{},
-		"access_token_signing_alg_values_supported": keys.Algorithms,
+		"access_token_signing_alg_values_supported": signing,
 	}
 	if oauthDoc, err = json.Marshal(m); err != nil {
 		return nil, nil, err
 	}
 	m["subject_types_supported"] = []string{"public"}
-	m["id_token_signing_alg_values_supported"] = keys.Algorithms
+	m["id_token_signing_alg_values_supported"] = signing
 	oidcDoc, err = json.Marshal(m)
 	return oauthDoc, oidcDoc, err
 }
