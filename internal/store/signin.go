@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// User is a local account kept in the database (`deputy users add`). Accounts
+// listed in the configuration file are not stored.
+type User struct {
+	Username     string
+	PasswordHash string            // argon2id, "$argon2id$v=19$m=…,t=…,p=…$salt$hash"
+	Claims       map[string]string // identity claims (email, name, …)
+	Disabled     bool
+	CreatedAt    time.Time
+}
+
+// Users stores local accounts.
+type Users interface {
+	// InsertUser adds an account; ErrConflict if the username exists.
+	InsertUser(ctx context.Context, u User) error
+	// UserByName returns the account; ErrNotFound if absent.
+	UserByName(ctx context.Context, username string) (User, error)
+	// ListUsers returns every account, ordered by username.
+	ListUsers(ctx context.Context) ([]User, error)
+	// SetUserDisabled disables or enables an account; ErrNotFound if absent.
+	SetUserDisabled(ctx context.Context, username string, disabled bool) error
+}
+
+// Session is a browser sign-in session. Its ID is the OIDC "sid" and the root of
+// the audit lineage of everything issued in it, so ending it revokes all of that.
+type Session struct {
+	ID        string
+	TokenHash []byte // SHA-256 of the session cookie's value; the value is never stored
+	Subject   string
+	IdP       string // "local" or the name of the upstream identity provider
+	AMR       []string
+	ACR       string
+	AuthTime  time.Time
+	ExpiresAt time.Time
+	EndedAt   time.Time // zero while the session is active
+}
+
+// Sessions stores sign-in sessions.
+type Sessions interface {
+	// InsertSession adds a session; ErrConflict if its ID or TokenHash exists.
+	InsertSession(ctx context.Context, s Session) error
+	// SessionByTokenHash returns the session whose cookie hashes to h (ended and
+	// expired ones too: the caller decides); ErrNotFound if none.
+	SessionByTokenHash(ctx context.Context, h []byte) (Session, error)
+	// EndSession sets EndedAt of an active session; ErrNotFound if absent. Ending an
+	// ended session keeps its first EndedAt and is not an error.
+	EndSession(ctx context.Context, id string, at time.Time) error
+}
+
+// AuthCode is an authorization code (RFC 6749 §4.1.2). Only its hash is stored.
+// ID names the code in the audit lineage: tokens issued for it have it as parent.
+type AuthCode struct {
+	Hash          []byte // SHA-256 of the code
+	ID            string
+	ClientID      string
+	SessionID     string
+	Subject       string
+	RedirectURI   string
+	Scopes        []string
+	Nonce         string
+	CodeChallenge string // PKCE S256 challenge (RFC 7636 §4.2); "" when none
+	IdP           string
+	AMR           []string
+	ACR           string
+	AuthTime      time.Time
+	ExpiresAt     time.Time
+	RedeemedAt    time.Time // zero until redeemed
+}
+
+// Codes stores authorization codes; each can be redeemed once, cluster-wide.
+type Codes interface {
+	// InsertCode adds a code; ErrConflict if its hash or ID exists.
+	InsertCode(ctx context.Context, c AuthCode) error
+	// RedeemCode atomically marks the code redeemed at `at` and returns it.
+	// ErrNotFound if no code has that hash. If it was redeemed before, it returns
+	// the code (with its first RedeemedAt) and ErrConflict, so the caller can revoke
+	// what it issued. Expiry is the caller's to check.
+	RedeemCode(ctx context.Context, hash []byte, at time.Time) (AuthCode, error)
+}
+
+// RefreshToken is an opaque refresh token. Only its hash is stored. ID names it in
+// the audit lineage; FamilyID is the lineage root of its rotation family (the
+// authorization code it descends from), which reuse detection revokes.
+type RefreshToken struct {
+	Hash      []byte // SHA-256 of the token
+	ID        string
+	FamilyID  string
+	ClientID  string
+	SessionID string
+	Subject   string
+	Scopes    []string
+	Audiences []string
+	IdP       string
+	AMR       []string
+	ACR       string
+	AuthTime  time.Time
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until rotated
+}
+
+// RefreshTokens stores refresh tokens; each can be used (rotated) once.
+type RefreshTokens interface {
+	// InsertRefreshToken adds a token; ErrConflict if its hash or ID exists.
+	InsertRefreshToken(ctx context.Context, t RefreshToken) error
+	// UseRefreshToken atomically marks the token used at `at` and returns it.
+	// ErrNotFound if no token has that hash. If it was used before (reuse), it
+	// returns the token (with its first UsedAt) and ErrConflict. Expiry is the
+	// caller's to check.
+	UseRefreshToken(ctx context.Context, hash []byte, at time.Time) (RefreshToken, error)
+}
+
+// Expiring deletes rows that no longer matter: codes, refresh tokens and sessions
+// that expired before t.
+type Expiring interface {
+	PurgeExpired(ctx context.Context, t time.Time) error
+}
