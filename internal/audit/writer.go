@@ -124,6 +124,39 @@ func (w *Writer) Record(ctx context.Context, e *store.AuditEvent) error {
 	return w.wait(ctx, req)
 }
 
+// RecordAll records several events that belong to one response (an access token,
+// its refresh token and ID token): they are queued together, so they normally share
+// one commit, and RecordAll returns only when every one is stored. The first error
+// is returned; events that were stored stay stored (the caller must then not hand
+// out what they describe).
+func (w *Writer) RecordAll(ctx context.Context, events ...*store.AuditEvent) error {
+	reqs := make([]*request, 0, len(events))
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	for _, e := range events {
+		if e == nil {
+			w.mu.Unlock()
+			return errors.New("audit: RecordAll of a nil event")
+		}
+		prepare(e)
+		req := &request{e: e, done: make(chan struct{})}
+		reqs = append(reqs, req)
+		w.queue = append(w.queue, req)
+	}
+	w.signal()
+	w.mu.Unlock()
+	var first error
+	for _, req := range reqs {
+		if err := w.wait(ctx, req); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // Revoke revokes r.JTI and every token derived from it, and records e (a
 // token.revoked event) — all in the writer goroutine, between two batches. It calls
 // rev.Revoke, then OnRevoked with the revocations recorded, then appends e with its

@@ -586,3 +586,32 @@ func BenchmarkWriterParallel(b *testing.B) {
 		}
 	}
 }
+
+func TestWriterRecordAll(t *testing.T) {
+	b := newMemStore()
+	w := NewWriter(b, b, WriterOptions{Admit: func(e *store.AuditEvent) error {
+		if e.Subject == "mallory" {
+			return errMallory
+		}
+		return nil
+	}})
+	defer w.Close()
+	at := &store.AuditEvent{Type: store.EventTokenIssued, Subject: "alice", TokenJTI: "at"}
+	rt := &store.AuditEvent{Type: store.EventTokenIssued, Subject: "alice", TokenJTI: "rt"}
+	if err := w.RecordAll(context.Background(), at, rt); err != nil {
+		t.Fatal(err)
+	}
+	if at.Seq == 0 || rt.Seq != at.Seq+1 {
+		t.Fatalf("seqs %d %d: want both stored, in order", at.Seq, rt.Seq)
+	}
+	// One refused event fails the call; the caller must not hand out the tokens.
+	ok := &store.AuditEvent{Type: store.EventTokenIssued, Subject: "alice", TokenJTI: "at2"}
+	bad := &store.AuditEvent{Type: store.EventTokenIssued, Subject: "mallory", TokenJTI: "rt2"}
+	if err := w.RecordAll(context.Background(), ok, bad); !errors.Is(err, errMallory) {
+		t.Fatalf("err %v, want the admit error", err)
+	}
+	w.Close()
+	if err := w.RecordAll(context.Background(), ok); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}

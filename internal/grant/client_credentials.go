@@ -23,7 +23,7 @@ type ClientCredentials struct {
 func (g *ClientCredentials) Permits(c *client.Client) bool { return !c.Public() }
 
 // Handle issues the access token.
-func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*oauth.TokenResponse, error) {
+func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*Issued, error) {
 	ev.Subject = c.ID
 	scopeParam, err := optional(req.Form, "scope")
 	if err != nil {
@@ -70,10 +70,10 @@ func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.
 	ev.Type = store.EventTokenIssued
 	ev.Audiences, ev.Scopes = aud, claims.Scopes()
 	ev.TokenJTI, ev.TokenExpires = claims.ID, time.Unix(claims.Expiry, 0)
-	return &oauth.TokenResponse{
+	return &Issued{Response: oauth.TokenResponse{
 		AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: oauth.TokenTypeBearer,
 		ExpiresIn: claims.Expiry - now.Unix(), Scope: claims.Scope,
-	}, nil
+	}}, nil
 }
 
 func contains(list []string, v string) bool {

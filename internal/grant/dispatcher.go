@@ -31,7 +31,15 @@ type Request struct {
 // token, rule, issued token — also when it fails, so that the denial is recorded
 // with it; the Dispatcher sets the event's type, decision and reason and records it.
 type Grant interface {
-	Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*oauth.TokenResponse, error)
+	Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*Issued, error)
+}
+
+// Issued is what a grant hands out: the response, and the audit events of tokens
+// it issues besides the one ev describes (a refresh token, an ID token). The
+// Dispatcher records ev and every one of Events before the response leaves.
+type Issued struct {
+	Response oauth.TokenResponse
+	Events   []*store.AuditEvent
 }
 
 // Permitter is an optional ability of a Grant: it reports whether the client may use
@@ -45,9 +53,10 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, cr *client.Credentials, now time.Time) (*client.Client, error)
 }
 
-// Recorder commits an audit event durably.
+// Recorder commits audit events durably.
 type Recorder interface {
 	Record(ctx context.Context, e *store.AuditEvent) error
+	RecordAll(ctx context.Context, events ...*store.AuditEvent) error
 }
 
 // Dispatcher routes token requests to their Grant.
@@ -99,12 +108,23 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		return nil, d.deny(ctx, ev, oauth.UnauthorizedClient("client may not use grant_type "+gt,
 			fmt.Errorf("no policy permits client %q to use %s", c.ID, gt)))
 	}
-	resp, err := g.Handle(ctx, req, c, ev)
+	issued, err := g.Handle(ctx, req, c, ev)
 	if err != nil {
 		return nil, d.deny(ctx, ev, err)
 	}
 	ev.Decision = store.DecisionAllow
-	if err := d.audit.Record(ctx, ev); err != nil {
+	events := append([]*store.AuditEvent{ev}, issued.Events...)
+	for _, e := range issued.Events {
+		e.Decision = store.DecisionAllow
+		e.RequestID, e.RemoteAddr = ev.RequestID, ev.RemoteAddr
+		if e.ClientID == "" {
+			e.ClientID = ev.ClientID
+		}
+		if e.Detail == "" {
+			e.Detail = ev.Detail
+		}
+	}
+	if err := d.audit.RecordAll(ctx, events...); err != nil {
 		// Without its record the token must not leave. A revocation that raced this
 		// exchange is refused like any revoked subject token.
 		if errors.Is(err, token.ErrRevoked) {
@@ -117,7 +137,7 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		ev.Detail = detailWith(gt, "withdrawn_jti", issued)
 		return nil, d.deny(ctx, ev, err)
 	}
-	return resp, nil
+	return &issued.Response, nil
 }
 
 // Refuse records the denial of a request refused before it reached a grant (a

@@ -101,7 +101,7 @@ func tokenType(param, v string) (oauth.TokenType, error) {
 }
 
 // Handle verifies the tokens, decides, mints and describes the exchange.
-func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*oauth.TokenResponse, error) {
+func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*Issued, error) {
 	p, err := parseExchange(req.Form)
 	if err != nil {
 		return nil, err
@@ -160,10 +160,10 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 	}
 	ev.Audiences, ev.Scopes = d.Audiences, d.Scopes
 	ev.TokenJTI, ev.TokenExpires = claims.ID, time.Unix(claims.Expiry, 0)
-	return &oauth.TokenResponse{
+	return &Issued{Response: oauth.TokenResponse{
 		AccessToken: raw, IssuedTokenType: d.IssuedType, TokenType: d.TokenType,
 		ExpiresIn: claims.Expiry - now.Unix(), Scope: claims.Scope,
-	}, nil
+	}}, nil
 }
 
 // carry copies the subject's identity claims that travel with it.
