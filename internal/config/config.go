@@ -50,6 +50,10 @@ type Tokens struct {
 	AccessTokenTTL  Duration `yaml:"access_token_ttl"`
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl"`
 	IDTokenTTL      Duration `yaml:"id_token_ttl"`
+	// CodeTTL is how long an authorization code can be redeemed.
+	CodeTTL Duration `yaml:"code_ttl"`
+	// SessionTTL is how long a browser sign-in session lasts.
+	SessionTTL Duration `yaml:"session_ttl"`
 }
 
 // Audit configures the audit writer.
@@ -181,6 +185,11 @@ const (
 	DefaultRefreshTokenTTL = 24 * time.Hour
 	// DefaultIDTokenTTL is tokens.id_token_ttl's default.
 	DefaultIDTokenTTL = 5 * time.Minute
+	// DefaultCodeTTL is tokens.code_ttl's default (RFC 6749 §4.1.2 recommends at
+	// most 10 minutes).
+	DefaultCodeTTL = time.Minute
+	// DefaultSessionTTL is tokens.session_ttl's default.
+	DefaultSessionTTL = 8 * time.Hour
 	// DefaultAuditMaxBatch is audit.max_batch's default.
 	DefaultAuditMaxBatch = 256
 	// DefaultMaxBodyBytes is limits.max_body_bytes's default (64 KiB).

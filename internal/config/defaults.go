@@ -22,6 +22,8 @@ import (
 //	tokens.access_token_ttl                5m
 //	tokens.refresh_token_ttl               24h
 //	tokens.id_token_ttl                    5m
+//	tokens.code_ttl                        1m
+//	tokens.session_ttl                     8h
 //	audit.max_batch                        256
 //	limits.max_body_bytes                  65536
 //	limits.max_token_bytes                 16384
@@ -63,6 +65,8 @@ func (c *Config) SetDefaults() {
 	setDuration(&c.Tokens.AccessTokenTTL, DefaultAccessTokenTTL)
 	setDuration(&c.Tokens.RefreshTokenTTL, DefaultRefreshTokenTTL)
 	setDuration(&c.Tokens.IDTokenTTL, DefaultIDTokenTTL)
+	setDuration(&c.Tokens.CodeTTL, DefaultCodeTTL)
+	setDuration(&c.Tokens.SessionTTL, DefaultSessionTTL)
 	if c.Audit.MaxBatch == 0 {
 		c.Audit.MaxBatch = DefaultAuditMaxBatch
 	}
