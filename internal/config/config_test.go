@@ -205,7 +205,7 @@ audiences:
 		{
 			name: "fail/extension-key-not-top-level",
 			src:  "tokens:\n  x-a: 1\n",
-			want: []string{"FILE:2:3: tokens.x-a: unknown key; expected one of access_token_ttl, refresh_token_ttl, id_token_ttl"},
+			want: []string{"FILE:2:3: tokens.x-a: unknown key; expected one of access_token_ttl, refresh_token_ttl, id_token_ttl, code_ttl, session_ttl"},
 		},
 		{
 			name: "fail/duplicate-key",
@@ -776,7 +776,7 @@ func TestDefaults(t *testing.T) {
 		Listen:  "127.0.0.1:8080",
 		Storage: Storage{Driver: "sqlite", DSN: "deputy.db"},
 		Signing: Signing{Algorithm: "ES256", RetireAfter: Duration(24 * time.Hour)},
-		Tokens:  Tokens{AccessTokenTTL: Duration(5 * time.Minute), RefreshTokenTTL: Duration(24 * time.Hour), IDTokenTTL: Duration(5 * time.Minute)},
+		Tokens:  Tokens{AccessTokenTTL: Duration(5 * time.Minute), RefreshTokenTTL: Duration(24 * time.Hour), IDTokenTTL: Duration(5 * time.Minute), CodeTTL: Duration(time.Minute), SessionTTL: Duration(8 * time.Hour)},
 		Audit:   Audit{MaxBatch: 256},
 		Limits:  Limits{MaxBodyBytes: 65536, MaxTokenBytes: 16384},
 	}
