@@ -68,7 +68,9 @@ const (
 	EventTokenRevoked   = "token.revoked"   // a token and its descendants were revoked
 	EventDenied         = "request.denied"  // any refused request, with its reason
 	EventKeyRotated     = "key.rotated"
-	EventSignIn         = "signin"
+	EventSignIn         = "signin"      // a user signed in; TokenJTI is the session id, root of what follows
+	EventSignOut        = "signout"     // a session ended (its lineage is revoked)
+	EventCodeIssued     = "code.issued" // an authorization code; ParentJTI is the session
 	EventCallReported   = "call.reported"
 )
 

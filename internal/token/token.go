@@ -161,3 +161,6 @@ func TypesFor(t oauth.TokenType) []string {
 	}
 	return nil
 }
+
+// IsRevoked reports whether the token, code or session with this id is revoked.
+func (s *Service) IsRevoked(jti string) bool { return s.revoked.Contains(jti) }

@@ -1,0 +1,86 @@
+package grant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/authorize"
+	"github.com/deputy-auth/deputy/internal/client"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// AuthorizationCode is the authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.5,
+// OIDC Core §3.1.3). A code is redeemed once; a second redemption revokes every
+// token issued from it, down the exchange lineage.
+type AuthorizationCode struct {
+	Codes   store.Codes
+	Revoker Revoker
+	Users   *UserTokens
+}
+
+// Handle redeems the code and issues the user's tokens.
+func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent) (*Issued, error) {
+	code, err := single(req.Form, "code")
+	if err != nil {
+		return nil, err
+	}
+	redirectURI, err := optional(req.Form, "redirect_uri")
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := optional(req.Form, "code_verifier")
+	if err != nil {
+		return nil, err
+	}
+	now := req.Now
+	ac, err := g.Codes.RedeemCode(ctx, hashOf(code), now)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, oauth.InvalidGrant("authorization code is invalid", errors.New("no such code"))
+	case errors.Is(err, store.ErrConflict):
+		ev.Subject, ev.ParentJTI = ac.Subject, ac.ID
+		return nil, g.replayed(ctx, req, c, ac)
+	case err != nil:
+		return nil, oauth.TemporarilyUnavailable("cannot redeem the code now", err)
+	}
+	ev.Subject, ev.ParentJTI = ac.Subject, ac.ID
+	switch {
+	case ac.ClientID != c.ID:
+		return nil, oauth.InvalidGrant("authorization code was issued to another client",
+			fmt.Errorf("code of client %q presented by %q", ac.ClientID, c.ID))
+	case !now.Before(ac.ExpiresAt):
+		return nil, oauth.InvalidGrant("authorization code is expired", nil)
+	case g.Users.Tokens.IsRevoked(ac.ID) || g.Users.Tokens.IsRevoked(ac.SessionID):
+		return nil, oauth.InvalidGrant("authorization code is revoked", errors.New("its session ended"))
+	case redirectURI != ac.RedirectURI:
+		// RFC 6749 §4.1.3: required and identical when the request carried it; deputy
+		// always records the one used, so it is always required.
+		return nil, oauth.InvalidGrant("redirect_uri does not match the authorization request", nil)
+	case ac.CodeChallenge != "" && verifier == "":
+		return nil, oauth.InvalidGrant("code_verifier is required", nil)
+	case ac.CodeChallenge != "" && !authorize.VerifyPKCE(ac.CodeChallenge, verifier):
+		return nil, oauth.InvalidGrant("code_verifier does not match the code_challenge", nil)
+	case ac.CodeChallenge == "" && verifier != "":
+		return nil, oauth.InvalidGrant("code_verifier sent for a code without code_challenge", nil)
+	}
+	return g.Users.issue(ctx, c, userGrant{
+		subject: ac.Subject, sessionID: ac.SessionID, idp: ac.IdP, acr: ac.ACR, amr: ac.AMR, nonce: ac.Nonce,
+		authTime: ac.AuthTime, scopes: ac.Scopes, parent: ac.ID, family: ac.ID,
+	}, now, ev)
+}
+
+// replayed revokes everything issued from a code presented a second time
+// (RFC 6749 §4.1.2, RFC 9700 §4.5) and refuses the request.
+func (g *AuthorizationCode) replayed(ctx context.Context, req *Request, c *client.Client, ac store.AuthCode) error {
+	reason := "authorization code presented again"
+	_, err := g.Revoker.Revoke(ctx, store.Revocation{JTI: ac.ID, ExpiresAt: req.Now.Add(g.Users.RefreshTTL), RevokedAt: req.Now, Reason: reason},
+		&store.AuditEvent{ClientID: c.ID, Subject: ac.Subject, RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, Reason: reason})
+	if err != nil {
+		return oauth.TemporarilyUnavailable("cannot revoke the replayed code's tokens now", err)
+	}
+	return oauth.InvalidGrant("authorization code was already used; the tokens issued for it are revoked",
+		fmt.Errorf("code %s first redeemed at %s", ac.ID, ac.RedeemedAt.UTC().Format(time.RFC3339)))
+}

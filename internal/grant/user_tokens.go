@@ -1,0 +1,153 @@
+package grant
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/client"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Revoker revokes a token and its descendants, recording the event (audit.Writer).
+type Revoker interface {
+	Revoke(ctx context.Context, r store.Revocation, e *store.AuditEvent) ([]store.Revocation, error)
+}
+
+// Profiles returns the identity claims of a user (name, email, …) for ID tokens.
+type Profiles interface {
+	Claims(ctx context.Context, subject, idp string) map[string]string
+}
+
+// UserTokens issues what a user's sign-in yields to a client: an access token for
+// the client's audiences, a rotating refresh token when the client may refresh, and
+// an ID token for OpenID Connect requests. The authorization_code and refresh_token
+// grants share it.
+type UserTokens struct {
+	Tokens     *token.Service
+	Refresh    store.RefreshTokens
+	Profiles   Profiles // optional
+	AccessTTL  time.Duration
+	IDTokenTTL time.Duration
+	RefreshTTL time.Duration
+}
+
+// userGrant is what a code or a refresh token carries about the sign-in.
+type userGrant struct {
+	subject, sessionID, idp, acr, nonce string
+	amr                                 []string
+	authTime                            time.Time
+	scopes                              []string
+	parent                              string // lineage parent: the code or the refresh token
+	family                              string // lineage root of the refresh family: the code
+}
+
+// opaque returns a random opaque credential and its SHA-256.
+func opaque(prefix string) (string, []byte) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	v := prefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return v, hashOf(v)
+}
+
+func hashOf(v string) []byte {
+	sum := sha256.Sum256([]byte(v))
+	return sum[:]
+}
+
+func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, now time.Time, ev *store.AuditEvent) (*Issued, error) {
+	aud := c.Audiences
+	if len(aud) == 0 {
+		aud = []string{c.ID}
+	}
+	at := &token.Claims{
+		Subject: g.subject, Audience: aud, ClientID: c.ID, Scope: strings.Join(g.scopes, " "),
+		IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: now.Add(u.AccessTTL).Unix(), ID: token.NewID(),
+		AuthTime: g.authTime.Unix(), ACR: g.acr, AMR: g.amr, SID: g.sessionID,
+	}
+	if c.MayAct != "" {
+		at.MayAct = &oauth.Actor{Subject: c.MayAct}
+	}
+	raw, err := u.Tokens.Mint(oauth.JWTTypeAccessToken, at)
+	if err != nil {
+		return nil, oauth.ServerError(err)
+	}
+	ev.Type, ev.Subject, ev.ParentJTI = store.EventTokenIssued, g.subject, g.parent
+	ev.Audiences, ev.Scopes = aud, at.Scopes()
+	ev.TokenJTI, ev.TokenExpires = at.ID, time.Unix(at.Expiry, 0)
+	out := &Issued{Response: oauth.TokenResponse{
+		AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: oauth.TokenTypeBearer,
+		ExpiresIn: at.Expiry - now.Unix(), Scope: at.Scope,
+	}}
+
+	if c.HasGrant(oauth.GrantRefreshToken) && u.Refresh != nil {
+		value, hash := opaque("drt_")
+		rt := store.RefreshToken{
+			Hash: hash, ID: token.NewID(), FamilyID: g.family, ClientID: c.ID, SessionID: g.sessionID,
+			Subject: g.subject, Scopes: g.scopes, Audiences: aud, IdP: g.idp, AMR: g.amr, ACR: g.acr,
+			AuthTime: g.authTime, IssuedAt: now, ExpiresAt: now.Add(u.RefreshTTL),
+		}
+		if err := u.Refresh.InsertRefreshToken(ctx, rt); err != nil {
+			return nil, oauth.TemporarilyUnavailable("cannot store the refresh token now", err)
+		}
+		out.Response.RefreshToken = value
+		out.Events = append(out.Events, &store.AuditEvent{
+			Type: store.EventTokenIssued, Subject: g.subject, ParentJTI: g.parent, Scopes: g.scopes,
+			Audiences: aud, TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token",
+		})
+	}
+
+	if slices.Contains(g.scopes, "openid") {
+		id := &token.IDClaims{
+			Subject: g.subject, Audience: token.Audience{c.ID}, IssuedAt: now.Unix(),
+			Expiry: now.Add(u.IDTokenTTL).Unix(), AuthTime: g.authTime.Unix(), Nonce: g.nonce,
+			ACR: g.acr, AMR: g.amr, SID: g.sessionID, AZP: c.ID, ATHash: u.Tokens.ATHash(raw), ID: token.NewID(),
+		}
+		if u.Profiles != nil {
+			id.Profile = released(u.Profiles.Claims(ctx, g.subject, g.idp), g.scopes)
+		}
+		idt, err := u.Tokens.MintIDToken(id)
+		if err != nil {
+			return nil, oauth.ServerError(err)
+		}
+		out.Response.IDToken = idt
+		out.Events = append(out.Events, &store.AuditEvent{
+			Type: store.EventTokenIssued, Subject: g.subject, ParentJTI: g.parent, Audiences: []string{c.ID},
+			TokenJTI: id.ID, TokenExpires: time.Unix(id.Expiry, 0), Reason: "id token",
+		})
+	}
+	return out, nil
+}
+
+// scopeClaims are the standard claims each OIDC scope releases (OIDC Core §5.4).
+var scopeClaims = map[string][]string{
+	"profile": {"name", "family_name", "given_name", "middle_name", "nickname", "preferred_username",
+		"profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at"},
+	"email":   {"email", "email_verified"},
+	"address": {"address"},
+	"phone":   {"phone_number", "phone_number_verified"},
+}
+
+// released keeps the claims the granted scopes release.
+func released(claims map[string]string, scopes []string) map[string]string {
+	out := map[string]string{}
+	for _, sc := range scopes {
+		for _, name := range scopeClaims[sc] {
+			if v, ok := claims[name]; ok {
+				out[name] = v
+			}
+		}
+	}
+	return out
+}
+
+// Released is the claims of a user that the given scopes release (for userinfo).
+func Released(claims map[string]string, scopes []string) map[string]string {
+	return released(claims, scopes)
+}

@@ -1,0 +1,105 @@
+package token
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// IDClaims are the claims of an ID token (OIDC Core §2, §3.1.3.6).
+type IDClaims struct {
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience Audience `json:"aud"`
+	Expiry   int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	Nonce    string   `json:"nonce,omitempty"`
+	ACR      string   `json:"acr,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	SID      string   `json:"sid,omitempty"`
+	AZP      string   `json:"azp,omitempty"`
+	ATHash   string   `json:"at_hash,omitempty"`
+	ID       string   `json:"jti,omitempty"`
+	// Profile holds the user's standard claims (name, email, …) released by the
+	// granted scopes; they never override the claims above.
+	Profile map[string]string `json:"-"`
+}
+
+var idReserved = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "auth_time": true, "nonce": true,
+	"acr": true, "amr": true, "sid": true, "azp": true, "at_hash": true, "jti": true, "nbf": true,
+}
+
+// MintIDToken signs an ID token (typ "JWT"), with iss set to the service's issuer.
+func (s *Service) MintIDToken(c *IDClaims) (string, error) {
+	c.Issuer = s.issuer
+	type plain IDClaims
+	b, err := json.Marshal((*plain)(c))
+	if err != nil {
+		return "", err
+	}
+	if len(c.Profile) > 0 {
+		m := map[string]any{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return "", err
+		}
+		for k, v := range c.Profile {
+			if !idReserved[k] {
+				m[k] = v
+			}
+		}
+		if b, err = json.Marshal(m); err != nil {
+			return "", err
+		}
+	}
+	return s.keys.Sign(oauth.JWTTypeJWT, b)
+}
+
+// VerifyIDToken checks an ID token deputy issued (for id_token_hint): signature,
+// issuer; an expired token is accepted, as OIDC RP-Initiated Logout allows.
+func (s *Service) VerifyIDToken(raw string) (*IDClaims, error) {
+	if len(raw) > s.maxBytes {
+		return nil, ErrTooLarge
+	}
+	jws, err := jose.ParseSignedCompact(raw, s.keys.Algorithms())
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, ErrMalformed
+	}
+	k, ok := s.keys.Lookup(jws.Signatures[0].Header.KeyID)
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	payload, err := jws.Verify(k.Private.Public())
+	if err != nil {
+		return nil, ErrSignature
+	}
+	var c IDClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if c.Issuer != s.issuer {
+		return nil, ErrIssuer
+	}
+	return &c, nil
+}
+
+// ATHash is the at_hash of an access token for an ID token signed with the active
+// key's algorithm (OIDC Core §3.1.3.6): the left half of the hash of the token,
+// base64url. EdDSA (Ed25519) uses SHA-512.
+func (s *Service) ATHash(accessToken string) string {
+	var h hash.Hash = sha256.New()
+	if k := s.keys.Active(); k != nil && k.Algorithm == jose.EdDSA {
+		h = sha512.New()
+	}
+	h.Write([]byte(accessToken))
+	sum := h.Sum(nil)
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
