@@ -39,11 +39,29 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 		"response_types_supported":                  []string{},
 		"access_token_signing_alg_values_supported": signing,
 	}
+	if s.cfg.SignIn != nil {
+		m["authorization_endpoint"] = iss + PathAuthorize
+		m["response_types_supported"] = []string{"code"}
+		m["response_modes_supported"] = []string{"query"}
+		m["code_challenge_methods_supported"] = []string{"S256"}
+		m["authorization_response_iss_parameter_supported"] = true
+		m["token_endpoint_auth_methods_supported"] = append(authMethods, oauth.AuthNone)
+	}
 	if oauthDoc, err = json.Marshal(m); err != nil {
 		return nil, nil, err
 	}
 	m["subject_types_supported"] = []string{"public"}
 	m["id_token_signing_alg_values_supported"] = signing
+	if s.cfg.SignIn != nil {
+		m["userinfo_endpoint"] = iss + PathUserinfo
+		m["end_session_endpoint"] = iss + PathEndSession
+		m["prompt_values_supported"] = []string{"none", "login", "consent", "select_account"}
+		m["claims_supported"] = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
+			"name", "given_name", "family_name", "preferred_username", "email", "email_verified"}
+		m["claims_parameter_supported"] = false
+		m["request_parameter_supported"] = false
+		m["request_uri_parameter_supported"] = false
+	}
 	oidcDoc, err = json.Marshal(m)
 	return oauthDoc, oidcDoc, err
 }

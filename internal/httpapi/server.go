@@ -20,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/deputy-auth/deputy/internal/authorize"
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/grant"
 	"github.com/deputy-auth/deputy/internal/keys"
+	"github.com/deputy-auth/deputy/internal/signin"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
@@ -62,6 +64,14 @@ type Config struct {
 	// Registry receives the server's metrics (optional: a new one is made).
 	Registry *prometheus.Registry
 	Now      func() time.Time // optional
+
+	// Browser sign-in (optional: without SignIn the authorization, login, userinfo
+	// and end-session endpoints are not served).
+	SignIn     *signin.Service
+	Clients    authorize.Clients
+	SessionTTL time.Duration
+	// Profiles returns a user's identity claims for userinfo (optional).
+	Profiles func(ctx context.Context, subject string) map[string]string
 }
 
 // Server is deputy's HTTP handler.
@@ -98,6 +108,14 @@ func New(cfg Config) (*Server, error) {
 	}))
 	s.mux.Handle("GET "+PathReady, handler(s.ready))
 	s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	if cfg.SignIn != nil {
+		wb := &web{s: s}
+		s.mux.Handle(PathAuthorize, handler(wb.authorize))
+		s.mux.Handle(PathConsent, handler(wb.consent))
+		s.mux.Handle(PathLogin, handler(wb.login))
+		s.mux.Handle(PathUserinfo, handler(wb.userinfo))
+		s.mux.Handle(PathEndSession, handler(wb.endSession))
+	}
 	return s, nil
 }
 

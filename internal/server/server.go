@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/deputy-auth/deputy/internal/account"
 	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/config"
@@ -18,6 +19,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/grant"
 	"github.com/deputy-auth/deputy/internal/httpapi"
 	"github.com/deputy-auth/deputy/internal/keys"
+	"github.com/deputy-auth/deputy/internal/signin"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/store/sqlstore"
 	"github.com/deputy-auth/deputy/internal/subject"
@@ -96,10 +98,35 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
+	accounts, err := account.NewDirectory(cfg.Users, s.Store, account.Options{})
+	if err != nil {
+		return nil, err
+	}
+	profiles := func(ctx context.Context, subject string) map[string]string {
+		a, err := accounts.Lookup(ctx, subject)
+		if err != nil {
+			return nil
+		}
+		return a.Claims
+	}
+	users := &grant.UserTokens{
+		Tokens: tokens, Refresh: s.Store, Profiles: profileSource(profiles),
+		AccessTTL: cfg.Tokens.AccessTokenTTL.D(), IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
+	}
 	disp := grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
 		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
 		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subject.NewVerifier(tokens), Exchange: xchg},
+		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users},
+		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users},
 	}, log)
+	signIn := &signin.Service{
+		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: tokens.IsRevoked,
+		SessionTTL: cfg.Tokens.SessionTTL.D(), CodeTTL: cfg.Tokens.CodeTTL.D(),
+		CheckPassword: func(ctx context.Context, username, password, remoteAddr string, now time.Time) error {
+			_, err := accounts.Authenticate(ctx, username, password, remoteAddr, now)
+			return err
+		},
+	}
 
 	audClients := map[string]string{}
 	for _, a := range cfg.Audiences {
@@ -109,11 +136,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		Issuer: cfg.Issuer, Dispatcher: disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
+		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// profileSource adapts a claims lookup to grant.Profiles.
+type profileSource func(ctx context.Context, subject string) map[string]string
+
+func (f profileSource) Claims(ctx context.Context, subject, _ string) map[string]string {
+	return f(ctx, subject)
 }
 
 // scopes is every scope an audience or client names, for discovery.
@@ -157,6 +192,9 @@ func (s *Server) Maintain(ctx context.Context) {
 			s.Revoked.Purge(now)
 			if err := s.Store.PurgeNonces(ctx, now); err != nil {
 				s.log.Warn("nonces: purge failed", "err", err)
+			}
+			if err := s.Store.PurgeExpired(ctx, now); err != nil {
+				s.log.Warn("sign-in state: purge failed", "err", err)
 			}
 		}
 	}
