@@ -154,6 +154,11 @@ type Store interface {
 	Nonces
 	AuditLog
 	Revocations
+	Users
+	Sessions
+	Codes
+	RefreshTokens
+	Expiring
 	// Migrate applies the embedded schema migrations; safe to call repeatedly.
 	Migrate(ctx context.Context) error
 	// Ping checks that the database answers.

@@ -7,18 +7,24 @@ import (
 )
 
 // dialect is everything that differs between database engines. The aggregate code
-// (keys.go, nonces.go, audit.go, revocations.go) uses only this and database/sql, so a
-// new engine is a new dialect value and a migrations directory.
+// (keys.go, nonces.go, audit.go, revocations.go, users.go, sessions.go, codes.go,
+// refreshtokens.go, expiring.go) uses only this and database/sql, so a new engine is
+// a new dialect value and a migrations directory.
 //
 // PostgreSQL, when it is added, is expected to be: a case "postgres" in Open; connect
 // opening one pgx (jackc/pgx/v5/stdlib) pool returned as both w and r; migrations in
 // migrations/postgres/ mirroring the SQLite schema (BIGINT microseconds, BYTEA
 // hashes, BIGINT seq, the same partial indexes); placeholder "$n"; contains
-// "strpos(col, $n) > 0"; isConflict SQLSTATE 23505; isUnavailable connection
-// failures (SQLSTATE class 08, 57P0x). The queries keep their parameter order, so
-// only their text changes ("?" → "$n", "?1" → "$1"). Append then needs the chain's
-// tail locked across nodes (LOCK TABLE audit_events IN EXCLUSIVE MODE, or an
-// advisory lock) since there is no single writer connection to serialise it.
+// "strpos(col, $n) > 0"; listUsers ordered by username COLLATE "C" (byte-wise, as
+// SQLite's BINARY collation and Go's string comparison are); isConflict SQLSTATE
+// 23505; isUnavailable connection failures (SQLSTATE class 08, 57P0x). The queries
+// keep their parameter order, so only their text changes ("?" → "$n", "?1" → "$1").
+// Append then needs the chain's tail locked across nodes (LOCK TABLE audit_events IN
+// EXCLUSIVE MODE, or an advisory lock) since there is no single writer connection to
+// serialise it. RedeemCode and UseRefreshToken need nothing more: their conditional
+// UPDATE (… WHERE hash = $2 AND redeemed_at IS NULL) takes the row lock, and under
+// READ COMMITTED a concurrent second UPDATE waits for it, re-checks the condition
+// on the committed row and affects nothing.
 type dialect struct {
 	name string
 	// connect turns a dsn into the pool writes go through and the pool reads go
@@ -71,9 +77,51 @@ type queries struct {
 	insertRevocation string // jti, expires_at, revoked_at, reason; ignores an existing jti
 	revocationByJTI  string // jti → jti, expires_at, revoked_at, reason
 	listRevocations  string // t → jti, expires_at, revoked_at, reason
+
+	// users; userColumns lists the columns every select returns, in order.
+	insertUser      string // every column of userColumns, in order
+	userByName      string // username
+	listUsers       string // no parameters; ordered by username, byte-wise
+	setUserDisabled string // disabled, username
+
+	// sessions; sessionColumns likewise.
+	insertSession      string // every column of sessionColumns, in order
+	sessionByTokenHash string // token_hash
+	endSession         string // ended_at, id; keeps an ended_at already set, yet
+	// affects the row whenever it exists
+
+	// auth_codes; codeColumns likewise.
+	insertCode string // every column of codeColumns, in order
+	redeemCode string // redeemed_at, hash; affects no row when redeemed_at is set
+	codeByHash string // hash
+
+	// refresh_tokens; refreshTokenColumns likewise.
+	insertRefreshToken string // every column of refreshTokenColumns, in order
+	useRefreshToken    string // used_at, hash; affects no row when used_at is set
+	refreshTokenByHash string // hash
+
+	// PurgeExpired, one statement a table; each takes t and deletes expires_at < t.
+	purgeCodes         string
+	purgeRefreshTokens string
+	purgeSessions      string
 }
 
 // eventColumns are the columns of audit_events in the order scanEvent reads them.
 const eventColumns = `seq, id, time, type, client_id, subject, subject_issuer, actors,
 	audiences, scopes, parent_jti, token_jti, token_expires, decision, reason, rule,
 	request_id, remote_addr, detail, prev_hash, hash`
+
+// userColumns are the columns of users in the order scanUser reads them.
+const userColumns = `username, password_hash, claims, disabled, created_at`
+
+// sessionColumns are the columns of sessions in the order scanSession reads them.
+const sessionColumns = `id, token_hash, subject, idp, amr, acr, auth_time, expires_at, ended_at`
+
+// codeColumns are the columns of auth_codes in the order scanCode reads them.
+const codeColumns = `hash, id, client_id, session_id, subject, redirect_uri, scopes, nonce,
+	code_challenge, idp, amr, acr, auth_time, expires_at, redeemed_at`
+
+// refreshTokenColumns are the columns of refresh_tokens in the order
+// scanRefreshToken reads them.
+const refreshTokenColumns = `hash, id, family_id, client_id, session_id, subject, scopes,
+	audiences, idp, amr, acr, auth_time, issued_at, expires_at, used_at`

@@ -1,11 +1,17 @@
 // Package sqlstore implements store.Store on SQL databases: the signing keys, nonces,
-// audit trail and revocations of one deputy deployment.
+// audit trail and revocations of one deployment, and its sign-in state (local users,
+// sessions, authorization codes, refresh tokens).
 //
 // It owns the schema (embedded migrations under migrations/<dialect>/NNNN_name.sql,
 // applied in order and recorded in schema_migrations), the SQL text, the encoding of
 // values into columns (times as unix microseconds UTC, lists as space-separated
 // text; see migrations/sqlite/0001_init.sql) and the mapping of database errors onto
-// store.ErrNotFound, store.ErrConflict and store.ErrUnavailable.
+// store.ErrNotFound, store.ErrConflict and store.ErrUnavailable. Secrets (session
+// cookies, authorization codes, refresh tokens) exist in it only as their hashes.
+//
+// Single use (RedeemCode, UseRefreshToken) is one conditional UPDATE, which only a
+// row not used yet passes, and a read of the row, in one write transaction: it
+// holds across processes and nodes on the same database, not only within one.
 //
 // Everything that differs between database engines is kept in one dialect value per
 // engine (see dialect.go): how a dsn becomes connection pools, every SQL statement,

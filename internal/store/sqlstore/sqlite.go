@@ -208,4 +208,27 @@ var sqliteQueries = queries{
 	revocationByJTI: `SELECT jti, expires_at, revoked_at, reason FROM revocations WHERE jti = ?`,
 	listRevocations: `SELECT jti, expires_at, revoked_at, reason FROM revocations
 		WHERE expires_at IS NULL OR expires_at > ? ORDER BY revoked_at, jti`,
+
+	insertUser:      `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?)`,
+	userByName:      `SELECT ` + userColumns + ` FROM users WHERE username = ?`,
+	listUsers:       `SELECT ` + userColumns + ` FROM users ORDER BY username`,
+	setUserDisabled: `UPDATE users SET disabled = ? WHERE username = ?`,
+
+	insertSession:      `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	sessionByTokenHash: `SELECT ` + sessionColumns + ` FROM sessions WHERE token_hash = ?`,
+	endSession:         `UPDATE sessions SET ended_at = coalesce(ended_at, ?) WHERE id = ?`,
+
+	insertCode: `INSERT INTO auth_codes (` + codeColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	redeemCode: `UPDATE auth_codes SET redeemed_at = ? WHERE hash = ? AND redeemed_at IS NULL`,
+	codeByHash: `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`,
+
+	insertRefreshToken: `INSERT INTO refresh_tokens (` + refreshTokenColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	useRefreshToken:    `UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
+	refreshTokenByHash: `SELECT ` + refreshTokenColumns + ` FROM refresh_tokens WHERE hash = ?`,
+
+	purgeCodes:         `DELETE FROM auth_codes WHERE expires_at < ?`,
+	purgeRefreshTokens: `DELETE FROM refresh_tokens WHERE expires_at < ?`,
+	purgeSessions:      `DELETE FROM sessions WHERE expires_at < ?`,
 }

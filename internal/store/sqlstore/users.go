@@ -1,0 +1,164 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// InsertUser adds u, its CreatedAt kept at microsecond precision in UTC and its
+// claims as a JSON object. A username that exists already (compared exactly,
+// case-sensitively) is store.ErrConflict.
+func (db *DB) InsertUser(ctx context.Context, u store.User) error {
+	if u.Username == "" {
+		return errors.New("sqlstore: insert user: empty username")
+	}
+	claims, err := encodeClaims(u.Claims)
+	if err != nil {
+		return fmt.Errorf("sqlstore: insert user %q: %w", u.Username, err)
+	}
+	s, err := db.ws.get(ctx, db.d.q.insertUser)
+	if err != nil {
+		return db.fail("insert user", err)
+	}
+	_, err = s.ExecContext(ctx, u.Username, u.PasswordHash, claims, boolInt(u.Disabled), micros(u.CreatedAt))
+	if db.d.isConflict(err) {
+		return fmt.Errorf("sqlstore: insert user %q: %w", u.Username, store.ErrConflict)
+	}
+	if err != nil {
+		return db.fail("insert user", err)
+	}
+	return nil
+}
+
+// UserByName returns the account named exactly username; store.ErrNotFound if
+// there is none. Empty claims read back as a nil map.
+func (db *DB) UserByName(ctx context.Context, username string) (store.User, error) {
+	s, err := db.rs.get(ctx, db.d.q.userByName)
+	if err != nil {
+		return store.User{}, db.fail("user by name", err)
+	}
+	u, err := scanUser(s.QueryRowContext(ctx, username))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.User{}, fmt.Errorf("sqlstore: user %q: %w", username, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.User{}, db.fail("user by name", err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every account ordered by username, byte-wise (as Go compares
+// strings).
+func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
+	s, err := db.rs.get(ctx, db.d.q.listUsers)
+	if err != nil {
+		return nil, db.fail("list users", err)
+	}
+	rows, err := s.QueryContext(ctx)
+	if err != nil {
+		return nil, db.fail("list users", err)
+	}
+	defer rows.Close()
+	var users []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, db.fail("list users", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.fail("list users", err)
+	}
+	return users, nil
+}
+
+// SetUserDisabled disables or enables the account; setting the state it has is
+// not an error. store.ErrNotFound if there is no such account.
+func (db *DB) SetUserDisabled(ctx context.Context, username string, disabled bool) error {
+	s, err := db.ws.get(ctx, db.d.q.setUserDisabled)
+	if err != nil {
+		return db.fail("set user disabled", err)
+	}
+	res, err := s.ExecContext(ctx, boolInt(disabled), username)
+	if err != nil {
+		return db.fail("set user disabled", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return db.fail("set user disabled", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: set user %q disabled: %w", username, store.ErrNotFound)
+	}
+	return nil
+}
+
+// scanUser reads userColumns.
+func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
+	var (
+		u        store.User
+		claims   string
+		disabled int64
+		created  int64
+	)
+	if err := row.Scan(&u.Username, &u.PasswordHash, &claims, &disabled, &created); err != nil {
+		return store.User{}, err
+	}
+	c, err := decodeClaims(claims)
+	if err != nil {
+		return store.User{}, fmt.Errorf("claims of user %q: %w", u.Username, err)
+	}
+	u.Claims, u.Disabled, u.CreatedAt = c, disabled != 0, fromMicros(created)
+	return u, nil
+}
+
+// Claims are stored as a JSON object of strings, keys sorted, HTML characters not
+// escaped (so that an operator reads them as they are); no claims is "{}".
+func encodeClaims(c map[string]string) (string, error) {
+	if len(c) == 0 {
+		return "{}", nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil
+}
+
+// decodeClaims reads what encodeClaims wrote; no claims is a nil map.
+func decodeClaims(s string) (map[string]string, error) {
+	var c map[string]string
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return nil, err
+	}
+	if len(c) == 0 {
+		return nil, nil
+	}
+	return c, nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// nonZeroTime refuses the zero time where a method's time marks an event (a
+// redemption, a use, an end): stored, it would read back as "never".
+func nonZeroTime(op string, at time.Time) error {
+	if at.IsZero() {
+		return fmt.Errorf("sqlstore: %s: zero time", op)
+	}
+	return nil
+}
