@@ -143,6 +143,19 @@ type UpstreamIdP struct {
 	Issuer       string `yaml:"issuer"`
 	ClientID     string `yaml:"client_id"`
 	ClientSecret string `yaml:"client_secret"`
+	// Scopes requested from an OIDC IdP; default [openid, profile, email].
+	Scopes []string `yaml:"scopes"`
+	// SubjectClaim is the OIDC claim or SAML attribute that becomes the local
+	// subject; default "sub" (oidc) or the NameID (saml, when empty).
+	SubjectClaim string `yaml:"subject_claim"`
+	// SubjectPrefix is put before the upstream subject, to keep upstream and local
+	// accounts apart (e.g. "google:"); default none.
+	SubjectPrefix string `yaml:"subject_prefix"`
+	// SAML: the IdP's single sign-on URL (HTTP-Redirect binding) and signing
+	// certificate (PEM) or metadata file.
+	SSOURL          string `yaml:"sso_url"`
+	CertificateFile string `yaml:"certificate_file"`
+	MetadataFile    string `yaml:"metadata_file"`
 }
 
 // Duration is a time.Duration written as "5m" in YAML and environment variables.

@@ -39,6 +39,8 @@ import (
 //	trusted_issuers[].subject_claim        sub
 //	trusted_issuers[].algorithms           [RS256]
 //	saml_idps[].audience                   the issuer
+//	upstream_idps[].subject_claim          sub (oidc); the NameID when empty (saml)
+//	upstream_idps[].scopes                 [openid, profile, email] (oidc)
 func (c *Config) SetDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -108,6 +110,17 @@ func (c *Config) SetDefaults() {
 		}
 		if len(p.RequestedTokenTypes) == 0 {
 			p.RequestedTokenTypes = []string{oauth.TokenTypeAccessToken.ShortName()}
+		}
+	}
+	for i := range c.UpstreamIdPs {
+		u := &c.UpstreamIdPs[i]
+		if u.Type == UpstreamOIDC {
+			if u.SubjectClaim == "" {
+				u.SubjectClaim = DefaultSubjectClaim
+			}
+			if len(u.Scopes) == 0 {
+				u.Scopes = []string{"openid", "profile", "email"}
+			}
 		}
 	}
 	for i := range c.TrustedIssuers {

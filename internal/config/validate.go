@@ -329,6 +329,10 @@ func (c *Config) upstreamChecks() []check {
 			{u.Issuer == "", p + ".issuer", "must be set: the IdP's issuer URL (oidc) or entity id (saml)"},
 			{oidc && u.Issuer != "" && !isHTTPURL(u.Issuer), p + ".issuer", fmt.Sprintf("%q is not an absolute http(s) URL", u.Issuer)},
 			{oidc && u.ClientID == "", p + ".client_id", "must be set for type oidc: deputy's client id at the IdP"},
+			{u.Type == UpstreamSAML && u.SSOURL == "" && u.MetadataFile == "", p + ".sso_url", "must be set for type saml (or give metadata_file)"},
+			{u.Type == UpstreamSAML && u.SSOURL != "" && !isHTTPURL(u.SSOURL), p + ".sso_url", fmt.Sprintf("%q is not an absolute http(s) URL", u.SSOURL)},
+			{u.Type == UpstreamSAML && (u.CertificateFile == "") == (u.MetadataFile == ""), p + ".certificate_file", "set exactly one of certificate_file and metadata_file for type saml"},
+			{oidc && (u.CertificateFile != "" || u.MetadataFile != "" || u.SSOURL != ""), p + ".type", "sso_url, certificate_file and metadata_file are for type saml"},
 		}...)
 	}
 	return checks
