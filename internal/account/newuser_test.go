@@ -1,0 +1,55 @@
+package account
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/deputy-auth/deputy/internal/config"
+)
+
+func TestNewStoredUser(t *testing.T) {
+	cfg := config.Dev(t.TempDir()) // users alice and bob; clients web-app, api1, …
+	tests := []struct {
+		name, user, password string
+		claims               map[string]string
+		want                 string // part of the error; "" for none
+	}{
+		{"ok/plain", "carol", "s3cret", nil, ""},
+		{"ok/claims", "dave@example", "s3cret", map[string]string{"email": "dave@example", "name": "Dave"}, ""},
+		{"ok/unicode", "zoë", "s3cret", nil, ""},
+		{"fail/empty-password", "erin", "", nil, "password is empty"},
+		{"fail/empty-username", "", "s3cret", nil, "username is empty"},
+		{"fail/white-space", "erin smith", "s3cret", nil, "white space"},
+		{"fail/non-breaking-space", "erin\u00a0smith", "s3cret", nil, "white space"},
+		{"fail/control", "erin\x00", "s3cret", nil, "control"},
+		{"fail/not-utf8", "erin\xff", "s3cret", nil, "not UTF-8"},
+		{"fail/too-long", strings.Repeat("e", MaxUsernameBytes+1), "s3cret", nil, "longer than"},
+		{"fail/client-id", "api1", "s3cret", nil, "client id"},
+		{"fail/configured-user", "alice", "s3cret", nil, "configuration file"},
+		{"fail/reserved-claim", "erin", "s3cret", map[string]string{"email": "e@x", "sub": "admin"}, "claims.sub: is a claim deputy sets itself"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := NewStoredUser(cfg, tt.user, tt.password, tt.claims, t0)
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v; want one saying %q", err, tt.want)
+				}
+				if tt.password == "" && !errors.Is(err, ErrEmptyPassword) {
+					t.Errorf("err = %v; want ErrEmptyPassword", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Username != tt.user || u.Disabled || !u.CreatedAt.Equal(t0) || len(u.Claims) != len(tt.claims) {
+				t.Errorf("user %+v", u)
+			}
+			if ok, err := VerifyPassword(u.PasswordHash, tt.password); !ok || err != nil {
+				t.Errorf("stored hash does not verify the password: %v, %v", ok, err)
+			}
+		})
+	}
+}
