@@ -29,6 +29,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		runTests(t, open, queryTests)
 	})
 	t.Run("Revocations", func(t *testing.T) { runTests(t, open, revocationTests) })
+	t.Run("Users", func(t *testing.T) { runTests(t, open, userTests) })
+	t.Run("Sessions", func(t *testing.T) { runTests(t, open, sessionTests) })
+	t.Run("Codes", func(t *testing.T) { runTests(t, open, codeTests) })
+	t.Run("RefreshTokens", func(t *testing.T) { runTests(t, open, refreshTokenTests) })
+	t.Run("Expiring", func(t *testing.T) { runTests(t, open, expiringTests) })
 }
 
 // test is one case of the suite, run on its own fresh store.

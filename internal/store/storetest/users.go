@@ -1,0 +1,199 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// user is an enabled account with the given name and a claim or two.
+func user(name string) store.User {
+	return store.User{
+		Username:     name,
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+		Claims:       map[string]string{"email": name + "@example", "name": name},
+		CreatedAt:    t0,
+	}
+}
+
+func insertUsers(t *testing.T, s store.Store, users ...store.User) {
+	t.Helper()
+	for _, u := range users {
+		if err := s.InsertUser(t.Context(), u); err != nil {
+			t.Fatalf("InsertUser(%s): %v", u.Username, err)
+		}
+	}
+}
+
+func userByName(t *testing.T, s store.Store, name string) store.User {
+	t.Helper()
+	u, err := s.UserByName(t.Context(), name)
+	if err != nil {
+		t.Fatalf("UserByName(%q): %v", name, err)
+	}
+	return u
+}
+
+func listUsers(t *testing.T, s store.Store) []store.User {
+	t.Helper()
+	users, err := s.ListUsers(t.Context())
+	if err != nil {
+		t.Fatalf("ListUsers: %v", err)
+	}
+	return users
+}
+
+func usernames(users []store.User) []string {
+	out := make([]string, 0, len(users))
+	for _, u := range users {
+		out = append(out, u.Username)
+	}
+	return out
+}
+
+// sameUser fails t unless got is want as the store gives it back: CreatedAt in UTC
+// and no claims as a nil map (as empty lists are nil).
+func sameUser(t *testing.T, what string, got, want store.User) {
+	t.Helper()
+	want.CreatedAt = utc(want.CreatedAt)
+	if len(want.Claims) == 0 {
+		want.Claims = nil
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got %s\nwant %s", what, fmtUser(got), fmtUser(want))
+	}
+}
+
+func fmtUser(u store.User) string {
+	return fmt.Sprintf("{Username:%q PasswordHash:%q Claims:%#v Disabled:%t CreatedAt:%s}",
+		u.Username, u.PasswordHash, u.Claims, u.Disabled, fmtTime(u.CreatedAt))
+}
+
+// utc is t as the store gives it back: in UTC, the zero time zero. The suite's
+// times are whole microseconds already.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.Round(0).UTC()
+}
+
+// nilIfEmpty is l as the store gives it back: an empty list is nil.
+func nilIfEmpty(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
+
+var userTests = []test{
+	{"ok/empty", func(t *testing.T, s store.Store) {
+		if users := listUsers(t, s); len(users) != 0 {
+			t.Fatalf("ListUsers on an empty store = %v", usernames(users))
+		}
+	}},
+	{"ok/round-trip-every-field", func(t *testing.T, s store.Store) {
+		u := user("alice")
+		u.CreatedAt = t0.Add(789 * time.Microsecond).In(time.FixedZone("EST", -5*3600))
+		u.Disabled = true
+		u.Claims = map[string]string{
+			"email":       "alice@example",
+			"name":        `Alice "Al" O'Hara <al&co>`,
+			"given name":  "Ålice 🙂",
+			"empty":       "",
+			"json-ish":    `{"nested":[1,2]}`,
+			"line\nbreak": "tab\there\\",
+		}
+		insertUsers(t, s, u)
+		sameUser(t, "UserByName", userByName(t, s, "alice"), u)
+		users := listUsers(t, s)
+		if len(users) != 1 {
+			t.Fatalf("ListUsers = %v, want [alice]", usernames(users))
+		}
+		sameUser(t, "ListUsers[0]", users[0], u)
+	}},
+	{"ok/no-claims", func(t *testing.T, s store.Store) {
+		a, b := user("a"), user("b")
+		a.Claims, b.Claims = nil, map[string]string{}
+		insertUsers(t, s, a, b)
+		for _, u := range []store.User{a, b} {
+			got := userByName(t, s, u.Username)
+			sameUser(t, "UserByName "+u.Username, got, u)
+		}
+	}},
+	{"ok/list-ordered-by-username", func(t *testing.T, s store.Store) {
+		// Byte-wise, as Go compares strings: not by age, not by insertion, not by a
+		// locale's collation (which would put "alice" before "Bob").
+		names := []string{"bob", "émile", "Bob", "alice", "a b", "Alice", "zed", "alice2"}
+		for i, n := range names {
+			u := user(n)
+			u.CreatedAt = t0.Add(-time.Duration(i) * time.Hour)
+			insertUsers(t, s, u)
+		}
+		want := slices.Clone(names)
+		slices.Sort(want)
+		if got := usernames(listUsers(t, s)); !slices.Equal(got, want) {
+			t.Fatalf("ListUsers = %q, want %q", got, want)
+		}
+	}},
+	{"fail/duplicate-username", func(t *testing.T, s store.Store) {
+		a := user("alice")
+		insertUsers(t, s, a)
+		dup := user("alice")
+		dup.PasswordHash, dup.Claims, dup.Disabled = "other", map[string]string{"x": "y"}, true
+		if err := s.InsertUser(t.Context(), dup); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("InsertUser of an existing username: %v, want ErrConflict", err)
+		}
+		sameUser(t, "the first account", userByName(t, s, "alice"), a)
+		if got := usernames(listUsers(t, s)); !slices.Equal(got, []string{"alice"}) {
+			t.Fatalf("ListUsers = %v, want [alice]", got)
+		}
+	}},
+	{"fail/user-not-found", func(t *testing.T, s store.Store) {
+		insertUsers(t, s, user("alice"))
+		// Usernames are compared exactly: a local user's sub is its username.
+		for _, name := range []string{"bob", "", "Alice", "alice ", "alic"} {
+			if _, err := s.UserByName(t.Context(), name); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("UserByName(%q) = %v, want ErrNotFound", name, err)
+			}
+		}
+	}},
+	{"ok/case-distinct-usernames", func(t *testing.T, s store.Store) {
+		lower, upper := user("alice"), user("Alice")
+		upper.PasswordHash = "upper"
+		insertUsers(t, s, lower, upper)
+		sameUser(t, "alice", userByName(t, s, "alice"), lower)
+		sameUser(t, "Alice", userByName(t, s, "Alice"), upper)
+	}},
+	{"ok/disable-enable", func(t *testing.T, s store.Store) {
+		a, b := user("alice"), user("bob")
+		insertUsers(t, s, a, b)
+		ctx := t.Context()
+		for i, step := range []bool{true, true, false, false, true} { // repeating a state is not an error
+			if err := s.SetUserDisabled(ctx, "alice", step); err != nil {
+				t.Fatalf("step %d: SetUserDisabled(alice, %t): %v", i, step, err)
+			}
+			want := a
+			want.Disabled = step
+			sameUser(t, fmt.Sprintf("step %d: alice", i), userByName(t, s, "alice"), want)
+			sameUser(t, fmt.Sprintf("step %d: bob", i), userByName(t, s, "bob"), b)
+		}
+		if users := listUsers(t, s); len(users) != 2 || !users[0].Disabled || users[1].Disabled {
+			t.Fatalf("ListUsers = %+v, want alice disabled and bob not", users)
+		}
+	}},
+	{"fail/set-disabled-not-found", func(t *testing.T, s store.Store) {
+		insertUsers(t, s, user("alice"))
+		for _, disabled := range []bool{true, false} {
+			if err := s.SetUserDisabled(t.Context(), "ALICE", disabled); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("SetUserDisabled(ALICE, %t) = %v, want ErrNotFound", disabled, err)
+			}
+		}
+		sameUser(t, "alice", userByName(t, s, "alice"), user("alice"))
+	}},
+}
