@@ -27,6 +27,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/signin"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/internal/upstream"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -72,6 +73,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Profiles returns a user's identity claims for userinfo (optional).
 	Profiles func(ctx context.Context, subject string) map[string]string
+	// Upstreams are the identity providers offered on the login page.
+	Upstreams []upstream.Provider
+	// RememberClaims keeps the claims an upstream released for a subject (optional).
+	RememberClaims func(subject string, claims map[string]string)
 }
 
 // Server is deputy's HTTP handler.
@@ -115,6 +120,8 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle(PathLogin, handler(wb.login))
 		s.mux.Handle(PathUserinfo, handler(wb.userinfo))
 		s.mux.Handle(PathEndSession, handler(wb.endSession))
+		s.mux.Handle(PathUpstreamLogin, handler(wb.upstreamLogin))
+		s.mux.Handle(PathCallback, handler(wb.callback))
 	}
 	return s, nil
 }

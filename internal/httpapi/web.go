@@ -183,7 +183,8 @@ func (wb *web) authorize(w http.ResponseWriter, r *http.Request) error {
 		}
 		back.Del("max_age")
 		return wb.render(w, http.StatusOK, "login.html", page{Title: "Sign in", Client: areq.Client.ID,
-			CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: PathAuthorize + "?" + back.Encode(), Username: areq.LoginHint})
+			CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: PathAuthorize + "?" + back.Encode(), Username: areq.LoginHint,
+			IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin})
 	}
 	if !areq.HasPrompt("consent") && wb.approved(sess.ID, areq) {
 		return wb.issue(w, r, sess, areq)
@@ -295,7 +296,8 @@ func (wb *web) login(w http.ResponseWriter, r *http.Request) error {
 		if _, ok := wb.session(r); ok {
 			return wb.render(w, http.StatusOK, "message.html", page{Title: "Signed in", Message: "You are signed in."})
 		}
-		return wb.render(w, http.StatusOK, "login.html", page{Title: "Sign in", CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: PathLogin})
+		return wb.render(w, http.StatusOK, "login.html", page{Title: "Sign in", CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: PathLogin,
+			IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin})
 	case http.MethodPost:
 	default:
 		return &methodError{allow: "GET, POST"}
@@ -303,16 +305,13 @@ func (wb *web) login(w http.ResponseWriter, r *http.Request) error {
 	if err := wb.readForm(w, r); err != nil {
 		return wb.refuse(w, r, "", err)
 	}
-	returnTo := r.PostForm.Get("return_to")
-	if returnTo != PathLogin && !strings.HasPrefix(returnTo, PathAuthorize+"?") {
-		returnTo = PathLogin // never an open redirect
-	}
+	returnTo := safeReturnTo(r.PostForm.Get("return_to"))
 	clientID := ""
 	if u, err := url.Parse(returnTo); err == nil {
 		clientID = u.Query().Get("client_id")
 	}
 	retry := page{Title: "Sign in", Client: clientID, CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: returnTo,
-		Username: r.PostForm.Get("username")}
+		Username: r.PostForm.Get("username"), IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin}
 	if !csrfOK(r) {
 		retry.Error = "The form expired. Please sign in again."
 		return wb.render(w, http.StatusBadRequest, "login.html", retry)

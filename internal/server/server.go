@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/account"
@@ -24,6 +25,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/store/sqlstore"
 	"github.com/deputy-auth/deputy/internal/subject"
 	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/internal/upstream"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -102,12 +104,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
-	profiles := func(ctx context.Context, subject string) map[string]string {
-		a, err := accounts.Lookup(ctx, subject)
+	var upstreams []upstream.Provider
+	for _, u := range cfg.UpstreamIdPs {
+		p, err := upstream.New(ctx, u, cfg.Issuer)
 		if err != nil {
-			return nil
+			return nil, err
 		}
-		return a.Claims
+		upstreams = append(upstreams, p)
+	}
+	remembered := newClaimCache(10000)
+	profiles := func(ctx context.Context, subject string) map[string]string {
+		if a, err := accounts.Lookup(ctx, subject); err == nil {
+			return a.Claims
+		}
+		return remembered.get(subject)
 	}
 	users := &grant.UserTokens{
 		Tokens: tokens, Refresh: s.Store, Profiles: profileSource(profiles),
@@ -137,11 +147,42 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
+		Upstreams: upstreams, RememberClaims: remembered.put,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// claimCache keeps the claims upstream providers released at sign-in, per node and
+// bounded, for ID tokens and userinfo of upstream users.
+type claimCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]map[string]string
+}
+
+func newClaimCache(max int) *claimCache {
+	return &claimCache{max: max, m: map[string]map[string]string{}}
+}
+
+func (c *claimCache) put(subject string, claims map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k := range c.m { // forget an arbitrary entry
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[subject] = claims
+}
+
+func (c *claimCache) get(subject string) map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[subject]
 }
 
 // profileSource adapts a claims lookup to grant.Profiles.

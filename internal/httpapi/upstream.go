@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/upstream"
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Paths of upstream sign-in.
+const (
+	PathUpstreamLogin = "/login/upstream"
+	PathCallback      = "/callback/" // + provider name
+)
+
+const upstreamCookie = "deputy_upstream"
+
+// upstreamState is what the browser carries (in a cookie scoped to the callback
+// path) between Begin and Complete.
+type upstreamState struct {
+	IdP      string `json:"idp"`
+	State    []byte `json:"state"`
+	ReturnTo string `json:"return_to"`
+	Expires  int64  `json:"exp"`
+}
+
+const upstreamTTL = 10 * time.Minute
+
+func (wb *web) provider(name string) upstream.Provider {
+	for _, p := range wb.s.cfg.Upstreams {
+		if p.Name() == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func (wb *web) upstreamNames() []string {
+	var out []string
+	for _, p := range wb.s.cfg.Upstreams {
+		out = append(out, p.Name())
+	}
+	return out
+}
+
+func safeReturnTo(v string) string {
+	if v != PathLogin && !strings.HasPrefix(v, PathAuthorize+"?") {
+		return PathLogin // never an open redirect
+	}
+	return v
+}
+
+// upstreamLogin starts a sign-in at an upstream provider.
+func (wb *web) upstreamLogin(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return &methodError{allow: "POST"}
+	}
+	if err := wb.readForm(w, r); err != nil {
+		return wb.refuse(w, r, "", err)
+	}
+	if !csrfOK(r) {
+		return wb.refuse(w, r, "", oauth.InvalidRequest("the form expired; go back and try again", errors.New("CSRF token mismatch on upstream sign-in")))
+	}
+	p := wb.provider(r.PostForm.Get("idp"))
+	if p == nil {
+		return wb.refuse(w, r, "", oauth.InvalidRequest("unknown identity provider", nil))
+	}
+	callback := wb.s.cfg.Issuer + PathCallback + p.Name()
+	redirect, state, err := p.Begin(r.Context(), callback)
+	if err != nil {
+		return wb.refuse(w, r, "", oauth.TemporarilyUnavailable("the identity provider "+p.Name()+" cannot be reached", err))
+	}
+	b, _ := json.Marshal(upstreamState{IdP: p.Name(), State: state, ReturnTo: safeReturnTo(r.PostForm.Get("return_to")),
+		Expires: wb.s.cfg.Now().Add(upstreamTTL).Unix()})
+	c := &http.Cookie{Name: upstreamCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: PathCallback + p.Name(),
+		HttpOnly: true, Secure: wb.secure(), SameSite: http.SameSiteLaxMode, MaxAge: int(upstreamTTL / time.Second)}
+	if wb.secure() {
+		// A SAML IdP posts the response back cross-site: the cookie must travel with it.
+		c.SameSite = http.SameSiteNoneMode
+	}
+	http.SetCookie(w, c)
+	http.Redirect(w, r, redirect, http.StatusSeeOther)
+	return nil
+}
+
+// callback completes an upstream sign-in (query for OIDC, form post for SAML).
+func (wb *web) callback(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimPrefix(r.URL.Path, PathCallback)
+	p := wb.provider(name)
+	if p == nil {
+		return wb.refuse(w, r, "", oauth.InvalidRequest("unknown identity provider", nil))
+	}
+	params := r.URL.Query()
+	if r.Method == http.MethodPost {
+		if err := wb.readForm(w, r); err != nil {
+			return wb.refuse(w, r, "", err)
+		}
+		params = r.PostForm
+	}
+	var st upstreamState
+	c, err := r.Cookie(upstreamCookie)
+	if err == nil {
+		var b []byte
+		if b, err = base64.RawURLEncoding.DecodeString(c.Value); err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+	}
+	if err != nil || st.IdP != name || wb.s.cfg.Now().Unix() > st.Expires {
+		return wb.refuse(w, r, "", oauth.InvalidRequest("the sign-in with "+name+" expired or was not started here; try again", err))
+	}
+	http.SetCookie(w, &http.Cookie{Name: upstreamCookie, Value: "", Path: PathCallback + name, MaxAge: -1, HttpOnly: true, Secure: wb.secure()})
+	ident, err := p.Complete(r.Context(), wb.s.cfg.Issuer+PathCallback+name, params, st.State)
+	if err != nil {
+		return wb.refuse(w, r, "", &oauth.Error{Code: oauth.CodeAccessDenied, Description: "sign-in with " + name + " failed",
+			Cause: err})
+	}
+	if wb.s.cfg.RememberClaims != nil {
+		wb.s.cfg.RememberClaims(ident.Subject, ident.Claims)
+	}
+	_, cookie, err := wb.s.cfg.SignIn.Open(r.Context(), ident.Subject, ident.IdP, ident.AMR, ident.ACR, wb.meta(r, ""))
+	if err != nil {
+		return oauth.TemporarilyUnavailable("cannot sign in now", err)
+	}
+	wb.setCookie(w, sessionCookie, cookie, wb.s.cfg.SessionTTL)
+	http.Redirect(w, r, safeReturnTo(st.ReturnTo), http.StatusSeeOther)
+	return nil
+}

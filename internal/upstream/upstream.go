@@ -1,0 +1,36 @@
+// Package upstream signs people in through other identity providers: an OpenID
+// Provider (as a relying party, on coreos/go-oidc) or a SAML 2.0 IdP (as a service
+// provider, on a maintained XML-DSig library). Each provider turns the browser's
+// return into an Identity that internal/signin opens a session for; the sign-in is
+// an audit event and the root of every chain that follows.
+//
+// It must not import database/sql. The HTTP exchange with the browser belongs to
+// internal/httpapi; providers only build URLs and read returned parameters.
+package upstream
+
+import (
+	"context"
+	"net/url"
+)
+
+// Identity is a person authenticated by an upstream provider.
+type Identity struct {
+	Subject string            // the local subject: the mapped upstream subject, with the configured prefix
+	IdP     string            // the provider's configured name
+	AMR     []string          // how the upstream authenticated them, when it says ("pwd", "mfa", …); else ["ext"]
+	ACR     string            // the upstream's acr, when it says
+	Claims  map[string]string // identity claims released by the upstream (email, name, …)
+}
+
+// Provider is one configured upstream identity provider.
+type Provider interface {
+	// Name is the configured name (upstream_idps[].name).
+	Name() string
+	// Begin starts a sign-in: it returns the URL to send the browser to and the
+	// state to keep (in a cookie) until the browser comes back to the callback.
+	Begin(ctx context.Context, callbackURL string) (redirect string, state []byte, err error)
+	// Complete reads the browser's return (query or form parameters) with the kept
+	// state and returns the identity, or an error for anything forged, expired,
+	// replayed or refused upstream.
+	Complete(ctx context.Context, callbackURL string, params url.Values, state []byte) (Identity, error)
+}
