@@ -198,14 +198,14 @@ func TestBrowserSignIn(t *testing.T) {
 		t.Errorf("userinfo %+v %v", ui, err)
 	}
 	at := claims(t, tok.AccessToken)
-	if at["sub"] != "alice" || at["aud"] != "https://api1.example" || actJSON(t, at["may_act"]) != `{"sub":"api1"}` || at["sid"] != idc.SID {
+	if at["sub"] != "alice" || at["aud"] != "https://api1.example" || actJSON(t, at["may_act"]) != `{"sub":"api1"}` || at["sid"] != idc.SID || at["idp"] != "local" {
 		t.Errorf("access token %v", at)
 	}
 
 	// The user's token starts the chain of design §1.
 	t1 := s.token("api1", "api1-secret", exchangeForm(tok.AccessToken, "audience", "https://api2.example")).str("access_token")
 	c1 := claims(t, t1)
-	if c1["sub"] != "alice" || actJSON(t, c1["act"]) != `{"sub":"api1"}` || c1["auth_time"] == nil {
+	if c1["sub"] != "alice" || actJSON(t, c1["act"]) != `{"sub":"api1"}` || c1["auth_time"] == nil || c1["idp"] != "local" || c1["amr"] == nil {
 		t.Errorf("T1 %v", c1)
 	}
 	out, code := s.deputy("audit", "trace", c1["jti"].(string))

@@ -74,6 +74,10 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 	if c.MayAct != "" {
 		at.MayAct = &oauth.Actor{Subject: c.MayAct}
 	}
+	if g.idp != "" {
+		// How the user signed in; carried through every exchange that follows.
+		at.Extra = map[string]any{"idp": g.idp}
+	}
 	raw, err := u.Tokens.Mint(oauth.JWTTypeAccessToken, at)
 	if err != nil {
 		return nil, oauth.ServerError(err)
@@ -108,6 +112,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 			Subject: g.subject, Audience: token.Audience{c.ID}, IssuedAt: now.Unix(),
 			Expiry: now.Add(u.IDTokenTTL).Unix(), AuthTime: g.authTime.Unix(), Nonce: g.nonce,
 			ACR: g.acr, AMR: g.amr, SID: g.sessionID, AZP: c.ID, ATHash: u.Tokens.ATHash(raw), ID: token.NewID(),
+			IdP: g.idp,
 		}
 		if u.Profiles != nil {
 			id.Profile = released(u.Profiles.Claims(ctx, g.subject, g.idp), g.scopes)

@@ -28,6 +28,7 @@ type IDClaims struct {
 	AZP      string   `json:"azp,omitempty"`
 	ATHash   string   `json:"at_hash,omitempty"`
 	ID       string   `json:"jti,omitempty"`
+	IdP      string   `json:"idp,omitempty"` // the identity provider the user signed in with
 	// Profile holds the user's standard claims (name, email, …) released by the
 	// granted scopes; they never override the claims above.
 	Profile map[string]string `json:"-"`
@@ -35,7 +36,7 @@ type IDClaims struct {
 
 var idReserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "auth_time": true, "nonce": true,
-	"acr": true, "amr": true, "sid": true, "azp": true, "at_hash": true, "jti": true, "nbf": true,
+	"acr": true, "amr": true, "sid": true, "azp": true, "at_hash": true, "jti": true, "nbf": true, "idp": true,
 }
 
 // MintIDToken signs an ID token (typ "JWT"), with iss set to the service's issuer.
