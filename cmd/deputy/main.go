@@ -32,6 +32,9 @@ Usage:
                                           a token's whole delegation chain (jti or event id)
   deputy audit query    [--config FILE] [--subject S] [--actor A] [--client C]
                         [--audience AUD] [--since T] [--until T] [--type T] [--limit N] [--json]
+  deputy users add USERNAME (--password-stdin | --password-file FILE) [--claim K=V ...]
+  deputy users list     [--json]          local accounts stored in the database
+  deputy users disable USERNAME | enable USERNAME
   deputy version
 
 Every command reads --config FILE, or DEPUTY_CONFIG; every config key can be set by
@@ -83,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return cmdAuditQuery(ctx, rest[1:], stdout)
 			}
 		}
+	case "users":
+		return cmdUsers(ctx, rest, os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "deputy", versionString())
 		return nil

@@ -84,8 +84,13 @@ func Parse(params url.Values, clients Clients) (*Request, error) {
 		return nil, &Error{Err: oauth.InvalidRequest("unknown client", errors.New("client_id "+id+" is not registered"))}
 	}
 	redirect := params.Get("redirect_uri")
+	// An OpenID Connect request, which must name its redirect_uri (OIDC Core §3.1.2.1),
+	// is one whose scopes as resolved below hold openid: split as they are split, or
+	// the client's when scope is absent.
+	scope := params.Get("scope")
+	openID := slices.Contains(strings.Fields(scope), "openid") || scope == "" && slices.Contains(c.Scopes, "openid")
 	switch {
-	case redirect == "" && len(c.RedirectURIs) == 1 && !strings.Contains(" "+params.Get("scope")+" ", " openid "):
+	case redirect == "" && len(c.RedirectURIs) == 1 && !openID:
 		redirect = c.RedirectURIs[0] // OAuth 2.0 allows omitting it when only one is registered
 	case redirect == "":
 		return nil, show("missing parameter redirect_uri")
