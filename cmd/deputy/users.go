@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/account"
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/store/sqlstore"
+)
+
+const usersUsage = `Usage:
+  deputy users add USERNAME (--password-stdin | --password-file FILE) [--claim KEY=VALUE ...]
+  deputy users list [--json]
+  deputy users disable USERNAME
+  deputy users enable USERNAME
+
+These manage the local accounts stored in the database. Accounts listed under users:
+in the configuration file are managed there, and take precedence over a stored
+account of the same name. All take --config FILE.
+`
+
+// maxPasswordBytes bounds a password read from stdin or a file.
+const maxPasswordBytes = 4096
+
+// cmdUsers runs `deputy users …`; stdin is where --password-stdin reads from.
+func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "add":
+			return cmdUsersAdd(ctx, args[1:], stdin, stdout)
+		case "list":
+			return cmdUsersList(ctx, args[1:], stdout)
+		case "disable":
+			return cmdUsersSetDisabled(ctx, "disable", args[1:], stdout)
+		case "enable":
+			return cmdUsersSetDisabled(ctx, "enable", args[1:], stdout)
+		case "help", "-h", "--help":
+			fmt.Fprint(stdout, usersUsage)
+			return nil
+		}
+	}
+	fmt.Fprint(stderr, usersUsage)
+	return exitError(2)
+}
+
+// claimFlags collects repeated --claim KEY=VALUE.
+type claimFlags map[string]string
+
+func (c claimFlags) String() string { return "" }
+
+func (c claimFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	if _, dup := c[k]; dup {
+		return fmt.Errorf("claim %q given twice", k)
+	}
+	c[k] = val
+	return nil
+}
+
+func cmdUsersAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs, file := flags("users add")
+	claims := claimFlags{}
+	fs.Var(claims, "claim", "identity claim KEY=VALUE of the account (repeatable), e.g. email=alice@example")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+	passwordFile := fs.String("password-file", "", "read the password from this file")
+	if err := parseInterspersed(fs, args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() != 1 {
+		return errors.New("users add needs one USERNAME")
+	}
+	username := fs.Arg(0)
+	password, err := readPassword(*fromStdin, *passwordFile, stdin)
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, *file, func(cfg *config.Config, st *sqlstore.DB) error {
+		u, err := account.NewStoredUser(cfg, username, password, claims, time.Now())
+		if err != nil {
+			return err
+		}
+		var users store.Users = st
+		if err := users.InsertUser(ctx, u); errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("user %q exists already", username)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %s added\n", username)
+		return nil
+	})
+}
+
+// readPassword reads the password from stdin or a file, without the line break
+// that ends it.
+func readPassword(fromStdin bool, file string, stdin io.Reader) (string, error) {
+	var r io.Reader
+	switch {
+	case fromStdin && file != "":
+		return "", errors.New("give either --password-stdin or --password-file, not both")
+	case fromStdin:
+		r = stdin
+	case file != "":
+		f, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("--password-file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	default:
+		return "", errors.New("users add needs the password: --password-stdin or --password-file FILE")
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxPasswordBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	switch {
+	case len(b) > maxPasswordBytes:
+		return "", fmt.Errorf("the password is longer than %d bytes", maxPasswordBytes)
+	case len(b) == 0:
+		return "", errors.New("the password is empty")
+	case bytes.Contains(b, []byte("\n")):
+		return "", errors.New("the password holds a line break; give one line")
+	}
+	return string(b), nil
+}
+
+// userJSON is one line of `users list --json`.
+type userJSON struct {
+	Username  string            `json:"username"`
+	Disabled  bool              `json:"disabled"`
+	Claims    map[string]string `json:"claims"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+func cmdUsersList(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, file := flags("users list")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() != 0 {
+		return errors.New("users list takes no arguments")
+	}
+	return withStore(ctx, *file, func(_ *config.Config, st *sqlstore.DB) error {
+		var users store.Users = st
+		us, err := users.ListUsers(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			for _, u := range us {
+				claims := u.Claims
+				if claims == nil {
+					claims = map[string]string{}
+				}
+				if err := enc.Encode(userJSON{u.Username, u.Disabled, claims, u.CreatedAt.UTC()}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USERNAME\tDISABLED\tCREATED\tCLAIMS")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", u.Username, u.Disabled, u.CreatedAt.UTC().Format(time.RFC3339), formatClaims(u.Claims))
+		}
+		return tw.Flush()
+	})
+}
+
+// formatClaims writes claims as KEY=VALUE in key order, quoting values that would
+// not read back.
+func formatClaims(claims map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(claims)) {
+		v := claims[k]
+		if v == "" || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+			v = strconv.Quote(v)
+		}
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, " ")
+}
+
+func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout io.Writer) error {
+	fs, file := flags("users " + verb)
+	if err := parseInterspersed(fs, args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("users %s needs one USERNAME", verb)
+	}
+	username := fs.Arg(0)
+	return withStore(ctx, *file, func(cfg *config.Config, st *sqlstore.DB) error {
+		for _, u := range cfg.Users {
+			if u.Username == username {
+				return fmt.Errorf("user %q is in the configuration file (users:); change it there", username)
+			}
+		}
+		var users store.Users = st
+		err := users.SetUserDisabled(ctx, username, verb == "disable")
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no stored user %q", username)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %s %sd\n", username, verb)
+		return nil
+	})
+}
