@@ -184,9 +184,11 @@ func Parse(params url.Values, clients Clients) (*Request, error) {
 }
 
 // validChallenge: an S256 challenge is the unpadded base64url encoding of 32 bytes.
+// Go's decoder skips CR and LF and, unless strict, accepts nonzero padding bits; such
+// a challenge decodes to 32 bytes yet never equals a computed one.
 func validChallenge(c string) bool {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	return err == nil && len(b) == sha256.Size
+	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
+	return err == nil && len(c) == 43 && len(b) == sha256.Size
 }
 
 // VerifyPKCE checks a code_verifier against an S256 code_challenge (RFC 7636 §4.6).

@@ -226,6 +226,12 @@ func TestParse(t *testing.T) {
 		{name: "fail/challenge-standard-alphabet", params: with(nativeReq, "code_challenge", strings.ReplaceAll(rfcChallenge, "-", "+")), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
 		{name: "fail/challenge-unreserved-not-base64", params: with(nativeReq, "code_challenge", strings.ReplaceAll(rfcChallenge, "-", "~")), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
 		{name: "fail/challenge-is-a-verifier", params: with(nativeReq, "code_challenge", rfcVerifier+"abc"), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
+		// Go's base64 decoder skips CR and LF, and without Strict it accepts nonzero
+		// padding bits: such a challenge decodes to 32 bytes, yet no verifier can ever
+		// match it, so the client would get a code it can never redeem.
+		{name: "fail/challenge-with-newline", params: with(nativeReq, "code_challenge", rfcChallenge[:20]+"\n"+rfcChallenge[20:]), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
+		{name: "fail/challenge-with-crlf", params: with(nativeReq, "code_challenge", "\r\n"+rfcChallenge), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
+		{name: "fail/challenge-nonzero-padding-bits", params: with(nativeReq, "code_challenge", rfcChallenge[:42]+"N"), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
 		{name: "fail/prompt-unknown", params: with(webReq, "prompt", "login create"), code: oauth.CodeInvalidRequest, to: &redirect{uri: webCB, state: "xyz"}},
 		{name: "fail/prompt-case", params: with(webReq, "prompt", "Login"), code: oauth.CodeInvalidRequest, to: &redirect{uri: webCB, state: "xyz"}},
 		{name: "fail/prompt-none-login", params: with(webReq, "prompt", "none login"), code: oauth.CodeInvalidRequest, to: &redirect{uri: webCB, state: "xyz"}},

@@ -1,6 +1,7 @@
 package authorize
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/url"
 	"slices"
@@ -17,6 +18,7 @@ import (
 //   - an accepted request has a registered redirect URI (the one named, if any), a
 //     client allowed the code flow, scopes within the client's and without repeats,
 //     and a code challenge whenever the client is public.
+//   - an accepted code challenge is the canonical base64url form of 32 bytes.
 //   - an OpenID Connect request names its redirect_uri (OIDC Core §3.1.2.1).
 func FuzzParse(f *testing.F) {
 	reg := registry(f)
@@ -28,6 +30,8 @@ func FuzzParse(f *testing.F) {
 		with(webReq, "redirect_uri", webCB+"/"),
 		with(webReq, "response_type", "token", "state", "a", "state", "b"),
 		with(webReq, "scope", "openid admin", "prompt", "none login"),
+		with(nativeReq, "code_challenge", rfcChallenge[:42]+"N"),
+		with(nativeReq, "code_challenge", "\r\n"+rfcChallenge),
 		with(nativeReq, "code_challenge_method", "plain"),
 	} {
 		f.Add(q.Encode())
@@ -111,6 +115,12 @@ func FuzzParse(f *testing.F) {
 		}
 		if c.Public() && r.CodeChallenge == "" {
 			t.Fatalf("public client %s accepted without code_challenge", c.ID)
+		}
+		if r.CodeChallenge != "" {
+			b, err := base64.RawURLEncoding.DecodeString(r.CodeChallenge)
+			if err != nil || len(b) != 32 || base64.RawURLEncoding.EncodeToString(b) != r.CodeChallenge {
+				t.Fatalf("code_challenge %q is not a canonical base64url SHA-256 value", r.CodeChallenge)
+			}
 		}
 		if r.State != singleState(q) || r.MaxAge < -1 || (r.HasPrompt("none") && len(r.Prompt) != 1) {
 			t.Fatalf("state %q, max_age %v, prompt %q", r.State, r.MaxAge, r.Prompt)
