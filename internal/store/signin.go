@@ -15,15 +15,18 @@ type User struct {
 	CreatedAt    time.Time
 }
 
-// Users stores local accounts.
+// Users stores local accounts. Usernames are compared exactly (case-sensitively):
+// a local user's sub is its username.
 type Users interface {
 	// InsertUser adds an account; ErrConflict if the username exists.
 	InsertUser(ctx context.Context, u User) error
 	// UserByName returns the account; ErrNotFound if absent.
 	UserByName(ctx context.Context, username string) (User, error)
-	// ListUsers returns every account, ordered by username.
+	// ListUsers returns every account, ordered by username byte-wise (as Go
+	// compares strings, not by a locale's collation).
 	ListUsers(ctx context.Context) ([]User, error)
-	// SetUserDisabled disables or enables an account; ErrNotFound if absent.
+	// SetUserDisabled disables or enables an account (setting the state it has is
+	// not an error); ErrNotFound if absent.
 	SetUserDisabled(ctx context.Context, username string, disabled bool) error
 }
 
@@ -48,8 +51,9 @@ type Sessions interface {
 	// SessionByTokenHash returns the session whose cookie hashes to h (ended and
 	// expired ones too: the caller decides); ErrNotFound if none.
 	SessionByTokenHash(ctx context.Context, h []byte) (Session, error)
-	// EndSession sets EndedAt of an active session; ErrNotFound if absent. Ending an
-	// ended session keeps its first EndedAt and is not an error.
+	// EndSession sets EndedAt of the session with that id to at; ErrNotFound if
+	// absent. Ending an ended session keeps its first EndedAt and is not an error;
+	// an expired session is ended like any other.
 	EndSession(ctx context.Context, id string, at time.Time) error
 }
 
@@ -77,10 +81,11 @@ type AuthCode struct {
 type Codes interface {
 	// InsertCode adds a code; ErrConflict if its hash or ID exists.
 	InsertCode(ctx context.Context, c AuthCode) error
-	// RedeemCode atomically marks the code redeemed at `at` and returns it.
-	// ErrNotFound if no code has that hash. If it was redeemed before, it returns
-	// the code (with its first RedeemedAt) and ErrConflict, so the caller can revoke
-	// what it issued. Expiry is the caller's to check.
+	// RedeemCode atomically (cluster-wide) marks the code redeemed at `at` and
+	// returns it, with RedeemedAt = at. ErrNotFound if no code has that hash. If
+	// it was redeemed before, it returns the code (with its first RedeemedAt) and
+	// ErrConflict, so the caller can revoke what it issued. Expiry is the caller's
+	// to check.
 	RedeemCode(ctx context.Context, hash []byte, at time.Time) (AuthCode, error)
 }
 
@@ -105,19 +110,22 @@ type RefreshToken struct {
 	UsedAt    time.Time // zero until rotated
 }
 
-// RefreshTokens stores refresh tokens; each can be used (rotated) once.
+// RefreshTokens stores refresh tokens; each can be used (rotated) once,
+// cluster-wide.
 type RefreshTokens interface {
 	// InsertRefreshToken adds a token; ErrConflict if its hash or ID exists.
 	InsertRefreshToken(ctx context.Context, t RefreshToken) error
-	// UseRefreshToken atomically marks the token used at `at` and returns it.
-	// ErrNotFound if no token has that hash. If it was used before (reuse), it
-	// returns the token (with its first UsedAt) and ErrConflict. Expiry is the
-	// caller's to check.
+	// UseRefreshToken atomically (cluster-wide) marks the token used at `at` and
+	// returns it, with UsedAt = at. ErrNotFound if no token has that hash. If it
+	// was used before (reuse), it returns the token (with its first UsedAt) and
+	// ErrConflict. Expiry is the caller's to check.
 	UseRefreshToken(ctx context.Context, hash []byte, at time.Time) (RefreshToken, error)
 }
 
 // Expiring deletes rows that no longer matter: codes, refresh tokens and sessions
-// that expired before t.
+// whose ExpiresAt is before t (ExpiresAt < t: a row expiring at t itself is kept),
+// whether used, ended or not; and nothing else. Until then a redeemed code or a
+// rotated refresh token stays, so that its replay is detected.
 type Expiring interface {
 	PurgeExpired(ctx context.Context, t time.Time) error
 }
