@@ -212,7 +212,7 @@ func VerifyPKCE(challenge, verifier string) bool {
 func ErrorRedirect(e *Error, issuer string) string {
 	q := url.Values{"error": {string(e.Err.Code)}, "iss": {issuer}}
 	if e.Err.Description != "" {
-		q.Set("error_description", e.Err.Description)
+		q.Set("error_description", descriptionText(e.Err.Description))
 	}
 	if e.State != "" {
 		q.Set("state", e.State)
@@ -237,6 +237,18 @@ func withQuery(uri string, q url.Values) string {
 		sep = "&"
 	}
 	return uri + sep + q.Encode()
+}
+
+// descriptionText replaces with '?' the characters error_description may not hold
+// (RFC 6749 §4.1.2.1: only %x20-21 / %x23-5B / %x5D-7E); descriptions quote request
+// parameters, which may hold anything.
+func descriptionText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func dedupe(in []string) []string {

@@ -508,6 +508,10 @@ func TestErrorRedirect(t *testing.T) {
 			"https://app.example/cb2?x=1&error=login_required&iss=https%3A%2F%2Fdeputy.example&state=xyz"},
 		{"ok/values-encoded", &Error{Err: &oauth.Error{Code: oauth.CodeInvalidRequest, Description: "a&b=c"}, Redirect: true, RedirectURI: nativeCB, State: "s t&error=none#f"},
 			"http://127.0.0.1:9000/callback?error=invalid_request&error_description=a%26b%3Dc&iss=https%3A%2F%2Fdeputy.example&state=s+t%26error%3Dnone%23f"},
+		// RFC 6749 §4.1.2.1: error_description holds only %x20-21 / %x23-5B / %x5D-7E.
+		// Descriptions quote request parameters, which may hold anything.
+		{"ok/description-characters-restricted", &Error{Err: &oauth.Error{Code: CodeUnsupportedResponseType, Description: "response_type \"x\\\n\u00e9\" is not supported"}, Redirect: true, RedirectURI: webCB},
+			"https://app.example/cb?error=unsupported_response_type&error_description=response_type+%3Fx%3F%3F%3F%3F+is+not+supported&iss=https%3A%2F%2Fdeputy.example"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -518,6 +522,9 @@ func TestErrorRedirect(t *testing.T) {
 			q := query(t, got, tt.e.RedirectURI)
 			if q.Get("error") != string(tt.e.Err.Code) || q.Get("iss") != issuer || q.Get("state") != tt.e.State {
 				t.Fatalf("%q decodes to %v", got, q)
+			}
+			if !describable(q.Get("error_description")) {
+				t.Fatalf("error_description %q has characters RFC 6749 §4.1.2.1 forbids", q.Get("error_description"))
 			}
 		})
 	}
@@ -554,4 +561,14 @@ func query(t testing.TB, u, registered string) url.Values {
 		t.Fatalf("%q: %v", u, err)
 	}
 	return q
+}
+
+// describable reports whether s is a valid error_description (RFC 6749 §4.1.2.1).
+func describable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

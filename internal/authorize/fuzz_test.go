@@ -15,6 +15,7 @@ import (
 //   - a refusal is an *Error; one that is redirected goes exactly to one of the
 //     client's registered URIs, the one the request named when it named one, with the
 //     request's state.
+//   - a redirected error_description holds only what RFC 6749 §4.1.2.1 allows.
 //   - an accepted request has a registered redirect URI (the one named, if any), a
 //     client allowed the code flow, scopes within the client's and without repeats,
 //     and a code challenge whenever the client is public.
@@ -33,6 +34,7 @@ func FuzzParse(f *testing.F) {
 		with(nativeReq, "code_challenge", rfcChallenge[:42]+"N"),
 		with(nativeReq, "code_challenge", "\r\n"+rfcChallenge),
 		with(nativeReq, "code_challenge_method", "plain"),
+		with(webReq, "response_type", "\"\\\x00\u00e9"),
 	} {
 		f.Add(q.Encode())
 	}
@@ -91,6 +93,9 @@ func FuzzParse(f *testing.F) {
 			back := query(t, ErrorRedirect(e, issuer), e.RedirectURI)
 			if back.Get("error") != string(e.Err.Code) || back.Get("state") != e.State || back.Get("iss") != issuer {
 				t.Fatalf("ErrorRedirect of %v decodes to %v", err, back)
+			}
+			if d := back.Get("error_description"); !describable(d) {
+				t.Fatalf("error_description %q has characters RFC 6749 §4.1.2.1 forbids", d)
 			}
 			return
 		}
