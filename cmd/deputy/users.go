@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/account"
+	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/store/sqlstore"
@@ -99,6 +100,9 @@ func cmdUsersAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.
 		if err := users.InsertUser(ctx, u); errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("user %q exists already", username)
 		} else if err != nil {
+			return err
+		}
+		if err := recordAdmin(ctx, st, username, "user added"); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "user %s added\n", username)
@@ -224,7 +228,18 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 		if err != nil {
 			return err
 		}
+		if err := recordAdmin(ctx, st, username, "user "+verb+"d"); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "user %s %sd\n", username, verb)
 		return nil
 	})
+}
+
+// recordAdmin puts an account change on the audit trail.
+func recordAdmin(ctx context.Context, st *sqlstore.DB, username, what string) error {
+	w := audit.NewWriter(st, st, audit.WriterOptions{})
+	defer w.Close()
+	return w.Record(ctx, &store.AuditEvent{Type: store.EventUserChanged, Decision: store.DecisionAllow, Subject: username,
+		Reason: what + " with deputy users"})
 }

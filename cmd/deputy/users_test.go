@@ -90,6 +90,10 @@ func TestUsersCommands(t *testing.T) {
 	if got[0].Claims["name"] != "Bob Builder" || got[1].Claims == nil || got[0].CreatedAt.IsZero() {
 		t.Errorf("list --json: %+v", got)
 	}
+	if out, err := deputy("", "audit", "query", "--type", "user.changed", "--subject", "bob"); err != nil ||
+		!strings.Contains(out, "user added") || !strings.Contains(out, "user disabled") {
+		t.Errorf("account changes not audited: %q %v", out, err)
+	}
 
 	// What the server will see: bob disabled, carol signs in with the password as
 	// read (without its line break), alice is the configured one.

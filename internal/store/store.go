@@ -72,6 +72,7 @@ const (
 	EventSignOut        = "signout"     // a session ended (its lineage is revoked)
 	EventCodeIssued     = "code.issued" // an authorization code; ParentJTI is the session
 	EventCallReported   = "call.reported"
+	EventUserChanged    = "user.changed" // a local account was added, disabled or enabled
 )
 
 // AuditEvent is one record of the audit trail. Seq, PrevHash and Hash are assigned
