@@ -17,15 +17,18 @@ import (
 
 // Request is a validated authorization request.
 type Request struct {
-	Client        *client.Client
-	RedirectURI   string
-	State         string
-	Nonce         string
-	Scopes        []string
-	CodeChallenge string // S256 challenge, "" when the client sent none
-	Prompt        []string
-	MaxAge        time.Duration // -1 when absent
-	LoginHint     string
+	Client      *client.Client
+	RedirectURI string
+	// RedirectURISent tells whether the request named its redirect_uri; only then
+	// must the token request repeat it (RFC 6749 §4.1.3).
+	RedirectURISent bool
+	State           string
+	Nonce           string
+	Scopes          []string
+	CodeChallenge   string // S256 challenge, "" when the client sent none
+	Prompt          []string
+	MaxAge          time.Duration // -1 when absent
+	LoginHint       string
 }
 
 // OpenID reports whether this is an OpenID Connect request (scope openid).
@@ -89,12 +92,13 @@ func Parse(params url.Values, clients Clients) (*Request, error) {
 	// the client's when scope is absent.
 	scope := params.Get("scope")
 	openID := slices.Contains(strings.Fields(scope), "openid") || scope == "" && slices.Contains(c.Scopes, "openid")
+	sent := redirect != ""
 	switch {
 	case redirect == "" && len(c.RedirectURIs) == 1 && !openID:
 		redirect = c.RedirectURIs[0] // OAuth 2.0 allows omitting it when only one is registered
 	case redirect == "":
 		return nil, show("missing parameter redirect_uri")
-	case !slices.Contains(c.RedirectURIs, redirect):
+	case !registered(c.RedirectURIs, redirect):
 		// Exact match only (RFC 9700 §2.1): no prefix, no wildcard, no normalisation.
 		return nil, &Error{Err: oauth.InvalidRequest("redirect_uri is not registered for this client",
 			errors.New("redirect_uri "+redirect+" is not one of client "+id+"'s"))}
@@ -133,7 +137,7 @@ func Parse(params url.Values, clients Clients) (*Request, error) {
 		return nil, fail(oauth.CodeUnauthorizedClient, "client may not use the authorization code flow")
 	}
 
-	r := &Request{Client: c, RedirectURI: redirect, State: state, Nonce: params.Get("nonce"),
+	r := &Request{Client: c, RedirectURI: redirect, RedirectURISent: sent, State: state, Nonce: params.Get("nonce"),
 		LoginHint: params.Get("login_hint"), MaxAge: -1}
 	if s := params.Get("scope"); s != "" {
 		r.Scopes = dedupe(strings.Fields(s))
@@ -182,6 +186,32 @@ func Parse(params url.Values, clients Clients) (*Request, error) {
 	}
 	return r, nil
 }
+
+// registered reports whether uri is one of the registered redirect URIs: exactly,
+// except that the port of a loopback IP literal (http://127.0.0.1, http://[::1]) may
+// differ, since native apps listen on whatever port is free (RFC 8252 §7.3,
+// RFC 9700 §2.1).
+func registered(uris []string, uri string) bool {
+	if slices.Contains(uris, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || !loopback(u.Hostname()) || u.User != nil || u.Fragment != "" {
+		return false
+	}
+	for _, reg := range uris {
+		r, err := url.Parse(reg)
+		if err != nil || r.Scheme != "http" || !loopback(r.Hostname()) {
+			continue
+		}
+		if r.Hostname() == u.Hostname() && r.EscapedPath() == u.EscapedPath() && r.RawQuery == u.RawQuery && r.User == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func loopback(host string) bool { return host == "127.0.0.1" || host == "::1" }
 
 // validChallenge: an S256 challenge is the unpadded base64url encoding of 32 bytes.
 // Go's decoder skips CR and LF and, unless strict, accepts nonzero padding bits; such

@@ -272,6 +272,21 @@ func TestParse(t *testing.T) {
 				t.Errorf("scopes %q: not an OpenID request", r.Scopes)
 			}
 		}},
+		{name: "ok/loopback-any-port", params: with(nativeReq, "redirect_uri", "http://127.0.0.1:53117/callback"), check: func(t *testing.T, r *Request) {
+			if r.RedirectURI != "http://127.0.0.1:53117/callback" || !r.RedirectURISent {
+				t.Errorf("redirect_uri %q sent %v: RFC 8252 §7.3 allows any loopback port", r.RedirectURI, r.RedirectURISent)
+			}
+		}},
+		{name: "fail/loopback-other-path", params: with(nativeReq, "redirect_uri", "http://127.0.0.1:53117/other"), code: oauth.CodeInvalidRequest, show: &show{}},
+		{name: "fail/loopback-other-host", params: with(nativeReq, "redirect_uri", "http://127.0.0.2:9000/callback"), code: oauth.CodeInvalidRequest, show: &show{}},
+		{name: "fail/localhost-name-is-not-loopback-literal", params: with(nativeReq, "redirect_uri", "http://localhost:9000/callback"), code: oauth.CodeInvalidRequest, show: &show{}},
+		{name: "fail/loopback-https-scheme", params: with(nativeReq, "redirect_uri", "https://127.0.0.1:9000/callback"), code: oauth.CodeInvalidRequest, show: &show{}},
+		{name: "fail/loopback-with-userinfo", params: with(nativeReq, "redirect_uri", "http://evil@127.0.0.1:9000/callback"), code: oauth.CodeInvalidRequest, show: &show{}},
+		{name: "ok/omitted-redirect-uri-is-not-sent", params: with(singleReq, "redirect_uri", absent), check: func(t *testing.T, r *Request) {
+			if r.RedirectURISent {
+				t.Error("RedirectURISent for a request without redirect_uri")
+			}
+		}},
 		{name: "ok/empty-redirect-uri-single-registered", params: with(singleReq, "redirect_uri", ""), check: func(t *testing.T, r *Request) {
 			if r.RedirectURI != singleCB {
 				t.Errorf("redirect_uri %q, want %q", r.RedirectURI, singleCB)
@@ -362,7 +377,7 @@ func TestParse(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
 				}
-				if r == nil || r.Client == nil || !slices.Contains(r.Client.RedirectURIs, r.RedirectURI) {
+				if r == nil || r.Client == nil || !registered(r.Client.RedirectURIs, r.RedirectURI) {
 					t.Fatalf("request %+v: no client, or a redirect URI it did not register", r)
 				}
 				if tt.check != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/authorize"
@@ -55,10 +56,12 @@ func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.
 		return nil, oauth.InvalidGrant("authorization code is expired", nil)
 	case g.Users.Tokens.IsRevoked(ac.ID) || g.Users.Tokens.IsRevoked(ac.SessionID):
 		return nil, oauth.InvalidGrant("authorization code is revoked", errors.New("its session ended"))
-	case redirectURI != ac.RedirectURI:
-		// RFC 6749 §4.1.3: required and identical when the request carried it; deputy
-		// always records the one used, so it is always required.
+	case ac.RedirectURI != "" && redirectURI != ac.RedirectURI:
+		// RFC 6749 §4.1.3: required, and identical, when the authorization request
+		// carried it (the code then records it).
 		return nil, oauth.InvalidGrant("redirect_uri does not match the authorization request", nil)
+	case ac.RedirectURI == "" && redirectURI != "" && !slices.Contains(c.RedirectURIs, redirectURI):
+		return nil, oauth.InvalidGrant("redirect_uri is not registered for this client", nil)
 	case ac.CodeChallenge != "" && verifier == "":
 		return nil, oauth.InvalidGrant("code_verifier is required", nil)
 	case ac.CodeChallenge != "" && !authorize.VerifyPKCE(ac.CodeChallenge, verifier):

@@ -153,7 +153,7 @@ func (s *Service) IssueCode(ctx context.Context, sess store.Session, r *authoriz
 	sum := sha256.Sum256([]byte(code))
 	ac := store.AuthCode{
 		Hash: sum[:], ID: "code-" + token.NewID(), ClientID: r.Client.ID, SessionID: sess.ID, Subject: sess.Subject,
-		RedirectURI: r.RedirectURI, Scopes: r.Scopes, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
+		RedirectURI: redirectOf(r), Scopes: r.Scopes, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
 		IdP: sess.IdP, AMR: sess.AMR, ACR: sess.ACR, AuthTime: sess.AuthTime, ExpiresAt: now.Add(s.CodeTTL),
 	}
 	if err := s.Codes.InsertCode(ctx, ac); err != nil {
@@ -184,4 +184,13 @@ func (s *Service) SignOut(ctx context.Context, sess store.Session, m Meta) error
 		return fmt.Errorf("signin: revoke the session's tokens: %w", err)
 	}
 	return nil
+}
+
+// redirectOf is the redirect URI a code records: the one the request named, which
+// the token request must repeat; none when the request left it out (RFC 6749 §4.1.3).
+func redirectOf(r *authorize.Request) string {
+	if r.RedirectURISent {
+		return r.RedirectURI
+	}
+	return ""
 }
