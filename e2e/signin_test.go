@@ -353,3 +353,40 @@ func (s *server) endpointOIDC(name string) string {
 	}
 	return v
 }
+
+// TestRefreshTokenIntrospectionAndRevocation: refresh tokens are opaque; their
+// client may introspect them and revoke them (RFC 7009 §2.1: with the whole grant).
+func TestRefreshTokenIntrospectionAndRevocation(t *testing.T) {
+	s := startSignin(t)
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, s.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &oauth2.Config{ClientID: "portal", ClientSecret: "portal-secret", Endpoint: provider.Endpoint(),
+		RedirectURL: "https://portal.example/cb", Scopes: []string{"openid", "payments:read"}}
+	verifier := oauth2.GenerateVerifier()
+	b := newBrowser(t, "https://portal.example/cb")
+	q := b.signIn(s, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "alice-password")
+	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := s.post("introspection_endpoint", "portal", "portal-secret", url.Values{"token": {tok.RefreshToken}})
+	if in.Body["active"] != true || in.str("sub") != "alice" || in.str("client_id") != "portal" {
+		t.Fatalf("refresh token introspection: %s", in.Raw)
+	}
+	if in := s.post("introspection_endpoint", "api1", "api1-secret", url.Values{"token": {tok.RefreshToken}}); in.Raw != `{"active":false}` {
+		t.Errorf("another client sees the refresh token: %s", in.Raw)
+	}
+	wantError(t, s.post("revocation_endpoint", "api1", "api1-secret", url.Values{"token": {tok.RefreshToken}}), 400, "unauthorized_client")
+	if r := s.post("revocation_endpoint", "portal", "portal-secret", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"access_token"}}); r.Status != 200 {
+		t.Fatalf("revocation: %d %s", r.Status, r.Raw)
+	}
+	if in := s.post("introspection_endpoint", "portal", "portal-secret", url.Values{"token": {tok.AccessToken}}); in.Raw != `{"active":false}` {
+		t.Errorf("access token of the same grant still active: %s", in.Raw)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Error("revoked refresh token still refreshes")
+	}
+}

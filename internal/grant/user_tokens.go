@@ -48,6 +48,10 @@ type userGrant struct {
 	family                              string // lineage root of the refresh family: the code
 }
 
+// RefreshTokenPrefix starts every refresh token deputy issues, so endpoints that take
+// any token (introspection, revocation) can tell them from JWTs.
+const RefreshTokenPrefix = "drt_"
+
 // opaque returns a random opaque credential and its SHA-256.
 func opaque(prefix string) (string, []byte) {
 	var b [32]byte
@@ -91,7 +95,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 	}}
 
 	if c.HasGrant(oauth.GrantRefreshToken) && u.Refresh != nil {
-		value, hash := opaque("drt_")
+		value, hash := opaque(RefreshTokenPrefix)
 		rt := store.RefreshToken{
 			Hash: hash, ID: token.NewID(), FamilyID: g.family, ClientID: c.ID, SessionID: g.sessionID,
 			Subject: g.subject, Scopes: g.scopes, Audiences: aud, IdP: g.idp, AMR: g.amr, ACR: g.acr,

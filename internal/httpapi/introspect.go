@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"crypto/sha256"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/client"
@@ -19,6 +21,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	req, c, raw, err := s.tokenRequest(w, r, "introspection")
 	if err != nil {
 		return err
+	}
+	if isRefreshToken(raw) {
+		return writeJSON(w, s.introspectRefresh(r, c, raw, req.Now))
 	}
 	v, err := s.cfg.Tokens.Verify(raw, deputyTypes, req.Now)
 	if err != nil || !s.mayInspect(c, &v.Claims) {
@@ -90,6 +95,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if isRefreshToken(raw) {
+		return s.revokeRefresh(w, r, req, c, raw)
+	}
 	v, err := s.cfg.Tokens.VerifyIgnoringRevocation(raw, deputyTypes, req.Now)
 	if err != nil && v == nil {
 		// Not a token of ours, or unreadable: nothing to revoke (RFC 7009 §2.2).
@@ -108,6 +116,58 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		RequestID: req.RequestID, RemoteAddr: req.RemoteAddr,
 	}
 	rev := store.Revocation{JTI: cl.ID, ExpiresAt: time.Unix(cl.Expiry, 0), RevokedAt: req.Now, Reason: ev.Reason}
+	if _, err := s.cfg.Revoker.Revoke(r.Context(), rev, ev); err != nil {
+		return oauth.TemporarilyUnavailable("the revocation cannot be recorded now", err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// isRefreshToken tells deputy's opaque refresh tokens from its JWTs.
+func isRefreshToken(raw string) bool { return strings.HasPrefix(raw, grant.RefreshTokenPrefix) }
+
+// refreshToken finds a refresh token by its value (nil if unknown or unreadable).
+func (s *Server) refreshToken(r *http.Request, raw string) *store.RefreshToken {
+	if s.cfg.Refresh == nil {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(raw))
+	rt, err := s.cfg.Refresh.RefreshTokenByHash(r.Context(), sum[:])
+	if err != nil {
+		return nil
+	}
+	return &rt
+}
+
+// introspectRefresh: only the client a refresh token was issued to may see it, and
+// only while it can still be used.
+func (s *Server) introspectRefresh(r *http.Request, c *client.Client, raw string, now time.Time) oauth.IntrospectionResponse {
+	rt := s.refreshToken(r, raw)
+	if rt == nil || rt.ClientID != c.ID || !rt.UsedAt.IsZero() || !now.Before(rt.ExpiresAt) ||
+		s.cfg.Tokens.IsRevoked(rt.ID) || s.cfg.Tokens.IsRevoked(rt.FamilyID) || (rt.SessionID != "" && s.cfg.Tokens.IsRevoked(rt.SessionID)) {
+		return oauth.IntrospectionResponse{Active: false}
+	}
+	return oauth.IntrospectionResponse{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID,
+		Sub: rt.Subject, Exp: rt.ExpiresAt.Unix(), Iat: rt.IssuedAt.Unix(), Iss: s.cfg.Issuer, Jti: rt.ID}
+}
+
+// revokeRefresh revokes a refresh token and, as RFC 7009 §2.1 asks, every token
+// of the same grant: the whole family, and what was exchanged from it.
+func (s *Server) revokeRefresh(w http.ResponseWriter, r *http.Request, req *grant.Request, c *client.Client, raw string) error {
+	rt := s.refreshToken(r, raw)
+	if rt == nil {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if rt.ClientID != c.ID {
+		return s.cfg.Dispatcher.Refuse(r.Context(), req, oauth.UnauthorizedClient("the token was not issued to this client", nil))
+	}
+	reason := "refresh token revoked by client " + c.ID
+	ev := &store.AuditEvent{Type: store.EventTokenRevoked, ClientID: c.ID, Subject: rt.Subject, Scopes: rt.Scopes,
+		Audiences: rt.Audiences, TokenJTI: rt.FamilyID, Decision: store.DecisionAllow, Reason: reason,
+		RequestID: req.RequestID, RemoteAddr: req.RemoteAddr}
+	rev := store.Revocation{JTI: rt.FamilyID, ExpiresAt: rt.ExpiresAt, RevokedAt: req.Now, Reason: reason}
 	if _, err := s.cfg.Revoker.Revoke(r.Context(), rev, ev); err != nil {
 		return oauth.TemporarilyUnavailable("the revocation cannot be recorded now", err)
 	}

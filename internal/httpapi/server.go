@@ -73,6 +73,8 @@ type Config struct {
 	SessionTTL time.Duration
 	// Profiles returns a user's identity claims for userinfo (optional).
 	Profiles func(ctx context.Context, subject string) map[string]string
+	// Refresh finds refresh tokens for introspection and revocation (optional).
+	Refresh store.RefreshTokens
 	// Upstreams are the identity providers offered on the login page.
 	Upstreams []upstream.Provider
 	// RememberClaims keeps the claims an upstream released for a subject (optional).

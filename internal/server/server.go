@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
-		Upstreams: upstreams, RememberClaims: remembered.put,
+		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
 	})
 	if err != nil {
 		return nil, err

@@ -120,6 +120,9 @@ type RefreshTokens interface {
 	// was used before (reuse), it returns the token (with its first UsedAt) and
 	// ErrConflict. Expiry is the caller's to check.
 	UseRefreshToken(ctx context.Context, hash []byte, at time.Time) (RefreshToken, error)
+	// RefreshTokenByHash returns the token whose hash is h, used or not, without
+	// using it (for introspection and revocation); ErrNotFound if none.
+	RefreshTokenByHash(ctx context.Context, h []byte) (RefreshToken, error)
 }
 
 // Expiring deletes rows that no longer matter: codes, refresh tokens and sessions

@@ -78,3 +78,20 @@ func scanRefreshToken(row interface{ Scan(...any) error }) (store.RefreshToken, 
 	t.ExpiresAt, t.UsedAt = fromMicros(expires), fromNullMicros(used)
 	return t, nil
 }
+
+// RefreshTokenByHash returns the token whose Hash is h without using it.
+// store.ErrNotFound if there is none.
+func (db *DB) RefreshTokenByHash(ctx context.Context, h []byte) (store.RefreshToken, error) {
+	st, err := db.rs.get(ctx, db.d.q.refreshTokenByHash)
+	if err != nil {
+		return store.RefreshToken{}, db.fail("refresh token by hash", err)
+	}
+	t, err := scanRefreshToken(st.QueryRowContext(ctx, h))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.RefreshToken{}, fmt.Errorf("sqlstore: refresh token by hash: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.RefreshToken{}, db.fail("refresh token by hash", err)
+	}
+	return t, nil
+}

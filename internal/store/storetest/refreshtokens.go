@@ -128,6 +128,25 @@ var refreshTokenTests = []test{
 		insertRefreshTokens(t, s, rt)
 		sameRefreshToken(t, "UseRefreshToken of a token stored used", reuseRefresh(t, s, rt.Hash, t0.Add(time.Hour)), rt)
 	}},
+	{"ok/by-hash-does-not-use", func(t *testing.T, s store.Store) {
+		rt := refreshToken("r1")
+		insertRefreshTokens(t, s, rt)
+		got, err := s.RefreshTokenByHash(t.Context(), rt.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRefreshToken(t, "RefreshTokenByHash", got, rt)
+		rt.UsedAt = t0.Add(time.Second)
+		sameRefreshToken(t, "UseRefreshToken after RefreshTokenByHash", useRefresh(t, s, rt.Hash, rt.UsedAt), rt)
+		got, err = s.RefreshTokenByHash(t.Context(), rt.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRefreshToken(t, "RefreshTokenByHash of a used token", got, rt)
+		if _, err := s.RefreshTokenByHash(t.Context(), hashOf("rt-none")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("RefreshTokenByHash of an unknown hash: %v, want ErrNotFound", err)
+		}
+	}},
 	{"fail/use-not-found", func(t *testing.T, s store.Store) {
 		if _, err := s.UseRefreshToken(t.Context(), hashOf("rt-r1"), t0); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("UseRefreshToken on an empty store: %v, want ErrNotFound", err)
