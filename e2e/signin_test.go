@@ -390,3 +390,27 @@ func TestRefreshTokenIntrospectionAndRevocation(t *testing.T) {
 		t.Error("revoked refresh token still refreshes")
 	}
 }
+
+// TestLoginThrottled: after five wrong passwords the account is locked for a while;
+// the login page says so (429, Retry-After) without checking the password.
+func TestLoginThrottled(t *testing.T) {
+	s := startSignin(t)
+	b := newBrowser(t, "https://portal.example/cb")
+	authURL := s.endpointOIDC("authorization_endpoint") + "?" + url.Values{"response_type": {"code"}, "client_id": {"portal"},
+		"redirect_uri": {"https://portal.example/cb"}, "scope": {"openid"}, "state": {"s"}}.Encode()
+	p := b.get(authURL)
+	for i := 0; i < 5; i++ {
+		p = b.submit(s.issuer, p, url.Values{"username": {"alice"}, "password": {"wrong"}})
+		if p.status != 401 {
+			t.Fatalf("attempt %d: %d", i+1, p.status)
+		}
+	}
+	p = b.submit(s.issuer, p, url.Values{"username": {"alice"}, "password": {"alice-password"}})
+	if p.status != 429 || !strings.Contains(p.body, "Too many attempts") {
+		t.Fatalf("sixth attempt (right password, account locked): %d %s", p.status, p.body)
+	}
+	out, _ := s.deputy("audit", "query", "--type", "request.denied", "--subject", "alice")
+	if strings.Count(out, "sign-in failed") != 6 || !strings.Contains(out, "too many failed sign-ins") {
+		t.Errorf("denials of the throttled sign-ins:\n%s", out)
+	}
+}
