@@ -77,7 +77,7 @@ type Verified struct {
 func (s *Service) Verify(raw string, types []string, now time.Time) (*Verified, error) {
 	v, err := s.VerifyIgnoringRevocation(raw, types, now)
 	if err != nil {
-		return nil, err
+		return v, err // v is set when the token is deputy's but expired or not yet valid
 	}
 	if s.revoked.Contains(v.Claims.ID) {
 		return v, ErrRevoked
