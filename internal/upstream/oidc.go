@@ -59,7 +59,8 @@ var oidcSigningAlgs = []string{
 // as "true" or "false").
 var oidcClaims = []string{"email", "email_verified", "name", "given_name", "family_name", "preferred_username"}
 
-// oidcProvider signs people in at an OpenID Provider.
+// oidcProvider signs people in at an OpenID Provider. It does not change after
+// it is built and is safe for concurrent use.
 //
 // Discovery happens once, when the provider is built at server start: an IdP
 // that cannot be reached then fails the start, naming the entry, so a typo in
