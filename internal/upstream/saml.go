@@ -63,7 +63,14 @@ const (
 // and every property of the answer deputy relies on is checked on the signed
 // response. An IdP that demands signed requests is not supported yet.
 //
-// Encrypted assertions are refused (deputy publishes no encryption key).
+// Only what a verified signature covers is read (the library re-parses the
+// signed bytes). When only the Assertion is signed, the Response envelope
+// around it (Status, Issuer, Destination, InResponseTo) is unsigned: it is
+// checked, but everything deputy relies on is checked again inside the signed
+// Assertion (Issuer, Recipient, InResponseTo). Unsolicited (IdP-initiated)
+// responses are refused: there is no request for them to answer. Encrypted
+// assertions are refused (deputy publishes no encryption key), and so are
+// SHA-1 signatures and digests.
 //
 // Replay: a response is accepted only in the flow whose AuthnRequest ID it
 // answers (InResponseTo, on the Response and inside the signed

@@ -604,14 +604,21 @@ func TestSAMLReplay(t *testing.T) {
 	if _, err := ts.complete(body, ts.state.RelayState); err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("replayed response: %v", err)
 	}
-	// Once the assertion has expired it is forgotten: it would be refused as expired anyway.
-	ts.p.now = func() time.Time { return ts.now.Add(time.Hour) }
-	if err := ts.p.seen.remember("_fresh", ts.now.Add(2*time.Hour), ts.now.Add(time.Hour)); err != nil {
+	// An expired ID is forgotten (the assertion would be refused as expired
+	// anyway) when room is needed; unexpired ones never are: a full memory refuses.
+	later := ts.now.Add(time.Hour)
+	ts.p.seen.max = 2
+	if err := ts.p.seen.remember("_fresh", later.Add(time.Hour), later); err != nil {
 		t.Fatal(err)
 	}
-	ts.p.seen.max = 1
-	if err := ts.p.seen.remember("_another", ts.now.Add(2*time.Hour), ts.now.Add(time.Hour)); err == nil {
-		t.Error("a full memory of unexpired assertion IDs accepted another")
+	if err := ts.p.seen.remember("_another", later.Add(time.Hour), later); err != nil {
+		t.Fatalf("expired ID not forgotten to make room: %v", err)
+	}
+	if _, ok := ts.p.seen.ids["_assert-"+ts.state.RequestID]; ok {
+		t.Error("the expired assertion ID is still remembered")
+	}
+	if err := ts.p.seen.remember("_third", later.Add(time.Hour), later); err == nil || !strings.Contains(err.Error(), "too many") {
+		t.Errorf("a full memory of unexpired assertion IDs accepted another: %v", err)
 	}
 }
 
