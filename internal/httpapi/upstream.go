@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -30,6 +28,9 @@ type upstreamState struct {
 }
 
 const upstreamTTL = 10 * time.Minute
+
+// maxCallbackBody bounds the body of a provider's return (a SAML response).
+const maxCallbackBody = 512 << 10
 
 func (wb *web) provider(name string) upstream.Provider {
 	for _, p := range wb.s.cfg.Upstreams {
@@ -75,9 +76,13 @@ func (wb *web) upstreamLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return wb.refuse(w, r, "", oauth.TemporarilyUnavailable("the identity provider "+p.Name()+" cannot be reached", err))
 	}
-	b, _ := json.Marshal(upstreamState{IdP: p.Name(), State: state, ReturnTo: safeReturnTo(r.PostForm.Get("return_to")),
-		Expires: wb.s.cfg.Now().Add(upstreamTTL).Unix()})
-	c := &http.Cookie{Name: upstreamCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: PathCallback + p.Name(),
+	exp := wb.s.cfg.Now().Add(upstreamTTL)
+	sealed, err := wb.s.cfg.Tokens.SealState("upstream", upstreamState{IdP: p.Name(), State: state,
+		ReturnTo: safeReturnTo(r.PostForm.Get("return_to")), Expires: exp.Unix()}, exp)
+	if err != nil {
+		return oauth.ServerError(err)
+	}
+	c := &http.Cookie{Name: upstreamCookie, Value: sealed, Path: PathCallback + p.Name(),
 		HttpOnly: true, Secure: wb.secure(), SameSite: http.SameSiteLaxMode, MaxAge: int(upstreamTTL / time.Second)}
 	if wb.secure() {
 		// A SAML IdP posts the response back cross-site: the cookie must travel with it.
@@ -97,18 +102,18 @@ func (wb *web) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	params := r.URL.Query()
 	if r.Method == http.MethodPost {
-		if err := wb.readForm(w, r); err != nil {
-			return wb.refuse(w, r, "", err)
+		// A SAML response with its signature and attributes can be large.
+		r.Body = http.MaxBytesReader(w, r.Body, max(wb.s.cfg.MaxBodyBytes, maxCallbackBody))
+		if err := r.ParseForm(); err != nil {
+			return wb.refuse(w, r, "", oauth.InvalidRequest("malformed form", err))
 		}
 		params = r.PostForm
 	}
+	// The state is signed by deputy: a browser cannot choose what it holds.
 	var st upstreamState
 	c, err := r.Cookie(upstreamCookie)
 	if err == nil {
-		var b []byte
-		if b, err = base64.RawURLEncoding.DecodeString(c.Value); err == nil {
-			err = json.Unmarshal(b, &st)
-		}
+		err = wb.s.cfg.Tokens.OpenState(c.Value, "upstream", wb.s.cfg.Now(), &st)
 	}
 	if err != nil || st.IdP != name || wb.s.cfg.Now().Unix() > st.Expires {
 		return wb.refuse(w, r, "", oauth.InvalidRequest("the sign-in with "+name+" expired or was not started here; try again", err))

@@ -55,6 +55,14 @@ type signingKey struct {
 	signers map[string]jose.Signer // by JWT typ header
 }
 
+// signingTypes are the JWS "typ" headers deputy signs with: RFC 9068 access
+// tokens, plain JWTs (exchange outputs, ID tokens), and the opaque state deputy
+// hands a browser to bring back (StateType), which no token verifier accepts.
+var signingTypes = []string{"at+jwt", "JWT", StateType}
+
+// StateType is the typ of state deputy signs for itself (internal/token).
+const StateType = "deputy-state+jwt"
+
 // Set holds deputy's keys in memory. Reads are lock-free; Reload swaps a new
 // snapshot in. Safe for concurrent use.
 type Set struct {
@@ -137,7 +145,7 @@ func (s *Set) reload(ctx context.Context) error {
 			snap.algs = append(snap.algs, k.Algorithm)
 		}
 		sk := signingKey{key: k, signers: map[string]jose.Signer{}}
-		for _, typ := range []string{"at+jwt", "JWT"} {
+		for _, typ := range signingTypes {
 			sig, err := jose.NewSigner(jose.SigningKey{
 				Algorithm: k.Algorithm,
 				Key:       jose.JSONWebKey{Key: k.Private, KeyID: k.ID},
