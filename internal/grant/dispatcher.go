@@ -126,10 +126,15 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 	}
 	if err := d.audit.RecordAll(ctx, events...); err != nil {
 		// Without its record the token must not leave. A revocation that raced this
-		// exchange is refused like any revoked subject token.
-		if errors.Is(err, token.ErrRevoked) {
+		// exchange is refused like any revoked subject token (RFC 8693 §2.2.2); one
+		// that raced a code or refresh token (a replay, a reuse) like any revoked
+		// grant (RFC 6749 §5.2).
+		switch {
+		case errors.Is(err, token.ErrRevoked) && gt == oauth.GrantTokenExchange:
 			err = oauth.InvalidRequest("subject_token is revoked", err)
-		} else {
+		case errors.Is(err, token.ErrRevoked):
+			err = oauth.InvalidGrant("the grant was revoked", err)
+		default:
 			err = oauth.TemporarilyUnavailable("the audit trail cannot be written", err)
 		}
 		issued := ev.TokenJTI
