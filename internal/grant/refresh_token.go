@@ -34,6 +34,17 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 		return nil, err
 	}
 	now := req.Now
+	if scopeParam != "" {
+		// A refused scope must not spend the token: the client retries with it, and
+		// that retry is no reuse. Scopes never change, so they can be checked first.
+		cur, err := g.Store.RefreshTokenByHash(ctx, hashOf(value))
+		if err == nil && cur.UsedAt.IsZero() && cur.ClientID == c.ID {
+			if _, err := narrow(cur.Scopes, scopeParam); err != nil {
+				ev.Subject, ev.ParentJTI = cur.Subject, cur.ID
+				return nil, err
+			}
+		}
+	}
 	rt, err := g.Store.UseRefreshToken(ctx, hashOf(value), now)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -55,19 +66,30 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 	case tokens.IsRevoked(rt.ID) || tokens.IsRevoked(rt.FamilyID) || (rt.SessionID != "" && tokens.IsRevoked(rt.SessionID)):
 		return nil, oauth.InvalidGrant("refresh token is revoked", nil)
 	}
-	scopes := rt.Scopes
-	if scopeParam != "" {
-		scopes = strings.Fields(scopeParam)
-		for _, s := range scopes {
-			if !slices.Contains(rt.Scopes, s) {
-				return nil, oauth.InvalidScope("scope "+s+" was not granted to this refresh token", nil)
-			}
-		}
+	scopes, err := narrow(rt.Scopes, scopeParam)
+	if err != nil {
+		return nil, err
 	}
 	return g.Users.issue(ctx, c, userGrant{
 		subject: rt.Subject, sessionID: rt.SessionID, idp: rt.IdP, acr: rt.ACR, amr: rt.AMR,
-		authTime: rt.AuthTime, scopes: scopes, parent: rt.ID, family: rt.FamilyID,
+		authTime: rt.AuthTime, scopes: scopes, granted: rt.Scopes, parent: rt.ID, family: rt.FamilyID,
 	}, now, ev)
+}
+
+// narrow returns the scopes of the access token a refresh request asks for: those
+// granted when it names none, else the named ones, each of which must have been
+// granted (RFC 6749 §6).
+func narrow(granted []string, scopeParam string) ([]string, error) {
+	if scopeParam == "" {
+		return granted, nil
+	}
+	scopes := strings.Fields(scopeParam)
+	for _, s := range scopes {
+		if !slices.Contains(granted, s) {
+			return nil, oauth.InvalidScope("scope "+s+" was not granted to this refresh token", nil)
+		}
+	}
+	return scopes, nil
 }
 
 // reused revokes the family of a refresh token presented after it was rotated.

@@ -43,9 +43,10 @@ type userGrant struct {
 	subject, sessionID, idp, acr, nonce string
 	amr                                 []string
 	authTime                            time.Time
-	scopes                              []string
-	parent                              string // lineage parent: the code or the refresh token
-	family                              string // lineage root of the refresh family: the code
+	scopes                              []string // of the access and ID tokens
+	granted                             []string // of a new refresh token: those of the grant (RFC 6749 §6); nil = scopes
+	parent                              string   // lineage parent: the code or the refresh token
+	family                              string   // lineage root of the refresh family: the code
 }
 
 // RefreshTokenPrefix starts every refresh token deputy issues, so endpoints that take
@@ -95,10 +96,14 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 	}}
 
 	if c.HasGrant(oauth.GrantRefreshToken) && u.Refresh != nil {
+		granted := g.granted
+		if granted == nil {
+			granted = g.scopes
+		}
 		value, hash := opaque(RefreshTokenPrefix)
 		rt := store.RefreshToken{
 			Hash: hash, ID: token.NewID(), FamilyID: g.family, ClientID: c.ID, SessionID: g.sessionID,
-			Subject: g.subject, Scopes: g.scopes, Audiences: aud, IdP: g.idp, AMR: g.amr, ACR: g.acr,
+			Subject: g.subject, Scopes: granted, Audiences: aud, IdP: g.idp, AMR: g.amr, ACR: g.acr,
 			AuthTime: g.authTime, IssuedAt: now, ExpiresAt: now.Add(u.RefreshTTL),
 		}
 		if err := u.Refresh.InsertRefreshToken(ctx, rt); err != nil {
@@ -106,7 +111,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 		}
 		out.Response.RefreshToken = value
 		out.Events = append(out.Events, &store.AuditEvent{
-			Type: store.EventTokenIssued, Subject: g.subject, ParentJTI: g.parent, Scopes: g.scopes,
+			Type: store.EventTokenIssued, Subject: g.subject, ParentJTI: g.parent, Scopes: granted,
 			Audiences: aud, TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token",
 		})
 	}
