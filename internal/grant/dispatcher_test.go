@@ -374,8 +374,8 @@ type revokingVerifier struct {
 	f *fixture
 }
 
-func (r revokingVerifier) Verify(role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
-	p, err := subject.NewVerifier(r.f.tokens).Verify(role, raw, typ, now)
+func (r revokingVerifier) Verify(ctx context.Context, role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
+	p, err := subject.NewVerifier(r.f.tokens).Verify(ctx, role, raw, typ, now)
 	if err == nil && role == "subject" {
 		revoke(r.t, r.f, p.JTI)
 	}

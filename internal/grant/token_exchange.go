@@ -14,7 +14,7 @@ import (
 
 // SubjectVerifier verifies a presented subject or actor token (internal/subject).
 type SubjectVerifier interface {
-	Verify(role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error)
+	Verify(ctx context.Context, role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error)
 }
 
 // Decider applies the exchange rules (internal/exchange).
@@ -107,7 +107,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		return nil, err
 	}
 	now := req.Now
-	subj, err := g.Subjects.Verify("subject", p.subjectToken, p.subjectType, now)
+	subj, err := g.Subjects.Verify(ctx, "subject", p.subjectToken, p.subjectType, now)
 	ev.Subject, ev.ParentJTI = subj.Subject, subj.JTI
 	if subj.Issuer != "self" {
 		ev.SubjectIssuer = subj.IssuerURL
@@ -120,7 +120,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		Scopes: p.scopes, RequestedType: p.requested,
 	}
 	if p.actorToken != "" {
-		act, err := g.Subjects.Verify("actor", p.actorToken, p.actorType, now)
+		act, err := g.Subjects.Verify(ctx, "actor", p.actorToken, p.actorType, now)
 		if err != nil {
 			return nil, err
 		}

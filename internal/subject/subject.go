@@ -1,9 +1,16 @@
 package subject
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/store"
 
 	"github.com/deputy-auth/deputy/internal/exchange"
 	"github.com/deputy-auth/deputy/internal/token"
@@ -13,24 +20,96 @@ import (
 // Self is the issuer name of deputy's own tokens in policies (subject_issuers).
 const Self = "self"
 
-// Verifier turns a presented token into a Principal.
+// Verifier turns a presented token into a Principal, whatever its source:
+// deputy's own tokens, trusted issuers' JWTs (trusted.go) and SAML 2.0 assertions
+// of configured IdPs (saml2.go). Safe for concurrent use.
 type Verifier struct {
-	tokens *token.Service
+	tokens  *token.Service
+	trusted map[string]*trustedIssuer // by issuer URL
+	saml    []*samlIdP
 }
 
-// NewVerifier returns a Verifier of deputy's own tokens.
-func NewVerifier(tokens *token.Service) *Verifier { return &Verifier{tokens: tokens} }
+// Options name the sources beyond deputy itself.
+type Options struct {
+	TrustedIssuers []config.TrustedIssuer
+	SAMLIdPs       []config.SAMLIdP
+	// Nonces remembers SAML assertion IDs until they expire, so none is used twice
+	// on any node.
+	Nonces store.Nonces
+}
+
+// NewVerifier returns a Verifier of deputy's own tokens only.
+func NewVerifier(tokens *token.Service) *Verifier {
+	return &Verifier{tokens: tokens, trusted: map[string]*trustedIssuer{}}
+}
+
+// New returns a Verifier of deputy's own tokens and of the configured sources.
+func New(ctx context.Context, tokens *token.Service, opts Options) (*Verifier, error) {
+	v := NewVerifier(tokens)
+	for i, c := range opts.TrustedIssuers {
+		ti, err := newTrustedIssuer(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_issuers[%d] (%s): %w", i, c.Name, err)
+		}
+		v.trusted[c.Issuer] = ti
+	}
+	for i, c := range opts.SAMLIdPs {
+		idp, err := newSAMLIdP(c, opts.Nonces)
+		if err != nil {
+			return nil, fmt.Errorf("saml_idps[%d] (%s): %w", i, c.Name, err)
+		}
+		v.saml = append(v.saml, idp)
+	}
+	return v, nil
+}
 
 // Verify checks raw as a token of declared type typ and returns its principal. role
 // ("subject" or "actor") names the token in errors. Every failure is invalid_request
 // (RFC 8693 §2.2.2) with the precise reason as its cause.
-func (v *Verifier) Verify(role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
-	types := token.TypesFor(typ)
-	if types == nil {
-		return exchange.Principal{}, oauth.InvalidRequest(
-			fmt.Sprintf("%s_token_type %s is not accepted", role, typ),
-			fmt.Errorf("no verifier for %s tokens of type %s", role, typ))
+func (v *Verifier) Verify(ctx context.Context, role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
+	switch typ {
+	case oauth.TokenTypeSAML2:
+		return v.verifySAML(ctx, role, raw, now)
+	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken:
+		if iss := UnverifiedIssuer(raw); iss != "" && iss != v.tokens.Issuer() {
+			return v.verifyTrusted(ctx, role, raw, typ, iss, now)
+		}
+		if typ == oauth.TokenTypeIDToken {
+			return v.verifyOwnIDToken(role, raw, now)
+		}
+		return v.verifyOwn(role, raw, typ, now)
 	}
+	return exchange.Principal{}, oauth.InvalidRequest(
+		fmt.Sprintf("%s_token_type %s is not accepted", role, typ),
+		fmt.Errorf("no verifier for %s tokens of type %s", role, typ))
+}
+
+// UnverifiedIssuer reads the iss claim of a compact JWT WITHOUT verifying anything,
+// only to choose which issuer's keys and rules verify it; "" if unreadable.
+func UnverifiedIssuer(raw string) string {
+	if len(raw) > 64<<10 {
+		return ""
+	}
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	return c.Iss
+}
+
+// verifyOwn checks an access token or JWT deputy issued.
+func (v *Verifier) verifyOwn(role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
+	types := token.TypesFor(typ)
 	vt, err := v.tokens.Verify(raw, types, now)
 	if err != nil {
 		var p exchange.Principal

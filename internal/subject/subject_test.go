@@ -55,7 +55,7 @@ func TestVerify(t *testing.T) {
 	expired := mint(oauth.JWTTypeAccessToken, func(c *token.Claims) { c.Expiry = now.Add(-time.Second).Unix() })
 
 	t.Run("ok/access-token-normalised", func(t *testing.T) {
-		p, err := v.Verify("subject", at, oauth.TokenTypeAccessToken, now)
+		p, err := v.Verify(ctx, "subject", at, oauth.TokenTypeAccessToken, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestVerify(t *testing.T) {
 		}
 	})
 	t.Run("ok/jwt-declared-jwt", func(t *testing.T) {
-		if _, err := v.Verify("subject", plain, oauth.TokenTypeJWT, now); err != nil {
+		if _, err := v.Verify(ctx, "subject", plain, oauth.TokenTypeJWT, now); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -85,7 +85,7 @@ func TestVerify(t *testing.T) {
 		{"fail/garbage", "x.y.z", oauth.TokenTypeAccessToken, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := v.Verify("actor", tc.raw, tc.typ, now)
+			p, err := v.Verify(ctx, "actor", tc.raw, tc.typ, now)
 			var oe *oauth.Error
 			if !errors.As(err, &oe) || oe.Code != oauth.CodeInvalidRequest {
 				t.Fatalf("err %v, want invalid_request", err)
