@@ -150,19 +150,27 @@ func (wb *web) refuse(w http.ResponseWriter, r *http.Request, clientID string, e
 	return wb.render(w, status, "message.html", page{Title: "Request refused", Error: oe.Description})
 }
 
-// authorize serves the authorization endpoint (GET, or POST per OIDC Core §3.1.2.1).
-func (wb *web) authorize(w http.ResponseWriter, r *http.Request) error {
-	var params url.Values
+// params are the parameters of a request that may come as a GET query or a POSTed
+// form (authorization and end-session endpoints).
+// When ok is false the request was answered (with err, if not nil, to render).
+func (wb *web) params(w http.ResponseWriter, r *http.Request) (params url.Values, ok bool, err error) {
 	switch r.Method {
 	case http.MethodGet:
-		params = r.URL.Query()
+		return r.URL.Query(), true, nil
 	case http.MethodPost:
 		if err := wb.readForm(w, r); err != nil {
-			return wb.refuse(w, r, "", err)
+			return nil, false, wb.refuse(w, r, "", err)
 		}
-		params = r.PostForm
-	default:
-		return &methodError{allow: "GET, POST"}
+		return r.PostForm, true, nil
+	}
+	return nil, false, &methodError{allow: "GET, POST"}
+}
+
+// authorize serves the authorization endpoint (GET, or POST per OIDC Core §3.1.2.1).
+func (wb *web) authorize(w http.ResponseWriter, r *http.Request) error {
+	params, ok, err := wb.params(w, r)
+	if !ok {
+		return err
 	}
 	areq, err := authorize.Parse(params, wb.s.cfg.Clients)
 	if err != nil {
@@ -399,17 +407,9 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 // revokes everything issued in it. Without a valid id_token_hint for the same
 // session, the user confirms with a form (so a cross-site link cannot sign anyone out).
 func (wb *web) endSession(w http.ResponseWriter, r *http.Request) error {
-	var params url.Values
-	switch r.Method {
-	case http.MethodGet:
-		params = r.URL.Query()
-	case http.MethodPost:
-		if err := wb.readForm(w, r); err != nil {
-			return wb.refuse(w, r, "", err)
-		}
-		params = r.PostForm
-	default:
-		return &methodError{allow: "GET, POST"}
+	params, ok, err := wb.params(w, r)
+	if !ok {
+		return err
 	}
 	clientID := params.Get("client_id")
 	hintOK := false
