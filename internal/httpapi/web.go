@@ -45,7 +45,7 @@ var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 // web serves sign-in, consent, userinfo and logout.
 type web struct {
 	s        *Server
-	consents sync.Map // session id + "\x00" + client id → []string approved scopes
+	consents consentMemory
 }
 
 type hidden struct{ Name, Value string }
@@ -234,17 +234,79 @@ func (wb *web) consentPage(w http.ResponseWriter, r *http.Request, sess store.Se
 }
 
 func (wb *web) approved(sid string, areq *authorize.Request) bool {
-	v, ok := wb.consents.Load(sid + "\x00" + areq.Client.ID)
-	if !ok {
-		return false
-	}
-	granted := v.([]string)
+	granted := wb.consents.get(sid, areq.Client.ID, wb.s.cfg.Now())
 	for _, s := range areq.Scopes {
 		if !slices.Contains(granted, s) {
 			return false
 		}
 	}
-	return true
+	return granted != nil
+}
+
+// consentMemory remembers, per session and client, the scopes the user approved,
+// until the session ends or expires. It is per node (a second node asks again) and
+// bounded: past maxConsents entries, expired ones are swept.
+type consentMemory struct {
+	mu sync.Mutex
+	m  map[string]consent
+}
+
+type consent struct {
+	scopes []string
+	exp    time.Time
+}
+
+const maxConsents = 100_000
+
+func (c *consentMemory) get(sid, clientID string, now time.Time) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[sid+"\x00"+clientID]
+	if !ok || !now.Before(v.exp) {
+		return nil
+	}
+	return v.scopes
+}
+
+func (c *consentMemory) add(sid, clientID string, scopes []string, exp, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]consent{}
+	}
+	if len(c.m) >= maxConsents {
+		for k, v := range c.m {
+			if !now.Before(v.exp) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxConsents {
+			clear(c.m) // still full: forget all; users are asked again
+		}
+	}
+	key := sid + "\x00" + clientID
+	v := c.m[key]
+	v.scopes = slices.Clone(v.scopes)
+	for _, s := range scopes {
+		if !slices.Contains(v.scopes, s) {
+			v.scopes = append(v.scopes, s)
+		}
+	}
+	if v.scopes == nil {
+		v.scopes = []string{}
+	}
+	v.exp = exp
+	c.m[key] = v
+}
+
+func (c *consentMemory) forget(sid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if strings.HasPrefix(k, sid+"\x00") {
+			delete(c.m, k)
+		}
+	}
 }
 
 // consent receives the consent form.
@@ -273,18 +335,7 @@ func (wb *web) consent(w http.ResponseWriter, r *http.Request) error {
 	if decision != "allow" {
 		return wb.refuse(w, r, areq.Client.ID, redirectErr(areq, oauth.CodeAccessDenied, "the user denied access"))
 	}
-	key := sess.ID + "\x00" + areq.Client.ID
-	if v, ok := wb.consents.Load(key); ok {
-		areqScopes := slices.Clone(v.([]string))
-		for _, s := range areq.Scopes {
-			if !slices.Contains(areqScopes, s) {
-				areqScopes = append(areqScopes, s)
-			}
-		}
-		wb.consents.Store(key, areqScopes)
-	} else {
-		wb.consents.Store(key, slices.Clone(areq.Scopes))
-	}
+	wb.consents.add(sess.ID, areq.Client.ID, areq.Scopes, sess.ExpiresAt, wb.s.cfg.Now())
 	return wb.issue(w, r, sess, areq)
 }
 
@@ -447,12 +498,7 @@ func (wb *web) endSession(w http.ResponseWriter, r *http.Request) error {
 		if err := wb.s.cfg.SignIn.SignOut(r.Context(), sess, wb.meta(r, clientID)); err != nil {
 			return oauth.TemporarilyUnavailable("cannot sign out now", err)
 		}
-		wb.consents.Range(func(k, _ any) bool {
-			if strings.HasPrefix(k.(string), sess.ID+"\x00") {
-				wb.consents.Delete(k)
-			}
-			return true
-		})
+		wb.consents.forget(sess.ID)
 	}
 	wb.setCookie(w, sessionCookie, "", -time.Second)
 	if redirect != "" {
