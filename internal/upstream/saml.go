@@ -8,7 +8,6 @@ package upstream
 // signature itself, it only decides what a verified response must say.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -16,11 +15,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -32,6 +28,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/samlx"
 )
 
 // Limits of SAML sign-in.
@@ -122,7 +119,7 @@ func newSAML(cfg config.UpstreamIdP, issuer string) (Provider, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.certificate_file: %w", where, err)
 		}
-		if certs, err = samlPEMCertificates(b); err != nil {
+		if certs, err = samlx.PEMCertificates(b); err != nil {
 			return nil, fmt.Errorf("%s.certificate_file %s: %w", where, cfg.CertificateFile, err)
 		}
 	case cfg.MetadataFile != "":
@@ -130,7 +127,7 @@ func newSAML(cfg config.UpstreamIdP, issuer string) (Provider, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.metadata_file: %w", where, err)
 		}
-		if p.ssoURL, certs, err = samlIdPMetadata(b, cfg.Issuer); err != nil {
+		if p.ssoURL, certs, err = samlx.IdPMetadata(b, cfg.Issuer); err != nil {
 			return nil, fmt.Errorf("%s.metadata_file %s: %w", where, cfg.MetadataFile, err)
 		}
 	default:
@@ -144,82 +141,6 @@ func newSAML(cfg config.UpstreamIdP, issuer string) (Provider, error) {
 	}
 	p.certs = &dsig.MemoryX509CertificateStore{Roots: certs}
 	return p, nil
-}
-
-// samlPEMCertificates reads the IdP's signing certificates from PEM; anything
-// but CERTIFICATE blocks is refused (a private key has no business here).
-func samlPEMCertificates(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("a %s block: give only the IdP's certificate", blk.Type)
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE found")
-	}
-	return certs, nil
-}
-
-// samlIdPMetadata reads an IdP's EntityDescriptor (SAML Metadata §2.3.2): the
-// HTTP-Redirect SSO endpoint and the signing certificates. The file is trusted
-// as the operator's configuration; its own signature, if any, is not checked.
-func samlIdPMetadata(b []byte, entityID string) (string, []*x509.Certificate, error) {
-	if len(b) > samlMaxResponseBytes {
-		return "", nil, fmt.Errorf("larger than %d bytes", samlMaxResponseBytes)
-	}
-	if err := samlCheckXML(b); err != nil {
-		return "", nil, err
-	}
-	var md types.EntityDescriptor
-	if err := xml.Unmarshal(b, &md); err != nil {
-		return "", nil, fmt.Errorf("not a SAML EntityDescriptor: %w", err)
-	}
-	if md.EntityID != entityID {
-		return "", nil, fmt.Errorf("entityID %q is not the configured issuer %q", md.EntityID, entityID)
-	}
-	idp := md.IDPSSODescriptor
-	if idp == nil {
-		return "", nil, errors.New("no IDPSSODescriptor")
-	}
-	var sso string
-	for _, s := range idp.SingleSignOnServices {
-		if s.Binding == saml2.BindingHttpRedirect {
-			sso = s.Location
-			break
-		}
-	}
-	var certs []*x509.Certificate
-	for _, kd := range idp.KeyDescriptors {
-		if kd.Use != "" && kd.Use != "signing" {
-			continue
-		}
-		for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
-			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(xc.Data), ""))
-			if err != nil {
-				return "", nil, fmt.Errorf("X509Certificate: %w", err)
-			}
-			c, err := x509.ParseCertificate(der)
-			if err != nil {
-				return "", nil, fmt.Errorf("X509Certificate: %w", err)
-			}
-			certs = append(certs, c)
-		}
-	}
-	if len(certs) == 0 {
-		return "", nil, errors.New("no signing certificate in the IDPSSODescriptor")
-	}
-	return sso, certs, nil
 }
 
 func (p *samlProvider) Name() string { return p.name }
@@ -330,7 +251,7 @@ func (p *samlProvider) Complete(_ context.Context, callbackURL string, params ur
 }
 
 // samlDecode undoes the HTTP-POST binding's base64, within the size limit, and
-// refuses a document that is not plain well-formed XML (samlCheckXML).
+// refuses a document that is not plain well-formed XML (samlx.CheckXML).
 func samlDecode(enc string) ([]byte, error) {
 	if len(enc) > 2*base64.StdEncoding.EncodedLen(samlMaxResponseBytes) {
 		return nil, fmt.Errorf("SAMLResponse larger than %d bytes", samlMaxResponseBytes)
@@ -351,74 +272,10 @@ func samlDecode(enc string) ([]byte, error) {
 	if len(raw) > samlMaxResponseBytes {
 		return nil, fmt.Errorf("SAMLResponse larger than %d bytes", samlMaxResponseBytes)
 	}
-	if err := samlCheckXML(raw); err != nil {
+	if _, err := samlx.CheckXML(raw); err != nil {
 		return nil, err
 	}
 	return raw, nil
-}
-
-// Signature and digest algorithms accepted in a response: SHA-1 is refused.
-func samlAlgorithmAllowed(element, alg string) bool {
-	switch element {
-	case "SignatureMethod":
-		switch alg {
-		case dsig.RSASHA256SignatureMethod, dsig.RSASHA384SignatureMethod, dsig.RSASHA512SignatureMethod,
-			dsig.ECDSASHA256SignatureMethod, dsig.ECDSASHA384SignatureMethod, dsig.ECDSASHA512SignatureMethod:
-			return true
-		}
-	case "DigestMethod":
-		switch alg {
-		case "http://www.w3.org/2001/04/xmlenc#sha256", "http://www.w3.org/2001/04/xmldsig-more#sha384",
-			"http://www.w3.org/2001/04/xmlenc#sha512":
-			return true
-		}
-	}
-	return false
-}
-
-// samlCheckXML reads the whole document once before the library does: it must
-// be well-formed UTF-8 XML with one root element, without a DOCTYPE or any
-// other <!…> declaration (no DTD, no entities), and every XML-DSig
-// SignatureMethod and DigestMethod in it must be on the allow-list.
-func samlCheckXML(b []byte) error {
-	d := xml.NewDecoder(bytes.NewReader(b))
-	d.Strict = true
-	depth, roots := 0, 0
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("malformed XML: %w", err)
-		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return errors.New("a DOCTYPE or other <!…> declaration is not allowed")
-		case xml.StartElement:
-			if depth == 0 {
-				roots++
-			}
-			depth++
-			if t.Name.Space == dsig.Namespace && (t.Name.Local == "SignatureMethod" || t.Name.Local == "DigestMethod") {
-				alg := ""
-				for _, at := range t.Attr {
-					if at.Name.Space == "" && at.Name.Local == "Algorithm" {
-						alg = at.Value
-					}
-				}
-				if !samlAlgorithmAllowed(t.Name.Local, alg) {
-					return fmt.Errorf("%s %q is not allowed", t.Name.Local, alg)
-				}
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
-	if roots != 1 {
-		return fmt.Errorf("want one root element, got %d", roots)
-	}
-	return nil
 }
 
 // check applies deputy's rules to a response whose signatures the library has
@@ -547,7 +404,7 @@ func (p *samlProvider) identity(a *types.Assertion) (Identity, error) {
 		}
 	}
 	subject = strings.TrimSpace(subject)
-	if subject == "" || len(subject) > samlMaxSubjectBytes || strings.ContainsFunc(subject, samlControl) {
+	if subject == "" || len(subject) > samlMaxSubjectBytes || strings.ContainsFunc(subject, samlx.Control) {
 		return Identity{}, samlRefused("the subject %q is empty, too long or has control characters", subject)
 	}
 	ident := Identity{Subject: p.prefix + subject, IdP: p.name, Claims: map[string]string{}}
@@ -557,20 +414,18 @@ func (p *samlProvider) identity(a *types.Assertion) (Identity, error) {
 	ident.AMR = []string{samlAMR(ident.ACR)}
 	if a.AttributeStatement != nil {
 		for _, at := range a.AttributeStatement.Attributes {
-			claim := samlClaim(at)
+			claim := samlx.Claim(at.Name, at.FriendlyName)
 			if claim == "" || len(at.Values) == 0 || ident.Claims[claim] != "" {
 				continue
 			}
 			v := strings.TrimSpace(at.Values[0].Value)
-			if v != "" && len(v) <= samlMaxClaimBytes && !strings.ContainsFunc(v, samlControl) {
+			if v != "" && len(v) <= samlMaxClaimBytes && !strings.ContainsFunc(v, samlx.Control) {
 				ident.Claims[claim] = v
 			}
 		}
 	}
 	return ident, nil
 }
-
-func samlControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // samlAMR maps an AuthnContextClassRef (SAML Authn Context §3.4) to an RFC 8176
 // method; "ext" when it says nothing deputy can name.
@@ -590,32 +445,6 @@ func samlAMR(classRef string) string {
 		return "mfa"
 	}
 	return "ext"
-}
-
-// samlClaim is the identity claim an attribute releases, by its Name or
-// FriendlyName in the common vocabularies (plain names, LDAP/eduPerson OIDs,
-// the WS-Federation claim URIs Entra and AD FS use); "" for any other.
-func samlClaim(at types.Attribute) string {
-	for _, n := range []string{at.Name, at.FriendlyName} {
-		switch n {
-		case "email", "mail", "emailAddress", "urn:oid:0.9.2342.19200300.100.1.3",
-			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress":
-			return "email"
-		case "name", "displayName", "urn:oid:2.16.840.1.113730.3.1.241",
-			"http://schemas.microsoft.com/identity/claims/displayname":
-			return "name"
-		case "given_name", "givenName", "urn:oid:2.5.4.42",
-			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname":
-			return "given_name"
-		case "family_name", "sn", "surname", "urn:oid:2.5.4.4",
-			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname":
-			return "family_name"
-		case "preferred_username", "uid", "urn:oid:0.9.2342.19200300.100.1.1",
-			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name":
-			return "preferred_username"
-		}
-	}
-	return ""
 }
 
 // samlSeen remembers accepted assertion IDs until they expire. Safe for
