@@ -117,6 +117,14 @@ type TrustedIssuer struct {
 	Audiences    []string `yaml:"audiences"`
 	SubjectClaim string   `yaml:"subject_claim"`
 	Algorithms   []string `yaml:"algorithms"`
+	// Claims maps claims of the issuer's tokens into the tokens deputy issues from
+	// them: {deputy_claim: their_claim}, e.g. {tid: tid, email: preferred_username}.
+	Claims map[string]string `yaml:"claims"`
+	// RequiredClaims must be present with these values (a string claim equal to it, or
+	// an array of strings holding it), e.g. {tid: <tenant id>, azp: <client id>}.
+	RequiredClaims map[string]string `yaml:"required_claims"`
+	// Skew is the clock skew tolerated on exp, nbf and iat; default 60s, at most 5m.
+	Skew Duration `yaml:"skew"`
 }
 
 // SAMLIdP is a SAML 2.0 identity provider whose assertions may be exchanged.
@@ -217,6 +225,10 @@ const (
 	// algorithm every common OIDC provider signs with. The list is an allow-list:
 	// nothing else is accepted from that issuer.
 	DefaultTrustedIssuerAlgorithm = "RS256"
+	// DefaultTrustedIssuerSkew is trusted_issuers[].skew's default.
+	DefaultTrustedIssuerSkew = 60 * time.Second
+	// MaxTrustedIssuerSkew bounds trusted_issuers[].skew.
+	MaxTrustedIssuerSkew = 5 * time.Minute
 )
 
 // Other defaults, which depend on other keys:

@@ -473,6 +473,10 @@ func TestValidate(t *testing.T) {
 		{"fail/trusted-issuer-audiences", func(c *Config) { c.TrustedIssuers[0].Audiences = nil }, "trusted_issuers[0].audiences", "must list at least one audience"},
 		{"fail/trusted-issuer-audience-empty", func(c *Config) { c.TrustedIssuers[0].Audiences = []string{""} }, "trusted_issuers[0].audiences[0]", "must not be empty"},
 		{"fail/trusted-issuer-subject-claim", func(c *Config) { c.TrustedIssuers[0].SubjectClaim = "" }, "trusted_issuers[0].subject_claim", "must not be empty"},
+		{"fail/trusted-issuer-skew", func(c *Config) { c.TrustedIssuers[0].Skew = Duration(10 * time.Minute) }, "trusted_issuers[0].skew", "10m0s is not between 0s and 5m0s"},
+		{"fail/trusted-issuer-claims-reserved", func(c *Config) { c.TrustedIssuers[0].Claims = map[string]string{"sub": "email"} }, "trusted_issuers[0].claims.sub", `"sub" is set by deputy itself`},
+		{"fail/trusted-issuer-claims-empty", func(c *Config) { c.TrustedIssuers[0].Claims = map[string]string{"email": ""} }, "trusted_issuers[0].claims.email", "must name a claim"},
+		{"fail/trusted-issuer-required-claim-empty", func(c *Config) { c.TrustedIssuers[0].RequiredClaims = map[string]string{"tid": ""} }, "trusted_issuers[0].required_claims.tid", "must be the value"},
 		{"fail/trusted-issuer-algorithm", func(c *Config) { c.TrustedIssuers[0].Algorithms = []string{"HS256"} }, "trusted_issuers[0].algorithms[0]", `"HS256" is not one of RS256`},
 
 		{"fail/saml-name-self", func(c *Config) { c.SAMLIdPs[0].Name = "self" }, "saml_idps[0].name", `"self" is reserved`},
@@ -827,7 +831,7 @@ saml_idps:
 	if p := c.Exchange.Policies[1]; p.Name != "second" || p.MaxChain != 4 {
 		t.Errorf("exchange.policies[1] = %+v", p)
 	}
-	if ti := c.TrustedIssuers[0]; ti.SubjectClaim != "sub" || !slices.Equal(ti.Algorithms, []string{"RS256"}) {
+	if ti := c.TrustedIssuers[0]; ti.SubjectClaim != "sub" || !slices.Equal(ti.Algorithms, []string{"RS256"}) || ti.Skew.D() != time.Minute {
 		t.Errorf("trusted_issuers[0] = %+v", ti)
 	}
 	if got := c.SAMLIdPs[0].Audience; got != c.Issuer {

@@ -38,6 +38,7 @@ import (
 //	exchange.policies[].requested_token_types [access_token]
 //	trusted_issuers[].subject_claim        sub
 //	trusted_issuers[].algorithms           [RS256]
+//	trusted_issuers[].skew                 60s
 //	saml_idps[].audience                   the issuer
 //	upstream_idps[].subject_claim          sub (oidc); the NameID when empty (saml)
 //	upstream_idps[].scopes                 [openid, profile, email] (oidc)
@@ -130,6 +131,9 @@ func (c *Config) SetDefaults() {
 		}
 		if len(t.Algorithms) == 0 {
 			t.Algorithms = []string{DefaultTrustedIssuerAlgorithm}
+		}
+		if t.Skew == 0 {
+			t.Skew = Duration(DefaultTrustedIssuerSkew)
 		}
 	}
 	for i := range c.SAMLIdPs {

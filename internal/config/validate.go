@@ -39,6 +39,14 @@ var (
 	reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "may_act", "client_id", "scope", "cnf", "auth_time", "azp", "nonce", "at_hash", "c_hash", "sid", "acr", "amr"}
 )
 
+// mappedClaimReserved are the claims of issued tokens that trusted_issuers[].claims
+// may not set.
+var mappedClaimReserved = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
+	"client_id": true, "scope": true, "act": true, "may_act": true, "cnf": true, "azp": true,
+	"nonce": true, "at_hash": true, "sid": true, "": true,
+}
+
 const (
 	maxAccessTokenTTL = 24 * time.Hour
 	maxMaxChain       = 32
@@ -266,6 +274,20 @@ func (c *Config) issuerChecks() []check {
 		checks = append(checks, listChecks(p+".algorithms", t.Algorithms, func(path, a string) []check {
 			return []check{oneOf(path, a, issuerAlgorithms)}
 		})...)
+		checks = append(checks, []check{
+			{t.Skew.D() < 0 || t.Skew.D() > MaxTrustedIssuerSkew, p + ".skew", fmt.Sprintf("%v is not between 0s and %v", t.Skew.D(), MaxTrustedIssuerSkew)},
+		}...)
+		for _, k := range slices.Sorted(maps.Keys(t.Claims)) {
+			path := p + ".claims." + k
+			checks = append(checks, []check{
+				{mappedClaimReserved[k], path, fmt.Sprintf("%q is set by deputy itself and cannot be mapped", k)},
+				{t.Claims[k] == "", path, "must name a claim of the issuer's tokens"},
+			}...)
+		}
+		for _, k := range slices.Sorted(maps.Keys(t.RequiredClaims)) {
+			path := p + ".required_claims." + k
+			checks = append(checks, check{t.RequiredClaims[k] == "", path, "must be the value the claim must have"})
+		}
 	}
 	entities := map[string]int{}
 	for i, s := range c.SAMLIdPs {
