@@ -3,6 +3,9 @@ package subject_test
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -36,13 +39,22 @@ const (
 
 // testSAMLKey is a signing key with its self-signed certificate.
 type testSAMLKey struct {
-	key  *rsa.PrivateKey
+	key  crypto.Signer
 	cert []byte // DER
 }
 
-func newTestSAMLKey(t testing.TB) testSAMLKey {
+// newTestSAMLKey makes an RSA key, or with ec an ECDSA P-256 one (quick to make
+// under the fuzzer's coverage instrumentation, where RSA key generation takes many
+// seconds).
+func newTestSAMLKey(t testing.TB, ec bool) testSAMLKey {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	var key crypto.Signer
+	var err error
+	if ec {
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	} else {
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +62,7 @@ func newTestSAMLKey(t testing.TB) testSAMLKey {
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test IdP"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +151,7 @@ type samlFixture struct {
 	idp testSAMLKey
 }
 
-func newSAMLFixture(t testing.TB) *samlFixture {
+func newSAMLFixture(t testing.TB, ec bool) *samlFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -155,7 +167,7 @@ func newSAMLFixture(t testing.TB) *samlFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp := newTestSAMLKey(t)
+	idp := newTestSAMLKey(t, ec)
 	pemFile := filepath.Join(dir, "idp.pem")
 	if err := os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.cert}), 0o600); err != nil {
 		t.Fatal(err)
@@ -173,7 +185,7 @@ func newSAMLFixture(t testing.TB) *samlFixture {
 
 func TestVerifySAML(t *testing.T) {
 	ctx := context.Background()
-	f := newSAMLFixture(t)
+	f := newSAMLFixture(t, false)
 	now := time.Now()
 	signed := func(mod func(s *assertionSpec)) []byte {
 		s := defaultSpec(now)
@@ -182,7 +194,7 @@ func TestVerifySAML(t *testing.T) {
 		}
 		return serialize(t, f.idp.sign(t, s.xml(), "", true))
 	}
-	attacker := newTestSAMLKey(t)
+	attacker := newTestSAMLKey(t, false)
 
 	t.Run("ok/signed-assertion", func(t *testing.T) {
 		s := defaultSpec(now)
@@ -286,7 +298,7 @@ func TestVerifySAML(t *testing.T) {
 // the SAML verifier: it must never panic, and never accept anything but the
 // signed assertion unchanged.
 func FuzzSAMLAssertion(f *testing.F) {
-	fx := newSAMLFixture(f)
+	fx := newSAMLFixture(f, true)
 	now := time.Now()
 	good := serialize(f, fx.idp.sign(f, defaultSpec(now).xml(), "", true))
 	f.Add(good)
