@@ -1,22 +1,108 @@
 package subject
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/exchange"
+	"github.com/deputy-auth/deputy/internal/jwks"
+	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
-// trustedIssuer verifies the JWTs of one configured external issuer.
-type trustedIssuer struct {
-	cfg config.TrustedIssuer
+// maxTrustedTokenBytes bounds a trusted issuer's token (Entra tokens with many
+// groups run to a few kilobytes).
+const maxTrustedTokenBytes = 64 << 10
+
+// maxActDepth bounds the act chain a trusted issuer may assert.
+const maxActDepth = 32
+
+// keySource finds an issuer's public key by kid at a time (jwks.Keys from a file,
+// jwks.Remote over HTTP). Safe for concurrent use.
+type keySource interface {
+	Lookup(ctx context.Context, kid string, now time.Time) (jwks.Key, error)
 }
 
-func newTrustedIssuer(ctx context.Context, cfg config.TrustedIssuer) (*trustedIssuer, error) {
-	return nil, fmt.Errorf("tokens of trusted issuers are not accepted by this build yet")
+// trustedIssuer verifies the JWTs of one configured external issuer (design §3
+// trusted_issuers, §5 subject binding).
+//
+// What a token says about where its key is — the jku, x5u and jwk headers — is
+// never followed or trusted: a token carrying jku, x5u or jwk is refused outright,
+// since such a header is either redundant (the key is in the configured JWKS) or an
+// attempt to choose the key that verifies it. x5c is ignored (go-jose parses it,
+// nothing here reads it): keys come from the configured JWKS only.
+type trustedIssuer struct {
+	cfg  config.TrustedIssuer
+	algs []jose.SignatureAlgorithm
+	keys keySource
+	skew time.Duration
+}
+
+// trustedAlgorithms are the asymmetric signature algorithms a trusted issuer may be
+// configured with; none and HS* are never among them (RFC 8725 §3.1, §3.2).
+var trustedAlgorithms = map[string]jose.SignatureAlgorithm{
+	"RS256": jose.RS256, "RS384": jose.RS384, "RS512": jose.RS512,
+	"PS256": jose.PS256, "PS384": jose.PS384, "PS512": jose.PS512,
+	"ES256": jose.ES256, "ES384": jose.ES384, "ES512": jose.ES512,
+	"EdDSA": jose.EdDSA,
+}
+
+func newTrustedIssuer(_ context.Context, cfg config.TrustedIssuer) (*trustedIssuer, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("issuer is not set")
+	}
+	if len(cfg.Audiences) == 0 {
+		return nil, errors.New("audiences is empty: tokens must be bound to an audience")
+	}
+	if cfg.SubjectClaim == "" {
+		cfg.SubjectClaim = config.DefaultSubjectClaim
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = []string{config.DefaultTrustedIssuerAlgorithm}
+	}
+	ti := &trustedIssuer{cfg: cfg, skew: cfg.Skew.D()}
+	if ti.skew == 0 {
+		ti.skew = config.DefaultTrustedIssuerSkew
+	}
+	for _, a := range cfg.Algorithms {
+		alg, ok := trustedAlgorithms[a]
+		if !ok {
+			return nil, fmt.Errorf("algorithm %q is not an accepted asymmetric signature algorithm", a)
+		}
+		ti.algs = append(ti.algs, alg)
+	}
+	switch {
+	case cfg.JWKSFile != "" && cfg.JWKSURI != "":
+		return nil, errors.New("set either jwks_uri or jwks_file, not both")
+	case cfg.JWKSFile != "":
+		ks, err := jwks.ReadFile(cfg.JWKSFile)
+		if err != nil {
+			return nil, err
+		}
+		ti.keys = ks
+	case cfg.JWKSURI != "":
+		// Fetched on first use, not here: deputy starts while the issuer is down and
+		// refuses its tokens until its keys can be had.
+		ti.keys = jwks.NewRemote(cfg.JWKSURI, jwks.Options{})
+	default:
+		return nil, errors.New("one of jwks_uri or jwks_file must be set")
+	}
+	return ti, nil
 }
 
 // verifyTrusted checks a JWT whose (unverified) issuer is not deputy.
@@ -26,5 +112,279 @@ func (v *Verifier) verifyTrusted(ctx context.Context, role, raw string, typ oaut
 		return exchange.Principal{}, oauth.InvalidRequest(role+"_token is from an issuer this server does not trust",
 			fmt.Errorf("%s token issuer %q is not in trusted_issuers", role, iss))
 	}
-	return exchange.Principal{}, oauth.InvalidRequest(role+"_token is from an issuer this server does not trust", nil)
+	p, err := ti.verify(ctx, raw, typ, now)
+	if err != nil {
+		var r *refusal
+		if !errors.As(err, &r) {
+			r = &refusal{"is invalid", err}
+		}
+		return p, oauth.InvalidRequest(role+"_token "+r.desc,
+			fmt.Errorf("%s token of trusted issuer %s (%s): %w", role, ti.cfg.Name, ti.cfg.Issuer, r.cause))
+	}
+	return p, nil
+}
+
+// refusal is why a trusted issuer's token is refused: the end of the client-facing
+// sentence (after "subject_token ") and the precise cause, for the audit record.
+type refusal struct {
+	desc  string
+	cause error
+}
+
+func (r *refusal) Error() string { return r.cause.Error() }
+func (r *refusal) Unwrap() error { return r.cause }
+
+func refuse(desc string, format string, args ...any) error {
+	return &refusal{desc, fmt.Errorf(format, args...)}
+}
+
+// trustedClaims are the registered claims read from a trusted issuer's token.
+type trustedClaims struct {
+	Issuer   string         `json:"iss"`
+	Audience token.Audience `json:"aud"`
+	Expiry   *json.Number   `json:"exp"`
+	NotBef   *json.Number   `json:"nbf"`
+	IssuedAt *json.Number   `json:"iat"`
+	ID       string         `json:"jti"`
+}
+
+// verify checks raw, declared as typ, at now. On a refusal after the signature was
+// verified the returned principal still names issuer and subject, for the audit.
+func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
+	if len(raw) > maxTrustedTokenBytes {
+		return exchange.Principal{}, refuse("is too large", "%d bytes, at most %d", len(raw), maxTrustedTokenBytes)
+	}
+	if strings.Count(raw, ".") != 2 {
+		return exchange.Principal{}, refuse("is not a signed JWT", "not a compact JWS")
+	}
+	jws, err := jose.ParseSignedCompact(raw, ti.algs)
+	if err != nil {
+		if strings.Contains(err.Error(), "unexpected signature algorithm") {
+			return exchange.Principal{}, refuse("is signed with an algorithm this server does not accept from its issuer",
+				"%v (allowed: %v)", err, ti.cfg.Algorithms)
+		}
+		return exchange.Principal{}, refuse("is not a well-formed signed JWT", "%v", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return exchange.Principal{}, refuse("is not a well-formed signed JWT", "%d signatures", len(jws.Signatures))
+	}
+	h := jws.Signatures[0].Header
+	if err := foreignKeyHeaders(h); err != nil {
+		return exchange.Principal{}, err
+	}
+	if typ == oauth.TokenTypeIDToken {
+		if t, _ := h.ExtraHeaders[jose.HeaderType].(string); strings.EqualFold(t, oauth.JWTTypeAccessToken) {
+			return exchange.Principal{}, refuse("is not of the declared subject_token_type", "typ %q declared as id_token", t)
+		}
+	}
+	key, err := ti.keys.Lookup(ctx, h.KeyID, now)
+	if err != nil {
+		if errors.Is(err, jwks.ErrUnavailable) {
+			return exchange.Principal{}, refuse("cannot be verified: its issuer's keys are unavailable", "%w", err)
+		}
+		return exchange.Principal{}, refuse("is signed by a key its issuer does not publish", "%w", err)
+	}
+	alg := jose.SignatureAlgorithm(h.Algorithm)
+	if err := keyFits(key, alg); err != nil {
+		return exchange.Principal{}, refuse("is signed with an algorithm that does not match its key", "kid %q: %v", h.KeyID, err)
+	}
+	payload, err := jws.Verify(key.Key)
+	if err != nil {
+		return exchange.Principal{}, refuse("signature is invalid", "kid %q, %s: %v", h.KeyID, alg, err)
+	}
+
+	var c trustedClaims
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&c); err != nil {
+		return exchange.Principal{}, refuse("has malformed claims", "%v", err)
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &all); err != nil {
+		return exchange.Principal{}, refuse("has malformed claims", "%v", err)
+	}
+	p := exchange.Principal{TokenType: typ, Issuer: ti.cfg.Name, IssuerURL: c.Issuer, Audiences: c.Audience, JTI: c.ID}
+	if s, ok := stringClaim(all, ti.cfg.SubjectClaim); ok {
+		p.Subject = s // named in the audit record even when refused below
+	}
+	if c.Issuer != ti.cfg.Issuer {
+		return exchange.Principal{}, refuse("is from an issuer this server does not trust", "iss %q, want %q", c.Issuer, ti.cfg.Issuer)
+	}
+	exp, ok := unixTime(c.Expiry)
+	if !ok {
+		return p, refuse("has no valid exp claim", "exp missing or not a number")
+	}
+	p.ExpiresAt = exp
+	if !now.Before(exp.Add(ti.skew)) {
+		return p, refuse("is expired", "exp %s, now %s, skew %v", exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), ti.skew)
+	}
+	if c.NotBef != nil {
+		nbf, ok := unixTime(c.NotBef)
+		if !ok {
+			return p, refuse("has a malformed nbf claim", "nbf not a number")
+		}
+		if now.Add(ti.skew).Before(nbf) {
+			return p, refuse("is not yet valid", "nbf %s, now %s, skew %v", nbf.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), ti.skew)
+		}
+	}
+	if c.IssuedAt != nil {
+		iat, ok := unixTime(c.IssuedAt)
+		if !ok {
+			return p, refuse("has a malformed iat claim", "iat not a number")
+		}
+		if now.Add(ti.skew).Before(iat) {
+			return p, refuse("is not yet valid", "iat %s is in the future (now %s, skew %v)", iat.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), ti.skew)
+		}
+	}
+	if !anyOf(c.Audience, ti.cfg.Audiences) {
+		return p, refuse("is not addressed to this server", "aud %v holds none of %v", []string(c.Audience), ti.cfg.Audiences)
+	}
+	if p.Subject == "" {
+		return p, refuse("has no "+ti.cfg.SubjectClaim+" claim", "subject_claim %q missing, empty or not a string", ti.cfg.SubjectClaim)
+	}
+	for _, k := range slices.Sorted(maps.Keys(ti.cfg.RequiredClaims)) {
+		if !claimHolds(all[k], ti.cfg.RequiredClaims[k]) {
+			return p, refuse("does not have the "+k+" this server requires", "required claim %s is not %q", k, ti.cfg.RequiredClaims[k])
+		}
+	}
+	if rawAct, ok := all["act"]; ok && string(rawAct) != "null" {
+		act, err := parseAct(rawAct, c.Issuer)
+		if err != nil {
+			return p, refuse("has a malformed act claim", "%v", err)
+		}
+		p.Act = act
+	}
+	for _, k := range slices.Sorted(maps.Keys(ti.cfg.Claims)) {
+		v, ok := all[ti.cfg.Claims[k]]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		var x any
+		if err := json.Unmarshal(v, &x); err != nil {
+			return p, refuse("has malformed claims", "claim %s: %v", ti.cfg.Claims[k], err)
+		}
+		if p.Claims == nil {
+			p.Claims = map[string]any{}
+		}
+		p.Claims[k] = x
+	}
+	// Scopes stay nil: a foreign issuer's scopes belong to its own domain (design §5).
+	return p, nil
+}
+
+// foreignKeyHeaders refuses the headers by which a token names its own key or
+// where to fetch one (RFC 7515 §4.1.2–4.1.5), and critical extensions deputy does
+// not implement (§4.1.11).
+func foreignKeyHeaders(h jose.Header) error {
+	if h.JSONWebKey != nil {
+		return refuse("carries its own key (jwk header), which this server never trusts", "jwk header present")
+	}
+	for _, name := range []jose.HeaderKey{"jku", "x5u"} {
+		if _, ok := h.ExtraHeaders[name]; ok {
+			return refuse("names a key location ("+string(name)+" header), which this server never follows", "%s header present", name)
+		}
+	}
+	if _, ok := h.ExtraHeaders["crit"]; ok {
+		return refuse("has critical header extensions this server does not understand", "crit header present")
+	}
+	return nil
+}
+
+// keyFits checks that key may verify alg: the key's own alg, if it names one, is
+// alg, and its type is the one alg needs.
+func keyFits(key jwks.Key, alg jose.SignatureAlgorithm) error {
+	if key.Algorithm != "" && key.Algorithm != string(alg) {
+		return fmt.Errorf("token alg %s, key alg %s", alg, key.Algorithm)
+	}
+	ok := false
+	switch k := key.Key.(type) {
+	case *rsa.PublicKey:
+		ok = strings.HasPrefix(string(alg), "RS") || strings.HasPrefix(string(alg), "PS")
+	case *ecdsa.PublicKey:
+		ok = (alg == jose.ES256 && k.Curve == elliptic.P256()) ||
+			(alg == jose.ES384 && k.Curve == elliptic.P384()) ||
+			(alg == jose.ES512 && k.Curve == elliptic.P521())
+	case ed25519.PublicKey:
+		ok = alg == jose.EdDSA
+	}
+	if !ok {
+		return fmt.Errorf("token alg %s does not fit a %T", alg, key.Key)
+	}
+	return nil
+}
+
+// unixTime reads a NumericDate (RFC 7519 §2), which may have a fraction.
+func unixTime(n *json.Number) (time.Time, bool) {
+	if n == nil {
+		return time.Time{}, false
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || f <= 0 || f > 1<<40 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+func stringClaim(all map[string]json.RawMessage, name string) (string, bool) {
+	var s string
+	if raw, ok := all[name]; !ok || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// claimHolds reports whether a claim is the string want or an array holding it.
+func claimHolds(raw json.RawMessage, want string) bool {
+	if raw == nil {
+		return false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s == want
+	}
+	var l []string
+	if json.Unmarshal(raw, &l) == nil {
+		for _, x := range l {
+			if x == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func anyOf(have, want []string) bool {
+	for _, h := range have {
+		for _, w := range want {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseAct reads an act claim asserted by a trusted issuer (RFC 8693 §4.1) and
+// keeps identity only: sub and iss at each level. An actor without iss is in the
+// asserting issuer's namespace, so iss is set to it.
+func parseAct(raw json.RawMessage, iss string) (*oauth.Actor, error) {
+	var a oauth.Actor
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, err
+	}
+	depth := 0
+	for x := &a; x != nil; x = x.Actor {
+		depth++
+		if depth > maxActDepth {
+			return nil, fmt.Errorf("act nested deeper than %d", maxActDepth)
+		}
+		if x.Subject == "" {
+			return nil, fmt.Errorf("act at depth %d has no sub", depth)
+		}
+		if x.Issuer == "" {
+			x.Issuer = iss
+		}
+	}
+	return &a, nil
 }
