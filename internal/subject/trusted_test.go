@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -61,8 +62,9 @@ var (
 func newExtIssuer(t testing.TB) *extIssuer {
 	t.Helper()
 	extKeysOnce.Do(func() {
-		extKeys.rsa1, _ = rsa.GenerateKey(rand.Reader, 2048)
-		extKeys.rsa2, _ = rsa.GenerateKey(rand.Reader, 2048)
+		// Fixed keys: RSA generation under the fuzzer's coverage instrumentation
+		// takes its workers most of a minute.
+		extKeys.rsa1, extKeys.rsa2 = parseRSA(extRSA1), parseRSA(extRSA2)
 		extKeys.ec, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	})
 	ti := &extIssuer{rsa1: extKeys.rsa1, rsa2: extKeys.rsa2, ec: extKeys.ec}
@@ -541,3 +543,72 @@ func FuzzTrustedJWT(f *testing.F) {
 		}
 	})
 }
+
+func parseRSA(pemText string) *rsa.PrivateKey {
+	b, _ := pem.Decode([]byte(pemText))
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		panic(err)
+	}
+	return k.(*rsa.PrivateKey)
+}
+
+// Test keys of the external issuer (generated for these tests only).
+const (
+	extRSA1 = `-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDIf+k0X2mZO6Wa
+fUucbYx5FLq8CRA6Apj8/N/vt1hjeGyHZsEqWS7+C6QEM1I9XbeOtY/YOMo7mSlZ
+E7xxYGI00nNd8Ki43FeiXpus77Fy+6IyAVWffSWjbBxQywQ4RpU2nuGr/xStmeB6
+ho2iSeDbC5JIotcTZAL2+hrHArPi+PaXcS19LuoJBc4Cmh5gfYniAC15Qg/cJsCX
+gKEunrar2zR9PT9KHbC8iHkuivxcCoCAnWjYR33wFjYewDykS7qd5nPLvJYIm2xC
+z31lwEx9Q4dT328oFxJxqJLLB+ljx3h1Ngjn0isBdIx8ezStVes1Bd0OP0H9PqNZ
+ePWJDKw7AgMBAAECggEATAGRWjVBRsGBycrtuuMceVoOX/HfoN4TOPRzv9/1NeAU
+5E9jsrYURmILTzxVVMYOK59QZFtC7szlC8ubiC9Ni1CsQ1RT4aBF6FuNEEXdMwWJ
+OwOefdNnTUhSg54yf1Lihc49JoKQSC8pFcmkL31qLB962OZCOiuTpCSzufWgU835
+eG3VOdKu2ryvHLOQ4NJUJzsOfmdoANLopzFrCMNDSPVPKS5pLU5XNTeXw/rgWIgh
+mZ5o8dSPwyEs7lHYfDeN3MxX4d/cq2cmShtEhbdF23c+4nnsR+PE1kVIS6juYWbP
+bXRoqVhcj/9edv+X65p5bDls7RkCq23T8OiWi72YYQKBgQDonUygXysStrCwMJZs
+XsGrOU/QDEo3LoaQrhAxxeYWPgr2/kR+PeMa1jOlXHkEM0l+J+4FF9pgCMK1orJI
+WUq+w0HePdZDrN3K/oSt3w9bXQXiK+25CXsd6cVgcgIFA0WoW58nsg0AoBdrqtzU
+f15kwXVTLGzC1IT8M7NQ0mLrrQKBgQDcqBYmPh/HhVKqZd/HZP44KqemfRsP8reK
+xi1aE8pEY4DFsXJSDYL1KEAAq1cLyOC5dNYbftWLdkyJGqu++ldlE/QLP2y++Sas
+1fqducLqwBHZJ4YQnSU+AAOGlgMG7yXEL3o2Q6ZbTSsGIHy2X3w75yZE0Tuk6NVb
+fF0p13h0hwKBgQDQ8LHqf3FeLtFIgWwsTXTiiulA9DkZleXzQRZ0ztDce8A3ma8G
+QiqjaXIcf5KIDlVeRxmKY6GYj2Xt5wUC7YmxDgw1RxAV28mhU7rzvp+5rjXhsRmo
+EncPKHNNLTrZK9Y+4oV0D3+UZziCUohnKz0rfYYYPpg27NPDAeF4oHGQRQKBgQC+
+1EdDj5qgTPcvEqezo+4P2SPgYnXTFxAQ3k8+hbr55ivpzQqXV8QYDVU8vvGq6XEg
+MqEwakJ4ODj8oapCofKPIfB/Ab0kdAk0lGIHoi2mI7HL4diZ6a3Zrt1ducKobo50
+2rKQ13S5pUU+KT5x4qZokAGSpnk0p4BNfIJ9uzEbZQKBgBgKuVLGhmuhMSLT3OFD
+PhcCEuYkPo4syhvRSN/jLUPsiq91oz/hwxHOzSIkCWPgw/bNFoQYCfh18/1BbctC
+/SE5zIE2v71DC191rmMRmb8IiKS6DpotdFrKTc45ebvXbm6D8ZUqBeydkcLt2yay
+NnOP3oAuvfW/Fw+pWC7sj443
+-----END PRIVATE KEY-----`
+	extRSA2 = `-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCcHPxvE23MRUre
+Zvu9MXKNpIg8tXtXEulDXoPsK9pDirSre0u/kQvqpTteMJ1QMVRypLBhWu5zrUsH
+pffAEIXgQuCh3n3qLSaNuVJ5w0w79BuSrgp2C0g5FBVd1wPK9ly6bgemJoMNFkjP
+gZvW9g1OTvD5wbOG+vuhSpmAJ6J1tga1pJ6b9x3OY71VKvDo0MmO8c0kO5PWoGdE
+zi6BNzTy1dnVYozGKDu87PCT/6dtBpiE9qHF6xnqlirqozpnSzJQnSWz7n5Q2tn8
+RmptTlj1Elik0Kh5scxShPmTtumjN0fQBv/4vabWeZaLJVYjxi3A4hfO/xsklIWJ
+Dq/Y4K2VAgMBAAECggEAEvV2NqseX3tez0mkcuKJbeg4X18O3pE+YN8emFTvCdrT
+fCvaFCayUsnEPvkacb276rxTa09WvBekkAY440teZtDYZPAXTJQ1JWsHOCBepr1L
+h/G49YMDP2NQAPh2znRC6KUqKqRsr+8v4nt0CJQTI5p0q3A5tD/QxVLA945YrYC/
+6L+Z3A0vGCvbI27un1nbzUkN8ZAFZVPeze6GM0F4E7j8M8jsxcE/aa9aW7PfKrBN
+KDzcG+jXBTl2N4nVi3ffUFvg7ysp9P2ACdEJGzslcq4vepE2JSfSvLX6xZzaqISt
+oNpmZcF2m37ILRGA6qHrM990DbXZ4k8Ds4XTsvYUoQKBgQDayKqLJgdRUS5ZZpFA
+hiU91eNxVQ0380/q9hx7XW7EPxsnrrZ+9KzU88AUe2BK7/BhbkG+KSUs6jOnteAY
+XRRKdy6Dqj3IbTRbbcuicYZgdrwNb2x1ZJ6qxBAlMNsgy+BkeIk4au5B2/iTEPtj
+8mSVCncS0Ot4bdHwUHBLPTIYyQKBgQC2qzcrb0b1+GbJHQMPKobnta7zSS74ritl
+L+8ZJD5xPiHyjW9G0x8t8+XOZGU+XUK8fbrkjXbd6gPF2gYIfcTz3x6AOygaNNoV
++nyd97hhjKmIAhD3VyRwcI1bGwvk+TK65LnrceVBPqYT+4qJnuArpfXxG/46E5dS
+I+M3+FsgbQKBgQCXbSwdA0UtUzLxTbxbHH3KPrAdUPDFOPKnfZBZEmIIEmWJIbPO
+SysUeWEIzBvpwghuZxG5vGCupar6+TcRpdrVb4gSOVJp1qvWXDgFRu3q9kNSSTyY
+Q/xN1UYXd6kzGelFoOfY1Knzi3yQzcAxfSOAxK2FqHRR9jDIU+RlLwXtgQKBgEXw
+H9tda4nZZWEy3mz8F1K32RgEuRs1dB/1zlGN8upgo5a+WBCB3Lo3W5E+FxVdl6Ob
+b+b50rz8UB18cDroDHRixMbL33rJKYaotPW2Vr3ioTYVtHE+yBDUxwpOvKsaTjYI
+RLbEkMX+OpAECvLOBX4wuI1r7lZGEfW9D83qJNmxAoGAdkce5qFrM+cswtPrj5LK
+wlgP4Hnocu9vmvaLf7KIthToO8KDd0qOIEWTbKqbpOKXd6ceVjNB+rbZ62+uznTd
+LLcRHV/2TEoETaX8CUyde5KMrLjBULVA3VKc9srwDseWFebidPPmcx5AiK0R7pRw
+1Tnbz0ieRegvgammq5ugk7o=
+-----END PRIVATE KEY-----`
+)
