@@ -159,6 +159,9 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	if typ == oauth.TokenTypeAccessToken {
 		d.TokenType = oauth.TokenTypeBearer
 	}
+	if rule.AllowsRequestedType(oauth.TokenTypeRefreshToken) {
+		d.RefreshExpiresAt = x.expiry(oauth.TokenTypeRefreshToken, sub, req.Actor, now)
+	}
 	if rule.Mode == policy.Delegation {
 		d.Act = x.actChain(sub, depth+1)
 		d.Act.Subject = actor

@@ -67,6 +67,10 @@ type Decision struct {
 	TokenType     string         // oauth.TokenTypeBearer for access tokens, oauth.TokenTypeNA otherwise
 	Claims        map[string]any // carried through from Subject.Claims, without the claims issuance sets itself
 	ParentJTI     string         // Subject.JTI
+	// RefreshExpiresAt is when a refresh token issued with this exchange would
+	// expire: set only when the rule lists refresh_token among its
+	// requested_token_types (design §5 "refresh_token only where the policy allows").
+	RefreshExpiresAt time.Time
 }
 
 // Denial is a refused exchange. It wraps the protocol error (errors.As to *oauth.Error

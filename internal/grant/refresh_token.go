@@ -2,6 +2,7 @@ package grant
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -70,6 +72,9 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 	if err != nil {
 		return nil, err
 	}
+	if rt.Exchanged() {
+		return g.exchanged(ctx, c, rt, scopes, now, ev)
+	}
 	return g.Users.issue(ctx, c, userGrant{
 		subject: rt.Subject, sessionID: rt.SessionID, idp: rt.IdP, acr: rt.ACR, amr: rt.AMR,
 		authTime: rt.AuthTime, scopes: scopes, granted: rt.Scopes, parent: rt.ID, family: rt.FamilyID,
@@ -102,4 +107,58 @@ func (g *RefreshToken) reused(ctx context.Context, req *Request, c *client.Clien
 	}
 	return oauth.InvalidGrant("refresh token was already used; its family is revoked",
 		fmt.Errorf("refresh token %s rotated at %s", rt.ID, rt.UsedAt.UTC().Format(time.RFC3339)))
+}
+
+// exchanged refreshes a refresh token a token exchange issued: the new access token
+// says what the exchange decided (subject, audiences, act, carried claims, the
+// policy rule in the audit record), with the scopes asked for; neither it nor the
+// rotated refresh token outlives the first one, which never outlived the exchange's
+// subject token (design §5 "Lifetime").
+func (g *RefreshToken) exchanged(ctx context.Context, c *client.Client, rt store.RefreshToken, scopes []string, now time.Time, ev *store.AuditEvent) (*Issued, error) {
+	at := &token.Claims{
+		Subject: rt.Subject, Audience: rt.Audiences, ClientID: c.ID, Scope: strings.Join(scopes, " "),
+		IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: now.Add(g.Users.AccessTTL).Unix(), ID: token.NewID(),
+	}
+	if limit := rt.ExpiresAt.Unix(); limit < at.Expiry {
+		at.Expiry = limit
+	}
+	if rt.Act != "" {
+		if err := json.Unmarshal([]byte(rt.Act), &at.Act); err != nil {
+			return nil, oauth.ServerError(fmt.Errorf("refresh token %s: stored act: %w", rt.ID, err))
+		}
+	}
+	if rt.Claims != "" {
+		var claims map[string]any
+		if err := json.Unmarshal([]byte(rt.Claims), &claims); err != nil {
+			return nil, oauth.ServerError(fmt.Errorf("refresh token %s: stored claims: %w", rt.ID, err))
+		}
+		carry(at, claims)
+	}
+	if c.MayAct != "" {
+		at.MayAct = &oauth.Actor{Subject: c.MayAct}
+	}
+	raw, err := g.Users.Tokens.Mint(oauth.JWTTypeAccessToken, at)
+	if err != nil {
+		return nil, oauth.ServerError(err)
+	}
+	ev.Type, ev.Rule, ev.Actors = store.EventTokenIssued, rt.Rule, at.Act.Chain()
+	ev.Audiences, ev.Scopes = rt.Audiences, at.Scopes()
+	ev.TokenJTI, ev.TokenExpires = at.ID, time.Unix(at.Expiry, 0)
+
+	value, hash := opaque(RefreshTokenPrefix)
+	next := rt
+	next.Hash, next.ID, next.IssuedAt, next.UsedAt = hash, token.NewID(), now, time.Time{}
+	if err := g.Store.InsertRefreshToken(ctx, next); err != nil {
+		return nil, oauth.TemporarilyUnavailable("cannot store the refresh token now", err)
+	}
+	return &Issued{
+		Response: oauth.TokenResponse{
+			AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: oauth.TokenTypeBearer,
+			ExpiresIn: at.Expiry - now.Unix(), Scope: at.Scope, RefreshToken: value,
+		},
+		Events: []*store.AuditEvent{{
+			Type: store.EventTokenIssued, Subject: rt.Subject, ParentJTI: rt.ID, Scopes: rt.Scopes, Audiences: rt.Audiences,
+			Actors: ev.Actors, Rule: rt.Rule, TokenJTI: next.ID, TokenExpires: next.ExpiresAt, Reason: "refresh token",
+		}},
+	}, nil
 }

@@ -2,6 +2,7 @@ package grant
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -28,6 +29,10 @@ type TokenExchange struct {
 	Tokens   *token.Service
 	Subjects SubjectVerifier
 	Exchange Decider
+	// Refresh stores refresh tokens issued by exchanges (requested_token_type
+	// refresh_token, or alongside an access token where the policy allows); nil
+	// refuses them.
+	Refresh store.RefreshTokens
 }
 
 // Permits allows confidential clients that some policy names (design §5, step 2).
@@ -131,27 +136,6 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		return nil, err
 	}
 	ev.Rule = d.Rule
-	var typ string
-	switch d.IssuedType {
-	case oauth.TokenTypeAccessToken:
-		typ = oauth.JWTTypeAccessToken
-	case oauth.TokenTypeJWT:
-		typ = oauth.JWTTypeJWT
-	default:
-		return nil, &exchange.Denial{Rule: d.Rule, Err: oauth.InvalidRequest("requested_token_type "+string(d.IssuedType)+" is not supported by this server", nil)}
-	}
-	claims := &token.Claims{
-		Subject: d.Subject, Audience: d.Audiences, ClientID: c.ID, Scope: strings.Join(d.Scopes, " "),
-		Act: d.Act, IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: d.ExpiresAt.Unix(), ID: token.NewID(),
-	}
-	if c.MayAct != "" {
-		claims.MayAct = &oauth.Actor{Subject: c.MayAct}
-	}
-	carry(claims, d.Claims)
-	raw, err := g.Tokens.Mint(typ, claims)
-	if err != nil {
-		return nil, oauth.ServerError(err)
-	}
 	ev.Type = store.EventTokenExchanged
 	ev.Actors = d.Act.Chain()
 	if d.Mode == exchange.ModeImpersonation {
@@ -159,11 +143,106 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		ev.Detail = detailWith(oauth.GrantTokenExchange, "mode", "impersonation")
 	}
 	ev.Audiences, ev.Scopes = d.Audiences, d.Scopes
-	ev.TokenJTI, ev.TokenExpires = claims.ID, time.Unix(claims.Expiry, 0)
-	return &Issued{Response: oauth.TokenResponse{
-		AccessToken: raw, IssuedTokenType: d.IssuedType, TokenType: d.TokenType,
-		ExpiresIn: claims.Expiry - now.Unix(), Scope: claims.Scope,
-	}}, nil
+	scope := strings.Join(d.Scopes, " ")
+	out := &Issued{Response: oauth.TokenResponse{IssuedTokenType: d.IssuedType, TokenType: d.TokenType, Scope: scope}}
+	var exp time.Time
+	switch d.IssuedType {
+	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT:
+		typ := oauth.JWTTypeAccessToken
+		if d.IssuedType == oauth.TokenTypeJWT {
+			typ = oauth.JWTTypeJWT
+		}
+		claims := &token.Claims{
+			Subject: d.Subject, Audience: d.Audiences, ClientID: c.ID, Scope: scope,
+			Act: d.Act, IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: d.ExpiresAt.Unix(), ID: token.NewID(),
+		}
+		if c.MayAct != "" {
+			claims.MayAct = &oauth.Actor{Subject: c.MayAct}
+		}
+		carry(claims, d.Claims)
+		if out.Response.AccessToken, err = g.Tokens.Mint(typ, claims); err != nil {
+			return nil, oauth.ServerError(err)
+		}
+		ev.TokenJTI, exp = claims.ID, time.Unix(claims.Expiry, 0)
+	case oauth.TokenTypeIDToken:
+		// An ID token of the subject for the target audiences (OIDC Core §2), the
+		// delegating client as its azp and the delegation in act. It grants nothing:
+		// no scope claim, and token_type N_A.
+		var at token.Claims
+		carry(&at, d.Claims)
+		id := &token.IDClaims{
+			Subject: d.Subject, Audience: d.Audiences, AZP: c.ID, IssuedAt: now.Unix(), Expiry: d.ExpiresAt.Unix(),
+			AuthTime: at.AuthTime, ACR: at.ACR, AMR: at.AMR, Act: d.Act, ID: token.NewID(), Extra: at.Extra,
+		}
+		if idp, ok := at.Extra["idp"].(string); ok {
+			id.IdP = idp
+		}
+		if out.Response.AccessToken, err = g.Tokens.MintIDToken(id); err != nil {
+			return nil, oauth.ServerError(err)
+		}
+		ev.TokenJTI, exp = id.ID, time.Unix(id.Expiry, 0)
+	case oauth.TokenTypeRefreshToken:
+		value, rt, err := g.refreshToken(ctx, c, d, d.ExpiresAt, now)
+		if err != nil {
+			return nil, err
+		}
+		out.Response.AccessToken = value
+		ev.TokenJTI, exp = rt.ID, rt.ExpiresAt
+	default:
+		return nil, &exchange.Denial{Rule: d.Rule, Err: oauth.InvalidRequest("requested_token_type "+string(d.IssuedType)+" is not supported by this server", nil)}
+	}
+	ev.TokenExpires = exp
+	out.Response.ExpiresIn = exp.Unix() - now.Unix()
+
+	// design §5: a refresh token alongside the access token only where the policy
+	// lists refresh_token, and only for a client that may refresh.
+	if d.IssuedType == oauth.TokenTypeAccessToken && !d.RefreshExpiresAt.IsZero() && c.HasGrant(oauth.GrantRefreshToken) && g.Refresh != nil {
+		value, rt, err := g.refreshToken(ctx, c, d, d.RefreshExpiresAt, now)
+		if err != nil {
+			return nil, err
+		}
+		out.Response.RefreshToken = value
+		out.Events = append(out.Events, &store.AuditEvent{
+			Type: store.EventTokenExchanged, Subject: ev.Subject, SubjectIssuer: ev.SubjectIssuer, ParentJTI: ev.ParentJTI,
+			Actors: ev.Actors, Audiences: d.Audiences, Scopes: d.Scopes, Rule: d.Rule,
+			TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token",
+		})
+	}
+	return out, nil
+}
+
+// refreshToken stores a refresh token of an exchange, the root of its own rotation
+// family, remembering what every access token refreshed from it carries (subject,
+// audiences, scopes, act, claims) and expiring at exp, which rotation keeps: it
+// never outlives the subject token (design §5 "Lifetime").
+func (g *TokenExchange) refreshToken(ctx context.Context, c *client.Client, d exchange.Decision, exp, now time.Time) (string, store.RefreshToken, error) {
+	if g.Refresh == nil {
+		return "", store.RefreshToken{}, &exchange.Denial{Rule: d.Rule, Err: oauth.InvalidRequest("refresh tokens are not issued by this server", nil)}
+	}
+	value, hash := opaque(RefreshTokenPrefix)
+	id := token.NewID()
+	rt := store.RefreshToken{
+		Hash: hash, ID: id, FamilyID: id, ClientID: c.ID, Subject: d.Subject, Scopes: d.Scopes,
+		Audiences: d.Audiences, IssuedAt: now, ExpiresAt: exp, Rule: d.Rule,
+	}
+	if d.Act != nil {
+		b, err := json.Marshal(d.Act)
+		if err != nil {
+			return "", rt, oauth.ServerError(err)
+		}
+		rt.Act = string(b)
+	}
+	if len(d.Claims) > 0 {
+		b, err := json.Marshal(d.Claims)
+		if err != nil {
+			return "", rt, oauth.ServerError(err)
+		}
+		rt.Claims = string(b)
+	}
+	if err := g.Refresh.InsertRefreshToken(ctx, rt); err != nil {
+		return "", rt, oauth.TemporarilyUnavailable("cannot store the refresh token now", err)
+	}
+	return value, rt, nil
 }
 
 // carry copies the subject's identity claims that travel with it.

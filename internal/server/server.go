@@ -124,14 +124,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		AccessTTL: cfg.Tokens.AccessTokenTTL.D(), IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
 	}
 	subjects, err := subject.New(ctx, tokens, subject.Options{
-		TrustedIssuers: cfg.TrustedIssuers, SAMLIdPs: cfg.SAMLIdPs, Nonces: s.Store,
+		TrustedIssuers: cfg.TrustedIssuers, SAMLIdPs: cfg.SAMLIdPs, Nonces: s.Store, Refresh: s.Store,
 	})
 	if err != nil {
 		return nil, err
 	}
 	disp := grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
 		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
-		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subjects, Exchange: xchg},
+		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subjects, Exchange: xchg, Refresh: s.Store},
 		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users},
 		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users},
 	}, log)

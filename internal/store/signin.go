@@ -108,7 +108,15 @@ type RefreshToken struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until rotated
+	// Exchange facts, for a refresh token issued by a token exchange (RFC 8693);
+	// empty for one issued at sign-in. Rule names the policy that allowed it, Act is
+	// the act claim (JSON) and Claims the identity claims (a JSON object) that every
+	// access token refreshed from it carries.
+	Rule, Act, Claims string
 }
+
+// Exchanged reports whether the token was issued by a token exchange.
+func (t *RefreshToken) Exchanged() bool { return t.Rule != "" }
 
 // RefreshTokens stores refresh tokens; each can be used (rotated) once,
 // cluster-wide.

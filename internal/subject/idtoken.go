@@ -34,6 +34,13 @@ func (v *Verifier) verifyOwnIDToken(role, raw string, now time.Time) (exchange.P
 			fmt.Errorf("%s ID token: no aud", role))
 	}
 	azp, _ := c.Extra["azp"].(string)
+	if azp == "" || c.ClientID != "" || c.Scope != "" {
+		// Every ID token deputy issues names its azp and grants nothing; a JWT with
+		// client_id or scope is an exchange's jwt output, not an ID token.
+		return exchange.Principal{TokenType: typ, Issuer: Self, Subject: c.Subject, JTI: c.ID},
+			oauth.InvalidRequest(role+"_token is not of the declared "+role+"_token_type",
+				fmt.Errorf("%s ID token: azp %q, client_id %q, scope %q: not an ID token", role, azp, c.ClientID, c.Scope))
+	}
 	p := exchange.Principal{
 		TokenType: typ,
 		Issuer:    Self,
@@ -41,6 +48,7 @@ func (v *Verifier) verifyOwnIDToken(role, raw string, now time.Time) (exchange.P
 		Subject:   c.Subject,
 		Audiences: c.Audience,
 		ClientID:  azp,
+		Act:       c.Act, // an ID token a token exchange issued names the delegation
 		JTI:       c.ID,
 		ExpiresAt: time.Unix(c.Expiry, 0),
 	}

@@ -27,6 +27,7 @@ type Verifier struct {
 	tokens  *token.Service
 	trusted map[string]*trustedIssuer // by issuer URL
 	saml    []*samlIdP
+	refresh store.RefreshTokens // nil: refresh tokens are not accepted
 }
 
 // Options name the sources beyond deputy itself.
@@ -36,6 +37,9 @@ type Options struct {
 	// Nonces remembers SAML assertion IDs until they expire, so none is used twice
 	// on any node.
 	Nonces store.Nonces
+	// Refresh finds deputy's refresh tokens presented as subject tokens; nil
+	// refuses them.
+	Refresh store.RefreshTokens
 }
 
 // NewVerifier returns a Verifier of deputy's own tokens only.
@@ -46,6 +50,7 @@ func NewVerifier(tokens *token.Service) *Verifier {
 // New returns a Verifier of deputy's own tokens and of the configured sources.
 func New(ctx context.Context, tokens *token.Service, opts Options) (*Verifier, error) {
 	v := NewVerifier(tokens)
+	v.refresh = opts.Refresh
 	for i, c := range opts.TrustedIssuers {
 		ti, err := newTrustedIssuer(ctx, c)
 		if err != nil {
@@ -70,6 +75,8 @@ func (v *Verifier) Verify(ctx context.Context, role, raw string, typ oauth.Token
 	switch typ {
 	case oauth.TokenTypeSAML2:
 		return v.verifySAML(ctx, role, raw, now)
+	case oauth.TokenTypeRefreshToken:
+		return v.verifyRefresh(ctx, role, raw, now)
 	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken:
 		if iss := UnverifiedIssuer(raw); iss != "" && iss != v.tokens.Issuer() {
 			return v.verifyTrusted(ctx, role, raw, typ, iss, now)

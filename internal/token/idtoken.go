@@ -29,14 +29,20 @@ type IDClaims struct {
 	ATHash   string   `json:"at_hash,omitempty"`
 	ID       string   `json:"jti,omitempty"`
 	IdP      string   `json:"idp,omitempty"` // the identity provider the user signed in with
+	// Act is the act claim of an ID token issued by a token exchange (RFC 8693 §4.1).
+	Act *oauth.Actor `json:"act,omitempty"`
 	// Profile holds the user's standard claims (name, email, …) released by the
 	// granted scopes; they never override the claims above.
 	Profile map[string]string `json:"-"`
+	// Extra holds further identity claims carried through a token exchange; like
+	// Profile they never override the claims above.
+	Extra map[string]any `json:"-"`
 }
 
 var idReserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "auth_time": true, "nonce": true,
 	"acr": true, "amr": true, "sid": true, "azp": true, "at_hash": true, "jti": true, "nbf": true, "idp": true,
+	"act": true, "may_act": true, "client_id": true, "scope": true,
 }
 
 // MintIDToken signs an ID token (typ "JWT"), with iss set to the service's issuer.
@@ -47,10 +53,15 @@ func (s *Service) MintIDToken(c *IDClaims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(c.Profile) > 0 {
+	if len(c.Profile) > 0 || len(c.Extra) > 0 {
 		m := map[string]any{}
 		if err := json.Unmarshal(b, &m); err != nil {
 			return "", err
+		}
+		for k, v := range c.Extra {
+			if !idReserved[k] {
+				m[k] = v
+			}
 		}
 		for k, v := range c.Profile {
 			if !idReserved[k] {

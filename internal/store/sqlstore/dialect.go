@@ -124,4 +124,4 @@ const codeColumns = `hash, id, client_id, session_id, subject, redirect_uri, sco
 // refreshTokenColumns are the columns of refresh_tokens in the order
 // scanRefreshToken reads them.
 const refreshTokenColumns = `hash, id, family_id, client_id, session_id, subject, scopes,
-	audiences, idp, amr, acr, auth_time, issued_at, expires_at, used_at`
+	audiences, idp, amr, acr, auth_time, issued_at, expires_at, used_at, rule, act, claims`

@@ -22,7 +22,8 @@ func (db *DB) InsertRefreshToken(ctx context.Context, t store.RefreshToken) erro
 	}
 	_, err = s.ExecContext(ctx, t.Hash, t.ID, t.FamilyID, t.ClientID, t.SessionID, t.Subject,
 		encodeList(t.Scopes), encodeList(t.Audiences), t.IdP, encodeList(t.AMR), t.ACR,
-		nullMicros(t.AuthTime), micros(t.IssuedAt), micros(t.ExpiresAt), nullMicros(t.UsedAt))
+		nullMicros(t.AuthTime), micros(t.IssuedAt), micros(t.ExpiresAt), nullMicros(t.UsedAt),
+		t.Rule, t.Act, t.Claims)
 	if db.d.isConflict(err) {
 		return fmt.Errorf("sqlstore: insert refresh token %q: hash or id exists: %w", t.ID, store.ErrConflict)
 	}
@@ -69,7 +70,8 @@ func scanRefreshToken(row interface{ Scan(...any) error }) (store.RefreshToken, 
 		issued, expires        int64
 	)
 	err := row.Scan(&t.Hash, &t.ID, &t.FamilyID, &t.ClientID, &t.SessionID, &t.Subject,
-		&scopes, &audiences, &t.IdP, &amr, &t.ACR, &authTime, &issued, &expires, &used)
+		&scopes, &audiences, &t.IdP, &amr, &t.ACR, &authTime, &issued, &expires, &used,
+		&t.Rule, &t.Act, &t.Claims)
 	if err != nil {
 		return store.RefreshToken{}, err
 	}

@@ -224,7 +224,7 @@ var sqliteQueries = queries{
 	codeByHash: `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`,
 
 	insertRefreshToken: `INSERT INTO refresh_tokens (` + refreshTokenColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	useRefreshToken:    `UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
 	refreshTokenByHash: `SELECT ` + refreshTokenColumns + ` FROM refresh_tokens WHERE hash = ?`,
 

@@ -72,9 +72,10 @@ func sameRefreshToken(t *testing.T, what string, got, want store.RefreshToken) {
 
 func fmtRefreshToken(rt store.RefreshToken) string {
 	return fmt.Sprintf("{Hash:%x ID:%q FamilyID:%q ClientID:%q SessionID:%q Subject:%q Scopes:%#v "+
-		"Audiences:%#v IdP:%q AMR:%#v ACR:%q AuthTime:%s IssuedAt:%s ExpiresAt:%s UsedAt:%s}",
+		"Audiences:%#v IdP:%q AMR:%#v ACR:%q AuthTime:%s IssuedAt:%s ExpiresAt:%s UsedAt:%s Rule:%q Act:%q Claims:%q}",
 		rt.Hash, rt.ID, rt.FamilyID, rt.ClientID, rt.SessionID, rt.Subject, rt.Scopes, rt.Audiences,
-		rt.IdP, rt.AMR, rt.ACR, fmtTime(rt.AuthTime), fmtTime(rt.IssuedAt), fmtTime(rt.ExpiresAt), fmtTime(rt.UsedAt))
+		rt.IdP, rt.AMR, rt.ACR, fmtTime(rt.AuthTime), fmtTime(rt.IssuedAt), fmtTime(rt.ExpiresAt), fmtTime(rt.UsedAt),
+		rt.Rule, rt.Act, rt.Claims)
 }
 
 var refreshTokenTests = []test{
@@ -87,6 +88,7 @@ var refreshTokenTests = []test{
 		rt.AuthTime = t0.Add(-time.Minute + 3*time.Microsecond).In(ny)
 		rt.IssuedAt = t0.Add(4 * time.Microsecond).In(ny)
 		rt.ExpiresAt = t0.Add(24*time.Hour + 5*time.Microsecond).In(ny)
+		rt.Rule, rt.Act, rt.Claims = "api1-to-api2", `{"sub":"api1","act":{"sub":"web-app"}}`, `{"acr":"urn:acr:2","ü":"\u00fc"}`
 		insertRefreshTokens(t, s, rt)
 		at := t0.Add(time.Hour + 6*time.Microsecond).In(ny)
 		got := useRefresh(t, s, rt.Hash, at)
