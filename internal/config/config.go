@@ -134,6 +134,9 @@ type SAMLIdP struct {
 	CertificateFile string `yaml:"certificate_file"`
 	MetadataFile    string `yaml:"metadata_file"`
 	Audience        string `yaml:"audience"`
+	// SubjectAttribute names the attribute (by Name or FriendlyName) whose one value
+	// becomes the subject of exchanged tokens; default none: the NameID.
+	SubjectAttribute string `yaml:"subject_attribute"`
 }
 
 // User is a local account.

@@ -64,6 +64,9 @@ func TestLoadFull(t *testing.T) {
 	if got := c.Users[0].Claims; got["email"] != "alice@example.com" || got["name"] != "Alice" {
 		t.Errorf("users[0].claims = %v", got)
 	}
+	if got, want := c.SAMLIdPs[0].SubjectAttribute, "urn:oid:0.9.2342.19200300.100.1.1"; got != want {
+		t.Errorf("saml_idps[0].subject_attribute = %q, want %q", got, want)
+	}
 	if got, want := c.Clients[1].AuthMethod, oauth.AuthClientSecretBasic; got != want {
 		t.Errorf("clients[1].auth_method (default with secret_hash) = %q, want %q", got, want)
 	}
@@ -488,6 +491,10 @@ func TestValidate(t *testing.T) {
 		{"fail/saml-no-certificate", func(c *Config) { c.SAMLIdPs[0].CertificateFile = "" }, "saml_idps[0].certificate_file", "one of certificate_file or metadata_file must be set"},
 		{"fail/saml-two-certificates", func(c *Config) { c.SAMLIdPs[0].MetadataFile = "corp.xml" }, "saml_idps[0].metadata_file", "set either certificate_file or metadata_file, not both"},
 		{"fail/saml-audience", func(c *Config) { c.SAMLIdPs[0].Audience = "" }, "saml_idps[0].audience", "must be set"},
+		{"ok/saml-subject-attribute", func(c *Config) { c.SAMLIdPs[0].SubjectAttribute = "urn:oid:0.9.2342.19200300.100.1.1" }, "", ""},
+		{"fail/saml-subject-attribute-spaces", func(c *Config) { c.SAMLIdPs[0].SubjectAttribute = " uid" }, "saml_idps[0].subject_attribute", `" uid" has white space around it`},
+		{"fail/saml-subject-attribute-trailing-newline", func(c *Config) { c.SAMLIdPs[0].SubjectAttribute = "uid\n" }, "saml_idps[0].subject_attribute", `"uid\n" has white space around it`},
+		{"fail/saml-subject-attribute-blank", func(c *Config) { c.SAMLIdPs[0].SubjectAttribute = "  " }, "saml_idps[0].subject_attribute", "must not be blank"},
 
 		{"fail/user-username-empty", func(c *Config) { c.Users[1].Username = "" }, "users[1].username", "must be set"},
 		{"fail/user-username-space", func(c *Config) { c.Users[1].Username = "bob smith" }, "users[1].username", `"bob smith" contains white space`},

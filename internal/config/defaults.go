@@ -40,6 +40,7 @@ import (
 //	trusted_issuers[].algorithms           [RS256]
 //	trusted_issuers[].skew                 60s
 //	saml_idps[].audience                   the issuer
+//	saml_idps[].subject_attribute          none: the NameID is the subject
 //	upstream_idps[].subject_claim          sub (oidc); the NameID when empty (saml)
 //	upstream_idps[].scopes                 [openid, profile, email] (oidc)
 func (c *Config) SetDefaults() {

@@ -303,6 +303,8 @@ func (c *Config) issuerChecks() []check {
 			{s.CertificateFile == "" && s.MetadataFile == "", p + ".certificate_file", "one of certificate_file or metadata_file must be set: the IdP's signing certificate"},
 			{s.CertificateFile != "" && s.MetadataFile != "", p + ".metadata_file", "set either certificate_file or metadata_file, not both"},
 			{s.Audience == "", p + ".audience", "must be set: deputy's SP entity id, expected in the assertion's AudienceRestriction"},
+			{s.SubjectAttribute != "" && strings.TrimSpace(s.SubjectAttribute) == "", p + ".subject_attribute", "must not be blank: the Name of an attribute, or leave it out to take the NameID"},
+			{strings.TrimSpace(s.SubjectAttribute) != "" && strings.TrimSpace(s.SubjectAttribute) != s.SubjectAttribute, p + ".subject_attribute", fmt.Sprintf("%q has white space around it; attribute names are compared exactly", s.SubjectAttribute)},
 		}...)
 	}
 	return checks

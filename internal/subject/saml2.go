@@ -66,6 +66,10 @@ const (
 //     or deputy's token endpoint (<issuer>/token);
 //   - the NameID is present, non-empty, without surrounding spaces or control
 //     characters (it is taken unchanged, never trimmed);
+//   - when subject_attribute is set, exactly one Attribute, across all
+//     AttributeStatements, has it as Name (never FriendlyName, which SAML Core
+//     §2.7.3.1 does not let identify an attribute), with exactly one AttributeValue that passes the
+//     NameID's checks; that value, not the NameID, is the subject;
 //   - the assertion ID was never accepted before: it is remembered in the store
 //     (Nonces) under "saml-assertion:<idp name>:<ID>" until the assertion's
 //     earliest NotOnOrAfter plus samlSkew, so on no node is it accepted twice.
@@ -86,6 +90,9 @@ func newSAMLIdP(cfg config.SAMLIdP, nonces store.Nonces) (*samlIdP, error) {
 	}
 	if cfg.EntityID == "" || cfg.Audience == "" {
 		return nil, errors.New("entity_id and audience must be set")
+	}
+	if strings.TrimSpace(cfg.SubjectAttribute) != cfg.SubjectAttribute {
+		return nil, fmt.Errorf("subject_attribute %q has white space around it", cfg.SubjectAttribute)
 	}
 	var certs []*x509.Certificate
 	switch {
@@ -339,8 +346,13 @@ func (idp *samlIdP) verify(root *etree.Element, issuer string, now time.Time) (e
 		return fail("want one NameID, got %d", len(s.NameID))
 	}
 	subject := s.NameID[0].Value
-	if subject == "" || len(subject) > samlMaxSubjectBytes || strings.ContainsFunc(subject, samlx.Control) || strings.TrimSpace(subject) != subject {
+	if !samlSubjectValid(subject) {
 		return fail("NameID %q is empty, too long, or has spaces around it or control characters", subject)
+	}
+	if name := idp.cfg.SubjectAttribute; name != "" {
+		if subject, err = samlSubjectAttribute(&a, name); err != nil {
+			return fail("%w", err)
+		}
 	}
 
 	var claims map[string]any
@@ -370,6 +382,44 @@ func (idp *samlIdP) verify(root *etree.Element, issuer string, now time.Time) (e
 		Claims:    claims,
 	}
 	return p, samlNoncePrefix + idp.cfg.Name + ":" + a.ID, until.Add(samlSkew), nil
+}
+
+// samlSubjectValid reports whether a NameID or subject attribute value can be a
+// subject as it is: non-empty, at most samlMaxSubjectBytes, without spaces around
+// it or control characters. It is never trimmed.
+func samlSubjectValid(v string) bool {
+	return v != "" && len(v) <= samlMaxSubjectBytes && !strings.ContainsFunc(v, samlx.Control) && strings.TrimSpace(v) == v
+}
+
+// samlSubjectAttribute returns the one value of the one attribute whose Name is
+// name (the subject_attribute), in whichever AttributeStatement.
+func samlSubjectAttribute(a *samlAssertion, name string) (string, error) {
+	var values [][]string
+	for _, st := range a.Attributes {
+		for _, at := range st.Attribute {
+			// By Name only: SAML Core §2.7.3.1 says FriendlyName must not be used
+			// to identify an attribute, and this one names who the token is for.
+			if at.Name == name {
+				values = append(values, at.Values)
+			}
+		}
+	}
+	switch {
+	case len(values) == 0:
+		return "", fmt.Errorf("no attribute %q for the subject (subject_attribute)", name)
+	case len(values) > 1:
+		return "", fmt.Errorf("attribute %q for the subject (subject_attribute) is given %d times, want once", name, len(values))
+	case len(values[0]) != 1:
+		return "", fmt.Errorf("attribute %q for the subject (subject_attribute) has %d values, want one", name, len(values[0]))
+	}
+	switch v := values[0][0]; {
+	case v == "":
+		return "", fmt.Errorf("attribute %q for the subject (subject_attribute) has an empty value", name)
+	case !samlSubjectValid(v):
+		return "", fmt.Errorf("attribute %q for the subject (subject_attribute): value %q is too long, or has spaces around it or control characters", name, v)
+	default:
+		return v, nil
+	}
 }
 
 // samlTime parses an xs:dateTime attribute.

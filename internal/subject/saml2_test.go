@@ -74,6 +74,10 @@ type assertionSpec struct {
 	ID, Issuer, NameID, Audience, Recipient, Method string
 	NotBefore, NotOnOrAfter, SCDNotOnOrAfter        time.Time
 	Advice                                          string // inner XML of an Advice element
+	// Attributes are more saml:Attribute elements, after those of every test
+	// assertion in its AttributeStatement; ExtraStatement, when set, is the inner
+	// XML of a second AttributeStatement.
+	Attributes, ExtraStatement string
 }
 
 func defaultSpec(now time.Time) assertionSpec {
@@ -90,6 +94,10 @@ func (s assertionSpec) xml() string {
 	if s.Advice != "" {
 		advice = "<saml:Advice>" + s.Advice + "</saml:Advice>"
 	}
+	extra := ""
+	if s.ExtraStatement != "" {
+		extra = "<saml:AttributeStatement>" + s.ExtraStatement + "</saml:AttributeStatement>"
+	}
 	return fmt.Sprintf(`<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="%s" Version="2.0" IssueInstant="%s">`+
 		`<saml:Issuer>%s</saml:Issuer>`+
 		`<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">%s</saml:NameID>`+
@@ -98,10 +106,10 @@ func (s assertionSpec) xml() string {
 		`%s`+
 		`<saml:AttributeStatement><saml:Attribute Name="urn:oid:0.9.2342.19200300.100.1.3"><saml:AttributeValue>alice@corp.test</saml:AttributeValue></saml:Attribute>`+
 		`<saml:Attribute Name="displayName"><saml:AttributeValue>Alice</saml:AttributeValue></saml:Attribute>`+
-		`<saml:Attribute Name="urn:x-unmapped"><saml:AttributeValue>x</saml:AttributeValue></saml:Attribute></saml:AttributeStatement>`+
-		`</saml:Assertion>`,
+		`<saml:Attribute Name="urn:x-unmapped"><saml:AttributeValue>x</saml:AttributeValue></saml:Attribute>%s</saml:AttributeStatement>`+
+		`%s</saml:Assertion>`,
 		s.ID, ts(s.NotBefore), s.Issuer, s.NameID, s.Method, ts(s.SCDNotOnOrAfter), s.Recipient,
-		ts(s.NotBefore), ts(s.NotOnOrAfter), s.Audience, advice)
+		ts(s.NotBefore), ts(s.NotOnOrAfter), s.Audience, advice, s.Attributes, extra)
 }
 
 // sign returns the assertion signed by k with an enveloped signature (SHA-256
@@ -151,7 +159,9 @@ type samlFixture struct {
 	idp testSAMLKey
 }
 
-func newSAMLFixture(t testing.TB, ec bool) *samlFixture {
+// newSAMLFixture makes a verifier trusting one SAML IdP, "corp"; mods change its
+// configuration.
+func newSAMLFixture(t testing.TB, ec bool, mods ...func(*config.SAMLIdP)) *samlFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -173,8 +183,12 @@ func newSAMLFixture(t testing.TB, ec bool) *samlFixture {
 		t.Fatal(err)
 	}
 	svc := token.NewService(testIssuer, ks, token.NewRevoked(), 16384)
+	idpCfg := config.SAMLIdP{Name: "corp", EntityID: testIdP, CertificateFile: pemFile, Audience: testAudience}
+	for _, mod := range mods {
+		mod(&idpCfg)
+	}
 	v, err := subject.New(ctx, svc, subject.Options{
-		SAMLIdPs: []config.SAMLIdP{{Name: "corp", EntityID: testIdP, CertificateFile: pemFile, Audience: testAudience}},
+		SAMLIdPs: []config.SAMLIdP{idpCfg},
 		Nonces:   st,
 	})
 	if err != nil {
@@ -291,6 +305,133 @@ func TestVerifySAML(t *testing.T) {
 				t.Errorf("reason %q does not say %q", e.Reason(), tt.why)
 			}
 		})
+	}
+}
+
+// samlAttr is a saml:Attribute element: name, friendly name (none when empty) and
+// one AttributeValue per value.
+func samlAttr(name, friendly string, values ...string) string {
+	var b strings.Builder
+	b.WriteString(`<saml:Attribute Name="` + name + `"`)
+	if friendly != "" {
+		b.WriteString(` FriendlyName="` + friendly + `"`)
+	}
+	b.WriteString(`>`)
+	for _, v := range values {
+		b.WriteString(`<saml:AttributeValue>` + v + `</saml:AttributeValue>`)
+	}
+	b.WriteString(`</saml:Attribute>`)
+	return b.String()
+}
+
+// With subject_attribute set, the subject is the one value of that attribute,
+// found by Name or FriendlyName; anything but exactly one attribute with exactly
+// one acceptable value is refused.
+func TestVerifySAMLSubjectAttribute(t *testing.T) {
+	ctx := context.Background()
+	const uidOID = "urn:oid:0.9.2342.19200300.100.1.1"
+	f := newSAMLFixture(t, false, func(c *config.SAMLIdP) { c.SubjectAttribute = "uid" })
+	now := time.Now()
+	signed := func(f *samlFixture, mod func(s *assertionSpec)) string {
+		s := defaultSpec(now)
+		mod(&s)
+		return enc(serialize(t, f.idp.sign(t, s.xml(), "", true)))
+	}
+
+	for _, tt := range []struct {
+		name  string
+		mod   func(s *assertionSpec)
+		claim string // preferred_username, which uid also releases
+	}{
+		{"ok/by-name", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", "asmith") }, "asmith"},
+		{"ok/in-second-statement", func(s *assertionSpec) { s.ExtraStatement = samlAttr("uid", "", "asmith") }, "asmith"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := f.v.Verify(ctx, "subject", signed(f, tt.mod), oauth.TokenTypeSAML2, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Subject != "asmith" || p.Issuer != "corp" {
+				t.Errorf("principal = %+v, want subject asmith from the uid attribute, not the NameID", p)
+			}
+			if p.Claims["preferred_username"] != tt.claim || p.Claims["email"] != "alice@corp.test" || p.Claims["name"] != "Alice" || len(p.Claims) != 3 {
+				t.Errorf("claims = %v; the subject attribute must still map to its claim", p.Claims)
+			}
+		})
+	}
+
+	t.Run("ok/unset-takes-nameid", func(t *testing.T) {
+		def := newSAMLFixture(t, true)
+		p, err := def.v.Verify(ctx, "subject", signed(def, func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", "asmith") }), oauth.TokenTypeSAML2, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Subject != "alice@corp.test" || p.Claims["preferred_username"] != "asmith" {
+			t.Errorf("principal = %+v, want the NameID as subject", p)
+		}
+	})
+
+	for _, tt := range []struct {
+		name string
+		mod  func(s *assertionSpec)
+		why  string
+	}{
+		{"fail/attribute-missing", func(s *assertionSpec) { s.Attributes = samlAttr("uidNumber", "", "1000") },
+			`no attribute "uid" for the subject`},
+		{"fail/two-values", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", "asmith", "bjones") },
+			`attribute "uid" for the subject (subject_attribute) has 2 values, want one`},
+		{"fail/no-value", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "") },
+			`attribute "uid" for the subject (subject_attribute) has 0 values, want one`},
+		{"fail/empty-value", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", "") },
+			`attribute "uid" for the subject (subject_attribute) has an empty value`},
+		{"fail/element-value", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", "<saml:NameID>asmith</saml:NameID>") },
+			`has an empty value`},
+		{"fail/value-with-spaces", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", " asmith") },
+			`value " asmith" is too long, or has spaces around it or control characters`},
+		{"fail/value-with-control", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", "as&#x9;mith") },
+			`value "as\tmith" is too long`},
+		{"fail/value-too-long", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", strings.Repeat("a", 1025)) },
+			`is too long`},
+		{"fail/listed-twice", func(s *assertionSpec) { s.Attributes = samlAttr("uid", "", "asmith") + samlAttr("uid", "", "asmith") },
+			`attribute "uid" for the subject (subject_attribute) is given 2 times, want once`},
+		{"fail/friendly-name-is-not-the-name", func(s *assertionSpec) {
+			s.Attributes = samlAttr(uidOID, "uid", "asmith")
+		}, `no attribute "uid"`},
+		{"fail/listed-in-two-statements", func(s *assertionSpec) {
+			s.Attributes, s.ExtraStatement = samlAttr("uid", "", "asmith"), samlAttr("uid", "", "bjones")
+		}, `is given 2 times`},
+		{"fail/nameid-still-checked", func(s *assertionSpec) {
+			s.NameID, s.Attributes = " alice@corp.test", samlAttr("uid", "", "asmith")
+		}, `NameID " alice@corp.test" is empty, too long`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := f.v.Verify(ctx, "subject", signed(f, tt.mod), oauth.TokenTypeSAML2, now)
+			e := oauth.AsError(err)
+			if err == nil || e.Code != oauth.CodeInvalidRequest {
+				t.Fatalf("Verify = %+v, %v; want invalid_request", p, err)
+			}
+			if e.Description != "subject_token is not a valid SAML assertion" || !strings.Contains(e.Reason(), tt.why) {
+				t.Errorf("reason %q does not say %q", e.Reason(), tt.why)
+			}
+		})
+	}
+}
+
+// nopNonces is a nonce store for verifiers that never see an assertion.
+type nopNonces struct{}
+
+func (nopNonces) UseNonce(context.Context, string, time.Time) error { return nil }
+func (nopNonces) PurgeNonces(context.Context, time.Time) error      { return nil }
+
+// A subject_attribute with white space around it could never match; the
+// configuration is refused before any certificate is read.
+func TestNewSAMLSubjectAttributeSpaces(t *testing.T) {
+	_, err := subject.New(context.Background(), nil, subject.Options{
+		SAMLIdPs: []config.SAMLIdP{{Name: "corp", EntityID: testIdP, CertificateFile: "missing.pem", Audience: testAudience, SubjectAttribute: "uid "}},
+		Nonces:   nopNonces{},
+	})
+	if err == nil || !strings.Contains(err.Error(), `saml_idps[0] (corp): subject_attribute "uid " has white space around it`) {
+		t.Fatalf("New = %v, want the subject_attribute refused", err)
 	}
 }
 
