@@ -91,6 +91,11 @@ func Parse(b []byte) (*Keys, error) {
 		if err := k.UnmarshalJSON(raw); err != nil {
 			continue // a key type go-jose does not know; not one we can verify with
 		}
+		if k.Use != "" && k.Use != "sig" {
+			// go-jose reads member names exactly, encoding/json (the probe) in any
+			// case: {"use":"enc","USE":"sig"} must not pass as a signing key.
+			continue
+		}
 		if !k.IsPublic() || !k.Valid() {
 			return nil, fmt.Errorf("jwks: keys[%d]: not a valid public key", i)
 		}

@@ -2,8 +2,10 @@ package jwks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,9 +31,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxBytes bounds the response body.
 	MaxBytes int64
-	// MinInterval is the least time between two fetches that were not forced by an
-	// expired cache: an unknown kid refetches at most once per MinInterval, and a
-	// failed fetch is not retried sooner.
+	// MinInterval is the least time between two fetches, whatever forced them: an
+	// unknown kid refetches at most once per MinInterval, and a failed fetch is not
+	// retried sooner, even when the cached set expires meanwhile.
 	MinInterval time.Duration
 }
 
@@ -84,7 +86,9 @@ func (r *Remote) Lookup(ctx context.Context, kid string, now time.Time) (Key, er
 			return k, nil
 		}
 	}
-	if since := now.Sub(r.lastFetch); !r.lastFetch.IsZero() && since >= 0 && since < r.interval {
+	// A now before the last fetch (a request stamped before it waited for the
+	// lock) counts as within the interval.
+	if !r.lastFetch.IsZero() && now.Sub(r.lastFetch) < r.interval {
 		// Fetched (or tried) a moment ago: do not let unknown kids or a failing
 		// issuer turn every request into a fetch.
 		if valid {
@@ -92,9 +96,16 @@ func (r *Remote) Lookup(ctx context.Context, kid string, now time.Time) (Key, er
 		}
 		return Key{}, r.unavailable()
 	}
+	prev := r.lastFetch
 	r.lastFetch = now
 	ks, maxAge, err := r.fetch(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The caller gave up (a client went away): that says nothing about
+			// the issuer, so the next lookup may fetch at once.
+			r.lastFetch = prev
+			return Key{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		}
 		r.lastErr = err
 		if valid {
 			return Key{}, fmt.Errorf("%w (kid %q; refetch failed: %v)", ErrUnknownKey, kid, err)
@@ -155,7 +166,9 @@ func MaxAge(cacheControl string) time.Duration {
 			return MinMaxAge
 		case "max-age":
 			n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64)
-			if err != nil || n < 0 {
+			if errors.Is(err, strconv.ErrRange) && n > 0 {
+				n = math.MaxInt64 // RFC 9111 §1.2.2: too large means the largest; clamped below
+			} else if err != nil || n < 0 {
 				continue
 			}
 			if n > int64(MaxMaxAge/time.Second) {
