@@ -1,0 +1,22 @@
+// Package sdk holds what deputy's service packages share: the incoming access token
+// carried in a request's context, from the verify middleware (sdk/verify) to the
+// exchanging transport (sdk/exchange) and the call reporter (sdk/report).
+//
+// The sdk packages import only deputy's oauth package, go-jose and the standard
+// library, so a service adds them without pulling in the server.
+package sdk
+
+import "context"
+
+type tokenKey struct{}
+
+// ContextWithToken returns ctx carrying raw, the access token a service received.
+func ContextWithToken(ctx context.Context, raw string) context.Context {
+	return context.WithValue(ctx, tokenKey{}, raw)
+}
+
+// TokenFromContext returns the access token ContextWithToken put in ctx.
+func TokenFromContext(ctx context.Context) (string, bool) {
+	raw, ok := ctx.Value(tokenKey{}).(string)
+	return raw, ok && raw != ""
+}
