@@ -486,7 +486,12 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 		writeList(b, "aud", e.Audiences)
 		writeList(b, "scope", e.Scopes)
 	}
-	if e.Reason != "" {
+	switch {
+	case e.Reason == "":
+	case e.Relation == RelCall:
+		b.WriteString("  did ") // what the service reported: "read account/42: ok"
+		b.Write(appendValue(nil, e.Reason))
+	default:
 		b.WriteString("  reason ")
 		b.Write(appendValue(nil, e.Reason))
 	}

@@ -39,6 +39,18 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 		"response_types_supported":                  []string{},
 		"access_token_signing_alg_values_supported": signing,
 	}
+	// deputy's own metadata: where services report calls and auditors read the trail
+	// (client_secret_basic only: the bodies are JSON or absent, with no room for a
+	// form secret or assertion).
+	if s.cfg.Calls != nil {
+		m["call_report_endpoint"] = iss + PathCalls
+		m["call_report_endpoint_auth_methods_supported"] = []string{oauth.AuthClientSecretBasic}
+	}
+	if s.cfg.AuditLog != nil {
+		m["audit_events_endpoint"] = iss + PathAuditEvents
+		m["audit_trace_endpoint"] = iss + PathAuditTrace
+		m["audit_endpoint_auth_methods_supported"] = []string{oauth.AuthClientSecretBasic}
+	}
 	if s.cfg.SignIn != nil {
 		m["authorization_endpoint"] = iss + PathAuthorize
 		m["response_types_supported"] = []string{"code"}

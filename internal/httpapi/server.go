@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/authorize"
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/grant"
@@ -79,6 +80,12 @@ type Config struct {
 	Upstreams []upstream.Provider
 	// RememberClaims keeps the claims an upstream released for a subject (optional).
 	RememberClaims func(subject string, claims map[string]string)
+	// Calls records the calls services report (optional: without it the call
+	// report endpoint is not served).
+	Calls *audit.Reporter
+	// AuditLog answers audit queries and traces over HTTP (optional: without it
+	// the audit endpoints are not served).
+	AuditLog store.AuditLog
 }
 
 // Server is deputy's HTTP handler.
@@ -114,6 +121,13 @@ func New(cfg Config) (*Server, error) {
 		return err
 	}))
 	s.mux.Handle("GET "+PathReady, handler(s.ready))
+	if cfg.Calls != nil {
+		s.mux.Handle(PathCalls, handler(s.calls))
+	}
+	if cfg.AuditLog != nil {
+		s.mux.Handle(PathAuditEvents, handler(s.auditEvents))
+		s.mux.Handle(PathAuditTrace, handler(s.auditTrace))
+	}
 	s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	if cfg.SignIn != nil {
 		wb := &web{s: s}
