@@ -1,0 +1,84 @@
+package exchange_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/deputy-auth/deputy/oauth"
+	"github.com/deputy-auth/deputy/sdk"
+	"github.com/deputy-auth/deputy/sdk/exchange"
+)
+
+// A handler of api1 calls api2 on behalf of the request it serves: the ledger
+// client exchanges the incoming token for one addressed to api2 with ledger:read,
+// which names the caller as subject and api1 as actor. It needs a running deputy,
+// so it is only compiled.
+func ExampleExchanger_Client() {
+	e, err := exchange.New(exchange.Config{
+		Issuer:       "https://deputy.example",
+		ClientID:     "api1",
+		ClientSecret: os.Getenv("API1_CLIENT_SECRET"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ledger := e.Client("https://api2.example", "ledger:read")
+
+	http.HandleFunc("GET /payments/{id}", func(w http.ResponseWriter, r *http.Request) {
+		// In a real service sdk/verify's middleware verifies the incoming token and
+		// puts it in the context; this is what it does.
+		incoming := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		ctx := sdk.ContextWithToken(r.Context(), incoming)
+
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://api2.example/ledger/"+r.PathValue("id"), nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		resp, err := ledger.Do(req) // sent with "Authorization: Bearer <exchanged token>"
+		if err != nil {
+			http.Error(w, "ledger unavailable", http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+	log.Fatal(http.ListenAndServe("127.0.0.1:8081", nil))
+}
+
+// Exchange gives the token itself, for a call that is not made with net/http. It
+// needs a running deputy, so it is only compiled.
+func ExampleExchanger_Exchange() {
+	e, err := exchange.New(exchange.Config{
+		TokenURL:     "https://deputy.example/token",
+		ClientID:     "api1",
+		ClientSecret: os.Getenv("API1_CLIENT_SECRET"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		incoming, ok := sdk.TokenFromContext(r.Context()) // put there by sdk/verify
+		if !ok {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		tok, err := e.Exchange(r.Context(), incoming, "https://api2.example", "ledger:read")
+		var refused *oauth.Error
+		if errors.As(err, &refused) {
+			log.Printf("deputy refused: %s", refused.Code) // e.g. invalid_scope
+		}
+		if err != nil {
+			http.Error(w, "cannot reach the ledger", http.StatusBadGateway)
+			return
+		}
+		fmt.Fprintln(w, tok.TokenType, tok.Scope, tok.ExpiresAt)
+	}
+	http.HandleFunc("GET /token-info", handler)
+}

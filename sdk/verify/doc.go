@@ -1,0 +1,21 @@
+// Package verify checks the access tokens a service receives from deputy: RFC 9068
+// JWT access tokens, signed with one of deputy's published keys, addressed to the
+// service, within their lifetime, and — in introspection mode — still active at
+// deputy (RFC 7662), so that a revoked token is refused at once.
+//
+// A [Verifier] owns deputy's key set for the service: it fetches the authorization
+// server metadata (RFC 8414) and the JWKS on first use, caches the JWKS for the
+// Cache-Control max-age it was served with (clamped to [1m, 24h]), refetches at most
+// once per 30 seconds when a token names an unknown key, and fails closed with
+// [ErrUnavailable] when no current key set can be had.
+//
+// [Verifier.Middleware] and [Verifier.Require] guard an http.Handler the RFC 6750
+// way: only the Authorization: Bearer header is read, failures answer 401, 403 or
+// 503 with a WWW-Authenticate challenge and a JSON error body, and a verified
+// request carries its [Principal] ([FromContext]) and raw token
+// (sdk.TokenFromContext) on to the handler. The token itself is never logged or
+// echoed.
+//
+// Like every sdk package it imports only the standard library, deputy's oauth and
+// sdk packages, and go-jose; a test enforces it.
+package verify
