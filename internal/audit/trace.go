@@ -404,6 +404,20 @@ func (tr *Tree) WriteText(w io.Writer) error {
 	return err
 }
 
+// externalIssuer is the issuer of an unknown token whose children were all
+// exchanged from it as a subject token of another issuer (a trusted issuer's JWT
+// or a SAML assertion): the audit records keep that issuer, not the token.
+func externalIssuer(n *Node) string {
+	iss := ""
+	for _, c := range n.Children {
+		if c.SubjectIssuer == "" || iss != "" && c.SubjectIssuer != iss {
+			return ""
+		}
+		iss = c.SubjectIssuer
+	}
+	return iss
+}
+
 // writeNode writes n with lead before its first line and pad (the same width)
 // before the others.
 func writeNode(b *strings.Builder, n *Node, lead, pad string) {
@@ -411,7 +425,11 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 	b.WriteString("token ")
 	b.WriteString(n.JTI)
 	if n.Unknown {
-		b.WriteString(" (not issued in this audit trail)")
+		if iss := externalIssuer(n); iss != "" {
+			fmt.Fprintf(b, " (presented from %s, not issued by deputy)", iss)
+		} else {
+			b.WriteString(" (not issued in this audit trail)")
+		}
 	} else {
 		fmt.Fprintf(b, " (%s)  %s  client %s  rule %s", n.Type, fmtTime(n.Time), orDash(n.ClientID), orDash(n.Rule))
 	}

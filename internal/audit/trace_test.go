@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -274,4 +275,36 @@ func TestTraceEdgeCases(t *testing.T) {
 			t.Errorf("text %q does not show the event", text.String())
 		}
 	})
+}
+
+// TestTraceTextUnknownRoot: a root deputy never issued says where it came from when
+// every token exchanged from it names the same outside issuer, and nothing more
+// when they disagree or do not say.
+func TestTraceTextUnknownRoot(t *testing.T) {
+	child := func(iss string) *Node {
+		return &Node{JTI: "T-" + iss, Type: "token.exchanged", ClientID: "api1", Subject: "alice", SubjectIssuer: iss}
+	}
+	for _, tt := range []struct {
+		name     string
+		children []*Node
+		want     string
+	}{
+		{"one-outside-issuer", []*Node{child("https://idp.corp.example"), child("https://idp.corp.example")},
+			"token A1 (presented from https://idp.corp.example, not issued by deputy)\n"},
+		{"issuers-disagree", []*Node{child("https://idp.corp.example"), child("https://login.example")},
+			"token A1 (not issued in this audit trail)\n"},
+		{"issuer-not-said", []*Node{child("")}, "token A1 (not issued in this audit trail)\n"},
+		{"no-children", nil, "token A1 (not issued in this audit trail)\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var text bytes.Buffer
+			tr := &Tree{Root: &Node{JTI: "A1", Unknown: true, Children: tt.children}}
+			if err := tr.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if first, _, _ := strings.Cut(text.String(), "\n"); first+"\n" != tt.want {
+				t.Errorf("first line %q, want %q", first, tt.want)
+			}
+		})
+	}
 }

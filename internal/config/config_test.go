@@ -399,9 +399,9 @@ func TestValidate(t *testing.T) {
 
 		{"fail/client-id-empty", func(c *Config) {
 			c.Clients = append(c.Clients, Client{Secret: "s", AuthMethod: oauth.AuthClientSecretBasic})
-		}, "clients[5].id", "must be set"},
-		{"fail/client-id-space", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "sup port", AuthMethod: oauth.AuthNone}) }, "clients[5].id", `"sup port" contains white space`},
-		{"fail/client-id-duplicate", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "api3", AuthMethod: oauth.AuthNone}) }, "clients[5].id", `"api3" is already the id of clients[3]`},
+		}, "clients[6].id", "must be set"},
+		{"fail/client-id-space", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "sup port", AuthMethod: oauth.AuthNone}) }, "clients[6].id", `"sup port" contains white space`},
+		{"fail/client-id-duplicate", func(c *Config) { c.Clients = append(c.Clients, Client{ID: "api3", AuthMethod: oauth.AuthNone}) }, "clients[6].id", `"api3" is already the id of clients[3]`},
 		{"fail/client-secret-and-hash", func(c *Config) { c.Clients[1].SecretHash = argon }, "clients[1].secret_hash", "set either secret or secret_hash, not both"},
 		{"fail/client-secret-hash-format", func(c *Config) { c.Clients[1].Secret, c.Clients[1].SecretHash = "", "sha256:abc" }, "clients[1].secret_hash", `is neither "$argon2id$`},
 		{"fail/client-auth-method", func(c *Config) { c.Clients[1].AuthMethod = "foo" }, "clients[1].auth_method", `"foo" is not one of client_secret_basic, client_secret_post, private_key_jwt, none`},

@@ -18,6 +18,8 @@ import (
 //     https://api1.example that api1 may act on (may_act);
 //   - clients api1, api2, api3 (secrets api1-secret, …) and support
 //     (support-secret): client_credentials and token exchange;
+//   - client auditor (auditor-secret) with the deputy:audit scope: it reads the
+//     audit trail over HTTP (/audit/events, /audit/trace);
 //   - policies: api1 may exchange for https://api2.example (ledger:read,
 //     ledger:write, fraud:check), api2 for https://api3.example (fraud:check), both by
 //     delegation; support may impersonate for https://api2.example (ledger:read);
@@ -60,6 +62,7 @@ func Dev(dir string) *Config {
 			api("2", "https://api2.example", "ledger:read", "ledger:write"),
 			api("3", "https://api3.example", "fraud:check"),
 			{ID: "support", Secret: "support-secret", GrantTypes: exchangeGrants()},
+			{ID: "auditor", Secret: "auditor-secret", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{"deputy:audit"}},
 		},
 		Exchange: Exchange{Policies: []Policy{
 			{
