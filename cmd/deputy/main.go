@@ -24,6 +24,8 @@ const usage = `deputy — an OAuth 2.0 authorization server for token exchange (
 
 Usage:
   deputy serve          [--config FILE]   run the server (no config: a development setup)
+  deputy demo           [--dir DIR]       sign-in to the last API of a bank, in one process:
+                                          each hop's token and the audit trail
   deputy migrate        [--config FILE]   apply storage migrations
   deputy keys rotate    [--config FILE] [--publish-for 1m]
                                           new signing key, published before it signs
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return cmdServe(ctx, rest, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, stdout)
 	case "migrate":
 		return cmdMigrate(ctx, rest, stdout)
 	case "keys":

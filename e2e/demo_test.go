@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs `deputy demo` as the README tells users to: it must exit 0 and
+// show alice, the three services in the right nesting, the calls each API
+// reported, and an intact audit chain — for the password sign-in and for the SAML
+// assertion.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "demo", "--dir", t.TempDir())
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("deputy demo: %v\n%s", err, out)
+	}
+	s := string(out)
+	for _, want := range []string{
+		// scenario 1: alice, her token through payments, ledger, fraud-check
+		"sub    alice\n",
+		"act    — (nobody acts for the user yet)",
+		"act    {sub: payments}\n",
+		"act    {sub: ledger, act: {sub: payments}}\n",
+		// scenario 2: from the corporate IdP's assertion, the web app first in the chain
+		"sub    alice@corp.example\n",
+		"act    {sub: web-app}\n",
+		"act    {sub: ledger, act: {sub: payments, act: {sub: web-app}}}\n",
+		// the trace: the sign-in at the root, rules of each hop, the calls reported
+		"(signin)",
+		"rule payments-to-ledger",
+		"rule ledger-to-fraud-check",
+		"rule corp-sso-to-payments",
+		"(presented from https://idp.corp.example, not issued by deputy)",
+		`did "pay 42.00 EUR to bob: booked"`,
+		`did "check debit of 42.00 EUR from alice: ok"`,
+		`did "check debit of 12500.00 EUR from alice@corp.example: review"`,
+		"hash chain intact",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	// Each scenario's hops come in order: payments, then ledger, then fraud-check.
+	order := regexp.MustCompile(`hop \d  (\S+) received`).FindAllStringSubmatch(s, -1)
+	var got []string
+	for _, m := range order {
+		got = append(got, m[1])
+	}
+	if strings.Join(got, " ") != "payments ledger fraud-check payments ledger fraud-check" {
+		t.Errorf("hops %v", got)
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", s)
+	}
+}

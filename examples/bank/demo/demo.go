@@ -1,0 +1,299 @@
+// Package demo runs the bank of examples/bank in one process — deputy, the web
+// app, payments, ledger and fraud-check, each on its own loopback port — signs
+// alice in, pays through the chain, and prints what each hop received and the
+// audit trail. `deputy demo` calls Run.
+package demo
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deputy-auth/deputy/examples/bank"
+	"github.com/deputy-auth/deputy/internal/audit"
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/server"
+	"github.com/deputy-auth/deputy/oauth"
+	"github.com/deputy-auth/deputy/sdk/verify"
+)
+
+//go:embed demo.yaml
+var configTemplate string
+
+// Audiences of the bank's services.
+const (
+	PaymentsAudience = "https://payments.bank.example"
+	LedgerAudience   = "https://ledger.bank.example"
+	FraudAudience    = "https://fraud.bank.example"
+)
+
+// Hop is what one service received: the token as the SDK verified it.
+type Hop struct {
+	Service   string
+	Principal *verify.Principal
+}
+
+// Result is what a run saw, for tests: the hops of each scenario, in order, and
+// the jti of each scenario's first token.
+type Result struct {
+	Password, SAML []Hop
+	PasswordRoot   string // the first token of the password sign-in (T0)
+	SAMLRoot       string // the token exchanged from the SAML assertion
+	AuditEvents    int64
+}
+
+// Run runs both scenarios and writes the story to out. dir holds deputy's
+// database and the corporate IdP's certificate; "" makes (and removes) a
+// temporary one.
+func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "deputy-demo-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	corp, err := newCorpIdP(dir)
+	if err != nil {
+		return nil, err
+	}
+	env := &world{out: out}
+	defer env.close()
+	if err := env.start(ctx, dir); err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	p := newPrinter(out)
+	p.title("deputy demo — a payment from alice: web app → payments → ledger → fraud-check")
+	p.line("deputy %s   web app %s   payments %s   ledger %s   fraud-check %s",
+		env.issuer, env.webURL, env.paymentsURL, env.ledgerURL, env.fraudURL)
+
+	// Scenario 1: alice signs in with her password.
+	p.section("1. alice signs in at the web app (OpenID Connect, code flow with PKCE) and pays 42.00 EUR to bob")
+	env.takeHops()
+	receipt, err := env.signInAndPay(ctx, "alice", "alice-password", bank.Payment{To: "bob", Amount: "42.00"})
+	if err != nil {
+		return nil, fmt.Errorf("scenario 1: %w", err)
+	}
+	if res.Password, res.PasswordRoot, err = env.show(ctx, p, receipt); err != nil {
+		return nil, fmt.Errorf("scenario 1: %w", err)
+	}
+
+	// Scenario 2: the same chain, starting from a SAML assertion of the corporate IdP.
+	p.section("2. the corporate IdP's SAML assertion for alice@corp.example, exchanged by the web app, pays 12,500.00 EUR to carol")
+	assertion, err := corp.assertion("alice@corp.example", env.issuer)
+	if err != nil {
+		return nil, err
+	}
+	t0, err := env.exchangeSAML(ctx, assertion)
+	if err != nil {
+		return nil, fmt.Errorf("scenario 2: %w", err)
+	}
+	env.takeHops()
+	receipt, err = bank.Pay(ctx, env.paymentsURL, t0, bank.Payment{To: "carol", Amount: "12500.00"})
+	if err != nil {
+		return nil, fmt.Errorf("scenario 2: %w", err)
+	}
+	if res.SAML, res.SAMLRoot, err = env.show(ctx, p, receipt); err != nil {
+		return nil, fmt.Errorf("scenario 2: %w", err)
+	}
+
+	// The trail is intact.
+	rep, err := audit.Verify(ctx, env.node.Store)
+	if err != nil {
+		return nil, err
+	}
+	if rep.FirstBad != nil {
+		return nil, fmt.Errorf("audit chain broken at #%d: %s", rep.FirstBad.Seq, rep.FirstBad.Reason)
+	}
+	res.AuditEvents = rep.Count
+	p.section("audit trail")
+	p.line("hash chain intact: %d events (deputy audit verify)", rep.Count)
+	return res, p.err
+}
+
+// world is the running bank.
+type world struct {
+	out                                              io.Writer
+	issuer, webURL, paymentsURL, ledgerURL, fraudURL string
+	node                                             *server.Server
+	services                                         []*bank.Service
+	servers                                          []*http.Server
+
+	mu   sync.Mutex
+	hops []Hop
+}
+
+func (w *world) observe(service, _ string, p *verify.Principal) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hops = append(w.hops, Hop{Service: service, Principal: p})
+}
+
+// show prints the hops of the payment just made, its receipt and the audit trace
+// of its first token, once the services' reports are in; it returns the hops and
+// that token's jti.
+func (w *world) show(ctx context.Context, p *printer, receipt *bank.Receipt) ([]Hop, string, error) {
+	hops := w.takeHops()
+	if len(hops) == 0 {
+		return nil, "", errors.New("no service saw the payment")
+	}
+	root := hops[0].Principal.JTI
+	p.hops(hops)
+	p.line("receipt: %s, ledger entry %s (%s → %s, %s EUR), fraud verdict %s",
+		receipt.Status, receipt.Entry.ID, receipt.Entry.Debit, receipt.Entry.Credit, receipt.Entry.Amount, receipt.Entry.Verdict)
+	if err := w.flushReports(ctx); err != nil {
+		return nil, "", err
+	}
+	return hops, root, p.trace(ctx, w.node, root)
+}
+
+// takeHops returns the hops seen since the last call and forgets them.
+func (w *world) takeHops() []Hop {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h := w.hops
+	w.hops = nil
+	return h
+}
+
+// listen opens a loopback listener and returns its base URL.
+func listen() (net.Listener, string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	return l, "http://" + l.Addr().String(), nil
+}
+
+func (w *world) serve(l net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	w.servers = append(w.servers, srv)
+	go func() { _ = srv.Serve(l) }()
+}
+
+func (w *world) start(ctx context.Context, dir string) error {
+	var ls [5]net.Listener
+	urls := make([]string, 5)
+	for i := range ls {
+		var err error
+		if ls[i], urls[i], err = listen(); err != nil {
+			for _, l := range ls[:i] {
+				l.Close()
+			}
+			return err
+		}
+	}
+	w.issuer, w.webURL, w.paymentsURL, w.ledgerURL, w.fraudURL = urls[0], urls[1], urls[2], urls[3], urls[4]
+
+	yaml := strings.NewReplacer("%ISSUER%", w.issuer, "%DIR%", filepath.ToSlash(dir), "%WEBAPP%", w.webURL).Replace(configTemplate)
+	cfgFile := filepath.Join(dir, "deputy-demo.yaml")
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		return err
+	}
+	cfg, err := config.Load(cfgFile, nil)
+	if err != nil {
+		return err
+	}
+	if w.node, err = server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		return err
+	}
+	w.serve(ls[0], w.node.Handler)
+
+	svc := func(id, audience, next string) bank.Config {
+		return bank.Config{Issuer: w.issuer, ClientID: id, ClientSecret: id + "-secret", Audience: audience, Next: next, Observe: w.observe}
+	}
+	fraud, err := bank.NewFraudCheck(ctx, svc("fraud-check", FraudAudience, ""))
+	if err != nil {
+		return err
+	}
+	ledger, err := bank.NewLedger(ctx, svc("ledger", LedgerAudience, w.fraudURL), FraudAudience)
+	if err != nil {
+		return err
+	}
+	payments, err := bank.NewPayments(ctx, svc("payments", PaymentsAudience, w.ledgerURL), LedgerAudience)
+	if err != nil {
+		return err
+	}
+	w.services = []*bank.Service{payments, ledger, fraud}
+	web := bank.NewWebApp(bank.WebAppConfig{
+		AuthURL: w.issuer + "/authorize", TokenURL: w.issuer + "/token",
+		ClientID: "web-app", ClientSecret: "web-app-secret", RedirectURL: w.webURL + "/callback",
+		Payments: w.paymentsURL, Scopes: []string{"openid", "payments:write", "ledger:write", "fraud:check"},
+	})
+	w.serve(ls[1], web)
+	w.serve(ls[2], payments)
+	w.serve(ls[3], ledger)
+	w.serve(ls[4], fraud)
+	return nil
+}
+
+func (w *world) flushReports(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, s := range w.services {
+		if err := s.Flush(ctx); err != nil {
+			return fmt.Errorf("reports: %w", err)
+		}
+	}
+	return nil
+}
+
+func (w *world) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range w.services {
+		_ = s.Close(ctx)
+	}
+	for _, s := range w.servers {
+		_ = s.Shutdown(ctx)
+	}
+	if w.node != nil {
+		_ = w.node.Close()
+	}
+}
+
+// exchangeSAML is the web app trading the assertion it received from the
+// corporate IdP for a token addressed to payments (RFC 8693, subject_token_type
+// saml2).
+func (w *world) exchangeSAML(ctx context.Context, assertion string) (string, error) {
+	form := strings.NewReader("grant_type=" + oauth.GrantTokenExchange +
+		"&subject_token_type=" + string(oauth.TokenTypeSAML2) +
+		"&subject_token=" + assertion +
+		"&audience=" + PaymentsAudience)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.issuer+"/token", form)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("web-app", "web-app-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var tr struct {
+		oauth.TokenResponse
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", errors.New("exchange of the SAML assertion refused: " + tr.Error + ": " + tr.Description)
+	}
+	return tr.AccessToken, nil
+}
