@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -51,6 +52,7 @@ type memStore struct {
 	events  []store.AuditEvent // chain order
 	ids     map[string]int     // event id → index in events
 	revoked map[string]store.Revocation
+	seq     int64 // of the last revocation
 }
 
 func newMemStore() *memStore {
@@ -78,6 +80,11 @@ func (m *memStore) Append(ctx context.Context, events []*store.AuditEvent, seal 
 	)
 	if n := len(m.events); n > 0 {
 		seq, prev = m.events[n-1].Seq, m.events[n-1].Hash
+	}
+	for i, e := range events {
+		if _, revoked := m.revoked[e.ParentJTI]; revoked && store.IssuesFromParent(e) {
+			return &store.ParentRevokedError{Index: i, ParentJTI: e.ParentJTI}
+		}
 	}
 	staged := make([]store.AuditEvent, 0, len(events))
 	ids := map[string]bool{}
@@ -199,6 +206,8 @@ func (m *memStore) Revoke(ctx context.Context, r store.Revocation) ([]store.Revo
 		if old, ok := m.revoked[x.JTI]; ok {
 			x = old
 		} else {
+			m.seq++
+			x.Seq = m.seq
 			m.revoked[x.JTI] = x
 		}
 		out = append(out, x)
@@ -223,6 +232,22 @@ func (m *memStore) ListRevocations(ctx context.Context, t time.Time) ([]store.Re
 		}
 	}
 	slices.SortFunc(out, func(a, b store.Revocation) int { return a.RevokedAt.Compare(b.RevokedAt) })
+	return out, ctx.Err()
+}
+
+func (m *memStore) RevocationsAfter(ctx context.Context, afterSeq int64, limit int) ([]store.Revocation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Revocation
+	for _, r := range m.revoked {
+		if r.Seq > afterSeq {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Revocation) int { return cmp.Compare(a.Seq, b.Seq) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
 	return out, ctx.Err()
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -356,6 +357,21 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 		return events
 	}
 	err := w.log.Append(context.Background(), events, Seal)
+	// The store refuses a token issued from a parent revoked meanwhile (by another
+	// node: this one's revocations already failed Admit): that request fails, the
+	// others are appended without it.
+	var pre *store.ParentRevokedError
+	for errors.As(err, &pre) && pre.Index >= 0 && pre.Index < len(events) {
+		req := admitted[pre.Index]
+		req.err = fmt.Errorf("audit: %w", err)
+		close(req.done)
+		admitted = slices.Delete(admitted, pre.Index, pre.Index+1)
+		events = slices.Delete(events, pre.Index, pre.Index+1)
+		if len(events) == 0 {
+			return events
+		}
+		err = w.log.Append(context.Background(), events, Seal)
+	}
 	for _, req := range admitted {
 		if err != nil {
 			req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil

@@ -615,3 +615,52 @@ func TestWriterRecordAll(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// TestWriterParentRevokedElsewhere: a token revoked by another node (straight in
+// the store: this writer's Admit and OnRevoked never saw it) is caught by Append,
+// and only the exchange from it fails; the rest of its batch is stored.
+func TestWriterParentRevokedElsewhere(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		g := newGate()
+		log := &countingLog{AuditLog: b, before: g.before}
+		w := NewWriter(log, b, WriterOptions{})
+		defer w.Close()
+
+		first := make(chan error, 1)
+		go func() { first <- w.Record(ctx, issued("E0", "T0")) }()
+		<-g.entered
+		// Queued behind the gated commit, in one batch: an exchange from T0 between
+		// two unrelated issuances.
+		events := []*store.AuditEvent{issued("E1", "A1"), exchanged("E2", "T0", "T1"), issued("E3", "A3")}
+		results := make([]chan error, len(events))
+		for i, e := range events {
+			results[i] = make(chan error, 1)
+			go func() { results[i] <- w.Record(ctx, e) }()
+			waitQueued(t, w, i+1)
+		}
+		// While the first commit is held, another node revokes T0 (in the store).
+		if _, err := b.Revoke(ctx, store.Revocation{JTI: "T0", ExpiresAt: time.Now().Add(time.Hour), RevokedAt: time.Now(), Reason: "elsewhere"}); err != nil {
+			t.Fatal(err)
+		}
+		close(g.release)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		for i := range events {
+			err := <-results[i]
+			if i == 1 {
+				var pre *store.ParentRevokedError
+				if !errors.Is(err, store.ErrRevoked) || !errors.As(err, &pre) || pre.ParentJTI != "T0" {
+					t.Errorf("Record(exchange from revoked T0) = %v, want a ParentRevokedError", err)
+				}
+			} else if err != nil {
+				t.Errorf("Record(%s) = %v", events[i].ID, err)
+			}
+		}
+		if _, err := b.EventByID(ctx, "E2"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the exchange from a revoked token is stored (err %v)", err)
+		}
+		mustVerify(t, b, 3)
+	})
+}

@@ -38,6 +38,10 @@ type Server struct {
 	Audit   *audit.Writer
 	Handler http.Handler
 	log     *slog.Logger
+
+	// revSeq is the number of the last revocation read from the store (see
+	// SyncRevocations); only Maintain's goroutine uses it after New.
+	revSeq int64
 }
 
 // OpenStore opens and migrates the configured database.
@@ -74,6 +78,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		return nil, fmt.Errorf("storage: load revocations: %w", err)
 	}
 	s.Revoked.Add(revs)
+	for _, r := range revs {
+		s.revSeq = max(s.revSeq, r.Seq)
+	}
+	// Revocations recorded since (by other nodes) are read by the first sync.
 
 	s.Audit = audit.NewWriter(s.Store, s.Store, audit.WriterOptions{
 		MaxBatch: cfg.Audit.MaxBatch,
@@ -106,7 +114,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	}
 	var upstreams []upstream.Provider
 	for _, u := range cfg.UpstreamIdPs {
-		p, err := upstream.New(ctx, u, cfg.Issuer)
+		p, err := upstream.New(ctx, u, cfg.Issuer, s.Store)
 		if err != nil {
 			return nil, err
 		}
@@ -221,22 +229,65 @@ func scopes(cfg *config.Config) []string {
 	return out
 }
 
-// Maintain keeps the in-memory state current until ctx ends: keys rotated by
-// `deputy keys rotate` (or another node) are picked up, and expired revocations and
-// nonces are forgotten.
+// How often Maintain reads what other processes changed, when no notification
+// came (SQLite has none; on PostgreSQL it is the safety net of LISTEN/NOTIFY).
+const (
+	revocationPoll = time.Second
+	keyPoll        = 5 * time.Second
+)
+
+// Maintain keeps the in-memory state current until ctx ends: revocations recorded
+// by other nodes and keys rotated by `deputy keys rotate` (or another node) are
+// picked up — at once where the store notifies (PostgreSQL), within
+// revocationPoll and keyPoll otherwise — and expired revocations and nonces are
+// forgotten.
 func (s *Server) Maintain(ctx context.Context) {
-	reload := time.NewTicker(5 * time.Second)
+	changes := make(chan string, 16)
+	go func() {
+		err := s.Store.Watch(ctx, func(topic string) {
+			select {
+			case changes <- topic:
+			default: // a sync is pending anyway
+			}
+		})
+		if err != nil {
+			s.log.Warn("storage: listening for other nodes' changes failed", "err", err)
+		}
+	}()
+	revPoll := time.NewTicker(revocationPoll)
+	reload := time.NewTicker(keyPoll)
 	purge := time.NewTicker(time.Minute)
+	defer revPoll.Stop()
 	defer reload.Stop()
 	defer purge.Stop()
+	syncRevocations := func() {
+		if err := s.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("revocations: sync failed", "err", err)
+		}
+	}
+	reloadKeys := func() {
+		if err := s.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("keys: reload failed", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-reload.C:
-			if err := s.Keys.Reload(ctx); err != nil {
-				s.log.Warn("keys: reload failed", "err", err)
+		case topic := <-changes:
+			switch topic {
+			case "revocations":
+				syncRevocations()
+			case "keys":
+				reloadKeys()
+			default: // (re)connected: anything may have been missed
+				syncRevocations()
+				reloadKeys()
 			}
+		case <-revPoll.C:
+			syncRevocations()
+		case <-reload.C:
+			reloadKeys()
 		case now := <-purge.C:
 			s.Revoked.Purge(now)
 			if err := s.Store.PurgeNonces(ctx, now); err != nil {
@@ -245,6 +296,27 @@ func (s *Server) Maintain(ctx context.Context) {
 			if err := s.Store.PurgeExpired(ctx, now); err != nil {
 				s.log.Warn("sign-in state: purge failed", "err", err)
 			}
+		}
+	}
+}
+
+// SyncRevocations adds to the revoked set every revocation recorded since the
+// last one it read, by any node. Maintain calls it; it must not run concurrently
+// with itself.
+func (s *Server) SyncRevocations(ctx context.Context) error {
+	const page = 1000
+	for {
+		revs, err := s.Store.RevocationsAfter(ctx, s.revSeq, page)
+		if err != nil {
+			return err
+		}
+		if len(revs) == 0 {
+			return nil
+		}
+		s.Revoked.Add(revs)
+		s.revSeq = revs[len(revs)-1].Seq
+		if len(revs) < page {
+			return nil
 		}
 	}
 }

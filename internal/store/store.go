@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -12,7 +13,40 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrUnavailable means the backing database could not be reached.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrRevoked means a token is revoked. token.ErrRevoked is this error.
+	ErrRevoked = errors.New("token is revoked")
 )
+
+// ParentRevokedError is what AuditLog.Append returns, storing nothing, when an
+// allowed event that issues a token (TokenJTI set) names a revoked ParentJTI: the
+// token must not be issued. The check runs inside the transaction that holds the
+// tail of the chain, serialised with Revoke on every node, so a token exchanged
+// from a revoked one is either refused here or found and revoked by Revoke.
+type ParentRevokedError struct {
+	Index     int    // of the event in the slice given to Append
+	ParentJTI string // the revoked token
+}
+
+func (e *ParentRevokedError) Error() string {
+	return fmt.Sprintf("store: event %d: its parent token %s is revoked", e.Index, e.ParentJTI)
+}
+
+// Unwrap makes errors.Is(err, ErrRevoked) hold.
+func (e *ParentRevokedError) Unwrap() error { return ErrRevoked }
+
+// IssuesFromParent reports whether Append checks e's parent for revocation: an
+// allowed event that issues a token from a parent token — the events Revoke follows
+// down the lineage (not revocations, denials, call reports, key or sign-in events).
+func IssuesFromParent(e *AuditEvent) bool {
+	if e.Decision != DecisionAllow || e.ParentJTI == "" || e.TokenJTI == "" {
+		return false
+	}
+	switch e.Type {
+	case EventTokenRevoked, EventCallReported, EventDenied, EventKeyRotated, EventSignIn:
+		return false
+	}
+	return true
+}
 
 // Key is a signing key. Private is the private key as a JSON Web Key (it includes
 // the public part). A key is published in the JWKS from CreatedAt, signs from
@@ -39,6 +73,7 @@ type Keys interface {
 // Revocation marks one token as revoked. ExpiresAt is the token's own expiry, after
 // which the row may be purged (an expired token is refused anyway).
 type Revocation struct {
+	Seq       int64 // assigned by the store: revocations are numbered in the order they were recorded
 	JTI       string
 	ExpiresAt time.Time
 	RevokedAt time.Time
@@ -123,7 +158,9 @@ type AuditFilter struct {
 // AuditLog is the append-only, hash-chained audit trail.
 type AuditLog interface {
 	// Append stores events at the end of the chain in one atomic, durable commit.
-	// It assigns Seq and calls seal for each event in order.
+	// It assigns Seq and calls seal for each event in order. If an event that issues
+	// a token from a parent (IssuesFromParent) names a revoked parent, nothing is
+	// stored and the error is a *ParentRevokedError.
 	Append(ctx context.Context, events []*AuditEvent, seal SealFunc) error
 	// Scan calls fn for every event with Seq > afterSeq in chain order, stopping at
 	// the first error fn returns.
@@ -147,6 +184,10 @@ type Revocations interface {
 	Revoke(ctx context.Context, r Revocation) ([]Revocation, error)
 	// ListRevocations returns revocations of tokens that expire after t.
 	ListRevocations(ctx context.Context, t time.Time) ([]Revocation, error)
+	// RevocationsAfter returns at most limit revocations with Seq > afterSeq, in
+	// Seq order: how a node learns of revocations recorded by others. Seq grows
+	// with commit order: a revocation committed later never has a smaller Seq.
+	RevocationsAfter(ctx context.Context, afterSeq int64, limit int) ([]Revocation, error)
 }
 
 // Store is every aggregate together, as one backend provides them.

@@ -11,6 +11,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/deputy-auth/deputy/internal/keys"
+	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -24,7 +25,7 @@ var (
 	ErrIssuer      = errors.New("token is from another issuer")
 	ErrExpired     = errors.New("token is expired")
 	ErrNotYetValid = errors.New("token is not yet valid")
-	ErrRevoked     = errors.New("token is revoked")
+	ErrRevoked     = store.ErrRevoked
 	ErrTooLarge    = errors.New("token is too large")
 )
 

@@ -407,7 +407,7 @@ func TestNewOIDC(t *testing.T) {
 			op := newFakeOP(t)
 			cfg := op.config()
 			tt.edit(op, &cfg)
-			p, err := New(context.Background(), cfg, "https://deputy.example")
+			p, err := New(context.Background(), cfg, "https://deputy.example", nil)
 			if err == nil {
 				t.Fatalf("built %T; want an error", p)
 			}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/samlx"
+	"github.com/deputy-auth/deputy/internal/store"
 )
 
 // Limits of SAML sign-in.
@@ -85,7 +86,8 @@ type samlProvider struct {
 	prefix      string
 	certs       *dsig.MemoryX509CertificateStore // the only keys a signature may be made with
 	now         func() time.Time
-	seen        *samlSeen
+	seen        *samlSeen    // accepted assertion IDs, when nonces is nil
+	nonces      store.Nonces // accepted assertion IDs, shared by every node
 }
 
 // samlState is what deputy keeps (in the browser's cookie) between Begin and Complete.
@@ -208,7 +210,7 @@ func samlRefused(format string, args ...any) error {
 }
 
 // Complete reads the Response the IdP had the browser post to the ACS URL.
-func (p *samlProvider) Complete(_ context.Context, callbackURL string, params url.Values, state []byte) (Identity, error) {
+func (p *samlProvider) Complete(ctx context.Context, callbackURL string, params url.Values, state []byte) (Identity, error) {
 	var st samlState
 	if err := json.Unmarshal(state, &st); err != nil || st.RequestID == "" || st.RelayState == "" {
 		return Identity{}, samlRefused("no sign-in was started here")
@@ -244,7 +246,7 @@ func (p *samlProvider) Complete(_ context.Context, callbackURL string, params ur
 	if err != nil {
 		return Identity{}, err
 	}
-	if err := p.seen.remember(a.ID, until, now); err != nil {
+	if err := p.remember(ctx, a.ID, until, now); err != nil {
 		return Identity{}, err
 	}
 	return ident, nil
@@ -445,6 +447,21 @@ func samlAMR(classRef string) string {
 		return "mfa"
 	}
 	return "ext"
+}
+
+// remember accepts assertion id once, until it expires: in the store when there is
+// one (every node sees it), else in memory.
+func (p *samlProvider) remember(ctx context.Context, id string, until, now time.Time) error {
+	if p.nonces == nil {
+		return p.seen.remember(id, until, now)
+	}
+	switch err := p.nonces.UseNonce(ctx, "upstream-saml:"+p.name+":"+id, until); {
+	case errors.Is(err, store.ErrConflict):
+		return samlRefused("assertion %q was already used", id)
+	case err != nil:
+		return fmt.Errorf("upstream %s: remembering SAML assertion %q: %w", p.name, id, err)
+	}
+	return nil
 }
 
 // samlSeen remembers accepted assertion IDs until they expire. Safe for

@@ -27,6 +27,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/store/sqlstore"
 )
 
 const (
@@ -711,4 +712,35 @@ func FuzzSAMLComplete(f *testing.F) {
 			t.Fatalf("signed in %+v from %q", ident, body)
 		}
 	})
+}
+
+// With the store's nonces, a response accepted by one node is refused by another
+// (which has never seen it in memory).
+func TestSAMLReplayAcrossNodes(t *testing.T) {
+	db, err := sqlstore.Open(t.Context(), "sqlite", filepath.Join(t.TempDir(), "deputy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestSAML(t, nil)
+	ts.p.nonces = db
+	other := *ts.p // a second node: same configuration, its own memory
+	other.seen = &samlSeen{max: samlMaxRemembered, ids: map[string]time.Time{}}
+	body := samlWrite(t, ts.signedAssertion(t, goodSAMLResponse(ts.now, ts.state.RequestID)))
+	if _, err := ts.complete(body, ts.state.RelayState); err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.Complete(context.Background(), samlACS, url.Values{
+		"SAMLResponse": {base64.StdEncoding.EncodeToString(body)},
+		"RelayState":   {ts.state.RelayState},
+	}, ts.raw)
+	if err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("replayed on another node: %v", err)
+	}
+	if len(ts.p.seen.ids)+len(other.seen.ids) != 0 {
+		t.Error("assertion IDs kept in memory although the store has them")
+	}
 }

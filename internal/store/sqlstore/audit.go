@@ -21,6 +21,11 @@ const scanPage = 512
 // the event before it, and inserts it. An event whose ID exists already is
 // store.ErrConflict, and nothing is stored. If Append fails, the Seq, PrevHash and
 // Hash it set mean nothing.
+//
+// An allowed event that issues a token from a parent (store.IssuesFromParent) whose
+// parent is revoked is refused with a *store.ParentRevokedError, nothing stored:
+// checked in the same transaction, which on PostgreSQL holds the chain lock that
+// Revoke takes too.
 func (db *DB) Append(ctx context.Context, events []*store.AuditEvent, seal store.SealFunc) error {
 	if len(events) == 0 {
 		return nil
@@ -30,9 +35,22 @@ func (db *DB) Append(ctx context.Context, events []*store.AuditEvent, seal store
 			return fmt.Errorf("sqlstore: append: event %d has no ID", i)
 		}
 	}
-	queries := []string{db.d.q.auditTail, db.d.q.insertEvent}
-	return db.inTx(ctx, "append audit events", queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
-		tail, insert := stmts[0], stmts[1]
+	queries := []string{db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
+	return db.inLockedTx(ctx, "append audit events", db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		tail, insert, revoked := stmts[0], stmts[1], stmts[2]
+		for i, e := range events {
+			if !store.IssuesFromParent(e) {
+				continue
+			}
+			var one int
+			err := revoked.QueryRowContext(ctx, e.ParentJTI).Scan(&one)
+			if err == nil {
+				return &store.ParentRevokedError{Index: i, ParentJTI: e.ParentJTI}
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return db.fail("append audit events: is the parent revoked", err)
+			}
+		}
 		var (
 			seq  int64
 			prev []byte

@@ -18,6 +18,7 @@ type DB struct {
 	r *sql.DB // reads
 	// ws and rs hold statements prepared once on w and r.
 	ws, rs *stmtCache
+	watch  func(ctx context.Context, notify func(topic string)) error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -27,24 +28,50 @@ var _ store.Store = (*DB)(nil)
 
 // Open connects to the database of the given driver: "sqlite", with dsn a file path
 // (e.g. "deputy.db") or a "file:" URI, both optionally with '?' parameters for the
-// driver. PostgreSQL ("postgres") is not available in this build. Open does not
-// migrate; call Migrate. When the database cannot be opened or reached, the error
-// wraps store.ErrUnavailable.
+// driver; "postgres", with dsn a PostgreSQL URL or keyword/value string (see
+// postgres.go). Open does not migrate; call Migrate. When the database cannot be
+// opened or reached, the error wraps store.ErrUnavailable.
 func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	var d dialect
 	switch driver {
 	case "sqlite":
 		d = sqliteDialect()
 	case "postgres":
-		return nil, errors.New("sqlstore: postgres storage is not available in this build")
+		d = postgresDialect()
 	default:
 		return nil, fmt.Errorf("sqlstore: unknown storage driver %q (want sqlite or postgres)", driver)
 	}
-	w, r, err := d.connect(ctx, dsn)
+	c, err := d.connect(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	return &DB{d: d, w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r)}, nil
+	return &DB{d: d, w: c.w, r: c.r, ws: newStmtCache(c.w), rs: newStmtCache(c.r), watch: c.watch}, nil
+}
+
+// Driver is the name of the database engine: "sqlite" or "postgres".
+func (db *DB) Driver() string { return db.d.name }
+
+// Watch tells notify of changes other processes make to the database, until ctx
+// ends: notify("revocations") after revocations were recorded, notify("keys")
+// after signing keys changed, and notify("") whenever listening (re)starts, after
+// which anything may have changed unseen. It keeps reconnecting while the
+// database is unreachable. notify is called from Watch's goroutine and should not
+// block. On engines without notifications (SQLite: one node) Watch returns nil at
+// once; callers poll as well in any case.
+func (db *DB) Watch(ctx context.Context, notify func(topic string)) error {
+	if db.watch == nil {
+		return nil
+	}
+	return db.watch(ctx, notify)
+}
+
+// notify runs one of the dialect's notification statements, if it has it.
+func (db *DB) notify(ctx context.Context, query string) {
+	if query == "" {
+		return
+	}
+	// Best effort: listeners also poll.
+	_, _ = db.w.ExecContext(ctx, query)
 }
 
 // Ping checks that both the write and the read side of the database answer.
@@ -88,6 +115,12 @@ func (db *DB) fail(op string, err error) error {
 // with the statements bound to it, in the order of queries, and commits if fn
 // returns nil.
 func (db *DB) inTx(ctx context.Context, op string, queries []string, fn func(tx *sql.Tx, stmts []*sql.Stmt) error) error {
+	return db.inLockedTx(ctx, op, "", queries, fn)
+}
+
+// inLockedTx is inTx with lock (one of the dialect's lock statements; "" for none)
+// run first in the transaction.
+func (db *DB) inLockedTx(ctx context.Context, op, lock string, queries []string, fn func(tx *sql.Tx, stmts []*sql.Stmt) error) error {
 	prepared := make([]*sql.Stmt, len(queries))
 	for i, q := range queries {
 		s, err := db.ws.get(ctx, q)
@@ -101,6 +134,11 @@ func (db *DB) inTx(ctx context.Context, op string, queries []string, fn func(tx 
 		return db.fail(op, err)
 	}
 	defer tx.Rollback() // no effect after Commit
+	if lock != "" {
+		if _, err := tx.ExecContext(ctx, lock); err != nil {
+			return db.fail(op+": lock", err)
+		}
+	}
 	stmts := make([]*sql.Stmt, len(prepared))
 	for i, s := range prepared {
 		stmts[i] = tx.StmtContext(ctx, s)

@@ -9,28 +9,15 @@ import (
 // dialect is everything that differs between database engines. The aggregate code
 // (keys.go, nonces.go, audit.go, revocations.go, users.go, sessions.go, codes.go,
 // refreshtokens.go, expiring.go) uses only this and database/sql, so a new engine is
-// a new dialect value and a migrations directory.
-//
-// PostgreSQL, when it is added, is expected to be: a case "postgres" in Open; connect
-// opening one pgx (jackc/pgx/v5/stdlib) pool returned as both w and r; migrations in
-// migrations/postgres/ mirroring the SQLite schema (BIGINT microseconds, BYTEA
-// hashes, BIGINT seq, the same partial indexes); placeholder "$n"; contains
-// "strpos(col, $n) > 0"; listUsers ordered by username COLLATE "C" (byte-wise, as
-// SQLite's BINARY collation and Go's string comparison are); isConflict SQLSTATE
-// 23505; isUnavailable connection failures (SQLSTATE class 08, 57P0x). The queries
-// keep their parameter order, so only their text changes ("?" → "$n", "?1" → "$1").
-// Append then needs the chain's tail locked across nodes (LOCK TABLE audit_events IN
-// EXCLUSIVE MODE, or an advisory lock) since there is no single writer connection to
-// serialise it. RedeemCode and UseRefreshToken need nothing more: their conditional
-// UPDATE (… WHERE hash = $2 AND redeemed_at IS NULL) takes the row lock, and under
-// READ COMMITTED a concurrent second UPDATE waits for it, re-checks the condition
-// on the committed row and affects nothing.
+// a new dialect value and a migrations directory. sqlite.go and postgres.go hold
+// the two there are.
 type dialect struct {
 	name string
 	// connect turns a dsn into the pool writes go through and the pool reads go
-	// through (they may be the same). Errors wrap store.ErrUnavailable when the
+	// through (they may be the same), and, where the engine has one, a way to
+	// listen for other nodes' changes. Errors wrap store.ErrUnavailable when the
 	// database cannot be reached.
-	connect func(ctx context.Context, dsn string) (w, r *sql.DB, err error)
+	connect func(ctx context.Context, dsn string) (connection, error)
 	// migrations holds NNNN_name.sql files at its root.
 	migrations fs.FS
 	q          queries
@@ -46,9 +33,29 @@ type dialect struct {
 	isUnavailable func(error) bool
 }
 
+// connection is what a dialect's connect opens.
+type connection struct {
+	w, r *sql.DB
+	// watch, when set, listens for the notifications the store's writes send (see
+	// DB.Watch) until ctx ends; nil where the engine has none.
+	watch func(ctx context.Context, notify func(topic string)) error
+}
+
 // queries is the fixed SQL text of one dialect. Statements take their parameters in
 // the order the comments give.
 type queries struct {
+	// lockMigrations and lockChain, where set, are run first in the transaction of
+	// Migrate and of Append and Revoke: they serialise these across every process
+	// on the database until the transaction ends. SQLite needs neither (its one
+	// writer serialises everything).
+	lockMigrations string
+	lockChain      string
+	// notifyRevocations and notifyKeys, where set, tell other nodes listening (see
+	// DB.Watch) that revocations or keys changed: run in the transaction that
+	// changed them (delivered at commit), or after a single-statement change.
+	notifyRevocations string
+	notifyKeys        string
+
 	// schema_migrations
 	createMigrations string // no parameters
 	appliedMigration string // → version
@@ -74,9 +81,12 @@ type queries struct {
 
 	// revocations
 	lineage          string // root jti, max depth, decision allow → jti, expires_at
-	insertRevocation string // jti, expires_at, revoked_at, reason; ignores an existing jti
-	revocationByJTI  string // jti → jti, expires_at, revoked_at, reason
-	listRevocations  string // t → jti, expires_at, revoked_at, reason
+	insertRevocation string // jti, expires_at, revoked_at, reason; ignores an existing jti;
+	// numbers the new row one above the largest seq
+	revocationByJTI  string // jti → seq, jti, expires_at, revoked_at, reason
+	listRevocations  string // t → seq, jti, expires_at, revoked_at, reason
+	revocationsAfter string // seq, limit → seq, jti, expires_at, revoked_at, reason in seq order
+	isRevoked        string // jti → a row when the jti is revoked
 
 	// users; userColumns lists the columns every select returns, in order.
 	insertUser      string // every column of userColumns, in order

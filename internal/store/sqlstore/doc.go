@@ -15,9 +15,17 @@
 //
 // Everything that differs between database engines is kept in one dialect value per
 // engine (see dialect.go): how a dsn becomes connection pools, every SQL statement,
-// placeholders and error classification. SQLite (modernc.org/sqlite, no cgo) is the
-// only dialect in this build; PostgreSQL is meant to be added as a second dialect
-// without touching the aggregate code.
+// placeholders, locks and error classification. There are two: SQLite
+// (modernc.org/sqlite, no cgo; one node) and PostgreSQL (jackc/pgx v5; any number of
+// nodes on one database).
+//
+// On PostgreSQL, what SQLite's single writer gives for free is made explicit:
+// Append and Revoke take one transaction-scoped advisory lock (the chain lock), so
+// the audit chain has one tail, revocations are numbered in commit order
+// (RevocationsAfter), and a token exchanged from a parent revoked on another node
+// is refused by Append (store.ParentRevokedError) or found and revoked by Revoke;
+// Migrate takes another, so that nodes starting at once take turns. Revocations and
+// key changes are announced with NOTIFY; Watch listens on a connection of its own.
 //
 // SQLite runs in WAL mode with synchronous=FULL, so an audit event is on disk when
 // Append returns. Writes go through a single connection (SQLite has one writer);

@@ -24,6 +24,7 @@ func (db *DB) InsertKey(ctx context.Context, k store.Key) error {
 	if err != nil {
 		return db.fail("insert key", err)
 	}
+	db.notify(ctx, db.d.q.notifyKeys)
 	return nil
 }
 
@@ -75,5 +76,6 @@ func (db *DB) RetireKey(ctx context.Context, id string, at time.Time) error {
 	if n == 0 {
 		return fmt.Errorf("sqlstore: retire key %q: %w", id, store.ErrNotFound)
 	}
+	db.notify(ctx, db.d.q.notifyKeys)
 	return nil
 }

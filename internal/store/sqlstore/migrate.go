@@ -51,7 +51,8 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // Migrate applies the embedded migrations not yet recorded in schema_migrations, in
 // order, in one transaction: either all of them are applied or none. A database
 // that records a migration this build does not know (a newer deputy wrote it) is
-// an error. Calling Migrate again, also from another process, does nothing.
+// an error. Calling Migrate again, also from another process, does nothing; on
+// PostgreSQL nodes that start at once take turns (an advisory lock).
 func (db *DB) Migrate(ctx context.Context) error {
 	ms, err := loadMigrations(db.d.migrations)
 	if err != nil {
@@ -61,7 +62,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 	for _, m := range ms {
 		known[m.version] = true
 	}
-	err = db.inTx(ctx, "migrate", nil, func(tx *sql.Tx, _ []*sql.Stmt) error {
+	err = db.inLockedTx(ctx, "migrate", db.d.q.lockMigrations, nil, func(tx *sql.Tx, _ []*sql.Stmt) error {
 		if _, err := tx.ExecContext(ctx, db.d.q.createMigrations); err != nil {
 			return db.fail("migrate: create schema_migrations", err)
 		}

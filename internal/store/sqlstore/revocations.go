@@ -27,7 +27,7 @@ func (db *DB) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocatio
 	}
 	var out []store.Revocation
 	queries := []string{db.d.q.lineage, db.d.q.insertRevocation, db.d.q.revocationByJTI}
-	err := db.inTx(ctx, "revoke", queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+	err := db.inLockedTx(ctx, "revoke", db.d.q.lockChain, queries, func(tx *sql.Tx, stmts []*sql.Stmt) error {
 		lineage, insert, get := stmts[0], stmts[1], stmts[2]
 		type node struct {
 			jti     string
@@ -76,6 +76,11 @@ func (db *DB) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocatio
 			}
 			out = append(out, rev)
 		}
+		if db.d.q.notifyRevocations != "" {
+			if _, err := tx.ExecContext(ctx, db.d.q.notifyRevocations); err != nil {
+				return db.fail("revoke: notify", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -110,14 +115,45 @@ func (db *DB) ListRevocations(ctx context.Context, t time.Time) ([]store.Revocat
 	return out, nil
 }
 
-// scanRevocation reads jti, expires_at, revoked_at, reason.
+// RevocationsAfter returns at most limit revocations numbered above afterSeq, in
+// order. Revoke numbers rows under the chain lock (PostgreSQL) or the one writer
+// (SQLite), so numbers grow with commit order and a reader that has seen n has seen
+// every revocation numbered below n.
+func (db *DB) RevocationsAfter(ctx context.Context, afterSeq int64, limit int) ([]store.Revocation, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	s, err := db.rs.get(ctx, db.d.q.revocationsAfter)
+	if err != nil {
+		return nil, db.fail("revocations after", err)
+	}
+	rows, err := s.QueryContext(ctx, afterSeq, limit)
+	if err != nil {
+		return nil, db.fail("revocations after", err)
+	}
+	defer rows.Close()
+	var out []store.Revocation
+	for rows.Next() {
+		rev, err := scanRevocation(rows)
+		if err != nil {
+			return nil, db.fail("revocations after", err)
+		}
+		out = append(out, rev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.fail("revocations after", err)
+	}
+	return out, nil
+}
+
+// scanRevocation reads seq, jti, expires_at, revoked_at, reason.
 func scanRevocation(row interface{ Scan(...any) error }) (store.Revocation, error) {
 	var (
 		rev     store.Revocation
 		expires sql.NullInt64
 		revoked int64
 	)
-	if err := row.Scan(&rev.JTI, &expires, &revoked, &rev.Reason); err != nil {
+	if err := row.Scan(&rev.Seq, &rev.JTI, &expires, &revoked, &rev.Reason); err != nil {
 		return store.Revocation{}, err
 	}
 	rev.ExpiresAt, rev.RevokedAt = fromNullMicros(expires), fromMicros(revoked)

@@ -50,7 +50,12 @@ func sqliteDialect() dialect {
 // driver (see modernc.org/sqlite). The settings the audit trail's durability rests
 // on (WAL, synchronous=FULL, foreign keys, immediate transactions) are always set
 // and replace any given for the same pragma; busy_timeout is a default.
-func sqliteConnect(ctx context.Context, dsn string) (w, r *sql.DB, err error) {
+func sqliteConnect(ctx context.Context, dsn string) (connection, error) {
+	w, r, err := sqliteOpen(ctx, dsn)
+	return connection{w: w, r: r}, err
+}
+
+func sqliteOpen(ctx context.Context, dsn string) (w, r *sql.DB, err error) {
 	if dsn == "" {
 		return nil, nil, errors.New("sqlstore: empty sqlite dsn")
 	}
@@ -203,11 +208,15 @@ var sqliteQueries = queries{
 		WHERE seq > ? ORDER BY seq LIMIT ?`,
 
 	lineage: sqliteLineage,
-	insertRevocation: `INSERT INTO revocations (jti, expires_at, revoked_at, reason)
-		VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
-	revocationByJTI: `SELECT jti, expires_at, revoked_at, reason FROM revocations WHERE jti = ?`,
-	listRevocations: `SELECT jti, expires_at, revoked_at, reason FROM revocations
+	insertRevocation: `INSERT INTO revocations (jti, expires_at, revoked_at, reason, seq)
+		VALUES (?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM revocations))
+		ON CONFLICT (jti) DO NOTHING`,
+	revocationByJTI: `SELECT seq, jti, expires_at, revoked_at, reason FROM revocations WHERE jti = ?`,
+	listRevocations: `SELECT seq, jti, expires_at, revoked_at, reason FROM revocations
 		WHERE expires_at IS NULL OR expires_at > ? ORDER BY revoked_at, jti`,
+	revocationsAfter: `SELECT seq, jti, expires_at, revoked_at, reason FROM revocations
+		WHERE seq > ? ORDER BY seq LIMIT ?`,
+	isRevoked: `SELECT 1 FROM revocations WHERE jti = ?`,
 
 	insertUser:      `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?)`,
 	userByName:      `SELECT ` + userColumns + ` FROM users WHERE username = ?`,

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -136,6 +137,17 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 }
 
+// closedPort is a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
 func TestOpenErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-dir", "deputy.db")
 	for _, tc := range []struct {
@@ -148,7 +160,9 @@ func TestOpenErrors(t *testing.T) {
 		{"fail/directory-is-not-a-file", "sqlite", t.TempDir(), true, ""},
 		{"fail/empty-dsn", "sqlite", "", false, "empty"},
 		{"fail/bad-parameter", "sqlite", tempDSN(t) + "?_busy_timeout=soon", false, "busy_timeout"},
-		{"fail/postgres", "postgres", "postgres://localhost/deputy", false, "postgres storage is not available in this build"},
+		{"fail/postgres-unreachable", "postgres", "postgres://postgres@" + closedPort(t) + "/test?connect_timeout=2", true, "is unreachable"},
+		{"fail/postgres-bad-dsn", "postgres", "postgres://%zz", false, "postgres dsn"},
+		{"fail/postgres-empty-dsn", "postgres", "", false, "empty"},
 		{"fail/unknown-driver", "mysql", "x", false, `"mysql"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

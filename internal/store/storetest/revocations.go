@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"slices"
 	"sort"
 	"testing"
@@ -107,6 +108,57 @@ func descendant(jti string, n int, root store.Revocation) store.Revocation {
 }
 
 var revocationTests = []test{
+	{"ok/numbered-in-order", func(t *testing.T, s store.Store) {
+		appendEvents(t, s, lineageEvents()...)
+		revoke(t, s, store.Revocation{JTI: "T2", ExpiresAt: exp(2), RevokedAt: t0, Reason: "a"}) // T2, T3
+		revoke(t, s, store.Revocation{JTI: "O0", ExpiresAt: exp(0), RevokedAt: t0, Reason: "b"}) // O0, O1
+		revoke(t, s, store.Revocation{JTI: "T2", ExpiresAt: exp(2), RevokedAt: t0, Reason: "c"}) // nothing new
+		all, err := s.RevocationsAfter(t.Context(), 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := jtis(all), []string{"T2", "T3", "O0", "O1"}; !slices.Equal(got, want) {
+			t.Fatalf("RevocationsAfter(0) = %v, want %v in the order recorded", got, want)
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i].Seq <= all[i-1].Seq {
+				t.Fatalf("Seq not increasing: %v", all)
+			}
+		}
+		rest, err := s.RevocationsAfter(t.Context(), all[1].Seq, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rest) != 1 || rest[0].JTI != "O0" || !sameRevocation(rest[0], all[2]) {
+			t.Fatalf("RevocationsAfter(second, limit 1) = %v, want O0", rest)
+		}
+		if none, err := s.RevocationsAfter(t.Context(), all[3].Seq, 10); err != nil || len(none) != 0 {
+			t.Fatalf("RevocationsAfter(last) = %v, %v; want none", none, err)
+		}
+	}},
+	{"fail/append-issuing-from-a-revoked-parent", func(t *testing.T, s store.Store) {
+		appendEvents(t, s, lineageEvents()...)
+		revoke(t, s, store.Revocation{JTI: "T1", ExpiresAt: exp(1), RevokedAt: t0, Reason: "gone"})
+		before := scanAll(t, s, 0)
+		// The second event exchanges from T3, revoked as T1's descendant.
+		err := s.Append(t.Context(), []*store.AuditEvent{event("ok-1"), exchanged("x-T5", "T3", "T5", exp(5)), event("ok-2")}, Seal)
+		var pre *store.ParentRevokedError
+		if !errors.As(err, &pre) || pre.Index != 1 || pre.ParentJTI != "T3" || !errors.Is(err, store.ErrRevoked) {
+			t.Fatalf("Append = %v, want a ParentRevokedError for index 1, T3", err)
+		}
+		if after := scanAll(t, s, 0); len(after) != len(before) {
+			t.Fatalf("Append stored %d events despite refusing", len(after)-len(before))
+		}
+		// What records a revoked token's fate is still appended: a call reported with
+		// it, a denial, the revocation event itself.
+		call := exchanged("call-T3", "T3", "", time.Time{})
+		call.Type = store.EventCallReported
+		denied := exchanged("deny-T6", "T3", "T6", exp(6))
+		denied.Type, denied.Decision = store.EventDenied, store.DecisionDeny
+		revEvent := exchanged("rev-T3", "T3", "T3", exp(3))
+		revEvent.Type = store.EventTokenRevoked
+		appendEvents(t, s, call, denied, revEvent)
+	}},
 	{"ok/cascade-three-levels", func(t *testing.T, s store.Store) {
 		appendEvents(t, s, lineageEvents()...)
 		root := store.Revocation{JTI: "T0", ExpiresAt: exp(0), RevokedAt: t0.Add(time.Minute), Reason: "logout"}
