@@ -38,12 +38,14 @@ type Service struct {
 	keys     *keys.Set
 	revoked  *Revoked
 	maxBytes int
+	cache    *verifiedCache // nil: every token is verified in full
 }
 
 // NewService returns a Service for tokens of issuer, signed by ks, checked against
-// revoked. maxBytes bounds the size of a token Verify accepts.
+// revoked. maxBytes bounds the size of a token Verify accepts. Verified tokens are
+// remembered (DefaultCacheEntries; see verifiedCache).
 func NewService(issuer string, ks *keys.Set, revoked *Revoked, maxBytes int) *Service {
-	return &Service{issuer: issuer, keys: ks, revoked: revoked, maxBytes: maxBytes}
+	return &Service{issuer: issuer, keys: ks, revoked: revoked, maxBytes: maxBytes, cache: newVerifiedCache(DefaultCacheEntries)}
 }
 
 // Issuer is deputy's issuer URL.
@@ -92,54 +94,86 @@ func (s *Service) VerifyIgnoringRevocation(raw string, types []string, now time.
 	if len(raw) > s.maxBytes {
 		return nil, ErrTooLarge
 	}
+	var key [32]byte
+	if s.cache != nil {
+		key = cacheKey(raw)
+		if e, ok := s.cache.get(key); ok {
+			if _, published := s.keys.Lookup(e.kid); published {
+				if !accepts(types, e.v.Type) {
+					return nil, fmt.Errorf("%w: %q", ErrType, e.v.Type)
+				}
+				v := e.v // a copy: callers may set its fields
+				return &v, checkTimes(&v.Claims, now)
+			}
+		}
+	}
+	v, kid, err := s.verifyFull(raw, types)
+	if err != nil {
+		return nil, err
+	}
+	if s.cache != nil {
+		s.cache.put(key, &cachedToken{kid: kid, v: *v})
+	}
+	return v, checkTimes(&v.Claims, now)
+}
+
+// checkTimes checks exp and nbf; the token is returned with the error, as it is
+// deputy's (callers say "expired" rather than "not ours").
+func checkTimes(c *Claims, now time.Time) error {
+	unix := now.Unix()
+	if unix >= c.Expiry {
+		return ErrExpired
+	}
+	if c.NotBef != 0 && unix+int64(Leeway/time.Second) < c.NotBef {
+		return ErrNotYetValid
+	}
+	return nil
+}
+
+// verifyFull checks everything of a token but the times: form, algorithm, key,
+// signature, typ, claims, issuer. It returns the key id that signed it.
+func (s *Service) verifyFull(raw string, types []string) (*Verified, string, error) {
 	if strings.Count(raw, ".") != 2 {
-		return nil, ErrMalformed
+		return nil, "", ErrMalformed
 	}
 	jws, err := jose.ParseSignedCompact(raw, s.keys.Algorithms())
 	if err != nil {
 		if strings.Contains(err.Error(), "unexpected signature algorithm") {
-			return nil, fmt.Errorf("%w: %v", ErrAlgorithm, err)
+			return nil, "", fmt.Errorf("%w: %v", ErrAlgorithm, err)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, ErrMalformed
+		return nil, "", ErrMalformed
 	}
 	h := jws.Signatures[0].Header
 	k, ok := s.keys.Lookup(h.KeyID)
 	if !ok {
-		return nil, ErrUnknownKey
+		return nil, "", ErrUnknownKey
 	}
 	if jose.SignatureAlgorithm(h.Algorithm) != k.Algorithm {
-		return nil, ErrAlgorithm
+		return nil, "", ErrAlgorithm
 	}
 	payload, err := jws.Verify(k.Private.Public())
 	if err != nil {
-		return nil, ErrSignature
+		return nil, "", ErrSignature
 	}
 	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
 	if !accepts(types, typ) {
-		return nil, fmt.Errorf("%w: %q", ErrType, typ)
+		return nil, "", fmt.Errorf("%w: %q", ErrType, typ)
 	}
 	v := &Verified{Type: typ}
 	if err := decode(payload, &v.Claims); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+		return nil, "", fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
 	c := &v.Claims
 	if c.Issuer != s.issuer {
-		return nil, ErrIssuer
+		return nil, "", ErrIssuer
 	}
 	if c.ID == "" || c.Subject == "" || c.Expiry == 0 {
-		return nil, fmt.Errorf("%w: missing jti, sub or exp", ErrMalformed)
+		return nil, "", fmt.Errorf("%w: missing jti, sub or exp", ErrMalformed)
 	}
-	unix := now.Unix()
-	if unix >= c.Expiry {
-		return v, ErrExpired
-	}
-	if c.NotBef != 0 && unix+int64(Leeway/time.Second) < c.NotBef {
-		return v, ErrNotYetValid
-	}
-	return v, nil
+	return v, h.KeyID, nil
 }
 
 func accepts(types []string, typ string) bool {

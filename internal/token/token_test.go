@@ -212,3 +212,122 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifyCache: a token verified once is not trusted blindly the second time:
+// what can change between presentations is checked again on every hit.
+func TestVerifyCache(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keys.Open(ctx, st, keys.Options{Algorithm: "ES256", RetireAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := token.NewRevoked()
+	svc := token.NewService(issuer, ks, rev, 16384)
+	now := time.Now()
+	at := token.TypesFor(oauth.TokenTypeAccessToken)
+	mint := func(c *token.Claims) string {
+		raw, err := svc.Mint(oauth.JWTTypeAccessToken, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	raw := mint(sample(now))
+	for i := range 2 { // the second time from the cache
+		v, err := svc.Verify(raw, at, now)
+		if err != nil || v.Claims.Subject != "alice" || v.Claims.Act.Actor.Subject != "api1" {
+			t.Fatalf("Verify #%d: %v, %+v", i+1, err, v)
+		}
+		v.Claims.Subject = "mallory" // a caller changing its copy changes nothing cached
+	}
+	if token.CacheLen(svc) != 1 {
+		t.Fatalf("cache holds %d tokens, want 1", token.CacheLen(svc))
+	}
+	if v, _ := svc.Verify(raw, at, now); v.Claims.Subject != "alice" {
+		t.Fatalf("cached claims changed by a caller: sub %q", v.Claims.Subject)
+	}
+	t.Run("expired-on-a-later-hit", func(t *testing.T) {
+		if v, err := svc.Verify(raw, at, now.Add(time.Hour)); !errors.Is(err, token.ErrExpired) || v == nil {
+			t.Fatalf("Verify an hour later: %v, want ErrExpired with the token", err)
+		}
+	})
+	t.Run("not-yet-valid-on-a-hit", func(t *testing.T) {
+		if _, err := svc.Verify(raw, at, now.Add(-time.Hour)); !errors.Is(err, token.ErrNotYetValid) {
+			t.Fatalf("Verify an hour before: %v, want ErrNotYetValid", err)
+		}
+	})
+	t.Run("other-types-on-a-hit", func(t *testing.T) {
+		if _, err := svc.Verify(raw, []string{oauth.JWTTypeJWT}, now); !errors.Is(err, token.ErrType) {
+			t.Fatalf("Verify as a plain JWT only: %v, want ErrType", err)
+		}
+	})
+	t.Run("revoked-after-it-was-cached", func(t *testing.T) {
+		c := sample(now)
+		r := mint(c)
+		if _, err := svc.Verify(r, at, now); err != nil {
+			t.Fatal(err)
+		}
+		rev.Add([]store.Revocation{{JTI: c.ID, ExpiresAt: now.Add(time.Hour)}})
+		if _, err := svc.Verify(r, at, now); !errors.Is(err, token.ErrRevoked) {
+			t.Fatalf("Verify after revocation: %v, want ErrRevoked", err)
+		}
+	})
+	t.Run("tampered-copy-is-not-a-hit", func(t *testing.T) {
+		parts := strings.Split(raw, ".")
+		sig := []byte(parts[2])
+		sig[3] ^= 1
+		if _, err := svc.Verify(parts[0]+"."+parts[1]+"."+string(sig), at, now); err == nil {
+			t.Fatal("a token with a changed signature verified")
+		}
+	})
+	t.Run("key-withdrawn-after-it-was-cached", func(t *testing.T) {
+		old := ks.Active()
+		r := mint(sample(now))
+		if _, err := svc.Verify(r, at, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ks.Rotate(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RetireKey(ctx, old.ID, time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ks.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Verify(r, at, now); !errors.Is(err, token.ErrUnknownKey) {
+			t.Fatalf("Verify after its key was withdrawn: %v, want ErrUnknownKey", err)
+		}
+	})
+	t.Run("bounded", func(t *testing.T) {
+		token.SetCacheEntries(svc, 8)
+		for range 20 {
+			if _, err := svc.Verify(mint(sample(now)), at, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := token.CacheLen(svc); n > 8 {
+			t.Fatalf("cache holds %d tokens, bound 8", n)
+		}
+	})
+}
+
+func BenchmarkVerifyUncached(b *testing.B) {
+	svc, _, _ := newService(b, "ES256")
+	token.DisableCache(svc)
+	now := time.Now()
+	raw, _ := svc.Mint(oauth.JWTTypeAccessToken, sample(now))
+	for b.Loop() {
+		if _, err := svc.Verify(raw, token.TypesFor(oauth.TokenTypeAccessToken), now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
