@@ -2,7 +2,7 @@ package audit
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,7 +97,7 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 }
 
 // Record appends e to the audit trail and returns once it is durably committed.
-// It fills e.ID (128 random bits, base32) and e.Time (now) when they are empty, and
+// It fills e.Time (now) and e.ID (time-ordered, see eventID) when they are empty, and
 // normalises Time and TokenExpires to UTC at microsecond precision, as stored. On
 // success e also carries the Seq, PrevHash and Hash it was stored with.
 //
@@ -229,13 +229,21 @@ func (w *Writer) Close() error {
 	return nil
 }
 
+// eventID is a new event id: 26 characters of base32 (the extended hex alphabet,
+// which sorts like the bytes) of a store.SortableID, so ids sort by time and the
+// unique index on them grows at its end.
+func eventID(t time.Time) string {
+	b := store.SortableID(t)
+	return base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}
+
 // prepare fills the ID and time of e and normalises its times to what is stored.
 func prepare(e *store.AuditEvent) {
-	if e.ID == "" {
-		e.ID = rand.Text()
-	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	if e.ID == "" {
+		e.ID = eventID(e.Time)
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	if !e.TokenExpires.IsZero() {
