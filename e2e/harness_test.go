@@ -27,6 +27,10 @@ var binary string
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 func TestMain(m *testing.M) {
+	if err := checkStorageMode(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "deputy-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -50,6 +54,9 @@ type server struct {
 	dir    string
 	config string
 	issuer string
+	// base is where this process is reached when that is not the issuer (a node
+	// of a cluster, whose issuer is the load balancer in front of it).
+	base   string
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	meta   map[string]any
@@ -84,21 +91,53 @@ func freePort(t *testing.T) string {
 }
 
 // start writes the configuration (with %ISSUER%, %LISTEN% and %DIR% filled in),
-// starts deputy serve on it and waits until it is ready.
+// starts deputy serve on it and waits until it is ready. With
+// DEPUTY_E2E_STORAGE=postgres its SQLite storage becomes a fresh PostgreSQL schema.
 func start(t *testing.T, configYAML string) *server {
 	t.Helper()
 	addr := freePort(t)
 	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
-	cfg := strings.NewReplacer("%ISSUER%", s.issuer, "%LISTEN%", addr, "%DIR%", s.dir).Replace(configYAML)
-	s.config = filepath.Join(s.dir, "deputy.yaml")
-	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s.writeConfig(storageForMode(t, configYAML), addr)
 	s.run()
 	return s
 }
 
+// writeConfig fills in %ISSUER% (s.issuer), %LISTEN% and %DIR% and writes the
+// configuration file into s.dir.
+func (s *server) writeConfig(configYAML, listen string) {
+	s.t.Helper()
+	cfg := strings.NewReplacer("%ISSUER%", s.issuer, "%LISTEN%", listen, "%DIR%", s.dir).Replace(configYAML)
+	s.config = filepath.Join(s.dir, "deputy.yaml")
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// url is where this process answers: its own address for a cluster node, else
+// the issuer.
+func (s *server) url() string {
+	if s.base != "" {
+		return s.base
+	}
+	return s.issuer
+}
+
+// local turns a URL under the issuer (from discovery) into the same URL on this
+// process.
+func (s *server) local(u string) string {
+	if s.base != "" && s.base != s.issuer && strings.HasPrefix(u, s.issuer+"/") {
+		return s.base + strings.TrimPrefix(u, s.issuer)
+	}
+	return u
+}
+
 func (s *server) run() {
+	s.launch()
+	s.waitReady()
+}
+
+// launch starts deputy serve without waiting for it to be ready.
+func (s *server) launch() {
 	t := s.t
 	s.exited = make(chan struct{})
 	s.cmd = exec.Command(binary, "serve", "--config", s.config)
@@ -109,9 +148,14 @@ func (s *server) run() {
 	}
 	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	t.Cleanup(s.stop)
+}
+
+// waitReady waits until /readyz answers 200, then reads discovery.
+func (s *server) waitReady() {
+	t := s.t
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := httpClient.Get(s.issuer + "/readyz")
+		resp, err := httpClient.Get(s.url() + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -184,12 +228,12 @@ func (s *server) endpoint(name string) string {
 	if !ok {
 		s.t.Fatalf("discovery has no %s: %v", name, s.meta)
 	}
-	return v
+	return s.local(v)
 }
 
 func (s *server) getJSON(path string) map[string]any {
 	s.t.Helper()
-	resp, err := httpClient.Get(s.issuer + path)
+	resp, err := httpClient.Get(s.url() + path)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -227,9 +271,18 @@ func basic(id, secret string) string {
 
 func (s *server) postRaw(u, authorization, contentType, body string) reply {
 	s.t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, strings.NewReader(body))
+	r, err := tryPost(httpClient, u, authorization, contentType, body)
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	return r
+}
+
+// tryPost is postRaw for goroutines other than the test's: it returns its error.
+func tryPost(c *http.Client, u, authorization, contentType, body string) (reply, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		return reply{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -237,17 +290,20 @@ func (s *server) postRaw(u, authorization, contentType, body string) reply {
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		s.t.Fatal(err)
+		return reply{}, err
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return reply{}, fmt.Errorf("POST %s: reading the answer: %w", u, err)
+	}
 	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
 	if len(raw) > 0 {
 		_ = json.Unmarshal(raw, &r.Body)
 	}
-	return r
+	return r, nil
 }
 
 // token runs a token request and fails the test unless it succeeds.

@@ -351,7 +351,7 @@ func (s *server) endpointOIDC(name string) string {
 	if v == "" {
 		s.t.Fatalf("no %s in openid-configuration", name)
 	}
-	return v
+	return s.local(v)
 }
 
 // TestRefreshTokenIntrospectionAndRevocation: refresh tokens are opaque; their

@@ -6,8 +6,6 @@ import (
 	"html"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -56,11 +54,7 @@ func startAt(t *testing.T, addr, host, configYAML string) *server {
 		t.Fatal(err)
 	}
 	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + net.JoinHostPort(host, port), logs: &syncBuffer{}, exited: make(chan struct{})}
-	cfg := strings.NewReplacer("%ISSUER%", s.issuer, "%LISTEN%", addr, "%DIR%", s.dir).Replace(configYAML)
-	s.config = filepath.Join(s.dir, "deputy.yaml")
-	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s.writeConfig(storageForMode(t, configYAML), addr)
 	s.run()
 	return s
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
 )
@@ -108,8 +110,8 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 // written) and Record returns ctx.Err(). Once the writer goroutine has taken it, it
 // is written or fails with its batch, and Record waits for that outcome even if ctx
 // has ended meanwhile — a commit in flight takes one transaction's time. Appends
-// run without a deadline: a store that hangs holds the events it was given, while
-// callers still queued can leave through their contexts.
+// have their own deadline (StoreTimeout): a store that hangs fails the events it
+// was given after it, while callers still queued can leave through their contexts.
 //
 // The Writer owns e until Record returns: the caller must not read or change it
 // concurrently.
@@ -229,6 +231,14 @@ func (w *Writer) Close() error {
 	return nil
 }
 
+// cleanText is s with NUL and invalid UTF-8 replaced by U+FFFD.
+func cleanText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // eventID is a new event id: 26 characters of base32 (the extended hex alphabet,
 // which sorts like the bytes) of a store.SortableID, so ids sort by time and the
 // unique index on them grows at its end.
@@ -237,8 +247,20 @@ func eventID(t time.Time) string {
 	return base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
 
-// prepare fills the ID and time of e and normalises its times to what is stored.
+// prepare fills the ID and time of e and normalises its times to what is stored,
+// and its text: NUL and invalid UTF-8 (a client id or username sent by anyone)
+// become U+FFFD, which every database stores as given — PostgreSQL refuses the
+// originals, which would fail the whole batch the event is committed in.
 func prepare(e *store.AuditEvent) {
+	for _, f := range []*string{&e.ID, &e.Type, &e.ClientID, &e.Subject, &e.SubjectIssuer, &e.ParentJTI,
+		&e.TokenJTI, &e.Decision, &e.Reason, &e.Rule, &e.RequestID, &e.RemoteAddr, &e.Detail} {
+		*f = cleanText(*f)
+	}
+	for _, l := range [][]string{e.Actors, e.Audiences, e.Scopes} {
+		for i := range l {
+			l[i] = cleanText(l[i])
+		}
+	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -364,7 +386,7 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 	if len(events) == 0 {
 		return events
 	}
-	err := w.log.Append(context.Background(), events, Seal)
+	err := w.append(context.Background(), events)
 	// The store refuses a token issued from a parent revoked meanwhile (by another
 	// node: this one's revocations already failed Admit): that request fails, the
 	// others are appended without it.
@@ -378,7 +400,19 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 		if len(events) == 0 {
 			return events
 		}
-		err = w.log.Append(context.Background(), events, Seal)
+		err = w.append(context.Background(), events)
+	}
+	if err != nil && len(events) > 1 && !errors.Is(err, store.ErrUnavailable) {
+		// Refused for something in the events (not the database's state): append
+		// them one by one, so that one bad event fails alone.
+		for i, req := range admitted {
+			req.err = w.append(context.Background(), events[i:i+1])
+			if req.err != nil {
+				req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
+			}
+			close(req.done)
+		}
+		return events
 	}
 	for _, req := range admitted {
 		if err != nil {
@@ -390,9 +424,23 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 	return events
 }
 
+// StoreTimeout bounds each call of the writer to the store: a database that hangs
+// (a connection black-holed by the network) fails the requests waiting for it
+// instead of holding them, and the writer, forever.
+const StoreTimeout = 30 * time.Second
+
+// append appends events with Seal, within StoreTimeout.
+func (w *Writer) append(ctx context.Context, events []*store.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(ctx, StoreTimeout)
+	defer cancel()
+	return w.log.Append(ctx, events, Seal)
+}
+
 func (w *Writer) doRevoke(req *request) {
 	defer close(req.done)
-	revs, err := w.rev.Revoke(req.ctx, req.r)
+	rctx, cancel := context.WithTimeout(req.ctx, StoreTimeout)
+	revs, err := w.rev.Revoke(rctx, req.r)
+	cancel()
 	if err != nil {
 		req.err = err
 		return
@@ -407,7 +455,7 @@ func (w *Writer) doRevoke(req *request) {
 		return
 	}
 	req.e.Detail = detail
-	if err := w.log.Append(req.ctx, []*store.AuditEvent{req.e}, Seal); err != nil {
+	if err := w.append(req.ctx, []*store.AuditEvent{req.e}); err != nil {
 		req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
 		req.err = fmt.Errorf("audit: tokens revoked but the revocation event was not recorded: %w", err)
 	}

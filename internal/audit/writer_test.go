@@ -224,7 +224,7 @@ func TestWriterAdmitRejectsOnlyItsEvent(t *testing.T) {
 func TestWriterAppendFailureFailsTheWholeBatch(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		g := newGate()
-		errDisk := errors.New("disk on fire")
+		errDisk := fmt.Errorf("%w: disk on fire", store.ErrUnavailable)
 		log := &countingLog{AuditLog: b, before: func(n int, ev []*store.AuditEvent) error {
 			g.before(n, ev)
 			if n == 2 {
@@ -266,6 +266,71 @@ func TestWriterAppendFailureFailsTheWholeBatch(t *testing.T) {
 		}
 		mustVerify(t, b, 2)
 	})
+}
+
+// TestWriterBadEventFailsAlone: when the store refuses a batch for something in
+// its events (not because it is unavailable), the events are appended one by one
+// and only the offending one fails.
+func TestWriterBadEventFailsAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		g := newGate()
+		errBad := errors.New("invalid byte sequence")
+		log := &countingLog{AuditLog: b, before: func(n int, ev []*store.AuditEvent) error {
+			g.before(n, ev)
+			for _, e := range ev {
+				if e.Subject == "bad" {
+					return errBad
+				}
+			}
+			return nil
+		}}
+		w := NewWriter(log, b, WriterOptions{})
+		defer w.Close()
+		first := make(chan error, 1)
+		go func() { first <- w.Record(context.Background(), issued("E0", "J0")) }()
+		<-g.entered
+		subjects := []string{"alice", "bad", "bob"}
+		results := make([]chan error, len(subjects))
+		for i, sub := range subjects {
+			results[i] = make(chan error, 1)
+			e := issued("E-"+sub, "J-"+sub)
+			e.Subject = sub
+			go func() { results[i] <- w.Record(context.Background(), e) }()
+			waitQueued(t, w, i+1)
+		}
+		close(g.release)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		for i, sub := range subjects {
+			err := <-results[i]
+			if sub == "bad" && !errors.Is(err, errBad) || sub != "bad" && err != nil {
+				t.Errorf("Record(%s) = %v", sub, err)
+			}
+		}
+		mustVerify(t, b, 3)
+	})
+}
+
+// TestWriterCleansText: NUL and invalid UTF-8 from outside become U+FFFD before
+// the event is sealed, so that every database stores what was hashed.
+func TestWriterCleansText(t *testing.T) {
+	b := newMemStore()
+	w := NewWriter(b, b, WriterOptions{})
+	defer w.Close()
+	e := &store.AuditEvent{Type: store.EventDenied, Decision: store.DecisionDeny, ClientID: "a\x00b", Subject: "\xff\xfe",
+		Actors: []string{"ok", "x\x00"}, Reason: "fine"}
+	if err := w.Record(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.EventByID(context.Background(), e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ClientID != "a\uFFFDb" || got.Subject != "\uFFFD" || got.Actors[1] != "x\uFFFD" || got.Reason != "fine" {
+		t.Errorf("stored %q %q %q %q", got.ClientID, got.Subject, got.Actors, got.Reason)
+	}
+	mustVerify(t, b, 1)
 }
 
 func TestWriterCancel(t *testing.T) {

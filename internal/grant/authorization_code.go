@@ -20,6 +20,7 @@ type AuthorizationCode struct {
 	Codes   store.Codes
 	Revoker Revoker
 	Users   *UserTokens
+	Trail   Trail // optional: a replay waits for the first redemption's tokens (see settle)
 }
 
 // Handle redeems the code and issues the user's tokens.
@@ -79,6 +80,7 @@ func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.
 // (RFC 6749 §4.1.2, RFC 9700 §4.5) and refuses the request.
 func (g *AuthorizationCode) replayed(ctx context.Context, req *Request, c *client.Client, ac store.AuthCode) error {
 	reason := "authorization code presented again"
+	settle(ctx, g.Trail, ac.ID)
 	_, err := g.Revoker.Revoke(ctx, store.Revocation{JTI: ac.ID, ExpiresAt: req.Now.Add(g.Users.RefreshTTL), RevokedAt: req.Now, Reason: reason},
 		&store.AuditEvent{ClientID: c.ID, Subject: ac.Subject, RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, Reason: reason})
 	if err != nil {

@@ -23,6 +23,7 @@ type RefreshToken struct {
 	Store   store.RefreshTokens
 	Revoker Revoker
 	Users   *UserTokens
+	Trail   Trail // optional: a reuse waits for the rotation's tokens (see settle)
 }
 
 // Handle rotates the refresh token and issues fresh tokens.
@@ -100,6 +101,7 @@ func narrow(granted []string, scopeParam string) ([]string, error) {
 // reused revokes the family of a refresh token presented after it was rotated.
 func (g *RefreshToken) reused(ctx context.Context, req *Request, c *client.Client, rt store.RefreshToken) error {
 	reason := "refresh token reused after rotation"
+	settle(ctx, g.Trail, rt.ID)
 	_, err := g.Revoker.Revoke(ctx, store.Revocation{JTI: rt.FamilyID, ExpiresAt: req.Now.Add(g.Users.RefreshTTL), RevokedAt: req.Now, Reason: reason},
 		&store.AuditEvent{ClientID: c.ID, Subject: rt.Subject, RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, Reason: reason})
 	if err != nil {

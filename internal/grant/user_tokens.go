@@ -20,6 +20,49 @@ type Revoker interface {
 	Revoke(ctx context.Context, r store.Revocation, e *store.AuditEvent) ([]store.Revocation, error)
 }
 
+// Trail reads the audit trail: where a replay finds out whether the request that
+// won the race has recorded what it issued.
+type Trail interface {
+	EventsByParent(ctx context.Context, jti string) ([]store.AuditEvent, error)
+}
+
+// How long a replayed code or reused refresh token waits for the request that won
+// the redemption to record its tokens (polling every settlePoll), so that the
+// revocation covers them: the winner is answered, then revoked with the rest.
+const (
+	settleWait = 2 * time.Second
+	settlePoll = 5 * time.Millisecond
+)
+
+// settle waits, up to settleWait, until trail holds an allowed issuance from
+// parent — the tokens of the request that redeemed it first, which may still be in
+// flight on this or another node when the replay arrives. Without a trail it
+// returns at once.
+func settle(ctx context.Context, trail Trail, parent string) {
+	if trail == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, settleWait)
+	defer cancel()
+	tick := time.NewTicker(settlePoll)
+	defer tick.Stop()
+	for {
+		events, err := trail.EventsByParent(ctx, parent)
+		if err == nil {
+			for _, e := range events {
+				if e.Decision == store.DecisionAllow && e.Type == store.EventTokenIssued {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // Profiles returns the identity claims of a user (name, email, …) for ID tokens.
 type Profiles interface {
 	Claims(ctx context.Context, subject, idp string) map[string]string

@@ -73,6 +73,34 @@ type Set struct {
 
 	mu   sync.Mutex // serialises Reload / Rotate
 	snap atomic.Pointer[snapshot]
+	// lastMiss is when LookupFresh last reloaded for an unknown kid (unix nanos).
+	lastMiss atomic.Int64
+}
+
+// MissReloadInterval is how often at most LookupFresh reads the store for a kid
+// it does not know.
+const MissReloadInterval = time.Second
+
+// LookupFresh is Lookup, except that a kid this node does not know makes it read
+// the keys from the store again (at most once per MissReloadInterval, whoever
+// asks) before giving up: another node may have created a key an instant ago —
+// two nodes starting at once on an empty database, or a rotation whose
+// notification has not arrived yet. Random kids cost one read a second at most.
+func (s *Set) LookupFresh(kid string) (*Key, bool) {
+	if k, ok := s.Lookup(kid); ok {
+		return k, true
+	}
+	now := time.Now().UnixNano()
+	last := s.lastMiss.Load()
+	if now-last < int64(MissReloadInterval) || !s.lastMiss.CompareAndSwap(last, now) {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.Reload(ctx); err != nil {
+		return nil, false
+	}
+	return s.Lookup(kid)
 }
 
 // Options configure a Set.

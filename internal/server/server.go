@@ -140,8 +140,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	disp := grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
 		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
 		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subjects, Exchange: xchg, Refresh: s.Store},
-		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users},
-		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users},
+		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
+		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 	}, log)
 	signIn := &signin.Service{
 		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: tokens.IsRevoked,
@@ -234,6 +234,8 @@ func scopes(cfg *config.Config) []string {
 const (
 	revocationPoll = time.Second
 	keyPoll        = 5 * time.Second
+	// maintainStepTimeout bounds each database call of Maintain.
+	maintainStepTimeout = 5 * time.Second
 )
 
 // Maintain keeps the in-memory state current until ctx ends: revocations recorded
@@ -242,12 +244,24 @@ const (
 // revocationPoll and keyPoll otherwise — and expired revocations and nonces are
 // forgotten.
 func (s *Server) Maintain(ctx context.Context) {
-	changes := make(chan string, 16)
+	// Notifications only mark what to read again; a burst of them costs one read.
+	revsChanged, keysChanged := make(chan struct{}, 1), make(chan struct{}, 1)
+	mark := func(c chan struct{}) {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
 	go func() {
 		err := s.Store.Watch(ctx, func(topic string) {
-			select {
-			case changes <- topic:
-			default: // a sync is pending anyway
+			switch topic {
+			case "revocations":
+				mark(revsChanged)
+			case "keys":
+				mark(keysChanged)
+			default: // (re)connected: anything may have been missed
+				mark(revsChanged)
+				mark(keysChanged)
 			}
 		})
 		if err != nil {
@@ -260,42 +274,31 @@ func (s *Server) Maintain(ctx context.Context) {
 	defer revPoll.Stop()
 	defer reload.Stop()
 	defer purge.Stop()
-	syncRevocations := func() {
-		if err := s.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("revocations: sync failed", "err", err)
-		}
-	}
-	reloadKeys := func() {
-		if err := s.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("keys: reload failed", "err", err)
+	// Each step gets a deadline: a connection that hangs (a half-open socket after
+	// a failover) must not stop the node from learning of revocations for long.
+	step := func(what string, fn func(ctx context.Context) error) {
+		sctx, cancel := context.WithTimeout(ctx, maintainStepTimeout)
+		defer cancel()
+		if err := fn(sctx); err != nil && ctx.Err() == nil {
+			s.log.Warn(what+" failed", "err", err)
 		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case topic := <-changes:
-			switch topic {
-			case "revocations":
-				syncRevocations()
-			case "keys":
-				reloadKeys()
-			default: // (re)connected: anything may have been missed
-				syncRevocations()
-				reloadKeys()
-			}
+		case <-revsChanged:
+			step("revocations: sync", s.SyncRevocations)
 		case <-revPoll.C:
-			syncRevocations()
+			step("revocations: sync", s.SyncRevocations)
+		case <-keysChanged:
+			step("keys: reload", s.Keys.Reload)
 		case <-reload.C:
-			reloadKeys()
+			step("keys: reload", s.Keys.Reload)
 		case now := <-purge.C:
 			s.Revoked.Purge(now)
-			if err := s.Store.PurgeNonces(ctx, now); err != nil {
-				s.log.Warn("nonces: purge failed", "err", err)
-			}
-			if err := s.Store.PurgeExpired(ctx, now); err != nil {
-				s.log.Warn("sign-in state: purge failed", "err", err)
-			}
+			step("nonces: purge", func(ctx context.Context) error { return s.Store.PurgeNonces(ctx, now) })
+			step("sign-in state: purge", func(ctx context.Context) error { return s.Store.PurgeExpired(ctx, now) })
 		}
 	}
 }

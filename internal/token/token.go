@@ -146,7 +146,7 @@ func (s *Service) verifyFull(raw string, types []string) (*Verified, string, err
 		return nil, "", ErrMalformed
 	}
 	h := jws.Signatures[0].Header
-	k, ok := s.keys.Lookup(h.KeyID)
+	k, ok := s.keys.LookupFresh(h.KeyID)
 	if !ok {
 		return nil, "", ErrUnknownKey
 	}

@@ -331,3 +331,44 @@ func BenchmarkVerifyUncached(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifyKeyOfAnotherNode: a token signed by a key another node created an
+// instant ago (not yet reloaded here) verifies: the unknown kid makes this node
+// read the keys again, at most once a second.
+func TestVerifyKeyOfAnotherNode(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	open := func() (*token.Service, *keys.Set) {
+		ks, err := keys.Open(ctx, st, keys.Options{Algorithm: "ES256", RetireAfter: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token.NewService(issuer, ks, token.NewRevoked(), 16384), ks
+	}
+	here, _ := open()
+	there, theirKeys := open()
+	if _, err := theirKeys.Rotate(ctx, 0); err != nil { // a key this node has not loaded
+		t.Fatal(err)
+	}
+	raw, err := there.Mint(oauth.JWTTypeAccessToken, sample(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := here.Verify(raw, token.TypesFor(oauth.TokenTypeAccessToken), time.Now()); err != nil {
+		t.Fatalf("token of the other node's new key: %v", err)
+	}
+	// A kid nobody has: refused, and a second one within the interval reads nothing.
+	forged := strings.Replace(raw, strings.Split(raw, ".")[0], base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"nope","typ":"at+jwt"}`)), 1)
+	for range 2 {
+		if _, err := here.Verify(forged, token.TypesFor(oauth.TokenTypeAccessToken), time.Now()); !errors.Is(err, token.ErrUnknownKey) {
+			t.Fatalf("unknown kid: %v, want ErrUnknownKey", err)
+		}
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
 )
@@ -115,12 +117,12 @@ func (db *DB) fail(op string, err error) error {
 // with the statements bound to it, in the order of queries, and commits if fn
 // returns nil.
 func (db *DB) inTx(ctx context.Context, op string, queries []string, fn func(tx *sql.Tx, stmts []*sql.Stmt) error) error {
-	return db.inLockedTx(ctx, op, "", queries, fn)
+	return db.inLockedTx(ctx, op, nil, queries, fn)
 }
 
-// inLockedTx is inTx with lock (one of the dialect's lock statements; "" for none)
-// run first in the transaction.
-func (db *DB) inLockedTx(ctx context.Context, op, lock string, queries []string, fn func(tx *sql.Tx, stmts []*sql.Stmt) error) error {
+// inLockedTx is inTx with lock (one of the dialect's lock statements; none for
+// none) run first in the transaction.
+func (db *DB) inLockedTx(ctx context.Context, op string, lock []string, queries []string, fn func(tx *sql.Tx, stmts []*sql.Stmt) error) error {
 	prepared := make([]*sql.Stmt, len(queries))
 	for i, q := range queries {
 		s, err := db.ws.get(ctx, q)
@@ -134,8 +136,8 @@ func (db *DB) inLockedTx(ctx context.Context, op, lock string, queries []string,
 		return db.fail(op, err)
 	}
 	defer tx.Rollback() // no effect after Commit
-	if lock != "" {
-		if _, err := tx.ExecContext(ctx, lock); err != nil {
+	for _, l := range lock {
+		if _, err := tx.ExecContext(ctx, l); err != nil {
 			return db.fail(op+": lock", err)
 		}
 	}
@@ -164,15 +166,25 @@ func newStmtCache(db *sql.DB) *stmtCache {
 	return &stmtCache{db: db, m: make(map[string]*sql.Stmt)}
 }
 
+// get returns the statement of query, preparing it the first time. The lock is not
+// held while preparing (a round trip to a database server that may hang): two
+// callers may prepare the same query at once, and the second statement is closed.
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.m[query]; ok {
+	s, ok := c.m[query]
+	c.mu.Unlock()
+	if ok {
 		return s, nil
 	}
 	s, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if first, ok := c.m[query]; ok {
+		s.Close()
+		return first, nil
 	}
 	c.m[query] = s
 	return s, nil
@@ -220,4 +232,16 @@ func normalTime(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return fromMicros(t.UnixMicro())
+}
+
+// cleanText is s as the database can hold and compare it: PostgreSQL refuses NUL
+// and invalid UTF-8 in text (SQLite would keep them), so both are replaced by
+// U+FFFD, on both engines alike. Values from outside (a username, a nonce, an id
+// to look up) pass through it; what deputy writes to the audit trail is cleaned
+// before it is sealed (see audit).
+func cleanText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }

@@ -46,13 +46,14 @@ type connection struct {
 type queries struct {
 	// lockMigrations and lockChain, where set, are run first in the transaction of
 	// Migrate and of Append and Revoke: they serialise these across every process
-	// on the database until the transaction ends. SQLite needs neither (its one
-	// writer serialises everything).
-	lockMigrations string
-	lockChain      string
+	// on the database until the transaction ends, or fail (unavailable) when the
+	// lock cannot be had in a few seconds. SQLite needs neither (its one writer
+	// serialises everything).
+	lockMigrations []string
+	lockChain      []string
 	// notifyRevocations and notifyKeys, where set, tell other nodes listening (see
-	// DB.Watch) that revocations or keys changed: run in the transaction that
-	// changed them (delivered at commit), or after a single-statement change.
+	// DB.Watch) that revocations or keys changed: run after the change committed,
+	// best effort (nodes poll as well).
 	notifyRevocations string
 	notifyKeys        string
 

@@ -29,13 +29,24 @@ var postgresMigrationFiles embed.FS
 const (
 	postgresMaxConns       = 16
 	postgresConnectTimeout = 5 * time.Second
-	// notifyChannel is the channel of LISTEN/NOTIFY between nodes.
+	// notifyChannel is the channel of LISTEN/NOTIFY between nodes. Payloads are
+	// "<schema> <topic>": deployments in other schemas of the database share the
+	// channel and ignore each other.
 	notifyChannel = "deputy_changes"
-	// Advisory lock keys ("deputy" in ASCII, and a second one): held for a
-	// transaction only (pg_advisory_xact_lock), released at commit or rollback.
-	lockKeyChain      = 0x646570757479
-	lockKeyMigrations = 0x646570757480
+	// lockWait bounds how long Append, Revoke and Migrate wait for their advisory
+	// lock: a node that holds it longer is stuck, and waiting for it would stop
+	// every node (the error is store.ErrUnavailable, SQLSTATE 55P03).
+	lockWait = "5s"
 )
+
+// advisoryLock is the statement taking the transaction-scoped advisory lock name
+// of this deployment (its schema), within lockWait.
+func advisoryLock(name string) []string {
+	return []string{
+		`SET LOCAL lock_timeout = '` + lockWait + `'`,
+		`SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':deputy:` + name + `', 0))`,
+	}
+}
 
 func postgresDialect() dialect {
 	migrations, err := fs.Sub(postgresMigrationFiles, "migrations/postgres")
@@ -70,6 +81,14 @@ func postgresConnect(ctx context.Context, dsn string) (connection, error) {
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = postgresConnectTimeout
+	}
+	// A node that stalls inside a transaction (paused VM, partition) must not hold
+	// the chain lock for long: the server ends such sessions, unless the dsn says
+	// otherwise.
+	for k, v := range map[string]string{"idle_in_transaction_session_timeout": "15s", "tcp_keepalives_idle": "30"} {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(postgresMaxConns)
@@ -122,6 +141,10 @@ func postgresListen(ctx context.Context, cfg *pgx.ConnConfig, notify func(string
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return err
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return err
 	}
@@ -132,7 +155,9 @@ func postgresListen(ctx context.Context, cfg *pgx.ConnConfig, notify func(string
 		if err != nil {
 			return err
 		}
-		notify(n.Payload)
+		if s, topic, ok := strings.Cut(n.Payload, " "); ok && s == schema {
+			notify(topic)
+		}
 	}
 }
 
@@ -152,21 +177,26 @@ func postgresIsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true // whatever the server said (no such database, bad password): not reached
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false // the caller's own deadline, not the database's state
+	}
 	if code := pgCode(err); code != "" {
 		switch {
 		case strings.HasPrefix(code, "08"), // connection exception
 			strings.HasPrefix(code, "53"),                     // insufficient resources
 			strings.HasPrefix(code, "57P"),                    // admin/crash shutdown, cannot connect now
+			code == "25006",                                   // read-only transaction: a standby after failover
 			code == "40001", code == "40P01", code == "55P03": // serialization, deadlock, lock not available
 			return true
 		}
 		return false
 	}
-	var (
-		ce *pgconn.ConnectError
-		ne net.Error
-	)
-	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
 		pgconn.Timeout(err) || errors.Is(err, sql.ErrConnDone) ||
 		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "unexpected EOF")
 }
@@ -196,10 +226,10 @@ func postgresQueries() queries {
 	)`
 	// Byte-wise, as SQLite's BINARY collation and Go's string comparison are.
 	q.listUsers = `SELECT ` + userColumns + ` FROM users ORDER BY username COLLATE "C"`
-	q.lockMigrations = fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, lockKeyMigrations)
-	q.lockChain = fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, lockKeyChain)
-	q.notifyRevocations = `SELECT pg_notify('` + notifyChannel + `', 'revocations')`
-	q.notifyKeys = `SELECT pg_notify('` + notifyChannel + `', 'keys')`
+	q.lockMigrations = advisoryLock("migrations")
+	q.lockChain = advisoryLock("chain")
+	q.notifyRevocations = `SELECT pg_notify('` + notifyChannel + `', current_schema() || ' revocations')`
+	q.notifyKeys = `SELECT pg_notify('` + notifyChannel + `', current_schema() || ' keys')`
 	return q
 }
 

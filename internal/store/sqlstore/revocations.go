@@ -27,7 +27,7 @@ func (db *DB) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocatio
 	}
 	var out []store.Revocation
 	queries := []string{db.d.q.lineage, db.d.q.insertRevocation, db.d.q.revocationByJTI}
-	err := db.inLockedTx(ctx, "revoke", db.d.q.lockChain, queries, func(tx *sql.Tx, stmts []*sql.Stmt) error {
+	err := db.inLockedTx(ctx, "revoke", db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
 		lineage, insert, get := stmts[0], stmts[1], stmts[2]
 		type node struct {
 			jti     string
@@ -76,16 +76,12 @@ func (db *DB) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocatio
 			}
 			out = append(out, rev)
 		}
-		if db.d.q.notifyRevocations != "" {
-			if _, err := tx.ExecContext(ctx, db.d.q.notifyRevocations); err != nil {
-				return db.fail("revoke: notify", err)
-			}
-		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	db.notify(ctx, db.d.q.notifyRevocations)
 	return out, nil
 }
 

@@ -9,6 +9,7 @@ package storetest
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -50,6 +51,34 @@ func runTests(t *testing.T, open func(t *testing.T) store.Store, tests []test) {
 }
 
 var storeTests = []test{
+	{"ok/text-from-outside-with-nul-or-bad-utf8", func(t *testing.T, s store.Store) {
+		// Lookups by values anyone can send find nothing, or work, rather than fail.
+		ctx := t.Context()
+		for _, v := range []string{"a\x00b", "\xff\xfe"} {
+			if _, err := s.UserByName(ctx, v); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("UserByName(%q) = %v, want ErrNotFound", v, err)
+			}
+			if _, err := s.EventByID(ctx, v); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("EventByID(%q) = %v, want ErrNotFound", v, err)
+			}
+			if evs, err := s.EventsByToken(ctx, v); err != nil || len(evs) != 0 {
+				t.Errorf("EventsByToken(%q) = %v, %v", v, evs, err)
+			}
+			if evs, err := s.Query(ctx, store.AuditFilter{Subject: v, Actor: v}); err != nil || len(evs) != 0 {
+				t.Errorf("Query(%q) = %v, %v", v, evs, err)
+			}
+			exp := time.Now().Add(time.Hour)
+			if err := s.UseNonce(ctx, v, exp); err != nil {
+				t.Errorf("UseNonce(%q) = %v", v, err)
+			}
+			if err := s.UseNonce(ctx, v, exp); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("UseNonce(%q) again = %v, want ErrConflict", v, err)
+			}
+			if err := s.InsertUser(ctx, store.User{Username: v, PasswordHash: "x", CreatedAt: t0}); err == nil {
+				t.Errorf("InsertUser(%q) succeeded", v)
+			}
+		}
+	}},
 	{"ok/migrate-again", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		if err := s.Migrate(ctx); err != nil {
