@@ -18,7 +18,7 @@ import (
 )
 
 // minProcs is the least GOMAXPROCS deputy serve runs with, whatever the CPUs.
-const minProcs = 4
+const minProcs = 2
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, file := flags("serve")
@@ -39,7 +39,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// The audit writer blocks in fsync while requests wait for it; with a single P
 	// (one CPU allowed) nothing else runs until the runtime notices the blocked
 	// thread, up to milliseconds later. A few Ps keep the CPU busy meanwhile.
-	if n := runtime.GOMAXPROCS(0); n < minProcs {
+	if n := runtime.GOMAXPROCS(0); n < minProcs && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(minProcs)
 	}
 

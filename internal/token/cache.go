@@ -6,7 +6,7 @@ import (
 )
 
 // DefaultCacheEntries bounds the verified-token cache of a Service.
-const DefaultCacheEntries = 1 << 16
+const DefaultCacheEntries = 1 << 14
 
 // verifiedCache remembers tokens whose signature and claims decoded successfully,
 // keyed by the SHA-256 of the token, so that a token presented again (a service

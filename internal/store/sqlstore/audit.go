@@ -38,10 +38,12 @@ func (db *DB) Append(ctx context.Context, events []*store.AuditEvent, seal store
 	queries := []string{db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
 	return db.inLockedTx(ctx, "append audit events", db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
 		tail, insert, revoked := stmts[0], stmts[1], stmts[2]
+		checked := make(map[string]bool, 4) // parents known not revoked
 		for i, e := range events {
-			if !store.IssuesFromParent(e) {
+			if !store.IssuesFromParent(e) || checked[e.ParentJTI] {
 				continue
 			}
+			checked[e.ParentJTI] = true
 			var one int
 			err := revoked.QueryRowContext(ctx, e.ParentJTI).Scan(&one)
 			if err == nil {

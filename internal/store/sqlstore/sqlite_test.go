@@ -338,7 +338,7 @@ func BenchmarkAppend(b *testing.B) {
 		h.Write([]byte(e.ID))
 		e.Hash = h.Sum(nil)
 	}
-	for _, batch := range []int{1, 64} {
+	for _, batch := range []int{1, 32, 64} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			db := openFile(b, tempDSN(b))
 			now := time.Now()
