@@ -68,6 +68,16 @@ func (s *Service) Mint(typ string, c *Claims) (string, error) {
 	return s.keys.Sign(typ, payload)
 }
 
+// Seen reports whether raw is a token this service verified before and still
+// remembers: one deputy signed (whether it is still valid is Verify's to say).
+func (s *Service) Seen(raw string) bool {
+	if s.cache == nil || len(raw) > s.maxBytes {
+		return false
+	}
+	_, ok := s.cache.get(cacheKey(raw))
+	return ok
+}
+
 // Verified is a token that passed Verify.
 type Verified struct {
 	Claims Claims

@@ -241,12 +241,18 @@ func TestVerifyCache(t *testing.T) {
 		return raw
 	}
 	raw := mint(sample(now))
+	if svc.Seen(raw) {
+		t.Fatal("Seen before the first Verify")
+	}
 	for i := range 2 { // the second time from the cache
 		v, err := svc.Verify(raw, at, now)
 		if err != nil || v.Claims.Subject != "alice" || v.Claims.Act.Actor.Subject != "api1" {
 			t.Fatalf("Verify #%d: %v, %+v", i+1, err, v)
 		}
 		v.Claims.Subject = "mallory" // a caller changing its copy changes nothing cached
+	}
+	if !svc.Seen(raw) || svc.Seen(raw+"x") {
+		t.Fatal("Seen does not tell a verified token from another")
 	}
 	if token.CacheLen(svc) != 1 {
 		t.Fatalf("cache holds %d tokens, want 1", token.CacheLen(svc))

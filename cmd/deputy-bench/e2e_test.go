@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildDeputy builds cmd/deputy from the module root (found by go env GOMOD)
+// into a temporary directory.
+func buildDeputy(t *testing.T) string {
+	t.Helper()
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	bin := filepath.Join(t.TempDir(), "deputy")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/deputy")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/deputy: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func readRecords(t *testing.T, path string) []runRecord {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []runRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r runRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("%v: %s", err, sc.Bytes())
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// TestEndToEnd starts a real deputy through the tool and runs every scenario
+// for about a second with 4 connections, then exchange-same on an open loop:
+// each must report requests per second, no errors, server CPU and RSS, and a
+// floor ratio.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs deputy")
+	}
+	bin := buildDeputy(t)
+	jsonPath := filepath.Join(t.TempDir(), "runs.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	run := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"--deputy", bin, "--json", jsonPath, "--warmup", "300ms", "--floor-time", "200ms", "--subjects", "100"}, args...)
+		if code := realMain(ctx, args, &stdout, &stderr, false); code != 0 {
+			t.Fatalf("deputy-bench %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+		}
+		t.Logf("deputy-bench %s\n%s", strings.Join(args, " "), stdout.String())
+		return stdout.String()
+	}
+	out := run("-c", "4", "-d", "1")
+	for _, want := range []string{"floor     go-jose ES256", "exchange-same", "exchange-distinct", "client-credentials", "× the ES256 verify+sign floor", "none reused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	run("--scenario", "exchange-same", "--rate", "100", "-c", "4", "-d", "1")
+
+	recs := readRecords(t, jsonPath)
+	if len(recs) != 4 {
+		t.Fatalf("%d JSON lines, want 4", len(recs))
+	}
+	for i, r := range recs {
+		want := allScenarios[min(i, 2)]
+		if i == 3 {
+			want = scenarioExchangeSame
+		}
+		if r.Scenario != want || r.Conns != 4 {
+			t.Errorf("line %d: scenario %s conns %d, want %s 4", i, r.Scenario, r.Conns, want)
+		}
+		if r.RPS <= 0 || r.Requests == 0 || r.Errors != 0 || r.WarmupErrors != 0 {
+			t.Errorf("%s: rps %v requests %d errors %d (%s) warm-up errors %d", r.Scenario, r.RPS, r.Requests, r.Errors, r.FirstError, r.WarmupErrors)
+		}
+		if r.P50Ms <= 0 || r.P99Ms < r.P50Ms || r.MaxMs < r.P999Ms {
+			t.Errorf("%s: latencies p50 %v p99 %v p99.9 %v max %v", r.Scenario, r.P50Ms, r.P99Ms, r.P999Ms, r.MaxMs)
+		}
+		if r.ServerCPUPct == nil || *r.ServerCPUPct <= 0 || r.ServerRSSMaxMB == nil || *r.ServerRSSMaxMB <= 0 || r.ServerRSSEndMB == nil {
+			t.Errorf("%s: server CPU %v RSS %v/%v", r.Scenario, r.ServerCPUPct, r.ServerRSSMaxMB, r.ServerRSSEndMB)
+		}
+		if r.Floor == nil || r.Floor.ExchangeOps <= 0 || r.Mode != "open" && (r.FloorRatio == nil || *r.FloorRatio <= 0) {
+			t.Errorf("%s: floor %+v ratio %v", r.Scenario, r.Floor, r.FloorRatio)
+		}
+	}
+	if d := recs[1]; d.PoolSize == nil || d.Reused == nil || *d.Reused != 0 || uint64(*d.PoolSize) < d.Requests {
+		t.Errorf("exchange-distinct: pool %v reused %v for %d requests", d.PoolSize, d.Reused, d.Requests)
+	}
+	if o := recs[3]; o.Mode != "open" || o.Rate != 100 || o.Requests < 90 || o.Requests > 110 || o.ServiceP50Ms == nil {
+		t.Errorf("open loop: mode %s rate %v requests %d", o.Mode, o.Rate, o.Requests)
+	}
+}
+
+// TestFloorOnly measures the floor alone and prints it as JSON.
+func TestFloorOnly(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := realMain(context.Background(), []string{"--floor-only", "--floor-time", "100ms", "--alg", "EdDSA"}, &stdout, &stderr, false); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var f floorResult
+	if err := json.Unmarshal(stdout.Bytes(), &f); err != nil {
+		t.Fatalf("%v: %q", err, stdout.String())
+	}
+	if f.Alg != "EdDSA" || f.ExchangeOps <= 0 || f.SignOps <= f.ExchangeOps {
+		t.Errorf("%+v", f)
+	}
+}

@@ -1,0 +1,410 @@
+// Command deputy-bench is deputy's load tool: it measures the token endpoint of
+// one deputy the way the peer servers were measured (bench/peers in the shared
+// workspace), so that the numbers can stand side by side.
+//
+// What it measures, per scenario and number of connections:
+//
+//   - exchange-same: api1 exchanges one subject token (web-app's client
+//     credentials token for api1) for https://api2.example on every request, by
+//     delegation (RFC 8693) — the request the peers were measured with;
+//   - exchange-distinct: the same exchange with a different subject token on
+//     every request, from a pool of tokens fetched beforehand and sized to the
+//     requests the run is expected to send, so that no per-token cache helps
+//     (when a run sends more than --max-subjects requests, tokens are reused and
+//     the reuse is reported);
+//   - client-credentials: web-app's client credentials grant.
+//
+// For each: requests per second, errors (any answer but 200 with an
+// access_token, counted by kind, with the first error's body), latency
+// percentiles (p50, p90, p99, p99.9, max; log-linear histogram, < 1% error), and
+// from /proc the server's CPU (utime+stime of /proc/<pid>/stat over the measured
+// window; 100% = one core) and resident memory (VmRSS of /proc/<pid>/status,
+// the maximum of samples every 250 ms and the value at the end), and the load
+// generator's own CPU. Closed loop by default (-c connections, each sending its
+// next request when the previous one was answered, like wrk); --rate R is an open
+// loop whose latency counts from when a request was due on a steady schedule,
+// corrected for coordinated omission (like wrk2).
+//
+// In the same run it measures the floor: go-jose v4 verifying a subject token
+// and signing a new token with an act claim, in a tight loop on one core (the
+// peers' cryptofloor), and reports deputy's throughput as a multiple of it.
+//
+// Pinning: --server-cpus runs the started deputy under taskset -c; --client-cpus
+// re-executes this process under taskset -c, so that the load generator, its Go
+// runtime and the in-process floor share those CPUs (GOMAXPROCS follows the
+// affinity); --floor-cpus measures the floor in a child process pinned there.
+// On a two-core machine, --server-cpus 1 --client-cpus 0 is the peers' setup.
+//
+// Only http://127.0.0.1 targets are accepted, and every run is bounded: -d is at
+// most 300 s, and a watchdog ends the whole tool after the time its runs can
+// take.
+//
+//	go build -o /tmp/deputy ./cmd/deputy
+//	go run ./cmd/deputy-bench --deputy /tmp/deputy --server-cpus 1 --client-cpus 0 -c 16,64 -d 15
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// pinnedEnv marks a process that was re-executed under taskset for
+// --client-cpus, so that it does not do it again.
+const pinnedEnv = "DEPUTY_BENCH_PINNED"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr, true)
+	stop()
+	os.Exit(code)
+}
+
+// realMain runs the tool and returns its exit code: 0 when every run completed
+// (errors of the server are reported, not fatal), 1 when the tool could not do
+// its job, 2 for a bad command line. With reexec, --client-cpus re-executes the
+// process under taskset (tests pass false).
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, reexec bool) int {
+	o, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "deputy-bench:", err)
+		return 2
+	}
+	if reexec && o.ClientCPUs != "" && os.Getenv(pinnedEnv) == "" {
+		err := reexecPinned(o.ClientCPUs) // returns only on failure
+		fmt.Fprintln(stderr, "deputy-bench: --client-cpus:", err)
+		return 1
+	}
+	if o.FloorOnly {
+		return floorOnly(o, stdout, stderr)
+	}
+	b := &bench{o: o, out: stdout, log: stderr}
+	if err := b.run(ctx); err != nil {
+		fmt.Fprintln(stderr, "deputy-bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// reexecPinned replaces this process by itself under taskset -c cpus.
+func reexecPinned(cpus string) error {
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return fmt.Errorf("taskset (util-linux) is needed to pin the load generator: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	argv := append([]string{"taskset", "-c", cpus, exe}, os.Args[1:]...)
+	return syscall.Exec(ts, argv, append(os.Environ(), pinnedEnv+"="+cpus))
+}
+
+func floorOnly(o *options, stdout, stderr io.Writer) int {
+	f, err := measureFloor(o.Alg, o.FloorTime)
+	if err != nil {
+		fmt.Fprintln(stderr, "deputy-bench: floor:", err)
+		return 1
+	}
+	f.CPUs = procStatusField("self", "Cpus_allowed_list")
+	fmt.Fprintf(stderr, "floor: go-jose %s on CPU %s: verify+sign %s/s (%.1f µs), sign %s/s (%.1f µs)\n",
+		f.Alg, f.CPUs, thousands(f.ExchangeOps, 0), 1e6/f.ExchangeOps, thousands(f.SignOps, 0), 1e6/f.SignOps)
+	b, _ := json.Marshal(f)
+	fmt.Fprintln(stdout, string(b))
+	return 0
+}
+
+// bench is one invocation: a target, a floor, and the runs.
+type bench struct {
+	o        *options
+	out, log io.Writer
+
+	base       string   // where the server answers
+	token      *url.URL // its token endpoint
+	pid        string   // the server's pid, "" if unknown
+	srv        *deputyProc
+	version    string
+	serverCPUs string
+	clientCPUs string
+	floor      *floorResult
+	pool       *subjectPool
+	estimate   map[int]float64 // exchange req/s by connections, from earlier runs
+	records    []*runRecord
+}
+
+// budget is the longest the whole invocation may take; past it the watchdog
+// ends it.
+func (b *bench) budget() time.Duration {
+	o := b.o
+	runs := len(o.Scenarios) * len(o.Conns)
+	perRun := o.Warmup + o.Duration + max(2*time.Second, o.Timeout) + o.Timeout + 90*time.Second // + pool filling
+	return 2*time.Minute + 2*o.FloorTime + time.Duration(runs)*perRun
+}
+
+func (b *bench) run(ctx context.Context) error {
+	o := b.o
+	ctx, cancel := context.WithTimeout(ctx, b.budget())
+	defer cancel()
+
+	if o.Start {
+		fmt.Fprintln(b.log, "starting deputy …")
+		srv, err := startDeputy(ctx, o)
+		if err != nil {
+			return err
+		}
+		b.srv = srv
+		defer srv.stop()
+		b.base, b.pid, b.version = srv.url, strconv.Itoa(srv.pid()), srv.version
+	} else {
+		b.base = o.URL
+		if o.PID > 0 {
+			b.pid = strconv.Itoa(o.PID)
+			if _, err := readStat(b.pid); err != nil {
+				return fmt.Errorf("--pid %d: %w", o.PID, err)
+			}
+		}
+	}
+	if b.pid != "" {
+		b.serverCPUs = procStatusField(b.pid, "Cpus_allowed_list")
+	}
+	b.clientCPUs = procStatusField("self", "Cpus_allowed_list")
+
+	tokenURL, err := tokenEndpoint(ctx, b.base)
+	if err != nil {
+		return err
+	}
+	if b.token, err = url.Parse(tokenURL); err != nil {
+		return err
+	}
+	b.header()
+
+	if o.FloorTime > 0 {
+		fmt.Fprintln(b.log, "measuring the floor …")
+		f, err := b.measureFloor(ctx)
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		b.floor = f
+		fmt.Fprintf(b.out, "floor     go-jose %s on CPU %s: verify+sign %s/s (%.1f µs), sign %s/s (%.1f µs)\n",
+			f.Alg, f.CPUs, thousands(f.ExchangeOps, 0), 1e6/f.ExchangeOps, thousands(f.SignOps, 0), 1e6/f.SignOps)
+	}
+
+	b.pool = &subjectPool{target: b.token, client: o.SubjectCli, audience: o.Audience, timeout: o.Timeout}
+	b.estimate = map[int]float64{}
+	fmt.Fprintf(b.log, "preparing %d subject tokens …\n", o.Subjects)
+	if err := b.pool.fill(ctx, o.Subjects, time.Now().Add(poolExpiryHeadroom)); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "subjects  %d tokens of %s for the pool (%s/s)\n", o.Subjects, o.SubjectCli.ID, thousands(b.pool.rate, 0))
+
+	for _, sc := range o.Scenarios {
+		for _, c := range o.Conns {
+			rec, err := b.runOne(ctx, sc, c)
+			if err != nil {
+				return fmt.Errorf("%s c=%d: %w", sc, c, err)
+			}
+			b.records = append(b.records, rec)
+			if o.JSON != "" {
+				if err := appendJSONLine(o.JSON, rec); err != nil {
+					return fmt.Errorf("--json: %w", err)
+				}
+			}
+		}
+	}
+	if b.srv != nil {
+		select {
+		case <-b.srv.exited:
+			return fmt.Errorf("deputy exited during the runs:\n%s", b.srv.logTail())
+		default:
+		}
+	}
+	fmt.Fprintln(b.out)
+	printTable(b.out, b.records, b.floor)
+	if o.JSON != "" {
+		fmt.Fprintf(b.out, "\n%d JSON line(s) appended to %s\n", len(b.records), o.JSON)
+	}
+	if o.Keep && b.srv != nil {
+		fmt.Fprintf(b.out, "deputy's directory (configuration, database, log): %s\n", b.srv.dir)
+	}
+	return nil
+}
+
+// header prints what is measured, and where.
+func (b *bench) header() {
+	o := b.o
+	w := b.out
+	where := "a running deputy"
+	if b.srv != nil {
+		where = b.version + " (started; SQLite in " + b.srv.dir + ")"
+	}
+	fmt.Fprintf(w, "target    %s at %s, token endpoint %s\n", where, b.base, b.token)
+	if b.pid != "" {
+		fmt.Fprintf(w, "server    pid %s, CPUs %s\n", b.pid, b.serverCPUs)
+	} else {
+		fmt.Fprintf(w, "server    pid unknown (--pid): no server CPU or RSS\n")
+	}
+	fmt.Fprintf(w, "client    pid %d, CPUs %s, GOMAXPROCS %d\n", os.Getpid(), b.clientCPUs, runtime.GOMAXPROCS(0))
+	load := fmt.Sprintf("closed loop, %v warm-up + %v measured per run", o.Warmup, o.Duration)
+	if o.Rate > 0 {
+		load = fmt.Sprintf("open loop at %s req/s, %v warm-up + %v measured per run", thousands(o.Rate, 0), o.Warmup, o.Duration)
+	}
+	fmt.Fprintf(w, "load      %s; connections %s; scenarios %s; signing %s\n", load, intList(o.Conns), strings.Join(o.Scenarios, ", "), o.Alg)
+}
+
+// measureFloor runs the floor here, or in a child pinned to --floor-cpus.
+func (b *bench) measureFloor(ctx context.Context) (*floorResult, error) {
+	o := b.o
+	if o.FloorCPUs == "" || o.FloorCPUs == os.Getenv(pinnedEnv) {
+		f, err := measureFloor(o.Alg, o.FloorTime)
+		if err != nil {
+			return nil, err
+		}
+		f.CPUs = b.clientCPUs
+		return &f, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil, fmt.Errorf("--floor-cpus needs taskset: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*o.FloorTime+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ts, "-c", o.FloorCPUs, exe, "--floor-only", "--alg", o.Alg, "--floor-time", o.FloorTime.String())
+	cmd.Env = append(os.Environ(), pinnedEnv+"="+o.FloorCPUs)
+	cmd.Stderr = io.Discard
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("floor on CPUs %s: %w", o.FloorCPUs, err)
+	}
+	var f floorResult
+	if err := json.Unmarshal(out, &f); err != nil {
+		return nil, fmt.Errorf("floor on CPUs %s: %q: %w", o.FloorCPUs, out, err)
+	}
+	return &f, nil
+}
+
+// runOne prepares and runs one scenario at one number of connections.
+func (b *bench) runOne(ctx context.Context, scenario string, conns int) (*runRecord, error) {
+	o := b.o
+	open := o.Rate > 0
+	rec := &runRecord{
+		Name: "deputy-" + scenario, Scenario: scenario, Mode: "closed", Conns: conns,
+		Secs: o.Duration.Seconds(), Warmup: o.Warmup.Seconds(), Alg: o.Alg, Target: b.token.String(), DeputyVersion: b.version,
+		ServerCPUs: b.serverCPUs, ClientCPUs: b.clientCPUs, GoMaxProcs: runtime.GOMAXPROCS(0), Note: o.Note,
+	}
+	if open {
+		rec.Mode, rec.Rate = "open", o.Rate
+	}
+	if b.pid != "" {
+		rec.ServerPID, _ = strconv.Atoi(b.pid)
+	}
+	var spec *requestSpec
+	switch scenario {
+	case scenarioExchangeSame:
+		// A fresh subject token, so that it cannot expire during the run.
+		if err := b.pool.fill(ctx, 1, time.Now().Add(o.Warmup+o.Duration+poolExpiryHeadroom)); err != nil {
+			return nil, err
+		}
+		spec = newRequestSpec(b.token, o.ExchangeCli, b.pool.take(1))
+	case scenarioExchangeDistinct:
+		rate := o.Rate
+		if !open {
+			rate = b.expectedRate(conns)
+		}
+		n := distinctPoolSize(rate, open, o.Warmup, o.Duration, conns, o.Subjects, o.MaxSubjects)
+		if n > len(b.pool.bodies) {
+			fmt.Fprintf(b.log, "preparing %d subject tokens for %s c=%d …\n", n, scenario, conns)
+		}
+		if err := b.pool.fill(ctx, n, time.Now().Add(o.Warmup+o.Duration+poolExpiryHeadroom)); err != nil {
+			return nil, err
+		}
+		spec = newRequestSpec(b.token, o.ExchangeCli, b.pool.take(n))
+		rec.PoolSize = &n
+	case scenarioClientCreds:
+		spec = newRequestSpec(b.token, o.CCCli, [][]byte{[]byte(clientCredsBody)})
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(b.log, "running %s c=%d (%v + %v) …\n", scenario, conns, o.Warmup, o.Duration)
+	var (
+		st *runStats
+		pr procResult
+	)
+	if open {
+		st, pr = openLoop(ctx, spec, conns, o.Rate, o.Warmup, o.Duration, o.Timeout, b.pid)
+	} else {
+		st, pr = closedLoop(ctx, spec, conns, o.Warmup, o.Duration, o.Timeout, b.pid)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("stopped: %w", err)
+	}
+	rec.fillStats(st, pr)
+	rec.TS = time.Now().Format(time.RFC3339)
+	if la, err := os.ReadFile(procRoot + "/loadavg"); err == nil {
+		if f := strings.Fields(string(la)); len(f) >= 3 {
+			rec.LoadAvg = f[:3]
+		}
+	}
+	if scenario == scenarioExchangeDistinct {
+		reused := spec.reused()
+		rec.Reused = &reused
+	}
+	if scenario != scenarioClientCreds && rec.Errors == 0 && rec.RPS > 0 {
+		b.estimate[conns] = rec.RPS
+	}
+	if b.floor != nil {
+		rec.Floor = b.floor
+		ops := b.floor.ExchangeOps
+		if scenario == scenarioClientCreds {
+			ops = b.floor.SignOps
+		}
+		if !open {
+			ratio := round(rec.RPS/ops, 3)
+			rec.FloorRatio = &ratio
+		}
+		if rec.ServerCPUPct != nil && *rec.ServerCPUPct > 0 {
+			ratio := round(rec.RPS/(*rec.ServerCPUPct/100)/ops, 3)
+			rec.FloorRatioPerCore = &ratio
+		}
+	}
+	fmt.Fprintf(b.log, "  %s req/s, %d errors, p50 %.2f ms, p99 %.2f ms, server CPU %s%%\n",
+		thousands(rec.RPS, 1), rec.Errors, rec.P50Ms, rec.P99Ms, fmtOpt(rec.ServerCPUPct, "%.1f"))
+	return rec, nil
+}
+
+// expectedRate is the exchange rate a closed-loop run with conns connections is
+// expected to reach: an earlier exchange run's, else the rate at which the pool
+// was filled (client credentials, which costs less than an exchange: an
+// overestimate, so the pool is large enough).
+func (b *bench) expectedRate(conns int) float64 {
+	if r, ok := b.estimate[conns]; ok {
+		return r
+	}
+	best := 0.0
+	for _, r := range b.estimate {
+		best = max(best, r)
+	}
+	if best > 0 {
+		return best
+	}
+	return b.pool.rate
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+const (
+	grantTokenExchange  = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccessTok  = "urn:ietf:params:oauth:token-type:access_token"
+	clientCredsBody     = "grant_type=client_credentials"
+	poolFetchConns      = 16
+	poolExpiryHeadroom  = time.Minute
+	distinctPoolPadding = 1.25
+)
+
+func basicAuth(c credentials) string {
+	// RFC 6749 §2.3.1: id and secret form-urlencoded before Basic.
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(c.ID)+":"+url.QueryEscape(c.Secret)))
+}
+
+// exchangeBody is the pre-encoded form of a token exchange of subject for
+// audience.
+func exchangeBody(subject, audience string) []byte {
+	return []byte(url.Values{
+		"grant_type":         {grantTokenExchange},
+		"subject_token":      {subject},
+		"subject_token_type": {tokenTypeAccessTok},
+		"audience":           {audience},
+	}.Encode())
+}
+
+// tokenAnswer is the part of a token response the tool reads.
+type tokenAnswer struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// subjectPool holds pre-encoded exchange bodies, each with its own subject token
+// obtained by the subject client's client credentials grant. Bodies handed out
+// by take are never handed out again.
+type subjectPool struct {
+	target   *url.URL
+	client   credentials
+	audience string
+	timeout  time.Duration
+	bodies   [][]byte
+	expiry   []time.Time
+	fetched  int
+	rate     float64 // tokens per second of the last fill
+}
+
+// fill makes sure the pool holds at least n tokens that are still valid at
+// validUntil, fetching the missing ones.
+func (p *subjectPool) fill(ctx context.Context, n int, validUntil time.Time) error {
+	i := 0
+	for i < len(p.expiry) && p.expiry[i].Before(validUntil) {
+		i++
+	}
+	p.bodies, p.expiry = p.bodies[i:], p.expiry[i:]
+	missing := n - len(p.bodies)
+	if missing <= 0 {
+		return nil
+	}
+	start := time.Now()
+	spec := newRequestSpec(p.target, p.client, [][]byte{[]byte(clientCredsBody)})
+	answers, err := fetchAll(ctx, spec, missing, poolFetchConns, p.timeout)
+	if err != nil {
+		return fmt.Errorf("getting subject tokens (client credentials of %s): %w", p.client.ID, err)
+	}
+	el := time.Since(start)
+	p.rate = float64(missing) / el.Seconds()
+	// Append into a new array, so that bodies handed out before are not kept
+	// alive by it.
+	bodies := make([][]byte, len(p.bodies), len(p.bodies)+missing)
+	copy(bodies, p.bodies)
+	expiry := make([]time.Time, len(p.expiry), len(p.expiry)+missing)
+	copy(expiry, p.expiry)
+	for _, a := range answers {
+		var t tokenAnswer
+		if err := json.Unmarshal(a, &t); err != nil || t.AccessToken == "" {
+			return fmt.Errorf("getting subject tokens: answer %q has no access_token", truncate(string(a), 200))
+		}
+		bodies = append(bodies, exchangeBody(t.AccessToken, p.audience))
+		expiry = append(expiry, start.Add(time.Duration(t.ExpiresIn)*time.Second))
+	}
+	p.bodies, p.expiry = bodies, expiry
+	p.fetched += missing
+	return nil
+}
+
+// take hands out n bodies (fewer if the pool has fewer).
+func (p *subjectPool) take(n int) [][]byte {
+	n = min(n, len(p.bodies))
+	out := p.bodies[:n:n]
+	p.bodies, p.expiry = p.bodies[n:], p.expiry[n:]
+	return out
+}
+
+// distinctPoolSize is the number of subject tokens an exchange-distinct run
+// takes: every request it is expected to send (estimated from a rate, padded),
+// at least min and at most max.
+func distinctPoolSize(rate float64, open bool, warmup, d time.Duration, conns, minN, maxN int) int {
+	n := rate * (warmup + d).Seconds()
+	if !open {
+		n *= distinctPoolPadding
+	}
+	need := int(n) + conns + 1
+	return min(max(need, minN), maxN)
+}
