@@ -21,6 +21,8 @@ type DB struct {
 	// ws and rs hold statements prepared once on w and r.
 	ws, rs *stmtCache
 	watch  func(ctx context.Context, notify func(topic string)) error
+	// stop ends the dialect's background work; done is closed when it has.
+	stop, done chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -47,7 +49,17 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{d: d, w: c.w, r: c.r, ws: newStmtCache(c.w), rs: newStmtCache(c.r), watch: c.watch}, nil
+	db := &DB{d: d, w: c.w, r: c.r, ws: newStmtCache(c.w), rs: newStmtCache(c.r), watch: c.watch,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if c.background != nil {
+		go func() {
+			defer close(db.done)
+			c.background(db.stop)
+		}()
+	} else {
+		close(db.done)
+	}
+	return db, nil
 }
 
 // Driver is the name of the database engine: "sqlite" or "postgres".
@@ -91,6 +103,8 @@ func (db *DB) Ping(ctx context.Context) error {
 // first result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		close(db.stop)
+		<-db.done
 		errs := []error{db.rs.close(), db.ws.close()}
 		if db.r != db.w {
 			errs = append(errs, db.r.Close())

@@ -39,6 +39,9 @@ type connection struct {
 	// watch, when set, listens for the notifications the store's writes send (see
 	// DB.Watch) until ctx ends; nil where the engine has none.
 	watch func(ctx context.Context, notify func(topic string)) error
+	// background, when set, runs in a goroutine of its own from Open until stop is
+	// closed by Close, which waits for it to return.
+	background func(stop <-chan struct{})
 }
 
 // queries is the fixed SQL text of one dialect. Statements take their parameters in

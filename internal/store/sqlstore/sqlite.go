@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -51,18 +52,51 @@ func sqliteDialect() dialect {
 // on (WAL, synchronous=FULL, foreign keys, immediate transactions) are always set
 // and replace any given for the same pragma; busy_timeout is a default.
 func sqliteConnect(ctx context.Context, dsn string) (connection, error) {
-	w, r, err := sqliteOpen(ctx, dsn)
-	return connection{w: w, r: r}, err
+	w, r, cp, err := sqliteOpen(ctx, dsn)
+	if err != nil {
+		return connection{}, err
+	}
+	c := connection{w: w, r: r}
+	if cp != nil {
+		c.background = func(stop <-chan struct{}) { sqliteCheckpoints(cp, stop) }
+	}
+	return c, nil
 }
 
-func sqliteOpen(ctx context.Context, dsn string) (w, r *sql.DB, err error) {
+// sqliteCheckpointEvery is how often the checkpointer copies committed WAL frames
+// into the database file.
+const sqliteCheckpointEvery = 200 * time.Millisecond
+
+// sqliteCheckpoints runs passive WAL checkpoints on their own connection until
+// stop is closed, then closes it. The writer does not checkpoint by itself
+// (wal_autocheckpoint 0): a checkpoint copies and fsyncs up to thousands of pages,
+// which inside a commit would hold every request waiting for the audit writer for
+// milliseconds. A passive checkpoint runs beside the writer and readers, never
+// waiting for them; the WAL starts over once everything in it is copied.
+func sqliteCheckpoints(cp *sql.DB, stop <-chan struct{}) {
+	defer cp.Close()
+	tick := time.NewTicker(sqliteCheckpointEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, _ = cp.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)") // best effort; the next tick retries
+			cancel()
+		}
+	}
+}
+
+func sqliteOpen(ctx context.Context, dsn string) (w, r, checkpointer *sql.DB, err error) {
 	if dsn == "" {
-		return nil, nil, errors.New("sqlstore: empty sqlite dsn")
+		return nil, nil, nil, errors.New("sqlstore: empty sqlite dsn")
 	}
 	name, query, _ := strings.Cut(dsn, "?")
 	params, err := url.ParseQuery(query)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sqlstore: sqlite dsn parameters: %w", err)
+		return nil, nil, nil, fmt.Errorf("sqlstore: sqlite dsn parameters: %w", err)
 	}
 	for _, k := range []string{"_journal_mode", "_journal", "_synchronous", "_sync", "_foreign_keys", "_fk", "_txlock", "_query_only"} {
 		params.Del(k)
@@ -79,11 +113,14 @@ func sqliteOpen(ctx context.Context, dsn string) (w, r *sql.DB, err error) {
 	wp.Set("_synchronous", "FULL")         // fsync the WAL on every commit
 	wp.Set("_txlock", "immediate")         // take the write lock at BEGIN: no upgrade deadlocks
 	wp.Add("_pragma", "cache_size(-8192)") // 8 MiB: ids are time-ordered, so the pages appends touch are the indexes' last ones
+	if !memory {
+		wp.Add("_pragma", "wal_autocheckpoint(0)") // checkpoints run beside it (sqliteCheckpoints)
+	}
 	if w, err = sqliteOpenPool(ctx, name+"?"+wp.Encode(), 1); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if memory {
-		return w, w, nil
+		return w, w, nil, nil
 	}
 
 	rp := cloneValues(params)
@@ -91,9 +128,16 @@ func sqliteOpen(ctx context.Context, dsn string) (w, r *sql.DB, err error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	if r, err = sqliteOpenPool(ctx, name+"?"+rp.Encode(), n); err != nil {
 		w.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return w, r, nil
+	cp := cloneValues(params)
+	cp.Set("_synchronous", "FULL")
+	if checkpointer, err = sqliteOpenPool(ctx, name+"?"+cp.Encode(), 1); err != nil {
+		r.Close()
+		w.Close()
+		return nil, nil, nil, err
+	}
+	return w, r, checkpointer, nil
 }
 
 func sqliteOpenPool(ctx context.Context, dsn string, conns int) (*sql.DB, error) {

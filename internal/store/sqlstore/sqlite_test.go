@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -419,4 +420,43 @@ func BenchmarkLookups(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCheckpointsBesideTheWriter: the writer never checkpoints (a checkpoint inside
+// a commit would stall every request waiting for the audit trail); the background
+// checkpointer copies committed pages into the database file.
+func TestCheckpointsBesideTheWriter(t *testing.T) {
+	path := tempDSN(t)
+	db := openFile(t, path)
+	var auto int
+	if err := db.w.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("writer wal_autocheckpoint = %d (%v), want 0", auto, err)
+	}
+	size := func() int64 {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	before := size()
+	now := time.Now()
+	for b := range 20 {
+		events := make([]*store.AuditEvent, 100)
+		for i := range events {
+			n := b*100 + i
+			events[i] = &store.AuditEvent{ID: fmt.Sprintf("e%06d", n), Time: now, Type: store.EventTokenIssued,
+				TokenJTI: fmt.Sprintf("t%06d", n), Decision: store.DecisionAllow, Detail: strings.Repeat("x", 200)}
+		}
+		if err := db.Append(t.Context(), events, storetest.Seal); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for size() <= before+100_000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes (was %d) 5 s after 2000 events: nothing checkpointed", size(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
