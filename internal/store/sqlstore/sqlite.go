@@ -82,10 +82,30 @@ func sqliteCheckpoints(cp *sql.DB, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-tick.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, _ = cp.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)") // best effort; the next tick retries
-			cancel()
+			sqliteCheckpoint(cp)
 		}
+	}
+}
+
+// sqliteRestartFrames is the WAL length (in frames, pages of 4 KiB) past which the
+// checkpointer restarts the log: passive checkpoints copy everything but cannot
+// make the writer start the WAL over while it keeps appending, so under steady
+// load the file would grow without end. A restart waits for the writer's current
+// commit and holds the next one only while it copies the few frames the passive
+// checkpoints left.
+const sqliteRestartFrames = 4096
+
+// sqliteCheckpoint runs one passive checkpoint, and a truncating one when the WAL
+// has grown past sqliteRestartFrames. Errors are left to the next tick.
+func sqliteCheckpoint(cp *sql.DB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var busy, frames, copied int64
+	if err := cp.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
+		return
+	}
+	if frames > sqliteRestartFrames {
+		_, _ = cp.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	}
 }
 
