@@ -68,11 +68,11 @@ func sqliteConnect(ctx context.Context, dsn string) (connection, error) {
 const sqliteCheckpointEvery = 200 * time.Millisecond
 
 // sqliteCheckpoints runs passive WAL checkpoints on their own connection until
-// stop is closed, then closes it. The writer does not checkpoint by itself
-// (wal_autocheckpoint 0): a checkpoint copies and fsyncs up to thousands of pages,
-// which inside a commit would hold every request waiting for the audit writer for
-// milliseconds. A passive checkpoint runs beside the writer and readers, never
-// waiting for them; the WAL starts over once everything in it is copied.
+// stop is closed, then closes it. A checkpoint copies and fsyncs up to thousands of
+// pages, which inside a commit would hold every request waiting for the audit
+// writer for milliseconds: these run beside the writer and readers, never waiting
+// for them, so that the writer's own checkpoint (every
+// sqliteWriterCheckpointFrames) finds little left to copy.
 func sqliteCheckpoints(cp *sql.DB, stop <-chan struct{}) {
 	defer cp.Close()
 	tick := time.NewTicker(sqliteCheckpointEvery)
@@ -87,26 +87,20 @@ func sqliteCheckpoints(cp *sql.DB, stop <-chan struct{}) {
 	}
 }
 
-// sqliteRestartFrames is the WAL length (in frames, pages of 4 KiB) past which the
-// checkpointer restarts the log: passive checkpoints copy everything but cannot
-// make the writer start the WAL over while it keeps appending, so under steady
-// load the file would grow without end. A restart waits for the writer's current
-// commit and holds the next one only while it copies the few frames the passive
-// checkpoints left.
-const sqliteRestartFrames = 4096
+// sqliteWriterCheckpointFrames is the WAL length (in frames, pages of 4 KiB) at
+// which the writer checkpoints after a commit (wal_autocheckpoint). Passive
+// checkpoints beside it copy almost everything before, so the writer's own has
+// only the frames of the last moments to copy — and being the only writer, it
+// completes, which lets the next commit start the WAL over. Without it the WAL
+// grows without end under steady load (a background checkpoint never catches a
+// writer that keeps appending).
+const sqliteWriterCheckpointFrames = 4096
 
-// sqliteCheckpoint runs one passive checkpoint, and a truncating one when the WAL
-// has grown past sqliteRestartFrames. Errors are left to the next tick.
+// sqliteCheckpoint runs one passive checkpoint; errors are left to the next tick.
 func sqliteCheckpoint(cp *sql.DB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var busy, frames, copied int64
-	if err := cp.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
-		return
-	}
-	if frames > sqliteRestartFrames {
-		_, _ = cp.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
-	}
+	_, _ = cp.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
 }
 
 func sqliteOpen(ctx context.Context, dsn string) (w, r, checkpointer *sql.DB, err error) {
@@ -134,7 +128,7 @@ func sqliteOpen(ctx context.Context, dsn string) (w, r, checkpointer *sql.DB, er
 	wp.Set("_txlock", "immediate")         // take the write lock at BEGIN: no upgrade deadlocks
 	wp.Add("_pragma", "cache_size(-8192)") // 8 MiB: ids are time-ordered, so the pages appends touch are the indexes' last ones
 	if !memory {
-		wp.Add("_pragma", "wal_autocheckpoint(0)") // checkpoints run beside it (sqliteCheckpoints)
+		wp.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", sqliteWriterCheckpointFrames)) // see sqliteCheckpoints
 	}
 	if w, err = sqliteOpenPool(ctx, name+"?"+wp.Encode(), 1); err != nil {
 		return nil, nil, nil, err
