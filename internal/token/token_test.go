@@ -23,6 +23,14 @@ const issuer = "https://deputy.test"
 
 func newService(t testing.TB, alg string) (*token.Service, *keys.Set, *token.Revoked) {
 	t.Helper()
+	ks := openKeys(t, newStore(t), alg)
+	rev := token.NewRevoked()
+	return token.NewService(issuer, ks, rev, 16384), ks, rev
+}
+
+// newStore is a migrated SQLite store in a temporary directory.
+func newStore(t testing.TB) *sqlstore.DB {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
@@ -32,12 +40,17 @@ func newService(t testing.TB, alg string) (*token.Service, *keys.Set, *token.Rev
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := keys.Open(ctx, st, keys.Options{Algorithm: alg, RetireAfter: time.Hour})
+	return st
+}
+
+// openKeys is a key set on st, as a node opens it.
+func openKeys(t testing.TB, st *sqlstore.DB, alg string) *keys.Set {
+	t.Helper()
+	ks, err := keys.Open(context.Background(), st, keys.Options{Algorithm: alg, RetireAfter: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev := token.NewRevoked()
-	return token.NewService(issuer, ks, rev, 16384), ks, rev
+	return ks
 }
 
 func sample(now time.Time) *token.Claims {
@@ -217,18 +230,8 @@ func BenchmarkVerify(b *testing.B) {
 // what can change between presentations is checked again on every hit.
 func TestVerifyCache(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := keys.Open(ctx, st, keys.Options{Algorithm: "ES256", RetireAfter: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newStore(t)
+	ks := openKeys(t, st, "ES256")
 	rev := token.NewRevoked()
 	svc := token.NewService(issuer, ks, rev, 16384)
 	now := time.Now()
@@ -343,19 +346,9 @@ func BenchmarkVerifyUncached(b *testing.B) {
 // read the keys again, at most once a second.
 func TestVerifyKeyOfAnotherNode(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := newStore(t)
 	open := func() (*token.Service, *keys.Set) {
-		ks, err := keys.Open(ctx, st, keys.Options{Algorithm: "ES256", RetireAfter: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ks := openKeys(t, st, "ES256")
 		return token.NewService(issuer, ks, token.NewRevoked(), 16384), ks
 	}
 	here, _ := open()
