@@ -75,7 +75,7 @@ func TestEndToEnd(t *testing.T) {
 		return stdout.String()
 	}
 	out := run("-c", "4", "-d", "1")
-	for _, want := range []string{"floor     go-jose ES256", "exchange-same", "exchange-distinct", "client-credentials", "× the ES256 verify+sign floor", "none reused"} {
+	for _, want := range []string{"floor     go-jose ES256 on CPU", "exchange-same", "exchange-distinct", "client-credentials", "× the ES256 verify+sign floor", "none reused"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -125,7 +125,29 @@ func TestFloorOnly(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &f); err != nil {
 		t.Fatalf("%v: %q", err, stdout.String())
 	}
-	if f.Alg != "EdDSA" || f.ExchangeOps <= 0 || f.SignOps <= f.ExchangeOps {
+	if f.Alg != "EdDSA" || f.ExchangeOps <= 0 || f.SignOps <= f.ExchangeOps || f.ExchangeOpsWall <= 0 || f.CPUShare <= 0 {
 		t.Errorf("%+v", f)
+	}
+}
+
+func TestSlicedRuns(t *testing.T) {
+	calls := 0
+	per, all, err := slicedRuns(40*time.Millisecond, 4, func() error {
+		calls++
+		for i := range 1000 {
+			_ = i * i
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(per) != 4 || all.n != calls || all.wall < 40*time.Millisecond || all.perWall() <= 0 {
+		t.Errorf("slices %v, run %+v, calls %d", per, all, calls)
+	}
+	for _, r := range per {
+		if r <= 0 {
+			t.Errorf("slice rate %v", r)
+		}
 	}
 }

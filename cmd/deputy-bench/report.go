@@ -238,9 +238,9 @@ func printTable(w io.Writer, recs []*runRecord, floor *floorResult) {
 			cpu = fmt.Sprintf(" at %.1f%% server CPU", *r.ServerCPUPct)
 		}
 		if r.Mode == "open" {
-			if perCore != "" {
-				fmt.Fprintf(w, "deputy %s (open loop %s/s, c=%d) = %s the %s %s floor (%s req/s%s vs %s/s)\n",
-					r.Scenario, thousands(r.Rate, 0), r.Conns, perCore, floor.Alg, what, thousands(r.RPS, 0), cpu, thousands(ops, 0))
+			if r.FloorRatioPerCore != nil {
+				fmt.Fprintf(w, "deputy %s (open loop %s/s, c=%d): %s req/s%s = %.2f× the %s %s floor per server core busy (floor %s/s)\n",
+					r.Scenario, thousands(r.Rate, 0), r.Conns, thousands(r.RPS, 0), cpu, *r.FloorRatioPerCore, floor.Alg, what, thousands(ops, 0))
 			}
 			continue
 		}
