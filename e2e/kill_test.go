@@ -99,15 +99,13 @@ func TestKillUnderLoad(t *testing.T) {
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var e struct {
-			Type, Decision, TokenJTI string
+			Type     string `json:"type"`
+			Decision string `json:"decision"`
+			TokenJTI string `json:"token_jti"`
 		}
-		var raw map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("audit line %q: %v", sc.Text(), err)
 		}
-		e.Type, _ = raw["type"].(string)
-		e.Decision, _ = raw["decision"].(string)
-		e.TokenJTI, _ = raw["token_jti"].(string)
 		if e.Decision == "allow" && (e.Type == "token.issued" || e.Type == "token.exchanged") {
 			recorded[e.TokenJTI] = true
 		}

@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
 )
@@ -231,14 +229,6 @@ func (w *Writer) Close() error {
 	return nil
 }
 
-// cleanText is s with NUL and invalid UTF-8 replaced by U+FFFD.
-func cleanText(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
-
 // eventID is a new event id: 26 characters of base32 (the extended hex alphabet,
 // which sorts like the bytes) of a store.SortableID, so ids sort by time and the
 // unique index on them grows at its end.
@@ -254,11 +244,11 @@ func eventID(t time.Time) string {
 func prepare(e *store.AuditEvent) {
 	for _, f := range []*string{&e.ID, &e.Type, &e.ClientID, &e.Subject, &e.SubjectIssuer, &e.ParentJTI,
 		&e.TokenJTI, &e.Decision, &e.Reason, &e.Rule, &e.RequestID, &e.RemoteAddr, &e.Detail} {
-		*f = cleanText(*f)
+		*f = store.CleanText(*f)
 	}
 	for _, l := range [][]string{e.Actors, e.Audiences, e.Scopes} {
 		for i := range l {
-			l[i] = cleanText(l[i])
+			l[i] = store.CleanText(l[i])
 		}
 	}
 	if e.Time.IsZero() {

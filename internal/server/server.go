@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		// An exchange whose subject token was revoked while it was being decided is
 		// refused here, in the writer, serialised with the revocation itself.
 		Admit: func(e *store.AuditEvent) error {
-			if e.Decision == store.DecisionAllow && e.ParentJTI != "" && e.TokenJTI != "" && s.Revoked.Contains(e.ParentJTI) {
+			if store.IssuesFromParent(e) && s.Revoked.Contains(e.ParentJTI) {
 				return token.ErrRevoked
 			}
 			return nil

@@ -134,7 +134,7 @@ func (db *DB) Query(ctx context.Context, f store.AuditFilter) ([]store.AuditEven
 	)
 	param := func(v any) string {
 		if t, ok := v.(string); ok {
-			v = cleanText(t)
+			v = store.CleanText(t)
 		}
 		args = append(args, v)
 		return db.d.placeholder(len(args))
@@ -192,7 +192,7 @@ func (db *DB) EventByID(ctx context.Context, id string) (store.AuditEvent, error
 	if err != nil {
 		return store.AuditEvent{}, db.fail("audit event by id", err)
 	}
-	es, err := db.queryEvents(ctx, "audit event by id", s, cleanText(id))
+	es, err := db.queryEvents(ctx, "audit event by id", s, store.CleanText(id))
 	if err != nil {
 		return store.AuditEvent{}, err
 	}
@@ -212,7 +212,7 @@ func (db *DB) EventsByToken(ctx context.Context, jti string) ([]store.AuditEvent
 	if err != nil {
 		return nil, db.fail("audit events by token", err)
 	}
-	return db.queryEvents(ctx, "audit events by token", s, cleanText(jti))
+	return db.queryEvents(ctx, "audit events by token", s, store.CleanText(jti))
 }
 
 // EventsByParent returns the events whose ParentJTI is jti, in chain order; none for
@@ -225,7 +225,7 @@ func (db *DB) EventsByParent(ctx context.Context, jti string) ([]store.AuditEven
 	if err != nil {
 		return nil, db.fail("audit events by parent", err)
 	}
-	return db.queryEvents(ctx, "audit events by parent", s, cleanText(jti))
+	return db.queryEvents(ctx, "audit events by parent", s, store.CleanText(jti))
 }
 
 // queryEvents runs s, which selects eventColumns, and reads every row.

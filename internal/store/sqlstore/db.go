@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
 )
@@ -246,16 +244,4 @@ func normalTime(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return fromMicros(t.UnixMicro())
-}
-
-// cleanText is s as the database can hold and compare it: PostgreSQL refuses NUL
-// and invalid UTF-8 in text (SQLite would keep them), so both are replaced by
-// U+FFFD, on both engines alike. Values from outside (a username, a nonce, an id
-// to look up) pass through it; what deputy writes to the audit trail is cleaned
-// before it is sealed (see audit).
-func cleanText(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }

@@ -16,7 +16,7 @@ func (db *DB) UseNonce(ctx context.Context, key string, expiresAt time.Time) err
 	if err != nil {
 		return db.fail("use nonce", err)
 	}
-	res, err := s.ExecContext(ctx, cleanText(key), micros(expiresAt), micros(time.Now()))
+	res, err := s.ExecContext(ctx, store.CleanText(key), micros(expiresAt), micros(time.Now()))
 	if err != nil {
 		return db.fail("use nonce", err)
 	}

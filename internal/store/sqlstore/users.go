@@ -19,7 +19,7 @@ func (db *DB) InsertUser(ctx context.Context, u store.User) error {
 	if u.Username == "" {
 		return errors.New("sqlstore: insert user: empty username")
 	}
-	if cleanText(u.Username) != u.Username {
+	if store.CleanText(u.Username) != u.Username {
 		return fmt.Errorf("sqlstore: insert user %q: a username is UTF-8 text without NUL", u.Username)
 	}
 	claims, err := encodeClaims(u.Claims)
@@ -47,7 +47,7 @@ func (db *DB) UserByName(ctx context.Context, username string) (store.User, erro
 	if err != nil {
 		return store.User{}, db.fail("user by name", err)
 	}
-	u, err := scanUser(s.QueryRowContext(ctx, cleanText(username)))
+	u, err := scanUser(s.QueryRowContext(ctx, store.CleanText(username)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.User{}, fmt.Errorf("sqlstore: user %q: %w", username, store.ErrNotFound)
 	}
@@ -90,7 +90,7 @@ func (db *DB) SetUserDisabled(ctx context.Context, username string, disabled boo
 	if err != nil {
 		return db.fail("set user disabled", err)
 	}
-	res, err := s.ExecContext(ctx, boolInt(disabled), cleanText(username))
+	res, err := s.ExecContext(ctx, boolInt(disabled), store.CleanText(username))
 	if err != nil {
 		return db.fail("set user disabled", err)
 	}
