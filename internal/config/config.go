@@ -24,6 +24,26 @@ type Config struct {
 	Users          []User          `yaml:"users"`
 	UpstreamIdPs   []UpstreamIdP   `yaml:"upstream_idps"`
 	Limits         Limits          `yaml:"limits"`
+	// CORS opens the token, userinfo and revocation endpoints to web apps of other
+	// origins (discovery and the JWKS are open to every origin).
+	CORS CORS `yaml:"cors"`
+	// Scopes describe scopes to the people asked to approve them on the consent
+	// page; openid, profile, email and offline_access have built-in descriptions.
+	Scopes []Scope `yaml:"scopes"`
+}
+
+// CORS configures cross-origin requests from browsers (the Fetch standard's CORS
+// protocol) to /token, /userinfo and /revoke.
+type CORS struct {
+	// AllowedOrigins are origins (scheme://host[:port]) allowed besides those of every
+	// client's http(s) redirect_uris; "*" is refused.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Scope describes one scope for the consent page.
+type Scope struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
 }
 
 // TLS configures HTTPS; both files or neither.
@@ -87,6 +107,12 @@ type Client struct {
 	Scopes       []string `yaml:"scopes"`
 	Audiences    []string `yaml:"audiences"`
 	MayAct       []string `yaml:"may_act"`
+	// Name is shown to people on the sign-in, consent and sign-out pages; default
+	// the id.
+	Name string `yaml:"name"`
+	// PostLogoutRedirectURIs are where the end-session endpoint may send the browser
+	// after signing out (OIDC RP-Initiated Logout 1.0 §3), compared exactly.
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 }
 
 // Exchange holds token-exchange policies.

@@ -188,7 +188,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -513,6 +513,34 @@ func TestValidate(t *testing.T) {
 		{"fail/upstream-issuer", func(c *Config) { c.UpstreamIdPs[0].Issuer = "" }, "upstream_idps[0].issuer", "must be set"},
 		{"fail/upstream-oidc-issuer-url", func(c *Config) { c.UpstreamIdPs[0].Issuer = "accounts.google.com" }, "upstream_idps[0].issuer", "is not an absolute http(s) URL"},
 		{"fail/upstream-oidc-client-id", func(c *Config) { c.UpstreamIdPs[0].ClientID = "" }, "upstream_idps[0].client_id", "must be set for type oidc"},
+
+		{"ok/browser-keys", func(c *Config) {
+			c.Clients[0].Name = "Web App — Ünïcode"
+			c.Clients[0].PostLogoutRedirectURIs = []string{"http://127.0.0.1:9000/", "com.example.app:/signed-out"}
+			c.CORS.AllowedOrigins = []string{"https://app.example", "http://127.0.0.1:3000", "https://APP2.example:443"}
+			c.Scopes = []Scope{{Name: "payments:read", Description: "See your payments"}, {Name: "openid", Description: "Your user id"}}
+		}, "", ""},
+		{"fail/client-name-control", func(c *Config) { c.Clients[0].Name = "Web\x1b[31mApp" }, "clients[0].name", "contains control characters"},
+		{"fail/client-name-blank", func(c *Config) { c.Clients[0].Name = "  " }, "clients[0].name", "must not be blank"},
+		{"fail/client-name-long", func(c *Config) { c.Clients[0].Name = strings.Repeat("n", 101) }, "clients[0].name", "at most 100"},
+		{"fail/redirect-uri-javascript", func(c *Config) { c.Clients[0].RedirectURIs = []string{"javascript:alert(1)"} }, "clients[0].redirect_uris[0]", "a scheme a browser runs"},
+		{"fail/post-logout-redirect-relative", func(c *Config) { c.Clients[0].PostLogoutRedirectURIs = []string{"/bye"} }, "clients[0].post_logout_redirect_uris[0]", "is not an absolute URI"},
+		{"fail/post-logout-redirect-data", func(c *Config) { c.Clients[0].PostLogoutRedirectURIs = []string{"data:text/html,hi"} }, "clients[0].post_logout_redirect_uris[0]", "a scheme a browser runs"},
+		{"fail/post-logout-redirect-duplicate", func(c *Config) {
+			c.Clients[0].PostLogoutRedirectURIs = []string{"https://a.example/", "https://a.example/"}
+		}, "clients[0].post_logout_redirect_uris[1]", "is already"},
+		{"fail/cors-star", func(c *Config) { c.CORS.AllowedOrigins = []string{"*"} }, "cors.allowed_origins[0]", `"*" is not accepted`},
+		{"fail/cors-null", func(c *Config) { c.CORS.AllowedOrigins = []string{"null"} }, "cors.allowed_origins[0]", "is not an origin"},
+		{"fail/cors-path", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://app.example/spa"} }, "cors.allowed_origins[0]", "is not an origin"},
+		{"fail/cors-trailing-slash", func(c *Config) { c.CORS.AllowedOrigins = []string{"https://app.example/"} }, "cors.allowed_origins[0]", "ends with a slash"},
+		{"fail/cors-scheme", func(c *Config) { c.CORS.AllowedOrigins = []string{"com.example.app://x"} }, "cors.allowed_origins[0]", "is not an origin"},
+		{"fail/scope-unknown", func(c *Config) { c.Scopes = []Scope{{Name: "payments:delete", Description: "Delete"}} }, "scopes[0].name", "is no scope of audiences[].scopes or clients[].scopes"},
+		{"fail/scope-no-name", func(c *Config) { c.Scopes = []Scope{{Description: "Delete"}} }, "scopes[0].name", "must be set"},
+		{"fail/scope-duplicate", func(c *Config) {
+			c.Scopes = []Scope{{Name: "openid", Description: "a"}, {Name: "openid", Description: "b"}}
+		}, "scopes[1].name", "is already described by scopes[0]"},
+		{"fail/scope-no-description", func(c *Config) { c.Scopes = []Scope{{Name: "openid"}} }, "scopes[0].description", "must be set"},
+		{"fail/scope-description-control", func(c *Config) { c.Scopes = []Scope{{Name: "openid", Description: "a\nb"}} }, "scopes[0].description", "contains control characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -983,4 +1011,48 @@ func FuzzLoad(f *testing.F) {
 		c.SetDefaults()
 		_ = c.Validate()
 	})
+}
+
+// TestBrowserOrigins: the CORS origins are cors.allowed_origins and the origins of
+// the clients' http(s) redirect URIs, as browsers write them; the keys can be set
+// from the environment like every other.
+func TestBrowserOrigins(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://App.Example/cb?x=1", "https://app.example"},
+		{"https://app.example:443/cb", "https://app.example"},
+		{"http://127.0.0.1:9000/callback", "http://127.0.0.1:9000"},
+		{"http://[::1]:80/cb", "http://[::1]"},
+		{"com.example.app:/callback", ""},
+		{"https:opaque", ""},
+	} {
+		got, ok := WebOrigin(tt.in)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("WebOrigin(%q) = %q, %v; want %q", tt.in, got, ok, tt.want)
+		}
+	}
+	c := validBase()
+	if err := c.ApplyEnv([]string{
+		"DEPUTY_CORS_ALLOWED_ORIGINS=https://spa.example, https://spa.example:8443",
+		"DEPUTY_CLIENTS_0_NAME=Web App",
+		"DEPUTY_CLIENTS_0_POST_LOGOUT_REDIRECT_URIS=http://127.0.0.1:9000/bye",
+		"DEPUTY_SCOPES_0_NAME=payments:read", "DEPUTY_SCOPES_0_DESCRIPTION=See your payments",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://127.0.0.1:9000", "https://spa.example", "https://spa.example:8443"}
+	if got := c.BrowserOrigins(); !slices.Equal(got, want) {
+		t.Errorf("BrowserOrigins() = %v, want %v", got, want)
+	}
+	if c.Clients[0].Name != "Web App" || !slices.Equal(c.Clients[0].PostLogoutRedirectURIs, []string{"http://127.0.0.1:9000/bye"}) {
+		t.Errorf("clients[0] = %+v", c.Clients[0])
+	}
+	if got := c.ScopeDescription("payments:read"); got != "See your payments" {
+		t.Errorf("ScopeDescription(payments:read) = %q", got)
+	}
+	if got := c.ScopeDescription("openid"); got != BuiltinScopeDescriptions["openid"] {
+		t.Errorf("ScopeDescription(openid) = %q", got)
+	}
 }

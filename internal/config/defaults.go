@@ -1,8 +1,12 @@
 package config
 
 import (
+	"maps"
 	"net"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/deputy-auth/deputy/oauth"
@@ -43,6 +47,9 @@ import (
 //	saml_idps[].subject_attribute          none: the NameID is the subject
 //	upstream_idps[].subject_claim          sub (oidc); the NameID when empty (saml)
 //	upstream_idps[].scopes                 [openid, profile, email] (oidc)
+//	clients[].name                         the client's id (where pages show it)
+//	scopes[].description                   built in for openid, profile, email and
+//	                                       offline_access (BuiltinScopeDescriptions)
 func (c *Config) SetDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -158,4 +165,77 @@ func unspecifiedHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsUnspecified()
+}
+
+// BuiltinScopeDescriptions describe the OpenID Connect scopes (OIDC Core §5.4,
+// §11) on the consent page unless scopes[] describes them otherwise.
+var BuiltinScopeDescriptions = map[string]string{
+	"openid":         "Know who you are (your user id)",
+	"profile":        "See your name and profile",
+	"email":          "See your email address",
+	"offline_access": "Keep access while you are away",
+}
+
+// ScopeDescription is the description of scope name shown on the consent page:
+// scopes[]'s, else the built-in one, else "".
+func (c *Config) ScopeDescription(name string) string {
+	for _, s := range c.Scopes {
+		if s.Name == name {
+			return s.Description
+		}
+	}
+	return BuiltinScopeDescriptions[name]
+}
+
+// ScopeDescriptions maps every described scope to its description (see
+// [Config.ScopeDescription]).
+func (c *Config) ScopeDescriptions() map[string]string {
+	m := maps.Clone(BuiltinScopeDescriptions)
+	for _, s := range c.Scopes {
+		m[s.Name] = s.Description
+	}
+	return m
+}
+
+// BrowserOrigins are the origins allowed to call the token, userinfo and
+// revocation endpoints from a browser: cors.allowed_origins and the origin of
+// every client's http(s) redirect URI, as browsers send them in Origin (lower
+// case, without a default port), sorted.
+func (c *Config) BrowserOrigins() []string {
+	set := map[string]bool{}
+	for _, o := range c.CORS.AllowedOrigins {
+		if v, ok := WebOrigin(o); ok {
+			set[v] = true
+		}
+	}
+	for _, cl := range c.Clients {
+		for _, u := range cl.RedirectURIs {
+			if v, ok := WebOrigin(u); ok {
+				set[v] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// WebOrigin is the origin of an http(s) URL as a browser serialises it
+// (scheme://host[:port], lower case, the default port left out); false for other
+// schemes, such as a native app's private-use scheme, which have no web origin.
+func WebOrigin(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Host == "" {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return "", false
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port == "" || scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		return scheme + "://" + host, true
+	}
+	return scheme + "://" + host + ":" + port, true
 }

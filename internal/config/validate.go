@@ -70,6 +70,7 @@ func (c *Config) validate(o origins) []Problem {
 	checks = append(checks, c.issuerChecks()...)
 	checks = append(checks, c.userChecks()...)
 	checks = append(checks, c.upstreamChecks()...)
+	checks = append(checks, c.browserChecks()...)
 	var ps []Problem
 	for _, ch := range checks {
 		if ch.bad {
@@ -167,6 +168,19 @@ func (c *Config) clientChecks() []check {
 			return []check{
 				{!isAbsoluteURI(u), path, fmt.Sprintf("%q is not an absolute URI", u)},
 				{strings.Contains(u, "#"), path, fmt.Sprintf("%q has a fragment; a redirect URI has none (RFC 6749 §3.1.2)", u)},
+				{scriptScheme(u), path, fmt.Sprintf("%q has a scheme a browser runs or renders in place; a redirect URI must leave the page", u)},
+			}
+		})...)
+		checks = append(checks, []check{
+			{len(cl.Name) > maxDisplayName, p + ".name", fmt.Sprintf("is %d bytes long; at most %d", len(cl.Name), maxDisplayName)},
+			{hasControl(cl.Name), p + ".name", fmt.Sprintf("%q contains control characters", cl.Name)},
+			{cl.Name != "" && strings.TrimSpace(cl.Name) == "", p + ".name", "must not be blank: a name people recognise, or leave it out to show the id"},
+		}...)
+		checks = append(checks, listChecks(p+".post_logout_redirect_uris", cl.PostLogoutRedirectURIs, func(path, u string) []check {
+			return []check{
+				{!isAbsoluteURI(u), path, fmt.Sprintf("%q is not an absolute URI", u)},
+				{strings.Contains(u, "#"), path, fmt.Sprintf("%q has a fragment; a redirect URI has none", u)},
+				{scriptScheme(u), path, fmt.Sprintf("%q has a scheme a browser runs or renders in place; a redirect URI must leave the page", u)},
 			}
 		})...)
 		checks = append(checks, scopeChecks(p+".scopes", cl.Scopes)...)
@@ -308,6 +322,79 @@ func (c *Config) issuerChecks() []check {
 		}...)
 	}
 	return checks
+}
+
+// maxDisplayName and maxScopeDescription bound the texts pages show.
+const (
+	maxDisplayName      = 100
+	maxScopeDescription = 300
+)
+
+// browserChecks covers cors and scopes: what browsers and the people using them see.
+func (c *Config) browserChecks() []check {
+	var checks []check
+	checks = append(checks, listChecks("cors.allowed_origins", c.CORS.AllowedOrigins, func(path, o string) []check {
+		u := parseURL(o)
+		web, _ := WebOrigin(o)
+		return []check{
+			{o == "*", path, `"*" is not accepted: discovery and the JWKS are open to every origin already; name the origins of the web apps that call /token, /userinfo and /revoke`},
+			{o != "*" && (!isHTTPURL(o) || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || strings.Contains(o, "#")), path,
+				fmt.Sprintf("%q is not an origin: scheme://host[:port], like https://app.example or http://127.0.0.1:3000", o)},
+			{o != "*" && isHTTPURL(o) && u.Path == "/" && web != "", path, fmt.Sprintf("%q ends with a slash; an origin has no path: %s", o, web)},
+		}
+	})...)
+	known := map[string]bool{}
+	for s := range BuiltinScopeDescriptions {
+		known[s] = true
+	}
+	for _, a := range c.Audiences {
+		for _, s := range a.Scopes {
+			known[s] = true
+		}
+	}
+	for _, cl := range c.Clients {
+		for _, s := range cl.Scopes {
+			known[s] = true
+		}
+	}
+	names := map[string]int{}
+	for i, sc := range c.Scopes {
+		p := fmt.Sprintf("scopes[%d]", i)
+		first, dup := names[sc.Name]
+		if !dup {
+			names[sc.Name] = i
+		}
+		checks = append(checks, []check{
+			{sc.Name == "", p + ".name", "must be set: a scope of audiences[].scopes or clients[].scopes"},
+			{sc.Name != "" && !validScope(sc.Name), p + ".name", fmt.Sprintf("%q is not a scope name: printable ASCII without spaces, \" or \\ (RFC 6749 §3.3)", sc.Name)},
+			{sc.Name != "" && validScope(sc.Name) && !known[sc.Name], p + ".name", fmt.Sprintf("%q is no scope of audiences[].scopes or clients[].scopes, so no one is ever asked for it", sc.Name)},
+			{sc.Name != "" && dup, p + ".name", fmt.Sprintf("%q is already described by scopes[%d]", sc.Name, first)},
+			{strings.TrimSpace(sc.Description) == "", p + ".description", "must be set: what the scope lets an application do, in words people understand"},
+			{len(sc.Description) > maxScopeDescription, p + ".description", fmt.Sprintf("is %d bytes long; at most %d", len(sc.Description), maxScopeDescription)},
+			{hasControl(sc.Description), p + ".description", "contains control characters"},
+		}...)
+	}
+	return checks
+}
+
+// hasControl reports whether s holds a control character (C0, DEL or C1).
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r >= 0x7f && r < 0xa0 })
+}
+
+// scriptScheme reports whether uri's scheme makes a browser run or render content
+// in place (javascript:, data:, vbscript:, blob:, file:, about:) rather than leave
+// for an application: never a place to send a browser with a code or state.
+func scriptScheme(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "javascript", "data", "vbscript", "blob", "file", "about":
+		return true
+	}
+	return false
 }
 
 func (c *Config) userChecks() []check {
