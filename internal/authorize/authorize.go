@@ -37,6 +37,25 @@ func (r *Request) OpenID() bool { return slices.Contains(r.Scopes, "openid") }
 // HasPrompt reports whether prompt includes p.
 func (r *Request) HasPrompt(p string) bool { return slices.Contains(r.Prompt, p) }
 
+// IdentityAssured reports whether the client's identity is assured well enough that
+// a consent the user gave it before may be reused without asking again (RFC 8252
+// §8.6): a confidential client authenticates when it redeems the code; a public
+// client only through its redirect URI, which proves who it is when it is an https
+// URI off this machine. A loopback or private-use-scheme redirect URI can be
+// listened on or claimed by any app, so such a client is asked every time, and
+// prompt=none gets consent_required.
+func (r *Request) IdentityAssured() bool {
+	if !r.Client.Public() {
+		return true
+	}
+	u, err := url.Parse(r.RedirectURI)
+	if err != nil || !strings.EqualFold(u.Scheme, "https") {
+		return false
+	}
+	h := strings.ToLower(u.Hostname())
+	return !loopback(h) && h != "localhost" && !strings.HasSuffix(h, ".localhost") && !strings.HasPrefix(h, "127.")
+}
+
 // Error is a refused authorization request. When Redirect is true the error is sent
 // to RedirectURI (with State); otherwise it is shown to the user, because the client
 // or its redirect URI could not be trusted.

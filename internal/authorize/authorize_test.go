@@ -587,3 +587,32 @@ func describable(s string) bool {
 	}
 	return true
 }
+
+// TestIdentityAssured: a remembered consent is reused only for clients whose
+// identity is assured (RFC 8252 §8.6).
+func TestIdentityAssured(t *testing.T) {
+	pub := &client.Client{ID: "pub", AuthMethod: oauth.AuthNone}
+	conf := &client.Client{ID: "conf", AuthMethod: oauth.AuthClientSecretBasic}
+	for _, tt := range []struct {
+		name     string
+		c        *client.Client
+		redirect string
+		want     bool
+	}{
+		{"ok/confidential-loopback", conf, nativeCB, true},
+		{"ok/confidential-private-scheme", conf, "com.example.app:/cb", true},
+		{"ok/public-https", pub, webCB, true},
+		{"fail/public-loopback-ipv4", pub, nativeCB, false},
+		{"fail/public-loopback-ipv6", pub, "http://[::1]:8000/cb", false},
+		{"fail/public-localhost-https", pub, "https://localhost:8443/cb", false},
+		{"fail/public-private-scheme", pub, "com.example.app:/cb", false},
+		{"fail/public-http", pub, "http://app.example/cb", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Request{Client: tt.c, RedirectURI: tt.redirect}
+			if got := r.IdentityAssured(); got != tt.want {
+				t.Errorf("IdentityAssured() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

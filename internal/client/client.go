@@ -35,12 +35,24 @@ type Client struct {
 	// MayAct is the party that tokens issued to this client may be exchanged by
 	// (RFC 8693 §4.4), or "".
 	MayAct string
+	// Name is shown to people on deputy's pages ("" when not configured: show ID).
+	Name string
+	// PostLogoutRedirectURIs are where end-session may send the browser back to.
+	PostLogoutRedirectURIs []string
 
 	digest  [32]byte // sha256 of the secret, when known
 	hasHash bool     // digest is valid
 	argon   *argonHash
 	learned atomic.Pointer[[32]byte] // digest of the secret that passed argon2
 	jwks    *jose.JSONWebKeySet
+}
+
+// DisplayName is the client's name for people: its name, else its id.
+func (c *Client) DisplayName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
 }
 
 // Public reports whether the client has no credentials (auth_method none).
@@ -80,6 +92,7 @@ func NewRegistry(cfgs []config.Client, issuer, tokenURL string, nonces store.Non
 		if len(cc.MayAct) > 0 {
 			c.MayAct = cc.MayAct[0]
 		}
+		c.Name, c.PostLogoutRedirectURIs = cc.Name, cc.PostLogoutRedirectURIs
 		switch {
 		case cc.Secret != "":
 			c.digest, c.hasHash = sha256.Sum256([]byte(cc.Secret)), true
