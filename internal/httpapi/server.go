@@ -86,6 +86,12 @@ type Config struct {
 	// AuditLog answers audit queries and traces over HTTP (optional: without it
 	// the audit endpoints are not served).
 	AuditLog store.AuditLog
+	// CORSOrigins may call /token, /userinfo and /revoke from a browser (see
+	// cors.go), as browsers send them in Origin (optional: none).
+	CORSOrigins []string
+	// ScopeDescriptions say on the consent page what each scope lets a client do
+	// (optional: scopes are shown by name).
+	ScopeDescriptions map[string]string
 }
 
 // Server is deputy's HTTP handler.
@@ -110,12 +116,19 @@ func New(cfg Config) (*Server, error) {
 	if s.discovery, s.oidc, err = s.metadata(); err != nil {
 		return nil, err
 	}
-	s.mux.Handle("GET /.well-known/oauth-authorization-server", handler(s.serveDiscovery(false)))
-	s.mux.Handle("GET /.well-known/openid-configuration", handler(s.serveDiscovery(true)))
-	s.mux.Handle("GET "+PathJWKS, handler(s.jwks))
-	s.mux.Handle(PathToken, handler(s.token))
+	cors := newCORSPolicy(cfg.CORSOrigins)
+	for path, h := range map[string]http.Handler{
+		"/.well-known/oauth-authorization-server": handler(s.serveDiscovery(false)),
+		"/.well-known/openid-configuration":       handler(s.serveDiscovery(true)),
+		PathJWKS:                                  handler(s.jwks),
+	} {
+		h = cors.public(h, http.MethodGet)
+		s.mux.Handle("GET "+path, h)
+		s.mux.Handle("OPTIONS "+path, h)
+	}
+	s.mux.Handle(PathToken, cors.api(handler(s.token), http.MethodPost))
 	s.mux.Handle(PathIntrospection, handler(s.introspect))
-	s.mux.Handle(PathRevocation, handler(s.revoke))
+	s.mux.Handle(PathRevocation, cors.api(handler(s.revoke), http.MethodPost))
 	s.mux.Handle("GET "+PathHealth, handler(func(w http.ResponseWriter, r *http.Request) error {
 		_, err := io.WriteString(w, "ok\n")
 		return err
@@ -134,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle(PathAuthorize, handler(wb.authorize))
 		s.mux.Handle(PathConsent, handler(wb.consent))
 		s.mux.Handle(PathLogin, handler(wb.login))
-		s.mux.Handle(PathUserinfo, handler(wb.userinfo))
+		s.mux.Handle(PathUserinfo, cors.api(handler(wb.userinfo), "GET, POST"))
 		s.mux.Handle(PathEndSession, handler(wb.endSession))
 		s.mux.Handle(PathUpstreamLogin, handler(wb.upstreamLogin))
 		s.mux.Handle(PathCallback, handler(wb.callback))

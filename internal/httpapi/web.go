@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
@@ -17,9 +18,11 @@ import (
 
 	"github.com/deputy-auth/deputy/internal/account"
 	"github.com/deputy-auth/deputy/internal/authorize"
+	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/grant"
 	"github.com/deputy-auth/deputy/internal/signin"
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -50,11 +53,126 @@ type web struct {
 
 type hidden struct{ Name, Value string }
 
+// scopeLine is one scope on the consent page: its description for people, and its
+// name.
+type scopeLine struct{ Name, Description string }
+
 type page struct {
-	Title, Error, Message, Client, Subject, CSRF, Action, UpstreamAction, ReturnTo, Username, Button string
-	Scopes                                                                                           []string
-	Params                                                                                           []hidden
-	IdPs                                                                                             []string
+	Title, Error, Message, Subject, CSRF, Action, UpstreamAction, ReturnTo, Username, Button string
+	// Client is the client's name for people; ClientID its id, shown beside the
+	// name when they differ.
+	Client, ClientID string
+	Scopes           []scopeLine
+	Params           []hidden
+	IdPs             []string
+	// Cancel offers, on the login page, to go back to the application
+	// (access_denied, RFC 6749 §4.1.2.1).
+	Cancel bool
+	// CancelURL is a link back to the application (the validated post-logout
+	// redirect URI; it may be a native app's private-use scheme, hence a URL value
+	// html/template does not filter).
+	CancelURL template.URL
+	// formTargets are where the page's forms may end up besides deputy itself (see
+	// pageCSP); never rendered.
+	formTargets []string
+}
+
+// styleHash is the CSP hash of the pages' one style sheet (layout.html), so that
+// no other inline style is allowed.
+var styleHash = func() string {
+	b, err := templateFS.ReadFile("templates/layout.html")
+	if err != nil {
+		panic(err)
+	}
+	_, rest, _ := strings.Cut(string(b), "<style>")
+	css, _, ok := strings.Cut(rest, "</style>")
+	if !ok {
+		panic("templates/layout.html: no <style> element")
+	}
+	sum := sha256.Sum256([]byte(css))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
+
+// pageCSP is the Content-Security-Policy of a page: nothing is loaded, the one
+// style sheet is allowed by its hash, and forms may be sent to deputy and to the
+// page's formTargets only. form-action also governs the redirects that answer a
+// form (Chromium checks every hop), so a page whose form ends at the client — the
+// consent page, the login page of an authorization request, the sign-out
+// confirmation — lists exactly that client's redirect target.
+func pageCSP(targets []string) string {
+	fa := []string{"'self'"}
+	for _, t := range targets {
+		if src := formSource(t); src != "" && !slices.Contains(fa, src) {
+			fa = append(fa, src)
+		}
+	}
+	return "default-src 'none'; style-src " + styleHash + "; form-action " + strings.Join(fa, " ") +
+		"; frame-ancestors 'none'; base-uri 'none'"
+}
+
+// formSource is the CSP source expression (CSP3 §2.3.1) that matches redirects to
+// uri: its origin for http(s) (CSP ignores paths after a redirect), its scheme for
+// a private-use URI scheme (RFC 8252 §7.1), which has no host to name. A host CSP
+// cannot spell (an IPv6 literal) falls back to the scheme. "" when uri is none of
+// these.
+func formSource(uri string) string {
+	switch uri {
+	case "http:", "https:": // the login page's upstream providers, see upstreamTargets
+		return uri
+	}
+	u, err := url.Parse(uri)
+	if err != nil || !cspScheme(u.Scheme) {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return scheme + ":"
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" {
+		return ""
+	}
+	if !cspHost(host) {
+		return scheme + ":"
+	}
+	if p := u.Port(); p != "" {
+		return scheme + "://" + host + ":" + p
+	}
+	return scheme + "://" + host
+}
+
+// cspScheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1).
+func cspScheme(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range []byte(s) {
+		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !alpha && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+// cspHost: host-char and "." only (CSP3 §2.3.1 host-part).
+func cspHost(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// upstreamTargets are where the login page's upstream buttons lead: the
+// providers' own sign-in pages, whose addresses the providers know and this page
+// does not, so any http(s) target; none without providers.
+func (wb *web) upstreamTargets() []string {
+	if len(wb.s.cfg.Upstreams) == 0 {
+		return nil
+	}
+	return []string{"https:", "http:"}
 }
 
 func (wb *web) render(w http.ResponseWriter, status int, name string, p page) error {
@@ -62,7 +180,7 @@ func (wb *web) render(w http.ResponseWriter, status int, name string, p page) er
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", pageCSP(p.formTargets))
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	return pages.ExecuteTemplate(w, name, p)
@@ -190,11 +308,13 @@ func (wb *web) authorize(w http.ResponseWriter, r *http.Request) error {
 			back.Del("prompt")
 		}
 		back.Del("max_age")
-		return wb.render(w, http.StatusOK, "login.html", page{Title: "Sign in", Client: areq.Client.ID,
-			CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: PathAuthorize + "?" + back.Encode(), Username: areq.LoginHint,
-			IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin})
+		p := wb.loginPage(w, r, areq, PathAuthorize+"?"+back.Encode())
+		p.Username = areq.LoginHint
+		return wb.render(w, http.StatusOK, "login.html", p)
 	}
-	if !areq.HasPrompt("consent") && wb.approved(sess.ID, areq) {
+	// A consent given before counts only for a client whose identity is assured
+	// (RFC 8252 §8.6); others are asked again, and prompt=none gets consent_required.
+	if !areq.HasPrompt("consent") && areq.IdentityAssured() && wb.approved(sess.ID, areq) {
 		return wb.issue(w, r, sess, areq)
 	}
 	if areq.HasPrompt("none") {
@@ -229,8 +349,45 @@ func (wb *web) consentPage(w http.ResponseWriter, r *http.Request, sess store.Se
 			hs = append(hs, hidden{k, v})
 		}
 	}
-	return wb.render(w, http.StatusOK, "consent.html", page{Title: "Allow access", Client: areq.Client.ID,
-		Subject: sess.Subject, Scopes: areq.Scopes, CSRF: wb.csrf(w, r), Action: PathConsent, Params: hs})
+	lines := make([]scopeLine, 0, len(areq.Scopes))
+	for _, sc := range areq.Scopes {
+		lines = append(lines, scopeLine{Name: sc, Description: wb.s.cfg.ScopeDescriptions[sc]})
+	}
+	return wb.render(w, http.StatusOK, "consent.html", page{Title: "Allow access", Client: areq.Client.DisplayName(), ClientID: areq.Client.ID,
+		Subject: sess.Subject, Scopes: lines, CSRF: wb.csrf(w, r), Action: PathConsent, Params: hs,
+		formTargets: []string{areq.RedirectURI}})
+}
+
+// loginPage is the login page of an authorization request (areq, which may be
+// nil) that returns to returnTo after sign-in.
+func (wb *web) loginPage(w http.ResponseWriter, r *http.Request, areq *authorize.Request, returnTo string) page {
+	p := page{Title: "Sign in", CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: returnTo,
+		IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin, formTargets: wb.upstreamTargets()}
+	if areq != nil {
+		// Signing in lands at the client when it was approved before; cancelling
+		// always does.
+		p.Client, p.ClientID, p.Cancel = areq.Client.DisplayName(), areq.Client.ID, true
+		p.formTargets = append(p.formTargets, areq.RedirectURI)
+	}
+	return p
+}
+
+// pending is the authorization request a login form returns to, validated again;
+// nil when returnTo is no authorization request or the request is not valid.
+func (wb *web) pending(returnTo string) *authorize.Request {
+	rest, ok := strings.CutPrefix(returnTo, PathAuthorize+"?")
+	if !ok {
+		return nil
+	}
+	q, err := url.ParseQuery(rest)
+	if err != nil {
+		return nil
+	}
+	areq, err := authorize.Parse(q, wb.s.cfg.Clients)
+	if err != nil {
+		return nil
+	}
+	return areq
 }
 
 func (wb *web) approved(sid string, areq *authorize.Request) bool {
@@ -335,14 +492,20 @@ func (wb *web) consent(w http.ResponseWriter, r *http.Request) error {
 	if decision != "allow" {
 		return wb.refuse(w, r, areq.Client.ID, redirectErr(areq, oauth.CodeAccessDenied, "the user denied access"))
 	}
-	wb.consents.add(sess.ID, areq.Client.ID, areq.Scopes, sess.ExpiresAt, wb.s.cfg.Now())
+	if areq.IdentityAssured() {
+		wb.consents.add(sess.ID, areq.Client.ID, areq.Scopes, sess.ExpiresAt, wb.s.cfg.Now())
+	}
 	return wb.issue(w, r, sess, areq)
 }
 
 func (wb *web) issue(w http.ResponseWriter, r *http.Request, sess store.Session, areq *authorize.Request) error {
 	code, err := wb.s.cfg.SignIn.IssueCode(r.Context(), sess, areq, wb.meta(r, areq.Client.ID))
 	if err != nil {
-		return oauth.TemporarilyUnavailable("cannot issue a code now", err)
+		// The request is valid: the client hears of the failure, with its state
+		// (RFC 6749 §4.1.2.1), rather than the user being left on a JSON error.
+		wb.s.cfg.Log.Warn("cannot issue an authorization code", "err", err)
+		return wb.refuse(w, r, areq.Client.ID, &authorize.Error{Err: oauth.TemporarilyUnavailable("cannot issue a code now", err),
+			Redirect: true, RedirectURI: areq.RedirectURI, State: areq.State})
 	}
 	http.Redirect(w, r, authorize.CodeRedirect(areq, code, wb.s.cfg.Issuer), http.StatusSeeOther)
 	return nil
@@ -355,8 +518,7 @@ func (wb *web) login(w http.ResponseWriter, r *http.Request) error {
 		if _, ok := wb.session(r); ok {
 			return wb.render(w, http.StatusOK, "message.html", page{Title: "Signed in", Message: "You are signed in."})
 		}
-		return wb.render(w, http.StatusOK, "login.html", page{Title: "Sign in", CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: PathLogin,
-			IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin})
+		return wb.render(w, http.StatusOK, "login.html", wb.loginPage(w, r, nil, PathLogin))
 	case http.MethodPost:
 	default:
 		return &methodError{allow: "GET, POST"}
@@ -369,11 +531,18 @@ func (wb *web) login(w http.ResponseWriter, r *http.Request) error {
 	if u, err := url.Parse(returnTo); err == nil {
 		clientID = u.Query().Get("client_id")
 	}
-	retry := page{Title: "Sign in", Client: clientID, CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: returnTo,
-		Username: r.PostForm.Get("username"), IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin}
+	areq := wb.pending(returnTo)
+	retry := wb.loginPage(w, r, areq, returnTo)
+	retry.Username = r.PostForm.Get("username")
 	if !csrfOK(r) {
 		retry.Error = "The form expired. Please sign in again."
 		return wb.render(w, http.StatusBadRequest, "login.html", retry)
+	}
+	if r.PostForm.Get("cancel") != "" {
+		if areq == nil {
+			return wb.render(w, http.StatusOK, "message.html", page{Title: "Sign-in cancelled", Message: "You did not sign in."})
+		}
+		return wb.refuse(w, r, areq.Client.ID, redirectErr(areq, oauth.CodeAccessDenied, "the user cancelled the sign-in"))
 	}
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	if username == "" || password == "" || len(username) > 256 || len(password) > 1024 {
@@ -454,58 +623,119 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, out)
 }
 
+// logoutRequest is an RP-initiated logout request (OIDC RP-Initiated Logout 1.0
+// §2) after validation: a parameter that fails it counts as absent (§4).
+type logoutRequest struct {
+	client *client.Client // from a valid id_token_hint's aud, or client_id; nil if neither
+	// hintSID and hintSub are the session and subject of a valid id_token_hint.
+	hintSID, hintSub string
+	// redirect is post_logout_redirect_uri when it is exactly one of the client's
+	// post_logout_redirect_uris (§3); "" otherwise.
+	redirect   string
+	state      string
+	logoutHint string
+}
+
+// logoutParams are the parameters a sign-out confirmation carries over.
+var logoutParams = []string{"id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint", "ui_locales"}
+
+func (wb *web) logoutRequest(params url.Values) logoutRequest {
+	lr := logoutRequest{state: params.Get("state"), logoutHint: params.Get("logout_hint")}
+	clientID := params.Get("client_id")
+	if hint := params.Get("id_token_hint"); hint != "" {
+		aud, sid, sub, ok := wb.idTokenHint(hint)
+		switch {
+		case ok && (clientID == "" || clientID == aud):
+			clientID, lr.hintSID, lr.hintSub = aud, sid, sub
+		case ok:
+			// §2: client_id must be the hint's client; when they disagree neither
+			// says who is asking.
+			clientID = ""
+		}
+	}
+	if c, ok := wb.s.cfg.Clients.Lookup(clientID); ok && clientID != "" {
+		lr.client = c
+		if u := params.Get("post_logout_redirect_uri"); u != "" && slices.Contains(c.PostLogoutRedirectURIs, u) {
+			lr.redirect = u
+		}
+	}
+	return lr
+}
+
+// idTokenHint checks an id_token_hint: an ID token deputy issued to a client at
+// sign-in (typ JWT, deputy's signature and issuer, one aud that is its azp, no
+// client_id or scope: not an access token or an exchange's jwt), expired or not
+// (§2: the OP should accept it past its exp) and revoked or not (signing out
+// revokes it, and asking again must stay harmless). It returns the client, the
+// session and the subject.
+func (wb *web) idTokenHint(raw string) (aud, sid, sub string, ok bool) {
+	v, err := wb.s.cfg.Tokens.VerifyIgnoringRevocation(raw, []string{oauth.JWTTypeJWT}, wb.s.cfg.Now())
+	if v == nil || err != nil && !errors.Is(err, token.ErrExpired) {
+		return "", "", "", false
+	}
+	c := &v.Claims
+	azp, _ := c.Extra["azp"].(string)
+	if len(c.Audience) != 1 || azp != c.Audience[0] || c.ClientID != "" || c.Scope != "" {
+		return "", "", "", false
+	}
+	return azp, c.SID, c.Subject, true
+}
+
 // endSession serves RP-Initiated Logout 1.0: it ends the browser's session and
-// revokes everything issued in it. Without a valid id_token_hint for the same
-// session, the user confirms with a form (so a cross-site link cannot sign anyone out).
+// revokes everything issued in it. Only a valid id_token_hint of this very session
+// signs out at once; otherwise the user confirms with a CSRF-protected form (§2: a
+// cross-site link must not sign anyone out). The browser goes back to the client
+// only to one of its post_logout_redirect_uris, with state (§3).
 func (wb *web) endSession(w http.ResponseWriter, r *http.Request) error {
 	params, ok, err := wb.params(w, r)
 	if !ok {
 		return err
 	}
-	clientID := params.Get("client_id")
-	hintOK := false
-	var hintSID string
-	if hint := params.Get("id_token_hint"); hint != "" {
-		c, err := wb.s.cfg.Tokens.VerifyIDToken(hint)
-		if err != nil {
-			return wb.refuse(w, r, clientID, oauth.InvalidRequest("id_token_hint is not a valid ID token of this server", err))
-		}
-		if len(c.Audience) != 1 || (clientID != "" && c.Audience[0] != clientID) {
-			return wb.refuse(w, r, clientID, oauth.InvalidRequest("id_token_hint was issued to another client", nil))
-		}
-		clientID, hintOK, hintSID = c.Audience[0], true, c.SID
+	lr := wb.logoutRequest(params)
+	clientID := ""
+	if lr.client != nil {
+		clientID = lr.client.ID
 	}
-	redirect := params.Get("post_logout_redirect_uri")
-	if redirect != "" {
-		c, ok := wb.s.cfg.Clients.Lookup(clientID)
-		if !ok || !slices.Contains(c.RedirectURIs, redirect) {
-			return wb.refuse(w, r, clientID, oauth.InvalidRequest("post_logout_redirect_uri is not registered for the client", nil))
+	back := ""
+	if lr.redirect != "" {
+		back = lr.redirect
+		if lr.state != "" {
+			back += map[bool]string{true: "&", false: "?"}[strings.Contains(back, "?")] + url.Values{"state": {lr.state}}.Encode()
 		}
 	}
-	sess, ok := wb.session(r)
+	sess, signedIn := wb.session(r)
 	confirmed := r.Method == http.MethodPost && csrfOK(r)
-	if ok && !confirmed && !(hintOK && hintSID == sess.ID) {
+	atOnce := lr.hintSID != "" && lr.hintSID == sess.ID && lr.hintSub == sess.Subject
+	if signedIn && !confirmed && !atOnce {
 		var hs []hidden
-		for _, k := range []string{"client_id", "post_logout_redirect_uri", "state", "id_token_hint"} {
+		for _, k := range logoutParams {
 			if v := params.Get(k); v != "" {
 				hs = append(hs, hidden{k, v})
 			}
 		}
-		return wb.render(w, http.StatusOK, "message.html", page{Title: "Sign out?", Message: "Signed in as " + sess.Subject + ".",
-			CSRF: wb.csrf(w, r), Action: PathEndSession, Params: hs, Button: "Sign out"})
+		msg := "You are signed in as " + sess.Subject + "."
+		if lr.client != nil {
+			msg = lr.client.DisplayName() + " asks to sign you out. " + msg
+		}
+		if lr.logoutHint != "" && lr.logoutHint != sess.Subject {
+			msg += " The application asked to sign out " + lr.logoutHint + ", not you."
+		}
+		p := page{Title: "Sign out?", Message: msg, CSRF: wb.csrf(w, r), Action: PathEndSession, Params: hs, Button: "Sign out"}
+		if back != "" {
+			// Validated against the client's own list: a link the page may show.
+			p.CancelURL, p.formTargets = template.URL(back), []string{lr.redirect}
+		}
+		return wb.render(w, http.StatusOK, "message.html", p)
 	}
-	if ok {
+	if signedIn {
 		if err := wb.s.cfg.SignIn.SignOut(r.Context(), sess, wb.meta(r, clientID)); err != nil {
 			return oauth.TemporarilyUnavailable("cannot sign out now", err)
 		}
 		wb.consents.forget(sess.ID)
 	}
 	wb.setCookie(w, sessionCookie, "", -time.Second)
-	if redirect != "" {
-		if st := params.Get("state"); st != "" {
-			redirect += map[bool]string{true: "&", false: "?"}[strings.Contains(redirect, "?")] + url.Values{"state": {st}}.Encode()
-		}
-		http.Redirect(w, r, redirect, http.StatusSeeOther)
+	if back != "" {
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return nil
 	}
 	return wb.render(w, http.StatusOK, "message.html", page{Title: "Signed out", Message: "You are signed out."})

@@ -162,6 +162,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
 		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
+		CORSOrigins: cfg.BrowserOrigins(), ScopeDescriptions: cfg.ScopeDescriptions(),
 		Calls:    &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
 		AuditLog: s.Store,
 	})
