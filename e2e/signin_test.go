@@ -40,6 +40,7 @@ const signinClients = `
     auth_method: none
     grant_types: [authorization_code, refresh_token]
     redirect_uris: ["http://127.0.0.1:9000/callback"]
+    post_logout_redirect_uris: ["http://127.0.0.1:9000/callback/signed-out"]
     scopes: [openid, payments:read]
     audiences: ["https://api1.example"]
 `
@@ -318,17 +319,24 @@ func TestPublicClientPKCEAndLogout(t *testing.T) {
 		t.Fatalf("wrong code_verifier: %v", err)
 	}
 	// The code was burnt by that attempt; a fresh one with the right verifier works.
-	back = b.get(conf.AuthCodeURL("s5", oauth2.S256ChallengeOption(verifier)))
+	// A public client on a loopback redirect URI is asked for consent every time
+	// (RFC 8252 §8.6).
+	again := b.get(conf.AuthCodeURL("s5", oauth2.S256ChallengeOption(verifier)))
+	if !strings.Contains(again.body, `value="allow"`) {
+		t.Fatalf("a loopback public client got no consent page the second time: %d %s", again.status, again.url)
+	}
+	back = b.submit(s.issuer, again, url.Values{"decision": {"allow"}})
 	u, _ = url.Parse(back.url)
 	tok, err := conf.Exchange(ctx, u.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatalf("public client code exchange: %v", err)
 	}
 
-	// Logout with id_token_hint ends the session and revokes what it issued.
+	// Logout with id_token_hint ends the session and revokes what it issued; the
+	// browser goes back to one of the client's post_logout_redirect_uris only.
 	hint, _ := tok.Extra("id_token").(string)
-	end := b.get(s.endpointOIDC("end_session_endpoint") + "?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"http://127.0.0.1:9000/callback"}, "state": {"bye"}}.Encode())
-	if !strings.HasPrefix(end.url, "http://127.0.0.1:9000/callback?state=bye") {
+	end := b.get(s.endpointOIDC("end_session_endpoint") + "?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"http://127.0.0.1:9000/callback/signed-out"}, "state": {"bye"}}.Encode())
+	if end.url != "http://127.0.0.1:9000/callback/signed-out?state=bye" {
 		t.Fatalf("end-session: %d %s %s", end.status, end.url, end.body)
 	}
 	if in := s.post("introspection_endpoint", "api1", "api1-secret", url.Values{"token": {tok.AccessToken}}); in.Raw != `{"active":false}` {
@@ -412,5 +420,47 @@ func TestLoginThrottled(t *testing.T) {
 	out, _ := s.deputy("audit", "query", "--type", "request.denied", "--subject", "alice")
 	if strings.Count(out, "sign-in failed") != 6 || !strings.Contains(out, "too many failed sign-ins") {
 		t.Errorf("denials of the throttled sign-ins:\n%s", out)
+	}
+}
+
+// TestBrowserCORS: the binary answers a browser's CORS preflight for the token
+// endpoint from the origin of a registered redirect URI and from
+// cors.allowed_origins, never with credentials, and gives an unknown origin no
+// CORS header; the authorization endpoint is never a CORS endpoint.
+func TestBrowserCORS(t *testing.T) {
+	cfg := strings.Replace(signinConfig, "\nclients:\n", "\nclients:"+signinClients, 1) + `
+cors:
+  allowed_origins: ["https://admin.example"]
+`
+	s := start(t, cfg)
+	for _, tt := range []struct {
+		name, path, origin, want string
+	}{
+		{"ok/redirect-uri-origin", s.endpoint("token_endpoint"), "https://portal.example", "https://portal.example"},
+		{"ok/configured-origin", s.endpoint("token_endpoint"), "https://admin.example", "https://admin.example"},
+		{"ok/jwks-any-origin", s.endpoint("jwks_uri"), "https://evil.example", "*"},
+		{"fail/unknown-origin", s.endpoint("token_endpoint"), "https://evil.example", ""},
+		{"fail/authorize", s.endpoint("authorization_endpoint"), "https://portal.example", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodOptions, tt.path, nil)
+			req.Header.Set("Origin", tt.origin)
+			req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+			req.Header.Set("Access-Control-Request-Headers", "content-type, dpop")
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tt.want {
+				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, tt.want)
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Credentials"); got != "" {
+				t.Errorf("Access-Control-Allow-Credentials %q", got)
+			}
+			if tt.want != "" && !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "dpop") {
+				t.Errorf("Access-Control-Allow-Headers %q", resp.Header.Get("Access-Control-Allow-Headers"))
+			}
+		})
 	}
 }
