@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"html"
@@ -442,3 +443,28 @@ func TestEndSession(t *testing.T) {
 }
 
 func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// TestCodeFailureGoesBackToTheClient: when a valid request's code cannot be issued
+// (here SQLite refuses the insert), the client hears temporarily_unavailable with
+// its state (RFC 6749 §4.1.2.1), instead of the user being left on a JSON error.
+func TestCodeFailureGoesBackToTheClient(t *testing.T) {
+	s, ts := webNode(t, nil)
+	b := newBrowser(t, ts)
+	consent := b.signIn(authURL("web-app", portalCB, "s1"))
+	if back := b.submit(consent, url.Values{"decision": {"allow"}}); query(t, back.location).Get("code") == "" {
+		t.Fatalf("first consent: %d %q", back.status, back.location)
+	}
+	db, err := sql.Open("sqlite", s.Config.Storage.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse_codes BEFORE INSERT ON auth_codes BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	r := b.get(authURL("web-app", portalCB, "s2"))
+	q := query(t, r.location)
+	if !strings.HasPrefix(r.location, portalCB+"?") || q.Get("error") != "temporarily_unavailable" || q.Get("state") != "s2" || q.Get("code") != "" {
+		t.Errorf("code issuance failed: %d %q %s; want temporarily_unavailable with the state at the redirect URI", r.status, r.location, r.body)
+	}
+}
