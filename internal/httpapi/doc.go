@@ -1,7 +1,10 @@
 // Package httpapi is deputy's only server-side net/http code: routes, decoding of
 // requests into the plain structs the core takes, discovery documents, and the one
 // place that renders errors (RFC 6749 §5.2 JSON, 401 with WWW-Authenticate for
-// invalid_client, Cache-Control: no-store).
+// invalid_client, Cache-Control: no-store). It also serves CORS for the endpoints
+// browsers call (cors.go) and the sign-in, consent and sign-out pages, each with a
+// Content-Security-Policy that lets its forms reach only deputy and that page's
+// client (web.go).
 //
 // Handlers return errors; writeError alone picks the status and body.
 package httpapi
