@@ -223,6 +223,9 @@ func TestExchangeRules(t *testing.T) {
 	t0 := s.token("web-app", "web-secret", clientCredentials("")).str("access_token")
 	batch := s.token("batch", "batch-secret", clientCredentials("")).str("access_token")
 	helpdesk := s.token("helpdesk-ui", "helpdesk-secret", clientCredentials("")).str("access_token")
+	// T1 for api2, without may_act: api2-from-batch, the one rule that lets api2 ask for
+	// its own audience, requires may_act.
+	t1 := s.token("api1", "api1-secret", exchangeForm(t0, "audience", "https://api2.example")).str("access_token")
 
 	cases := []struct {
 		name       string
@@ -230,6 +233,7 @@ func TestExchangeRules(t *testing.T) {
 		form       url.Values
 		status     int
 		code       string
+		desc       string // fail cases, optional: the error_description
 		check      func(t *testing.T, c map[string]any)
 	}{
 		{name: "ok/scope-narrowed", id: "api1", secret: "api1-secret", form: exchangeForm(t0, "audience", "https://api2.example", "scope", "ledger:read"), status: 200,
@@ -275,12 +279,17 @@ func TestExchangeRules(t *testing.T) {
 				}
 			}},
 		{name: "fail/may-act-mismatch", id: "api2", secret: "api2-secret", form: exchangeForm(batch, "audience", "https://api2.example"), status: 400, code: "invalid_request"},
+		{name: "fail/may-act-required-by-deciding-rule", id: "api2", secret: "api2-secret", form: exchangeForm(t1, "audience", "https://api2.example"), status: 400, code: "invalid_request",
+			desc: "subject token has no may_act claim, which the policy for this target requires"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := s.post("token_endpoint", tc.id, tc.secret, tc.form)
 			if tc.status != 200 {
 				wantError(t, r, tc.status, tc.code)
+				if tc.desc != "" && r.str("error_description") != tc.desc {
+					t.Errorf("error_description = %q, want %q", r.str("error_description"), tc.desc)
+				}
 				return
 			}
 			if r.Status != 200 {
@@ -319,7 +328,7 @@ func TestExchangeRules(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("query: %s", out)
 	}
-	for _, want := range []string{"invalid_scope", "invalid_target", "unauthorized_client", "invalid_client", "may_act", `"rule":"api1-to-api2"`} {
+	for _, want := range []string{"invalid_scope", "invalid_target", "unauthorized_client", "invalid_client", "may_act", `"rule":"api1-to-api2"`, `"rule":"api2-from-batch"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("denials lack %q", want)
 		}

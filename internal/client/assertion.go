@@ -56,7 +56,10 @@ func (r *Registry) assertion(ctx context.Context, cr *Credentials, now time.Time
 		return nil, fail("iss and sub must both be a registered client id")
 	}
 	if cr.FormID != "" && cr.FormID != c.ID {
-		return nil, oauth.InvalidRequest("client_id does not match the client assertion", nil)
+		// RFC 7521 §4.2: client_id must identify the client the assertion identifies;
+		// when it does not, the client is not authenticated (RFC 7523 §3.2).
+		return nil, oauth.InvalidClient("client_id does not match the client assertion",
+			fmt.Errorf("client assertion: iss and sub name client %q, client_id %q", c.ID, cr.FormID))
 	}
 	if c.AuthMethod != oauth.AuthPrivateKeyJWT || c.jwks == nil {
 		return nil, fail("client %q does not authenticate with private_key_jwt", c.ID)

@@ -159,8 +159,10 @@ func (cr *Credentials) ClaimedID() string {
 }
 
 // Authenticate identifies and authenticates the client of a request. Errors are
-// protocol errors: invalid_client (401) for failed authentication, invalid_request
-// for more than one method in one request (RFC 6749 §2.3).
+// protocol errors: invalid_client (401) for failed authentication — wrong or missing
+// credentials, a client_id naming another client than the credentials or the
+// assertion, any fault of a client assertion — and invalid_request only for more
+// than one method in one request (RFC 6749 §2.3).
 func (r *Registry) Authenticate(ctx context.Context, cr *Credentials, now time.Time) (*Client, error) {
 	if cr.BasicMalformed {
 		return nil, oauth.InvalidClient("malformed Authorization header", errors.New("authorization header is not valid Basic credentials"))
@@ -177,7 +179,10 @@ func (r *Registry) Authenticate(ctx context.Context, cr *Credentials, now time.T
 	switch {
 	case cr.Basic:
 		if cr.FormID != "" && cr.FormID != cr.BasicID {
-			return nil, oauth.InvalidRequest("client_id does not match the Authorization header", nil)
+			// The credentials are another client's than the one the request names: a
+			// failed authentication, like a wrong secret.
+			return nil, oauth.InvalidClient("client_id does not match the Authorization header",
+				fmt.Errorf("basic credentials of client %q, client_id %q", cr.BasicID, cr.FormID))
 		}
 		return r.secret(cr.BasicID, cr.BasicSecret, oauth.AuthClientSecretBasic)
 	case cr.FormSecret != "":

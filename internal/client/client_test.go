@@ -280,7 +280,9 @@ func TestAuthenticate(t *testing.T) {
 			cr.FormSecret = "post-secret"
 			return cr
 		}},
-		{name: "fail/client-id-mismatch", want: oauth.CodeInvalidRequest, creds: func() *Credentials {
+		// The client_id parameter names another client than the credentials: a failed
+		// authentication (401), not a malformed request.
+		{name: "fail/client-id-mismatch", want: oauth.CodeInvalidClient, creds: func() *Credentials {
 			return &Credentials{Basic: true, BasicID: "basic-client", BasicSecret: "basic-secret", FormID: "post-client"}
 		}},
 		{name: "fail/no-credentials", want: oauth.CodeInvalidClient, creds: func() *Credentials {
@@ -385,7 +387,9 @@ func TestAuthenticate(t *testing.T) {
 		{name: "fail/assertion-over-sized", want: oauth.CodeInvalidClient, creds: func() *Credentials {
 			return assertionCreds(f.assertion(t, now, "pad", strings.Repeat("x", 9000)))
 		}},
-		{name: "fail/client-id-param-mismatch", want: oauth.CodeInvalidRequest, creds: func() *Credentials {
+		// RFC 7521 §4.2, RFC 7523 §3.2: client_id must identify the client the assertion
+		// identifies; when it does not, authentication failed (invalid_client).
+		{name: "fail/client-id-param-mismatch", want: oauth.CodeInvalidClient, creds: func() *Credentials {
 			cr := assertionCreds(f.assertion(t, now))
 			cr.FormID = "jwt-client-2"
 			return cr

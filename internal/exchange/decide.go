@@ -11,22 +11,26 @@ import (
 	"github.com/deputy-auth/deputy/oauth"
 )
 
-// Decide applies design §5 steps 4–7, in order, to a request whose tokens were
-// already verified (signature, expiry, revocation and declared type are checked
-// before, by internal/subject). now is the time of the request. A refusal is a
-// *Denial; the first failing check answers:
+// Decide applies design §5 steps 4–7 to a request whose tokens were already verified
+// (signature, expiry, revocation and declared type are checked before, by
+// internal/subject). now is the time of the request. The deciding rule is the first of
+// the client's policies, in config order, whose subject issuer and type and targets
+// match (README "Token exchange rules"); its own requirements are then checked
+// against the subject token. A refusal is a *Denial; the first failing check answers:
 //
 //   - no policy names the client → unauthorized_client (the dispatcher normally asks
 //     Permits first);
 //   - step 4, invalid_request: no policy accepts the subject token's issuer and type;
 //     a token deputy issued that is not addressed to the client; an actor token whose
 //     subject is not the client; an actor that does not match the subject token's
-//     may_act; every remaining policy requiring may_act or allowing a shorter act
-//     chain than the issued token would carry; an expired token;
+//     may_act; an expired token;
 //   - step 5, invalid_target: a resource that is not an absolute URI without fragment,
-//     a target that is not a configured audience, or no policy allowing all targets
-//     (the first that does, in config order, decides). With no target, the single
-//     audience the remaining policies allow is used, else invalid_request;
+//     a target that is not a configured audience, or no policy allowing all targets.
+//     With no target, the single audience the policies accepting the subject allow is
+//     used, else invalid_request;
+//   - step 4 for the deciding rule, invalid_request naming the rule: it requires
+//     may_act and the subject token has none, or the issued act chain would be longer
+//     than its max_chain. A later rule never stands in for it;
 //   - step 6, invalid_scope: a requested scope outside subject scopes (deputy's own
 //     tokens only) ∩ target audiences' scopes ∩ the policy's scopes;
 //   - step 7, invalid_request: a requested token type the policy does not allow.
@@ -78,35 +82,8 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 			fmt.Errorf("may_act names %q (issuer %q), the actor is %q (issuer %q)", m.Subject, m.Issuer, actor, actorIss)), "")
 	}
 
-	hasMayAct, depth := sub.MayAct != nil, sub.Act.Depth()
-	kept := live[:0] // filters in place: when nothing is kept, live is untouched
-	for _, r := range live {
-		if r.AllowsMayAct(hasMayAct) && r.AllowsChain(depth) {
-			kept = append(kept, r)
-		}
-	}
-	if len(kept) == 0 {
-		var noMayAct, tooLong int
-		why := explain(live, func(r *policy.Rule) error {
-			if err := r.MatchMayAct(hasMayAct); err != nil {
-				noMayAct++
-				return err
-			}
-			tooLong++
-			return r.MatchChain(depth)
-		})
-		desc := "subject token is not acceptable to the client's policies"
-		switch {
-		case tooLong == 0:
-			desc = "subject token has no may_act claim, which the client's policy requires"
-		case noMayAct == 0:
-			desc = "act chain would be longer than the client's policy allows"
-		}
-		return Decision{}, deny(oauth.InvalidRequest(desc, why), "")
-	}
-	live = kept
-
-	// Step 5: targets.
+	// Step 5: targets, which select the deciding rule: the first of the rules
+	// accepting the subject that allows every target.
 	targets, err := x.targets(req.Audiences, req.Resources)
 	if err != nil {
 		return Decision{}, err
@@ -125,6 +102,16 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 		}
 	} else if rule, targets, err = defaultTarget(live); err != nil {
 		return Decision{}, err
+	}
+
+	// Step 4, continued: the deciding rule's own requirements on the subject token. A
+	// later rule does not stand in for it; the refusal names the missing claim.
+	depth := sub.Act.Depth()
+	if err := rule.MatchMayAct(sub.MayAct != nil); err != nil {
+		return Decision{}, deny(oauth.InvalidRequest("subject token has no may_act claim, which the policy for this target requires", err), rule.Name)
+	}
+	if err := rule.MatchChain(depth); err != nil {
+		return Decision{}, deny(oauth.InvalidRequest("act chain would be longer than the policy for this target allows (max_chain)", err), rule.Name)
 	}
 
 	// Step 6: scopes.

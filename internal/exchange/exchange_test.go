@@ -63,6 +63,11 @@ func testPolicies() []config.Policy {
 		{Name: "mixed-short", Client: "mixed", MaxChain: 1, Audiences: []string{api2}},
 		{Name: "split-a", Client: "split", Audiences: []string{api2}},
 		{Name: "split-b", Client: "split", Audiences: []string{api3}},
+		// router: each target has one rule; the rule of api2 requires may_act, the
+		// rule of api4 allows no act chain beyond the router itself.
+		{Name: "router-to-api3", Client: "router", Audiences: []string{api3}},
+		{Name: "router-to-api2-needs-may-act", Client: "router", RequireMayAct: true, Audiences: []string{api2}},
+		{Name: "router-to-api4-short", Client: "router", MaxChain: 1, Audiences: []string{api4}},
 	}
 }
 
@@ -217,8 +222,8 @@ func TestDecide(t *testing.T) {
 			r.Actor = &Principal{TokenType: oauth.TokenTypeJWT, Issuer: "entra", IssuerURL: entraURL, Subject: "api1", ExpiresAt: subjectExp}
 		}, want: func(d *Decision) { d.Act = &oauth.Actor{Subject: "api1", Issuer: entraURL} }},
 		{name: "fail/may-act-required", req: func(r *Request) { r.ClientID = "strict"; r.Subject.Audiences = []string{"strict"} },
-			wantCode: oauth.CodeInvalidRequest, wantWhy: "policy strict-needs-may-act requires a may_act claim in the subject token",
-			wantDesc: "subject token has no may_act claim, which the client's policy requires"},
+			wantCode: oauth.CodeInvalidRequest, wantRule: "strict-needs-may-act", wantWhy: "policy strict-needs-may-act requires a may_act claim in the subject token",
+			wantDesc: "subject token has no may_act claim, which the policy for this target requires"},
 		{name: "ok/may-act-required-present", req: func(r *Request) {
 			r.ClientID = "strict"
 			r.Subject.Audiences = []string{"strict"}
@@ -227,10 +232,10 @@ func TestDecide(t *testing.T) {
 			d.Rule, d.Actor, d.Act = "strict-needs-may-act", "strict", &oauth.Actor{Subject: "strict"}
 			d.Scopes = []string{"ledger:read", "ledger:write"}
 		}},
-		{name: "ok/may-act-rule-skipped-without-may-act", req: func(r *Request) { r.ClientID = "gateway"; r.Subject.Audiences = []string{"gateway"} },
-			want: func(d *Decision) {
-				d.Rule, d.Actor, d.Act = "gateway-plain", "gateway", &oauth.Actor{Subject: "gateway"}
-			}},
+		{name: "fail/first-matching-rule-requires-may-act", req: func(r *Request) { r.ClientID = "gateway"; r.Subject.Audiences = []string{"gateway"} },
+			// gateway-plain allows the same target, but gateway-with-may-act comes first
+			// and decides.
+			wantCode: oauth.CodeInvalidRequest, wantRule: "gateway-with-may-act", wantWhy: "policy gateway-with-may-act requires a may_act claim"},
 		{name: "ok/may-act-rule-first-with-may-act", req: func(r *Request) {
 			r.ClientID = "gateway"
 			r.Subject.Audiences = []string{"gateway"}
@@ -238,6 +243,42 @@ func TestDecide(t *testing.T) {
 		}, want: func(d *Decision) {
 			d.Rule, d.Actor, d.Act = "gateway-with-may-act", "gateway", &oauth.Actor{Subject: "gateway"}
 			d.Scopes = []string{"ledger:read", "ledger:write"}
+		}},
+
+		// The deciding rule is the first whose client, subject issuer and type and targets
+		// match; its require_may_act and max_chain are checked against it (design §5
+		// "Policy matching"): a token it refuses is invalid_request naming the claim, and
+		// the audit record names the rule, never invalid_target.
+		{name: "fail/only-target-rule-requires-may-act", req: func(r *Request) {
+			r.ClientID = "router"
+			r.Subject.Audiences = []string{"router"}
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "router-to-api2-needs-may-act",
+			wantWhy:  "policy router-to-api2-needs-may-act requires a may_act claim in the subject token",
+			wantDesc: "subject token has no may_act claim, which the policy for this target requires"},
+		{name: "ok/only-target-rule-requires-may-act-present", req: func(r *Request) {
+			r.ClientID = "router"
+			r.Subject.Audiences = []string{"router"}
+			r.Subject.MayAct = &oauth.Actor{Subject: "router"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Actor, d.Act = "router-to-api2-needs-may-act", "router", &oauth.Actor{Subject: "router"}
+			d.Scopes = []string{"ledger:read", "ledger:write"}
+		}},
+		{name: "fail/only-target-rule-chain-too-long", req: func(r *Request) {
+			r.ClientID = "router"
+			r.Subject.Audiences = []string{"router"}
+			r.Subject.Act = &oauth.Actor{Subject: "api0"}
+			r.Audiences = []string{api4}
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "router-to-api4-short",
+			wantWhy:  "policy router-to-api4-short allows an act chain of at most 1 in delegation, the issued token would carry 2",
+			wantDesc: "act chain would be longer than the policy for this target allows (max_chain)"},
+		{name: "ok/other-target-rule-ignores-requirements", req: func(r *Request) {
+			r.ClientID = "router"
+			r.Subject.Audiences = []string{"router"}
+			r.Subject.Act = &oauth.Actor{Subject: "api0"}
+			r.Audiences = []string{api3}
+		}, want: func(d *Decision) {
+			d.Rule, d.Actor, d.Audiences, d.Scopes = "router-to-api3", "router", []string{api3}, []string{"ledger:read"}
+			d.Act = &oauth.Actor{Subject: "router", Actor: &oauth.Actor{Subject: "api0"}}
 		}},
 
 		// Step 4: act chain and max_chain.
@@ -256,23 +297,31 @@ func TestDecide(t *testing.T) {
 			r.ClientID = "short"
 			r.Subject.Audiences = []string{"short"}
 			r.Subject.Act = &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}
-		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy short-chain allows an act chain of at most 2 in delegation, the issued token would carry 3",
-			wantDesc: "act chain would be longer than the client's policy allows"},
-		{name: "fail/every-rule-drops-for-its-own-reason", req: func(r *Request) {
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "short-chain", wantWhy: "policy short-chain allows an act chain of at most 2 in delegation, the issued token would carry 3",
+			wantDesc: "act chain would be longer than the policy for this target allows (max_chain)"},
+		{name: "fail/deciding-rule-may-act-checked-before-chain", req: func(r *Request) {
 			r.ClientID = "mixed"
 			r.Subject.Audiences = []string{"mixed"}
 			r.Subject.Act = &oauth.Actor{Subject: "a"}
-		}, wantCode: oauth.CodeInvalidRequest,
-			wantWhy:  "policy mixed-may-act requires a may_act claim in the subject token; policy mixed-short allows an act chain of at most 1 in delegation, the issued token would carry 2",
-			wantDesc: "subject token is not acceptable to the client's policies"},
-		{name: "ok/mixed-client-without-act", req: func(r *Request) { r.ClientID = "mixed"; r.Subject.Audiences = []string{"mixed"} },
-			want: func(d *Decision) {
-				d.Rule, d.Actor, d.Act = "mixed-short", "mixed", &oauth.Actor{Subject: "mixed"}
-				d.Scopes = []string{"ledger:read", "ledger:write"}
-			}},
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "mixed-may-act",
+			wantWhy:  "policy mixed-may-act requires a may_act claim in the subject token",
+			wantDesc: "subject token has no may_act claim, which the policy for this target requires"},
+		{name: "fail/later-rule-does-not-stand-in-for-deciding-rule", req: func(r *Request) { r.ClientID = "mixed"; r.Subject.Audiences = []string{"mixed"} },
+			// mixed-short would accept this token, but mixed-may-act decides.
+			wantCode: oauth.CodeInvalidRequest, wantRule: "mixed-may-act", wantWhy: "policy mixed-may-act requires a may_act claim"},
+		{name: "ok/deciding-rule-requirements-met", req: func(r *Request) {
+			r.ClientID = "mixed"
+			r.Subject.Audiences = []string{"mixed"}
+			r.Subject.MayAct = &oauth.Actor{Subject: "mixed"}
+			r.Subject.Act = &oauth.Actor{Subject: "a"}
+		}, want: func(d *Decision) {
+			d.Rule, d.Actor = "mixed-may-act", "mixed"
+			d.Act = &oauth.Actor{Subject: "mixed", Actor: &oauth.Actor{Subject: "a"}}
+			d.Scopes = []string{"ledger:read", "ledger:write"}
+		}},
 		{name: "fail/chain-longer-than-default-max", req: func(r *Request) {
 			r.Subject.Act = &oauth.Actor{Subject: "d", Actor: &oauth.Actor{Subject: "c", Actor: &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}}}
-		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy api1-to-api2 allows an act chain of at most 4 in delegation, the issued token would carry 5"},
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "api1-to-api2", wantWhy: "policy api1-to-api2 allows an act chain of at most 4 in delegation, the issued token would carry 5"},
 		{name: "fail/malformed-act-without-sub", req: func(r *Request) { r.Subject.Act = &oauth.Actor{Subject: "api0", Actor: &oauth.Actor{Issuer: entraURL}} },
 			wantCode: oauth.CodeInvalidRequest, wantWhy: "act chain level 1 has no sub"},
 		{name: "ok/foreign-nested-act-names-its-issuer", req: func(r *Request) {
@@ -302,7 +351,7 @@ func TestDecide(t *testing.T) {
 			r.ClientID = "batch"
 			r.Subject.Audiences = []string{"batch"}
 			r.Subject.Act = &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}
-		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "policy batch-impersonates allows an act chain of at most 1 in impersonation, the issued token would carry 2"},
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "batch-impersonates", wantWhy: "policy batch-impersonates allows an act chain of at most 1 in impersonation, the issued token would carry 2"},
 
 		// Step 5: targets.
 		{name: "ok/first-matching-rule-decides", req: func(r *Request) { r.Scopes = []string{"ledger:read"} }, want: func(d *Decision) {}},

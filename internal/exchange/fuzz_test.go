@@ -131,6 +131,8 @@ func FuzzDecide(f *testing.F) {
 	f.Add("partner", "entra", "jwt", "api://x", "", "https://api2.example#f", "ledger:read", "", "jwt", int64(-5))
 	f.Add("partner", "corp", "saml2", "", "", "https://api3.example", "audit:read", "", "", int64(100))
 	f.Add("batch", "self", "access_token", "batch", "https://api2.example", "", " ", "ledger:write", "id_token", int64(1))
+	// The one rule for api2 requires may_act, which the subject lacks: invalid_request naming that rule.
+	f.Add("router", "self", "access_token", "router", "https://api2.example", "", "", "ledger:read", "", int64(3600))
 	f.Fuzz(func(t *testing.T, client, issuer, typ, subAud, aud, res, scope, subScopes, reqType string, expIn int64) {
 		x := newTestExchanger(t)
 		split := func(s string) []string {
@@ -174,6 +176,10 @@ func FuzzDecide(f *testing.F) {
 					t.Fatalf("unauthorized_client for a permitted client: %v", err)
 				}
 			case oauth.CodeInvalidRequest, oauth.CodeInvalidTarget:
+				// A refusal that names a rule names one of the client's.
+				if den.Rule != "" && !slices.ContainsFunc(x.rules.ForClient(client), func(r *policy.Rule) bool { return r.Name == den.Rule }) {
+					t.Fatalf("denial names rule %q, not one of client %q's", den.Rule, client)
+				}
 			case oauth.CodeInvalidScope:
 				if den.Rule == "" {
 					t.Fatalf("invalid_scope without a rule: %v", err)
@@ -233,6 +239,22 @@ func FuzzDecide(f *testing.F) {
 		}
 		if len(asked) > 0 && len(d.Audiences) > len(asked) {
 			t.Fatalf("audiences %q beyond the requested %q", d.Audiences, asked)
+		}
+		// The first rule, in config order, that accepts the subject and allows the
+		// targets decides, and meets its own requirements (README "Token exchange
+		// rules").
+		if len(asked) > 0 {
+			for _, r := range x.rules.ForClient(client) {
+				if r.AcceptsSubject(issuer, req.Subject.TokenType) && r.AllowsTargets(asked) {
+					if r != rule {
+						t.Fatalf("decided by %s, but %s comes first and matches", rule.Name, r.Name)
+					}
+					break
+				}
+			}
+		}
+		if !rule.AllowsMayAct(req.Subject.MayAct != nil) || !rule.AllowsChain(req.Subject.Act.Depth()) {
+			t.Fatalf("rule %s decided against its own requirements", rule.Name)
 		}
 
 		// Scopes: sorted, unique, within every bound, and exactly those asked for.

@@ -37,43 +37,81 @@ func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.
 	if err != nil {
 		return nil, err
 	}
-	now := req.Now
-	ac, err := g.Codes.RedeemCode(ctx, hashOf(code), now)
+	now, hash := req.Now, hashOf(code)
+	// RFC 6749 §4.1.3 and RFC 7636 §4.6 list what a redemption must pass: the code
+	// issued to this client, its redirect_uri, its code_verifier. They are checked
+	// before the code is redeemed, so that a request failing them does not use it up
+	// and, for a code redeemed before, revokes nothing: whoever intercepted a code —
+	// the attack PKCE makes harmless — can neither lock the user out of the sign-in
+	// nor fake a replay. A replay that passes them revokes what the code issued.
+	ac, err := g.Codes.CodeByHash(ctx, hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oauth.InvalidGrant("authorization code is invalid", errors.New("no such code"))
-	case errors.Is(err, store.ErrConflict):
-		ev.Subject, ev.ParentJTI = ac.Subject, ac.ID
-		return nil, g.replayed(ctx, req, c, ac)
 	case err != nil:
 		return nil, oauth.TemporarilyUnavailable("cannot redeem the code now", err)
 	}
 	ev.Subject, ev.ParentJTI = ac.Subject, ac.ID
+	if err := presentedBy(&ac, c, redirectURI, verifier); err != nil {
+		return nil, err
+	}
+	if ac.RedeemedAt.IsZero() {
+		if err := g.usable(&ac, now); err != nil {
+			return nil, err
+		}
+	}
+	ac, err = g.Codes.RedeemCode(ctx, hash, now)
 	switch {
-	case ac.ClientID != c.ID:
-		return nil, oauth.InvalidGrant("authorization code was issued to another client",
-			fmt.Errorf("code of client %q presented by %q", ac.ClientID, c.ID))
-	case !now.Before(ac.ExpiresAt):
-		return nil, oauth.InvalidGrant("authorization code is expired", nil)
-	case g.Users.Tokens.IsRevoked(ac.ID) || g.Users.Tokens.IsRevoked(ac.SessionID):
-		return nil, oauth.InvalidGrant("authorization code is revoked", errors.New("its session ended"))
-	case ac.RedirectURI != "" && redirectURI != ac.RedirectURI:
-		// RFC 6749 §4.1.3: required, and identical, when the authorization request
-		// carried it (the code then records it).
-		return nil, oauth.InvalidGrant("redirect_uri does not match the authorization request", nil)
-	case ac.RedirectURI == "" && redirectURI != "" && !slices.Contains(c.RedirectURIs, redirectURI):
-		return nil, oauth.InvalidGrant("redirect_uri is not registered for this client", nil)
-	case ac.CodeChallenge != "" && verifier == "":
-		return nil, oauth.InvalidGrant("code_verifier is required", nil)
-	case ac.CodeChallenge != "" && !authorize.VerifyPKCE(ac.CodeChallenge, verifier):
-		return nil, oauth.InvalidGrant("code_verifier does not match the code_challenge", nil)
-	case ac.CodeChallenge == "" && verifier != "":
-		return nil, oauth.InvalidGrant("code_verifier sent for a code without code_challenge", nil)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, oauth.InvalidGrant("authorization code is invalid", errors.New("no such code"))
+	case errors.Is(err, store.ErrConflict):
+		return nil, g.replayed(ctx, req, c, ac)
+	case err != nil:
+		return nil, oauth.TemporarilyUnavailable("cannot redeem the code now", err)
+	}
+	// A sign-out may have landed since the checks above.
+	if err := g.usable(&ac, now); err != nil {
+		return nil, err
 	}
 	return g.Users.issue(ctx, c, userGrant{
 		subject: ac.Subject, sessionID: ac.SessionID, idp: ac.IdP, acr: ac.ACR, amr: ac.AMR, nonce: ac.Nonce,
 		authTime: ac.AuthTime, scopes: ac.Scopes, parent: ac.ID, family: ac.ID,
 	}, now, ev)
+}
+
+// presentedBy refuses a redemption by another client than the code's, or without
+// the redirect_uri and code_verifier of its authorization request (RFC 6749 §4.1.3,
+// RFC 7636 §4.6).
+func presentedBy(ac *store.AuthCode, c *client.Client, redirectURI, verifier string) error {
+	switch {
+	case ac.ClientID != c.ID:
+		return oauth.InvalidGrant("authorization code was issued to another client",
+			fmt.Errorf("code of client %q presented by %q", ac.ClientID, c.ID))
+	case ac.RedirectURI != "" && redirectURI != ac.RedirectURI:
+		// Required, and identical, when the authorization request carried it (the
+		// code then records it).
+		return oauth.InvalidGrant("redirect_uri does not match the authorization request", nil)
+	case ac.RedirectURI == "" && redirectURI != "" && !slices.Contains(c.RedirectURIs, redirectURI):
+		return oauth.InvalidGrant("redirect_uri is not registered for this client", nil)
+	case ac.CodeChallenge != "" && verifier == "":
+		return oauth.InvalidGrant("code_verifier is required", nil)
+	case ac.CodeChallenge != "" && !authorize.VerifyPKCE(ac.CodeChallenge, verifier):
+		return oauth.InvalidGrant("code_verifier does not match the code_challenge", nil)
+	case ac.CodeChallenge == "" && verifier != "":
+		return oauth.InvalidGrant("code_verifier sent for a code without code_challenge", nil)
+	}
+	return nil
+}
+
+// usable refuses a code that is expired, or revoked (itself or its session).
+func (g *AuthorizationCode) usable(ac *store.AuthCode, now time.Time) error {
+	switch {
+	case !now.Before(ac.ExpiresAt):
+		return oauth.InvalidGrant("authorization code is expired", nil)
+	case g.Users.Tokens.IsRevoked(ac.ID) || g.Users.Tokens.IsRevoked(ac.SessionID):
+		return oauth.InvalidGrant("authorization code is revoked", errors.New("its session ended"))
+	}
+	return nil
 }
 
 // replayed revokes everything issued from a code presented a second time

@@ -29,10 +29,7 @@ func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.
 	if err != nil {
 		return nil, err
 	}
-	resources, err := repeated(req.Form, "resource")
-	if err != nil {
-		return nil, err
-	}
+	resources := repeated(req.Form, "resource")
 	scopes := c.Scopes
 	if scopeParam != "" {
 		scopes = strings.Fields(scopeParam)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/client"
@@ -207,6 +208,12 @@ func detailWith(grantType, k, v string) string {
 	return string(b)
 }
 
+// A parameter sent without a value is treated as if it were omitted (RFC 6749 §3.1,
+// §3.2): single, optional and repeated skip empty values before counting, so that
+// "scope=" is no scope and "scope=&scope=read" is scope=read. The HTTP edge drops
+// them too; reading them the same way here keeps a Request built anywhere else
+// meaning the same.
+
 // single returns the one value of a required, non-repeatable parameter
 // (RFC 6749 §3.2: parameters must not be included more than once).
 func single(form url.Values, name string) (string, error) {
@@ -219,25 +226,24 @@ func single(form url.Values, name string) (string, error) {
 
 // optional returns the value of a non-repeatable parameter, "" when absent.
 func optional(form url.Values, name string) (string, error) {
-	vs := form[name]
-	switch {
-	case len(vs) == 0:
-		return "", nil
-	case len(vs) > 1:
-		return "", oauth.InvalidRequest("parameter "+name+" is repeated", nil)
-	case vs[0] == "":
-		return "", oauth.InvalidRequest("parameter "+name+" is empty", nil)
-	}
-	return vs[0], nil
-}
-
-// repeated returns every value of a repeatable parameter; empty values are errors.
-func repeated(form url.Values, name string) ([]string, error) {
-	vs := form[name]
-	for _, v := range vs {
-		if v == "" {
-			return nil, oauth.InvalidRequest("parameter "+name+" is empty", nil)
+	v := ""
+	for _, x := range form[name] {
+		switch {
+		case x == "":
+		case v != "":
+			return "", oauth.InvalidRequest("parameter "+name+" is repeated", nil)
+		default:
+			v = x
 		}
 	}
-	return vs, nil
+	return v, nil
+}
+
+// repeated returns every non-empty value of a repeatable parameter.
+func repeated(form url.Values, name string) []string {
+	vs := form[name]
+	if !slices.Contains(vs, "") {
+		return vs
+	}
+	return slices.DeleteFunc(slices.Clone(vs), func(v string) bool { return v == "" })
 }

@@ -442,8 +442,9 @@ func TestClientCredentials(t *testing.T) {
 		{name: "ok/no-audiences-means-the-client", client: "jwt", aud: []string{"jwt"}, scope: "read"},
 		{name: "fail/scope-beyond-the-client", client: "api", params: []string{"scope", "openid"}, code: oauth.CodeInvalidScope},
 		{name: "fail/resource-beyond-the-client", client: "api", params: []string{"resource", api2}, code: oauth.CodeInvalidTarget},
-		{name: "fail/empty-resource", client: "api", params: []string{"resource", ""}, code: oauth.CodeInvalidRequest},
-		{name: "fail/empty-scope", client: "api", params: []string{"scope", ""}, code: oauth.CodeInvalidRequest},
+		// Sent without a value = omitted (RFC 6749 §3.1); see TestEmptyParametersAreOmitted.
+		{name: "ok/empty-resource-is-omitted", client: "api", params: []string{"resource", ""}, aud: []string{apiAudience}, scope: "read write"},
+		{name: "ok/empty-scope-is-omitted", client: "api", params: []string{"scope", ""}, aud: []string{apiAudience}, scope: "read write"},
 		{name: "fail/repeated-scope", client: "api", params: []string{"scope", "read", "scope", "write"}, code: oauth.CodeInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

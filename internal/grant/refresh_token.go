@@ -36,19 +36,36 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 	if err != nil {
 		return nil, err
 	}
-	now := req.Now
-	if scopeParam != "" {
-		// A refused scope must not spend the token: the client retries with it, and
-		// that retry is no reuse. Scopes never change, so they can be checked first.
-		cur, err := g.Store.RefreshTokenByHash(ctx, hashOf(value))
-		if err == nil && cur.UsedAt.IsZero() && cur.ClientID == c.ID {
-			if _, err := narrow(cur.Scopes, scopeParam); err != nil {
-				ev.Subject, ev.ParentJTI = cur.Subject, cur.ID
-				return nil, err
-			}
+	now, hash := req.Now, hashOf(value)
+	// What does not need the token spent is checked before it is, so that a refused
+	// request spends nothing and revokes nothing. The client first (RFC 6749 §6: the
+	// token is bound to the client it was issued to): presented by another one it is
+	// refused, rotated or not, so whoever holds a stolen token cannot make its
+	// owner's next refresh look like reuse.
+	cur, err := g.Store.RefreshTokenByHash(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, oauth.InvalidGrant("refresh token is invalid", errors.New("no such refresh token"))
+	case err != nil:
+		return nil, oauth.TemporarilyUnavailable("cannot use the refresh token now", err)
+	}
+	ev.Subject, ev.ParentJTI = cur.Subject, cur.ID
+	if cur.ClientID != c.ID {
+		return nil, oauth.InvalidGrant("refresh token was issued to another client",
+			fmt.Errorf("refresh token of client %q presented by %q", cur.ClientID, c.ID))
+	}
+	if cur.UsedAt.IsZero() {
+		// A rotated token is a reuse, whatever else is wrong with it; one not rotated
+		// yet is refused unspent when expired, revoked or asked for more scopes (the
+		// client retries with less, and that retry is no reuse).
+		if err := g.usable(&cur, now); err != nil {
+			return nil, err
+		}
+		if _, err := narrow(cur.Scopes, scopeParam); err != nil {
+			return nil, err
 		}
 	}
-	rt, err := g.Store.UseRefreshToken(ctx, hashOf(value), now)
+	rt, err := g.Store.UseRefreshToken(ctx, hash, now)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oauth.InvalidGrant("refresh token is invalid", errors.New("no such refresh token"))
@@ -59,15 +76,9 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 		return nil, oauth.TemporarilyUnavailable("cannot use the refresh token now", err)
 	}
 	ev.Subject, ev.ParentJTI = rt.Subject, rt.ID
-	tokens := g.Users.Tokens
-	switch {
-	case rt.ClientID != c.ID:
-		return nil, oauth.InvalidGrant("refresh token was issued to another client",
-			fmt.Errorf("refresh token of client %q presented by %q", rt.ClientID, c.ID))
-	case !now.Before(rt.ExpiresAt):
-		return nil, oauth.InvalidGrant("refresh token is expired", nil)
-	case tokens.IsRevoked(rt.ID) || tokens.IsRevoked(rt.FamilyID) || (rt.SessionID != "" && tokens.IsRevoked(rt.SessionID)):
-		return nil, oauth.InvalidGrant("refresh token is revoked", nil)
+	// A revocation may have landed since the checks above.
+	if err := g.usable(&rt, now); err != nil {
+		return nil, err
 	}
 	scopes, err := narrow(rt.Scopes, scopeParam)
 	if err != nil {
@@ -80,6 +91,19 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 		subject: rt.Subject, sessionID: rt.SessionID, idp: rt.IdP, acr: rt.ACR, amr: rt.AMR,
 		authTime: rt.AuthTime, scopes: scopes, granted: rt.Scopes, parent: rt.ID, family: rt.FamilyID,
 	}, now, ev)
+}
+
+// usable refuses a refresh token that is expired or revoked (itself, its family or
+// its session).
+func (g *RefreshToken) usable(rt *store.RefreshToken, now time.Time) error {
+	tokens := g.Users.Tokens
+	switch {
+	case !now.Before(rt.ExpiresAt):
+		return oauth.InvalidGrant("refresh token is expired", nil)
+	case tokens.IsRevoked(rt.ID) || tokens.IsRevoked(rt.FamilyID) || (rt.SessionID != "" && tokens.IsRevoked(rt.SessionID)):
+		return oauth.InvalidGrant("refresh token is revoked", nil)
+	}
+	return nil
 }
 
 // narrow returns the scopes of the access token a refresh request asks for: those

@@ -76,12 +76,7 @@ func parseExchange(form map[string][]string) (*exchangeParams, error) {
 			return nil, err
 		}
 	}
-	if p.audiences, err = repeated(form, "audience"); err != nil {
-		return nil, err
-	}
-	if p.resources, err = repeated(form, "resource"); err != nil {
-		return nil, err
-	}
+	p.audiences, p.resources = repeated(form, "audience"), repeated(form, "resource")
 	if scope, err = optional(form, "scope"); err != nil {
 		return nil, err
 	}

@@ -154,7 +154,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	f, err := auditFilter(r.URL.Query())
+	f, err := auditFilter(omitEmpty(r.URL.Query()))
 	if err != nil {
 		return s.cfg.Dispatcher.Refuse(r.Context(), req, err)
 	}
@@ -228,7 +228,7 @@ func (s *Server) auditTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
+	q := omitEmpty(r.URL.Query())
 	if len(q["id"]) != 1 || q.Get("id") == "" || len(q) != 1 {
 		return s.cfg.Dispatcher.Refuse(r.Context(), req, oauth.InvalidRequest("give exactly one parameter id", nil))
 	}

@@ -251,7 +251,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 	if err != nil {
 		return req, oauth.InvalidRequest("malformed form body", err)
 	}
-	req.Form = form
+	req.Form = omitEmpty(form)
 	cr := &req.Credentials
 	if vs := form["client_id"]; len(vs) > 0 {
 		if len(vs) > 1 {

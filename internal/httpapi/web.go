@@ -242,6 +242,8 @@ func (wb *web) readForm(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return oauth.InvalidRequest("malformed form", err)
 	}
+	omitEmpty(r.PostForm)
+	omitEmpty(r.Form)
 	return nil
 }
 
@@ -274,7 +276,7 @@ func (wb *web) refuse(w http.ResponseWriter, r *http.Request, clientID string, e
 func (wb *web) params(w http.ResponseWriter, r *http.Request) (params url.Values, ok bool, err error) {
 	switch r.Method {
 	case http.MethodGet:
-		return r.URL.Query(), true, nil
+		return omitEmpty(r.URL.Query()), true, nil
 	case http.MethodPost:
 		if err := wb.readForm(w, r); err != nil {
 			return nil, false, wb.refuse(w, r, "", err)

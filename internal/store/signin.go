@@ -87,6 +87,10 @@ type Codes interface {
 	// ErrConflict, so the caller can revoke what it issued. Expiry is the caller's
 	// to check.
 	RedeemCode(ctx context.Context, hash []byte, at time.Time) (AuthCode, error)
+	// CodeByHash returns the code whose hash is h, redeemed or not, without
+	// redeeming it (so that a request failing the checks of RFC 6749 §4.1.3 does
+	// not use it up); ErrNotFound if none.
+	CodeByHash(ctx context.Context, h []byte) (AuthCode, error)
 }
 
 // RefreshToken is an opaque refresh token. Only its hash is stored. ID names it in

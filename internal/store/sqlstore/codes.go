@@ -61,6 +61,23 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, at time.Time) (store.
 	return c, nil
 }
 
+// CodeByHash returns the code whose Hash is h without redeeming it.
+// store.ErrNotFound if there is none.
+func (db *DB) CodeByHash(ctx context.Context, h []byte) (store.AuthCode, error) {
+	st, err := db.rs.get(ctx, db.d.q.codeByHash)
+	if err != nil {
+		return store.AuthCode{}, db.fail("authorization code by hash", err)
+	}
+	c, err := scanCode(st.QueryRowContext(ctx, h))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.AuthCode{}, fmt.Errorf("sqlstore: authorization code by hash: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.AuthCode{}, db.fail("authorization code by hash", err)
+	}
+	return c, nil
+}
+
 // useOnce runs, in one write transaction, update (parameters at, hash; affects no
 // row once the row is used) and then read (parameter hash), whose row it passes to
 // scan. used reports that the update affected nothing although the row exists: it

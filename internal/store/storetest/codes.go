@@ -154,6 +154,26 @@ var codeTests = []test{
 		sameCode(t, "bare code", redeem(t, s, a.Hash, t0), a)
 		sameCode(t, "code with AMR only", redeem(t, s, b.Hash, t0), b)
 	}},
+	{"ok/by-hash-does-not-redeem", func(t *testing.T, s store.Store) {
+		c := code("c1")
+		insertCodes(t, s, c)
+		got, err := s.CodeByHash(t.Context(), c.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameCode(t, "CodeByHash", got, c)
+		c.RedeemedAt = t0.Add(time.Second)
+		sameCode(t, "RedeemCode after CodeByHash", redeem(t, s, c.Hash, c.RedeemedAt), c)
+		if got, err = s.CodeByHash(t.Context(), c.Hash); err != nil {
+			t.Fatal(err)
+		}
+		sameCode(t, "CodeByHash of a redeemed code", got, c)
+		for _, h := range [][]byte{hashOf("code-none"), hashOf("c1"), c.Hash[:31], nil} {
+			if _, err := s.CodeByHash(t.Context(), h); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("CodeByHash(%x): %v, want ErrNotFound", h, err)
+			}
+		}
+	}},
 	{"fail/redeem-twice", func(t *testing.T, s store.Store) {
 		c := code("c1")
 		insertCodes(t, s, c)
