@@ -35,6 +35,9 @@ type Client struct {
 	// MayAct is the party that tokens issued to this client may be exchanged by
 	// (RFC 8693 §4.4), or "".
 	MayAct string
+	// IDTokenAlg is the algorithm of this client's ID tokens
+	// (id_token_signed_response_alg; "" for the server's default).
+	IDTokenAlg string
 
 	digest  [32]byte // sha256 of the secret, when known
 	hasHash bool     // digest is valid
@@ -76,6 +79,7 @@ func NewRegistry(cfgs []config.Client, issuer, tokenURL string, nonces store.Non
 		c := &Client{
 			ID: cc.ID, AuthMethod: cc.AuthMethod, GrantTypes: cc.GrantTypes,
 			RedirectURIs: cc.RedirectURIs, Scopes: cc.Scopes, Audiences: cc.Audiences,
+			IDTokenAlg: cc.IDTokenSignedResponseAlg,
 		}
 		if len(cc.MayAct) > 0 {
 			c.MayAct = cc.MayAct[0]

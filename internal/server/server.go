@@ -57,6 +57,14 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
 	return st, nil
 }
 
+// KeyOptions are the options of the signing keys under cfg, for every process
+// that opens them (serve, keys rotate): a key per algorithm deputy signs with,
+// signing.algorithm the default.
+func KeyOptions(cfg *config.Config) keys.Options {
+	algs := cfg.SigningAlgorithms()
+	return keys.Options{Algorithm: algs[0], MoreAlgorithms: algs[1:], RetireAfter: cfg.Signing.RetireAfter.D()}
+}
+
 // New assembles a node. Close releases it.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{Config: cfg, log: log}
@@ -68,7 +76,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			s.Close()
 		}
 	}()
-	s.Keys, err = keys.Open(ctx, s.Store, keys.Options{Algorithm: cfg.Signing.Algorithm, RetireAfter: cfg.Signing.RetireAfter.D()})
+	s.Keys, err = keys.Open(ctx, s.Store, KeyOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +167,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	s.Handler, err = httpapi.New(httpapi.Config{
 		Issuer: cfg.Issuer, Dispatcher: disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
-		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
+		IDTokenAlgorithms: cfg.IDTokenAlgorithms(),
+		MaxBodyBytes:      cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
 		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
 		Calls:    &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
