@@ -52,7 +52,11 @@ func cmdKeysRotate(ctx context.Context, args []string, stdout io.Writer) error {
 		return exitError(2)
 	}
 	return withStore(ctx, *file, func(cfg *config.Config, st *sqlstore.DB) error {
-		ks, err := keys.Open(ctx, st, server.KeyOptions(cfg))
+		kopts, err := server.KeyOptions(cfg)
+		if err != nil {
+			return err
+		}
+		ks, err := keys.Open(ctx, st, kopts)
 		if err != nil {
 			return err
 		}

@@ -47,6 +47,15 @@ type Signing struct {
 	// id_token_signed_response_alg (OpenID Connect Core §15.1: RS256 is the one
 	// every relying party supports). Access tokens keep Algorithm.
 	IDTokenAlgorithm string `yaml:"id_token_algorithm"`
+	// KeyEncryptionKeyFile names a file holding a 256-bit key-encryption key (32
+	// bytes in base64 or hex; readable by its owner only) that encrypts the private
+	// signing keys in the database (AES-256-GCM). Unset: they are stored in the clear.
+	KeyEncryptionKeyFile string `yaml:"key_encryption_key_file"`
+	// KeyEncryptionKey is that key itself, for the environment
+	// (DEPUTY_SIGNING_KEY_ENCRYPTION_KEY); at most one of the two may be set (the
+	// keys are read, and this checked, where they are opened: internal/server's
+	// KeyOptions). It is never printed or logged.
+	KeyEncryptionKey string `yaml:"key_encryption_key"`
 }
 
 // Tokens configures lifetimes.

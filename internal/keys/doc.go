@@ -4,7 +4,8 @@
 // store.Keys, rotating them so that a new key is published in the JWKS before it
 // signs and a key any node may sign with stays published until retire_after past its
 // successor's activation, and serving the current signers, the verification keys
-// and the JWKS document from memory.
+// and the JWKS document from memory. With a key-encryption key (KEK) the private
+// keys are stored encrypted with AES-256-GCM from the standard library.
 //
 // It builds on go-jose; it never implements a signature itself. It must not import
 // net/http or database/sql.

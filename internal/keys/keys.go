@@ -81,6 +81,7 @@ type Set struct {
 	algorithms []jose.SignatureAlgorithm
 	retire     time.Duration
 	now        func() time.Time
+	kek        *KEK // nil: private keys are stored as they are
 
 	mu   sync.Mutex // serialises Reload / Rotate
 	snap atomic.Pointer[snapshot]
@@ -125,13 +126,19 @@ type Options struct {
 	MoreAlgorithms []string
 	RetireAfter    time.Duration // how long a replaced key stays published
 	Now            func() time.Time
+	// KEK, when set, encrypts the private keys in the store: new keys are stored
+	// encrypted, and Open encrypts the keys stored in the clear. Without it, an
+	// encrypted key cannot be loaded.
+	KEK *KEK
 }
 
 // Open loads the keys from st and, for every algorithm of opts without a key that
 // can sign now, generates and stores one that signs at once. Keys of algorithms
-// the node no longer signs with stay published until the next Rotate.
+// the node no longer signs with stay published until the next Rotate. With a KEK,
+// keys stored in the clear are encrypted first; a key the KEK cannot decrypt (or
+// an encrypted key without one) is an error naming the key.
 func Open(ctx context.Context, st store.Keys, opts Options) (*Set, error) {
-	s := &Set{store: st, retire: opts.RetireAfter, now: opts.Now}
+	s := &Set{store: st, retire: opts.RetireAfter, now: opts.Now, kek: opts.KEK}
 	for _, a := range append([]string{opts.Algorithm}, opts.MoreAlgorithms...) {
 		alg := jose.SignatureAlgorithm(a)
 		if !supported(alg) {
@@ -146,6 +153,9 @@ func Open(ctx context.Context, st store.Keys, opts Options) (*Set, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.sealStored(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
@@ -159,8 +169,8 @@ func Open(ctx context.Context, st store.Keys, opts Options) (*Set, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.store.InsertKey(ctx, sk); err != nil {
-			return nil, fmt.Errorf("keys: store: %w", err)
+		if err := s.insert(ctx, sk); err != nil {
+			return nil, err
 		}
 		added = true
 	}
@@ -170,6 +180,47 @@ func Open(ctx context.Context, st store.Keys, opts Options) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// sealStored encrypts with the KEK every stored key still in the clear, retired
+// ones too (their private keys are as secret). A key another process changed
+// meanwhile is left to it; reload then checks that every key opens.
+func (s *Set) sealStored(ctx context.Context) error {
+	if s.kek == nil {
+		return nil
+	}
+	stored, err := s.store.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("keys: list: %w", err)
+	}
+	for _, sk := range stored {
+		if sealed(sk.Private) {
+			continue
+		}
+		enc, err := s.kek.seal(sk.ID, sk.Private)
+		if err != nil {
+			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
+		}
+		if err := s.store.ReplaceKeyPrivate(ctx, sk.ID, sk.Private, enc); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
+		}
+	}
+	return nil
+}
+
+// insert stores a new key, encrypted when there is a KEK.
+func (s *Set) insert(ctx context.Context, sk store.Key) error {
+	if s.kek != nil {
+		enc, err := s.kek.seal(sk.ID, sk.Private)
+		if err != nil {
+			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
+		}
+		sk.Private = enc
+	}
+	if err := s.store.InsertKey(ctx, sk); err != nil {
+		return fmt.Errorf("keys: store: %w", err)
+	}
+	return nil
 }
 
 func supported(alg jose.SignatureAlgorithm) bool {
@@ -196,7 +247,7 @@ func (s *Set) reload(ctx context.Context) error {
 		if !sk.RetiredAt.IsZero() && !now.Before(sk.RetiredAt) {
 			continue // withdrawn: tokens it signed are no longer accepted
 		}
-		k, err := decode(sk)
+		k, err := s.decode(sk)
 		if err != nil {
 			return err
 		}
@@ -261,8 +312,8 @@ func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) ([]*Key, err
 		if err != nil {
 			return nil, err
 		}
-		if err := s.store.InsertKey(ctx, sk); err != nil {
-			return nil, fmt.Errorf("keys: store: %w", err)
+		if err := s.insert(ctx, sk); err != nil {
+			return nil, err
 		}
 		made = append(made, sk)
 	}
@@ -279,7 +330,7 @@ func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) ([]*Key, err
 	}
 	out := make([]*Key, len(made))
 	for i, sk := range made {
-		if out[i], err = decode(sk); err != nil {
+		if out[i], err = s.decode(sk); err != nil {
 			return nil, err
 		}
 	}
@@ -318,9 +369,20 @@ func Generate(alg jose.SignatureAlgorithm, created, active time.Time) (store.Key
 	return store.Key{ID: jwk.KeyID, Algorithm: string(alg), Private: raw, CreatedAt: created, ActiveAt: active}, nil
 }
 
-func decode(sk store.Key) (*Key, error) {
+// decode loads a stored key, decrypting it with the KEK when it is encrypted.
+func (s *Set) decode(sk store.Key) (*Key, error) {
+	private := sk.Private
+	if sealed(private) {
+		if s.kek == nil {
+			return nil, fmt.Errorf("keys: key %s is encrypted in the store, and no key-encryption key is configured (signing.key_encryption_key_file or signing.key_encryption_key)", sk.ID)
+		}
+		var err error
+		if private, err = s.kek.open(sk.ID, private); err != nil {
+			return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
+		}
+	}
 	var jwk jose.JSONWebKey
-	if err := jwk.UnmarshalJSON(sk.Private); err != nil {
+	if err := jwk.UnmarshalJSON(private); err != nil {
 		return nil, fmt.Errorf("keys: decode %s: %w", sk.ID, err)
 	}
 	priv, ok := jwk.Key.(crypto.Signer)

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -59,10 +60,25 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
 
 // KeyOptions are the options of the signing keys under cfg, for every process
 // that opens them (serve, keys rotate): a key per algorithm deputy signs with,
-// signing.algorithm the default.
-func KeyOptions(cfg *config.Config) keys.Options {
+// signing.algorithm the default, and the key-encryption key when one is
+// configured. Its errors name the key and never hold the key-encryption key.
+func KeyOptions(cfg *config.Config) (keys.Options, error) {
 	algs := cfg.SigningAlgorithms()
-	return keys.Options{Algorithm: algs[0], MoreAlgorithms: algs[1:], RetireAfter: cfg.Signing.RetireAfter.D()}
+	opts := keys.Options{Algorithm: algs[0], MoreAlgorithms: algs[1:], RetireAfter: cfg.Signing.RetireAfter.D()}
+	var err error
+	switch {
+	case cfg.Signing.KeyEncryptionKeyFile != "" && cfg.Signing.KeyEncryptionKey != "":
+		return opts, errors.New("signing.key_encryption_key: set either signing.key_encryption_key_file or signing.key_encryption_key, not both")
+	case cfg.Signing.KeyEncryptionKeyFile != "":
+		if opts.KEK, err = keys.LoadKEK(cfg.Signing.KeyEncryptionKeyFile); err != nil {
+			return opts, fmt.Errorf("signing.key_encryption_key_file: %w", err)
+		}
+	case cfg.Signing.KeyEncryptionKey != "":
+		if opts.KEK, err = keys.ParseKEK([]byte(cfg.Signing.KeyEncryptionKey)); err != nil {
+			return opts, fmt.Errorf("signing.key_encryption_key: %w", err)
+		}
+	}
+	return opts, nil
 }
 
 // New assembles a node. Close releases it.
@@ -76,7 +92,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			s.Close()
 		}
 	}()
-	s.Keys, err = keys.Open(ctx, s.Store, KeyOptions(cfg))
+	kopts, err := KeyOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.Keys, err = keys.Open(ctx, s.Store, kopts)
 	if err != nil {
 		return nil, err
 	}
