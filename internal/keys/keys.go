@@ -450,10 +450,15 @@ func (s *Set) ActiveFor(alg jose.SignatureAlgorithm) *Key {
 // first.
 func (s *Set) SigningAlgorithms() []jose.SignatureAlgorithm { return slices.Clone(s.algorithms) }
 
-// Lookup returns the published key with that kid.
+// Lookup returns the published key with that kid. A key whose retirement time
+// has passed since the last reload is not returned: it is withdrawn, even before
+// the JWKS document drops it.
 func (s *Set) Lookup(kid string) (*Key, bool) {
 	k, ok := s.snap.Load().byID[kid]
-	return k, ok
+	if !ok || (!k.RetiredAt.IsZero() && !s.now().Before(k.RetiredAt)) {
+		return nil, false
+	}
+	return k, true
 }
 
 // Algorithms returns the algorithms of the published keys: the allow-list for

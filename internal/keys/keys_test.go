@@ -131,3 +131,30 @@ func TestNewerRotationSignsFirst(t *testing.T) {
 		t.Fatalf("%v signs, want the newest rotation's key %s", a, newer[0].ID)
 	}
 }
+
+// TestRetiredKeyStopsBetweenReloads: a node's view of the keys is as old as its
+// last reload; a key whose retirement time passes in between neither signs nor
+// verifies from that moment.
+func TestRetiredKeyStopsBetweenReloads(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	c := &clock{now: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
+	ks := open(t, st, c, keys.Options{})
+	old := ks.Active()
+	if err := st.RetireKey(ctx, old.ID, c.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ks.Lookup(old.ID); !ok || ks.Active() == nil {
+		t.Fatal("a key withdrawn in a minute is already gone")
+	}
+	c.Add(time.Minute)
+	if _, ok := ks.Lookup(old.ID); ok {
+		t.Error("Lookup returns a key past its retirement")
+	}
+	if a := ks.Active(); a != nil {
+		t.Errorf("key %s signs past its retirement", a.ID)
+	}
+}
