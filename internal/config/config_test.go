@@ -610,6 +610,17 @@ users:
 			},
 		},
 		{
+			name: "ok/signing-keys",
+			env: []string{"DEPUTY_SIGNING_KEY_ENCRYPTION_KEY=q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+				"DEPUTY_SIGNING_KEY_ENCRYPTION_KEY_FILE=/run/secrets/kek", "DEPUTY_SIGNING_ID_TOKEN_ALGORITHM=PS256"},
+			check: func(t *testing.T, c *Config) {
+				if c.Signing.KeyEncryptionKey != "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=" || c.Signing.KeyEncryptionKeyFile != "/run/secrets/kek" ||
+					c.Signing.IDTokenAlgorithm != "PS256" {
+					t.Errorf("signing = %+v", c.Signing)
+				}
+			},
+		},
+		{
 			name: "ok/duration-int-bool",
 			env:  []string{"DEPUTY_TOKENS_ACCESS_TOKEN_TTL=90s", "DEPUTY_AUDIT_MAX_BATCH=17", "DEPUTY_LIMITS_MAX_BODY_BYTES=100000"},
 			check: func(t *testing.T, c *Config) {
