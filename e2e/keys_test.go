@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,17 +33,19 @@ func (s *server) jwksKids() []string {
 	return kids
 }
 
-// TestKeyRotation: `deputy keys rotate` on a running server publishes the new key
-// before it signs with it, and tokens signed by the old key keep verifying.
+// TestKeyRotation: `deputy keys rotate` on a running server publishes the new keys
+// (one per algorithm deputy signs with: ES256 for access tokens, RS256 for ID
+// tokens) before they sign, and tokens signed by the old key keep verifying.
 func TestKeyRotation(t *testing.T) {
 	s := start(t, bankConfig)
 	before := s.jwksKids()
-	if len(before) != 1 {
-		t.Fatalf("JWKS %v, want one key", before)
+	if len(before) != 2 {
+		t.Fatalf("JWKS %v, want two keys (ES256, RS256)", before)
 	}
 	oldTok := s.token("web-app", "web-secret", clientCredentials("")).str("access_token")
-	if header(t, oldTok)["kid"] != before[0] {
-		t.Fatalf("token kid %v, JWKS %v", header(t, oldTok)["kid"], before)
+	oldKid := header(t, oldTok)["kid"].(string)
+	if !slices.Contains(before, oldKid) {
+		t.Fatalf("token kid %v, JWKS %v", oldKid, before)
 	}
 
 	const publishFor = 8 * time.Second
@@ -50,22 +54,26 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("keys rotate: %s", out)
 	}
 	rotated := time.Now()
+	m := regexp.MustCompile(`new key (\S+) \(ES256\)`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "(RS256)") {
+		t.Fatalf("keys rotate names no new ES256 and RS256 keys: %s", out)
+	}
+	newKid := m[1]
 	var kids []string
 	for deadline := time.Now().Add(7 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if kids = s.jwksKids(); len(kids) == 2 {
+		if kids = s.jwksKids(); len(kids) == 4 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("new key not published within 7s: %v", kids)
+			t.Fatalf("new keys not published within 7s: %v", kids)
 		}
 	}
-	newKid := kids[0]
-	if newKid == before[0] {
-		newKid = kids[1]
+	if !slices.Contains(kids, newKid) {
+		t.Fatalf("JWKS %v lacks the new key %s", kids, newKid)
 	}
 	if time.Since(rotated) < publishFor-time.Second {
 		tok := s.token("web-app", "web-secret", clientCredentials("")).str("access_token")
-		if header(t, tok)["kid"] != before[0] {
+		if header(t, tok)["kid"] != oldKid {
 			t.Fatalf("the new key signs before its publication period ended")
 		}
 	}

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/config"
@@ -49,23 +52,43 @@ func cmdKeysRotate(ctx context.Context, args []string, stdout io.Writer) error {
 		return exitError(2)
 	}
 	return withStore(ctx, *file, func(cfg *config.Config, st *sqlstore.DB) error {
-		ks, err := keys.Open(ctx, st, keys.Options{Algorithm: cfg.Signing.Algorithm, RetireAfter: cfg.Signing.RetireAfter.D()})
+		kopts, err := server.KeyOptions(cfg)
 		if err != nil {
 			return err
 		}
-		old := ks.Active()
-		k, err := ks.Rotate(ctx, *publishFor)
+		ks, err := keys.Open(ctx, st, kopts)
+		if err != nil {
+			return err
+		}
+		previous := map[jose.SignatureAlgorithm]string{}
+		var replaced []string
+		for _, alg := range ks.SigningAlgorithms() {
+			if k := ks.ActiveFor(alg); k != nil {
+				previous[alg] = k.ID
+				replaced = append(replaced, k.ID)
+			}
+		}
+		made, err := ks.Rotate(ctx, *publishFor)
 		if err != nil {
 			return err
 		}
 		w := audit.NewWriter(st, st, audit.WriterOptions{})
 		defer w.Close()
-		detail, _ := json.Marshal(map[string]string{"kid": k.ID, "algorithm": string(k.Algorithm), "previous_kid": old.ID, "active_at": k.ActiveAt.UTC().Format(time.RFC3339)})
-		if err := w.Record(ctx, &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Reason: "keys rotate", Detail: string(detail)}); err != nil {
-			return err
+		// One event per new key, as before there was more than one.
+		for _, k := range made {
+			d := map[string]string{"kid": k.ID, "algorithm": string(k.Algorithm), "active_at": k.ActiveAt.UTC().Format(time.RFC3339)}
+			if p := previous[k.Algorithm]; p != "" {
+				d["previous_kid"] = p
+			}
+			detail, _ := json.Marshal(d)
+			if err := w.Record(ctx, &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Reason: "keys rotate", Detail: string(detail)}); err != nil {
+				return err
+			}
 		}
-		fmt.Fprintf(stdout, "new key %s (%s) published now, signs from %s; key %s retires %s later\n",
-			k.ID, k.Algorithm, k.ActiveAt.UTC().Format(time.RFC3339), old.ID, cfg.Signing.RetireAfter.D())
+		for _, k := range made {
+			fmt.Fprintf(stdout, "new key %s (%s) published now, signs from %s\n", k.ID, k.Algorithm, k.ActiveAt.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(stdout, "keys replaced (%s) stay published until %s after the new keys sign\n", strings.Join(replaced, ", "), cfg.Signing.RetireAfter.D())
 		return nil
 	})
 }

@@ -39,6 +39,9 @@ type Client struct {
 	Name string
 	// PostLogoutRedirectURIs are where end-session may send the browser back to.
 	PostLogoutRedirectURIs []string
+	// IDTokenAlg is the algorithm of this client's ID tokens
+	// (id_token_signed_response_alg; "" for the server's default).
+	IDTokenAlg string
 
 	digest  [32]byte // sha256 of the secret, when known
 	hasHash bool     // digest is valid
@@ -88,6 +91,7 @@ func NewRegistry(cfgs []config.Client, issuer, tokenURL string, nonces store.Non
 		c := &Client{
 			ID: cc.ID, AuthMethod: cc.AuthMethod, GrantTypes: cc.GrantTypes,
 			RedirectURIs: cc.RedirectURIs, Scopes: cc.Scopes, Audiences: cc.Audiences,
+			IDTokenAlg: cc.IDTokenSignedResponseAlg,
 		}
 		if len(cc.MayAct) > 0 {
 			c.MayAct = cc.MayAct[0]

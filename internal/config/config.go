@@ -63,6 +63,19 @@ type Signing struct {
 	Algorithm string `yaml:"algorithm"` // ES256 | EdDSA | RS256 | PS256
 	// RetireAfter is how long a rotated-out key stays published in the JWKS.
 	RetireAfter Duration `yaml:"retire_after"`
+	// IDTokenAlgorithm is the algorithm of ID tokens for clients that set no
+	// id_token_signed_response_alg (OpenID Connect Core §15.1: RS256 is the one
+	// every relying party supports). Access tokens keep Algorithm.
+	IDTokenAlgorithm string `yaml:"id_token_algorithm"`
+	// KeyEncryptionKeyFile names a file holding a 256-bit key-encryption key (32
+	// bytes in base64 or hex; readable by its owner only) that encrypts the private
+	// signing keys in the database (AES-256-GCM). Unset: they are stored in the clear.
+	KeyEncryptionKeyFile string `yaml:"key_encryption_key_file"`
+	// KeyEncryptionKey is that key itself, for the environment
+	// (DEPUTY_SIGNING_KEY_ENCRYPTION_KEY); at most one of the two may be set (the
+	// keys are read, and this checked, where they are opened: internal/server's
+	// KeyOptions). It is never printed or logged.
+	KeyEncryptionKey string `yaml:"key_encryption_key"`
 }
 
 // Tokens configures lifetimes.
@@ -113,6 +126,9 @@ type Client struct {
 	// PostLogoutRedirectURIs are where the end-session endpoint may send the browser
 	// after signing out (OIDC RP-Initiated Logout 1.0 §3), compared exactly.
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	// IDTokenSignedResponseAlg is the algorithm of this client's ID tokens (OpenID
+	// Connect Dynamic Client Registration §2); default signing.id_token_algorithm.
+	IDTokenSignedResponseAlg string `yaml:"id_token_signed_response_alg"`
 }
 
 // Exchange holds token-exchange policies.
@@ -226,6 +242,10 @@ const (
 	DefaultStorageDSN = "deputy.db"
 	// DefaultSigningAlgorithm is signing.algorithm's default.
 	DefaultSigningAlgorithm = "ES256"
+	// DefaultIDTokenAlgorithm is signing.id_token_algorithm's default: the
+	// algorithm OpenID Connect Core §15.1 requires every provider to support, so
+	// that every relying party can verify deputy's ID tokens.
+	DefaultIDTokenAlgorithm = "RS256"
 	// DefaultRetireAfter is signing.retire_after's default: how long a rotated-out key
 	// stays in the JWKS, so tokens it signed still verify.
 	DefaultRetireAfter = 24 * time.Hour
@@ -313,6 +333,38 @@ func (c *Config) Audience(id string) *Audience {
 		}
 	}
 	return nil
+}
+
+// SigningAlgorithms is every algorithm deputy signs with under this
+// configuration: signing.algorithm (access tokens) first, then the ID token
+// algorithms — RS256 always, as OpenID Connect Discovery requires it among
+// id_token_signing_alg_values_supported, signing.id_token_algorithm and every
+// client's id_token_signed_response_alg. Each has a signing key.
+func (c *Config) SigningAlgorithms() []string {
+	algs := []string{c.Signing.Algorithm}
+	for _, a := range append([]string{c.Signing.IDTokenAlgorithm}, c.IDTokenAlgorithms()...) {
+		if a != "" && !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return algs
+}
+
+// IDTokenAlgorithms is what ID tokens may be signed with, for discovery's
+// id_token_signing_alg_values_supported: RS256 (OpenID Connect Core §15.1),
+// signing.id_token_algorithm and every client's id_token_signed_response_alg.
+func (c *Config) IDTokenAlgorithms() []string {
+	algs := []string{"RS256"}
+	add := func(a string) {
+		if a != "" && !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	add(c.Signing.IDTokenAlgorithm)
+	for _, cl := range c.Clients {
+		add(cl.IDTokenSignedResponseAlg)
+	}
+	return algs
 }
 
 // HasGrantType reports whether the client may use the grant type (a value of

@@ -381,6 +381,8 @@ func TestValidate(t *testing.T) {
 		{"fail/storage-dsn", func(c *Config) { c.Storage.DSN = "" }, "storage.dsn", "must be set"},
 		{"fail/signing-algorithm", func(c *Config) { c.Signing.Algorithm = "HS256" }, "signing.algorithm", `"HS256" is not one of ES256, EdDSA, RS256, PS256`},
 		{"fail/signing-retire-after", func(c *Config) { c.Signing.RetireAfter = Duration(-time.Hour) }, "signing.retire_after", "-1h0m0s is not positive"},
+		{"fail/signing-id-token-algorithm", func(c *Config) { c.Signing.IDTokenAlgorithm = "none" }, "signing.id_token_algorithm", `"none" is not one of ES256, EdDSA, RS256, PS256`},
+		{"fail/client-id-token-alg", func(c *Config) { c.Clients[0].IDTokenSignedResponseAlg = "HS256" }, "clients[0].id_token_signed_response_alg", `"HS256" is not one of ES256, EdDSA, RS256, PS256`},
 		{"fail/access-ttl-negative", func(c *Config) { c.Tokens.AccessTokenTTL = Duration(-time.Second) }, "tokens.access_token_ttl", "-1s is not positive"},
 		{"fail/access-ttl-too-long", func(c *Config) { c.Tokens.AccessTokenTTL = Duration(25 * time.Hour) }, "tokens.access_token_ttl", "25h0m0s is longer than 24h0m0s"},
 		{"fail/refresh-ttl", func(c *Config) { c.Tokens.RefreshTokenTTL = Duration(-time.Second) }, "tokens.refresh_token_ttl", "is not positive"},
@@ -636,6 +638,17 @@ users:
 			},
 		},
 		{
+			name: "ok/signing-keys",
+			env: []string{"DEPUTY_SIGNING_KEY_ENCRYPTION_KEY=q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+				"DEPUTY_SIGNING_KEY_ENCRYPTION_KEY_FILE=/run/secrets/kek", "DEPUTY_SIGNING_ID_TOKEN_ALGORITHM=PS256"},
+			check: func(t *testing.T, c *Config) {
+				if c.Signing.KeyEncryptionKey != "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=" || c.Signing.KeyEncryptionKeyFile != "/run/secrets/kek" ||
+					c.Signing.IDTokenAlgorithm != "PS256" {
+					t.Errorf("signing = %+v", c.Signing)
+				}
+			},
+		},
+		{
 			name: "ok/duration-int-bool",
 			env:  []string{"DEPUTY_TOKENS_ACCESS_TOKEN_TTL=90s", "DEPUTY_AUDIT_MAX_BATCH=17", "DEPUTY_LIMITS_MAX_BODY_BYTES=100000"},
 			check: func(t *testing.T, c *Config) {
@@ -814,7 +827,7 @@ func TestDefaults(t *testing.T) {
 		Issuer:  "http://127.0.0.1:8080",
 		Listen:  "127.0.0.1:8080",
 		Storage: Storage{Driver: "sqlite", DSN: "deputy.db"},
-		Signing: Signing{Algorithm: "ES256", RetireAfter: Duration(24 * time.Hour)},
+		Signing: Signing{Algorithm: "ES256", RetireAfter: Duration(24 * time.Hour), IDTokenAlgorithm: "RS256"},
 		Tokens:  Tokens{AccessTokenTTL: Duration(5 * time.Minute), RefreshTokenTTL: Duration(24 * time.Hour), IDTokenTTL: Duration(5 * time.Minute), CodeTTL: Duration(time.Minute), SessionTTL: Duration(8 * time.Hour)},
 		Audit:   Audit{MaxBatch: 256},
 		Limits:  Limits{MaxBodyBytes: 65536, MaxTokenBytes: 16384},

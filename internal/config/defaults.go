@@ -23,6 +23,7 @@ import (
 //	storage.dsn                            deputy.db (sqlite only)
 //	signing.algorithm                      ES256
 //	signing.retire_after                   24h
+//	signing.id_token_algorithm             RS256
 //	tokens.access_token_ttl                5m
 //	tokens.refresh_token_ttl               24h
 //	tokens.id_token_ttl                    5m
@@ -34,6 +35,7 @@ import (
 //	clients[].auth_method                  client_secret_basic with a secret or
 //	                                       secret_hash, else private_key_jwt with a
 //	                                       jwks_file, else none
+//	clients[].id_token_signed_response_alg signing.id_token_algorithm
 //	exchange.policies[].name               policies[i]
 //	exchange.policies[].subject_issuers    [self]
 //	exchange.policies[].subject_token_types [access_token]
@@ -73,6 +75,9 @@ func (c *Config) SetDefaults() {
 		c.Signing.Algorithm = DefaultSigningAlgorithm
 	}
 	setDuration(&c.Signing.RetireAfter, DefaultRetireAfter)
+	if c.Signing.IDTokenAlgorithm == "" {
+		c.Signing.IDTokenAlgorithm = DefaultIDTokenAlgorithm
+	}
 	setDuration(&c.Tokens.AccessTokenTTL, DefaultAccessTokenTTL)
 	setDuration(&c.Tokens.RefreshTokenTTL, DefaultRefreshTokenTTL)
 	setDuration(&c.Tokens.IDTokenTTL, DefaultIDTokenTTL)
@@ -98,6 +103,9 @@ func (c *Config) SetDefaults() {
 			default:
 				cl.AuthMethod = oauth.AuthNone
 			}
+		}
+		if cl.IDTokenSignedResponseAlg == "" {
+			cl.IDTokenSignedResponseAlg = c.Signing.IDTokenAlgorithm
 		}
 	}
 	for i := range c.Exchange.Policies {

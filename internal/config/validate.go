@@ -97,6 +97,7 @@ func (c *Config) serverChecks() []check {
 		{c.Storage.DSN == "", "storage.dsn", "must be set: a SQLite file path or a postgres:// URL"},
 		oneOf("signing.algorithm", c.Signing.Algorithm, signingAlgorithms),
 		positive("signing.retire_after", c.Signing.RetireAfter),
+		oneOf("signing.id_token_algorithm", c.Signing.IDTokenAlgorithm, signingAlgorithms),
 		positive("tokens.access_token_ttl", tokens.AccessTokenTTL),
 		{tokens.AccessTokenTTL.D() > maxAccessTokenTTL, "tokens.access_token_ttl", fmt.Sprintf("%v is longer than %v; access tokens are meant to be short-lived", tokens.AccessTokenTTL.D(), maxAccessTokenTTL)},
 		positive("tokens.refresh_token_ttl", tokens.RefreshTokenTTL),
@@ -157,6 +158,7 @@ func (c *Config) clientChecks() []check {
 			{cl.JWKSFile != "" && method != oauth.AuthPrivateKeyJWT && slices.Contains(authMethods, method), p + ".jwks_file", fmt.Sprintf("is only used with auth_method private_key_jwt, not %s", method)},
 			{cl.HasGrantType(oauth.GrantAuthorizationCode) && len(cl.RedirectURIs) == 0, p + ".redirect_uris", "must list at least one URI for grant type authorization_code"},
 			{len(cl.MayAct) > 1, p + ".may_act", fmt.Sprintf("lists %d clients; may_act names one party (RFC 8693 §4.4)", len(cl.MayAct))},
+			{cl.IDTokenSignedResponseAlg != "" && !slices.Contains(signingAlgorithms, cl.IDTokenSignedResponseAlg), p + ".id_token_signed_response_alg", fmt.Sprintf("%q is not one of %s", cl.IDTokenSignedResponseAlg, strings.Join(signingAlgorithms, ", "))},
 		}...)
 		checks = append(checks, listChecks(p+".grant_types", cl.GrantTypes, func(path, g string) []check {
 			return []check{

@@ -170,12 +170,12 @@ func TestAuthorizationCodeTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		if id.Subject != "alice" || !slices.Equal(id.Audience, []string{"web"}) || id.AZP != "web" ||
-			id.Nonce != ac.Nonce || id.ATHash != f.tokens.ATHash(resp.AccessToken) || id.SID != "sid-1" ||
+			id.Nonce != ac.Nonce || id.ATHash != f.tokens.ATHash("", resp.AccessToken) || id.SID != "sid-1" ||
 			id.AuthTime != ac.AuthTime.Unix() || !slices.Equal(id.AMR, []string{"pwd"}) || id.IdP != "local" ||
 			id.Expiry != f.now.Add(idTTL).Unix() || id.ID == "" {
 			t.Errorf("ID token claims %+v", id)
 		}
-		if id.ATHash == f.tokens.ATHash(userAccessToken(t, f).AccessToken) {
+		if id.ATHash == f.tokens.ATHash("", userAccessToken(t, f).AccessToken) {
 			t.Error("at_hash does not depend on the access token")
 		}
 		claims := payload(t, resp.IDToken)

@@ -72,7 +72,7 @@ func TestRefreshToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id.AuthTime != ac.AuthTime.Unix() || id.Nonce != "" || id.ATHash != f.tokens.ATHash(resp.AccessToken) {
+		if id.AuthTime != ac.AuthTime.Unix() || id.Nonce != "" || id.ATHash != f.tokens.ATHash("", resp.AccessToken) {
 			t.Errorf("ID token claims %+v", id)
 		}
 		evs := f.events(t, req.RequestID)

@@ -172,7 +172,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		if idp, ok := at.Extra["idp"].(string); ok {
 			id.IdP = idp
 		}
-		if out.Response.AccessToken, err = g.Tokens.MintIDToken(id); err != nil {
+		if out.Response.AccessToken, err = g.Tokens.MintIDToken(c.IDTokenAlg, id); err != nil {
 			return nil, oauth.ServerError(err)
 		}
 		ev.TokenJTI, exp = id.ID, time.Unix(id.Expiry, 0)

@@ -163,13 +163,13 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 		id := &token.IDClaims{
 			Subject: g.subject, Audience: token.Audience{c.ID}, IssuedAt: now.Unix(),
 			Expiry: now.Add(u.IDTokenTTL).Unix(), AuthTime: g.authTime.Unix(), Nonce: g.nonce,
-			ACR: g.acr, AMR: g.amr, SID: g.sessionID, AZP: c.ID, ATHash: u.Tokens.ATHash(raw), ID: token.NewID(),
+			ACR: g.acr, AMR: g.amr, SID: g.sessionID, AZP: c.ID, ATHash: u.Tokens.ATHash(c.IDTokenAlg, raw), ID: token.NewID(),
 			IdP: g.idp,
 		}
 		if u.Profiles != nil {
 			id.Profile = released(u.Profiles.Claims(ctx, g.subject, g.idp), g.scopes)
 		}
-		idt, err := u.Tokens.MintIDToken(id)
+		idt, err := u.Tokens.MintIDToken(c.IDTokenAlg, id)
 		if err != nil {
 			return nil, oauth.ServerError(err)
 		}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sort"
 
 	"github.com/deputy-auth/deputy/oauth"
@@ -16,12 +17,9 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 	sort.Strings(grants)
 	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
 	assertionAlgs := []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
-	// The algorithms of the published keys: what tokens from this server are signed
-	// with (the configured one, and during a change of algorithm the previous one).
-	var signing []string
-	for _, a := range s.cfg.Keys.Algorithms() {
-		signing = append(signing, string(a))
-	}
+	// Access tokens (and exchanged JWTs) are signed with signing.algorithm, ID tokens
+	// with each client's algorithm (below); the JWKS holds a key for each.
+	signing := []string{string(s.cfg.Keys.SigningAlgorithms()[0])}
 	m := map[string]any{
 		"issuer":                                iss,
 		"token_endpoint":                        iss + PathToken,
@@ -63,7 +61,13 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 		return nil, nil, err
 	}
 	m["subject_types_supported"] = []string{"public"}
-	m["id_token_signing_alg_values_supported"] = signing
+	// What a client may have its ID tokens signed with (id_token_signed_response_alg),
+	// RS256 always (OpenID Connect Discovery 1.0 §3, Core §15.1).
+	idAlgs := s.cfg.IDTokenAlgorithms
+	if !slices.Contains(idAlgs, "RS256") {
+		idAlgs = append([]string{"RS256"}, idAlgs...)
+	}
+	m["id_token_signing_alg_values_supported"] = idAlgs
 	if s.cfg.SignIn != nil {
 		m["userinfo_endpoint"] = iss + PathUserinfo
 		m["end_session_endpoint"] = iss + PathEndSession

@@ -186,8 +186,9 @@ func TestDiscoveryGolden(t *testing.T) {
 	}
 }
 
-// TestJWKS: the published key set holds the one ES256 signing key of the development
-// setup, public parts only.
+// TestJWKS: the published key set holds the signing keys of the development
+// setup, public parts only: ES256 for access tokens and RS256 for ID tokens (OpenID
+// Connect Core §15.1).
 func TestJWKS(t *testing.T) {
 	n := newNode(t)
 	w := n.get(n.jwks)
@@ -200,24 +201,35 @@ func TestJWKS(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
 		t.Fatal(err)
 	}
-	if len(raw.Keys) != 1 {
-		t.Fatalf("%d keys, want 1: %s", len(raw.Keys), w.Body)
+	if len(raw.Keys) != 2 {
+		t.Fatalf("%d keys, want 2: %s", len(raw.Keys), w.Body)
 	}
-	k := raw.Keys[0]
-	if k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" || s0(k["kid"]) == "" {
-		t.Errorf("key %v: want an EC P-256 ES256 key with a kid", k)
-	}
-	for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
-		if _, ok := k[private]; ok {
-			t.Errorf("the JWKS publishes private member %q", private)
+	byAlg := map[string]map[string]any{}
+	for _, k := range raw.Keys {
+		byAlg[s0(k["alg"])] = k
+		if s0(k["kid"]) == "" || k["use"] != "sig" {
+			t.Errorf("key %v: want a kid and use sig", k)
 		}
+		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
+			if _, ok := k[private]; ok {
+				t.Errorf("the JWKS publishes private member %q", private)
+			}
+		}
+	}
+	if k := byAlg["ES256"]; k == nil || k["kty"] != "EC" || k["crv"] != "P-256" {
+		t.Errorf("no EC P-256 ES256 key: %s", w.Body)
+	}
+	if k := byAlg["RS256"]; k == nil || k["kty"] != "RSA" {
+		t.Errorf("no RSA RS256 key: %s", w.Body)
 	}
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(w.Body.Bytes(), &set); err != nil {
 		t.Fatal(err)
 	}
-	if !set.Keys[0].IsPublic() || !set.Keys[0].Valid() {
-		t.Errorf("key is not a valid public key")
+	for _, k := range set.Keys {
+		if !k.IsPublic() || !k.Valid() {
+			t.Errorf("key %s is not a valid public key", k.KeyID)
+		}
 	}
 }
 

@@ -59,6 +59,9 @@ type Config struct {
 	AudienceClients map[string]string
 	// Scopes are the scopes published in discovery.
 	Scopes []string
+	// IDTokenAlgorithms are the algorithms ID tokens may be signed with, for
+	// discovery (OpenID Connect Discovery 1.0 §3: RS256 among them).
+	IDTokenAlgorithms []string
 	// Ready reports whether the server can serve (the database answers).
 	Ready        func(ctx context.Context) error
 	MaxBodyBytes int64

@@ -424,7 +424,12 @@ func TestEndSession(t *testing.T) {
 		}
 		c.IssuedAt, c.Expiry = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
 		tokens := token.NewService(s.Config.Issuer, s.Keys, token.NewRevoked(), 1<<14)
-		expired, err := tokens.MintIDToken(&c)
+		var hdr struct{ Alg string }
+		rawHdr, _ := base64URL(parts[0])
+		if err := json.Unmarshal(rawHdr, &hdr); err != nil {
+			t.Fatal(err)
+		}
+		expired, err := tokens.MintIDToken(hdr.Alg, &c)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,11 @@
-// Package keys owns deputy's signing keys: generating them (ES256 by default, EdDSA,
-// RS256 or PS256 by configuration), persisting them through store.Keys, rotating them
-// so that a new key is published in the JWKS before it signs, and serving the current
-// signer, the verification keys and the JWKS document from memory.
+// Package keys owns deputy's signing keys: generating them (ES256, EdDSA, RS256,
+// PS256), one signing key per algorithm deputy signs with (access tokens: ES256 by
+// default; ID tokens: RS256 and whatever clients choose), persisting them through
+// store.Keys, rotating them so that a new key is published in the JWKS before it
+// signs and a key any node may sign with stays published until retire_after past its
+// successor's activation, and serving the current signers, the verification keys
+// and the JWKS document from memory. With a key-encryption key (KEK) the private
+// keys are stored encrypted with AES-256-GCM from the standard library.
 //
 // It builds on go-jose; it never implements a signature itself. It must not import
 // net/http or database/sql.

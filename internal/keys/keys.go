@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ type Key struct {
 	ID        string
 	Algorithm jose.SignatureAlgorithm
 	Private   crypto.Signer
+	CreatedAt time.Time
 	ActiveAt  time.Time
 	RetiredAt time.Time
 }
@@ -39,12 +41,18 @@ func (k *Key) Public() jose.JSONWebKey {
 	return jose.JSONWebKey{Key: k.Private.Public(), KeyID: k.ID, Algorithm: string(k.Algorithm), Use: "sig"}
 }
 
+// signsAt reports whether k may sign at now: activated, and not withdrawn.
+func (k *Key) signsAt(now time.Time) bool {
+	return !now.Before(k.ActiveAt) && (k.RetiredAt.IsZero() || now.Before(k.RetiredAt))
+}
+
 // snapshot is an immutable view of the key set at one moment.
 type snapshot struct {
-	// signing holds the keys that sign from their ActiveAt, latest ActiveAt first;
-	// the first already active signs, so a rotation takes effect at its time
-	// without waiting for a reload.
-	signing []signingKey
+	// signing holds, per algorithm, the keys that sign from their ActiveAt, the one
+	// created last first: of those already active, the newest signs, so a rotation
+	// takes effect at its time without waiting for a reload, and a key an older
+	// rotation left pending never takes over from a newer one.
+	signing map[jose.SignatureAlgorithm][]signingKey
 	byID    map[string]*Key
 	algs    []jose.SignatureAlgorithm
 	jwks    []byte
@@ -63,13 +71,17 @@ var signingTypes = []string{"at+jwt", "JWT", StateType}
 // StateType is the typ of state deputy signs for itself (internal/token).
 const StateType = "deputy-state+jwt"
 
-// Set holds deputy's keys in memory. Reads are lock-free; Reload swaps a new
+// Set holds deputy's keys in memory: one key that signs per algorithm the node
+// signs with, and every published key. Reads are lock-free; Reload swaps a new
 // snapshot in. Safe for concurrent use.
 type Set struct {
-	store     store.Keys
-	algorithm jose.SignatureAlgorithm
-	retire    time.Duration
-	now       func() time.Time
+	store store.Keys
+	// algorithms are the algorithms this node signs with, the default (Sign's)
+	// first.
+	algorithms []jose.SignatureAlgorithm
+	retire     time.Duration
+	now        func() time.Time
+	kek        *KEK // nil: private keys are stored as they are
 
 	mu   sync.Mutex // serialises Reload / Rotate
 	snap atomic.Pointer[snapshot]
@@ -105,40 +117,114 @@ func (s *Set) LookupFresh(kid string) (*Key, bool) {
 
 // Options configure a Set.
 type Options struct {
-	Algorithm   string        // algorithm of keys this node generates
-	RetireAfter time.Duration // how long a replaced key stays published
-	Now         func() time.Time
+	// Algorithm is the default algorithm, Sign's: access tokens, exchanged JWTs
+	// and deputy's own state.
+	Algorithm string
+	// MoreAlgorithms are further algorithms the node signs with through SignWith
+	// (ID tokens: OpenID Connect Core §15.1 makes RS256 mandatory, and a client may
+	// ask for another). Duplicates of Algorithm are ignored.
+	MoreAlgorithms []string
+	RetireAfter    time.Duration // how long a replaced key stays published
+	Now            func() time.Time
+	// KEK, when set, encrypts the private keys in the store: new keys are stored
+	// encrypted, and Open encrypts the keys stored in the clear. Without it, an
+	// encrypted key cannot be loaded.
+	KEK *KEK
 }
 
-// Open loads the keys from st, generating and storing a first key when none is
-// usable with the configured algorithm.
+// Open loads the keys from st and, for every algorithm of opts without a key that
+// can sign now, generates and stores one that signs at once. Keys of algorithms
+// the node no longer signs with stay published until the next Rotate. With a KEK,
+// keys stored in the clear are encrypted first; a key the KEK cannot decrypt (or
+// an encrypted key without one) is an error naming the key.
 func Open(ctx context.Context, st store.Keys, opts Options) (*Set, error) {
-	alg := jose.SignatureAlgorithm(opts.Algorithm)
-	if !supported(alg) {
-		return nil, fmt.Errorf("keys: unsupported signing algorithm %q", opts.Algorithm)
+	s := &Set{store: st, retire: opts.RetireAfter, now: opts.Now, kek: opts.KEK}
+	for _, a := range append([]string{opts.Algorithm}, opts.MoreAlgorithms...) {
+		alg := jose.SignatureAlgorithm(a)
+		if !supported(alg) {
+			return nil, fmt.Errorf("keys: unsupported signing algorithm %q", a)
+		}
+		if !slices.Contains(s.algorithms, alg) {
+			s.algorithms = append(s.algorithms, alg)
+		}
 	}
-	s := &Set{store: st, algorithm: alg, retire: opts.RetireAfter, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.Reload(ctx); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.sealStored(ctx); err != nil {
 		return nil, err
 	}
-	if s.Active() == nil || s.newest().Algorithm != alg {
-		if _, err := s.Rotate(ctx, 0); err != nil {
+	if err := s.reload(ctx); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	var added bool
+	for _, alg := range s.algorithms {
+		if s.snap.Load().current(alg, now) != nil {
+			continue
+		}
+		sk, err := Generate(alg, now, now)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.insert(ctx, sk); err != nil {
+			return nil, err
+		}
+		added = true
+	}
+	if added {
+		if err := s.reload(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-func supported(alg jose.SignatureAlgorithm) bool {
-	for _, a := range Algorithms {
-		if string(alg) == a {
-			return true
+// sealStored encrypts with the KEK every stored key still in the clear, retired
+// ones too (their private keys are as secret). A key another process changed
+// meanwhile is left to it; reload then checks that every key opens.
+func (s *Set) sealStored(ctx context.Context) error {
+	if s.kek == nil {
+		return nil
+	}
+	stored, err := s.store.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("keys: list: %w", err)
+	}
+	for _, sk := range stored {
+		if sealed(sk.Private) {
+			continue
+		}
+		enc, err := s.kek.seal(sk.ID, sk.Private)
+		if err != nil {
+			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
+		}
+		if err := s.store.ReplaceKeyPrivate(ctx, sk.ID, sk.Private, enc); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
 		}
 	}
-	return false
+	return nil
+}
+
+// insert stores a new key, encrypted when there is a KEK.
+func (s *Set) insert(ctx context.Context, sk store.Key) error {
+	if s.kek != nil {
+		enc, err := s.kek.seal(sk.ID, sk.Private)
+		if err != nil {
+			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
+		}
+		sk.Private = enc
+	}
+	if err := s.store.InsertKey(ctx, sk); err != nil {
+		return fmt.Errorf("keys: store: %w", err)
+	}
+	return nil
+}
+
+func supported(alg jose.SignatureAlgorithm) bool {
+	return slices.Contains(Algorithms, string(alg))
 }
 
 // Reload reads the keys from the store and replaces the in-memory view. A node calls
@@ -155,21 +241,19 @@ func (s *Set) reload(ctx context.Context) error {
 		return fmt.Errorf("keys: list: %w", err)
 	}
 	now := s.now()
-	snap := &snapshot{byID: map[string]*Key{}}
+	snap := &snapshot{byID: map[string]*Key{}, signing: map[jose.SignatureAlgorithm][]signingKey{}}
 	var published []jose.JSONWebKey
-	algSeen := map[jose.SignatureAlgorithm]bool{}
 	for _, sk := range stored {
-		k, err := decode(sk)
+		if !sk.RetiredAt.IsZero() && !now.Before(sk.RetiredAt) {
+			continue // withdrawn: tokens it signed are no longer accepted
+		}
+		k, err := s.decode(sk)
 		if err != nil {
 			return err
 		}
-		if !k.RetiredAt.IsZero() && !now.Before(k.RetiredAt) {
-			continue // withdrawn: tokens it signed are no longer accepted
-		}
 		snap.byID[k.ID] = k
 		published = append(published, k.Public())
-		if !algSeen[k.Algorithm] {
-			algSeen[k.Algorithm] = true
+		if !slices.Contains(snap.algs, k.Algorithm) {
 			snap.algs = append(snap.algs, k.Algorithm)
 		}
 		sk := signingKey{key: k, signers: map[string]jose.Signer{}}
@@ -183,13 +267,11 @@ func (s *Set) reload(ctx context.Context) error {
 			}
 			sk.signers[typ] = sig
 		}
-		snap.signing = append(snap.signing, sk)
+		snap.signing[k.Algorithm] = append(snap.signing[k.Algorithm], sk)
 	}
-	// The key activated last signs; a replaced key keeps verifying until it retires
-	// (its RetiredAt is after its successor's ActiveAt).
-	sort.SliceStable(snap.signing, func(i, j int) bool {
-		return snap.signing[i].key.ActiveAt.After(snap.signing[j].key.ActiveAt)
-	})
+	for _, list := range snap.signing {
+		sort.SliceStable(list, func(i, j int) bool { return newer(list[i].key, list[j].key) })
+	}
 	snap.jwks, err = json.Marshal(jose.JSONWebKeySet{Keys: published})
 	if err != nil {
 		return err
@@ -198,39 +280,61 @@ func (s *Set) reload(ctx context.Context) error {
 	return nil
 }
 
-// Rotate generates a new key that is published at once and signs from now+publishFor.
-// Every older key that is still active is scheduled to retire RetireAfter after the
-// new key activates, so tokens it signed keep verifying until they expire.
-func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) (*Key, error) {
+// newer orders keys by rotation: the one created later, or of two created at
+// once the one that activates later, or the larger kid.
+func newer(a, b *Key) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	if !a.ActiveAt.Equal(b.ActiveAt) {
+		return a.ActiveAt.After(b.ActiveAt)
+	}
+	return a.ID > b.ID
+}
+
+// Rotate generates a new key for every algorithm the node signs with, published at
+// once and signing from now+publishFor. Every other key not yet retired — an
+// active key, a key an earlier rotation left waiting (nodes that loaded it sign
+// with it from its time, whatever happened since), a key of an algorithm no
+// longer used — is scheduled to retire RetireAfter after the new keys activate,
+// so tokens it signed keep verifying until they expire.
+func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) ([]*Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UTC().Truncate(time.Microsecond)
-	sk, err := Generate(s.algorithm, now, now.Add(publishFor))
+	stored, err := s.store.ListKeys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("keys: list: %w", err)
 	}
-	if err := s.store.InsertKey(ctx, sk); err != nil {
-		return nil, fmt.Errorf("keys: store: %w", err)
+	var made []store.Key
+	for _, alg := range s.algorithms {
+		sk, err := Generate(alg, now, now.Add(publishFor))
+		if err != nil {
+			return nil, err
+		}
+		if err := s.insert(ctx, sk); err != nil {
+			return nil, err
+		}
+		made = append(made, sk)
 	}
-	if old := s.snap.Load(); old != nil {
-		retireAt := now.Add(publishFor).Add(s.retire)
-		for _, k := range old.byID {
-			if k.RetiredAt.IsZero() {
-				at := retireAt
-				if k.ActiveAt.After(now) {
-					at = now // a key still waiting to sign never signed: withdraw it now
-				}
-				if err := s.store.RetireKey(ctx, k.ID, at); err != nil {
-					return nil, fmt.Errorf("keys: retire %s: %w", k.ID, err)
-				}
+	retireAt := now.Add(publishFor).Add(s.retire)
+	for _, k := range stored {
+		if k.RetiredAt.IsZero() {
+			if err := s.store.RetireKey(ctx, k.ID, retireAt); err != nil {
+				return nil, fmt.Errorf("keys: retire %s: %w", k.ID, err)
 			}
 		}
 	}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
-	k, err := decode(sk)
-	return k, err
+	out := make([]*Key, len(made))
+	for i, sk := range made {
+		if out[i], err = s.decode(sk); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Generate creates a new key of the given algorithm, in its stored form.
@@ -265,26 +369,47 @@ func Generate(alg jose.SignatureAlgorithm, created, active time.Time) (store.Key
 	return store.Key{ID: jwk.KeyID, Algorithm: string(alg), Private: raw, CreatedAt: created, ActiveAt: active}, nil
 }
 
-func decode(sk store.Key) (*Key, error) {
+// decode loads a stored key, decrypting it with the KEK when it is encrypted.
+func (s *Set) decode(sk store.Key) (*Key, error) {
+	private := sk.Private
+	if sealed(private) {
+		if s.kek == nil {
+			return nil, fmt.Errorf("keys: key %s is encrypted in the store, and no key-encryption key is configured (signing.key_encryption_key_file or signing.key_encryption_key)", sk.ID)
+		}
+		var err error
+		if private, err = s.kek.open(sk.ID, private); err != nil {
+			return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
+		}
+	}
 	var jwk jose.JSONWebKey
-	if err := jwk.UnmarshalJSON(sk.Private); err != nil {
+	if err := jwk.UnmarshalJSON(private); err != nil {
 		return nil, fmt.Errorf("keys: decode %s: %w", sk.ID, err)
 	}
 	priv, ok := jwk.Key.(crypto.Signer)
 	if !ok || jwk.IsPublic() {
 		return nil, fmt.Errorf("keys: key %s is not a private signing key", sk.ID)
 	}
-	return &Key{ID: sk.ID, Algorithm: jose.SignatureAlgorithm(sk.Algorithm), Private: priv, ActiveAt: sk.ActiveAt, RetiredAt: sk.RetiredAt}, nil
+	return &Key{ID: sk.ID, Algorithm: jose.SignatureAlgorithm(sk.Algorithm), Private: priv,
+		CreatedAt: sk.CreatedAt, ActiveAt: sk.ActiveAt, RetiredAt: sk.RetiredAt}, nil
 }
 
 // ErrNoActiveKey means no key can sign now.
 var ErrNoActiveKey = errors.New("keys: no active signing key")
 
-// Sign signs payload as a compact JWS with the active key and the given typ header
-// ("at+jwt" or "JWT").
+// Sign signs payload as a compact JWS with the active key of the default
+// algorithm and the given typ header ("at+jwt" or "JWT").
 func (s *Set) Sign(typ string, payload []byte) (string, error) {
-	sk := s.snap.Load().current(s.now())
+	return s.SignWith(s.algorithms[0], typ, payload)
+}
+
+// SignWith is Sign with the active key of algorithm alg, one of the algorithms
+// the set was opened with.
+func (s *Set) SignWith(alg jose.SignatureAlgorithm, typ string, payload []byte) (string, error) {
+	sk := s.snap.Load().current(alg, s.now())
 	if sk == nil {
+		if !slices.Contains(s.algorithms, alg) {
+			return "", fmt.Errorf("keys: this node does not sign with %q", alg)
+		}
 		return "", ErrNoActiveKey
 	}
 	sig := sk.signers[typ]
@@ -298,36 +423,42 @@ func (s *Set) Sign(typ string, payload []byte) (string, error) {
 	return jws.CompactSerialize()
 }
 
-// current is the key that signs at now, or nil.
-func (snap *snapshot) current(now time.Time) *signingKey {
-	for i := range snap.signing {
-		if !now.Before(snap.signing[i].key.ActiveAt) {
-			return &snap.signing[i]
+// current is the key of algorithm alg that signs at now, or nil: the newest
+// rotation's key among those active and not withdrawn.
+func (snap *snapshot) current(alg jose.SignatureAlgorithm, now time.Time) *signingKey {
+	list := snap.signing[alg]
+	for i := range list {
+		if list[i].key.signsAt(now) {
+			return &list[i]
 		}
 	}
 	return nil
 }
 
-// Active returns the key that signs now (nil if none).
-func (s *Set) Active() *Key {
-	if sk := s.snap.Load().current(s.now()); sk != nil {
+// Active returns the key of the default algorithm that signs now (nil if none).
+func (s *Set) Active() *Key { return s.ActiveFor(s.algorithms[0]) }
+
+// ActiveFor returns the key of algorithm alg that signs now (nil if none).
+func (s *Set) ActiveFor(alg jose.SignatureAlgorithm) *Key {
+	if sk := s.snap.Load().current(alg, s.now()); sk != nil {
 		return sk.key
 	}
 	return nil
 }
 
-// newest returns the key activated last or to be activated next (nil if none).
-func (s *Set) newest() *Key {
-	if snap := s.snap.Load(); len(snap.signing) > 0 {
-		return snap.signing[0].key
-	}
-	return nil
-}
+// SigningAlgorithms returns the algorithms this node signs with, the default
+// first.
+func (s *Set) SigningAlgorithms() []jose.SignatureAlgorithm { return slices.Clone(s.algorithms) }
 
-// Lookup returns the published key with that kid.
+// Lookup returns the published key with that kid. A key whose retirement time
+// has passed since the last reload is not returned: it is withdrawn, even before
+// the JWKS document drops it.
 func (s *Set) Lookup(kid string) (*Key, bool) {
 	k, ok := s.snap.Load().byID[kid]
-	return k, ok
+	if !ok || (!k.RetiredAt.IsZero() && !s.now().Before(k.RetiredAt)) {
+		return nil, false
+	}
+	return k, true
 }
 
 // Algorithms returns the algorithms of the published keys: the allow-list for

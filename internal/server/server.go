@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -57,6 +58,29 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
 	return st, nil
 }
 
+// KeyOptions are the options of the signing keys under cfg, for every process
+// that opens them (serve, keys rotate): a key per algorithm deputy signs with,
+// signing.algorithm the default, and the key-encryption key when one is
+// configured. Its errors name the key and never hold the key-encryption key.
+func KeyOptions(cfg *config.Config) (keys.Options, error) {
+	algs := cfg.SigningAlgorithms()
+	opts := keys.Options{Algorithm: algs[0], MoreAlgorithms: algs[1:], RetireAfter: cfg.Signing.RetireAfter.D()}
+	var err error
+	switch {
+	case cfg.Signing.KeyEncryptionKeyFile != "" && cfg.Signing.KeyEncryptionKey != "":
+		return opts, errors.New("signing.key_encryption_key: set either signing.key_encryption_key_file or signing.key_encryption_key, not both")
+	case cfg.Signing.KeyEncryptionKeyFile != "":
+		if opts.KEK, err = keys.LoadKEK(cfg.Signing.KeyEncryptionKeyFile); err != nil {
+			return opts, fmt.Errorf("signing.key_encryption_key_file: %w", err)
+		}
+	case cfg.Signing.KeyEncryptionKey != "":
+		if opts.KEK, err = keys.ParseKEK([]byte(cfg.Signing.KeyEncryptionKey)); err != nil {
+			return opts, fmt.Errorf("signing.key_encryption_key: %w", err)
+		}
+	}
+	return opts, nil
+}
+
 // New assembles a node. Close releases it.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{Config: cfg, log: log}
@@ -68,7 +92,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			s.Close()
 		}
 	}()
-	s.Keys, err = keys.Open(ctx, s.Store, keys.Options{Algorithm: cfg.Signing.Algorithm, RetireAfter: cfg.Signing.RetireAfter.D()})
+	kopts, err := KeyOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.Keys, err = keys.Open(ctx, s.Store, kopts)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +187,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	s.Handler, err = httpapi.New(httpapi.Config{
 		Issuer: cfg.Issuer, Dispatcher: disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
-		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
+		IDTokenAlgorithms: cfg.IDTokenAlgorithms(),
+		MaxBodyBytes:      cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
 		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
 		CORSOrigins: cfg.BrowserOrigins(), ScopeDescriptions: cfg.ScopeDescriptions(),

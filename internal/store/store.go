@@ -49,12 +49,13 @@ func IssuesFromParent(e *AuditEvent) bool {
 }
 
 // Key is a signing key. Private is the private key as a JSON Web Key (it includes
-// the public part). A key is published in the JWKS from CreatedAt, signs from
+// the public part), or that JWK encrypted by internal/keys when a key-encryption
+// key is configured; the store keeps it as given. A key is published in the JWKS from CreatedAt, signs from
 // ActiveAt, and is withdrawn from the JWKS after RetiredAt (zero: never).
 type Key struct {
 	ID        string // the JWK "kid"
 	Algorithm string // ES256, EdDSA, RS256, PS256
-	Private   []byte // JWK JSON of the private key
+	Private   []byte // JWK JSON of the private key, or its encrypted form
 	CreatedAt time.Time
 	ActiveAt  time.Time
 	RetiredAt time.Time
@@ -68,6 +69,10 @@ type Keys interface {
 	ListKeys(ctx context.Context) ([]Key, error)
 	// RetireKey sets RetiredAt of the key; ErrNotFound if absent.
 	RetireKey(ctx context.Context, id string, at time.Time) error
+	// ReplaceKeyPrivate sets the key's Private to next if it is still old (to
+	// encrypt a stored key in place); ErrConflict if it is not, or there is no
+	// such key.
+	ReplaceKeyPrivate(ctx context.Context, id string, old, next []byte) error
 }
 
 // Revocation marks one token as revoked. ExpiresAt is the token's own expiry, after

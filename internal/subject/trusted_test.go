@@ -459,7 +459,7 @@ func TestOwnIDToken(t *testing.T) {
 	v := subject.NewVerifier(svc)
 	now := time.Now()
 	mintID := func(exp time.Time) string {
-		raw, err := svc.MintIDToken(&token.IDClaims{Subject: "alice", Audience: token.Audience{"web-app"}, Expiry: exp.Unix(),
+		raw, err := svc.MintIDToken("", &token.IDClaims{Subject: "alice", Audience: token.Audience{"web-app"}, Expiry: exp.Unix(),
 			IssuedAt: now.Unix(), AuthTime: now.Unix(), AMR: []string{"pwd"}, AZP: "web-app", Nonce: "n", ID: token.NewID(),
 			Profile: map[string]string{"email": "alice@example"}})
 		if err != nil {

@@ -45,8 +45,10 @@ var idReserved = map[string]bool{
 	"act": true, "may_act": true, "client_id": true, "scope": true,
 }
 
-// MintIDToken signs an ID token (typ "JWT"), with iss set to the service's issuer.
-func (s *Service) MintIDToken(c *IDClaims) (string, error) {
+// MintIDToken signs an ID token (typ "JWT") with the key of algorithm alg (the
+// client's id_token_signed_response_alg, which configuration always sets; ""
+// for the key set's default algorithm), with iss set to the service's issuer.
+func (s *Service) MintIDToken(alg string, c *IDClaims) (string, error) {
 	c.Issuer = s.issuer
 	type plain IDClaims
 	b, err := json.Marshal((*plain)(c))
@@ -72,11 +74,21 @@ func (s *Service) MintIDToken(c *IDClaims) (string, error) {
 			return "", err
 		}
 	}
-	return s.keys.Sign(oauth.JWTTypeJWT, b)
+	return s.keys.SignWith(s.idTokenAlg(alg), oauth.JWTTypeJWT, b)
 }
 
-// VerifyIDToken checks an ID token deputy issued (for id_token_hint): signature,
-// issuer; an expired token is accepted, as OIDC RP-Initiated Logout allows.
+// idTokenAlg is alg, or the key set's default algorithm when alg is "".
+func (s *Service) idTokenAlg(alg string) jose.SignatureAlgorithm {
+	if alg == "" {
+		return s.keys.SigningAlgorithms()[0]
+	}
+	return jose.SignatureAlgorithm(alg)
+}
+
+// VerifyIDToken checks an ID token deputy issued (for id_token_hint): signature
+// by a published key with that key's algorithm (whichever of deputy's algorithms
+// the client's ID tokens use), issuer; an expired token is accepted, as OIDC
+// RP-Initiated Logout allows.
 func (s *Service) VerifyIDToken(raw string) (*IDClaims, error) {
 	if len(raw) > s.maxBytes {
 		return nil, ErrTooLarge
@@ -85,9 +97,13 @@ func (s *Service) VerifyIDToken(raw string) (*IDClaims, error) {
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, ErrMalformed
 	}
-	k, ok := s.keys.Lookup(jws.Signatures[0].Header.KeyID)
+	h := jws.Signatures[0].Header
+	k, ok := s.keys.LookupFresh(h.KeyID)
 	if !ok {
 		return nil, ErrUnknownKey
+	}
+	if jose.SignatureAlgorithm(h.Algorithm) != k.Algorithm {
+		return nil, ErrAlgorithm
 	}
 	payload, err := jws.Verify(k.Private.Public())
 	if err != nil {
@@ -103,12 +119,12 @@ func (s *Service) VerifyIDToken(raw string) (*IDClaims, error) {
 	return &c, nil
 }
 
-// ATHash is the at_hash of an access token for an ID token signed with the active
-// key's algorithm (OIDC Core §3.1.3.6): the left half of the hash of the token,
-// base64url. EdDSA (Ed25519) uses SHA-512.
-func (s *Service) ATHash(accessToken string) string {
+// ATHash is the at_hash of an access token for an ID token signed with algorithm
+// alg (as MintIDToken's; OIDC Core §3.1.3.6): the left half of the hash of the
+// token, base64url. ES256, RS256 and PS256 use SHA-256, EdDSA (Ed25519) SHA-512.
+func (s *Service) ATHash(alg, accessToken string) string {
 	var h hash.Hash = sha256.New()
-	if k := s.keys.Active(); k != nil && k.Algorithm == jose.EdDSA {
+	if s.idTokenAlg(alg) == jose.EdDSA {
 		h = sha512.New()
 	}
 	h.Write([]byte(accessToken))

@@ -46,9 +46,12 @@ func (s *Service) OpenState(raw, purpose string, now time.Time, v any) error {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != keys.StateType {
 		return ErrType
 	}
-	k, ok := s.keys.Lookup(h.KeyID)
+	k, ok := s.keys.LookupFresh(h.KeyID)
 	if !ok {
 		return ErrUnknownKey
+	}
+	if jose.SignatureAlgorithm(h.Algorithm) != k.Algorithm {
+		return ErrAlgorithm
 	}
 	payload, err := jws.Verify(k.Private.Public())
 	if err != nil {

@@ -160,10 +160,11 @@ func TestRotationPublishesBeforeSigning(t *testing.T) {
 	ctx := context.Background()
 	old := ks.Active()
 	before, _ := svc.Mint(oauth.JWTTypeAccessToken, sample(time.Now()))
-	k, err := ks.Rotate(ctx, time.Hour)
+	made, err := ks.Rotate(ctx, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
+	k := made[0]
 	if !strings.Contains(string(ks.JWKS()), k.ID) || !strings.Contains(string(ks.JWKS()), old.ID) {
 		t.Fatalf("JWKS lacks a key: %s", ks.JWKS())
 	}

@@ -69,6 +69,8 @@ type queries struct {
 	insertKey string // id, algorithm, private_jwk, created_at, active_at, retired_at
 	listKeys  string // → id, algorithm, private_jwk, created_at, active_at, retired_at
 	retireKey string // retired_at, id
+	// replaceKeyPrivate: private_jwk (new), id, private_jwk (old)
+	replaceKeyPrivate string
 
 	// nonces
 	useNonce    string // nonce, expires_at, now; affects no row when a live nonce exists

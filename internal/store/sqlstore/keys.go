@@ -79,3 +79,25 @@ func (db *DB) RetireKey(ctx context.Context, id string, at time.Time) error {
 	db.notify(ctx, db.d.q.notifyKeys)
 	return nil
 }
+
+// ReplaceKeyPrivate sets the private key of id to next where it is still old;
+// store.ErrConflict if it is not (another process replaced it) or id is absent.
+func (db *DB) ReplaceKeyPrivate(ctx context.Context, id string, old, next []byte) error {
+	s, err := db.ws.get(ctx, db.d.q.replaceKeyPrivate)
+	if err != nil {
+		return db.fail("replace key", err)
+	}
+	res, err := s.ExecContext(ctx, next, id, old)
+	if err != nil {
+		return db.fail("replace key", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return db.fail("replace key", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: replace key %q: %w", id, store.ErrConflict)
+	}
+	db.notify(ctx, db.d.q.notifyKeys)
+	return nil
+}

@@ -207,7 +207,7 @@ func postgresQueries() queries {
 	q := sqliteQueries
 	for _, s := range []*string{
 		&q.appliedMigration, &q.recordMigration,
-		&q.insertKey, &q.listKeys, &q.retireKey,
+		&q.insertKey, &q.listKeys, &q.retireKey, &q.replaceKeyPrivate,
 		&q.useNonce, &q.purgeNonces,
 		&q.auditTail, &q.insertEvent, &q.selectEvents, &q.eventByID, &q.eventsByToken, &q.eventsByParent, &q.scanEvents,
 		&q.lineage, &q.insertRevocation, &q.revocationByJTI, &q.listRevocations, &q.revocationsAfter, &q.isRevoked,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -122,6 +123,10 @@ func sqliteOpen(ctx context.Context, dsn string) (w, r, checkpointer *sql.DB, er
 	params.Add("_pragma", "fullfsync(1)") // F_FULLFSYNC on macOS; no effect elsewhere
 	memory := name == ":memory:" || strings.HasPrefix(name, "file::memory:") || params.Get("mode") == "memory"
 
+	if !memory {
+		ownerOnly(name, params.Get("mode"))
+	}
+
 	wp := cloneValues(params)
 	wp.Set("_journal_mode", "WAL")         // persistent; the readers inherit it
 	wp.Set("_synchronous", "FULL")         // fsync the WAL on every commit
@@ -152,6 +157,38 @@ func sqliteOpen(ctx context.Context, dsn string) (w, r, checkpointer *sql.DB, er
 		return nil, nil, nil, err
 	}
 	return w, r, checkpointer, nil
+}
+
+// ownerOnly keeps the database file, which holds the private signing keys, from
+// other users: a new one is created with mode 0600 (SQLite gives its -wal and -shm
+// files the database file's mode), and an existing one — or its -wal, -shm or
+// -journal — with any group or other permission loses them. name is the path or
+// "file:" URI of the database; a database opened without create (mode=ro or rw)
+// is not created. Failures are left to SQLite to report when it opens the file.
+func ownerOnly(name, mode string) {
+	path := name
+	if strings.HasPrefix(name, "file:") {
+		u, err := url.Parse(name)
+		if err != nil {
+			return
+		}
+		if path = u.Path; path == "" {
+			path = u.Opaque
+		}
+	}
+	if path == "" {
+		return
+	}
+	if mode == "" || mode == "rwc" {
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		}
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			_ = os.Chmod(p, fi.Mode().Perm()&^0o077)
+		}
+	}
 }
 
 func sqliteOpenPool(ctx context.Context, dsn string, conns int) (*sql.DB, error) {
@@ -246,7 +283,8 @@ var sqliteQueries = queries{
 		VALUES (?, ?, ?, ?, ?, ?)`,
 	listKeys: `SELECT id, algorithm, private_jwk, created_at, active_at, retired_at
 		FROM signing_keys ORDER BY created_at, id`,
-	retireKey: `UPDATE signing_keys SET retired_at = ? WHERE id = ?`,
+	retireKey:         `UPDATE signing_keys SET retired_at = ? WHERE id = ?`,
+	replaceKeyPrivate: `UPDATE signing_keys SET private_jwk = ? WHERE id = ? AND private_jwk = ?`,
 
 	useNonce: `INSERT INTO nonces (nonce, expires_at) VALUES (?1, ?2)
 		ON CONFLICT (nonce) DO UPDATE SET expires_at = excluded.expires_at

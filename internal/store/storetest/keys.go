@@ -97,6 +97,32 @@ var keyTests = []test{
 		sameKey(t, keys[0], a)
 		sameKey(t, keys[1], b)
 	}},
+	{"ok/replace-private-where-unchanged", func(t *testing.T, s store.Store) {
+		a, b := key("a", t0), key("b", t0.Add(time.Hour))
+		insertKeys(t, s, a, b)
+		sealed := append([]byte("sealed\x00\xff"), a.Private...) // any bytes, kept as given
+		if err := s.ReplaceKeyPrivate(t.Context(), "a", a.Private, sealed); err != nil {
+			t.Fatalf("ReplaceKeyPrivate: %v", err)
+		}
+		a.Private = sealed
+		keys := listKeys(t, s)
+		if len(keys) != 2 {
+			t.Fatalf("ListKeys = %d keys, want 2", len(keys))
+		}
+		sameKey(t, keys[0], a)
+		sameKey(t, keys[1], b)
+	}},
+	{"fail/replace-private-changed-meanwhile", func(t *testing.T, s store.Store) {
+		a := key("a", t0)
+		insertKeys(t, s, a)
+		if err := s.ReplaceKeyPrivate(t.Context(), "a", []byte("not what is stored"), []byte("x")); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("ReplaceKeyPrivate with a stale old value: %v, want ErrConflict", err)
+		}
+		if err := s.ReplaceKeyPrivate(t.Context(), "nope", a.Private, []byte("x")); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("ReplaceKeyPrivate of an absent key: %v, want ErrConflict", err)
+		}
+		sameKey(t, listKeys(t, s)[0], a)
+	}},
 	{"fail/retire-unknown-key", func(t *testing.T, s store.Store) {
 		insertKeys(t, s, key("a", t0))
 		if err := s.RetireKey(t.Context(), "nope", t0); !errors.Is(err, store.ErrNotFound) {
