@@ -188,7 +188,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, trusted_proxies"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -513,6 +513,13 @@ func TestValidate(t *testing.T) {
 		{"fail/upstream-issuer", func(c *Config) { c.UpstreamIdPs[0].Issuer = "" }, "upstream_idps[0].issuer", "must be set"},
 		{"fail/upstream-oidc-issuer-url", func(c *Config) { c.UpstreamIdPs[0].Issuer = "accounts.google.com" }, "upstream_idps[0].issuer", "is not an absolute http(s) URL"},
 		{"fail/upstream-oidc-client-id", func(c *Config) { c.UpstreamIdPs[0].ClientID = "" }, "upstream_idps[0].client_id", "must be set for type oidc"},
+		{"fail/upstream-name-local", func(c *Config) { c.UpstreamIdPs[0].Name = "local" }, "upstream_idps[0].name", "names sign-ins with deputy's own accounts"},
+
+		{"ok/trusted-proxies", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "2001:db8::/32", "192.0.2.7", "::ffff:198.51.100.0/120"} }, "", ""},
+		{"fail/trusted-proxy-not-cidr", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.internal"} }, "trusted_proxies[1]", "is not a CIDR"},
+		{"fail/trusted-proxy-host-bits", func(c *Config) { c.TrustedProxies = []string{"10.1.2.3/8"} }, "trusted_proxies[0]", "has bits set past its /8; write 10.0.0.0/8"},
+		{"fail/trusted-proxy-everyone", func(c *Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "trusted_proxies[0]", "trusts every address"},
+		{"fail/trusted-proxy-duplicate", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/8"} }, "trusted_proxies[1]", "is already trusted_proxies[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

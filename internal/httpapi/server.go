@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -86,6 +87,9 @@ type Config struct {
 	// AuditLog answers audit queries and traces over HTTP (optional: without it
 	// the audit endpoints are not served).
 	AuditLog store.AuditLog
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and Forwarded
+	// headers name the client (trusted_proxies); from anyone else they are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is deputy's HTTP handler.
@@ -153,7 +157,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, oauth.ServerError(fmt.Errorf("panic: %v", v)))
 		}
 	}()
-	s.mux.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, withClientAddr(r, s.cfg.TrustedProxies))
 }
 
 // handler adapts a handler that returns an error; writeError renders it.
@@ -314,6 +318,9 @@ func printable(s string) bool {
 	return true
 }
 
+// remoteHost is the address of the client a request comes from: the peer, or
+// the client a trusted proxy named (ServeHTTP puts it in RemoteAddr, see
+// withClientAddr). Throttling and the audit trail key on it.
 func remoteHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -162,8 +162,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
 		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
-		Calls:    &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
-		AuditLog: s.Store,
+		Calls:          &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
+		AuditLog:       s.Store,
+		TrustedProxies: cfg.TrustedProxyPrefixes(),
 	})
 	if err != nil {
 		return nil, err
