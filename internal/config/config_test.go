@@ -515,7 +515,9 @@ func TestValidate(t *testing.T) {
 		{"fail/upstream-oidc-client-id", func(c *Config) { c.UpstreamIdPs[0].ClientID = "" }, "upstream_idps[0].client_id", "must be set for type oidc"},
 		{"fail/upstream-name-local", func(c *Config) { c.UpstreamIdPs[0].Name = "local" }, "upstream_idps[0].name", "names sign-ins with deputy's own accounts"},
 
-		{"ok/trusted-proxies", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "2001:db8::/32", "192.0.2.7", "::ffff:198.51.100.0/120"} }, "", ""},
+		{"ok/trusted-proxies", func(c *Config) {
+			c.TrustedProxies = []string{"10.0.0.0/8", "2001:db8::/32", "192.0.2.7", "::ffff:198.51.100.0/120"}
+		}, "", ""},
 		{"fail/trusted-proxy-not-cidr", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.internal"} }, "trusted_proxies[1]", "is not a CIDR"},
 		{"fail/trusted-proxy-host-bits", func(c *Config) { c.TrustedProxies = []string{"10.1.2.3/8"} }, "trusted_proxies[0]", "has bits set past its /8; write 10.0.0.0/8"},
 		{"fail/trusted-proxy-everyone", func(c *Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "trusted_proxies[0]", "trusts every address"},

@@ -73,14 +73,16 @@ type Config struct {
 	SignIn     *signin.Service
 	Clients    authorize.Clients
 	SessionTTL time.Duration
-	// Profiles returns a user's identity claims for userinfo (optional).
-	Profiles func(ctx context.Context, subject string) map[string]string
+	// Profiles returns a user's identity claims for userinfo (optional): those
+	// of the sign-in idp names (the token's idp claim; "local" for deputy's own
+	// accounts), never another's who has the same subject.
+	Profiles func(ctx context.Context, subject, idp string) map[string]string
 	// Refresh finds refresh tokens for introspection and revocation (optional).
 	Refresh store.RefreshTokens
 	// Upstreams are the identity providers offered on the login page.
 	Upstreams []upstream.Provider
-	// RememberClaims keeps the claims an upstream released for a subject (optional).
-	RememberClaims func(subject string, claims map[string]string)
+	// RememberClaims keeps the claims upstream idp released for a subject (optional).
+	RememberClaims func(idp, subject string, claims map[string]string)
 	// Calls records the calls services report (optional: without it the call
 	// report endpoint is not served).
 	Calls *audit.Reporter

@@ -54,7 +54,7 @@ type page struct {
 	Title, Error, Message, Client, Subject, CSRF, Action, UpstreamAction, ReturnTo, Username, Button string
 	Scopes                                                                                           []string
 	Params                                                                                           []hidden
-	IdPs                                                                                             []string
+	IdPs                                                                                             []upstreamButton
 }
 
 func (wb *web) render(w http.ResponseWriter, status int, name string, p page) error {
@@ -446,7 +446,10 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := map[string]any{}
 	if wb.s.cfg.Profiles != nil {
-		for k, val := range grant.Released(wb.s.cfg.Profiles(r.Context(), v.Claims.Subject), scopes) {
+		// The claims of the account the token's sign-in was with (idp), not of
+		// whoever else has the same subject.
+		idp, _ := v.Claims.Extra["idp"].(string)
+		for k, val := range grant.Released(wb.s.cfg.Profiles(r.Context(), v.Claims.Subject, idp), scopes) {
 			out[k] = val
 		}
 	}

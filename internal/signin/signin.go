@@ -18,12 +18,14 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/authorize"
+	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
 )
 
-// IdPLocal names sign-ins with a local account.
-const IdPLocal = "local"
+// IdPLocal names sign-ins with a local account; no upstream provider may take
+// the name (config validation).
+const IdPLocal = config.UpstreamLocal
 
 // Recorder commits audit events durably (audit.Writer).
 type Recorder interface {
@@ -43,6 +45,9 @@ type Service struct {
 	IsRevoked  func(id string) bool
 	SessionTTL time.Duration
 	CodeTTL    time.Duration
+	// Accounts are the local accounts an upstream sign-in is checked against
+	// (SignInUpstream).
+	Accounts LocalAccounts
 }
 
 // Meta describes the HTTP request an operation comes from, for the audit trail.

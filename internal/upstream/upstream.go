@@ -10,6 +10,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"net/url"
 )
 
@@ -20,7 +21,16 @@ type Identity struct {
 	AMR     []string          // how the upstream authenticated them, when it says ("pwd", "mfa", …); else ["ext"]
 	ACR     string            // the upstream's acr, when it says
 	Claims  map[string]string // identity claims released by the upstream (email, name, …)
+	// LinkLocal is the provider's upstream_idps[].link_local_accounts: the
+	// subject may sign in as the local account of that name. Without it, a
+	// subject that names a local account is refused (signin.SignInUpstream).
+	LinkLocal bool
 }
+
+// ErrUnavailable is matched (errors.Is) by the error of Begin, Complete and
+// Unavailable while a provider cannot be used: its OpenID Connect discovery has
+// not succeeded yet, and is being retried.
+var ErrUnavailable = errors.New("upstream: the identity provider is unavailable")
 
 // Provider is one configured upstream identity provider.
 type Provider interface {
@@ -33,4 +43,8 @@ type Provider interface {
 	// state and returns the identity, or an error for anything forged, expired,
 	// replayed or refused upstream.
 	Complete(ctx context.Context, callbackURL string, params url.Values, state []byte) (Identity, error)
+	// Unavailable returns why sign-in through the provider cannot start now (an
+	// error matching ErrUnavailable), or nil when it can, as far as deputy knows.
+	// The login page shows the provider as unavailable meanwhile.
+	Unavailable() error
 }
