@@ -513,6 +513,7 @@ func TestValidate(t *testing.T) {
 		{"fail/upstream-issuer", func(c *Config) { c.UpstreamIdPs[0].Issuer = "" }, "upstream_idps[0].issuer", "must be set"},
 		{"fail/upstream-oidc-issuer-url", func(c *Config) { c.UpstreamIdPs[0].Issuer = "accounts.google.com" }, "upstream_idps[0].issuer", "is not an absolute http(s) URL"},
 		{"fail/upstream-oidc-client-id", func(c *Config) { c.UpstreamIdPs[0].ClientID = "" }, "upstream_idps[0].client_id", "must be set for type oidc"},
+		{"fail/trusted-issuer-maps-idp", func(c *Config) { c.TrustedIssuers[0].Claims = map[string]string{"idp": "idp"} }, "trusted_issuers[0].claims.idp", "is set by deputy itself"},
 		{"fail/upstream-name-local", func(c *Config) { c.UpstreamIdPs[0].Name = "local" }, "upstream_idps[0].name", "names sign-ins with deputy's own accounts"},
 
 		{"ok/trusted-proxies", func(c *Config) {

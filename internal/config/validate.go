@@ -45,6 +45,10 @@ var mappedClaimReserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
 	"client_id": true, "scope": true, "act": true, "may_act": true, "cnf": true, "azp": true,
 	"nonce": true, "at_hash": true, "sid": true, "": true,
+	// idp says which sign-in a subject comes from; the claims of ID tokens and
+	// userinfo are chosen by it ("local": a local account's), so an outside
+	// issuer must never set it.
+	"idp": true,
 }
 
 const (
