@@ -60,7 +60,7 @@ func startAt(t *testing.T, addr, host, configYAML string) *server {
 	return s
 }
 
-// startUpstreamPair starts the upstream deputy, then (discovery happens at start)
+// startUpstreamPair starts the upstream deputy, then (so that discovery succeeds at once)
 // the downstream one. The two are named by different hosts — localhost and
 // 127.0.0.1 — so the browser keeps their cookies apart, as it would for two
 // sites (cookies do not tell ports apart).

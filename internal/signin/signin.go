@@ -3,6 +3,9 @@
 // finds the session of a cookie, issues authorization codes within a session, and
 // ends sessions — revoking every code and token issued in them, down the exchange
 // lineage. Every step is an audit event, recorded before the browser is answered.
+// It decides whether a person an upstream provider authenticated may sign in
+// (SignInUpstream): never as a local account of the same name unless the
+// provider is linked to local accounts.
 //
 // It must not import net/http or database/sql; internal/httpapi speaks HTTP for it.
 package signin

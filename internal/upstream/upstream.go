@@ -2,7 +2,13 @@
 // Provider (as a relying party, on coreos/go-oidc) or a SAML 2.0 IdP (as a service
 // provider, on a maintained XML-DSig library). Each provider turns the browser's
 // return into an Identity that internal/signin opens a session for; the sign-in is
-// an audit event and the root of every chain that follows.
+// an audit event and the root of every chain that follows. Whether an identity may
+// be the local account of its name is signin's decision (only when the entry sets
+// link_local_accounts); Identity.LinkLocal carries the entry's setting there.
+//
+// Building a provider never reaches the network: an OpenID Provider is discovered
+// on first use and in the background until it answers (lazyOIDC), so that one IdP
+// that is down does not stop deputy; Provider.Unavailable says so meanwhile.
 //
 // It must not import database/sql. The HTTP exchange with the browser belongs to
 // internal/httpapi; providers only build URLs and read returned parameters.
