@@ -27,11 +27,26 @@ func dialFrom(ip string) *http.Transport {
 	}}
 }
 
+// needLoopbackAliases skips the test where 127.0.0.2 and its neighbours are not
+// this machine's (Linux routes all of 127.0.0.0/8 to the loopback interface;
+// macOS only 127.0.0.1).
+func needLoopbackAliases(t *testing.T) {
+	t.Helper()
+	for _, ip := range []string{proxyAddr, attackerIP, neighbourIP} {
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Skipf("loopback address %s is not usable here: %v", ip, err)
+		}
+		ln.Close()
+	}
+}
+
 // startHTTPProxy is a reverse proxy in front of s (net/http/httputil, which appends
 // the client's address to X-Forwarded-For) that connects to deputy from
 // proxyAddr.
 func startHTTPProxy(t *testing.T, s *server) string {
 	t.Helper()
+	needLoopbackAliases(t)
 	target, err := url.Parse(s.issuer)
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +60,7 @@ func startHTTPProxy(t *testing.T, s *server) string {
 
 // browserFrom is a browser whose connections leave from ip.
 func browserFrom(t *testing.T, ip string) *browser {
+	needLoopbackAliases(t)
 	b := newBrowser(t, "https://portal.example/cb")
 	b.client.Transport = dialFrom(ip)
 	return b
@@ -55,6 +71,7 @@ func browserFrom(t *testing.T, ip string) *browser {
 // client, through the same proxy, still signs in — and the audit trail records
 // the client's address, not the proxy's.
 func TestTrustedProxyThrottling(t *testing.T) {
+	needLoopbackAliases(t)
 	s := start(t, strings.Replace(signinConfig, "\nclients:\n", "\nclients:"+signinClients, 1)+
 		"\ntrusted_proxies: ["+proxyAddr+"/32]\n")
 	front := startHTTPProxy(t, s)
@@ -103,6 +120,7 @@ func TestTrustedProxyThrottling(t *testing.T) {
 // is not a trusted proxy are ignored: the audit trail records the peer, and a
 // client cannot escape its address's lock by naming another address.
 func TestUntrustedForwardedHeaders(t *testing.T) {
+	needLoopbackAliases(t)
 	s := start(t, strings.Replace(signinConfig, "\nclients:\n", "\nclients:"+signinClients, 1)+
 		"\ntrusted_proxies: ["+proxyAddr+"/32]\n")
 	direct := browserFrom(t, attackerIP)
