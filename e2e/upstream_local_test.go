@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -196,5 +197,36 @@ func TestUpstreamLinkedLocalAccount(t *testing.T) {
 	_, p := upstreamSignIn(t, s, idp, conf, oauth2.GenerateVerifier(), "erin")
 	if p.status != 403 || !strings.Contains(p.body, "is disabled") {
 		t.Fatalf("linked sign-in to a disabled account: %d %s\n%s", p.status, p.url, p.body)
+	}
+}
+
+// TestUpstreamOIDCLocalAccount: the same through an upstream OpenID Provider (a
+// second deputy): its user alice, without subject_prefix, is not the
+// downstream's local alice.
+func TestUpstreamOIDCLocalAccount(t *testing.T) {
+	upAddr, downAddr := freePort(t), freePort(t)
+	_, downPort, _ := net.SplitHostPort(downAddr)
+	downIssuer := "http://127.0.0.1:" + downPort
+	upCfg := strings.Replace(strings.ReplaceAll(upstreamConfig, "%DOWNSTREAM%", downIssuer),
+		"  - username: carol\n", "  - username: alice\n    password: upstream-alice-password\n  - username: carol\n", 1)
+	up := startAt(t, upAddr, "localhost", upCfg)
+	down := startAt(t, downAddr, "127.0.0.1", strings.Replace(signinConfig, "\nclients:\n", "\nclients:"+signinClients, 1)+
+		strings.ReplaceAll(strings.Replace(upstreamIdPs, `    subject_prefix: "up:"`+"\n", "", 1), "%UPSTREAM%", up.issuer))
+
+	conf := &oauth2.Config{ClientID: "portal", ClientSecret: "portal-secret",
+		Endpoint:    oauth2.Endpoint{AuthURL: down.endpoint("authorization_endpoint"), TokenURL: down.endpoint("token_endpoint")},
+		RedirectURL: "https://portal.example/cb", Scopes: []string{"openid", "email"}}
+	b := newBrowser(t, "https://portal.example/cb")
+	login := b.get(conf.AuthCodeURL(randomString(), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	upLogin := b.submitForm(down.issuer, login, "Sign in with upstream-idp", nil)
+	upConsent := b.submit(up.issuer, upLogin, url.Values{"username": {"alice"}, "password": {"upstream-alice-password"}})
+	p := b.submit(up.issuer, upConsent, url.Values{"decision": {"allow"}})
+	if p.status != 403 || !strings.HasPrefix(p.url, down.issuer+"/callback/upstream-idp") || !strings.Contains(p.body, "has the name of an account of this server") {
+		t.Fatalf("upstream alice at the downstream: %d %s\n%s", p.status, p.url, p.body)
+	}
+	for _, e := range auditEvents(t, down, "signin") {
+		if field(e, "subject") == "alice" {
+			t.Errorf("the upstream's alice signed in as the local alice: %v", e)
+		}
 	}
 }
