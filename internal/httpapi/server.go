@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,6 +102,9 @@ type Server struct {
 	discovery []byte
 	oidc      []byte
 	metrics   *metrics
+	// proxyHint logs, once, that forwarding headers arrive while trusted_proxies
+	// is empty.
+	proxyHint sync.Once
 }
 
 // New builds the handler.
@@ -159,6 +163,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, oauth.ServerError(fmt.Errorf("panic: %v", v)))
 		}
 	}()
+	if len(s.cfg.TrustedProxies) == 0 && (r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "") {
+		s.proxyHint.Do(func() {
+			s.cfg.Log.Warn("requests carry X-Forwarded-For or Forwarded but trusted_proxies is empty: the headers are ignored; " +
+				"behind a reverse proxy every client has the proxy's address, for throttling and the audit trail")
+		})
+	}
 	s.mux.ServeHTTP(w, withClientAddr(r, s.cfg.TrustedProxies))
 }
 
