@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -59,7 +60,7 @@ func startAt(t *testing.T, addr, host, configYAML string) *server {
 	return s
 }
 
-// startUpstreamPair starts the upstream deputy, then (discovery happens at start)
+// startUpstreamPair starts the upstream deputy, then (so that discovery succeeds at once)
 // the downstream one. The two are named by different hosts — localhost and
 // 127.0.0.1 — so the browser keeps their cookies apart, as it would for two
 // sites (cookies do not tell ports apart).
@@ -332,4 +333,75 @@ func TestUpstreamOIDC(t *testing.T) {
 			t.Error("no request.denied record names the upstream's access_denied")
 		}
 	})
+}
+
+// TestUpstreamOIDCUnreachableAtStart: an upstream OpenID Provider that cannot be
+// reached does not keep deputy from starting. Token exchange works; the login
+// page shows the provider as unavailable, and starting a sign-in with it is an
+// error page. Once the provider answers, sign-in through it works without a
+// restart.
+func TestUpstreamOIDCUnreachableAtStart(t *testing.T) {
+	upAddr, downAddr := freePort(t), freePort(t)
+	_, upPort, _ := net.SplitHostPort(upAddr)
+	_, downPort, _ := net.SplitHostPort(downAddr)
+	downIssuer := "http://127.0.0.1:" + downPort
+	cfg := strings.Replace(signinConfig, "\nclients:\n", "\nclients:"+signinClients, 1) +
+		strings.ReplaceAll(upstreamIdPs, "%UPSTREAM%", "http://localhost:"+upPort)
+	down := startAt(t, downAddr, "127.0.0.1", cfg) // nothing listens at the upstream's address
+
+	// Token exchange does not depend on the upstream.
+	t0 := down.token("web-app", "web-secret", clientCredentials("")).str("access_token")
+	if t1 := down.token("api1", "api1-secret", exchangeForm(t0, "audience", "https://api2.example")).str("access_token"); t1 == "" {
+		t.Fatal("no exchanged token")
+	}
+
+	// The first discovery fails at once (connection refused); the login page
+	// then marks the provider unavailable.
+	b := newBrowser(t, "https://portal.example/cb")
+	var login page
+	for {
+		login = b.get(down.issuer + "/login")
+		if strings.Contains(login.body, "(unavailable)") {
+			break
+		}
+		if !strings.Contains(login.body, "Sign in with upstream-idp") {
+			t.Fatalf("login page without the provider: %d\n%s", login.status, login.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !regexp.MustCompile(`<button type="submit" class="secondary" disabled>Sign in with upstream-idp \(unavailable\)</button>`).MatchString(login.body) {
+		t.Errorf("the unavailable provider's button is not disabled:\n%s", login.body)
+	}
+	// A sign-in started anyway (the form posted by hand) gets an error page.
+	p := b.submitForm(down.issuer, login, "Sign in with upstream-idp", nil)
+	if p.status != 503 || !strings.Contains(p.body, "unavailable right now") {
+		t.Fatalf("sign-in with the unavailable provider: %d %s\n%s", p.status, p.url, p.body)
+	}
+
+	// The upstream comes up; sign-in through it works without restarting deputy.
+	up := startAt(t, upAddr, "localhost", strings.ReplaceAll(upstreamConfig, "%DOWNSTREAM%", downIssuer))
+	conf := &oauth2.Config{ClientID: "portal", ClientSecret: "portal-secret",
+		Endpoint:    oauth2.Endpoint{AuthURL: down.endpoint("authorization_endpoint"), TokenURL: down.endpoint("token_endpoint")},
+		RedirectURL: "https://portal.example/cb", Scopes: []string{"openid", "email", "payments:read"}}
+	verifier := oauth2.GenerateVerifier()
+	var upLogin page
+	for {
+		login := b.get(conf.AuthCodeURL(randomString(), oauth2.S256ChallengeOption(verifier)))
+		upLogin = b.submitForm(down.issuer, login, "Sign in with upstream-idp", nil)
+		if strings.HasPrefix(upLogin.url, up.issuer+"/") {
+			break
+		}
+		if upLogin.status != 503 {
+			t.Fatalf("sign-in while the upstream comes up: %d %s\n%s", upLogin.status, upLogin.url, upLogin.body)
+		}
+		time.Sleep(100 * time.Millisecond) // discovery is tried again at most once a second
+	}
+	upConsent := b.submit(up.issuer, upLogin, url.Values{"username": {"carol"}, "password": {"carol-password"}})
+	consent := b.submit(up.issuer, upConsent, url.Values{"decision": {"allow"}})
+	if !strings.HasPrefix(consent.url, down.issuer+"/") || !strings.Contains(consent.body, "up:carol") {
+		t.Fatalf("expected the downstream consent page for up:carol, got %d %s\n%s", consent.status, consent.url, consent.body)
+	}
+	if again := b.get(down.issuer + "/login"); strings.Contains(again.body, "(unavailable)") {
+		t.Error("the provider is still marked unavailable after a sign-in through it")
+	}
 }

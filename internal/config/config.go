@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -30,6 +32,11 @@ type Config struct {
 	// Scopes describe scopes to the people asked to approve them on the consent
 	// page; openid, profile, email and offline_access have built-in descriptions.
 	Scopes []Scope `yaml:"scopes"`
+	// TrustedProxies are the reverse proxies (CIDRs, or single addresses) whose
+	// X-Forwarded-For and Forwarded headers are believed: only for a connection
+	// from one of them does deputy take the client's address from those headers,
+	// for throttling and the audit trail. Default none: the headers are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // CORS configures cross-origin requests from browsers (the Fetch standard's CORS
@@ -209,6 +216,12 @@ type UpstreamIdP struct {
 	SSOURL          string `yaml:"sso_url"`
 	CertificateFile string `yaml:"certificate_file"`
 	MetadataFile    string `yaml:"metadata_file"`
+	// LinkLocalAccounts lets an identity of this IdP sign in as the local account
+	// (users[], or added with `deputy users add`) whose username is its subject
+	// (after subject_prefix), with that account's claims. Default false: such a
+	// sign-in is refused, so that whoever controls an upstream account "alice"
+	// does not become the local alice.
+	LinkLocalAccounts bool `yaml:"link_local_accounts"`
 }
 
 // Duration is a time.Duration written as "5m" in YAML and environment variables.
@@ -315,6 +328,10 @@ const (
 	UpstreamSAML = "saml"
 )
 
+// UpstreamLocal is the idp of sign-ins with deputy's own accounts (sessions,
+// tokens' idp claim); no upstream_idps entry may take the name.
+const UpstreamLocal = "local"
+
 // Client returns the client with the given id, or nil.
 func (c *Config) Client(id string) *Client {
 	for i := range c.Clients {
@@ -375,3 +392,35 @@ func (c *Client) HasGrantType(grantType string) bool {
 
 // Public reports whether the client has no credentials (auth_method none).
 func (c *Client) Public() bool { return c.AuthMethod == oauth.AuthNone }
+
+// ProxyPrefix reads one trusted_proxies entry: a CIDR ("10.0.0.0/8",
+// "2001:db8::/32") or a single address, which is its own /32 or /128.
+func ProxyPrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set past its /%d; write %s", s, p.Bits(), p.Masked())
+	}
+	if a := p.Addr(); a.Is4In6() {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96), nil
+	}
+	return p, nil
+}
+
+// TrustedProxyPrefixes is trusted_proxies parsed; entries that do not parse
+// (which Validate reports) are left out.
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		if p, err := ProxyPrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

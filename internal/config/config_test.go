@@ -188,7 +188,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -543,6 +543,16 @@ func TestValidate(t *testing.T) {
 		}, "scopes[1].name", "is already described by scopes[0]"},
 		{"fail/scope-no-description", func(c *Config) { c.Scopes = []Scope{{Name: "openid"}} }, "scopes[0].description", "must be set"},
 		{"fail/scope-description-control", func(c *Config) { c.Scopes = []Scope{{Name: "openid", Description: "a\nb"}} }, "scopes[0].description", "contains control characters"},
+		{"fail/trusted-issuer-maps-idp", func(c *Config) { c.TrustedIssuers[0].Claims = map[string]string{"idp": "idp"} }, "trusted_issuers[0].claims.idp", "is set by deputy itself"},
+		{"fail/upstream-name-local", func(c *Config) { c.UpstreamIdPs[0].Name = "local" }, "upstream_idps[0].name", "names sign-ins with deputy's own accounts"},
+
+		{"ok/trusted-proxies", func(c *Config) {
+			c.TrustedProxies = []string{"10.0.0.0/8", "2001:db8::/32", "192.0.2.7", "::ffff:198.51.100.0/120"}
+		}, "", ""},
+		{"fail/trusted-proxy-not-cidr", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.internal"} }, "trusted_proxies[1]", "is not a CIDR"},
+		{"fail/trusted-proxy-host-bits", func(c *Config) { c.TrustedProxies = []string{"10.1.2.3/8"} }, "trusted_proxies[0]", "has bits set past its /8; write 10.0.0.0/8"},
+		{"fail/trusted-proxy-everyone", func(c *Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "trusted_proxies[0]", "trusts every address"},
+		{"fail/trusted-proxy-duplicate", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/8"} }, "trusted_proxies[1]", "is already trusted_proxies[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

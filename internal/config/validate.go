@@ -45,6 +45,10 @@ var mappedClaimReserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
 	"client_id": true, "scope": true, "act": true, "may_act": true, "cnf": true, "azp": true,
 	"nonce": true, "at_hash": true, "sid": true, "": true,
+	// idp says which sign-in a subject comes from; the claims of ID tokens and
+	// userinfo are chosen by it ("local": a local account's), so an outside
+	// issuer must never set it.
+	"idp": true,
 }
 
 const (
@@ -71,6 +75,7 @@ func (c *Config) validate(o origins) []Problem {
 	checks = append(checks, c.userChecks()...)
 	checks = append(checks, c.upstreamChecks()...)
 	checks = append(checks, c.browserChecks()...)
+	checks = append(checks, c.proxyChecks()...)
 	var ps []Problem
 	for _, ch := range checks {
 		if ch.bad {
@@ -438,6 +443,7 @@ func (c *Config) upstreamChecks() []check {
 			{u.Name == "", p + ".name", "must be set"},
 			{hasSpace(u.Name), p + ".name", fmt.Sprintf("%q contains white space", u.Name)},
 			{u.Name != "" && dup, p + ".name", fmt.Sprintf("%q is already the name of upstream_idps[%d]", u.Name, first)},
+			{u.Name == UpstreamLocal, p + ".name", fmt.Sprintf("%q names sign-ins with deputy's own accounts; choose another name", u.Name)},
 			oneOf(p+".type", u.Type, upstreamTypes),
 			{u.Issuer == "", p + ".issuer", "must be set: the IdP's issuer URL (oidc) or entity id (saml)"},
 			{oidc && u.Issuer != "" && !isHTTPURL(u.Issuer), p + ".issuer", fmt.Sprintf("%q is not an absolute http(s) URL", u.Issuer)},
@@ -449,6 +455,16 @@ func (c *Config) upstreamChecks() []check {
 		}...)
 	}
 	return checks
+}
+
+func (c *Config) proxyChecks() []check {
+	return listChecks("trusted_proxies", c.TrustedProxies, func(path, v string) []check {
+		p, err := ProxyPrefix(v)
+		return []check{
+			{err != nil, path, fmt.Sprintf("%q is not a CIDR (10.0.0.0/8, 2001:db8::/32) or an IP address: %v", v, err)},
+			{err == nil && p.Bits() == 0, path, fmt.Sprintf("%q trusts every address: anyone could then choose the address throttling and the audit trail see", v)},
+		}
+	})
 }
 
 // oneOf is the check that v is one of allowed.

@@ -7,4 +7,8 @@
 // client (web.go).
 //
 // Handlers return errors; writeError alone picks the status and body.
+//
+// The client's address (remoteHost: throttling, the audit trail) is the
+// connection's peer, or — only when the peer is in trusted_proxies — the client
+// that proxy names in X-Forwarded-For or Forwarded (proxy.go).
 package httpapi

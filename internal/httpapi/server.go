@@ -13,8 +13,10 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,14 +77,16 @@ type Config struct {
 	SignIn     *signin.Service
 	Clients    authorize.Clients
 	SessionTTL time.Duration
-	// Profiles returns a user's identity claims for userinfo (optional).
-	Profiles func(ctx context.Context, subject string) map[string]string
+	// Profiles returns a user's identity claims for userinfo (optional): those
+	// of the sign-in idp names (the token's idp claim; "local" for deputy's own
+	// accounts), never another's who has the same subject.
+	Profiles func(ctx context.Context, subject, idp string) map[string]string
 	// Refresh finds refresh tokens for introspection and revocation (optional).
 	Refresh store.RefreshTokens
 	// Upstreams are the identity providers offered on the login page.
 	Upstreams []upstream.Provider
-	// RememberClaims keeps the claims an upstream released for a subject (optional).
-	RememberClaims func(subject string, claims map[string]string)
+	// RememberClaims keeps the claims upstream idp released for a subject (optional).
+	RememberClaims func(idp, subject string, claims map[string]string)
 	// Calls records the calls services report (optional: without it the call
 	// report endpoint is not served).
 	Calls *audit.Reporter
@@ -95,6 +99,9 @@ type Config struct {
 	// ScopeDescriptions say on the consent page what each scope lets a client do
 	// (optional: scopes are shown by name).
 	ScopeDescriptions map[string]string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and Forwarded
+	// headers name the client (trusted_proxies); from anyone else they are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is deputy's HTTP handler.
@@ -104,6 +111,9 @@ type Server struct {
 	discovery []byte
 	oidc      []byte
 	metrics   *metrics
+	// proxyHint logs, once, that forwarding headers arrive while trusted_proxies
+	// is empty.
+	proxyHint sync.Once
 }
 
 // New builds the handler.
@@ -169,7 +179,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, oauth.ServerError(fmt.Errorf("panic: %v", v)))
 		}
 	}()
-	s.mux.ServeHTTP(w, r)
+	if len(s.cfg.TrustedProxies) == 0 && (r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "") {
+		s.proxyHint.Do(func() {
+			s.cfg.Log.Warn("requests carry X-Forwarded-For or Forwarded but trusted_proxies is empty: the headers are ignored; " +
+				"behind a reverse proxy every client has the proxy's address, for throttling and the audit trail")
+		})
+	}
+	s.mux.ServeHTTP(w, withClientAddr(r, s.cfg.TrustedProxies))
 }
 
 // handler adapts a handler that returns an error; writeError renders it.
@@ -330,6 +346,9 @@ func printable(s string) bool {
 	return true
 }
 
+// remoteHost is the address of the client a request comes from: the peer, or
+// the client a trusted proxy named (ServeHTTP puts it in RemoteAddr, see
+// withClientAddr). Throttling and the audit trail key on it.
 func remoteHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

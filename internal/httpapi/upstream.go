@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deputy-auth/deputy/internal/signin"
 	"github.com/deputy-auth/deputy/internal/upstream"
 	"github.com/deputy-auth/deputy/oauth"
 )
@@ -41,10 +42,20 @@ func (wb *web) provider(name string) upstream.Provider {
 	return nil
 }
 
-func (wb *web) upstreamNames() []string {
-	var out []string
+// upstreamButton is one provider on the login page.
+type upstreamButton struct {
+	Name string
+	// Unavailable: the provider cannot be used now (its discovery has not
+	// succeeded yet); the page shows its button disabled, saying so.
+	Unavailable bool
+}
+
+// upstreamNames lists the providers for the login page, each with whether it
+// can be used now.
+func (wb *web) upstreamNames() []upstreamButton {
+	var out []upstreamButton
 	for _, p := range wb.s.cfg.Upstreams {
-		out = append(out, p.Name())
+		out = append(out, upstreamButton{Name: p.Name(), Unavailable: p.Unavailable() != nil})
 	}
 	return out
 }
@@ -74,7 +85,11 @@ func (wb *web) upstreamLogin(w http.ResponseWriter, r *http.Request) error {
 	callback := wb.s.cfg.Issuer + PathCallback + p.Name()
 	redirect, state, err := p.Begin(r.Context(), callback)
 	if err != nil {
-		return wb.refuse(w, r, "", oauth.TemporarilyUnavailable("the identity provider "+p.Name()+" cannot be reached", err))
+		desc := "the identity provider " + p.Name() + " cannot be reached"
+		if errors.Is(err, upstream.ErrUnavailable) {
+			desc = "sign-in with " + p.Name() + " is unavailable right now; try again later, or sign in another way"
+		}
+		return wb.refuse(w, r, "", oauth.TemporarilyUnavailable(desc, err))
 	}
 	exp := wb.s.cfg.Now().Add(upstreamTTL)
 	sealed, err := wb.s.cfg.Tokens.SealState("upstream", upstreamState{IdP: p.Name(), State: state,
@@ -124,12 +139,23 @@ func (wb *web) callback(w http.ResponseWriter, r *http.Request) error {
 		return wb.refuse(w, r, "", &oauth.Error{Code: oauth.CodeAccessDenied, Description: "sign-in with " + name + " failed",
 			Cause: err})
 	}
-	if wb.s.cfg.RememberClaims != nil {
-		wb.s.cfg.RememberClaims(ident.Subject, ident.Claims)
-	}
-	_, cookie, err := wb.s.cfg.SignIn.Open(r.Context(), ident.Subject, ident.IdP, ident.AMR, ident.ACR, wb.meta(r, ""))
-	if err != nil {
+	_, cookie, err := wb.s.cfg.SignIn.SignInUpstream(r.Context(), signin.Upstream{Subject: ident.Subject, IdP: ident.IdP,
+		AMR: ident.AMR, ACR: ident.ACR, LinkLocal: ident.LinkLocal}, wb.meta(r, ""))
+	switch {
+	case errors.Is(err, signin.ErrLocalAccount):
+		// Already recorded as a denied sign-in.
+		return wb.render(w, http.StatusForbidden, "message.html", page{Title: "Sign-in refused",
+			Error: "Your " + name + " account " + ident.Subject + " has the name of an account of this server, and " + name +
+				" may not sign in to this server's accounts.",
+			Message: "Sign in with your password, or ask an administrator."})
+	case errors.Is(err, signin.ErrLocalDisabled):
+		return wb.render(w, http.StatusForbidden, "message.html", page{Title: "Sign-in refused",
+			Error: "The account " + ident.Subject + " is disabled."})
+	case err != nil:
 		return oauth.TemporarilyUnavailable("cannot sign in now", err)
+	}
+	if wb.s.cfg.RememberClaims != nil {
+		wb.s.cfg.RememberClaims(ident.IdP, ident.Subject, ident.Claims)
 	}
 	wb.setCookie(w, sessionCookie, cookie, wb.s.cfg.SessionTTL)
 	http.Redirect(w, r, safeReturnTo(st.ReturnTo), http.StatusSeeOther)

@@ -64,7 +64,7 @@ type page struct {
 	Client, ClientID string
 	Scopes           []scopeLine
 	Params           []hidden
-	IdPs             []string
+	IdPs             []upstreamButton
 	// Cancel offers, on the login page, to go back to the application
 	// (access_denied, RFC 6749 §4.1.2.1).
 	Cancel bool
@@ -617,7 +617,10 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := map[string]any{}
 	if wb.s.cfg.Profiles != nil {
-		for k, val := range grant.Released(wb.s.cfg.Profiles(r.Context(), v.Claims.Subject), scopes) {
+		// The claims of the account the token's sign-in was with (idp), not of
+		// whoever else has the same subject.
+		idp, _ := v.Claims.Extra["idp"].(string)
+		for k, val := range grant.Released(wb.s.cfg.Profiles(r.Context(), v.Claims.Subject, idp), scopes) {
 			out[k] = val
 		}
 	}

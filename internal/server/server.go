@@ -43,6 +43,8 @@ type Server struct {
 	// revSeq is the number of the last revocation read from the store (see
 	// SyncRevocations); only Maintain's goroutine uses it after New.
 	revSeq int64
+	// stopUpstreams ends the background discovery of upstream providers.
+	stopUpstreams context.CancelFunc
 }
 
 // OpenStore opens and migrates the configured database.
@@ -140,20 +142,23 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
+	// Upstream OpenID Providers are discovered in the background, for as long as
+	// the node lives: one that is down does not stop the start.
+	var upctx context.Context
+	upctx, s.stopUpstreams = context.WithCancel(context.WithoutCancel(ctx))
 	var upstreams []upstream.Provider
+	linked := map[string]bool{}
 	for _, u := range cfg.UpstreamIdPs {
-		p, err := upstream.New(ctx, u, cfg.Issuer, s.Store)
+		p, err := upstream.New(upctx, u, cfg.Issuer, s.Store, log)
 		if err != nil {
 			return nil, err
 		}
 		upstreams = append(upstreams, p)
+		linked[u.Name] = u.LinkLocalAccounts
 	}
 	remembered := newClaimCache(10000)
-	profiles := func(ctx context.Context, subject string) map[string]string {
-		if a, err := accounts.Lookup(ctx, subject); err == nil {
-			return a.Claims
-		}
-		return remembered.get(subject)
+	profiles := func(ctx context.Context, subject, idp string) map[string]string {
+		return profileOf(ctx, accounts, remembered, linked, subject, idp)
 	}
 	users := &grant.UserTokens{
 		Tokens: tokens, Refresh: s.Store, Profiles: profileSource(profiles),
@@ -172,7 +177,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 	}, log)
 	signIn := &signin.Service{
-		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: tokens.IsRevoked,
+		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: tokens.IsRevoked, Accounts: accounts,
 		SessionTTL: cfg.Tokens.SessionTTL.D(), CodeTTL: cfg.Tokens.CodeTTL.D(),
 		CheckPassword: func(ctx context.Context, username, password, remoteAddr string, now time.Time) error {
 			_, err := accounts.Authenticate(ctx, username, password, remoteAddr, now)
@@ -192,8 +197,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
 		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
 		CORSOrigins: cfg.BrowserOrigins(), ScopeDescriptions: cfg.ScopeDescriptions(),
-		Calls:    &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
-		AuditLog: s.Store,
+		Calls:          &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
+		AuditLog:       s.Store,
+		TrustedProxies: cfg.TrustedProxyPrefixes(),
 	})
 	if err != nil {
 		return nil, err
@@ -201,8 +207,31 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	return s, nil
 }
 
+// profileOf returns the identity claims of subject as signed in through idp,
+// for ID tokens and userinfo: a local account's (configured or stored) for a
+// local sign-in, or for a provider linked to local accounts
+// (link_local_accounts) when such an account exists; otherwise only what that
+// provider released for that subject. A local account's claims never go to a
+// subject of an unlinked provider, nor to a subject whose sign-in is unknown
+// (a client's own token, a trusted issuer's subject), whatever its name.
+func profileOf(ctx context.Context, accounts *account.Directory, remembered *claimCache, linked map[string]bool, subject, idp string) map[string]string {
+	if idp == "" {
+		return nil
+	}
+	if idp == signin.IdPLocal || linked[idp] {
+		if a, err := accounts.Lookup(ctx, subject); err == nil {
+			return a.Claims
+		}
+		if idp == signin.IdPLocal {
+			return nil
+		}
+	}
+	return remembered.get(idp, subject)
+}
+
 // claimCache keeps the claims upstream providers released at sign-in, per node and
-// bounded, for ID tokens and userinfo of upstream users.
+// bounded, for ID tokens and userinfo of upstream users; keyed by provider and
+// subject, so two providers' subjects of one name keep their own.
 type claimCache struct {
 	mu  sync.Mutex
 	max int
@@ -213,7 +242,7 @@ func newClaimCache(max int) *claimCache {
 	return &claimCache{max: max, m: map[string]map[string]string{}}
 }
 
-func (c *claimCache) put(subject string, claims map[string]string) {
+func (c *claimCache) put(idp, subject string, claims map[string]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
@@ -222,20 +251,20 @@ func (c *claimCache) put(subject string, claims map[string]string) {
 			break
 		}
 	}
-	c.m[subject] = claims
+	c.m[idp+"\x00"+subject] = claims
 }
 
-func (c *claimCache) get(subject string) map[string]string {
+func (c *claimCache) get(idp, subject string) map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.m[subject]
+	return c.m[idp+"\x00"+subject]
 }
 
 // profileSource adapts a claims lookup to grant.Profiles.
-type profileSource func(ctx context.Context, subject string) map[string]string
+type profileSource func(ctx context.Context, subject, idp string) map[string]string
 
-func (f profileSource) Claims(ctx context.Context, subject, _ string) map[string]string {
-	return f(ctx, subject)
+func (f profileSource) Claims(ctx context.Context, subject, idp string) map[string]string {
+	return f(ctx, subject, idp)
 }
 
 // scopes is every scope an audience or client names, for discovery.
@@ -356,6 +385,9 @@ func (s *Server) SyncRevocations(ctx context.Context) error {
 
 // Close flushes the audit writer and closes the store.
 func (s *Server) Close() error {
+	if s.stopUpstreams != nil {
+		s.stopUpstreams()
+	}
 	if s.Audit != nil {
 		s.Audit.Close()
 	}

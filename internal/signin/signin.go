@@ -3,6 +3,9 @@
 // finds the session of a cookie, issues authorization codes within a session, and
 // ends sessions — revoking every code and token issued in them, down the exchange
 // lineage. Every step is an audit event, recorded before the browser is answered.
+// It decides whether a person an upstream provider authenticated may sign in
+// (SignInUpstream): never as a local account of the same name unless the
+// provider is linked to local accounts.
 //
 // It must not import net/http or database/sql; internal/httpapi speaks HTTP for it.
 package signin
@@ -18,12 +21,14 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/authorize"
+	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
 )
 
-// IdPLocal names sign-ins with a local account.
-const IdPLocal = "local"
+// IdPLocal names sign-ins with a local account; no upstream provider may take
+// the name (config validation).
+const IdPLocal = config.UpstreamLocal
 
 // Recorder commits audit events durably (audit.Writer).
 type Recorder interface {
@@ -43,6 +48,9 @@ type Service struct {
 	IsRevoked  func(id string) bool
 	SessionTTL time.Duration
 	CodeTTL    time.Duration
+	// Accounts are the local accounts an upstream sign-in is checked against
+	// (SignInUpstream).
+	Accounts LocalAccounts
 }
 
 // Meta describes the HTTP request an operation comes from, for the audit trail.

@@ -59,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { f.audit.Close() })
 	f.svc = &signin.Service{
 		Sessions: st, Codes: st, Audit: f.audit, IsRevoked: f.revoked.Contains,
-		SessionTTL: sessionTTL, CodeTTL: codeTTL,
+		SessionTTL: sessionTTL, CodeTTL: codeTTL, Accounts: accounts,
 		CheckPassword: func(ctx context.Context, username, password, remoteAddr string, now time.Time) error {
 			_, err := accounts.Authenticate(ctx, username, password, remoteAddr, now)
 			return err

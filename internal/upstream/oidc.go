@@ -62,12 +62,11 @@ var oidcClaims = []string{"email", "email_verified", "name", "given_name", "fami
 // oidcProvider signs people in at an OpenID Provider. It does not change after
 // it is built and is safe for concurrent use.
 //
-// Discovery happens once, when the provider is built at server start: an IdP
-// that cannot be reached then fails the start, naming the entry, so a typo in
-// an issuer is found by the operator rather than by the first user. (Retrying
-// discovery lazily, so deputy can start while an IdP is down, is a possible
-// later improvement; the keys themselves are fetched and refreshed lazily by
-// go-oidc's remote key set.)
+// It is built by discovery (dialOIDC), which lazyOIDC runs on first use and
+// retries until the IdP answers, so that deputy starts while an IdP is down; a
+// typo in an issuer shows as the provider marked unavailable on the login page
+// and a warning in the log, naming the entry. The keys are fetched and
+// refreshed lazily by go-oidc's remote key set.
 //
 // Replay: the flow state travels in the browser's cookie, which the browser
 // could forge; what makes a response good is the authorization code, which
@@ -115,8 +114,8 @@ func newOIDC(ctx context.Context, cfg config.UpstreamIdP) (Provider, error) {
 // request to the IdP (go-oidc and x/oauth2 take it through their context keys).
 func dialOIDC(ctx context.Context, cfg config.UpstreamIdP, client *http.Client, now func() time.Time) (Provider, error) {
 	where := "upstream_idps[" + cfg.Name + "]"
-	if cfg.Issuer == "" || cfg.ClientID == "" {
-		return nil, fmt.Errorf("%s: issuer and client_id must be set", where)
+	if err := oidcStaticChecks(cfg); err != nil {
+		return nil, err
 	}
 	subjectClaim := cfg.SubjectClaim
 	if subjectClaim == "" {
@@ -125,9 +124,6 @@ func dialOIDC(ctx context.Context, cfg config.UpstreamIdP, client *http.Client, 
 	scopes := cfg.Scopes
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID, "profile", "email"}
-	}
-	if !slices.Contains(scopes, oidc.ScopeOpenID) {
-		return nil, fmt.Errorf("%s.scopes: must include %q: without it the IdP sends no ID token", where, oidc.ScopeOpenID)
 	}
 
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), OIDCHTTPTimeout)
@@ -191,6 +187,9 @@ func oidcAuthStyle(secret string, methods []string) (oauth2.AuthStyle, error) {
 }
 
 func (p *oidcProvider) Name() string { return p.name }
+
+// Unavailable is nil: a discovered provider is available.
+func (p *oidcProvider) Unavailable() error { return nil }
 
 // Begin sends the browser to the IdP's authorization endpoint (OIDC Core
 // §3.1.2.1) with a random state, a random nonce and a PKCE S256 challenge.

@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +55,14 @@ type fakeOP struct {
 	accessToken string               // the access token returned
 	omitIDToken bool                 // answer without an id_token
 	claims      func(map[string]any) // edits the ID token's claims
+	down        bool                 // discovery answers 503
+	discovered  int                  // discovery requests served
+}
+
+func (op *fakeOP) discoveries() int {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return op.discovered
 }
 
 type fakeGrant struct{ nonce, challenge, redirect string }
@@ -76,6 +86,14 @@ func newFakeOP(t *testing.T) *fakeOP {
 }
 
 func (op *fakeOP) discovery(w http.ResponseWriter, _ *http.Request) {
+	op.mu.Lock()
+	op.discovered++
+	down := op.down
+	op.mu.Unlock()
+	if down {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                op.issuer,
 		"authorization_endpoint":                op.srv.URL + "/authorize",
@@ -387,36 +405,147 @@ func TestOIDCBegin(t *testing.T) {
 	}
 }
 
+// TestNewOIDC: a configuration no IdP could make work stops the start; an IdP
+// that cannot be discovered does not — the provider is unavailable, saying why
+// and naming the entry, and starting a sign-in with it is an error.
 func TestNewOIDC(t *testing.T) {
 	tests := []struct {
-		name string
-		edit func(*fakeOP, *config.UpstreamIdP)
-		err  []string
+		name        string
+		edit        func(*fakeOP, *config.UpstreamIdP)
+		err         []string // of New
+		unavailable []string // of Unavailable and Begin, New having succeeded
 	}{
+		{name: "ok/discovered", edit: func(op *fakeOP, c *config.UpstreamIdP) {}},
+		{name: "ok/linked", edit: func(op *fakeOP, c *config.UpstreamIdP) { c.LinkLocalAccounts = true }},
 		{name: "fail/unreachable", edit: func(op *fakeOP, c *config.UpstreamIdP) { c.Issuer = "http://127.0.0.1:1" },
-			err: []string{"upstream_idps[corp]", "http://127.0.0.1:1"}},
+			unavailable: []string{"upstream_idps[corp]", "http://127.0.0.1:1"}},
 		{name: "fail/issuer-mismatch", edit: func(op *fakeOP, c *config.UpstreamIdP) { op.issuer = "https://elsewhere.example" },
-			err: []string{"upstream_idps[corp]", "https://elsewhere.example"}},
+			unavailable: []string{"upstream_idps[corp]", "https://elsewhere.example"}},
 		{name: "fail/no-asymmetric-alg", edit: func(op *fakeOP, c *config.UpstreamIdP) { op.algs = []string{"HS256", "none"} },
-			err: []string{"upstream_idps[corp]", "signs ID tokens with none of"}},
+			unavailable: []string{"upstream_idps[corp]", "signs ID tokens with none of"}},
 		{name: "fail/no-openid-scope", edit: func(op *fakeOP, c *config.UpstreamIdP) { c.Scopes = []string{"profile"} },
 			err: []string{"upstream_idps[corp].scopes", "openid"}},
+		{name: "fail/no-client-id", edit: func(op *fakeOP, c *config.UpstreamIdP) { c.ClientID = "" },
+			err: []string{"upstream_idps[corp]", "client_id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			op := newFakeOP(t)
 			cfg := op.config()
 			tt.edit(op, &cfg)
-			p, err := New(context.Background(), cfg, "https://deputy.example", nil)
-			if err == nil {
-				t.Fatalf("built %T; want an error", p)
+			p, err := New(t.Context(), cfg, "https://deputy.example", nil, nil)
+			if len(tt.err) > 0 {
+				if err == nil {
+					t.Fatalf("built %T; want an error", p)
+				}
+				for _, s := range tt.err {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not say %q", err, s)
+					}
+				}
+				return
 			}
-			for _, s := range tt.err {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q does not say %q", err, s)
+			if err != nil {
+				t.Fatalf("New: %v (an IdP's state must not stop the start)", err)
+			}
+			redirect, state, err := p.Begin(t.Context(), fakeCallback)
+			if tt.unavailable == nil {
+				if err != nil || p.Unavailable() != nil {
+					t.Fatalf("Begin: %v, Unavailable: %v", err, p.Unavailable())
+				}
+				// The identity says whether the entry links local accounts.
+				id, err := p.Complete(t.Context(), fakeCallback, op.authorize(redirect), state)
+				if err != nil || id.LinkLocal != cfg.LinkLocalAccounts {
+					t.Fatalf("Complete: %+v %v; want LinkLocal %v", id, err, cfg.LinkLocalAccounts)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Begin: %v, want ErrUnavailable", err)
+			}
+			why := p.Unavailable()
+			if !errors.Is(why, ErrUnavailable) {
+				t.Fatalf("Unavailable() = %v", why)
+			}
+			for _, s := range tt.unavailable {
+				if !strings.Contains(why.Error(), s) {
+					t.Errorf("Unavailable() %q does not say %q", why, s)
 				}
 			}
 		})
+	}
+}
+
+// TestOIDCLazyDiscovery: an IdP that is down when deputy starts is tried again
+// — at most once per OIDCRetryMin, whatever the number of sign-ins — and once it
+// answers, sign-in through it works without a restart.
+func TestOIDCLazyDiscovery(t *testing.T) {
+	op := newFakeOP(t)
+	op.mu.Lock()
+	op.down = true
+	op.mu.Unlock()
+	l, err := newLazyOIDC(t.Context(), op.config(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	l.now = func() time.Time { return now }
+	if l.Unavailable() != nil {
+		t.Errorf("unavailable before any attempt: %v", l.Unavailable())
+	}
+	for i := range 3 {
+		if _, _, err := l.Begin(t.Context(), fakeCallback); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Begin %d while the IdP is down: %v", i, err)
+		}
+	}
+	if op.discoveries() != 1 {
+		t.Errorf("three sign-ins within %v made %d discovery requests, want 1", OIDCRetryMin, op.discoveries())
+	}
+	if l.Unavailable() == nil {
+		t.Error("available after a failed discovery")
+	}
+
+	op.mu.Lock()
+	op.down = false
+	op.mu.Unlock()
+	if _, _, err := l.Begin(t.Context(), fakeCallback); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Begin within %v of the last attempt: %v", OIDCRetryMin, err)
+	}
+	now = now.Add(OIDCRetryMin)
+	redirect, state, err := l.Begin(t.Context(), fakeCallback)
+	if err != nil || l.Unavailable() != nil {
+		t.Fatalf("Begin once the IdP answers: %v (Unavailable %v)", err, l.Unavailable())
+	}
+	id, err := l.Complete(t.Context(), fakeCallback, op.authorize(redirect), state)
+	if err != nil || id.Subject != "up:carol" {
+		t.Fatalf("Complete: %+v %v", id, err)
+	}
+	if n := op.discoveries(); n != 2 {
+		t.Errorf("%d discovery requests in all, want 2 (discovered once, kept)", n)
+	}
+}
+
+// TestOIDCRetryInBackground: the background retry discovers an IdP that comes
+// up after the start, with nobody signing in.
+func TestOIDCRetryInBackground(t *testing.T) {
+	op := newFakeOP(t)
+	op.mu.Lock()
+	op.down = true
+	op.mu.Unlock()
+	p, err := New(t.Context(), op.config(), "https://deputy.example", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := p.(linked).Provider.(*lazyOIDC)
+	// Wait for the first attempt to fail, then let the IdP answer.
+	for l.Unavailable() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	op.mu.Lock()
+	op.down = false
+	op.mu.Unlock()
+	for l.Unavailable() != nil || !l.discovered() {
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -147,6 +147,10 @@ func newSAML(cfg config.UpstreamIdP, issuer string) (Provider, error) {
 
 func (p *samlProvider) Name() string { return p.name }
 
+// Unavailable is always nil: a SAML provider is built from files, and the
+// browser, not deputy, talks to the IdP.
+func (p *samlProvider) Unavailable() error { return nil }
+
 // serviceProvider is the library's view of deputy for one request. Its clock is
 // set back by samlSkew, so the library's own expiry checks allow the skew;
 // Complete checks every time bound itself as well.
