@@ -24,6 +24,10 @@ type Request struct {
 	RequestID   string
 	RemoteAddr  string
 	Now         time.Time
+
+	// authenticated is set once the Dispatcher authenticated the request's client:
+	// denials of requests without it are recorded in aggregate (denials.go).
+	authenticated bool
 }
 
 // Grant issues tokens for one grant type. Handle runs only for an authenticated
@@ -65,6 +69,7 @@ type Dispatcher struct {
 	audit   Recorder
 	grants  map[string]Grant
 	log     *slog.Logger
+	denials denials
 }
 
 // NewDispatcher returns a Dispatcher over the given grants, keyed by grant type.
@@ -88,9 +93,9 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 	gt, gtErr := single(req.Form, "grant_type")
 	ev.Detail = detail(gt)
 
-	c, err := d.clients.Authenticate(ctx, &req.Credentials, req.Now)
+	c, err := d.authenticate(ctx, req)
 	if err != nil {
-		return nil, d.deny(ctx, ev, err)
+		return nil, d.denyUnauthenticated(ctx, req, ev, err)
 	}
 	ev.ClientID = c.ID
 	if gtErr != nil {
@@ -147,21 +152,67 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 
 // Refuse records the denial of a request refused before it reached a grant (a
 // malformed body, failed client authentication at introspection or revocation) and
-// returns the protocol error to answer with.
+// returns the protocol error to answer with. Unless Authenticate authenticated the
+// request's client, the denial is recorded in aggregate (see denials.go).
 func (d *Dispatcher) Refuse(ctx context.Context, req *Request, err error) error {
 	ev := &store.AuditEvent{RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, ClientID: req.Credentials.ClaimedID()}
 	ev.Detail = detailWith("", "endpoint", req.Endpoint)
+	if !req.authenticated {
+		return d.denyUnauthenticated(ctx, req, ev, err)
+	}
 	return d.deny(ctx, ev, err)
 }
 
 // Authenticate authenticates the client of a non-token request (introspection,
 // revocation); a failure is recorded as a denial.
 func (d *Dispatcher) Authenticate(ctx context.Context, req *Request) (*client.Client, error) {
-	c, err := d.clients.Authenticate(ctx, &req.Credentials, req.Now)
+	c, err := d.authenticate(ctx, req)
 	if err != nil {
 		return nil, d.Refuse(ctx, req, err)
 	}
 	return c, nil
+}
+
+// authenticate authenticates req's client. A client id that is not UTF-8 or holds
+// a character store.UnsafeRune refuses (a control character, a line separator, a
+// bidirectional override) names no client deputy can have: it is a failed client
+// authentication (RFC 6749 §5.2 invalid_client), refused before any lookup.
+func (d *Dispatcher) authenticate(ctx context.Context, req *Request) (*client.Client, error) {
+	for _, id := range []string{req.Credentials.BasicID, req.Credentials.FormID} {
+		if !store.SafeText(id) {
+			return nil, oauth.InvalidClient("client_id holds control characters",
+				fmt.Errorf("client id %.64q… is not UTF-8 or holds control or bidirectional formatting characters", id))
+		}
+	}
+	c, err := d.clients.Authenticate(ctx, &req.Credentials, req.Now)
+	if err != nil {
+		return nil, err
+	}
+	req.authenticated = true
+	return c, nil
+}
+
+// denyUnauthenticated records the denial of a request whose client did not
+// authenticate, in aggregate: the first of its window at once, the others only
+// counted (denials.go).
+func (d *Dispatcher) denyUnauthenticated(ctx context.Context, req *Request, ev *store.AuditEvent, err error) error {
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	oe := oauth.AsError(err)
+	key, first, over := d.denials.note(ev.RemoteAddr, ev.ClientID, oe.Code, now)
+	_ = d.recordSummaries(ctx, over, now) // failures are logged; this request's answer stands
+	if !first {
+		return oe
+	}
+	out := d.deny(ctx, ev, err)
+	if ev.Hash == nil {
+		d.denials.forget(key) // not on record: the next denial opens the window again
+	} else {
+		d.denials.recorded(key, ev.ID)
+	}
+	return out
 }
 
 // deny records a refused request and returns the protocol error to answer with.

@@ -38,6 +38,8 @@ type Server struct {
 	Audit   *audit.Writer
 	Handler http.Handler
 	log     *slog.Logger
+	// disp sums up unauthenticated denials (Maintain and Close flush them).
+	disp *grant.Dispatcher
 
 	// revSeq is the number of the last revocation read from the store (see
 	// SyncRevocations); only Maintain's goroutine uses it after New.
@@ -137,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
-	disp := grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
+	s.disp = grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
 		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
 		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subjects, Exchange: xchg, Refresh: s.Store},
 		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
@@ -157,7 +159,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		audClients[a.ID] = a.Client
 	}
 	s.Handler, err = httpapi.New(httpapi.Config{
-		Issuer: cfg.Issuer, Dispatcher: disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
+		Issuer: cfg.Issuer, Dispatcher: s.disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
@@ -298,6 +300,7 @@ func (s *Server) Maintain(ctx context.Context) {
 		case now := <-purge.C:
 			s.Revoked.Purge(now)
 			step("nonces: purge", func(ctx context.Context) error { return s.Store.PurgeNonces(ctx, now) })
+			step("audit: summaries of unauthenticated denials", func(ctx context.Context) error { return s.disp.FlushDenials(ctx, now) })
 			step("sign-in state: purge", func(ctx context.Context) error { return s.Store.PurgeExpired(ctx, now) })
 		}
 	}
@@ -324,8 +327,16 @@ func (s *Server) SyncRevocations(ctx context.Context) error {
 	}
 }
 
-// Close flushes the audit writer and closes the store.
+// Close records the summaries of unauthenticated denials still counted, flushes
+// the audit writer and closes the store.
 func (s *Server) Close() error {
+	if s.disp != nil && s.Audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), maintainStepTimeout)
+		if err := s.disp.FlushDenials(ctx, time.Time{}); err != nil {
+			s.log.Warn("audit: summaries of unauthenticated denials not recorded", "err", err)
+		}
+		cancel()
+	}
 	if s.Audit != nil {
 		s.Audit.Close()
 	}
