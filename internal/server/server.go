@@ -59,8 +59,23 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
 	return st, nil
 }
 
+// Option changes how New assembles a node.
+type Option func(*options)
+
+type options struct {
+	now func() time.Time
+}
+
+// WithClock makes the node's HTTP handler read the time of each request from now
+// instead of time.Now (tests that must not depend on how long they run).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
 // New assembles a node. Close releases it.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	s := &Server{Config: cfg, log: log}
 	if s.Store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, err
@@ -165,7 +180,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
 		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
 		Calls:    &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
-		AuditLog: s.Store,
+		AuditLog: s.Store, Now: o.now,
 	})
 	if err != nil {
 		return nil, err
