@@ -18,7 +18,8 @@ import (
 // Denials of requests whose client did not authenticate — an unknown client, a
 // wrong secret, a malformed Authorization header, a malformed body, a browser's
 // refused authorization request — cost their sender nothing, so they are recorded
-// in aggregate, per remote address and claimed client id, per DenialWindow:
+// in aggregate, per remote address, claimed client id and error code, per
+// DenialWindow:
 //
 //   - the first denial of a window is recorded at once, as every denial is, with
 //     its reason: an operator sees an attack start;
@@ -33,9 +34,9 @@ import (
 // when the server stops (FlushDenials with a zero time). Summaries still in memory
 // when the process is killed are lost; the first denial of each window is not.
 //
-// The keys are bounded: an address gets its own window for at most
-// maxClaimedPerAddress claimed client ids at a time (more share one "any other
-// client" window of that address), and at most maxDenialKeys windows are open at
+// The keys are bounded: an address gets its own windows for at most
+// maxClaimedPerAddress claimed client ids and error codes at a time (more share one
+// "any other client" window of that address), and at most maxDenialKeys windows are open at
 // once (more share one "any address" window). Whatever an attacker sends, a
 // window's worth of such denials stores at most about 2 × maxDenialKeys events,
 // each within audit.Bound.
@@ -45,11 +46,13 @@ const (
 	maxDenialKeys        = 4096
 )
 
-// denialKey names a window: an address and a claimed client id (cut to
-// audit.MaxClientIDBytes, as it is stored), or the overflow windows.
+// denialKey names a window: an address, a claimed client id (cut to
+// audit.MaxClientIDBytes, as it is stored) and an error code, or the overflow
+// windows (any code).
 type denialKey struct {
 	remote, client string
-	anyClient      bool // every other client id claimed from remote
+	code           oauth.Code
+	anyClient      bool // every other client id and code claimed from remote
 	anyRemote      bool // every other address (and client id)
 }
 
@@ -85,7 +88,7 @@ func (ds *denials) note(remote, clientID string, code oauth.Code, now time.Time)
 		over = ds.sweep(now)
 		ds.swept = now
 	}
-	key := denialKey{remote: remote, client: store.Truncate(clientID, audit.MaxClientIDBytes)}
+	key := denialKey{remote: remote, client: store.Truncate(clientID, audit.MaxClientIDBytes), code: code}
 	w := ds.open[key]
 	if w != nil && now.Sub(w.first) >= DenialWindow {
 		over = ds.close(key, w, over)
