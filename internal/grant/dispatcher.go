@@ -202,7 +202,9 @@ func (d *Dispatcher) denyUnauthenticated(ctx context.Context, req *Request, ev *
 	}
 	oe := oauth.AsError(err)
 	key, first, over := d.denials.note(ev.RemoteAddr, ev.ClientID, oe.Code, now)
-	_ = d.recordSummaries(ctx, over, now) // failures are logged; this request's answer stands
+	// Summaries of other windows are not this request's: its client hanging up must
+	// not withdraw them. Failures are logged; this request's answer stands.
+	_ = d.recordSummaries(context.WithoutCancel(ctx), over, now)
 	if !first {
 		return oe
 	}
