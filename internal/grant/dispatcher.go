@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/exchange"
 	"github.com/deputy-auth/deputy/internal/store"
@@ -69,12 +70,12 @@ type Dispatcher struct {
 	audit   Recorder
 	grants  map[string]Grant
 	log     *slog.Logger
-	denials denials
+	denials *audit.Aggregator // of requests whose client did not authenticate
 }
 
 // NewDispatcher returns a Dispatcher over the given grants, keyed by grant type.
-func NewDispatcher(clients Authenticator, audit Recorder, grants map[string]Grant, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{clients: clients, audit: audit, grants: grants, log: log}
+func NewDispatcher(clients Authenticator, rec Recorder, grants map[string]Grant, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{clients: clients, audit: rec, grants: grants, log: log, denials: audit.NewAggregator(rec)}
 }
 
 // GrantTypes lists the supported grant types.
@@ -192,33 +193,18 @@ func (d *Dispatcher) authenticate(ctx context.Context, req *Request) (*client.Cl
 	return c, nil
 }
 
-// denyUnauthenticated records the denial of a request whose client did not
-// authenticate, in aggregate: the first of its window at once, the others only
-// counted (denials.go).
-func (d *Dispatcher) denyUnauthenticated(ctx context.Context, req *Request, ev *store.AuditEvent, err error) error {
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	oe := oauth.AsError(err)
-	key, first, over := d.denials.note(ev.RemoteAddr, ev.ClientID, oe.Code, now)
-	// Summaries of other windows are not this request's: its client hanging up must
-	// not withdraw them. Failures are logged; this request's answer stands.
-	_ = d.recordSummaries(context.WithoutCancel(ctx), over, now)
-	if !first {
-		return oe
-	}
-	out := d.deny(ctx, ev, err)
-	if ev.Hash == nil {
-		d.denials.forget(key) // not on record: the next denial opens the window again
-	} else {
-		d.denials.recorded(key, ev.ID)
-	}
-	return out
-}
-
 // deny records a refused request and returns the protocol error to answer with.
 func (d *Dispatcher) deny(ctx context.Context, ev *store.AuditEvent, err error) error {
+	oe := oauth.AsError(err)
+	fill(ev, err)
+	if rerr := d.audit.Record(ctx, ev); rerr != nil {
+		return d.unrecorded(ev, oe, rerr)
+	}
+	return oe
+}
+
+// fill makes ev the denial of a request refused with err.
+func fill(ev *store.AuditEvent, err error) {
 	oe := oauth.AsError(err)
 	var den *exchange.Denial
 	if errors.As(err, &den) && den.Rule != "" {
@@ -232,13 +218,16 @@ func (d *Dispatcher) deny(ctx context.Context, ev *store.AuditEvent, err error) 
 	}
 	ev.TokenJTI, ev.TokenExpires = "", time.Time{}
 	ev.ID, ev.Seq, ev.Hash, ev.PrevHash = "", 0, nil, nil
-	if rerr := d.audit.Record(ctx, ev); rerr != nil {
-		d.log.Error("audit: cannot record denial", "request_id", ev.RequestID, "reason", ev.Reason, "err", rerr)
-		if oe.Code != oauth.CodeInvalidClient {
-			// Nothing was issued; say the server is unavailable rather than pretend
-			// the denial is on record.
-			return oauth.TemporarilyUnavailable("the audit trail cannot be written", rerr)
-		}
+}
+
+// unrecorded is the answer to a request refused with oe whose denial ev could not
+// be recorded.
+func (d *Dispatcher) unrecorded(ev *store.AuditEvent, oe *oauth.Error, rerr error) error {
+	d.log.Error("audit: cannot record denial", "request_id", ev.RequestID, "reason", ev.Reason, "err", rerr)
+	if oe.Code != oauth.CodeInvalidClient {
+		// Nothing was issued; say the server is unavailable rather than pretend
+		// the denial is on record.
+		return oauth.TemporarilyUnavailable("the audit trail cannot be written", rerr)
 	}
 	return oe
 }

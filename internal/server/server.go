@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -38,8 +39,10 @@ type Server struct {
 	Audit   *audit.Writer
 	Handler http.Handler
 	log     *slog.Logger
-	// disp sums up unauthenticated denials (Maintain and Close flush them).
-	disp *grant.Dispatcher
+	// disp and throttled sum up unauthenticated denials (token endpoint and the
+	// like; sign-ins refused by throttling); Maintain and Close flush them.
+	disp      *grant.Dispatcher
+	throttled *audit.Aggregator
 
 	// revSeq is the number of the last revocation read from the store (see
 	// SyncRevocations); only Maintain's goroutine uses it after New.
@@ -160,8 +163,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 	}, log)
+	s.throttled = audit.NewAggregator(s.Audit)
 	signIn := &signin.Service{
-		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: tokens.IsRevoked,
+		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: tokens.IsRevoked, Throttled: s.throttled,
 		SessionTTL: cfg.Tokens.SessionTTL.D(), CodeTTL: cfg.Tokens.CodeTTL.D(),
 		CheckPassword: func(ctx context.Context, username, password, remoteAddr string, now time.Time) error {
 			_, err := accounts.Authenticate(ctx, username, password, remoteAddr, now)
@@ -315,7 +319,7 @@ func (s *Server) Maintain(ctx context.Context) {
 		case now := <-purge.C:
 			s.Revoked.Purge(now)
 			step("nonces: purge", func(ctx context.Context) error { return s.Store.PurgeNonces(ctx, now) })
-			step("audit: summaries of unauthenticated denials", func(ctx context.Context) error { return s.disp.FlushDenials(ctx, now) })
+			step("audit: summaries of unauthenticated denials", func(ctx context.Context) error { return s.flushDenials(ctx, now) })
 			step("sign-in state: purge", func(ctx context.Context) error { return s.Store.PurgeExpired(ctx, now) })
 		}
 	}
@@ -342,12 +346,22 @@ func (s *Server) SyncRevocations(ctx context.Context) error {
 	}
 }
 
+// flushDenials records the summaries of unauthenticated denials whose windows are
+// over by now (all of them when now is zero).
+func (s *Server) flushDenials(ctx context.Context, now time.Time) error {
+	err := s.disp.FlushDenials(ctx, now)
+	if s.throttled != nil {
+		err = errors.Join(err, s.throttled.Flush(ctx, now))
+	}
+	return err
+}
+
 // Close records the summaries of unauthenticated denials still counted, flushes
 // the audit writer and closes the store.
 func (s *Server) Close() error {
 	if s.disp != nil && s.Audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), maintainStepTimeout)
-		if err := s.disp.FlushDenials(ctx, time.Time{}); err != nil {
+		if err := s.flushDenials(ctx, time.Time{}); err != nil {
 			s.log.Warn("audit: summaries of unauthenticated denials not recorded", "err", err)
 		}
 		cancel()
