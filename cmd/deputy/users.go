@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/account"
 	"github.com/deputy-auth/deputy/internal/audit"
@@ -197,7 +198,7 @@ func formatClaims(claims map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(claims)) {
 		v := claims[k]
-		if v == "" || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+		if v == "" || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || !strconv.IsPrint(r) }) {
 			v = strconv.Quote(v)
 		}
 		parts = append(parts, k+"="+v)

@@ -185,3 +185,20 @@ func TestUsersCommandsRefuse(t *testing.T) {
 		t.Errorf("after the refusals: %+v", got)
 	}
 }
+
+// TestFormatClaimsEscapes: `deputy users list` printed claim values with C1
+// controls and bidi overrides raw; they are quoted now, like control characters.
+func TestFormatClaimsEscapes(t *testing.T) {
+	for _, tc := range []struct{ v, want string }{
+		{"Alice", "name=Alice"},
+		{"José", "name=José"},
+		{"a\u202eb", `name="a\u202eb"`},
+		{"a\u009bb", `name="a\u009bb"`},
+		{"a\x1bb", `name="a\x1bb"`},
+		{"a\xffb", `name="a\xffb"`},
+	} {
+		if got := formatClaims(map[string]string{"name": tc.v}); got != tc.want {
+			t.Errorf("formatClaims(%q) = %s, want %s", tc.v, got, tc.want)
+		}
+	}
+}

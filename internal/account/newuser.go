@@ -45,7 +45,7 @@ func checkNewUser(cfg *config.Config, username, password string, claims map[stri
 		return fmt.Errorf("account: the username is longer than %d bytes", MaxUsernameBytes)
 	case !utf8.ValidString(username):
 		return errors.New("account: the username is not UTF-8")
-	case strings.ContainsFunc(username, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+	case strings.ContainsFunc(username, func(r rune) bool { return unicode.IsSpace(r) || store.UnsafeRune(r) }):
 		return fmt.Errorf("account: the username %q holds white space or control characters", username)
 	case password == "":
 		return ErrEmptyPassword

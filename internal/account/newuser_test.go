@@ -23,6 +23,7 @@ func TestNewStoredUser(t *testing.T) {
 		{"fail/white-space", "erin smith", "s3cret", nil, "white space"},
 		{"fail/non-breaking-space", "erin\u00a0smith", "s3cret", nil, "white space"},
 		{"fail/control", "erin\x00", "s3cret", nil, "control"},
+		{"fail/bidi-override", "erin\u202eevil", "s3cret", nil, "control"},
 		{"fail/not-utf8", "erin\xff", "s3cret", nil, "not UTF-8"},
 		{"fail/too-long", strings.Repeat("e", MaxUsernameBytes+1), "s3cret", nil, "longer than"},
 		{"fail/client-id", "api1", "s3cret", nil, "client id"},

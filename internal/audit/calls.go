@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -18,6 +17,9 @@ const (
 	MaxCallsPerReport = 500
 	maxCallField      = 1000
 	maxCallDetail     = 4000
+	// refusedCallPrefix is how much of a refused call the trail keeps (see
+	// refusedDetail): enough to recognise it, never the whole of it.
+	refusedCallPrefix = 256
 	callPast          = 24 * time.Hour  // a reported time may be this old ...
 	callFuture        = 5 * time.Minute // ... or this far ahead of deputy's clock
 )
@@ -82,7 +84,9 @@ func (r *Reporter) Record(ctx context.Context, o Origin, calls []Call, now time.
 		}
 		if why != "" {
 			ev.Type, ev.Decision, ev.Reason = store.EventDenied, store.DecisionDeny, "call report refused: "+why
-			if !utf8.ValidString(c.TokenJTI) || len(c.TokenJTI) > maxCallField {
+			whole, _ := json.Marshal(c)
+			ev.Detail = refusedDetail(why, whole)
+			if !callField(c.TokenJTI) {
 				ev.ParentJTI = ""
 			}
 			res.Rejected = append(res.Rejected, Rejection{Index: i, Error: why})
@@ -101,6 +105,19 @@ func (r *Reporter) Record(ctx context.Context, o Origin, calls []Call, now time.
 		return CallResult{}, err
 	}
 	return res, nil
+}
+
+// refusedDetail is the Detail of a refused call: why it was refused, the size of
+// the call (as JSON) and its first refusedCallPrefix bytes — never the whole call,
+// which its sender may have made as large and as full of characters JSON must
+// escape as the report's limit allows.
+//
+//	{"refused":{"why":"detail is too long or not UTF-8","bytes":24061,"prefix":"{\"action\":\"read\",…"}}
+func refusedDetail(why string, call []byte) string {
+	b, _ := json.Marshal(map[string]any{"refused": map[string]any{
+		"why": why, "bytes": len(call), "prefix": store.Truncate(store.CleanText(string(call)), refusedCallPrefix),
+	}})
+	return string(b)
 }
 
 type callDetail struct {
@@ -128,7 +145,7 @@ func (r *Reporter) check(ctx context.Context, clientID string, c Call, cache map
 	for _, f := range []struct{ name, v string }{
 		{"token_jti", c.TokenJTI}, {"action", c.Action}, {"resource", c.Resource}, {"outcome", c.Outcome},
 	} {
-		if len(f.v) > maxCallField || !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, isControl) {
+		if !callField(f.v) {
 			return nil, f.name + " is too long, not UTF-8 or holds control characters", nil
 		}
 	}
@@ -179,4 +196,7 @@ func (r *Reporter) concerns(clientID string, iss *store.AuditEvent) bool {
 	return false
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// callField reports whether a token_jti, action, resource or outcome can be
+// recorded as it is: at most maxCallField bytes of UTF-8 without the characters
+// store.UnsafeRune refuses (control characters, line separators, bidi overrides).
+func callField(v string) bool { return len(v) <= maxCallField && store.SafeText(v) }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
 )
@@ -17,8 +20,12 @@ import (
 const textTime = "2006-01-02T15:04:05.000000Z07:00"
 
 // WriteEventText writes e as one line for people: time, seq, type and decision,
-// then key=value pairs for the fields that are set (values quoted when they hold
-// spaces or quotes), the Detail JSON last.
+// then key=value pairs for the fields that are set, the Detail JSON last. Much of
+// an event is text from outside, so nothing reaches the terminal as it is that
+// could move the cursor, break the line or reorder what is shown: a value is
+// quoted in Go syntax (strconv.Quote: ESC as \x1b, CR as \r, U+202E as \u202e)
+// when it holds a space, a quote, a backslash, '=' or any character that is not
+// printable, and in the Detail JSON such characters are written as \u escapes.
 //
 //	2026-11-25T18:00:01.234567Z #7 token.exchanged allow client=api2 sub=alice act=api2,api1 …
 func WriteEventText(w io.Writer, e store.AuditEvent) error {
@@ -27,10 +34,10 @@ func WriteEventText(w io.Writer, e store.AuditEvent) error {
 	b = append(b, " #"...)
 	b = strconv.AppendInt(b, e.Seq, 10)
 	b = append(b, ' ')
-	b = append(b, orDash(e.Type)...)
+	b = appendValue(b, orDash(e.Type))
 	if e.Decision != "" {
 		b = append(b, ' ')
-		b = append(b, e.Decision...)
+		b = appendValue(b, e.Decision)
 	}
 	b = appendKV(b, "client", e.ClientID)
 	b = appendKV(b, "sub", e.Subject)
@@ -52,7 +59,7 @@ func WriteEventText(w io.Writer, e store.AuditEvent) error {
 		var c bytes.Buffer
 		if json.Compact(&c, []byte(e.Detail)) == nil {
 			b = append(b, " detail="...)
-			b = append(b, c.Bytes()...)
+			b = appendJSONEscaped(b, c.Bytes())
 		} else {
 			b = appendKV(b, "detail", e.Detail)
 		}
@@ -85,10 +92,61 @@ func appendKV(b []byte, key, value string) []byte {
 func appendValue(b []byte, s string) []byte {
 	if strings.IndexFunc(s, func(r rune) bool {
 		return r == '"' || r == '\\' || r == '=' || unicode.IsSpace(r) || !unicode.IsPrint(r)
-	}) < 0 {
+	}) < 0 && utf8.ValidString(s) {
 		return append(b, s...)
 	}
 	return strconv.AppendQuote(b, s)
+}
+
+// textValue is s as the text renderers show a name: as it is when every character
+// is printable and none is a quote or backslash, else quoted in Go syntax, so
+// that no value from outside reaches a terminal raw and an escaped value cannot be
+// mistaken for a plain one.
+func textValue(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r == '"' || r == '\\' || !strconv.IsPrint(r) }) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// textList is l as the text renderers show it: each item as textValue, joined
+// by commas.
+func textList(l []string) string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = textValue(s)
+	}
+	return strings.Join(out, ",")
+}
+
+// appendJSONEscaped appends the JSON text j with every character that is not
+// printable and not ASCII — and DEL — written as a \u escape (a surrogate pair
+// above U+FFFF). JSON allows such characters raw inside strings (C1 controls,
+// U+2028, bidi overrides), and a terminal would obey them; escaped, the JSON
+// means exactly the same. Outside strings JSON text holds ASCII only, so the
+// escapes can only land inside strings.
+func appendJSONEscaped(b, j []byte) []byte {
+	for i := 0; i < len(j); {
+		c := j[i]
+		if c < utf8.RuneSelf && c != 0x7f {
+			b = append(b, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(j[i:])
+		if r != 0x7f && strconv.IsPrint(r) && !store.UnsafeRune(r) && !(r == utf8.RuneError && size == 1) {
+			b = append(b, j[i:i+size]...)
+			i += size
+			continue
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+			b = fmt.Appendf(b, `\u%04x\u%04x`, r1, r2)
+		} else {
+			b = fmt.Appendf(b, `\u%04x`, r)
+		}
+		i += size
+	}
+	return b
 }
 
 // eventJSON is the wire form of one event in `deputy audit query --json`. Its keys
@@ -123,6 +181,8 @@ type eventJSON struct {
 // subject_issuer, actors, audiences, scopes, parent_jti, token_jti, token_expires,
 // decision, reason, rule, request_id, remote_addr, detail (the JSON object itself
 // when Detail is one, else a string; null when empty), prev_hash and hash (hex).
+// Control characters, line separators and bidi overrides are \u escapes, also
+// those JSON would allow raw (appendJSONEscaped).
 func WriteEventJSON(w io.Writer, e store.AuditEvent) error {
 	j := eventJSON{
 		Seq:           e.Seq,
@@ -150,9 +210,14 @@ func WriteEventJSON(w io.Writer, e store.AuditEvent) error {
 		s := e.TokenExpires.UTC().Format(time.RFC3339Nano)
 		j.TokenExpires = &s
 	}
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	return enc.Encode(j)
+	if err := enc.Encode(j); err != nil {
+		return err
+	}
+	_, err := w.Write(appendJSONEscaped(make([]byte, 0, buf.Len()+16), buf.Bytes()))
+	return err
 }
 
 func nonNil(l []string) []string {

@@ -31,7 +31,15 @@ func formatEvents() []store.AuditEvent {
 	Seal(second.Hash, &denied)
 	bare := store.AuditEvent{Seq: 4, ID: "E4", Time: t0.Add(3 * time.Second), Type: store.EventKeyRotated, Detail: "not json = x"}
 	Seal(denied.Hash, &bare)
-	return []store.AuditEvent{first, second, denied, bare}
+	// Text from outside with what a terminal would obey: shown escaped.
+	hostile := store.AuditEvent{
+		Seq: 5, ID: "E5", Time: t0.Add(4 * time.Second), Type: store.EventDenied, ClientID: "evil\x1b[2J",
+		Subject: "alice\u202egnp.exe", Actors: []string{"api\r\nforged"}, Decision: store.DecisionDeny,
+		Reason: "invalid_client: unknown client \"evil\x1b[2J\"", RemoteAddr: "192.0.2.9",
+		Detail: `{"grant_type":"x\u2028y\u009b31m"}`,
+	}
+	Seal(bare.Hash, &hostile)
+	return []store.AuditEvent{first, second, denied, bare, hostile}
 }
 
 func TestWriteEventText(t *testing.T) {
@@ -41,8 +49,8 @@ func TestWriteEventText(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := bytes.Count(b.Bytes(), []byte("\n")); n != 4 {
-		t.Errorf("%d lines for 4 events", n)
+	if n := bytes.Count(b.Bytes(), []byte("\n")); n != 5 {
+		t.Errorf("%d lines for 5 events", n)
 	}
 	golden(t, "events.txt", b.Bytes())
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -374,16 +375,25 @@ func eventOf(e *store.AuditEvent, rel, via string) Event {
 	}
 }
 
-// WriteJSON writes the tree as one indented JSON document.
+// WriteJSON writes the tree as one indented JSON document, with control
+// characters, line separators and bidi overrides as \u escapes (see
+// WriteEventJSON).
 func (tr *Tree) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	return enc.Encode(tr)
+	if err := enc.Encode(tr); err != nil {
+		return err
+	}
+	_, err := w.Write(appendJSONEscaped(make([]byte, 0, buf.Len()+16), buf.Bytes()))
+	return err
 }
 
 // WriteText writes the tree for people: one block per token, indented under the
-// token it was exchanged from, the asked one marked.
+// token it was exchanged from, the asked one marked. Every value from the trail
+// is shown as textValue shows it: quoted in Go syntax when it holds a character
+// that is not printable (ESC as \x1b), a quote or a backslash.
 //
 //	token T0 (token.issued)  2026-11-25T18:00:00Z  client web-app  rule -
 //	  sub web-app  aud https://api1.example  scope payments:read  exp 2026-11-25T19:00:00Z
@@ -423,15 +433,15 @@ func externalIssuer(n *Node) string {
 func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 	b.WriteString(lead)
 	b.WriteString("token ")
-	b.WriteString(n.JTI)
+	b.WriteString(textValue(n.JTI))
 	if n.Unknown {
 		if iss := externalIssuer(n); iss != "" {
-			fmt.Fprintf(b, " (presented from %s, not issued by deputy)", iss)
+			fmt.Fprintf(b, " (presented from %s, not issued by deputy)", textValue(iss))
 		} else {
 			b.WriteString(" (not issued in this audit trail)")
 		}
 	} else {
-		fmt.Fprintf(b, " (%s)  %s  client %s  rule %s", n.Type, fmtTime(n.Time), orDash(n.ClientID), orDash(n.Rule))
+		fmt.Fprintf(b, " (%s)  %s  client %s  rule %s", textValue(n.Type), fmtTime(n.Time), textValue(orDash(n.ClientID)), textValue(orDash(n.Rule)))
 	}
 	if n.Asked {
 		b.WriteString("  ◀ asked")
@@ -441,10 +451,10 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 	if !n.Unknown {
 		b.WriteString(body)
 		b.WriteString("sub ")
-		b.WriteString(orDash(n.Subject))
+		b.WriteString(textValue(orDash(n.Subject)))
 		if n.SubjectIssuer != "" {
 			b.WriteString(" (iss ")
-			b.WriteString(n.SubjectIssuer)
+			b.WriteString(textValue(n.SubjectIssuer))
 			b.WriteString(")")
 		}
 		writeList(b, "act", n.Actors)
@@ -457,10 +467,10 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 		b.WriteByte('\n')
 		b.WriteString(body)
 		b.WriteString("event ")
-		b.WriteString(n.EventID)
+		b.WriteString(textValue(n.EventID))
 		if n.ParentJTI != "" && lead == "" {
 			b.WriteString("  parent ")
-			b.WriteString(n.ParentJTI) // the walk up stopped: a cycle or the depth bound
+			b.WriteString(textValue(n.ParentJTI)) // the walk up stopped: a cycle or the depth bound
 		}
 		b.WriteByte('\n')
 	}
@@ -483,7 +493,7 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 		b.WriteString("✗ revoked")
 		if e.Via != "" {
 			b.WriteString(" with ")
-			b.WriteString(e.Via)
+			b.WriteString(textValue(e.Via))
 		}
 	case RelDenied:
 		b.WriteString("✗ denied")
@@ -491,13 +501,13 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 		b.WriteString("→ call")
 	default:
 		b.WriteString("· ")
-		b.WriteString(e.Type)
+		b.WriteString(textValue(e.Type))
 	}
 	b.WriteString("  ")
 	b.WriteString(fmtTime(e.Time))
 	if e.ClientID != "" {
 		b.WriteString("  client ")
-		b.WriteString(e.ClientID)
+		b.WriteString(textValue(e.ClientID))
 	}
 	if e.Relation != RelRevoked {
 		writeList(b, "act", e.Actors)
@@ -514,7 +524,7 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 		b.Write(appendValue(nil, e.Reason))
 	}
 	b.WriteString("  event ")
-	b.WriteString(e.ID)
+	b.WriteString(textValue(e.ID))
 	if e.Asked {
 		b.WriteString("  ◀ asked")
 	}
@@ -528,7 +538,7 @@ func writeList(b *strings.Builder, key string, l []string) {
 	b.WriteString("  ")
 	b.WriteString(key)
 	b.WriteByte(' ')
-	b.WriteString(strings.Join(l, ","))
+	b.WriteString(textList(l))
 }
 
 func fmtTime(t time.Time) string {

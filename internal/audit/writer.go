@@ -251,6 +251,7 @@ func prepare(e *store.AuditEvent) {
 			l[i] = store.CleanText(l[i])
 		}
 	}
+	Bound(e) // text from outside is stored within bounds (bound.go)
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/exchange"
 	"github.com/deputy-auth/deputy/internal/store"
@@ -25,6 +26,10 @@ type Request struct {
 	RequestID   string
 	RemoteAddr  string
 	Now         time.Time
+
+	// authenticated is set once the Dispatcher authenticated the request's client:
+	// denials of requests without it are recorded in aggregate (denials.go).
+	authenticated bool
 }
 
 // Grant issues tokens for one grant type. Handle runs only for an authenticated
@@ -66,11 +71,12 @@ type Dispatcher struct {
 	audit   Recorder
 	grants  map[string]Grant
 	log     *slog.Logger
+	denials *audit.Aggregator // of requests whose client did not authenticate
 }
 
 // NewDispatcher returns a Dispatcher over the given grants, keyed by grant type.
-func NewDispatcher(clients Authenticator, audit Recorder, grants map[string]Grant, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{clients: clients, audit: audit, grants: grants, log: log}
+func NewDispatcher(clients Authenticator, rec Recorder, grants map[string]Grant, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{clients: clients, audit: rec, grants: grants, log: log, denials: audit.NewAggregator(rec)}
 }
 
 // GrantTypes lists the supported grant types.
@@ -89,9 +95,9 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 	gt, gtErr := single(req.Form, "grant_type")
 	ev.Detail = detail(gt)
 
-	c, err := d.clients.Authenticate(ctx, &req.Credentials, req.Now)
+	c, err := d.authenticate(ctx, req)
 	if err != nil {
-		return nil, d.deny(ctx, ev, err)
+		return nil, d.denyUnauthenticated(ctx, req, ev, err)
 	}
 	ev.ClientID = c.ID
 	if gtErr != nil {
@@ -148,25 +154,58 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 
 // Refuse records the denial of a request refused before it reached a grant (a
 // malformed body, failed client authentication at introspection or revocation) and
-// returns the protocol error to answer with.
+// returns the protocol error to answer with. Unless Authenticate authenticated the
+// request's client, the denial is recorded in aggregate (see denials.go).
 func (d *Dispatcher) Refuse(ctx context.Context, req *Request, err error) error {
 	ev := &store.AuditEvent{RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, ClientID: req.Credentials.ClaimedID()}
 	ev.Detail = detailWith("", "endpoint", req.Endpoint)
+	if !req.authenticated {
+		return d.denyUnauthenticated(ctx, req, ev, err)
+	}
 	return d.deny(ctx, ev, err)
 }
 
 // Authenticate authenticates the client of a non-token request (introspection,
 // revocation); a failure is recorded as a denial.
 func (d *Dispatcher) Authenticate(ctx context.Context, req *Request) (*client.Client, error) {
-	c, err := d.clients.Authenticate(ctx, &req.Credentials, req.Now)
+	c, err := d.authenticate(ctx, req)
 	if err != nil {
 		return nil, d.Refuse(ctx, req, err)
 	}
 	return c, nil
 }
 
+// authenticate authenticates req's client. A client id that is not UTF-8 or holds
+// a character store.UnsafeRune refuses (a control character, a line separator, a
+// bidirectional override) names no client deputy can have: it is a failed client
+// authentication (RFC 6749 §5.2 invalid_client), refused before any lookup.
+func (d *Dispatcher) authenticate(ctx context.Context, req *Request) (*client.Client, error) {
+	for _, id := range []string{req.Credentials.BasicID, req.Credentials.FormID} {
+		if !store.SafeText(id) {
+			return nil, oauth.InvalidClient("client_id holds control characters",
+				fmt.Errorf("client id %.64q… is not UTF-8 or holds control or bidirectional formatting characters", id))
+		}
+	}
+	c, err := d.clients.Authenticate(ctx, &req.Credentials, req.Now)
+	if err != nil {
+		return nil, err
+	}
+	req.authenticated = true
+	return c, nil
+}
+
 // deny records a refused request and returns the protocol error to answer with.
 func (d *Dispatcher) deny(ctx context.Context, ev *store.AuditEvent, err error) error {
+	oe := oauth.AsError(err)
+	fill(ev, err)
+	if rerr := d.audit.Record(ctx, ev); rerr != nil {
+		return d.unrecorded(ev, oe, rerr)
+	}
+	return oe
+}
+
+// fill makes ev the denial of a request refused with err.
+func fill(ev *store.AuditEvent, err error) {
 	oe := oauth.AsError(err)
 	var den *exchange.Denial
 	if errors.As(err, &den) && den.Rule != "" {
@@ -180,13 +219,16 @@ func (d *Dispatcher) deny(ctx context.Context, ev *store.AuditEvent, err error) 
 	}
 	ev.TokenJTI, ev.TokenExpires = "", time.Time{}
 	ev.ID, ev.Seq, ev.Hash, ev.PrevHash = "", 0, nil, nil
-	if rerr := d.audit.Record(ctx, ev); rerr != nil {
-		d.log.Error("audit: cannot record denial", "request_id", ev.RequestID, "reason", ev.Reason, "err", rerr)
-		if oe.Code != oauth.CodeInvalidClient {
-			// Nothing was issued; say the server is unavailable rather than pretend
-			// the denial is on record.
-			return oauth.TemporarilyUnavailable("the audit trail cannot be written", rerr)
-		}
+}
+
+// unrecorded is the answer to a request refused with oe whose denial ev could not
+// be recorded.
+func (d *Dispatcher) unrecorded(ev *store.AuditEvent, oe *oauth.Error, rerr error) error {
+	d.log.Error("audit: cannot record denial", "request_id", ev.RequestID, "reason", ev.Reason, "err", rerr)
+	if oe.Code != oauth.CodeInvalidClient {
+		// Nothing was issued; say the server is unavailable rather than pretend
+		// the denial is on record.
+		return oauth.TemporarilyUnavailable("the audit trail cannot be written", rerr)
 	}
 	return oe
 }

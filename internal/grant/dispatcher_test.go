@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -144,7 +145,7 @@ func TestDispatcherRecordsDenials(t *testing.T) {
 				"subject_token_type", string(oauth.TokenTypeAccessToken), "audience", api2}, kv...)...)
 		}
 	}
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name   string
 		req    func() *grant.Request
 		code   oauth.Code
@@ -207,6 +208,9 @@ func TestDispatcherRecordsDenials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := tc.req()
+			// One address per case: unauthenticated denials from one address for
+			// one client are recorded once a window (TestUnauthenticatedDenials).
+			req.RemoteAddr = fmt.Sprintf("192.0.2.%d:1234", 10+i)
 			resp, err := f.disp.Token(ctx, req)
 			if resp != nil {
 				t.Errorf("response %+v with error %v", resp, err)
@@ -336,6 +340,7 @@ func TestDispatcherRefuseAndAuthenticate(t *testing.T) {
 	})
 	t.Run("fail/refuse-of-a-plain-error-is-server-error", func(t *testing.T) {
 		req := f.request("web")
+		req.RemoteAddr = "192.0.2.2:1234" // not aggregated with the denial above
 		err := f.disp.Refuse(ctx, req, errors.New("boom"))
 		wantCode(t, err, oauth.CodeServerError)
 		wantDenied(t, f, req, oauth.CodeServerError)

@@ -123,7 +123,9 @@ func jsonProblem(err error) string {
 	case errors.Is(err, io.EOF):
 		return "empty body"
 	}
-	return err.Error()
+	// Any other message may quote the body (an unknown field's name): cut it, and
+	// keep it to characters a terminal shows as they are.
+	return store.Truncate(strconv.QuoteToASCII(err.Error()), 200)
 }
 
 // auditClient authenticates a GET request of the audit endpoints: a confidential

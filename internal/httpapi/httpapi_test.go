@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -392,6 +393,9 @@ func TestWrongMethodAudit(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPut, path, nil)
 			id := "wrong-method" + strings.ReplaceAll(path, "/", "-")
 			r.Header.Set("X-Request-Id", id)
+			// An address of its own: unauthenticated denials from one address are
+			// recorded once a minute, then summed up.
+			r.RemoteAddr = "192.0.2." + strconv.Itoa(10+len(path)) + ":1234"
 			if w := n.do(r); w.Code != http.StatusMethodNotAllowed {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/russellhaering/gosaml2/types"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/deputy-auth/deputy/internal/store"
 )
 
 // Namespaces of SAML 2.0 (SAML Core §1.2).
@@ -189,8 +191,10 @@ func CheckXML(b []byte) (Shape, error) {
 	return s, nil
 }
 
-// Control reports the characters refused in subjects and claim values.
-func Control(r rune) bool { return r < 0x20 || r == 0x7f }
+// Control reports the characters refused in subjects and claim values: those of
+// store.UnsafeRune (control characters, line separators, bidi overrides), the one
+// rule for names from outside.
+func Control(r rune) bool { return store.UnsafeRune(r) }
 
 // Claim is the identity claim an attribute releases, by its Name or FriendlyName
 // in the common vocabularies (plain names, LDAP/eduPerson OIDs, the

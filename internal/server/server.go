@@ -39,6 +39,10 @@ type Server struct {
 	Audit   *audit.Writer
 	Handler http.Handler
 	log     *slog.Logger
+	// disp and throttled sum up unauthenticated denials (token endpoint and the
+	// like; sign-ins refused by throttling); Maintain and Close flush them.
+	disp      *grant.Dispatcher
+	throttled *audit.Aggregator
 
 	// revSeq is the number of the last revocation read from the store (see
 	// SyncRevocations); only Maintain's goroutine uses it after New.
@@ -83,8 +87,23 @@ func KeyOptions(cfg *config.Config) (keys.Options, error) {
 	return opts, nil
 }
 
+// Option changes how New assembles a node.
+type Option func(*options)
+
+type options struct {
+	now func() time.Time
+}
+
+// WithClock makes the node's HTTP handler read the time of each request from now
+// instead of time.Now (tests that must not depend on how long they run).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
 // New assembles a node. Close releases it.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	s := &Server{Config: cfg, log: log}
 	if s.Store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, err
@@ -170,14 +189,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
-	disp := grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
+	s.disp = grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
 		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
 		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subjects, Exchange: xchg, Refresh: s.Store},
 		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 	}, log)
+	s.throttled = audit.NewAggregator(s.Audit)
 	signIn := &signin.Service{
 		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: tokens.IsRevoked, Accounts: accounts,
+		Throttled:  s.throttled,
 		SessionTTL: cfg.Tokens.SessionTTL.D(), CodeTTL: cfg.Tokens.CodeTTL.D(),
 		CheckPassword: func(ctx context.Context, username, password, remoteAddr string, now time.Time) error {
 			_, err := accounts.Authenticate(ctx, username, password, remoteAddr, now)
@@ -190,7 +211,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		audClients[a.ID] = a.Client
 	}
 	s.Handler, err = httpapi.New(httpapi.Config{
-		Issuer: cfg.Issuer, Dispatcher: disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
+		Issuer: cfg.Issuer, Dispatcher: s.disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
 		IDTokenAlgorithms: cfg.IDTokenAlgorithms(),
 		MaxBodyBytes:      cfg.Limits.MaxBodyBytes, Log: log,
@@ -199,7 +220,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		CORSOrigins: cfg.BrowserOrigins(), ScopeDescriptions: cfg.ScopeDescriptions(),
 		Calls:          &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
 		AuditLog:       s.Store,
-		TrustedProxies: cfg.TrustedProxyPrefixes(),
+		TrustedProxies: cfg.TrustedProxyPrefixes(), Now: o.now,
 	})
 	if err != nil {
 		return nil, err
@@ -357,6 +378,7 @@ func (s *Server) Maintain(ctx context.Context) {
 		case now := <-purge.C:
 			s.Revoked.Purge(now)
 			step("nonces: purge", func(ctx context.Context) error { return s.Store.PurgeNonces(ctx, now) })
+			step("audit: summaries of unauthenticated denials", func(ctx context.Context) error { return s.flushDenials(ctx, now) })
 			step("sign-in state: purge", func(ctx context.Context) error { return s.Store.PurgeExpired(ctx, now) })
 		}
 	}
@@ -383,10 +405,28 @@ func (s *Server) SyncRevocations(ctx context.Context) error {
 	}
 }
 
-// Close flushes the audit writer and closes the store.
+// flushDenials records the summaries of unauthenticated denials whose windows are
+// over by now (all of them when now is zero).
+func (s *Server) flushDenials(ctx context.Context, now time.Time) error {
+	err := s.disp.FlushDenials(ctx, now)
+	if s.throttled != nil {
+		err = errors.Join(err, s.throttled.Flush(ctx, now))
+	}
+	return err
+}
+
+// Close records the summaries of unauthenticated denials still counted, flushes
+// the audit writer and closes the store.
 func (s *Server) Close() error {
 	if s.stopUpstreams != nil {
 		s.stopUpstreams()
+	}
+	if s.disp != nil && s.Audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), maintainStepTimeout)
+		if err := s.flushDenials(ctx, time.Time{}); err != nil {
+			s.log.Warn("audit: summaries of unauthenticated denials not recorded", "err", err)
+		}
+		cancel()
 	}
 	if s.Audit != nil {
 		s.Audit.Close()

@@ -20,10 +20,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/deputy-auth/deputy/internal/account"
+	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/authorize"
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // IdPLocal names sign-ins with a local account; no upstream provider may take
@@ -51,6 +54,11 @@ type Service struct {
 	// Accounts are the local accounts an upstream sign-in is checked against
 	// (SignInUpstream).
 	Accounts LocalAccounts
+	// Throttled, if set, records in aggregate the failed sign-ins refused by
+	// throttling (account.ThrottledError), which cost their sender nothing: the
+	// first per address, client and minute at once, the others summed up. Other
+	// failures are each recorded.
+	Throttled *audit.Aggregator
 }
 
 // Meta describes the HTTP request an operation comes from, for the audit trail.
@@ -96,6 +104,13 @@ func (s *Service) SignInLocal(ctx context.Context, username, password string, m 
 			Type: store.EventDenied, Decision: store.DecisionDeny, ClientID: m.ClientID, Subject: username,
 			Reason: "access_denied: sign-in failed: " + err.Error(), RequestID: m.RequestID, RemoteAddr: m.RemoteAddr,
 			Detail: detail("idp", IdPLocal, "endpoint", "login"),
+		}
+		var te *account.ThrottledError
+		if errors.As(err, &te) && s.Throttled != nil {
+			if _, rerr := s.Throttled.Deny(ctx, ev, string(oauth.CodeAccessDenied), m.Now); rerr != nil {
+				return store.Session{}, "", fmt.Errorf("signin: recording a failed sign-in: %w", rerr)
+			}
+			return store.Session{}, "", err
 		}
 		if rerr := s.Audit.Record(ctx, ev); rerr != nil {
 			return store.Session{}, "", fmt.Errorf("signin: recording a failed sign-in: %w", rerr)

@@ -347,7 +347,7 @@ func (idp *samlIdP) verify(root *etree.Element, issuer string, now time.Time) (e
 	}
 	subject := s.NameID[0].Value
 	if !samlSubjectValid(subject) {
-		return fail("NameID %q is empty, too long, or has spaces around it or control characters", subject)
+		return fail("NameID %.64q is empty, too long, or has spaces around it or control characters", subject)
 	}
 	if name := idp.cfg.SubjectAttribute; name != "" {
 		if subject, err = samlSubjectAttribute(&a, name); err != nil {
@@ -363,7 +363,10 @@ func (idp *samlIdP) verify(root *etree.Element, issuer string, now time.Time) (e
 				continue
 			}
 			v := strings.TrimSpace(at.Values[0])
-			if v == "" || len(v) > samlMaxClaimBytes || strings.ContainsFunc(v, samlx.Control) {
+			if !store.SafeText(v) {
+				return fail("attribute %.64q: value %.64q has control characters", at.Name, v)
+			}
+			if v == "" || len(v) > samlMaxClaimBytes {
 				continue
 			}
 			if claims == nil {
@@ -386,9 +389,10 @@ func (idp *samlIdP) verify(root *etree.Element, issuer string, now time.Time) (e
 
 // samlSubjectValid reports whether a NameID or subject attribute value can be a
 // subject as it is: non-empty, at most samlMaxSubjectBytes, without spaces around
-// it or control characters. It is never trimmed.
+// it, and without control characters, line separators or bidi overrides
+// (store.SafeText). It is never trimmed.
 func samlSubjectValid(v string) bool {
-	return v != "" && len(v) <= samlMaxSubjectBytes && !strings.ContainsFunc(v, samlx.Control) && strings.TrimSpace(v) == v
+	return v != "" && len(v) <= samlMaxSubjectBytes && store.SafeText(v) && strings.TrimSpace(v) == v
 }
 
 // samlSubjectAttribute returns the one value of the one attribute whose Name is
@@ -416,7 +420,7 @@ func samlSubjectAttribute(a *samlAssertion, name string) (string, error) {
 	case v == "":
 		return "", fmt.Errorf("attribute %q for the subject (subject_attribute) has an empty value", name)
 	case !samlSubjectValid(v):
-		return "", fmt.Errorf("attribute %q for the subject (subject_attribute): value %q is too long, or has spaces around it or control characters", name, v)
+		return "", fmt.Errorf("attribute %q for the subject (subject_attribute): value %.64q is too long, or has spaces around it or control characters", name, v)
 	default:
 		return v, nil
 	}

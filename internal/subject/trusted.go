@@ -13,6 +13,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/exchange"
 	"github.com/deputy-auth/deputy/internal/jwks"
+	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
 )
@@ -31,6 +33,42 @@ const maxTrustedTokenBytes = 64 << 10
 
 // maxActDepth bounds the act chain a trusted issuer may assert.
 const maxActDepth = 32
+
+// Bounds of what deputy takes over from a trusted issuer's token into its audit
+// trail and the tokens it issues: the subject, the jti and every sub and iss of
+// an act chain (as a SAML subject: samlMaxSubjectBytes), and each mapped claim, as
+// JSON. Beyond them, or with a character store.SafeText refuses (control
+// characters, line separators, bidi overrides), the token is refused.
+const (
+	maxTrustedNameBytes  = samlMaxSubjectBytes
+	maxTrustedClaimBytes = 8 << 10
+)
+
+// safeName reports whether a subject, jti or actor name from another issuer can
+// be taken over as it is.
+func safeName(s string) bool { return len(s) <= maxTrustedNameBytes && store.SafeText(s) }
+
+// safeClaim reports whether every string in a decoded JSON value — object keys
+// included — is safe text.
+func safeClaim(x any) bool {
+	switch v := x.(type) {
+	case string:
+		return store.SafeText(v)
+	case []any:
+		for _, e := range v {
+			if !safeClaim(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if !store.SafeText(k) || !safeClaim(e) {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // keySource finds an issuer's public key by kid at a time (jwks.Keys from a file,
 // jwks.Remote over HTTP). Safe for concurrent use.
@@ -242,6 +280,17 @@ func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.Token
 	if p.Subject == "" {
 		return p, refuse("has no "+ti.cfg.SubjectClaim+" claim", "subject_claim %q missing, empty or not a string", ti.cfg.SubjectClaim)
 	}
+	if !safeName(p.Subject) {
+		sub := p.Subject
+		p.Subject = "" // not even in the audit record
+		return p, refuse("has a "+ti.cfg.SubjectClaim+" claim with control characters or longer than "+strconv.Itoa(maxTrustedNameBytes)+" bytes",
+			"subject_claim %q: %d bytes, %.64q", ti.cfg.SubjectClaim, len(sub), sub)
+	}
+	if !safeName(p.JTI) {
+		jti := p.JTI
+		p.JTI = ""
+		return p, refuse("has a malformed jti claim", "jti of %d bytes, %.64q", len(jti), jti)
+	}
 	for _, k := range slices.Sorted(maps.Keys(ti.cfg.RequiredClaims)) {
 		if !claimHolds(all[k], ti.cfg.RequiredClaims[k]) {
 			return p, refuse("does not have the "+k+" this server requires", "required claim %s is not %q", k, ti.cfg.RequiredClaims[k])
@@ -262,6 +311,10 @@ func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.Token
 		var x any
 		if err := json.Unmarshal(v, &x); err != nil {
 			return p, refuse("has malformed claims", "claim %s: %v", ti.cfg.Claims[k], err)
+		}
+		if len(v) > maxTrustedClaimBytes || !safeClaim(x) {
+			return p, refuse("has a "+ti.cfg.Claims[k]+" claim with control characters or larger than "+strconv.Itoa(maxTrustedClaimBytes)+" bytes",
+				"claim %s (mapped to %s): %d bytes", ti.cfg.Claims[k], k, len(v))
 		}
 		if p.Claims == nil {
 			p.Claims = map[string]any{}
@@ -381,6 +434,9 @@ func parseAct(raw json.RawMessage, iss string) (*oauth.Actor, error) {
 		}
 		if x.Subject == "" {
 			return nil, fmt.Errorf("act at depth %d has no sub", depth)
+		}
+		if !safeName(x.Subject) || !safeName(x.Issuer) {
+			return nil, fmt.Errorf("act at depth %d: sub or iss with control characters or longer than %d bytes", depth, maxTrustedNameBytes)
 		}
 		if x.Issuer == "" {
 			x.Issuer = iss

@@ -284,6 +284,8 @@ func TestOIDCSignIn(t *testing.T) {
 		{name: "fail/subject-not-string", cfg: func(c *config.UpstreamIdP) { c.SubjectClaim = "employee_id" },
 			op: func(op *fakeOP) { op.claims = func(c map[string]any) { c["employee_id"] = 42 } }, err: "not a string"},
 		{name: "fail/subject-control-chars", op: func(op *fakeOP) { op.claims = func(c map[string]any) { c["sub"] = "carol\nadmin" } }, err: "control characters"},
+		{name: "fail/subject-bidi-override", op: func(op *fakeOP) { op.claims = func(c map[string]any) { c["sub"] = "carol\u202enimda" } }, err: "control characters"},
+		{name: "fail/subject-c1-control", op: func(op *fakeOP) { op.claims = func(c map[string]any) { c["sub"] = "carol\u009b31m" } }, err: "control characters"},
 		{name: "fail/amr-not-list", op: func(op *fakeOP) { op.claims = func(c map[string]any) { c["amr"] = map[string]string{"a": "b"} } }, err: "amr"},
 		{name: "fail/at-hash-mismatch", op: func(op *fakeOP) {
 			op.claims = func(c map[string]any) {
