@@ -10,6 +10,7 @@ import (
 
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // MaxUsernameBytes bounds the username of a stored account.
@@ -45,7 +46,7 @@ func checkNewUser(cfg *config.Config, username, password string, claims map[stri
 		return fmt.Errorf("account: the username is longer than %d bytes", MaxUsernameBytes)
 	case !utf8.ValidString(username):
 		return errors.New("account: the username is not UTF-8")
-	case strings.ContainsFunc(username, func(r rune) bool { return unicode.IsSpace(r) || store.UnsafeRune(r) }):
+	case strings.ContainsFunc(username, func(r rune) bool { return unicode.IsSpace(r) || oauth.UnsafeRune(r) }):
 		return fmt.Errorf("account: the username %q holds white space or control characters", username)
 	case password == "":
 		return ErrEmptyPassword

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // Limits of call reports (design §7: services report their own calls so the trail
@@ -198,5 +199,5 @@ func (r *Reporter) concerns(clientID string, iss *store.AuditEvent) bool {
 
 // callField reports whether a token_jti, action, resource or outcome can be
 // recorded as it is: at most maxCallField bytes of UTF-8 without the characters
-// store.UnsafeRune refuses (control characters, line separators, bidi overrides).
-func callField(v string) bool { return len(v) <= maxCallField && store.SafeText(v) }
+// oauth.UnsafeRune refuses (control characters, line separators, bidi overrides).
+func callField(v string) bool { return len(v) <= maxCallField && oauth.SafeText(v) }

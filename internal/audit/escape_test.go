@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // hostile are texts from outside that must not reach a terminal as they are: each
@@ -39,7 +40,7 @@ func rawUnsafe(out string) (rune, bool) {
 			if r == utf8.RuneError && !strings.HasPrefix(line[i:], "\uFFFD") {
 				return r, true
 			}
-			if store.UnsafeRune(r) || r == 0x200b {
+			if oauth.UnsafeRune(r) || r == 0x200b {
 				return r, true
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // textTime is the time layout of text output: fixed width, microseconds, UTC.
@@ -134,7 +135,7 @@ func appendJSONEscaped(b, j []byte) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRune(j[i:])
-		if r != 0x7f && strconv.IsPrint(r) && !store.UnsafeRune(r) && !(r == utf8.RuneError && size == 1) {
+		if r != 0x7f && strconv.IsPrint(r) && !oauth.UnsafeRune(r) && !(r == utf8.RuneError && size == 1) {
 			b = append(b, j[i:i+size]...)
 			i += size
 			continue

@@ -279,6 +279,9 @@ const (
 	DefaultMaxBodyBytes = 65536
 	// DefaultMaxTokenBytes is limits.max_token_bytes's default (16 KiB).
 	DefaultMaxTokenBytes = 16384
+	// MaxClientIDBytes bounds clients[].id: the audit trail keeps at most this many
+	// bytes of a client id (internal/audit's bound of the same name).
+	MaxClientIDBytes = 256
 	// DefaultMaxChain is exchange.policies[].max_chain's default (also when 0).
 	DefaultMaxChain = 4
 	// DefaultSubjectClaim is trusted_issuers[].subject_claim's default.

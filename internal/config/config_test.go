@@ -522,6 +522,13 @@ func TestValidate(t *testing.T) {
 			c.CORS.AllowedOrigins = []string{"https://app.example", "http://127.0.0.1:3000", "https://APP2.example:443"}
 			c.Scopes = []Scope{{Name: "payments:read", Description: "See your payments"}, {Name: "openid", Description: "Your user id"}}
 		}, "", ""},
+		{"fail/client-id-escape", func(c *Config) { c.Clients[0].ID = "web\x1b[2Japp" }, "clients[0].id", "contains control"},
+		{"fail/client-id-bidi", func(c *Config) { c.Clients[0].ID = "web\u202eppa" }, "clients[0].id", "bidi"},
+		{"fail/client-id-long", func(c *Config) { c.Clients[0].ID = strings.Repeat("c", 257) }, "clients[0].id", "longer than 256 bytes"},
+		{"fail/audience-id-control", func(c *Config) {
+			c.Audiences[0].ID, c.Clients[0].Audiences, c.Clients[1].Audiences = "https://api1.example/\x07", nil, nil
+		}, "audiences[0].id", "contains control"},
+		{"fail/username-bidi", func(c *Config) { c.Users[0].Username = "al\u202eice" }, "users[0].username", "bidi"},
 		{"fail/client-name-control", func(c *Config) { c.Clients[0].Name = "Web\x1b[31mApp" }, "clients[0].name", "contains control characters"},
 		{"fail/client-name-blank", func(c *Config) { c.Clients[0].Name = "  " }, "clients[0].name", "must not be blank"},
 		{"fail/client-name-long", func(c *Config) { c.Clients[0].Name = strings.Repeat("n", 101) }, "clients[0].name", "at most 100"},

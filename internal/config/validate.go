@@ -129,6 +129,7 @@ func (c *Config) audienceChecks() []check {
 		checks = append(checks, []check{
 			{a.ID == "", p + ".id", "must be set: the aud value of tokens for this service"},
 			{hasSpace(a.ID), p + ".id", fmt.Sprintf("%q contains white space", a.ID)},
+			{!oauth.SafeText(a.ID), p + ".id", fmt.Sprintf("%q contains control, line-separator or bidi characters", a.ID)},
 			{a.ID != "" && dup, p + ".id", fmt.Sprintf("%q is already the id of audiences[%d]", a.ID, first)},
 			{a.Client != "" && c.Client(a.Client) == nil, p + ".client", fmt.Sprintf("%q is not the id of a configured client", a.Client)},
 		}...)
@@ -152,6 +153,8 @@ func (c *Config) clientChecks() []check {
 		checks = append(checks, []check{
 			{cl.ID == "", p + ".id", "must be set"},
 			{hasSpace(cl.ID), p + ".id", fmt.Sprintf("%q contains white space", cl.ID)},
+			{!oauth.SafeText(cl.ID), p + ".id", fmt.Sprintf("%q contains control, line-separator or bidi characters (a request naming it would be refused)", cl.ID)},
+			{len(cl.ID) > MaxClientIDBytes, p + ".id", fmt.Sprintf("is longer than %d bytes", MaxClientIDBytes)},
 			{cl.ID != "" && dup, p + ".id", fmt.Sprintf("%q is already the id of clients[%d]", cl.ID, first)},
 			{cl.Secret != "" && cl.SecretHash != "", p + ".secret_hash", "set either secret or secret_hash, not both"},
 			{cl.SecretHash != "" && !validArgon2id(cl.SecretHash) && !validSHA256Hash(cl.SecretHash), p + ".secret_hash", `is neither "$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>" (base64 without padding) nor "sha256:" followed by the 64 hex digits of the secret's SHA-256`},
@@ -416,6 +419,7 @@ func (c *Config) userChecks() []check {
 		checks = append(checks, []check{
 			{u.Username == "", p + ".username", "must be set"},
 			{hasSpace(u.Username), p + ".username", fmt.Sprintf("%q contains white space", u.Username)},
+			{!oauth.SafeText(u.Username), p + ".username", fmt.Sprintf("%q contains control, line-separator or bidi characters", u.Username)},
 			{u.Username != "" && dup, p + ".username", fmt.Sprintf("%q is already the username of users[%d]", u.Username, first)},
 			{u.Username != "" && c.Client(u.Username) != nil, p + ".username", fmt.Sprintf("%q is also a client id; a token's subject would not say which of the two it is", u.Username)},
 			{u.Password == "" && u.PasswordHash == "", p + ".password_hash", "must be set (or password, for development only)"},

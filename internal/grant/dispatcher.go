@@ -176,12 +176,12 @@ func (d *Dispatcher) Authenticate(ctx context.Context, req *Request) (*client.Cl
 }
 
 // authenticate authenticates req's client. A client id that is not UTF-8 or holds
-// a character store.UnsafeRune refuses (a control character, a line separator, a
+// a character oauth.UnsafeRune refuses (a control character, a line separator, a
 // bidirectional override) names no client deputy can have: it is a failed client
 // authentication (RFC 6749 §5.2 invalid_client), refused before any lookup.
 func (d *Dispatcher) authenticate(ctx context.Context, req *Request) (*client.Client, error) {
 	for _, id := range []string{req.Credentials.BasicID, req.Credentials.FormID} {
-		if !store.SafeText(id) {
+		if !oauth.SafeText(id) {
 			return nil, oauth.InvalidClient("client_id holds control characters",
 				fmt.Errorf("client id %.64q… is not UTF-8 or holds control or bidirectional formatting characters", id))
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/russellhaering/gosaml2/types"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // Namespaces of SAML 2.0 (SAML Core §1.2).
@@ -192,9 +192,9 @@ func CheckXML(b []byte) (Shape, error) {
 }
 
 // Control reports the characters refused in subjects and claim values: those of
-// store.UnsafeRune (control characters, line separators, bidi overrides), the one
+// oauth.UnsafeRune (control characters, line separators, bidi overrides), the one
 // rule for names from outside.
-func Control(r rune) bool { return store.UnsafeRune(r) }
+func Control(r rune) bool { return oauth.UnsafeRune(r) }
 
 // Claim is the identity claim an attribute releases, by its Name or FriendlyName
 // in the common vocabularies (plain names, LDAP/eduPerson OIDs, the

@@ -363,7 +363,7 @@ func (idp *samlIdP) verify(root *etree.Element, issuer string, now time.Time) (e
 				continue
 			}
 			v := strings.TrimSpace(at.Values[0])
-			if !store.SafeText(v) {
+			if !oauth.SafeText(v) {
 				return fail("attribute %.64q: value %.64q has control characters", at.Name, v)
 			}
 			if v == "" || len(v) > samlMaxClaimBytes {
@@ -390,9 +390,9 @@ func (idp *samlIdP) verify(root *etree.Element, issuer string, now time.Time) (e
 // samlSubjectValid reports whether a NameID or subject attribute value can be a
 // subject as it is: non-empty, at most samlMaxSubjectBytes, without spaces around
 // it, and without control characters, line separators or bidi overrides
-// (store.SafeText). It is never trimmed.
+// (oauth.SafeText). It is never trimmed.
 func samlSubjectValid(v string) bool {
-	return v != "" && len(v) <= samlMaxSubjectBytes && store.SafeText(v) && strings.TrimSpace(v) == v
+	return v != "" && len(v) <= samlMaxSubjectBytes && oauth.SafeText(v) && strings.TrimSpace(v) == v
 }
 
 // samlSubjectAttribute returns the one value of the one attribute whose Name is

@@ -22,7 +22,6 @@ import (
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/exchange"
 	"github.com/deputy-auth/deputy/internal/jwks"
-	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
 )
@@ -37,7 +36,7 @@ const maxActDepth = 32
 // Bounds of what deputy takes over from a trusted issuer's token into its audit
 // trail and the tokens it issues: the subject, the jti and every sub and iss of
 // an act chain (as a SAML subject: samlMaxSubjectBytes), and each mapped claim, as
-// JSON. Beyond them, or with a character store.SafeText refuses (control
+// JSON. Beyond them, or with a character oauth.SafeText refuses (control
 // characters, line separators, bidi overrides), the token is refused.
 const (
 	maxTrustedNameBytes  = samlMaxSubjectBytes
@@ -46,14 +45,14 @@ const (
 
 // safeName reports whether a subject, jti or actor name from another issuer can
 // be taken over as it is.
-func safeName(s string) bool { return len(s) <= maxTrustedNameBytes && store.SafeText(s) }
+func safeName(s string) bool { return len(s) <= maxTrustedNameBytes && oauth.SafeText(s) }
 
 // safeClaim reports whether every string in a decoded JSON value — object keys
 // included — is safe text.
 func safeClaim(x any) bool {
 	switch v := x.(type) {
 	case string:
-		return store.SafeText(v)
+		return oauth.SafeText(v)
 	case []any:
 		for _, e := range v {
 			if !safeClaim(e) {
@@ -62,7 +61,7 @@ func safeClaim(x any) bool {
 		}
 	case map[string]any:
 		for k, e := range v {
-			if !store.SafeText(k) || !safeClaim(e) {
+			if !oauth.SafeText(k) || !safeClaim(e) {
 				return false
 			}
 		}

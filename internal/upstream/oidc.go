@@ -25,7 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/deputy-auth/deputy/internal/config"
-	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // Limits of OpenID Connect sign-in.
@@ -389,7 +389,7 @@ func oidcAMR(raw json.RawMessage) ([]string, error) {
 	return amr, nil
 }
 
-func oidcControl(r rune) bool { return store.UnsafeRune(r) } // the one rule for names from outside
+func oidcControl(r rune) bool { return oauth.UnsafeRune(r) } // the one rule for names from outside
 
 // oidcClip shortens text the IdP or the browser chose before it goes into an
 // error (and so the audit trail).
