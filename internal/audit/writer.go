@@ -160,21 +160,20 @@ func (w *Writer) RecordAll(ctx context.Context, events ...*store.AuditEvent) err
 
 // Revoke revokes r.JTI and every token derived from it, and records e (a
 // token.revoked event) — all in the writer goroutine, between two batches. It calls
-// rev.Revoke, then OnRevoked with the revocations recorded, then appends e with its
-// Detail holding {"revoked": [jti, …]} (root first, other keys of an existing Detail
-// kept), and returns the revocations.
+// rev.Revoke, which stores the revocations and e, e's Detail holding {"revoked":
+// [jti, …]} (root first, other keys of an existing Detail kept), in one
+// transaction; then OnRevoked with the revocations recorded; and returns them.
 //
 // e may be nil. Empty fields of e are filled: Type token.revoked, TokenJTI r.JTI,
 // TokenExpires r.ExpiresAt, Decision allow, Reason r.Reason, and ID and Time as in
 // Record. Admit is not consulted for e: the revocation has happened and must be
 // recorded.
 //
-// Storage calls run with ctx's values but not its cancellation, as they run for the
-// queue rather than the caller. If ctx ends while the request is still queued,
-// nothing happens and ctx.Err() is returned. If rev.Revoke fails, nothing happened.
-// If the revocations were recorded but appending e fails, Revoke returns both the
-// revocations and the error: the tokens are revoked (OnRevoked was called) and the
-// event is missing; the caller should report it loudly.
+// The revocations and e are stored in one transaction (store.Revocations.Revoke):
+// both or neither, also across a crash. Storage calls run with ctx's values but not
+// its cancellation, as they run for the queue rather than the caller. If ctx ends
+// while the request is still queued, nothing happens and ctx.Err() is returned. On
+// an error nothing was revoked and nothing recorded.
 func (w *Writer) Revoke(ctx context.Context, r store.Revocation, e *store.AuditEvent) ([]store.Revocation, error) {
 	if w.rev == nil {
 		return nil, errors.New("audit: Revoke on a writer without store.Revocations")
@@ -429,25 +428,25 @@ func (w *Writer) append(ctx context.Context, events []*store.AuditEvent) error {
 func (w *Writer) doRevoke(req *request) {
 	defer close(req.done)
 	rctx, cancel := context.WithTimeout(req.ctx, StoreTimeout)
-	revs, err := w.rev.Revoke(rctx, req.r)
-	cancel()
+	defer cancel()
+	// The revocations and their event are one transaction: a crash or a failed
+	// append leaves neither (a token revoked without its record is impossible).
+	revs, err := w.rev.Revoke(rctx, req.r, func(revs []store.Revocation) (*store.AuditEvent, error) {
+		detail, err := revokedDetail(req.e.Detail, revs)
+		if err != nil {
+			return nil, err
+		}
+		req.e.Detail = detail
+		return req.e, nil
+	}, Seal)
 	if err != nil {
+		req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
 		req.err = err
 		return
 	}
 	req.revs = revs
 	if w.onRevoked != nil {
 		w.onRevoked(revs)
-	}
-	detail, err := revokedDetail(req.e.Detail, revs)
-	if err != nil {
-		req.err = err
-		return
-	}
-	req.e.Detail = detail
-	if err := w.append(req.ctx, []*store.AuditEvent{req.e}); err != nil {
-		req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
-		req.err = fmt.Errorf("audit: tokens revoked but the revocation event was not recorded: %w", err)
 	}
 }
 

@@ -84,7 +84,7 @@ type queries struct {
 	scanEvents     string // after seq, limit
 
 	// revocations
-	lineage          string // root jti, max depth, decision allow → jti, expires_at
+	lineage          string // root jti, decision allow → jti, expires_at, first seq; every depth
 	insertRevocation string // jti, expires_at, revoked_at, reason; ignores an existing jti;
 	// numbers the new row one above the largest seq
 	revocationByJTI  string // jti → seq, jti, expires_at, revoked_at, reason
