@@ -2,8 +2,10 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,4 +74,71 @@ func TestWriterRevokeNothingWithoutItsEvent(t *testing.T) {
 		t.Errorf("last event of T0 is %s, want token.revoked", last.Type)
 	}
 	mustVerify(t, db, 3)
+}
+
+// TestWriterHealthAfterFailedCommit: a commit that fails for the database's sake
+// (here another process holds SQLite's write lock past the busy timeout, as a
+// full or read-only disk fails every write) makes the writer unhealthy — a node
+// is then not ready — until a commit succeeds: Healthy's probe, an
+// audit.recovered event, once the database takes writes again.
+func TestWriterHealthAfterFailedCommit(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "deputy.db")
+	db, err := sqlstore.Open(t.Context(), "sqlite", path+"?_busy_timeout=100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(db, db, WriterOptions{StoreTimeout: 2 * time.Second})
+	defer w.Close()
+	ctx := context.Background()
+	if err := w.Record(ctx, issued("E0", "T0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Healthy(ctx); err != nil {
+		t.Fatalf("Healthy after a commit = %v", err)
+	}
+
+	// Another process takes the write lock and keeps it.
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Record(ctx, issued("E1", "T1")); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Record while the database takes no writes = %v, want ErrUnavailable", err)
+	}
+	if err := w.Healthy(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Healthy while the database takes no writes = %v, want ErrUnavailable", err)
+	}
+
+	// Writable again: the probe commits, the writer is healthy, the trail says so.
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Healthy(ctx); err != nil {
+		t.Fatalf("Healthy once the database takes writes = %v", err)
+	}
+	if err := w.Healthy(ctx); err != nil {
+		t.Fatalf("Healthy again = %v", err)
+	}
+	evs, err := db.Query(ctx, store.AuditFilter{Type: store.EventAuditRecovered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || !strings.Contains(evs[0].Reason, "unavailable") {
+		t.Fatalf("audit.recovered events: %+v, want one naming the failure", evs)
+	}
+	mustVerify(t, db, 2)
 }

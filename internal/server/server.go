@@ -93,7 +93,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			}
 			return nil
 		},
-		OnRevoked: s.Revoked.Add,
+		OnRevoked:    s.Revoked.Add,
+		StoreTimeout: cfg.Storage.Timeout.D(),
 	})
 
 	tokens := token.NewService(cfg.Issuer, s.Keys, s.Revoked, cfg.Limits.MaxTokenBytes)
@@ -158,7 +159,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	}
 	s.Handler, err = httpapi.New(httpapi.Config{
 		Issuer: cfg.Issuer, Dispatcher: disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
-		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
+		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Ready, RequestTimeout: cfg.Storage.Timeout.D(),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
 		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
@@ -169,6 +170,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		return nil, err
 	}
 	return s, nil
+}
+
+// Ready reports whether the node can serve: the database answers, and the audit
+// writer can commit (its last commit did not fail, or a probe commit since
+// succeeded; none is stuck past storage.timeout). A node that would fail every
+// token request (full disk, read-only or hung database) is not ready, so a load
+// balancer sends its traffic elsewhere.
+func (s *Server) Ready(ctx context.Context) error {
+	if err := s.Store.Ping(ctx); err != nil {
+		return err
+	}
+	return s.Audit.Healthy(ctx)
 }
 
 // claimCache keeps the claims upstream providers released at sign-in, per node and

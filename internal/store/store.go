@@ -108,6 +108,10 @@ const (
 	EventCodeIssued     = "code.issued" // an authorization code; ParentJTI is the session
 	EventCallReported   = "call.reported"
 	EventUserChanged    = "user.changed" // a local account was added, disabled or enabled
+	// EventAuditRecovered: the audit trail was written again after a commit failed
+	// for the database's sake (full disk, unreachable server); Reason names the
+	// failure. Between the failure and this event the node issued nothing.
+	EventAuditRecovered = "audit.recovered"
 )
 
 // AuditEvent is one record of the audit trail. Seq, PrevHash and Hash are assigned
