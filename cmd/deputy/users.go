@@ -28,6 +28,11 @@ const usersUsage = `Usage:
   deputy users disable USERNAME
   deputy users enable USERNAME
 
+Disabling an account revokes every session it signed in and everything issued in
+them (codes, access, refresh and ID tokens, and the tokens exchanged from them);
+its codes and refresh tokens are refused from then on even where the revocation
+has not reached yet. Enabling it again does not bring them back.
+
 These manage the local accounts stored in the database. Accounts listed under users:
 in the configuration file are managed there, and take precedence over a stored
 account of the same name. All take --config FILE.
@@ -228,10 +233,23 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 		if err != nil {
 			return err
 		}
-		if err := recordAdmin(ctx, st, username, "user "+verb+"d"); err != nil {
+		what, note := "user "+verb+"d", ""
+		if verb == "disable" {
+			// Disabled first, so no sign-in, code or refresh succeeds meanwhile
+			// (they check the account when used); then everything already issued
+			// goes, down the lineage. Run again after a failure: it is idempotent.
+			w := audit.NewWriter(st, st, audit.WriterOptions{StoreTimeout: cfg.Storage.Timeout.D()})
+			n, err := account.RevokeSignIns(ctx, st, w, username, "user disabled with deputy users", time.Now())
+			w.Close()
+			if err != nil {
+				return fmt.Errorf("user %s is disabled, but revoking its tokens failed (run the command again): %w", username, err)
+			}
+			note = fmt.Sprintf(" (%d sessions and tokens revoked)", n)
+		}
+		if err := recordAdmin(ctx, st, username, what+note); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "user %s %sd\n", username, verb)
+		fmt.Fprintf(stdout, "user %s %sd%s\n", username, verb, note)
 		return nil
 	})
 }

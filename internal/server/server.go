@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		return remembered.get(subject)
 	}
 	users := &grant.UserTokens{
-		Tokens: tokens, Refresh: s.Store, Profiles: profileSource(profiles),
+		Tokens: tokens, Refresh: s.Store, Profiles: profileSource(profiles), Accounts: localAccounts{accounts},
 		AccessTTL: cfg.Tokens.AccessTokenTTL.D(), IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
 	}
 	subjects, err := subject.New(ctx, tokens, subject.Options{
@@ -212,6 +212,17 @@ func (c *claimCache) get(subject string) map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m[subject]
+}
+
+// localAccounts adapts the account directory to grant.Accounts: users who signed
+// in with a local account must still have it, enabled; others are not deputy's.
+type localAccounts struct{ d *account.Directory }
+
+func (a localAccounts) Usable(ctx context.Context, subject, idp string) error {
+	if idp != signin.IdPLocal {
+		return nil
+	}
+	return a.d.Usable(ctx, subject)
 }
 
 // profileSource adapts a claims lookup to grant.Profiles.
