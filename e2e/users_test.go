@@ -11,11 +11,18 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// TestDisabledUserLosesTokens: `deputy users disable` takes everything the account
-// was issued: its refresh token is refused (invalid_grant), its access token and
-// the token a service exchanged from it are inactive, and a code issued before
-// cannot be redeemed; each revocation is on the trail.
+// TestDisabledUserLosesTokens: `deputy users disable` (and `delete`) takes
+// everything the account was issued: its refresh token is refused
+// (invalid_grant), its access token and the token a service exchanged from it are
+// inactive, and a code issued before cannot be redeemed; each revocation is on
+// the trail.
 func TestDisabledUserLosesTokens(t *testing.T) {
+	for _, verb := range []string{"disable", "delete"} {
+		t.Run(verb, func(t *testing.T) { userLosesTokens(t, verb) })
+	}
+}
+
+func userLosesTokens(t *testing.T, verb string) {
 	s := startSignin(t)
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("bob-password\n"), 0o600); err != nil {
@@ -57,8 +64,8 @@ func TestDisabledUserLosesTokens(t *testing.T) {
 		t.Fatal("tokens inactive before the account was disabled")
 	}
 
-	if out, exit := s.deputy("users", "disable", "bob"); exit != 0 || !strings.Contains(out, "user bob disabled") {
-		t.Fatalf("users disable: exit %d %s", exit, out)
+	if out, exit := s.deputy("users", verb, "bob"); exit != 0 || !strings.Contains(out, "user bob "+verb+"d") {
+		t.Fatalf("users %s: exit %d %s", verb, exit, out)
 	}
 
 	wantError(t, s.post("token_endpoint", "portal", "portal-secret", refreshForm(rt)), 400, "invalid_grant")
@@ -69,8 +76,8 @@ func TestDisabledUserLosesTokens(t *testing.T) {
 			t.Errorf("the %s of a disabled user is still active", name)
 		}
 	}
-	if out, exit := s.deputy("audit", "query", "--type", "token.revoked", "--subject", "bob"); exit != 0 || !strings.Contains(out, "user disabled") {
-		t.Errorf("no token.revoked event for the disabled user: %s", out)
+	if out, exit := s.deputy("audit", "query", "--type", "token.revoked", "--subject", "bob"); exit != 0 || !strings.Contains(out, "user "+verb+"d") {
+		t.Errorf("no token.revoked event for the %sd user: %s", verb, out)
 	}
 	if out, exit := s.deputy("audit", "verify"); exit != 0 {
 		t.Errorf("audit verify: %s", out)

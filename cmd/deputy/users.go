@@ -27,11 +27,13 @@ const usersUsage = `Usage:
   deputy users list [--json]
   deputy users disable USERNAME
   deputy users enable USERNAME
+  deputy users delete USERNAME
 
-Disabling an account revokes every session it signed in and everything issued in
-them (codes, access, refresh and ID tokens, and the tokens exchanged from them);
-its codes and refresh tokens are refused from then on even where the revocation
-has not reached yet. Enabling it again does not bring them back.
+Disabling or deleting an account revokes every session it signed in and
+everything issued in them (codes, access, refresh and ID tokens, and the tokens
+exchanged from them); its codes and refresh tokens are refused from then on even
+where the revocation has not reached yet. Enabling it again does not bring them
+back.
 
 These manage the local accounts stored in the database. Accounts listed under users:
 in the configuration file are managed there, and take precedence over a stored
@@ -53,6 +55,8 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return cmdUsersSetDisabled(ctx, "disable", args[1:], stdout)
 		case "enable":
 			return cmdUsersSetDisabled(ctx, "enable", args[1:], stdout)
+		case "delete":
+			return cmdUsersSetDisabled(ctx, "delete", args[1:], stdout)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, usersUsage)
 			return nil
@@ -210,6 +214,7 @@ func formatClaims(claims map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
+// cmdUsersSetDisabled runs users disable, enable and delete.
 func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout io.Writer) error {
 	fs, file := flags("users " + verb)
 	if err := parseInterspersed(fs, args); err != nil {
@@ -226,7 +231,7 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 			}
 		}
 		var users store.Users = st
-		err := users.SetUserDisabled(ctx, username, verb == "disable")
+		err := users.SetUserDisabled(ctx, username, verb != "enable")
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no stored user %q", username)
 		}
@@ -234,17 +239,23 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 			return err
 		}
 		what, note := "user "+verb+"d", ""
-		if verb == "disable" {
+		if verb != "enable" {
 			// Disabled first, so no sign-in, code or refresh succeeds meanwhile
 			// (they check the account when used); then everything already issued
-			// goes, down the lineage. Run again after a failure: it is idempotent.
+			// goes, down the lineage; a deleted account goes last, so that after
+			// a failure the command can be run again: every step is idempotent.
 			w := audit.NewWriter(st, st, audit.WriterOptions{StoreTimeout: cfg.Storage.Timeout.D()})
-			n, err := account.RevokeSignIns(ctx, st, w, username, "user disabled with deputy users", time.Now())
+			n, err := account.RevokeSignIns(ctx, st, w, username, "user "+verb+"d with deputy users", time.Now())
 			w.Close()
 			if err != nil {
 				return fmt.Errorf("user %s is disabled, but revoking its tokens failed (run the command again): %w", username, err)
 			}
 			note = fmt.Sprintf(" (%d sessions and tokens revoked)", n)
+		}
+		if verb == "delete" {
+			if err := users.DeleteUser(ctx, username); err != nil {
+				return err
+			}
 		}
 		if err := recordAdmin(ctx, st, username, what+note); err != nil {
 			return err

@@ -28,6 +28,8 @@ type Users interface {
 	// SetUserDisabled disables or enables an account (setting the state it has is
 	// not an error); ErrNotFound if absent.
 	SetUserDisabled(ctx context.Context, username string, disabled bool) error
+	// DeleteUser removes an account; ErrNotFound if absent.
+	DeleteUser(ctx context.Context, username string) error
 }
 
 // Session is a browser sign-in session. Its ID is the OIDC "sid" and the root of

@@ -97,6 +97,7 @@ type queries struct {
 	userByName      string // username
 	listUsers       string // no parameters; ordered by username, byte-wise
 	setUserDisabled string // disabled, username
+	deleteUser      string // username
 
 	// sessions; sessionColumns likewise.
 	insertSession      string // every column of sessionColumns, in order

@@ -282,6 +282,7 @@ var sqliteQueries = queries{
 	userByName:      `SELECT ` + userColumns + ` FROM users WHERE username = ?`,
 	listUsers:       `SELECT ` + userColumns + ` FROM users ORDER BY username`,
 	setUserDisabled: `UPDATE users SET disabled = ? WHERE username = ?`,
+	deleteUser:      `DELETE FROM users WHERE username = ?`,
 
 	insertSession:      `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	sessionByTokenHash: `SELECT ` + sessionColumns + ` FROM sessions WHERE token_hash = ?`,

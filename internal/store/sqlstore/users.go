@@ -104,6 +104,26 @@ func (db *DB) SetUserDisabled(ctx context.Context, username string, disabled boo
 	return nil
 }
 
+// DeleteUser removes the account; store.ErrNotFound if there is none.
+func (db *DB) DeleteUser(ctx context.Context, username string) error {
+	s, err := db.ws.get(ctx, db.d.q.deleteUser)
+	if err != nil {
+		return db.fail("delete user", err)
+	}
+	res, err := s.ExecContext(ctx, store.CleanText(username))
+	if err != nil {
+		return db.fail("delete user", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return db.fail("delete user", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: delete user %q: %w", username, store.ErrNotFound)
+	}
+	return nil
+}
+
 // scanUser reads userColumns.
 func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	var (

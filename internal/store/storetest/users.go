@@ -196,4 +196,25 @@ var userTests = []test{
 		}
 		sameUser(t, "alice", userByName(t, s, "alice"), user("alice"))
 	}},
+	{"ok/delete", func(t *testing.T, s store.Store) {
+		insertUsers(t, s, user("alice"), user("bob"))
+		if err := s.DeleteUser(t.Context(), "alice"); err != nil {
+			t.Fatalf("DeleteUser(alice) = %v", err)
+		}
+		if _, err := s.UserByName(t.Context(), "alice"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("UserByName(alice) after delete = %v, want ErrNotFound", err)
+		}
+		if got := usernames(listUsers(t, s)); !slices.Equal(got, []string{"bob"}) {
+			t.Errorf("ListUsers after delete = %v, want [bob]", got)
+		}
+		// The name is free again.
+		insertUsers(t, s, user("alice"))
+	}},
+	{"fail/delete-not-found", func(t *testing.T, s store.Store) {
+		insertUsers(t, s, user("alice"))
+		if err := s.DeleteUser(t.Context(), "ALICE"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("DeleteUser(ALICE) = %v, want ErrNotFound", err)
+		}
+		sameUser(t, "alice", userByName(t, s, "alice"), user("alice"))
+	}},
 }
