@@ -54,10 +54,9 @@ func userLosesTokens(t *testing.T, verb string) {
 	}
 	v1, v2 := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
 	r := s.token("portal", "portal-secret", redeemForm(code(v1), v1))
-	at, rt := r.str("access_token"), r.str("refresh_token")
 	// A refresh, so that the live tokens are a level down.
-	r = s.token("portal", "portal-secret", refreshForm(rt))
-	at, rt = r.str("access_token"), r.str("refresh_token")
+	r = s.token("portal", "portal-secret", refreshForm(r.str("refresh_token")))
+	at, rt := r.str("access_token"), r.str("refresh_token")
 	exchanged := s.token("api1", "api1-secret", exchangeForm(at, "audience", "https://api2.example")).str("access_token")
 	pending := code(v2) // issued, not yet redeemed
 	if !s.active(at) || !s.active(exchanged) {

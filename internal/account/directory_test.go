@@ -70,6 +70,16 @@ func (f *fakeUsers) ListUsers(context.Context) ([]store.User, error) {
 	return us, f.err
 }
 
+func (f *fakeUsers) DeleteUser(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.users[name]; !ok {
+		return store.ErrNotFound
+	}
+	delete(f.users, name)
+	return nil
+}
+
 func (f *fakeUsers) SetUserDisabled(_ context.Context, name string, disabled bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -82,13 +82,13 @@ type Profiles interface {
 // an ID token for OpenID Connect requests. The authorization_code and refresh_token
 // grants share it.
 type UserTokens struct {
-	Tokens     *token.Service
-	Refresh    store.RefreshTokens
-	Profiles   Profiles // optional
+	Tokens   *token.Service
+	Refresh  store.RefreshTokens
+	Profiles Profiles // optional
 	// Accounts refuses codes and refresh tokens of users disabled since they
 	// signed in (optional). Disabling revokes their tokens too; this check holds
 	// even before that revocation is done, or reached this node.
-	Accounts Accounts
+	Accounts   Accounts
 	AccessTTL  time.Duration
 	IDTokenTTL time.Duration
 	RefreshTTL time.Duration
