@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/account"
@@ -42,6 +43,10 @@ type Server struct {
 	// revSeq is the number of the last revocation read from the store (see
 	// SyncRevocations); only Maintain's goroutine uses it after New.
 	revSeq int64
+	// syncedAt is when SyncRevocations last succeeded (unix nanoseconds), 0 until
+	// Maintain runs; Ready fails once it is older than staleAfter.
+	syncedAt   atomic.Int64
+	staleAfter time.Duration
 }
 
 // OpenStore opens and migrates the configured database.
@@ -59,7 +64,7 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
 
 // New assembles a node. Close releases it.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
-	s := &Server{Config: cfg, log: log}
+	s := &Server{Config: cfg, log: log, staleAfter: revocationsStale}
 	if s.Store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -177,9 +182,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 // succeeded; none is stuck past storage.timeout). A node that would fail every
 // token request (full disk, read-only or hung database) is not ready, so a load
 // balancer sends its traffic elsewhere.
+//
+// Once Maintain runs, the node must also have read the revocations other nodes
+// (and `deputy users disable`) recorded within revocationsStale: one that cannot
+// would go on accepting tokens revoked elsewhere.
 func (s *Server) Ready(ctx context.Context) error {
 	if err := s.Store.Ping(ctx); err != nil {
 		return err
+	}
+	if t := s.syncedAt.Load(); t != 0 {
+		if age := time.Since(time.Unix(0, t)); age > s.staleAfter {
+			return fmt.Errorf("revocations recorded elsewhere not read for %v: %w", age.Round(100*time.Millisecond), store.ErrUnavailable)
+		}
 	}
 	return s.Audit.Healthy(ctx)
 }
@@ -257,7 +271,10 @@ func scopes(cfg *config.Config) []string {
 // came (SQLite has none; on PostgreSQL it is the safety net of LISTEN/NOTIFY).
 const (
 	revocationPoll = time.Second
-	keyPoll        = 5 * time.Second
+	// revocationsStale is how long a node may fail to read revocations before
+	// it reports itself not ready.
+	revocationsStale = 10 * revocationPoll
+	keyPoll          = 5 * time.Second
 	// maintainStepTimeout bounds each database call of Maintain.
 	maintainStepTimeout = 5 * time.Second
 )
@@ -268,6 +285,7 @@ const (
 // revocationPoll and keyPoll otherwise — and expired revocations and nonces are
 // forgotten.
 func (s *Server) Maintain(ctx context.Context) {
+	s.syncedAt.Store(time.Now().UnixNano()) // New read them all
 	// Notifications only mark what to read again; a burst of them costs one read.
 	revsChanged, keysChanged := make(chan struct{}, 1), make(chan struct{}, 1)
 	mark := func(c chan struct{}) {
@@ -338,11 +356,13 @@ func (s *Server) SyncRevocations(ctx context.Context) error {
 			return err
 		}
 		if len(revs) == 0 {
+			s.syncedAt.Store(time.Now().UnixNano())
 			return nil
 		}
 		s.Revoked.Add(revs)
 		s.revSeq = revs[len(revs)-1].Seq
 		if len(revs) < page {
+			s.syncedAt.Store(time.Now().UnixNano())
 			return nil
 		}
 	}
