@@ -125,8 +125,8 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 // The result is exact: nil means the event is stored; an error means it is not
 // (as far as the store can tell: a commit whose acknowledgement the database
 // connection lost is reported as a failure by the store).
-// If ctx ends while the event is still queued, the event is withdrawn (never
-// written) and Record returns ctx.Err(). Once the writer goroutine has taken it, it
+// If ctx has ended, or ends while the event is still queued, the event is
+// withdrawn (never written) and Record returns ctx.Err(). Once the writer goroutine has taken it, it
 // is written or fails with its batch, and Record waits for that outcome even if ctx
 // has ended meanwhile — a commit in flight takes one transaction's time. Appends
 // have their own deadline (StoreTimeout): a store that hangs fails the events it
@@ -439,8 +439,8 @@ func (w *Writer) run() {
 }
 
 // take moves requests from the head of the queue: either one revocation or probe
-// (returned as revoke), or up to maxBatch records stopping before one. It reports whether requests remain
-// and whether the writer is closed. Called with w.mu held.
+// (returned as revoke), or up to maxBatch records stopping before one. It reports
+// whether requests remain and whether the writer is closed. Called with w.mu held.
 func (w *Writer) take(batch []*request) (_ []*request, revoke *request, more, closed bool) {
 	i := 0
 	for ; i < len(w.queue) && len(batch) < w.maxBatch; i++ {

@@ -64,7 +64,8 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// RequestTimeout bounds how long a request waits for the database (optional:
 	// no bound). The audit endpoints, whose queries may read much of the trail,
-	// get auditTimeoutFactor times as long.
+	// and the upstream sign-in endpoints, which wait for another server too, get
+	// longTimeoutFactor times as long.
 	RequestTimeout time.Duration
 	MaxBodyBytes   int64
 	Log            *slog.Logger
@@ -147,8 +148,9 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// auditTimeoutFactor is how many times RequestTimeout the audit endpoints get.
-const auditTimeoutFactor = 12
+// longTimeoutFactor is how many times RequestTimeout the audit and upstream
+// sign-in endpoints get.
+const longTimeoutFactor = 12
 
 // retryAfterUnavailable is the Retry-After (seconds) of a 503: about when a node
 // whose database stalled may have recovered, or the load balancer moved on.
@@ -160,8 +162,8 @@ const retryAfterUnavailable = "5"
 // answered 503 temporarily_unavailable rather than held.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d := s.cfg.RequestTimeout; d > 0 {
-		if strings.HasPrefix(r.URL.Path, "/audit/") {
-			d *= auditTimeoutFactor
+		if p := r.URL.Path; strings.HasPrefix(p, "/audit/") || p == PathUpstreamLogin || strings.HasPrefix(p, PathCallback) {
+			d *= longTimeoutFactor
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
