@@ -105,6 +105,9 @@ func TestDiskFullNotReady(t *testing.T) {
 		}
 	}
 	wantError(t, last, 503, "temporarily_unavailable")
+	if ra, err := strconv.Atoi(last.Header.Get("Retry-After")); err != nil || ra <= 0 {
+		t.Errorf("503 without a Retry-After in seconds: %q", last.Header.Get("Retry-After"))
+	}
 	if got := getStatus(httpClient, s.url()+"/readyz"); got != 503 {
 		t.Fatalf("/readyz = %d while every token request fails for a full disk, want 503\n%s", got, s.logs.String())
 	}
