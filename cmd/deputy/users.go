@@ -106,12 +106,9 @@ func cmdUsersAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.
 			return err
 		}
 		var users store.Users = st
-		if err := users.InsertUser(ctx, u); errors.Is(err, store.ErrConflict) {
+		if err := users.InsertUser(ctx, u, adminEvent(username, "user added"), audit.Seal); errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("user %q exists already", username)
 		} else if err != nil {
-			return err
-		}
-		if err := recordAdmin(ctx, st, username, "user added"); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "user %s added\n", username)
@@ -231,14 +228,19 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 			}
 		}
 		var users store.Users = st
-		err := users.SetUserDisabled(ctx, username, verb != "enable")
+		// Each change commits with its user.changed event.
+		what := "user disabled"
+		if verb == "enable" {
+			what = "user enabled"
+		}
+		err := users.SetUserDisabled(ctx, username, verb != "enable", adminEvent(username, what), audit.Seal)
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no stored user %q", username)
 		}
 		if err != nil {
 			return err
 		}
-		what, note := "user "+verb+"d", ""
+		note := ""
 		if verb != "enable" {
 			// Disabled first, so no sign-in, code or refresh succeeds meanwhile
 			// (they check the account when used); then everything already issued
@@ -253,22 +255,20 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 			note = fmt.Sprintf(" (%d sessions and tokens revoked)", n)
 		}
 		if verb == "delete" {
-			if err := users.DeleteUser(ctx, username); err != nil {
+			if err := users.DeleteUser(ctx, username, adminEvent(username, "user deleted"), audit.Seal); err != nil {
 				return err
 			}
-		}
-		if err := recordAdmin(ctx, st, username, what+note); err != nil {
-			return err
 		}
 		fmt.Fprintf(stdout, "user %s %sd%s\n", username, verb, note)
 		return nil
 	})
 }
 
-// recordAdmin puts an account change on the audit trail.
-func recordAdmin(ctx context.Context, st *sqlstore.DB, username, what string) error {
-	w := audit.NewWriter(st, st, audit.WriterOptions{})
-	defer w.Close()
-	return w.Record(ctx, &store.AuditEvent{Type: store.EventUserChanged, Decision: store.DecisionAllow, Subject: username,
-		Reason: what + " with deputy users"})
+// adminEvent is the user.changed event of an account change, stored in the
+// change's own transaction.
+func adminEvent(username, what string) *store.AuditEvent {
+	e := &store.AuditEvent{Type: store.EventUserChanged, Decision: store.DecisionAllow, Subject: username,
+		Reason: what + " with deputy users"}
+	audit.Prepare(e)
+	return e
 }

@@ -258,6 +258,11 @@ func (w *Writer) Close() error {
 	return nil
 }
 
+// Prepare readies an event that is stored other than through a Writer (in the
+// transaction of the change it records, see store.Users): it fills ID and Time and
+// normalises the event as Record does. Store it sealed with Seal.
+func Prepare(e *store.AuditEvent) { prepare(e) }
+
 // eventID is a new event id: 26 characters of base32 (the extended hex alphabet,
 // which sorts like the bytes) of a store.SortableID, so ids sort by time and the
 // unique index on them grows at its end.

@@ -32,7 +32,7 @@ func TestDisabledAccountAtUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.InsertUser(ctx, store.User{Username: "alice", PasswordHash: hash, CreatedAt: f.now}); err != nil {
+	if err := f.st.InsertUser(ctx, store.User{Username: "alice", PasswordHash: hash, CreatedAt: f.now}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	dir, err := account.NewDirectory(nil, f.st, account.Options{})
@@ -44,7 +44,7 @@ func TestDisabledAccountAtUse(t *testing.T) {
 	first, _ := signedIn(t, f, nil) // enabled: issued
 	pending, _ := f.code(t, nil)
 	upstream, _ := f.code(t, func(c *store.AuthCode) { c.IdP = "corp"; c.Subject = "alice" })
-	if err := f.st.SetUserDisabled(ctx, "alice", true); err != nil {
+	if err := f.st.SetUserDisabled(ctx, "alice", true, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, try := range map[string]func() error{
