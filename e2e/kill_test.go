@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"bufio"
+	"database/sql"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -130,4 +133,150 @@ func TestKillUnderLoad(t *testing.T) {
 	if out, code := s.deputy("audit", "verify"); code != 0 {
 		t.Fatalf("audit verify after restart: exit %d\n%s", code, out)
 	}
+}
+
+// TestKillDuringRevocations: deputy killed with SIGKILL while it revokes tokens
+// (each revocation cascading to a token exchanged from the revoked one) leaves no
+// token revoked without its token.revoked record: after the kill, every row of
+// the revocations table is listed by a revocation event of the trail, every
+// revocation answered 200 is among them, and the chain verifies.
+func TestKillDuringRevocations(t *testing.T) {
+	skipOnPostgres(t, "reads the SQLite file")
+	s := start(t, bankConfig)
+	client := &http.Client{Timeout: 5 * time.Second}
+	post := func(endpoint, id, secret string, form url.Values) (reply, error) {
+		return tryPost(client, s.endpoint(endpoint), basic(id, secret), "application/x-www-form-urlencoded", form.Encode())
+	}
+	// First the tokens, each with one exchanged from it; then nothing but
+	// revocations, so that the kill lands while the writer revokes.
+	const workers, perWorker = 12, 40
+	tokens := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for range perWorker {
+				r, err := post("token_endpoint", "web-app", "web-secret", clientCredentials(""))
+				if err != nil || r.Status != 200 {
+					t.Errorf("client credentials: %v %d %s", err, r.Status, r.Raw)
+					return
+				}
+				t0 := r.str("access_token")
+				if r, err := post("token_endpoint", "api1", "api1-secret", exchangeForm(t0, "audience", "https://api2.example", "scope", "ledger:read")); err != nil || r.Status != 200 {
+					t.Errorf("exchange: %v %d %s", err, r.Status, r.Raw)
+					return
+				}
+				tokens[w] = append(tokens[w], t0)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	var (
+		mu       sync.Mutex
+		answered []string // jtis whose revocation was answered 200
+	)
+	stop := make(chan struct{})
+	for w := range workers {
+		wg.Go(func() {
+			for _, t0 := range tokens[w] {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, err := post("revocation_endpoint", "web-app", "web-secret", url.Values{"token": {t0}})
+				if err != nil || r.Status != 200 {
+					continue
+				}
+				jti, _ := claims(t, t0)["jti"].(string)
+				mu.Lock()
+				answered = append(answered, jti)
+				mu.Unlock()
+			}
+		})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(answered)
+		mu.Unlock()
+		if n >= workers*perWorker/2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.exited
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	got := append([]string(nil), answered...)
+	mu.Unlock()
+	if len(got) < 20 {
+		t.Fatalf("only %d revocations answered before the kill", len(got))
+	}
+
+	if out, code := s.deputy("audit", "verify"); code != 0 || !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify after kill -9: exit %d\n%s", code, out)
+	}
+	out, code := s.deputy("audit", "query", "--type", "token.revoked", "--json")
+	if code != 0 {
+		t.Fatalf("audit query: exit %d\n%s", code, out)
+	}
+	recorded := map[string]bool{} // jtis a revocation event lists
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Detail struct {
+				Revoked []string `json:"revoked"`
+			} `json:"detail"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		for _, j := range e.Detail.Revoked {
+			recorded[j] = true
+		}
+	}
+	db, err := sql.Open("sqlite", filepath.Join(s.dir, "deputy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT jti FROM revocations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var stored, missing int
+	for rows.Next() {
+		var jti string
+		if err := rows.Scan(&jti); err != nil {
+			t.Fatal(err)
+		}
+		stored++
+		if !recorded[jti] {
+			missing++
+			if missing <= 5 {
+				t.Errorf("token %s is revoked in the store but no token.revoked record lists it", jti)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d revocations without their record", missing, stored)
+	}
+	for _, jti := range got {
+		if !recorded[jti] {
+			t.Errorf("revocation of %s was answered 200 but is not on record", jti)
+		}
+	}
+	t.Logf("%d revocations answered before kill -9; %d revoked tokens in the store, each on record", len(got), stored)
 }

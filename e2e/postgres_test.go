@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -391,13 +390,17 @@ func eventually(within, interval time.Duration, cond func() bool) (time.Duration
 }
 
 // tcpProxy forwards TCP connections to a target; outage closes its listener and
-// every connection it carries, restore listens again on the same address.
+// every connection it carries, restore listens again on the same address. stall
+// keeps every connection open but forwards nothing (and connects nothing new) —
+// a database whose backends hang — until resume.
 type tcpProxy struct {
 	target string
 	addr   string
 	mu     sync.Mutex
 	ln     net.Listener // nil during an outage
 	conns  map[net.Conn]struct{}
+	// flowing is closed while bytes flow; stall replaces it with an open one.
+	flowing chan struct{}
 }
 
 func startProxy(t *testing.T, target string) *tcpProxy {
@@ -406,9 +409,12 @@ func startProxy(t *testing.T, target string) *tcpProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tcpProxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	flowing := make(chan struct{})
+	close(flowing)
+	p := &tcpProxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}, flowing: flowing}
 	p.serve(ln)
 	t.Cleanup(p.outage)
+	t.Cleanup(p.resume)
 	return p
 }
 
@@ -428,6 +434,7 @@ func (p *tcpProxy) serve(ln net.Listener) {
 }
 
 func (p *tcpProxy) pipe(c net.Conn) {
+	<-p.gate()
 	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
 		c.Close()
@@ -443,8 +450,8 @@ func (p *tcpProxy) pipe(c net.Conn) {
 	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	go func() { _ = p.copy(up, c); done <- struct{}{} }()
+	go func() { _ = p.copy(c, up); done <- struct{}{} }()
 	<-done
 	c.Close()
 	up.Close()
@@ -453,6 +460,52 @@ func (p *tcpProxy) pipe(c net.Conn) {
 	delete(p.conns, c)
 	delete(p.conns, up)
 	p.mu.Unlock()
+}
+
+// gate is closed while the proxy forwards.
+func (p *tcpProxy) gate() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.flowing
+}
+
+// copy is io.Copy that holds what it read while the proxy is stalled.
+func (p *tcpProxy) copy(dst, src net.Conn) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			<-p.gate()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// stall stops forwarding: connections stay open, nothing reaches either side.
+func (p *tcpProxy) stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+		p.flowing = make(chan struct{})
+	default: // stalled already
+	}
+}
+
+// resume forwards again what was held and what comes.
+func (p *tcpProxy) resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+	default:
+		close(p.flowing)
+	}
 }
 
 // outage: nothing listens any more, and every open connection is closed.

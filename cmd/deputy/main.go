@@ -36,7 +36,7 @@ Usage:
                         [--audience AUD] [--since T] [--until T] [--type T] [--limit N] [--json]
   deputy users add USERNAME (--password-stdin | --password-file FILE) [--claim K=V ...]
   deputy users list     [--json]          local accounts stored in the database
-  deputy users disable USERNAME | enable USERNAME
+  deputy users disable USERNAME | enable USERNAME | delete USERNAME
   deputy version
 
 Every command reads --config FILE, or DEPUTY_CONFIG; every config key can be set by

@@ -28,6 +28,13 @@ const usersUsage = `Usage:
   deputy users list [--json]
   deputy users disable USERNAME
   deputy users enable USERNAME
+  deputy users delete USERNAME
+
+Disabling or deleting an account revokes every session it signed in and
+everything issued in them (codes, access, refresh and ID tokens, and the tokens
+exchanged from them); its codes and refresh tokens are refused from then on even
+where the revocation has not reached yet. Enabling it again does not bring them
+back.
 
 These manage the local accounts stored in the database. Accounts listed under users:
 in the configuration file are managed there, and take precedence over a stored
@@ -49,6 +56,8 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return cmdUsersSetDisabled(ctx, "disable", args[1:], stdout)
 		case "enable":
 			return cmdUsersSetDisabled(ctx, "enable", args[1:], stdout)
+		case "delete":
+			return cmdUsersSetDisabled(ctx, "delete", args[1:], stdout)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, usersUsage)
 			return nil
@@ -98,12 +107,9 @@ func cmdUsersAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.
 			return err
 		}
 		var users store.Users = st
-		if err := users.InsertUser(ctx, u); errors.Is(err, store.ErrConflict) {
+		if err := users.InsertUser(ctx, u, adminEvent(username, "user added"), audit.Seal); errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("user %q exists already", username)
 		} else if err != nil {
-			return err
-		}
-		if err := recordAdmin(ctx, st, username, "user added"); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "user %s added\n", username)
@@ -206,6 +212,7 @@ func formatClaims(claims map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
+// cmdUsersSetDisabled runs users disable, enable and delete.
 func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout io.Writer) error {
 	fs, file := flags("users " + verb)
 	if err := parseInterspersed(fs, args); err != nil {
@@ -222,25 +229,47 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 			}
 		}
 		var users store.Users = st
-		err := users.SetUserDisabled(ctx, username, verb == "disable")
+		// Each change commits with its user.changed event.
+		what := "user disabled"
+		if verb == "enable" {
+			what = "user enabled"
+		}
+		err := users.SetUserDisabled(ctx, username, verb != "enable", adminEvent(username, what), audit.Seal)
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no stored user %q", username)
 		}
 		if err != nil {
 			return err
 		}
-		if err := recordAdmin(ctx, st, username, "user "+verb+"d"); err != nil {
-			return err
+		note := ""
+		if verb != "enable" {
+			// Disabled first, so no sign-in, code or refresh succeeds meanwhile
+			// (they check the account when used); then everything already issued
+			// goes, down the lineage; a deleted account goes last, so that after
+			// a failure the command can be run again: every step is idempotent.
+			w := audit.NewWriter(st, st, audit.WriterOptions{StoreTimeout: cfg.Storage.Timeout.D()})
+			n, err := account.RevokeSignIns(ctx, st, w, username, "user "+verb+"d with deputy users", time.Now())
+			w.Close()
+			if err != nil {
+				return fmt.Errorf("user %s is disabled, but revoking its tokens failed (run the command again): %w", username, err)
+			}
+			note = fmt.Sprintf(" (%d sessions and tokens revoked)", n)
 		}
-		fmt.Fprintf(stdout, "user %s %sd\n", username, verb)
+		if verb == "delete" {
+			if err := users.DeleteUser(ctx, username, adminEvent(username, "user deleted"), audit.Seal); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(stdout, "user %s %sd%s\n", username, verb, note)
 		return nil
 	})
 }
 
-// recordAdmin puts an account change on the audit trail.
-func recordAdmin(ctx context.Context, st *sqlstore.DB, username, what string) error {
-	w := audit.NewWriter(st, st, audit.WriterOptions{})
-	defer w.Close()
-	return w.Record(ctx, &store.AuditEvent{Type: store.EventUserChanged, Decision: store.DecisionAllow, Subject: username,
-		Reason: what + " with deputy users"})
+// adminEvent is the user.changed event of an account change, stored in the
+// change's own transaction.
+func adminEvent(username, what string) *store.AuditEvent {
+	e := &store.AuditEvent{Type: store.EventUserChanged, Decision: store.DecisionAllow, Subject: username,
+		Reason: what + " with deputy users"}
+	audit.Prepare(e)
+	return e
 }

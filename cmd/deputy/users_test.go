@@ -80,7 +80,7 @@ func TestUsersCommands(t *testing.T) {
 		t.Errorf("list:\n%s", out)
 	}
 
-	if out, err := deputy("", "users", "disable", "bob"); err != nil || out != "user bob disabled\n" {
+	if out, err := deputy("", "users", "disable", "bob"); err != nil || out != "user bob disabled (0 sessions and tokens revoked)\n" {
 		t.Fatalf("disable bob: %q, %v", out, err)
 	}
 	got := listJSON(t, deputy)

@@ -182,6 +182,20 @@ func (d *Directory) Lookup(ctx context.Context, username string) (Account, error
 	return acct, nil
 }
 
+// Usable reports whether tokens may still be issued to the local account named
+// username: nil when it exists and is enabled, ErrDisabled or ErrNotFound (deleted)
+// otherwise, or a store error.
+func (d *Directory) Usable(ctx context.Context, username string) error {
+	_, _, disabled, err := d.find(ctx, username)
+	switch {
+	case err != nil:
+		return err
+	case disabled:
+		return ErrDisabled
+	}
+	return nil
+}
+
 // find returns the account named username, configured first, then stored; or
 // ErrNotFound.
 func (d *Directory) find(ctx context.Context, username string) (Account, *phc, bool, error) {

@@ -33,7 +33,7 @@ func newFakeUsers(us ...store.User) *fakeUsers {
 	return f
 }
 
-func (f *fakeUsers) InsertUser(_ context.Context, u store.User) error {
+func (f *fakeUsers) InsertUser(_ context.Context, u store.User, _ *store.AuditEvent, _ store.SealFunc) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -70,7 +70,17 @@ func (f *fakeUsers) ListUsers(context.Context) ([]store.User, error) {
 	return us, f.err
 }
 
-func (f *fakeUsers) SetUserDisabled(_ context.Context, name string, disabled bool) error {
+func (f *fakeUsers) DeleteUser(_ context.Context, name string, _ *store.AuditEvent, _ store.SealFunc) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.users[name]; !ok {
+		return store.ErrNotFound
+	}
+	delete(f.users, name)
+	return nil
+}
+
+func (f *fakeUsers) SetUserDisabled(_ context.Context, name string, disabled bool, _ *store.AuditEvent, _ store.SealFunc) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u, ok := f.users[name]

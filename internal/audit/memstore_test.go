@@ -74,6 +74,11 @@ func (m *memStore) Append(ctx context.Context, events []*store.AuditEvent, seal 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.appendLocked(events, seal)
+}
+
+// appendLocked is Append with m.mu held.
+func (m *memStore) appendLocked(events []*store.AuditEvent, seal store.SealFunc) error {
 	var (
 		seq  int64
 		prev []byte
@@ -183,9 +188,10 @@ func (m *memStore) EventsByParent(ctx context.Context, jti string) ([]store.Audi
 }
 
 // Revoke records r and the revocation of every token derived from r.JTI through
-// allow events (ParentJTI → TokenJTI), breadth first, the root first. A token that
-// is already revoked keeps its first revocation, which is returned.
-func (m *memStore) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocation, error) {
+// allow events (ParentJTI → TokenJTI), breadth first, the root first, and appends
+// the event that event returns for them; if that fails, nothing is recorded. A
+// token that is already revoked keeps its first revocation, which is returned.
+func (m *memStore) Revoke(ctx context.Context, r store.Revocation, event store.RevocationEvent, seal store.SealFunc) ([]store.Revocation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -193,11 +199,15 @@ func (m *memStore) Revoke(ctx context.Context, r store.Revocation) ([]store.Revo
 	defer m.mu.Unlock()
 	children := map[string][]store.AuditEvent{}
 	for _, e := range m.events {
-		if e.Decision == store.DecisionAllow && e.ParentJTI != "" && e.TokenJTI != "" && e.Type != store.EventTokenRevoked {
+		if store.IssuesFromParent(&e) {
 			children[e.ParentJTI] = append(children[e.ParentJTI], e)
 		}
 	}
-	var out []store.Revocation
+	var (
+		out   []store.Revocation
+		added []string
+	)
+	seq := m.seq
 	seen := map[string]bool{r.JTI: true}
 	todo := []store.Revocation{r}
 	for len(todo) > 0 {
@@ -206,9 +216,10 @@ func (m *memStore) Revoke(ctx context.Context, r store.Revocation) ([]store.Revo
 		if old, ok := m.revoked[x.JTI]; ok {
 			x = old
 		} else {
-			m.seq++
-			x.Seq = m.seq
+			seq++
+			x.Seq = seq
 			m.revoked[x.JTI] = x
+			added = append(added, x.JTI)
 		}
 		out = append(out, x)
 		for _, c := range children[x.JTI] {
@@ -219,6 +230,20 @@ func (m *memStore) Revoke(ctx context.Context, r store.Revocation) ([]store.Revo
 			todo = append(todo, store.Revocation{JTI: c.TokenJTI, ExpiresAt: c.TokenExpires, RevokedAt: r.RevokedAt, Reason: r.Reason})
 		}
 	}
+	undo := func() {
+		for _, j := range added {
+			delete(m.revoked, j)
+		}
+	}
+	e, err := event(out)
+	if err == nil {
+		err = m.appendLocked([]*store.AuditEvent{e}, seal)
+	}
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	m.seq = seq
 	return out, nil
 }
 

@@ -16,6 +16,12 @@ import (
 // ErrClosed is returned by Record and Revoke once the Writer is closed.
 var ErrClosed = errors.New("audit: writer closed")
 
+// ErrStuck is what Record, RecordAll, Revoke and Healthy return while the writer's
+// store call has run past its StoreTimeout (a database that ignores the deadline):
+// requests fail at once instead of queueing behind it. It wraps
+// store.ErrUnavailable.
+var ErrStuck = fmt.Errorf("audit: the writer's commit is stuck past its deadline: %w", store.ErrUnavailable)
+
 // DefaultMaxBatch is the batch limit of a Writer whose options leave MaxBatch at 0.
 const DefaultMaxBatch = 256
 
@@ -33,6 +39,9 @@ type WriterOptions struct {
 	// Revoke recorded, before any later batch is admitted, so that the revoked set
 	// Admit consults is current.
 	OnRevoked func([]store.Revocation)
+	// StoreTimeout bounds each call of the writer to the store. 0 means
+	// DefaultStoreTimeout.
+	StoreTimeout time.Duration
 }
 
 // Writer appends audit events with group commit: one goroutine takes every event
@@ -49,12 +58,18 @@ type Writer struct {
 	maxBatch  int
 	admit     func(*store.AuditEvent) error
 	onRevoked func([]store.Revocation)
+	timeout   time.Duration
 
 	mu     sync.Mutex
 	queue  []*request // FIFO; requests cancelled while queued are skipped
 	closed bool
-	wake   chan struct{} // capacity 1: "the queue may be non-empty"
-	done   chan struct{} // closed when the writer goroutine has drained and exited
+	// failed is the error of the last store call when it failed for the
+	// database's sake (see healthError), nil after one that succeeded; busySince
+	// is when the store call under way began (zero when none is).
+	failed    error
+	busySince time.Time
+	wake      chan struct{} // capacity 1: "the queue may be non-empty"
+	done      chan struct{} // closed when the writer goroutine has drained and exited
 }
 
 // request states, guarded by Writer.mu.
@@ -72,6 +87,8 @@ type request struct {
 	ctx    context.Context
 	r      store.Revocation
 	revs   []store.Revocation
+	// probe requests only (see Healthy); e is the audit.recovered event
+	probe bool
 
 	err  error
 	done chan struct{}
@@ -86,11 +103,15 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 		maxBatch:  opts.MaxBatch,
 		admit:     opts.Admit,
 		onRevoked: opts.OnRevoked,
+		timeout:   opts.StoreTimeout,
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 	if w.maxBatch <= 0 {
 		w.maxBatch = DefaultMaxBatch
+	}
+	if w.timeout <= 0 {
+		w.timeout = DefaultStoreTimeout
 	}
 	go w.run()
 	return w
@@ -104,8 +125,8 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 // The result is exact: nil means the event is stored; an error means it is not
 // (as far as the store can tell: a commit whose acknowledgement the database
 // connection lost is reported as a failure by the store).
-// If ctx ends while the event is still queued, the event is withdrawn (never
-// written) and Record returns ctx.Err(). Once the writer goroutine has taken it, it
+// If ctx has ended, or ends while the event is still queued, the event is
+// withdrawn (never written) and Record returns ctx.Err(). Once the writer goroutine has taken it, it
 // is written or fails with its batch, and Record waits for that outcome even if ctx
 // has ended meanwhile — a commit in flight takes one transaction's time. Appends
 // have their own deadline (StoreTimeout): a store that hangs fails the events it
@@ -116,6 +137,9 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 func (w *Writer) Record(ctx context.Context, e *store.AuditEvent) error {
 	if e == nil {
 		return errors.New("audit: Record of a nil event")
+	}
+	if err := ctx.Err(); err != nil {
+		return err // a request out of time queues nothing: it would hold the writer
 	}
 	prepare(e)
 	req := &request{e: e, done: make(chan struct{})}
@@ -131,11 +155,14 @@ func (w *Writer) Record(ctx context.Context, e *store.AuditEvent) error {
 // is returned; events that were stored stay stored (the caller must then not hand
 // out what they describe).
 func (w *Writer) RecordAll(ctx context.Context, events ...*store.AuditEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	reqs := make([]*request, 0, len(events))
 	w.mu.Lock()
-	if w.closed {
+	if err := w.refuseLocked(time.Now()); err != nil {
 		w.mu.Unlock()
-		return ErrClosed
+		return err
 	}
 	for _, e := range events {
 		if e == nil {
@@ -160,21 +187,20 @@ func (w *Writer) RecordAll(ctx context.Context, events ...*store.AuditEvent) err
 
 // Revoke revokes r.JTI and every token derived from it, and records e (a
 // token.revoked event) — all in the writer goroutine, between two batches. It calls
-// rev.Revoke, then OnRevoked with the revocations recorded, then appends e with its
-// Detail holding {"revoked": [jti, …]} (root first, other keys of an existing Detail
-// kept), and returns the revocations.
+// rev.Revoke, which stores the revocations and e, e's Detail holding {"revoked":
+// [jti, …]} (root first, other keys of an existing Detail kept), in one
+// transaction; then OnRevoked with the revocations recorded; and returns them.
 //
 // e may be nil. Empty fields of e are filled: Type token.revoked, TokenJTI r.JTI,
 // TokenExpires r.ExpiresAt, Decision allow, Reason r.Reason, and ID and Time as in
 // Record. Admit is not consulted for e: the revocation has happened and must be
 // recorded.
 //
-// Storage calls run with ctx's values but not its cancellation, as they run for the
-// queue rather than the caller. If ctx ends while the request is still queued,
-// nothing happens and ctx.Err() is returned. If rev.Revoke fails, nothing happened.
-// If the revocations were recorded but appending e fails, Revoke returns both the
-// revocations and the error: the tokens are revoked (OnRevoked was called) and the
-// event is missing; the caller should report it loudly.
+// The revocations and e are stored in one transaction (store.Revocations.Revoke):
+// both or neither, also across a crash. Storage calls run with ctx's values but not
+// its cancellation, as they run for the queue rather than the caller. If ctx ends
+// while the request is still queued, nothing happens and ctx.Err() is returned. On
+// an error nothing was revoked and nothing recorded.
 func (w *Writer) Revoke(ctx context.Context, r store.Revocation, e *store.AuditEvent) ([]store.Revocation, error) {
 	if w.rev == nil {
 		return nil, errors.New("audit: Revoke on a writer without store.Revocations")
@@ -206,6 +232,9 @@ func (w *Writer) Revoke(ctx context.Context, r store.Revocation, e *store.AuditE
 	if e.Reason == "" {
 		e.Reason = r.Reason
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	prepare(e)
 	req := &request{e: e, revoke: true, ctx: context.WithoutCancel(ctx), r: r, done: make(chan struct{})}
 	if err := w.enqueue(req); err != nil {
@@ -228,6 +257,11 @@ func (w *Writer) Close() error {
 	<-w.done
 	return nil
 }
+
+// Prepare readies an event that is stored other than through a Writer (in the
+// transaction of the change it records, see store.Users): it fills ID and Time and
+// normalises the event as Record does. Store it sealed with Seal.
+func Prepare(e *store.AuditEvent) { prepare(e) }
 
 // eventID is a new event id: 26 characters of base32 (the extended hex alphabet,
 // which sorts like the bytes) of a store.SortableID, so ids sort by time and the
@@ -267,12 +301,89 @@ func prepare(e *store.AuditEvent) {
 func (w *Writer) enqueue(req *request) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return ErrClosed
+	if err := w.refuseLocked(time.Now()); err != nil {
+		return err
 	}
 	w.queue = append(w.queue, req)
 	w.signal()
 	return nil
+}
+
+// refuseLocked is why a new request is refused at once: the writer is closed, or
+// stuck. Called with w.mu held.
+func (w *Writer) refuseLocked(now time.Time) error {
+	switch {
+	case w.closed:
+		return ErrClosed
+	case w.stuckLocked(now):
+		return ErrStuck
+	}
+	return nil
+}
+
+// stuckLocked reports a store call under way for longer than its deadline allows.
+// Called with w.mu held.
+func (w *Writer) stuckLocked(now time.Time) bool {
+	return !w.busySince.IsZero() && now.Sub(w.busySince) > w.timeout
+}
+
+// Healthy reports whether the writer can commit: nil, unless its store call is
+// stuck past its deadline (ErrStuck), or the last one failed for the database's
+// sake (full disk, read-only file, unreachable or hung server). In that case
+// Healthy probes: it appends an audit.recovered event (in the writer goroutine,
+// waiting for its turn as long as ctx allows), a commit like any other. If that
+// succeeds the writer is healthy again — a node reported unready gets no traffic
+// whose commits could tell — and the trail records the outage it recovered from;
+// if it fails nothing is written. A node is ready only while its writer is
+// healthy: the requests it takes would fail.
+func (w *Writer) Healthy(ctx context.Context) error {
+	w.mu.Lock()
+	failed, stuck := w.failed, w.stuckLocked(time.Now())
+	w.mu.Unlock()
+	switch {
+	case stuck:
+		return ErrStuck
+	case failed == nil:
+		return nil
+	}
+	e := &store.AuditEvent{Type: store.EventAuditRecovered, Decision: store.DecisionAllow,
+		Reason: "the audit trail can be written again after a failed commit: " + failed.Error()}
+	prepare(e)
+	req := &request{e: e, probe: true, ctx: context.WithoutCancel(ctx), done: make(chan struct{})}
+	if err := w.enqueue(req); err != nil {
+		return err
+	}
+	if err := w.wait(ctx, req); err != nil {
+		return fmt.Errorf("audit: the last commit failed (%w), and so did a probe: %w", failed, err)
+	}
+	return nil
+}
+
+// call runs one store call within the writer's StoreTimeout, and keeps what
+// Healthy reports up to date.
+func (w *Writer) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	w.mu.Lock()
+	w.busySince = time.Now()
+	w.mu.Unlock()
+	err := fn(ctx)
+	w.mu.Lock()
+	w.busySince = time.Time{}
+	w.failed = healthError(err)
+	w.mu.Unlock()
+	return err
+}
+
+// healthError is err when it says the database cannot take writes, nil when the
+// call succeeded or the database refused what it was given (a revoked parent, a
+// duplicate id) — it answered.
+func healthError(err error) error {
+	var pre *store.ParentRevokedError
+	if err == nil || errors.As(err, &pre) || errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	return err
 }
 
 // signal wakes the writer goroutine without blocking; called with w.mu held.
@@ -314,6 +425,8 @@ func (w *Writer) run() {
 		batch, revoke, more, closed = w.take(batch[:0])
 		w.mu.Unlock()
 		switch {
+		case revoke != nil && revoke.probe:
+			w.doProbe(revoke)
 		case revoke != nil:
 			w.doRevoke(revoke)
 		case len(batch) > 0:
@@ -331,9 +444,9 @@ func (w *Writer) run() {
 	}
 }
 
-// take moves requests from the head of the queue: either one revocation, or up to
-// maxBatch records stopping before a revocation. It reports whether requests remain
-// and whether the writer is closed. Called with w.mu held.
+// take moves requests from the head of the queue: either one revocation or probe
+// (returned as revoke), or up to maxBatch records stopping before one. It reports
+// whether requests remain and whether the writer is closed. Called with w.mu held.
 func (w *Writer) take(batch []*request) (_ []*request, revoke *request, more, closed bool) {
 	i := 0
 	for ; i < len(w.queue) && len(batch) < w.maxBatch; i++ {
@@ -341,7 +454,7 @@ func (w *Writer) take(batch []*request) (_ []*request, revoke *request, more, cl
 		if req.state == withdrawn {
 			continue
 		}
-		if req.revoke {
+		if req.revoke || req.probe {
 			if len(batch) == 0 {
 				req.state = taken
 				revoke = req
@@ -415,40 +528,56 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 	return events
 }
 
-// StoreTimeout bounds each call of the writer to the store: a database that hangs
-// (a connection black-holed by the network) fails the requests waiting for it
-// instead of holding them, and the writer, forever.
-const StoreTimeout = 30 * time.Second
+// DefaultStoreTimeout bounds each call of the writer to the store unless
+// WriterOptions.StoreTimeout says otherwise: a database that hangs (a connection
+// black-holed by the network) fails the requests waiting for it instead of holding
+// them, and the writer, forever.
+const DefaultStoreTimeout = 30 * time.Second
 
-// append appends events with Seal, within StoreTimeout.
+// append appends events with Seal, within the store timeout.
 func (w *Writer) append(ctx context.Context, events []*store.AuditEvent) error {
-	ctx, cancel := context.WithTimeout(ctx, StoreTimeout)
-	defer cancel()
-	return w.log.Append(ctx, events, Seal)
+	return w.call(ctx, func(ctx context.Context) error { return w.log.Append(ctx, events, Seal) })
+}
+
+// doProbe appends the probe's event, unless a commit since the probe was queued
+// has made the writer healthy.
+func (w *Writer) doProbe(req *request) {
+	defer close(req.done)
+	w.mu.Lock()
+	failed := w.failed
+	w.mu.Unlock()
+	if failed == nil {
+		return
+	}
+	if req.err = w.append(req.ctx, []*store.AuditEvent{req.e}); req.err != nil {
+		req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
+	}
 }
 
 func (w *Writer) doRevoke(req *request) {
 	defer close(req.done)
-	rctx, cancel := context.WithTimeout(req.ctx, StoreTimeout)
-	revs, err := w.rev.Revoke(rctx, req.r)
-	cancel()
+	// The revocations and their event are one transaction: a crash or a failed
+	// append leaves neither (a token revoked without its record is impossible).
+	var revs []store.Revocation
+	err := w.call(req.ctx, func(ctx context.Context) (err error) {
+		revs, err = w.rev.Revoke(ctx, req.r, func(revs []store.Revocation) (*store.AuditEvent, error) {
+			detail, err := revokedDetail(req.e.Detail, revs)
+			if err != nil {
+				return nil, err
+			}
+			req.e.Detail = detail
+			return req.e, nil
+		}, Seal)
+		return err
+	})
 	if err != nil {
+		req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
 		req.err = err
 		return
 	}
 	req.revs = revs
 	if w.onRevoked != nil {
 		w.onRevoked(revs)
-	}
-	detail, err := revokedDetail(req.e.Detail, revs)
-	if err != nil {
-		req.err = err
-		return
-	}
-	req.e.Detail = detail
-	if err := w.append(req.ctx, []*store.AuditEvent{req.e}); err != nil {
-		req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
-		req.err = fmt.Errorf("audit: tokens revoked but the revocation event was not recorded: %w", err)
 	}
 }
 

@@ -63,6 +63,11 @@ type TLS struct {
 type Storage struct {
 	Driver string `yaml:"driver"` // sqlite | postgres
 	DSN    string `yaml:"dsn"`
+	// Timeout bounds every wait for the database on a request's path (a
+	// connection from the pool, a query, the audit writer's commit): past it the
+	// request is answered 503 temporarily_unavailable, and a commit that fails or
+	// hangs makes /readyz 503 until one succeeds.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Signing configures token signing keys.
@@ -273,6 +278,8 @@ const (
 	DefaultCodeTTL = time.Minute
 	// DefaultSessionTTL is tokens.session_ttl's default.
 	DefaultSessionTTL = 8 * time.Hour
+	// DefaultStorageTimeout is storage.timeout's default.
+	DefaultStorageTimeout = 5 * time.Second
 	// DefaultAuditMaxBatch is audit.max_batch's default.
 	DefaultAuditMaxBatch = 256
 	// DefaultMaxBodyBytes is limits.max_body_bytes's default (64 KiB).

@@ -379,6 +379,8 @@ func TestValidate(t *testing.T) {
 		{"fail/tls-key-only", func(c *Config) { c.TLS.KeyFile = "k.pem" }, "tls.cert_file", "must be set with tls.key_file"},
 		{"fail/storage-driver", func(c *Config) { c.Storage.Driver = "mysql" }, "storage.driver", `"mysql" is not one of sqlite, postgres`},
 		{"fail/storage-dsn", func(c *Config) { c.Storage.DSN = "" }, "storage.dsn", "must be set"},
+		{"fail/storage-timeout", func(c *Config) { c.Storage.Timeout = Duration(-time.Second) }, "storage.timeout", "-1s is not positive"},
+		{"fail/storage-timeout-too-short", func(c *Config) { c.Storage.Timeout = Duration(time.Millisecond) }, "storage.timeout", "1ms is shorter than 100ms"},
 		{"fail/signing-algorithm", func(c *Config) { c.Signing.Algorithm = "HS256" }, "signing.algorithm", `"HS256" is not one of ES256, EdDSA, RS256, PS256`},
 		{"fail/signing-retire-after", func(c *Config) { c.Signing.RetireAfter = Duration(-time.Hour) }, "signing.retire_after", "-1h0m0s is not positive"},
 		{"fail/signing-id-token-algorithm", func(c *Config) { c.Signing.IDTokenAlgorithm = "none" }, "signing.id_token_algorithm", `"none" is not one of ES256, EdDSA, RS256, PS256`},
@@ -843,7 +845,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Issuer:  "http://127.0.0.1:8080",
 		Listen:  "127.0.0.1:8080",
-		Storage: Storage{Driver: "sqlite", DSN: "deputy.db"},
+		Storage: Storage{Driver: "sqlite", DSN: "deputy.db", Timeout: Duration(5 * time.Second)},
 		Signing: Signing{Algorithm: "ES256", RetireAfter: Duration(24 * time.Hour), IDTokenAlgorithm: "RS256"},
 		Tokens:  Tokens{AccessTokenTTL: Duration(5 * time.Minute), RefreshTokenTTL: Duration(24 * time.Hour), IDTokenTTL: Duration(5 * time.Minute), CodeTTL: Duration(time.Minute), SessionTTL: Duration(8 * time.Hour)},
 		Audit:   Audit{MaxBatch: 256},

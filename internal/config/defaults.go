@@ -21,6 +21,7 @@ import (
 //	                                       only when listen names a host
 //	storage.driver                         sqlite
 //	storage.dsn                            deputy.db (sqlite only)
+//	storage.timeout                        5s
 //	signing.algorithm                      ES256
 //	signing.retire_after                   24h
 //	signing.id_token_algorithm             RS256
@@ -71,6 +72,7 @@ func (c *Config) SetDefaults() {
 	if c.Storage.DSN == "" && c.Storage.Driver == DriverSQLite {
 		c.Storage.DSN = DefaultStorageDSN
 	}
+	setDuration(&c.Storage.Timeout, DefaultStorageTimeout)
 	if c.Signing.Algorithm == "" {
 		c.Signing.Algorithm = DefaultSigningAlgorithm
 	}

@@ -100,6 +100,8 @@ func (c *Config) serverChecks() []check {
 		{c.TLS.KeyFile != "" && c.TLS.CertFile == "", "tls.cert_file", "must be set with tls.key_file"},
 		oneOf("storage.driver", c.Storage.Driver, storageDrivers),
 		{c.Storage.DSN == "", "storage.dsn", "must be set: a SQLite file path or a postgres:// URL"},
+		positive("storage.timeout", c.Storage.Timeout),
+		{c.Storage.Timeout.D() > 0 && c.Storage.Timeout.D() < 100*time.Millisecond, "storage.timeout", fmt.Sprintf("%v is shorter than 100ms: a commit's fsync alone can take that long", c.Storage.Timeout.D())},
 		oneOf("signing.algorithm", c.Signing.Algorithm, signingAlgorithms),
 		positive("signing.retire_after", c.Signing.RetireAfter),
 		oneOf("signing.id_token_algorithm", c.Signing.IDTokenAlgorithm, signingAlgorithms),

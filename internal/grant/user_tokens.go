@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -63,6 +64,14 @@ func settle(ctx context.Context, trail Trail, parent string) {
 	}
 }
 
+// Accounts tells whether a user may still be issued tokens: an error for a local
+// account that was disabled or deleted since the sign-in (an error wrapping
+// store.ErrUnavailable when that cannot be known now); nil for users of upstream
+// identity providers, whom deputy does not keep.
+type Accounts interface {
+	Usable(ctx context.Context, subject, idp string) error
+}
+
 // Profiles returns the identity claims of a user (name, email, …) for ID tokens.
 type Profiles interface {
 	Claims(ctx context.Context, subject, idp string) map[string]string
@@ -73,9 +82,13 @@ type Profiles interface {
 // an ID token for OpenID Connect requests. The authorization_code and refresh_token
 // grants share it.
 type UserTokens struct {
-	Tokens     *token.Service
-	Refresh    store.RefreshTokens
-	Profiles   Profiles // optional
+	Tokens   *token.Service
+	Refresh  store.RefreshTokens
+	Profiles Profiles // optional
+	// Accounts refuses codes and refresh tokens of users disabled since they
+	// signed in (optional). Disabling revokes their tokens too; this check holds
+	// even before that revocation is done, or reached this node.
+	Accounts   Accounts
 	AccessTTL  time.Duration
 	IDTokenTTL time.Duration
 	RefreshTTL time.Duration
@@ -110,6 +123,14 @@ func hashOf(v string) []byte {
 }
 
 func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, now time.Time, ev *store.AuditEvent) (*Issued, error) {
+	if u.Accounts != nil {
+		switch err := u.Accounts.Usable(ctx, g.subject, g.idp); {
+		case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+			return nil, oauth.TemporarilyUnavailable("cannot check the user's account now", err)
+		case err != nil:
+			return nil, oauth.InvalidGrant("the user's account is disabled", err)
+		}
+	}
 	aud := c.Audiences
 	if len(aud) == 0 {
 		aud = []string{c.ID}

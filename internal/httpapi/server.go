@@ -64,10 +64,16 @@ type Config struct {
 	// IDTokenAlgorithms are the algorithms ID tokens may be signed with, for
 	// discovery (OpenID Connect Discovery 1.0 §3: RS256 among them).
 	IDTokenAlgorithms []string
-	// Ready reports whether the server can serve (the database answers).
-	Ready        func(ctx context.Context) error
-	MaxBodyBytes int64
-	Log          *slog.Logger
+	// Ready reports whether the server can serve (the database answers, the audit
+	// writer commits).
+	Ready func(ctx context.Context) error
+	// RequestTimeout bounds how long a request waits for the database (optional:
+	// no bound). The audit endpoints, whose queries may read much of the trail,
+	// and the upstream sign-in endpoints, which wait for another server too, get
+	// longTimeoutFactor times as long.
+	RequestTimeout time.Duration
+	MaxBodyBytes   int64
+	Log            *slog.Logger
 	// Registry receives the server's metrics (optional: a new one is made).
 	Registry *prometheus.Registry
 	Now      func() time.Time // optional
@@ -168,8 +174,27 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves a request, recovering from panics as server_error.
+// longTimeoutFactor is how many times RequestTimeout the audit and upstream
+// sign-in endpoints get.
+const longTimeoutFactor = 12
+
+// retryAfterUnavailable is the Retry-After (seconds) of a 503: about when a node
+// whose database stalled may have recovered, or the load balancer moved on.
+const retryAfterUnavailable = "5"
+
+// ServeHTTP serves a request, recovering from panics as server_error. Each
+// request's context ends after RequestTimeout, which bounds every wait for the
+// database (pool, query, audit commit) on its path: past it the request is
+// answered 503 temporarily_unavailable rather than held.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d := s.cfg.RequestTimeout; d > 0 {
+		if p := r.URL.Path; strings.HasPrefix(p, "/audit/") || p == PathUpstreamLogin || strings.HasPrefix(p, PathCallback) {
+			d *= longTimeoutFactor
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -216,11 +241,23 @@ func writeError(w http.ResponseWriter, err error) {
 		return
 	}
 	oe := oauth.AsError(err)
-	if oe.Code == oauth.CodeInvalidClient {
+	if oe.Code == oauth.CodeServerError && unavailable(err) {
+		oe = oauth.TemporarilyUnavailable("the database cannot be reached now", err)
+	}
+	switch oe.Code {
+	case oauth.CodeInvalidClient:
 		h.Set("WWW-Authenticate", `Basic realm="deputy", error="invalid_client"`)
+	case oauth.CodeTemporarilyUnavail:
+		h.Set("Retry-After", retryAfterUnavailable)
 	}
 	w.WriteHeader(oe.Status())
 	_ = json.NewEncoder(w).Encode(oe)
+}
+
+// unavailable reports an error caused by the database's state or the request's
+// deadline for it, rather than by a fault of the server.
+func unavailable(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // writeJSON writes a successful JSON response that must not be cached.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/account"
@@ -49,6 +50,10 @@ type Server struct {
 	revSeq int64
 	// stopUpstreams ends the background discovery of upstream providers.
 	stopUpstreams context.CancelFunc
+	// syncedAt is when SyncRevocations last succeeded (unix nanoseconds), 0 until
+	// Maintain runs; Ready fails once it is older than staleAfter.
+	syncedAt   atomic.Int64
+	staleAfter time.Duration
 }
 
 // OpenStore opens and migrates the configured database.
@@ -104,7 +109,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Server{Config: cfg, log: log}
+	s := &Server{Config: cfg, log: log, staleAfter: revocationsStale}
 	if s.Store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -142,7 +147,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			}
 			return nil
 		},
-		OnRevoked: s.Revoked.Add,
+		OnRevoked:    s.Revoked.Add,
+		StoreTimeout: cfg.Storage.Timeout.D(),
 	})
 
 	tokens := token.NewService(cfg.Issuer, s.Keys, s.Revoked, cfg.Limits.MaxTokenBytes)
@@ -180,7 +186,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return profileOf(ctx, accounts, remembered, linked, subject, idp)
 	}
 	users := &grant.UserTokens{
-		Tokens: tokens, Refresh: s.Store, Profiles: profileSource(profiles),
+		Tokens: tokens, Refresh: s.Store, Profiles: profileSource(profiles), Accounts: localAccounts{accounts},
 		AccessTTL: cfg.Tokens.AccessTokenTTL.D(), IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
 	}
 	subjects, err := subject.New(ctx, tokens, subject.Options{
@@ -212,7 +218,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	s.Handler, err = httpapi.New(httpapi.Config{
 		Issuer: cfg.Issuer, Dispatcher: s.disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
-		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
+		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Ready, RequestTimeout: cfg.Storage.Timeout.D(),
 		IDTokenAlgorithms: cfg.IDTokenAlgorithms(),
 		MaxBodyBytes:      cfg.Limits.MaxBodyBytes, Log: log,
 		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
@@ -250,6 +256,27 @@ func profileOf(ctx context.Context, accounts *account.Directory, remembered *cla
 	return remembered.get(idp, subject)
 }
 
+// Ready reports whether the node can serve: the database answers, and the audit
+// writer can commit (its last commit did not fail, or a probe commit since
+// succeeded; none is stuck past storage.timeout). A node that would fail every
+// token request (full disk, read-only or hung database) is not ready, so a load
+// balancer sends its traffic elsewhere.
+//
+// Once Maintain runs, the node must also have read the revocations other nodes
+// (and `deputy users disable`) recorded within revocationsStale: one that cannot
+// would go on accepting tokens revoked elsewhere.
+func (s *Server) Ready(ctx context.Context) error {
+	if err := s.Store.Ping(ctx); err != nil {
+		return err
+	}
+	if t := s.syncedAt.Load(); t != 0 {
+		if age := time.Since(time.Unix(0, t)); age > s.staleAfter {
+			return fmt.Errorf("revocations recorded elsewhere not read for %v: %w", age.Round(100*time.Millisecond), store.ErrUnavailable)
+		}
+	}
+	return s.Audit.Healthy(ctx)
+}
+
 // claimCache keeps the claims upstream providers released at sign-in, per node and
 // bounded, for ID tokens and userinfo of upstream users; keyed by provider and
 // subject, so two providers' subjects of one name keep their own.
@@ -279,6 +306,17 @@ func (c *claimCache) get(idp, subject string) map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m[idp+"\x00"+subject]
+}
+
+// localAccounts adapts the account directory to grant.Accounts: users who signed
+// in with a local account must still have it, enabled; others are not deputy's.
+type localAccounts struct{ d *account.Directory }
+
+func (a localAccounts) Usable(ctx context.Context, subject, idp string) error {
+	if idp != signin.IdPLocal {
+		return nil
+	}
+	return a.d.Usable(ctx, subject)
 }
 
 // profileSource adapts a claims lookup to grant.Profiles.
@@ -313,7 +351,10 @@ func scopes(cfg *config.Config) []string {
 // came (SQLite has none; on PostgreSQL it is the safety net of LISTEN/NOTIFY).
 const (
 	revocationPoll = time.Second
-	keyPoll        = 5 * time.Second
+	// revocationsStale is how long a node may fail to read revocations before
+	// it reports itself not ready.
+	revocationsStale = 10 * revocationPoll
+	keyPoll          = 5 * time.Second
 	// maintainStepTimeout bounds each database call of Maintain.
 	maintainStepTimeout = 5 * time.Second
 )
@@ -324,6 +365,7 @@ const (
 // revocationPoll and keyPoll otherwise — and expired revocations and nonces are
 // forgotten.
 func (s *Server) Maintain(ctx context.Context) {
+	s.syncedAt.Store(time.Now().UnixNano()) // New read them all
 	// Notifications only mark what to read again; a burst of them costs one read.
 	revsChanged, keysChanged := make(chan struct{}, 1), make(chan struct{}, 1)
 	mark := func(c chan struct{}) {
@@ -395,11 +437,13 @@ func (s *Server) SyncRevocations(ctx context.Context) error {
 			return err
 		}
 		if len(revs) == 0 {
+			s.syncedAt.Store(time.Now().UnixNano())
 			return nil
 		}
 		s.Revoked.Add(revs)
 		s.revSeq = revs[len(revs)-1].Seq
 		if len(revs) < page {
+			s.syncedAt.Store(time.Now().UnixNano())
 			return nil
 		}
 	}

@@ -194,17 +194,20 @@ func (s *Service) IssueCode(ctx context.Context, sess store.Session, r *authoriz
 }
 
 // SignOut ends a session and revokes everything issued in it (codes, access,
-// refresh and ID tokens, and every token exchanged from them).
+// refresh and ID tokens, and every token exchanged from them). The revocation and
+// its signout event commit together first: it alone ends the session (Session
+// refuses a revoked one), so a crash before EndSession leaves the session ended
+// and on record; one before the revocation leaves it untouched.
 func (s *Service) SignOut(ctx context.Context, sess store.Session, m Meta) error {
-	if err := s.Sessions.EndSession(ctx, sess.ID, m.Now); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("signin: end session: %w", err)
-	}
 	reason := "signed out"
 	_, err := s.Audit.Revoke(ctx, store.Revocation{JTI: sess.ID, ExpiresAt: sess.ExpiresAt, RevokedAt: m.Now, Reason: reason},
 		&store.AuditEvent{Type: store.EventSignOut, ClientID: m.ClientID, Subject: sess.Subject, TokenJTI: sess.ID,
 			Reason: reason, RequestID: m.RequestID, RemoteAddr: m.RemoteAddr})
 	if err != nil {
 		return fmt.Errorf("signin: revoke the session's tokens: %w", err)
+	}
+	if err := s.Sessions.EndSession(ctx, sess.ID, m.Now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("signin: end session: %w", err)
 	}
 	return nil
 }

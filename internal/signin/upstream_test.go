@@ -21,7 +21,7 @@ func TestSignInUpstream(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	for _, u := range []store.User{{Username: "bob", PasswordHash: storedHash}, {Username: "dora", PasswordHash: storedHash, Disabled: true}} {
-		if err := f.st.InsertUser(ctx, u); err != nil {
+		if err := f.st.InsertUser(ctx, u, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -17,9 +17,15 @@ type User struct {
 
 // Users stores local accounts. Usernames are compared exactly (case-sensitively):
 // a local user's sub is its username.
+//
+// The methods that change an account take the audit event recording the change:
+// when e is not nil it is appended at the end of the chain (sealed with seal) in
+// the same transaction as the change, so the change and its record are stored
+// together or not at all; a change that fails (ErrConflict, ErrNotFound) stores
+// neither. nil records nothing (tests, tools that record otherwise).
 type Users interface {
 	// InsertUser adds an account; ErrConflict if the username exists.
-	InsertUser(ctx context.Context, u User) error
+	InsertUser(ctx context.Context, u User, e *AuditEvent, seal SealFunc) error
 	// UserByName returns the account; ErrNotFound if absent.
 	UserByName(ctx context.Context, username string) (User, error)
 	// ListUsers returns every account, ordered by username byte-wise (as Go
@@ -27,7 +33,9 @@ type Users interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	// SetUserDisabled disables or enables an account (setting the state it has is
 	// not an error); ErrNotFound if absent.
-	SetUserDisabled(ctx context.Context, username string, disabled bool) error
+	SetUserDisabled(ctx context.Context, username string, disabled bool, e *AuditEvent, seal SealFunc) error
+	// DeleteUser removes an account; ErrNotFound if absent.
+	DeleteUser(ctx context.Context, username string, e *AuditEvent, seal SealFunc) error
 }
 
 // Session is a browser sign-in session. Its ID is the OIDC "sid" and the root of

@@ -112,7 +112,11 @@ const (
 	EventSignOut        = "signout"     // a session ended (its lineage is revoked)
 	EventCodeIssued     = "code.issued" // an authorization code; ParentJTI is the session
 	EventCallReported   = "call.reported"
-	EventUserChanged    = "user.changed" // a local account was added, disabled or enabled
+	EventUserChanged    = "user.changed" // a local account was added, disabled, enabled or deleted
+	// EventAuditRecovered: the audit trail was written again after a commit failed
+	// for the database's sake (full disk, unreachable server); Reason names the
+	// failure. Between the failure and this event the node issued nothing.
+	EventAuditRecovered = "audit.recovered"
 )
 
 // AuditEvent is one record of the audit trail. Seq, PrevHash and Hash are assigned
@@ -180,13 +184,22 @@ type AuditLog interface {
 	EventsByParent(ctx context.Context, jti string) ([]AuditEvent, error)
 }
 
+// RevocationEvent returns the audit event that records revs, the revocations one
+// Revoke recorded (the root first). Revoke calls it inside its transaction; an
+// error aborts the revocation.
+type RevocationEvent func(revs []Revocation) (*AuditEvent, error)
+
 // Revocations stores revoked tokens. Descendants are found through the audit
 // trail's lineage (ParentJTI → TokenJTI of allow events).
 type Revocations interface {
-	// Revoke records the revocation of jti and of every token derived from it by
-	// exchange (transitively, through the audit lineage), and returns every revocation
-	// it recorded, the root first. Revoking an already revoked token is not an error.
-	Revoke(ctx context.Context, r Revocation) ([]Revocation, error)
+	// Revoke records the revocation of jti and of every token derived from it
+	// (transitively through the audit lineage, however deep), and returns every
+	// revocation it recorded, the root first. Revoking an already revoked token is
+	// not an error. In the same transaction it appends, at the end of the chain
+	// (sealed with seal), the audit event that event returns for those
+	// revocations: the revocations and their record are stored together or not at
+	// all, also across a crash.
+	Revoke(ctx context.Context, r Revocation, event RevocationEvent, seal SealFunc) ([]Revocation, error)
 	// ListRevocations returns revocations of tokens that expire after t.
 	ListRevocations(ctx context.Context, t time.Time) ([]Revocation, error)
 	// RevocationsAfter returns at most limit revocations with Seq > afterSeq, in

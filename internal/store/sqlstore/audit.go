@@ -37,56 +37,62 @@ func (db *DB) Append(ctx context.Context, events []*store.AuditEvent, seal store
 	}
 	queries := []string{db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
 	return db.inLockedTx(ctx, "append audit events", db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
-		tail, insert, revoked := stmts[0], stmts[1], stmts[2]
-		checked := make(map[string]bool, 4) // parents known not revoked
-		for i, e := range events {
-			if !store.IssuesFromParent(e) || checked[e.ParentJTI] {
-				continue
-			}
-			checked[e.ParentJTI] = true
-			var one int
-			err := revoked.QueryRowContext(ctx, e.ParentJTI).Scan(&one)
-			if err == nil {
-				return &store.ParentRevokedError{Index: i, ParentJTI: e.ParentJTI}
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return db.fail("append audit events: is the parent revoked", err)
-			}
-		}
-		var (
-			seq  int64
-			prev []byte
-		)
-		err := tail.QueryRowContext(ctx).Scan(&seq, &prev)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return db.fail("append audit events: read the tail", err)
-		}
-		for _, e := range events {
-			seq++
-			e.Seq = seq
-			normaliseEvent(e)
-			seal(prev, e)
-			if len(e.PrevHash) == 0 {
-				e.PrevHash = nil
-			}
-			if len(e.Hash) == 0 {
-				e.Hash = nil
-			}
-			_, err := insert.ExecContext(ctx, e.Seq, e.ID, micros(e.Time), e.Type, e.ClientID,
-				e.Subject, e.SubjectIssuer, encodeList(e.Actors), encodeList(e.Audiences),
-				encodeList(e.Scopes), e.ParentJTI, e.TokenJTI, nullMicros(e.TokenExpires),
-				e.Decision, e.Reason, e.Rule, e.RequestID, e.RemoteAddr, e.Detail,
-				e.PrevHash, e.Hash)
-			if db.d.isConflict(err) {
-				return fmt.Errorf("sqlstore: append audit event %q: %w", e.ID, store.ErrConflict)
-			}
-			if err != nil {
-				return db.fail(fmt.Sprintf("append audit event %q", e.ID), err)
-			}
-			prev = e.Hash
-		}
-		return nil
+		return db.appendIn(ctx, stmts[0], stmts[1], stmts[2], events, seal)
 	})
+}
+
+// appendIn is Append inside a transaction that holds the chain (the chain lock on
+// PostgreSQL, the one writer on SQLite), with the dialect's auditTail, insertEvent
+// and isRevoked statements bound to it.
+func (db *DB) appendIn(ctx context.Context, tail, insert, revoked *sql.Stmt, events []*store.AuditEvent, seal store.SealFunc) error {
+	checked := make(map[string]bool, 4) // parents known not revoked
+	for i, e := range events {
+		if !store.IssuesFromParent(e) || checked[e.ParentJTI] {
+			continue
+		}
+		checked[e.ParentJTI] = true
+		var one int
+		err := revoked.QueryRowContext(ctx, e.ParentJTI).Scan(&one)
+		if err == nil {
+			return &store.ParentRevokedError{Index: i, ParentJTI: e.ParentJTI}
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return db.fail("append audit events: is the parent revoked", err)
+		}
+	}
+	var (
+		seq  int64
+		prev []byte
+	)
+	err := tail.QueryRowContext(ctx).Scan(&seq, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return db.fail("append audit events: read the tail", err)
+	}
+	for _, e := range events {
+		seq++
+		e.Seq = seq
+		normaliseEvent(e)
+		seal(prev, e)
+		if len(e.PrevHash) == 0 {
+			e.PrevHash = nil
+		}
+		if len(e.Hash) == 0 {
+			e.Hash = nil
+		}
+		_, err := insert.ExecContext(ctx, e.Seq, e.ID, micros(e.Time), e.Type, e.ClientID,
+			e.Subject, e.SubjectIssuer, encodeList(e.Actors), encodeList(e.Audiences),
+			encodeList(e.Scopes), e.ParentJTI, e.TokenJTI, nullMicros(e.TokenExpires),
+			e.Decision, e.Reason, e.Rule, e.RequestID, e.RemoteAddr, e.Detail,
+			e.PrevHash, e.Hash)
+		if db.d.isConflict(err) {
+			return fmt.Errorf("sqlstore: append audit event %q: %w", e.ID, store.ErrConflict)
+		}
+		if err != nil {
+			return db.fail(fmt.Sprintf("append audit event %q", e.ID), err)
+		}
+		prev = e.Hash
+	}
+	return nil
 }
 
 // normaliseEvent gives e the values a round trip through the database gives back.

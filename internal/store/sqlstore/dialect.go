@@ -86,7 +86,7 @@ type queries struct {
 	scanEvents     string // after seq, limit
 
 	// revocations
-	lineage          string // root jti, max depth, decision allow → jti, expires_at
+	lineage          string // root jti, decision allow → jti, expires_at, first seq; every depth
 	insertRevocation string // jti, expires_at, revoked_at, reason; ignores an existing jti;
 	// numbers the new row one above the largest seq
 	revocationByJTI  string // jti → seq, jti, expires_at, revoked_at, reason
@@ -99,6 +99,7 @@ type queries struct {
 	userByName      string // username
 	listUsers       string // no parameters; ordered by username, byte-wise
 	setUserDisabled string // disabled, username
+	deleteUser      string // username
 
 	// sessions; sessionColumns likewise.
 	insertSession      string // every column of sessionColumns, in order

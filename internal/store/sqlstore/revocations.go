@@ -10,30 +10,33 @@ import (
 	"github.com/deputy-auth/deputy/internal/store"
 )
 
-// maxLineageDepth bounds how many exchanges down from a revoked token Revoke looks
-// for descendants. Policies limit act chains far below this.
-const maxLineageDepth = 64
-
 // Revoke records, in one transaction, the revocation of r.JTI and of every token
-// derived from it by exchange: the TokenJTI of allowed audit events whose ParentJTI
-// is r.JTI or a descendant, transitively. A descendant's revocation expires with the
-// token (its TokenExpires) and gives the reason "ancestor <r.JTI> revoked:
-// <r.Reason>". Jtis revoked before keep their first revocation. It returns the
-// revocation of every one of these jtis as stored, the root first, then descendants
-// nearer the root first.
-func (db *DB) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocation, error) {
+// derived from it: the TokenJTI of allowed audit events whose ParentJTI is r.JTI or
+// a descendant, transitively and however deep (one recursive query on the
+// parent_jti index; every refresh adds a level, so a lineage grows for as long as
+// its refresh tokens are used). A descendant's revocation expires with the token
+// (its TokenExpires) and gives the reason "ancestor <r.JTI> revoked: <r.Reason>".
+// Jtis revoked before keep their first revocation. It returns the revocation of
+// every one of these jtis as stored, the root first, then descendants in the order
+// they were issued. The event that event returns for them is appended to the chain
+// in the same transaction, so a crash leaves both or neither.
+func (db *DB) Revoke(ctx context.Context, r store.Revocation, event store.RevocationEvent, seal store.SealFunc) ([]store.Revocation, error) {
 	if r.JTI == "" {
 		return nil, errors.New("sqlstore: revoke: empty jti")
 	}
+	if event == nil || seal == nil {
+		return nil, errors.New("sqlstore: revoke: no audit event")
+	}
 	var out []store.Revocation
-	queries := []string{db.d.q.lineage, db.d.q.insertRevocation, db.d.q.revocationByJTI}
+	queries := []string{db.d.q.lineage, db.d.q.insertRevocation, db.d.q.revocationByJTI,
+		db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
 	err := db.inLockedTx(ctx, "revoke", db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
 		lineage, insert, get := stmts[0], stmts[1], stmts[2]
 		type node struct {
 			jti     string
 			expires sql.NullInt64
 		}
-		rows, err := lineage.QueryContext(ctx, r.JTI, maxLineageDepth, store.DecisionAllow)
+		rows, err := lineage.QueryContext(ctx, r.JTI, store.DecisionAllow)
 		if err != nil {
 			return db.fail("revoke: lineage", err)
 		}
@@ -43,10 +46,10 @@ func (db *DB) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocatio
 		}
 		for rows.Next() {
 			var (
-				n            node
-				depth, first int64
+				n     node
+				first int64
 			)
-			if err := rows.Scan(&n.jti, &n.expires, &depth, &first); err != nil {
+			if err := rows.Scan(&n.jti, &n.expires, &first); err != nil {
 				rows.Close()
 				return db.fail("revoke: lineage", err)
 			}
@@ -76,7 +79,14 @@ func (db *DB) Revoke(ctx context.Context, r store.Revocation) ([]store.Revocatio
 			}
 			out = append(out, rev)
 		}
-		return nil
+		e, err := event(out)
+		if err != nil {
+			return fmt.Errorf("sqlstore: revoke: the revocation event: %w", err)
+		}
+		if e == nil || e.ID == "" {
+			return errors.New("sqlstore: revoke: the revocation event has no ID")
+		}
+		return db.appendIn(ctx, stmts[3], stmts[4], stmts[5], []*store.AuditEvent{e}, seal)
 	})
 	if err != nil {
 		return nil, err

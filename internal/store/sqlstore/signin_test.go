@@ -218,7 +218,7 @@ func TestSignInRefusesEmptyKeys(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"fail/empty-username", func() error { return db.InsertUser(ctx, store.User{PasswordHash: "h", CreatedAt: now}) }},
+		{"fail/empty-username", func() error { return db.InsertUser(ctx, store.User{PasswordHash: "h", CreatedAt: now}, nil, nil) }},
 		{"fail/empty-session-id", func() error {
 			s := sess
 			s.ID, s.TokenHash = "", testHash("other")
@@ -282,7 +282,7 @@ func TestSignInColumns(t *testing.T) {
 	ctx := t.Context()
 	at := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)
 	u := store.User{Username: "alice", PasswordHash: "h", Claims: map[string]string{"email": "a@example", "name": "<Al & Co>"}, CreatedAt: at}
-	if err := db.InsertUser(ctx, u); err != nil {
+	if err := db.InsertUser(ctx, u, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	c := store.AuthCode{Hash: testHash("the code"), ID: "c1", ClientID: "web-app", Subject: "alice",

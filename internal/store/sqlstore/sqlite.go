@@ -247,28 +247,30 @@ func sqliteIsUnavailable(err error) bool {
 
 // sqliteLineage finds the descendants of a token: the tokens issued by allowed
 // issuance events (not revocations, denials, call reports, key or sign-in events)
-// whose parent is the root or one of its descendants, at most ?2 levels
-// down. UNION (not UNION ALL) and the depth bound stop cycles. A token reached
-// twice keeps its shallowest depth; its expiry is NULL (never) if any event says so.
+// whose parent is the root or one of its descendants, at any depth. Each step
+// looks up the children of the tokens found by the previous one (the partial
+// index on parent_jti). UNION (not UNION ALL) keeps each event once, so a damaged
+// trail with a cycle ends too. A token issued by several events is listed once,
+// at its first issuance; its expiry is NULL (never) if any event says so.
 const sqliteLineage = `
-WITH RECURSIVE lineage(jti, expires_at, depth, seq) AS (
-	SELECT e.token_jti, e.token_expires, 1, e.seq
+WITH RECURSIVE lineage(jti, expires_at, seq) AS (
+	SELECT e.token_jti, e.token_expires, e.seq
 	FROM audit_events e
-	WHERE e.parent_jti = ?1 AND e.parent_jti <> '' AND e.decision = ?3 AND e.token_jti <> ''
+	WHERE e.parent_jti = ?1 AND e.parent_jti <> '' AND e.decision = ?2 AND e.token_jti <> ''
 		AND e.type NOT IN ('token.revoked', 'call.reported', 'request.denied', 'key.rotated', 'signin')
 	UNION
-	SELECT e.token_jti, e.token_expires, l.depth + 1, e.seq
+	SELECT e.token_jti, e.token_expires, e.seq
 	FROM lineage l JOIN audit_events e ON e.parent_jti = l.jti
-	WHERE e.parent_jti <> '' AND e.decision = ?3 AND e.token_jti <> '' AND l.depth < ?2
+	WHERE e.parent_jti <> '' AND e.decision = ?2 AND e.token_jti <> ''
 		AND e.type NOT IN ('token.revoked', 'call.reported', 'request.denied', 'key.rotated', 'signin')
 )
 SELECT jti,
 	CASE WHEN count(*) = count(expires_at) THEN max(expires_at) END,
-	min(depth) AS d, min(seq) AS s
+	min(seq) AS s
 FROM lineage
 WHERE jti <> ?1
 GROUP BY jti
-ORDER BY d, s`
+ORDER BY s`
 
 var sqliteQueries = queries{
 	createMigrations: `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -318,6 +320,7 @@ var sqliteQueries = queries{
 	userByName:      `SELECT ` + userColumns + ` FROM users WHERE username = ?`,
 	listUsers:       `SELECT ` + userColumns + ` FROM users ORDER BY username`,
 	setUserDisabled: `UPDATE users SET disabled = ? WHERE username = ?`,
+	deleteUser:      `DELETE FROM users WHERE username = ?`,
 
 	insertSession:      `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	sessionByTokenHash: `SELECT ` + sessionColumns + ` FROM sessions WHERE token_hash = ?`,

@@ -13,9 +13,10 @@ import (
 )
 
 // InsertUser adds u, its CreatedAt kept at microsecond precision in UTC and its
-// claims as a JSON object. A username that exists already (compared exactly,
-// case-sensitively) is store.ErrConflict.
-func (db *DB) InsertUser(ctx context.Context, u store.User) error {
+// claims as a JSON object, and appends e (unless nil) in the same transaction. A
+// username that exists already (compared exactly, case-sensitively) is
+// store.ErrConflict.
+func (db *DB) InsertUser(ctx context.Context, u store.User, e *store.AuditEvent, seal store.SealFunc) error {
 	if u.Username == "" {
 		return errors.New("sqlstore: insert user: empty username")
 	}
@@ -26,16 +27,49 @@ func (db *DB) InsertUser(ctx context.Context, u store.User) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: insert user %q: %w", u.Username, err)
 	}
-	s, err := db.ws.get(ctx, db.d.q.insertUser)
-	if err != nil {
-		return db.fail("insert user", err)
+	return db.changeUser(ctx, "insert user", db.d.q.insertUser, e, seal, func(s *sql.Stmt) error {
+		_, err := s.ExecContext(ctx, u.Username, u.PasswordHash, claims, boolInt(u.Disabled), micros(u.CreatedAt))
+		if db.d.isConflict(err) {
+			return fmt.Errorf("sqlstore: insert user %q: %w", u.Username, store.ErrConflict)
+		}
+		if err != nil {
+			return db.fail("insert user", err)
+		}
+		return nil
+	})
+}
+
+// changeUser runs change with the statement of query on the writer and, when e
+// is not nil, appends e to the chain in the same transaction (holding the chain
+// lock, as Append does).
+func (db *DB) changeUser(ctx context.Context, op, query string, e *store.AuditEvent, seal store.SealFunc, change func(*sql.Stmt) error) error {
+	if e == nil {
+		s, err := db.ws.get(ctx, query)
+		if err != nil {
+			return db.fail(op, err)
+		}
+		return change(s)
 	}
-	_, err = s.ExecContext(ctx, u.Username, u.PasswordHash, claims, boolInt(u.Disabled), micros(u.CreatedAt))
-	if db.d.isConflict(err) {
-		return fmt.Errorf("sqlstore: insert user %q: %w", u.Username, store.ErrConflict)
+	if e.ID == "" || seal == nil {
+		return fmt.Errorf("sqlstore: %s: the audit event has no ID or no seal", op)
 	}
+	queries := []string{query, db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
+	return db.inLockedTx(ctx, op, db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		if err := change(stmts[0]); err != nil {
+			return err
+		}
+		return db.appendIn(ctx, stmts[1], stmts[2], stmts[3], []*store.AuditEvent{e}, seal)
+	})
+}
+
+// affectedOne fails with store.ErrNotFound when res changed no row.
+func (db *DB) affectedOne(op, username string, res sql.Result) error {
+	n, err := res.RowsAffected()
 	if err != nil {
-		return db.fail("insert user", err)
+		return db.fail(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s %q: %w", op, username, store.ErrNotFound)
 	}
 	return nil
 }
@@ -83,25 +117,29 @@ func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 	return users, nil
 }
 
-// SetUserDisabled disables or enables the account; setting the state it has is
-// not an error. store.ErrNotFound if there is no such account.
-func (db *DB) SetUserDisabled(ctx context.Context, username string, disabled bool) error {
-	s, err := db.ws.get(ctx, db.d.q.setUserDisabled)
-	if err != nil {
-		return db.fail("set user disabled", err)
-	}
-	res, err := s.ExecContext(ctx, boolInt(disabled), store.CleanText(username))
-	if err != nil {
-		return db.fail("set user disabled", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return db.fail("set user disabled", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: set user %q disabled: %w", username, store.ErrNotFound)
-	}
-	return nil
+// SetUserDisabled disables or enables the account, and appends e (unless nil) in
+// the same transaction; setting the state it has is not an error.
+// store.ErrNotFound if there is no such account.
+func (db *DB) SetUserDisabled(ctx context.Context, username string, disabled bool, e *store.AuditEvent, seal store.SealFunc) error {
+	return db.changeUser(ctx, "set user disabled", db.d.q.setUserDisabled, e, seal, func(s *sql.Stmt) error {
+		res, err := s.ExecContext(ctx, boolInt(disabled), store.CleanText(username))
+		if err != nil {
+			return db.fail("set user disabled", err)
+		}
+		return db.affectedOne("set user disabled", username, res)
+	})
+}
+
+// DeleteUser removes the account, and appends e (unless nil) in the same
+// transaction; store.ErrNotFound if there is none.
+func (db *DB) DeleteUser(ctx context.Context, username string, e *store.AuditEvent, seal store.SealFunc) error {
+	return db.changeUser(ctx, "delete user", db.d.q.deleteUser, e, seal, func(s *sql.Stmt) error {
+		res, err := s.ExecContext(ctx, store.CleanText(username))
+		if err != nil {
+			return db.fail("delete user", err)
+		}
+		return db.affectedOne("delete user", username, res)
+	})
 }
 
 // scanUser reads userColumns.

@@ -181,8 +181,8 @@ var expiringTests = []test{
 			t.Errorf("revocations after purge: %v, want [j]", got)
 		}
 		useNonceConflict(t, s, "n", live)
-		if got := scanAll(t, s, 0); len(got) != 1 {
-			t.Errorf("%d audit events after purge, want 1", len(got))
+		if got := scanAll(t, s, 0); len(got) != 2 {
+			t.Errorf("%d audit events after purge, want 2 (the revocation's and e1)", len(got))
 		}
 	}},
 	{"ok/purge-empty", func(t *testing.T, s store.Store) {

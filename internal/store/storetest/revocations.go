@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"testing"
@@ -45,11 +46,22 @@ func exp(n int) time.Time { return t0.Add(time.Hour + time.Duration(n)*time.Minu
 
 func revoke(t *testing.T, s store.Store, r store.Revocation) []store.Revocation {
 	t.Helper()
-	got, err := s.Revoke(t.Context(), r)
+	got, err := s.Revoke(t.Context(), r, RevokedEvent("rev-"+r.JTI+"-"+r.Reason), Seal)
 	if err != nil {
 		t.Fatalf("Revoke(%s): %v", r.JTI, err)
 	}
 	return got
+}
+
+// RevokedEvent is a store.RevocationEvent for tests: a token.revoked event with
+// that id, naming the root and, in Detail, how many tokens were revoked.
+func RevokedEvent(id string) store.RevocationEvent {
+	return func(revs []store.Revocation) (*store.AuditEvent, error) {
+		e := event(id)
+		e.Type, e.TokenJTI = store.EventTokenRevoked, revs[0].JTI
+		e.Detail = fmt.Sprintf(`{"count":%d}`, len(revs))
+		return e, nil
+	}
 }
 
 // checkRevocations fails t unless got has root first and then exactly the
@@ -238,6 +250,91 @@ var revocationTests = []test{
 			want = append(want, descendant(names[i], i, root))
 		}
 		checkRevocations(t, revoke(t, s, root), root, want...)
+	}},
+	{"ok/refresh-chain-200-deep", func(t *testing.T, s store.Store) {
+		// A sign-in's lineage after 200 refreshes: code → (access, refresh) →
+		// refresh → … each refresh a level deeper, each access token exchanged once.
+		// Revoking the code (reuse detection, sign-out) reaches the newest tokens.
+		const n = 200
+		events := []*store.AuditEvent{exchanged("code", "sid", "C", exp(0))}
+		var want []string
+		parent := "C"
+		for i := range n {
+			rt, at, x := fmt.Sprintf("R%03d", i), fmt.Sprintf("A%03d", i), fmt.Sprintf("X%03d", i)
+			issuedRT, issuedAT := exchanged("i-"+rt, parent, rt, exp(1)), exchanged("i-"+at, parent, at, exp(2))
+			issuedRT.Type, issuedAT.Type = store.EventTokenIssued, store.EventTokenIssued
+			events = append(events, issuedAT, issuedRT, exchanged("x-"+x, at, x, exp(3)))
+			want = append(want, at, rt, x)
+			parent = rt
+		}
+		appendEvents(t, s, events...)
+		root := store.Revocation{JTI: "C", ExpiresAt: exp(0), RevokedAt: t0, Reason: "reuse"}
+		got := revoke(t, s, root)
+		if len(got) != 1+len(want) {
+			t.Fatalf("Revoke reached %d tokens, want %d (the code and all %d refreshes)", len(got), 1+len(want), n)
+		}
+		revoked := listRevoked(t, s, t0)
+		for _, jti := range []string{"R199", "A199", "X199", "X100"} {
+			if _, ok := slices.BinarySearch(revoked, jti); !ok {
+				t.Errorf("%s (a descendant %d levels down) is not revoked", jti, n)
+			}
+		}
+		// Descendants come in the order they were issued: a parent before its children.
+		pos := map[string]int{}
+		for i, r := range got {
+			pos[r.JTI] = i
+		}
+		for i := 1; i < n; i++ {
+			if pos[fmt.Sprintf("R%03d", i-1)] > pos[fmt.Sprintf("R%03d", i)] {
+				t.Fatalf("R%03d listed after its child", i-1)
+			}
+		}
+	}},
+	{"ok/revocation-and-event-together", func(t *testing.T, s store.Store) {
+		appendEvents(t, s, lineageEvents()...)
+		root := store.Revocation{JTI: "T1", ExpiresAt: exp(1), RevokedAt: t0, Reason: "r"}
+		var given []store.Revocation
+		got, err := s.Revoke(t.Context(), root, func(revs []store.Revocation) (*store.AuditEvent, error) {
+			given = slices.Clone(revs)
+			return RevokedEvent("rev-T1")(revs)
+		}, Seal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.EqualFunc(given, got, sameRevocation) {
+			t.Errorf("event was given %v, Revoke returned %v", given, got)
+		}
+		all := scanAll(t, s, 0)
+		checkChain(t, all)
+		last := all[len(all)-1]
+		if last.ID != "rev-T1" || last.Type != store.EventTokenRevoked || last.TokenJTI != "T1" || last.Detail != `{"count":4}` {
+			t.Fatalf("last event = %+v, want the revocation event", last)
+		}
+	}},
+	{"fail/revocation-without-its-event", func(t *testing.T, s store.Store) {
+		// When the event cannot be built or stored, nothing is revoked and nothing
+		// is appended.
+		appendEvents(t, s, lineageEvents()...)
+		before := scanAll(t, s, 0)
+		root := store.Revocation{JTI: "T0", ExpiresAt: exp(0), RevokedAt: t0, Reason: "r"}
+		errNoEvent := errors.New("no event")
+		if _, err := s.Revoke(t.Context(), root, func([]store.Revocation) (*store.AuditEvent, error) { return nil, errNoEvent }, Seal); !errors.Is(err, errNoEvent) {
+			t.Fatalf("Revoke with a failing event = %v, want %v", err, errNoEvent)
+		}
+		// An event whose id is taken fails its insert, after the revocations were
+		// written in the same transaction.
+		if _, err := s.Revoke(t.Context(), root, RevokedEvent("x-T1"), Seal); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("Revoke with a conflicting event id = %v, want ErrConflict", err)
+		}
+		if got := listRevoked(t, s, t0); len(got) != 0 {
+			t.Fatalf("revoked %v without the revocation event", got)
+		}
+		if all, err := s.RevocationsAfter(t.Context(), 0, 10); err != nil || len(all) != 0 {
+			t.Fatalf("RevocationsAfter = %v, %v; want none", all, err)
+		}
+		if after := scanAll(t, s, 0); len(after) != len(before) {
+			t.Fatalf("%d events appended by failed revocations", len(after)-len(before))
+		}
 	}},
 	{"ok/list-expiry-cut", func(t *testing.T, s store.Store) {
 		at := t0.Add(time.Hour)

@@ -74,7 +74,7 @@ var storeTests = []test{
 			if err := s.UseNonce(ctx, v, exp); !errors.Is(err, store.ErrConflict) {
 				t.Errorf("UseNonce(%q) again = %v, want ErrConflict", v, err)
 			}
-			if err := s.InsertUser(ctx, store.User{Username: v, PasswordHash: "x", CreatedAt: t0}); err == nil {
+			if err := s.InsertUser(ctx, store.User{Username: v, PasswordHash: "x", CreatedAt: t0}, nil, nil); err == nil {
 				t.Errorf("InsertUser(%q) succeeded", v)
 			}
 		}

@@ -11,6 +11,13 @@ import (
 	"github.com/deputy-auth/deputy/internal/store"
 )
 
+// changed is a user.changed event with that id.
+func changed(id string) *store.AuditEvent {
+	e := event(id)
+	e.Type = store.EventUserChanged
+	return e
+}
+
 // user is an enabled account with the given name and a claim or two.
 func user(name string) store.User {
 	return store.User{
@@ -24,7 +31,7 @@ func user(name string) store.User {
 func insertUsers(t *testing.T, s store.Store, users ...store.User) {
 	t.Helper()
 	for _, u := range users {
-		if err := s.InsertUser(t.Context(), u); err != nil {
+		if err := s.InsertUser(t.Context(), u, nil, nil); err != nil {
 			t.Fatalf("InsertUser(%s): %v", u.Username, err)
 		}
 	}
@@ -146,7 +153,7 @@ var userTests = []test{
 		insertUsers(t, s, a)
 		dup := user("alice")
 		dup.PasswordHash, dup.Claims, dup.Disabled = "other", map[string]string{"x": "y"}, true
-		if err := s.InsertUser(t.Context(), dup); !errors.Is(err, store.ErrConflict) {
+		if err := s.InsertUser(t.Context(), dup, nil, nil); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("InsertUser of an existing username: %v, want ErrConflict", err)
 		}
 		sameUser(t, "the first account", userByName(t, s, "alice"), a)
@@ -175,7 +182,7 @@ var userTests = []test{
 		insertUsers(t, s, a, b)
 		ctx := t.Context()
 		for i, step := range []bool{true, true, false, false, true} { // repeating a state is not an error
-			if err := s.SetUserDisabled(ctx, "alice", step); err != nil {
+			if err := s.SetUserDisabled(ctx, "alice", step, nil, nil); err != nil {
 				t.Fatalf("step %d: SetUserDisabled(alice, %t): %v", i, step, err)
 			}
 			want := a
@@ -190,9 +197,78 @@ var userTests = []test{
 	{"fail/set-disabled-not-found", func(t *testing.T, s store.Store) {
 		insertUsers(t, s, user("alice"))
 		for _, disabled := range []bool{true, false} {
-			if err := s.SetUserDisabled(t.Context(), "ALICE", disabled); !errors.Is(err, store.ErrNotFound) {
+			if err := s.SetUserDisabled(t.Context(), "ALICE", disabled, changed("e-"+fmt.Sprint(disabled)), Seal); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("SetUserDisabled(ALICE, %t) = %v, want ErrNotFound", disabled, err)
 			}
+		}
+		sameUser(t, "alice", userByName(t, s, "alice"), user("alice"))
+		if got := scanAll(t, s, 0); len(got) != 0 {
+			t.Errorf("%d audit events for changes that did not happen", len(got))
+		}
+	}},
+	{"ok/change-with-its-event", func(t *testing.T, s store.Store) {
+		// Each change and its audit event are stored together.
+		ctx := t.Context()
+		if err := s.InsertUser(ctx, user("alice"), changed("e-add"), Seal); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetUserDisabled(ctx, "alice", true, changed("e-disable"), Seal); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteUser(ctx, "alice", changed("e-delete"), Seal); err != nil {
+			t.Fatal(err)
+		}
+		all := scanAll(t, s, 0)
+		checkChain(t, all)
+		var ids []string
+		for _, e := range all {
+			ids = append(ids, e.ID)
+		}
+		if want := []string{"e-add", "e-disable", "e-delete"}; !slices.Equal(ids, want) {
+			t.Fatalf("events %v, want %v", ids, want)
+		}
+	}},
+	{"fail/change-without-its-event", func(t *testing.T, s store.Store) {
+		// When the event cannot be stored (its id is taken), the change is not
+		// made either.
+		ctx := t.Context()
+		appendEvents(t, s, event("taken"))
+		if err := s.InsertUser(ctx, user("alice"), changed("taken"), Seal); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("InsertUser with an event that cannot be stored = %v, want ErrConflict", err)
+		}
+		if _, err := s.UserByName(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the user was added without its event (%v)", err)
+		}
+		insertUsers(t, s, user("bob"))
+		if err := s.SetUserDisabled(ctx, "bob", true, changed("taken"), Seal); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("SetUserDisabled with an event that cannot be stored = %v, want ErrConflict", err)
+		}
+		if err := s.DeleteUser(ctx, "bob", changed("taken"), Seal); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("DeleteUser with an event that cannot be stored = %v, want ErrConflict", err)
+		}
+		sameUser(t, "bob", userByName(t, s, "bob"), user("bob"))
+		if got := scanAll(t, s, 0); len(got) != 1 {
+			t.Fatalf("%d events, want only the first", len(got))
+		}
+	}},
+	{"ok/delete", func(t *testing.T, s store.Store) {
+		insertUsers(t, s, user("alice"), user("bob"))
+		if err := s.DeleteUser(t.Context(), "alice", nil, nil); err != nil {
+			t.Fatalf("DeleteUser(alice) = %v", err)
+		}
+		if _, err := s.UserByName(t.Context(), "alice"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("UserByName(alice) after delete = %v, want ErrNotFound", err)
+		}
+		if got := usernames(listUsers(t, s)); !slices.Equal(got, []string{"bob"}) {
+			t.Errorf("ListUsers after delete = %v, want [bob]", got)
+		}
+		// The name is free again.
+		insertUsers(t, s, user("alice"))
+	}},
+	{"fail/delete-not-found", func(t *testing.T, s store.Store) {
+		insertUsers(t, s, user("alice"))
+		if err := s.DeleteUser(t.Context(), "ALICE", changed("e-delete"), Seal); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("DeleteUser(ALICE) = %v, want ErrNotFound", err)
 		}
 		sameUser(t, "alice", userByName(t, s, "alice"), user("alice"))
 	}},
