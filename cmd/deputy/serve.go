@@ -16,6 +16,7 @@ import (
 
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/server"
+	"github.com/deputy-auth/deputy/internal/store/sqlstore"
 )
 
 // minProcs is the least GOMAXPROCS deputy serve runs with, whatever the CPUs.
@@ -90,7 +91,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		printDev(stdout, cfg)
 	}
 	log.Info("deputy serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "storage", cfg.Storage.Driver,
-		"signing_key", node.Keys.Active().ID, "algorithm", string(node.Keys.Active().Algorithm), "version", versionString())
+		"dsn", sqlstore.RedactDSN(cfg.Storage.DSN), "signing_key", node.Keys.Active().ID, "algorithm", string(node.Keys.Active().Algorithm), "version", versionString())
 
 	errc := make(chan error, 1)
 	go func() {
@@ -146,7 +147,7 @@ deputy is running a DEVELOPMENT setup (no --config given). Do not use it in prod
   issuer   %s
   storage  %s (%s)
   clients (id / secret / grants):
-`, cfg.Issuer, cfg.Storage.DSN, cfg.Storage.Driver)
+`, cfg.Issuer, sqlstore.RedactDSN(cfg.Storage.DSN), cfg.Storage.Driver)
 	for _, c := range cfg.Clients {
 		fmt.Fprintf(w, "    %-8s %-16s %v\n", c.ID, c.Secret, c.GrantTypes)
 	}

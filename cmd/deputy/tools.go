@@ -37,7 +37,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 		return exitError(2)
 	}
 	return withStore(ctx, *file, func(cfg *config.Config, _ *sqlstore.DB) error {
-		fmt.Fprintf(stdout, "migrations applied (%s %s)\n", cfg.Storage.Driver, cfg.Storage.DSN)
+		fmt.Fprintf(stdout, "migrations applied (%s %s)\n", cfg.Storage.Driver, sqlstore.RedactDSN(cfg.Storage.DSN))
 		return nil
 	})
 }
