@@ -43,6 +43,13 @@ import (
 //	saml_idps[].subject_attribute          none: the NameID is the subject
 //	upstream_idps[].subject_claim          sub (oidc); the NameID when empty (saml)
 //	upstream_idps[].scopes                 [openid, profile, email] (oidc)
+//	http.read_header_timeout               5s
+//	http.read_timeout                      15s
+//	http.write_timeout                     30s
+//	http.idle_timeout                      120s
+//	http.max_header_bytes                  65536
+//	shutdown.drain                         5s
+//	shutdown.timeout                       20s
 func (c *Config) SetDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -80,6 +87,15 @@ func (c *Config) SetDefaults() {
 	if c.Limits.MaxTokenBytes == 0 {
 		c.Limits.MaxTokenBytes = DefaultMaxTokenBytes
 	}
+	setDuration(&c.HTTP.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDuration(&c.HTTP.ReadTimeout, DefaultReadTimeout)
+	setDuration(&c.HTTP.WriteTimeout, DefaultWriteTimeout)
+	setDuration(&c.HTTP.IdleTimeout, DefaultIdleTimeout)
+	if c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	setDuration(&c.Shutdown.Drain, DefaultShutdownDrain)
+	setDuration(&c.Shutdown.Timeout, DefaultShutdownTimeout)
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		if cl.AuthMethod == "" {

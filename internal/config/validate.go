@@ -70,6 +70,7 @@ func (c *Config) validate(o origins) []Problem {
 	checks = append(checks, c.issuerChecks()...)
 	checks = append(checks, c.userChecks()...)
 	checks = append(checks, c.upstreamChecks()...)
+	checks = append(checks, c.lifecycleChecks()...)
 	var ps []Problem
 	for _, ch := range checks {
 		if ch.bad {
@@ -507,4 +508,25 @@ func validSHA256Hash(s string) bool {
 	}
 	_, err := hex.DecodeString(h)
 	return err == nil
+}
+
+// Bounds of http.max_header_bytes.
+const (
+	minMaxHeaderBytes = 4096
+	maxMaxHeaderBytes = 1 << 20
+)
+
+func (c *Config) lifecycleChecks() []check {
+	h, sd := c.HTTP, c.Shutdown
+	return []check{
+		positive("http.read_header_timeout", h.ReadHeaderTimeout),
+		positive("http.read_timeout", h.ReadTimeout),
+		{h.ReadHeaderTimeout > h.ReadTimeout && h.ReadTimeout > 0, "http.read_header_timeout", fmt.Sprintf("%v is longer than http.read_timeout (%v), which bounds the headers too", h.ReadHeaderTimeout.D(), h.ReadTimeout.D())},
+		positive("http.write_timeout", h.WriteTimeout),
+		positive("http.idle_timeout", h.IdleTimeout),
+		{h.MaxHeaderBytes < minMaxHeaderBytes || h.MaxHeaderBytes > maxMaxHeaderBytes, "http.max_header_bytes", fmt.Sprintf("%d is not within %d…%d", h.MaxHeaderBytes, minMaxHeaderBytes, maxMaxHeaderBytes)},
+		positive("shutdown.drain", sd.Drain),
+		positive("shutdown.timeout", sd.Timeout),
+		{sd.Timeout < h.ReadTimeout && sd.Timeout > 0, "shutdown.timeout", fmt.Sprintf("%v is shorter than http.read_timeout (%v): a request the server accepted must be given the time to arrive", sd.Timeout.D(), h.ReadTimeout.D())},
+	}
 }

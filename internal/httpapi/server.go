@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,7 +96,13 @@ type Server struct {
 	discovery []byte
 	oidc      []byte
 	metrics   *metrics
+	// draining: the node is shutting down; /readyz answers 503 (see SetDraining).
+	draining atomic.Bool
 }
+
+// SetDraining marks the node as shutting down: from then on /readyz answers 503, so
+// load balancers send it no new requests, while every endpoint still serves.
+func (s *Server) SetDraining() { s.draining.Store(true) }
 
 // New builds the handler.
 func New(cfg Config) (*Server, error) {
@@ -351,6 +358,9 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
+	if s.draining.Load() {
+		return oauth.TemporarilyUnavailable("shutting down", nil)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.cfg.Ready(ctx); err != nil {

@@ -38,6 +38,7 @@ type Server struct {
 	Audit   *audit.Writer
 	Handler http.Handler
 	log     *slog.Logger
+	api     *httpapi.Server
 
 	// revSeq is the number of the last revocation read from the store (see
 	// SyncRevocations); only Maintain's goroutine uses it after New.
@@ -156,7 +157,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	for _, a := range cfg.Audiences {
 		audClients[a.ID] = a.Client
 	}
-	s.Handler, err = httpapi.New(httpapi.Config{
+	s.api, err = httpapi.New(httpapi.Config{
 		Issuer: cfg.Issuer, Dispatcher: disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Store.Ping,
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Log: log,
@@ -168,8 +169,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
+	s.Handler = s.api
 	return s, nil
 }
+
+// SetDraining marks the node as shutting down: /readyz answers 503 from now on,
+// while requests are still served.
+func (s *Server) SetDraining() { s.api.SetDraining() }
 
 // claimCache keeps the claims upstream providers released at sign-in, per node and
 // bounded, for ID tokens and userinfo of upstream users.
