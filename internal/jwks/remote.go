@@ -37,8 +37,14 @@ type Options struct {
 	MinInterval time.Duration
 }
 
-// Remote is a JWKS fetched over HTTP(S) and cached. Safe for concurrent use; one
-// fetch runs at a time and concurrent lookups wait for it.
+// Remote is a JWKS fetched over HTTP(S) and cached. Safe for concurrent use.
+//
+// At most one fetch runs at a time, in its own goroutine bounded by Timeout, and no
+// lock is held while it runs: lookups of cached kids never wait for it; lookups
+// that need it (nothing cached, the set expired, an unknown kid) wait for it each
+// until its own context ends. The fetch does not end with the request that started
+// it: other requests may be waiting for it, and a client going away says nothing
+// about the issuer.
 //
 // Lookups never fetch more than once per MinInterval. Until the cached set's
 // max-age passes it is served even when refreshing fails; past it, lookups fail
@@ -46,14 +52,16 @@ type Options struct {
 type Remote struct {
 	url      string
 	client   *http.Client
+	timeout  time.Duration
 	maxBytes int64
 	interval time.Duration
 
 	mu        sync.Mutex
 	keys      *Keys
 	expires   time.Time // keys are not used at or after this
-	lastFetch time.Time // last attempt, successful or not
+	lastFetch time.Time // start of the last fetch, successful or not
 	lastErr   error
+	inflight  chan struct{} // closed when the running fetch ends; nil when none runs
 }
 
 // NewRemote returns a Remote for the JWKS at url. It fetches nothing until the
@@ -71,52 +79,81 @@ func NewRemote(url string, opts Options) *Remote {
 	if opts.MinInterval <= 0 {
 		opts.MinInterval = DefaultMinInterval
 	}
-	return &Remote{url: url, client: opts.Client, maxBytes: opts.MaxBytes, interval: opts.MinInterval}
+	return &Remote{url: url, client: opts.Client, timeout: opts.Timeout, maxBytes: opts.MaxBytes, interval: opts.MinInterval}
 }
 
 // Lookup returns the key with this kid at time now, fetching the set when none is
 // cached, when the cached one has expired, or when kid is unknown and the last
-// fetch is at least MinInterval old.
+// fetch is at least MinInterval old. When ctx ends while it waits for a fetch, it
+// returns ErrUnavailable wrapping ctx's error.
 func (r *Remote) Lookup(ctx context.Context, kid string, now time.Time) (Key, error) {
+	if err := ctx.Err(); err != nil {
+		return Key{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	waited := false
+	for {
+		r.mu.Lock()
+		valid := r.keys != nil && now.Before(r.expires)
+		if valid {
+			if k, ok := r.keys.Find(kid); ok {
+				r.mu.Unlock()
+				return k, nil
+			}
+		}
+		// A now before the last fetch (a request stamped before it waited) counts
+		// as within the interval.
+		recent := !r.lastFetch.IsZero() && now.Sub(r.lastFetch) < r.interval
+		if waited || (r.inflight == nil && recent) {
+			err := r.missLocked(kid, now, valid, waited)
+			r.mu.Unlock()
+			return Key{}, err
+		}
+		if r.inflight == nil {
+			r.inflight = make(chan struct{})
+			r.lastFetch = now
+			go r.refresh(context.WithoutCancel(ctx), now, r.inflight)
+		}
+		wait := r.inflight
+		r.mu.Unlock()
+		select {
+		case <-wait:
+			waited = true
+		case <-ctx.Done():
+			return Key{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
+	}
+}
+
+// missLocked is the error for a kid not found, after a fetch (waited) or without
+// one (fetched too recently).
+func (r *Remote) missLocked(kid string, now time.Time, valid, waited bool) error {
+	switch {
+	case !valid:
+		return r.unavailable()
+	case waited && r.lastErr != nil:
+		return fmt.Errorf("%w (kid %q; refetch failed: %v)", ErrUnknownKey, kid, r.lastErr)
+	case waited:
+		return fmt.Errorf("%w (kid %q, after a refetch)", ErrUnknownKey, kid)
+	}
+	// Fetched (or tried) a moment ago: do not let unknown kids or a failing issuer
+	// turn every request into a fetch.
+	return fmt.Errorf("%w (kid %q; refetched %s ago)", ErrUnknownKey, kid, now.Sub(r.lastFetch).Round(time.Second))
+}
+
+// refresh fetches the set and records the outcome, then closes done.
+func (r *Remote) refresh(ctx context.Context, started time.Time, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	ks, maxAge, err := r.fetch(ctx)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	valid := r.keys != nil && now.Before(r.expires)
-	if valid {
-		if k, ok := r.keys.Find(kid); ok {
-			return k, nil
-		}
-	}
-	// A now before the last fetch (a request stamped before it waited for the
-	// lock) counts as within the interval.
-	if !r.lastFetch.IsZero() && now.Sub(r.lastFetch) < r.interval {
-		// Fetched (or tried) a moment ago: do not let unknown kids or a failing
-		// issuer turn every request into a fetch.
-		if valid {
-			return Key{}, fmt.Errorf("%w (kid %q; refetched %s ago)", ErrUnknownKey, kid, now.Sub(r.lastFetch).Round(time.Second))
-		}
-		return Key{}, r.unavailable()
-	}
-	prev := r.lastFetch
-	r.lastFetch = now
-	ks, maxAge, err := r.fetch(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			// The caller gave up (a client went away): that says nothing about
-			// the issuer, so the next lookup may fetch at once.
-			r.lastFetch = prev
-			return Key{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
-		}
 		r.lastErr = err
-		if valid {
-			return Key{}, fmt.Errorf("%w (kid %q; refetch failed: %v)", ErrUnknownKey, kid, err)
-		}
-		return Key{}, r.unavailable()
+	} else {
+		r.keys, r.expires, r.lastErr = ks, started.Add(maxAge), nil
 	}
-	r.keys, r.expires, r.lastErr = ks, now.Add(maxAge), nil
-	if k, ok := ks.Find(kid); ok {
-		return k, nil
-	}
-	return Key{}, fmt.Errorf("%w (kid %q, after a refetch)", ErrUnknownKey, kid)
+	r.inflight = nil
+	close(done)
 }
 
 func (r *Remote) unavailable() error {
