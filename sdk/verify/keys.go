@@ -2,9 +2,6 @@ package verify
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +13,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/deputy-auth/deputy/sdk/jwk"
 )
 
 // Bounds of the JWKS cache. A Cache-Control max-age is clamped to
@@ -33,8 +32,6 @@ const (
 	refetchInterval = 30 * time.Second
 	// fetchTimeout bounds one fetch, whatever HTTP client is configured.
 	fetchTimeout = 10 * time.Second
-	// minRSABits is the smallest RSA modulus accepted (RFC 7518 §3.3).
-	minRSABits = 2048
 )
 
 // keySet is a parsed, immutable JWKS.
@@ -91,21 +88,9 @@ func parseKeySet(b []byte) (*keySet, error) {
 
 // keyFits reports whether a token signed with alg may be verified with k: the key's
 // own alg, when it states one, is alg, and the key's type and size are those alg
-// uses. It never lets a token choose how a key is used (RFC 8725 §3.1).
+// uses (jwk.Fits, the check deputy's server makes of trusted issuers' keys too).
 func keyFits(k jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
-	if k.Algorithm != "" && k.Algorithm != string(alg) {
-		return false
-	}
-	switch pub := k.Key.(type) {
-	case *ecdsa.PublicKey:
-		curve := pub.Curve.Params().Name
-		return (alg == jose.ES256 && curve == "P-256") || (alg == jose.ES384 && curve == "P-384")
-	case ed25519.PublicKey:
-		return alg == jose.EdDSA
-	case *rsa.PublicKey:
-		return (alg == jose.RS256 || alg == jose.PS256) && pub.N.BitLen() >= minRSABits
-	}
-	return false
+	return jwk.Fits(k, alg) == nil
 }
 
 // keysMaxAge is how long a JWKS served with this Cache-Control header is kept: its
