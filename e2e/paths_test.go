@@ -79,3 +79,41 @@ func TestToolsFromAnotherDirectory(t *testing.T) {
 		t.Error("a database was created in the working directory")
 	}
 }
+
+// TestKubernetesServiceLinks: deputy starts in a pod of a namespace with a Service
+// named deputy, whose service-link variables Kubernetes injects; a misspelt
+// DEPUTY_ variable is still refused.
+func TestKubernetesServiceLinks(t *testing.T) {
+	links := []string{
+		"DEPUTY_SERVICE_HOST=10.96.12.34",
+		"DEPUTY_SERVICE_PORT=8080",
+		"DEPUTY_SERVICE_PORT_HTTP=8080",
+		"DEPUTY_PORT=tcp://10.96.12.34:8080",
+		"DEPUTY_PORT_8080_TCP=tcp://10.96.12.34:8080",
+		"DEPUTY_PORT_8080_TCP_PROTO=tcp",
+		"DEPUTY_PORT_8080_TCP_PORT=8080",
+		"DEPUTY_PORT_8080_TCP_ADDR=10.96.12.34",
+	}
+	addr := freePort(t)
+	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
+	s.writeConfig(storageForMode(t, shutdownConfig), addr)
+	s.cmd = exec.Command(binary, "serve", "--config", s.config)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	s.cmd.Env = append(append(cleanEnv(), "DEPUTY_SHUTDOWN_DRAIN=1ms"), links...)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(s.stop)
+	s.waitReady()
+
+	typo := exec.Command(binary, "audit", "verify", "--config", s.config)
+	typo.Env = append(append(cleanEnv(), links...), "DEPUTY_STORAGE_DSM=x")
+	out, err := typo.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "$DEPUTY_STORAGE_DSM: names no configuration key; did you mean DEPUTY_STORAGE_DSN?") {
+		t.Errorf("a misspelt variable: %v %s", err, out)
+	}
+	if strings.Contains(string(out), "DEPUTY_PORT") || strings.Contains(string(out), "DEPUTY_SERVICE") {
+		t.Errorf("service links reported: %s", out)
+	}
+}
