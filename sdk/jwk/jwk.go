@@ -1,6 +1,14 @@
-// Package jwk holds the one check of whether a public key may verify a token, shared
-// by deputy's server (tokens of trusted issuers) and the SDK (tokens of deputy), so
-// that both refuse the same keys.
+// Package jwk is what deputy's server and its Go SDK share about JSON Web Keys
+// (RFC 7517), so that both accept and refuse the same keys and fetch them alike:
+//
+//   - [Fits], the one check of whether a public key may verify a token of an alg;
+//   - [Parse], the one reading of a JWKS document into a [Set] of public signing keys;
+//   - [Cache], the one cache of a key set fetched over HTTP(S): single-flight
+//     fetches that hold no lock, refetches on unknown kids at most once per
+//     interval, Cache-Control max-age within bounds, fail closed past expiry.
+//
+// The server uses it for trusted issuers' keys and private_key_jwt clients' keys;
+// the SDK for deputy's own keys.
 //
 // Imports: the standard library and go-jose only, like the rest of the SDK.
 package jwk
