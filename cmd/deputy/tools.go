@@ -33,7 +33,7 @@ func openStore(ctx context.Context, file string, create bool, fn func(cfg *confi
 		return err
 	}
 	if !create {
-		if err := requireDatabase(cfg); err != nil {
+		if err := requireDatabase(ctx, cfg); err != nil {
 			return err
 		}
 	}
@@ -45,17 +45,32 @@ func openStore(ctx context.Context, file string, create bool, fn func(cfg *confi
 	return fn(cfg, st)
 }
 
-// requireDatabase fails when cfg's SQLite database file does not exist.
-func requireDatabase(cfg *config.Config) error {
-	if cfg.Storage.Driver != config.DriverSQLite {
-		return nil
+// requireDatabase fails when cfg's database does not exist: a SQLite file that is
+// not there, or a database (a PostgreSQL schema, an empty SQLite file) without
+// deputy's tables.
+func requireDatabase(ctx context.Context, cfg *config.Config) error {
+	where := sqlstore.RedactDSN(cfg.Storage.DSN)
+	if cfg.Storage.Driver == config.DriverSQLite {
+		path := sqlstore.SQLiteFile(cfg.Storage.DSN)
+		if path == "" {
+			return nil // in memory: nothing to find
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no database at %s (run deputy migrate or deputy serve first)", path)
+		}
+		where = path
 	}
-	path := sqlstore.SQLiteFile(cfg.Storage.DSN)
-	if path == "" {
-		return nil
+	st, err := sqlstore.Open(ctx, cfg.Storage.Driver, cfg.Storage.DSN)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no database at %s (run deputy migrate or deputy serve first)", path)
+	defer st.Close()
+	ok, err := st.Migrated(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("no database at %s (run deputy migrate or deputy serve first)", where)
 	}
 	return nil
 }

@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the pgx database/sql driver, to make a schema
 )
 
 // TestMigrateHidesPassword: deputy migrate reports the database it migrated without
@@ -49,6 +56,64 @@ func TestMigrateHidesPassword(t *testing.T) {
 			}
 			if err == nil && !strings.Contains(out, "xxxxx@") {
 				t.Errorf("the output does not name the database: %s", out)
+			}
+		})
+	}
+}
+
+// TestToolsRefuseAnEmptyDatabase: a database without deputy's tables — an empty
+// SQLite file, a new PostgreSQL schema — is "no database" for the tools that read
+// one; migrate sets it up.
+func TestToolsRefuseAnEmptyDatabase(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, driver, dsn, where string }{
+		{"fail/empty-sqlite-file", "sqlite", empty, empty},
+	}
+	if pg := os.Getenv("DEPUTY_TEST_POSTGRES_DSN"); pg != "" {
+		schema := fmt.Sprintf("tools_empty_%d", time.Now().UnixNano())
+		db, err := sql.Open("pgx", pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+		u, err := url.Parse(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		tests = append(tests, struct{ name, driver, dsn, where string }{"fail/new-postgres-schema", "postgres", u.String(), u.String()})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfgFile := filepath.Join(t.TempDir(), "deputy.yaml")
+			if err := os.WriteFile(cfgFile, []byte("issuer: http://127.0.0.1:8080\nstorage:\n  driver: "+tt.driver+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("DEPUTY_STORAGE_DSN", tt.dsn)
+			deputy := func(args ...string) (string, error) {
+				var stdout bytes.Buffer
+				err := run(t.Context(), append(args, "--config", cfgFile), &stdout, io.Discard)
+				return stdout.String(), err
+			}
+			out, err := deputy("audit", "verify")
+			if want := "no database at " + tt.where; err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("audit verify on an empty database: %v %q; want %q", err, out, want)
+			}
+			if _, err := deputy("migrate"); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := deputy("audit", "verify"); err != nil || !strings.Contains(out, "intact: 0 records") {
+				t.Errorf("audit verify after migrate: %v %q", err, out)
 			}
 		})
 	}
