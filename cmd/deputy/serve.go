@@ -124,7 +124,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // The caller then flushes the audit writer (node.Close) and exits 0: the process
 // did what a stop asks, and a supervisor must not take it for a crash.
 func shutdown(srv *http.Server, node *server.Server, sd config.Shutdown, log *slog.Logger) {
-	log.Info("shutting down: draining, /readyz answers 503", "drain", sd.Drain.D(), "timeout", sd.Timeout.D())
+	log.Info("shutting down: draining, /readyz answers 503 (a second signal ends the drain)", "drain", sd.Drain.D(), "timeout", sd.Timeout.D())
 	node.SetDraining()
 	// Clients are told to reconnect (Connection: close) rather than keep a
 	// connection to a node that is going away.
