@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -117,5 +118,68 @@ func TestShutdownDrainsAndExitsZero(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.String(), "draining") {
 		t.Errorf("the log does not say the node drains:\n%s", s.logs.String())
+	}
+}
+
+// TestShutdownCutsRequestsPastTheTimeout: a request still running when
+// shutdown.timeout ends (here: waiting on a trusted issuer's JWKS that never
+// answers) is cut, the cut is logged, and the process still exits 0.
+func TestShutdownCutsRequestsPastTheTimeout(t *testing.T) {
+	entra := startEntraIssuer(t)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}))
+	t.Cleanup(jwks.Close)
+	t.Cleanup(func() { close(release) }) // before jwks.Close, which waits for the handler
+
+	cfg := strings.ReplaceAll(entraConfig, "%JWKS%", jwks.URL+"/keys") + `
+http: {read_header_timeout: 1s, read_timeout: 1s}
+shutdown: {drain: 10ms, timeout: 1s}
+`
+	addr := freePort(t)
+	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
+	s.writeConfig(storageForMode(t, cfg), addr)
+	s.cmd = exec.Command(binary, "serve", "--config", s.config)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	s.cmd.Env = cleanEnv()
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	go func() { waitErr = s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(s.stop)
+	s.waitReady()
+
+	answered := make(chan reply, 1)
+	go func() {
+		form := exchangeForm(entra.sign(t, entra.key, entra.claims(), nil), "audience", "https://api2.example")
+		r, err := tryPost(httpClient, s.endpoint("token_endpoint"), basic("api1", "api1-secret"), "application/x-www-form-urlencoded", form.Encode())
+		if err != nil {
+			r = reply{Status: -1, Raw: err.Error()}
+		}
+		answered <- r
+	}()
+	<-entered // the exchange waits for the issuer's keys
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("deputy still running:\n%s", s.logs.String())
+	}
+	if waitErr != nil {
+		t.Fatalf("deputy exited with %v, want 0:\n%s", waitErr, s.logs.String())
+	}
+	if r := <-answered; r.Status == http.StatusOK {
+		t.Errorf("the request that was still running got %d %s", r.Status, r.Raw)
+	}
+	if !strings.Contains(s.logs.String(), "were cut") {
+		t.Errorf("the cut is not logged:\n%s", s.logs.String())
 	}
 }
