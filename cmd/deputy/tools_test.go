@@ -118,3 +118,23 @@ func TestToolsRefuseAnEmptyDatabase(t *testing.T) {
 		})
 	}
 }
+
+// TestDevelopmentSetupOverridesChecked: without a configuration file, environment
+// overrides are validated as with one (a negative timeout, an empty value that
+// resets a key to its default).
+func TestDevelopmentSetupOverridesChecked(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("DEPUTY_HTTP_READ_TIMEOUT", "-1s")
+	if _, _, err := loadConfig(""); err == nil || !strings.Contains(err.Error(), "http.read_timeout: -1s is not positive") {
+		t.Errorf("loadConfig with DEPUTY_HTTP_READ_TIMEOUT=-1s: %v", err)
+	}
+	t.Setenv("DEPUTY_HTTP_READ_TIMEOUT", "")
+	t.Setenv("DEPUTY_SHUTDOWN_DRAIN", "")
+	cfg, dev, err := loadConfig("")
+	if err != nil || !dev {
+		t.Fatalf("loadConfig: %v, dev %v", err, dev)
+	}
+	if cfg.HTTP.ReadTimeout.D() != 15*time.Second || cfg.Shutdown.Drain.D() != 5*time.Second {
+		t.Errorf("emptied keys: read_timeout %v, drain %v; want the defaults", cfg.HTTP.ReadTimeout.D(), cfg.Shutdown.Drain.D())
+	}
+}
