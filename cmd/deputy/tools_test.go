@@ -32,7 +32,7 @@ func TestMigrateHidesPassword(t *testing.T) {
 		{"fail/unparsable", "host=127.0.0.1 password = " + password + " sslmode=sometimes"},
 	}
 	if pg := os.Getenv("DEPUTY_TEST_POSTGRES_DSN"); pg != "" {
-		u, err := url.Parse(pg)
+		u, err := url.Parse(freshSchema(t, pg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,24 +74,8 @@ func TestToolsRefuseAnEmptyDatabase(t *testing.T) {
 		{"fail/empty-sqlite-file", "sqlite", empty, empty},
 	}
 	if pg := os.Getenv("DEPUTY_TEST_POSTGRES_DSN"); pg != "" {
-		schema := fmt.Sprintf("tools_empty_%d", time.Now().UnixNano())
-		db, err := sql.Open("pgx", pg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-		u, err := url.Parse(pg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		tests = append(tests, struct{ name, driver, dsn, where string }{"fail/new-postgres-schema", "postgres", u.String(), u.String()})
+		dsn := freshSchema(t, pg)
+		tests = append(tests, struct{ name, driver, dsn, where string }{"fail/new-postgres-schema", "postgres", dsn, dsn})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,4 +121,30 @@ func TestDevelopmentSetupOverridesChecked(t *testing.T) {
 	if cfg.HTTP.ReadTimeout.D() != 15*time.Second || cfg.Shutdown.Drain.D() != 5*time.Second {
 		t.Errorf("emptied keys: read_timeout %v, drain %v; want the defaults", cfg.HTTP.ReadTimeout.D(), cfg.Shutdown.Drain.D())
 	}
+}
+
+// freshSchema creates an empty PostgreSQL schema, dropped when the test ends, and
+// returns pg (a postgres:// URL) with its search_path set to it.
+func freshSchema(t *testing.T, pg string) string {
+	t.Helper()
+	schema := fmt.Sprintf("cmd_test_%d", time.Now().UnixNano())
+	db, err := sql.Open("pgx", pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		db.Close()
+	})
+	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
