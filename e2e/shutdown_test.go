@@ -183,3 +183,51 @@ shutdown: {drain: 10ms, timeout: 1s}
 		t.Errorf("the cut is not logged:\n%s", s.logs.String())
 	}
 }
+
+// TestShutdownDuringStartUp: SIGTERM while deputy serve is still starting (here:
+// its database accepts the connection and never answers) stops it with exit 0, at
+// once: a supervisor that stops a starting node sees a clean exit.
+func TestShutdownDuringStartUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // held open, never answered
+		}
+	}()
+	cfg := strings.Replace(shutdownConfig, sqliteStorage,
+		`storage: {driver: postgres, dsn: "postgres://deputy:pw@`+ln.Addr().String()+`/deputy?sslmode=disable&connect_timeout=60"}`, 1)
+	addr := freePort(t)
+	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
+	s.writeConfig(cfg, addr)
+	s.cmd = exec.Command(binary, "serve", "--config", s.config)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	s.cmd.Env = cleanEnv()
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	go func() { waitErr = s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(s.stop)
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-s.exited:
+		t.Fatalf("deputy exited before reaching its database:\n%s", s.logs.String())
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second): // a watchdog: the connect timeout is 60s
+		t.Fatalf("deputy still starting after SIGTERM:\n%s", s.logs.String())
+	}
+	if waitErr != nil {
+		t.Fatalf("deputy exited with %v, want 0:\n%s", waitErr, s.logs.String())
+	}
+}

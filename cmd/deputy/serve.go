@@ -66,13 +66,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		debug.SetMemoryLimit(memoryLimit)
 	}
 
+	node, err := server.New(ctx, cfg, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Told to stop while starting: that is a stop, not a failure.
+			log.Info("stopped during start-up", "err", err)
+			return nil
+		}
+		return err
+	}
 	// The node's background work (revocation sync, key reload) runs until the end
 	// of the shutdown, not merely until the signal: requests are still served while
 	// draining.
-	node, err := server.New(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
 	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		stopNode()
