@@ -354,6 +354,12 @@ func TestValidate(t *testing.T) {
 			c.Clients[1].Secret, c.Clients[1].SecretHash = "", "sha256:"+strings.Repeat("ab", 32)
 		}, "", ""},
 		{"ok/argon2id-secret-hash", func(c *Config) { c.Clients[1].Secret, c.Clients[1].SecretHash = "", argon }, "", ""},
+		{"fail/argon2id-memory-beyond-1GiB", func(c *Config) {
+			c.Clients[1].Secret, c.Clients[1].SecretHash = "", strings.Replace(argon, "m=65536", "m=4194304", 1)
+		}, "clients[1].secret_hash", "is neither"},
+		{"fail/argon2id-passes-beyond-64", func(c *Config) {
+			c.Clients[1].Secret, c.Clients[1].SecretHash = "", strings.Replace(argon, "t=3", "t=1000", 1)
+		}, "clients[1].secret_hash", "is neither"},
 		{"ok/custom-scheme-redirect", func(c *Config) { c.Clients[0].RedirectURIs = []string{"com.example.app:/callback"} }, "", ""},
 		{"ok/policy-from-trusted-issuer-and-saml", func(c *Config) {
 			c.Exchange.Policies[0].SubjectIssuers = []string{"entra", "corp"}
