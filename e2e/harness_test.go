@@ -142,7 +142,8 @@ func (s *server) launch() {
 	s.exited = make(chan struct{})
 	s.cmd = exec.Command(binary, "serve", "--config", s.config)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	s.cmd.Env = cleanEnv()
+	// No load balancer to drain: stop stops at once (shutdown_test.go tests the drain).
+	s.cmd.Env = append(cleanEnv(), "DEPUTY_SHUTDOWN_DRAIN=1ms")
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -132,8 +132,13 @@ func flags(name string) (*flag.FlagSet, *string) {
 func loadConfig(file string) (cfg *config.Config, dev bool, err error) {
 	if file == "" {
 		cfg = config.Dev(".")
-		// Environment overrides apply to the development setup too.
+		// Environment overrides apply to the development setup too, and are
+		// checked as they would be with a file.
 		if err := cfg.ApplyEnv(os.Environ()); err != nil {
+			return nil, false, err
+		}
+		cfg.SetDefaults()
+		if err := cfg.Validate(); err != nil {
 			return nil, false, err
 		}
 		return cfg, true, nil

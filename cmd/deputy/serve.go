@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,12 +9,15 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/server"
+	"github.com/deputy-auth/deputy/internal/store/sqlstore"
 )
 
 // minProcs is the least GOMAXPROCS deputy serve runs with, whatever the CPUs.
@@ -66,9 +68,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	node, err := server.New(ctx, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Told to stop while starting: that is a stop, not a failure.
+			log.Info("stopped during start-up", "err", err)
+			return nil
+		}
 		return err
 	}
-	defer node.Close()
+	// The node's background work (revocation sync, key reload) runs until the end
+	// of the shutdown, not merely until the signal: requests are still served while
+	// draining.
+	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		stopNode()
+		node.Close() // flushes the audit writer
+	}()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -76,21 +90,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	srv := &http.Server{
 		Handler:           node.Handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    32 << 10,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	go node.Maintain(ctx)
+	go node.Maintain(nodeCtx)
 
 	if dev {
 		printDev(stdout, cfg)
 	}
 	log.Info("deputy serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "storage", cfg.Storage.Driver,
-		"signing_key", node.Keys.Active().ID, "algorithm", string(node.Keys.Active().Algorithm), "version", versionString())
+		"dsn", sqlstore.RedactDSN(cfg.Storage.DSN), "signing_key", node.Keys.Active().ID, "algorithm", string(node.Keys.Active().Algorithm), "version", versionString())
 
 	errc := make(chan error, 1)
 	go func() {
@@ -105,13 +119,42 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
+	shutdown(srv, node, cfg.Shutdown, log)
 	return nil
+}
+
+// shutdown ends serving in the steps of the README's "Stopping deputy": /readyz 503
+// at once while requests are still served for sd.Drain, then the listener closes and
+// requests in flight get sd.Timeout to finish; those still running then are cut.
+// The caller then flushes the audit writer (node.Close) and exits 0: the process
+// did what a stop asks, and a supervisor must not take it for a crash.
+func shutdown(srv *http.Server, node *server.Server, sd config.Shutdown, log *slog.Logger) {
+	log.Info("shutting down: draining, /readyz answers 503 (a second signal ends the drain)", "drain", sd.Drain.D(), "timeout", sd.Timeout.D())
+	node.SetDraining()
+	// Clients are told to reconnect (Connection: close) rather than keep a
+	// connection to a node that is going away.
+	srv.SetKeepAlivesEnabled(false)
+	// A second signal (Ctrl-C again) ends the drain at once.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	drain := time.NewTimer(sd.Drain.D())
+	defer drain.Stop()
+	select {
+	case <-drain.C:
+	case <-again:
+		log.Info("shutting down: second signal, the drain is cut short")
+	}
+	log.Info("shutting down: no new connections; waiting for requests in flight")
+	ctx, cancel := context.WithTimeout(context.Background(), sd.Timeout.D())
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		// Requests still running past the timeout are cut; what they had
+		// recorded stays recorded, and nothing is issued unrecorded.
+		log.Warn("shutting down: requests still running after shutdown.timeout were cut", "timeout", sd.Timeout.D(), "err", err)
+		_ = srv.Close()
+	}
+	log.Info("shutting down: flushing the audit trail")
 }
 
 // servePprof serves the runtime profiles on addr, which must be a loopback address:
@@ -146,7 +189,7 @@ deputy is running a DEVELOPMENT setup (no --config given). Do not use it in prod
   issuer   %s
   storage  %s (%s)
   clients (id / secret / grants):
-`, cfg.Issuer, cfg.Storage.DSN, cfg.Storage.Driver)
+`, cfg.Issuer, sqlstore.RedactDSN(cfg.Storage.DSN), cfg.Storage.Driver)
 	for _, c := range cfg.Clients {
 		fmt.Fprintf(w, "    %-8s %-16s %v\n", c.ID, c.Secret, c.GrantTypes)
 	}

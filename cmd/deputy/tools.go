@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -20,11 +23,22 @@ import (
 )
 
 // withStore loads the configuration named by --config and runs fn on its opened,
-// migrated store.
+// migrated store. The database must exist: a tool pointed at the wrong file must
+// not create an empty one and report on that.
 func withStore(ctx context.Context, file string, fn func(cfg *config.Config, st *sqlstore.DB) error) error {
+	return openStore(ctx, file, false, fn)
+}
+
+// openStore is withStore; with create, a missing SQLite database is created.
+func openStore(ctx context.Context, file string, create bool, fn func(cfg *config.Config, st *sqlstore.DB) error) error {
 	cfg, _, err := loadConfig(file)
 	if err != nil {
 		return err
+	}
+	if !create {
+		if err := requireDatabase(ctx, cfg); err != nil {
+			return err
+		}
 	}
 	st, err := server.OpenStore(ctx, cfg)
 	if err != nil {
@@ -34,13 +48,43 @@ func withStore(ctx context.Context, file string, fn func(cfg *config.Config, st 
 	return fn(cfg, st)
 }
 
+// requireDatabase fails when cfg's database does not exist: a SQLite file that is
+// not there, or a database (a PostgreSQL schema, an empty SQLite file) without
+// deputy's tables.
+func requireDatabase(ctx context.Context, cfg *config.Config) error {
+	where := sqlstore.RedactDSN(cfg.Storage.DSN)
+	if cfg.Storage.Driver == config.DriverSQLite {
+		path := sqlstore.SQLiteFile(cfg.Storage.DSN)
+		if path == "" {
+			return nil // in memory: nothing to find
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no database at %s (run deputy migrate or deputy serve first)", path)
+		}
+		where = path
+	}
+	st, err := sqlstore.Open(ctx, cfg.Storage.Driver, cfg.Storage.DSN)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	defer st.Close()
+	ok, err := st.Migrated(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("no database at %s (run deputy migrate or deputy serve first)", where)
+	}
+	return nil
+}
+
 func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, file := flags("migrate")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	return withStore(ctx, *file, func(cfg *config.Config, _ *sqlstore.DB) error {
-		fmt.Fprintf(stdout, "migrations applied (%s %s)\n", cfg.Storage.Driver, cfg.Storage.DSN)
+	return openStore(ctx, *file, true, func(cfg *config.Config, _ *sqlstore.DB) error {
+		fmt.Fprintf(stdout, "migrations applied (%s %s)\n", cfg.Storage.Driver, sqlstore.RedactDSN(cfg.Storage.DSN))
 		return nil
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,10 @@ users:
     password: alice-password
 `
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The users commands need the database to exist.
+	if err := run(t.Context(), []string{"migrate", "--config", cfgFile}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	return cfgFile, func(stdin string, args ...string) (string, error) {

@@ -219,8 +219,12 @@ func (d *Directory) find(ctx context.Context, username string) (Account, *phc, b
 	return Account{Username: u.Username, Claims: maps.Clone(u.Claims)}, h, u.Disabled, nil
 }
 
-// verify runs one argon2id check once a slot is free, or gives up when ctx ends.
+// verify runs one argon2id check once a slot is free, or gives up when ctx ends;
+// a ctx that has already ended never hashes.
 func (d *Directory) verify(ctx context.Context, h *phc, password string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	select {
 	case d.slow <- struct{}{}:
 	case <-ctx.Done():

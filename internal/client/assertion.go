@@ -11,6 +11,7 @@ import (
 
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/oauth"
+	"github.com/deputy-auth/deputy/sdk/jwk"
 )
 
 // assertionAlgorithms are the algorithms accepted for private_key_jwt: asymmetric
@@ -70,7 +71,9 @@ func (r *Registry) assertion(ctx context.Context, cr *Credentials, now time.Time
 		if h.KeyID != "" && k.KeyID != h.KeyID {
 			continue
 		}
-		if k.Algorithm != "" && k.Algorithm != h.Algorithm {
+		// The key's alg, type and size fit the assertion's alg: the check of
+		// trusted issuers' and deputy's own keys (an RSA key has 2048 bits or more).
+		if jwk.Fits(k, jose.SignatureAlgorithm(h.Algorithm)) != nil {
 			continue
 		}
 		if _, err := jws.Verify(k.Key); err == nil {

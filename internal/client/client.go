@@ -188,9 +188,9 @@ func (r *Registry) Authenticate(ctx context.Context, cr *Credentials, now time.T
 			return nil, oauth.InvalidClient("client_id does not match the Authorization header",
 				fmt.Errorf("basic credentials of client %q, client_id %q", cr.BasicID, cr.FormID))
 		}
-		return r.secret(cr.BasicID, cr.BasicSecret, oauth.AuthClientSecretBasic)
+		return r.secret(ctx, cr.BasicID, cr.BasicSecret, oauth.AuthClientSecretBasic)
 	case cr.FormSecret != "":
-		return r.secret(cr.FormID, cr.FormSecret, oauth.AuthClientSecretPost)
+		return r.secret(ctx, cr.FormID, cr.FormSecret, oauth.AuthClientSecretPost)
 	case cr.Assertion != "" || cr.AssertionType != "":
 		return r.assertion(ctx, cr, now)
 	}
@@ -205,7 +205,7 @@ func unknown(id string) error {
 	return oauth.InvalidClient("client authentication failed", fmt.Errorf("unknown client %q", id))
 }
 
-func (r *Registry) secret(id, secret, method string) (*Client, error) {
+func (r *Registry) secret(ctx context.Context, id, secret, method string) (*Client, error) {
 	c, ok := r.byID[id]
 	if !ok {
 		return nil, unknown(id)
@@ -214,32 +214,46 @@ func (r *Registry) secret(id, secret, method string) (*Client, error) {
 		return nil, oauth.InvalidClient("client authentication failed",
 			fmt.Errorf("client %q authenticates with %s, not %s", id, c.AuthMethod, method))
 	}
-	if !c.checkSecret(secret, r.slow) {
+	ok, err := c.checkSecret(ctx, secret, r.slow)
+	if err != nil {
+		return nil, oauth.TemporarilyUnavailable("the server is busy", fmt.Errorf("client %q: waiting to check the secret: %w", id, err))
+	}
+	if !ok {
 		return nil, oauth.InvalidClient("client authentication failed", fmt.Errorf("wrong secret for client %q", id))
 	}
 	return c, nil
 }
 
-func (c *Client) checkSecret(secret string, slow chan struct{}) bool {
+// checkSecret reports whether secret is the client's. An argon2id check waits for
+// a slot of slow, or returns ctx's error when ctx ends first (a request whose
+// client went away, or past its deadline, stops waiting at once and never hashes).
+func (c *Client) checkSecret(ctx context.Context, secret string, slow chan struct{}) (bool, error) {
 	got := sha256.Sum256([]byte(secret))
 	if c.hasHash {
-		return subtle.ConstantTimeCompare(got[:], c.digest[:]) == 1
+		return subtle.ConstantTimeCompare(got[:], c.digest[:]) == 1, nil
 	}
 	if c.argon == nil {
-		return false
+		return false, nil
 	}
 	if known := c.learned.Load(); known != nil {
 		// The accepted secret is known; any other is wrong, without a slow hash.
-		return subtle.ConstantTimeCompare(got[:], known[:]) == 1
+		return subtle.ConstantTimeCompare(got[:], known[:]) == 1, nil
 	}
-	slow <- struct{}{}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	select {
+	case slow <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
 	ok := c.argon.matches(secret)
 	<-slow
 	if !ok {
-		return false
+		return false, nil
 	}
 	c.learned.Store(&got)
-	return true
+	return true, nil
 }
 
 // argonHash is a parsed "$argon2id$v=19$m=…,t=…,p=…$salt$hash" string.

@@ -37,6 +37,10 @@ type Config struct {
 	// from one of them does deputy take the client's address from those headers,
 	// for throttling and the audit trail. Default none: the headers are ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// HTTP bounds what one connection may hold of the server.
+	HTTP HTTP `yaml:"http"`
+	// Shutdown is what SIGTERM and SIGINT do: drain, then stop.
+	Shutdown Shutdown `yaml:"shutdown"`
 }
 
 // CORS configures cross-origin requests from browsers (the Fetch standard's CORS
@@ -51,6 +55,34 @@ type CORS struct {
 type Scope struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
+}
+
+// HTTP holds the HTTP server's timeouts and limits (see net/http.Server), so that a
+// slow client cannot hold the server.
+type HTTP struct {
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds a request from the end of its headers to the end of the
+	// response.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout is how long a keep-alive connection waits for its next request.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's header section.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+}
+
+// Shutdown configures the end of `deputy serve` on SIGTERM or SIGINT: /readyz
+// answers 503 at once while requests are still served for Drain (so a load balancer
+// stops sending new ones); then the listener closes and requests in flight get
+// Timeout to finish.
+type Shutdown struct {
+	// Drain is how long requests are still served after the signal, /readyz 503.
+	Drain Duration `yaml:"drain"`
+	// Timeout is how long requests in flight may take to finish after the drain;
+	// at least http.read_timeout.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // TLS configures HTTPS; both files or neither.
@@ -301,6 +333,20 @@ const (
 	DefaultTrustedIssuerSkew = 60 * time.Second
 	// MaxTrustedIssuerSkew bounds trusted_issuers[].skew.
 	MaxTrustedIssuerSkew = 5 * time.Minute
+	// DefaultReadHeaderTimeout is http.read_header_timeout's default.
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultReadTimeout is http.read_timeout's default.
+	DefaultReadTimeout = 15 * time.Second
+	// DefaultWriteTimeout is http.write_timeout's default.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultIdleTimeout is http.idle_timeout's default.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxHeaderBytes is http.max_header_bytes's default (64 KiB).
+	DefaultMaxHeaderBytes = 65536
+	// DefaultShutdownDrain is shutdown.drain's default.
+	DefaultShutdownDrain = 5 * time.Second
+	// DefaultShutdownTimeout is shutdown.timeout's default.
+	DefaultShutdownTimeout = 20 * time.Second
 )
 
 // Other defaults, which depend on other keys:

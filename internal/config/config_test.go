@@ -188,7 +188,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, http, shutdown"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -354,6 +354,12 @@ func TestValidate(t *testing.T) {
 			c.Clients[1].Secret, c.Clients[1].SecretHash = "", "sha256:"+strings.Repeat("ab", 32)
 		}, "", ""},
 		{"ok/argon2id-secret-hash", func(c *Config) { c.Clients[1].Secret, c.Clients[1].SecretHash = "", argon }, "", ""},
+		{"fail/argon2id-memory-beyond-1GiB", func(c *Config) {
+			c.Clients[1].Secret, c.Clients[1].SecretHash = "", strings.Replace(argon, "m=65536", "m=4194304", 1)
+		}, "clients[1].secret_hash", "is neither"},
+		{"fail/argon2id-passes-beyond-64", func(c *Config) {
+			c.Clients[1].Secret, c.Clients[1].SecretHash = "", strings.Replace(argon, "t=3", "t=1000", 1)
+		}, "clients[1].secret_hash", "is neither"},
 		{"ok/custom-scheme-redirect", func(c *Config) { c.Clients[0].RedirectURIs = []string{"com.example.app:/callback"} }, "", ""},
 		{"ok/policy-from-trusted-issuer-and-saml", func(c *Config) {
 			c.Exchange.Policies[0].SubjectIssuers = []string{"entra", "corp"}
@@ -378,6 +384,13 @@ func TestValidate(t *testing.T) {
 		{"fail/tls-cert-only", func(c *Config) { c.TLS.CertFile = "c.pem" }, "tls.key_file", "must be set with tls.cert_file"},
 		{"fail/tls-key-only", func(c *Config) { c.TLS.KeyFile = "k.pem" }, "tls.cert_file", "must be set with tls.key_file"},
 		{"fail/storage-driver", func(c *Config) { c.Storage.Driver = "mysql" }, "storage.driver", `"mysql" is not one of sqlite, postgres`},
+		{"fail/http-read-timeout-negative", func(c *Config) { c.HTTP.ReadTimeout = Duration(-time.Second) }, "http.read_timeout", "-1s is not positive"},
+		{"fail/http-header-timeout-above-read", func(c *Config) { c.HTTP.ReadHeaderTimeout = Duration(time.Minute) }, "http.read_header_timeout", "1m0s is longer than http.read_timeout (15s)"},
+		{"fail/http-write-timeout-negative", func(c *Config) { c.HTTP.WriteTimeout = Duration(-time.Second) }, "http.write_timeout", "is not positive"},
+		{"fail/http-idle-timeout-negative", func(c *Config) { c.HTTP.IdleTimeout = Duration(-time.Second) }, "http.idle_timeout", "is not positive"},
+		{"fail/http-max-header-bytes", func(c *Config) { c.HTTP.MaxHeaderBytes = 100 }, "http.max_header_bytes", "100 is not within 4096…1048576"},
+		{"fail/shutdown-drain-negative", func(c *Config) { c.Shutdown.Drain = Duration(-time.Second) }, "shutdown.drain", "is not positive"},
+		{"fail/shutdown-timeout-below-read", func(c *Config) { c.Shutdown.Timeout = Duration(10 * time.Second) }, "shutdown.timeout", "10s is shorter than http.read_timeout (15s)"},
 		{"fail/storage-dsn", func(c *Config) { c.Storage.DSN = "" }, "storage.dsn", "must be set"},
 		{"fail/storage-timeout", func(c *Config) { c.Storage.Timeout = Duration(-time.Second) }, "storage.timeout", "-1s is not positive"},
 		{"fail/storage-timeout-too-short", func(c *Config) { c.Storage.Timeout = Duration(time.Millisecond) }, "storage.timeout", "1ms is shorter than 100ms"},
@@ -850,6 +863,9 @@ func TestDefaults(t *testing.T) {
 		Tokens:  Tokens{AccessTokenTTL: Duration(5 * time.Minute), RefreshTokenTTL: Duration(24 * time.Hour), IDTokenTTL: Duration(5 * time.Minute), CodeTTL: Duration(time.Minute), SessionTTL: Duration(8 * time.Hour)},
 		Audit:   Audit{MaxBatch: 256},
 		Limits:  Limits{MaxBodyBytes: 65536, MaxTokenBytes: 16384},
+		HTTP: HTTP{ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(15 * time.Second),
+			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second), MaxHeaderBytes: 65536},
+		Shutdown: Shutdown{Drain: Duration(5 * time.Second), Timeout: Duration(20 * time.Second)},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(\"\", nil) =\n%+v\nwant\n%+v", c, want)

@@ -53,6 +53,13 @@ import (
 //	clients[].name                         the client's id (where pages show it)
 //	scopes[].description                   built in for openid, profile, email and
 //	                                       offline_access (BuiltinScopeDescriptions)
+//	http.read_header_timeout               5s
+//	http.read_timeout                      15s
+//	http.write_timeout                     30s
+//	http.idle_timeout                      120s
+//	http.max_header_bytes                  65536
+//	shutdown.drain                         5s
+//	shutdown.timeout                       20s
 func (c *Config) SetDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -94,6 +101,15 @@ func (c *Config) SetDefaults() {
 	if c.Limits.MaxTokenBytes == 0 {
 		c.Limits.MaxTokenBytes = DefaultMaxTokenBytes
 	}
+	setDuration(&c.HTTP.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDuration(&c.HTTP.ReadTimeout, DefaultReadTimeout)
+	setDuration(&c.HTTP.WriteTimeout, DefaultWriteTimeout)
+	setDuration(&c.HTTP.IdleTimeout, DefaultIdleTimeout)
+	if c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	setDuration(&c.Shutdown.Drain, DefaultShutdownDrain)
+	setDuration(&c.Shutdown.Timeout, DefaultShutdownTimeout)
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		if cl.AuthMethod == "" {

@@ -22,9 +22,13 @@
 //
 // [Dev] is the development setup `deputy serve` runs without a configuration file.
 //
-// Relative file paths in the configuration (tls, jwks_file, certificate_file,
-// metadata_file, a SQLite dsn) are used as written, that is relative to the working
-// directory of the process; this package does not open them.
+// Relative file paths written in a configuration file (every key named *_file:
+// tls.cert_file, tls.key_file, clients[].jwks_file, trusted_issuers[].jwks_file,
+// saml_idps[] and upstream_idps[] certificate_file and metadata_file; and
+// storage.dsn for SQLite) are relative to that file's directory: [Load] makes them
+// absolute. Paths set by environment variables, the default storage.dsn and those
+// of [Dev] are relative to the working directory of the process. This package
+// does not open them.
 //
 // Imports: the standard library, github.com/goccy/go-yaml (its parser only: the
 // decoding into the schema is done here, so that messages can name key paths and

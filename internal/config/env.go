@@ -41,7 +41,9 @@ const (
 //   - a variable starting with DEPUTY_ that names no key, or names a section rather
 //     than a key (DEPUTY_TOKENS), is an error, so that a typo is not silently
 //     ignored. DEPUTY_CONFIG and names starting with DEPUTY_TEST_ are not keys and are
-//     left alone.
+//     left alone, and so are the service links Kubernetes sets for a Service named
+//     deputy or deputy-… (DEPUTY_SERVICE_HOST, DEPUTY_PORT_8080_TCP_ADDR, …; see
+//     linkServiceHost for the exact names and values).
 //
 // All problems are returned together as an [*Error].
 func (c *Config) ApplyEnv(env []string) error {
@@ -91,6 +93,9 @@ func (c *Config) applyEnv(env []string, origins origins) []Problem {
 			continue
 		}
 		path, err := envPath(root, strings.TrimPrefix(name, EnvPrefix))
+		if err != "" && serviceLink(name, value) {
+			continue // set by Kubernetes for a Service named deputy…, not for us
+		}
 		if err != "" {
 			problems = append(problems, Problem{Where: "$" + name, Message: err})
 			continue

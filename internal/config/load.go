@@ -3,12 +3,17 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
 // Load reads the YAML file (file "" means no file: start from an empty
 // configuration), applies the DEPUTY_… overrides found in env (an os.Environ-style
 // list of "KEY=value"), fills in defaults and validates the result.
+//
+// Relative file paths written in the file (every *_file key, and storage.dsn for
+// SQLite) are made relative to the file's directory; those from env and the
+// defaults stay relative to the working directory.
 //
 // Problems with the configuration are returned as an [*Error] listing all of them:
 // every decoding problem, else every override problem, else every validation
@@ -27,6 +32,13 @@ func Load(file string, env []string) (*Config, error) {
 	}
 	if ps := c.applyEnv(env, origins); len(ps) > 0 {
 		return nil, &Error{Problems: ps}
+	}
+	if file != "" {
+		dir, err := filepath.Abs(filepath.Dir(file))
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		c.resolvePaths(dir, origins)
 	}
 	c.SetDefaults()
 	if ps := c.validate(origins); len(ps) > 0 {

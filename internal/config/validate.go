@@ -76,6 +76,7 @@ func (c *Config) validate(o origins) []Problem {
 	checks = append(checks, c.upstreamChecks()...)
 	checks = append(checks, c.browserChecks()...)
 	checks = append(checks, c.proxyChecks()...)
+	checks = append(checks, c.lifecycleChecks()...)
 	var ps []Problem
 	for _, ch := range checks {
 		if ch.bad {
@@ -159,7 +160,7 @@ func (c *Config) clientChecks() []check {
 			{len(cl.ID) > MaxClientIDBytes, p + ".id", fmt.Sprintf("is longer than %d bytes", MaxClientIDBytes)},
 			{cl.ID != "" && dup, p + ".id", fmt.Sprintf("%q is already the id of clients[%d]", cl.ID, first)},
 			{cl.Secret != "" && cl.SecretHash != "", p + ".secret_hash", "set either secret or secret_hash, not both"},
-			{cl.SecretHash != "" && !validArgon2id(cl.SecretHash) && !validSHA256Hash(cl.SecretHash), p + ".secret_hash", `is neither "$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>" (base64 without padding) nor "sha256:" followed by the 64 hex digits of the secret's SHA-256`},
+			{cl.SecretHash != "" && !validArgon2id(cl.SecretHash) && !validSHA256Hash(cl.SecretHash), p + ".secret_hash", `is neither "$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>" (base64 without padding; m at most 1048576 KiB, t at most 64) nor "sha256:" followed by the 64 hex digits of the secret's SHA-256`},
 			oneOf(p+".auth_method", method, authMethods),
 			{secretMethod && !hasSecret, p + ".secret", fmt.Sprintf("must be set (or secret_hash) for auth_method %s", method)},
 			{method == oauth.AuthPrivateKeyJWT && cl.JWKSFile == "", p + ".jwks_file", "must be set for auth_method private_key_jwt: the client's public keys"},
@@ -426,7 +427,7 @@ func (c *Config) userChecks() []check {
 			{u.Username != "" && c.Client(u.Username) != nil, p + ".username", fmt.Sprintf("%q is also a client id; a token's subject would not say which of the two it is", u.Username)},
 			{u.Password == "" && u.PasswordHash == "", p + ".password_hash", "must be set (or password, for development only)"},
 			{u.Password != "" && u.PasswordHash != "", p + ".password", "set either password or password_hash, not both"},
-			{u.PasswordHash != "" && !validArgon2id(u.PasswordHash), p + ".password_hash", `is not "$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>" (base64 without padding)`},
+			{u.PasswordHash != "" && !validArgon2id(u.PasswordHash), p + ".password_hash", `is not "$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>" (base64 without padding; m at most 1048576 KiB, t at most 64)`},
 		}...)
 		for _, k := range slices.Sorted(maps.Keys(u.Claims)) {
 			checks = append(checks, check{slices.Contains(reservedClaims, k), p + ".claims." + k, "is a claim deputy sets itself"})
@@ -582,8 +583,18 @@ func isHostPort(s string) bool {
 	return err == nil && strconv.FormatUint(n, 10) == port
 }
 
+// Bounds of an argon2id hash's cost and sizes (those internal/account verifies
+// stored passwords within), so that one configured hash cannot make each check
+// take the machine's memory or minutes of CPU.
+const (
+	maxArgon2MemoryKiB = 1024 * 1024 // 1 GiB
+	maxArgon2Passes    = 64
+	maxArgon2Bytes     = 64 // salt and hash
+)
+
 // validArgon2id reports whether s is an argon2id hash in the PHC string format:
-// $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>, base64 without padding.
+// $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>, base64 without padding,
+// within the bounds above.
 func validArgon2id(s string) bool {
 	parts := strings.Split(s, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v=19" {
@@ -602,12 +613,12 @@ func validArgon2id(s string) bool {
 		}
 		*dst = n
 	}
-	if p > 255 || m < 8*p {
+	if p > 255 || m < 8*p || m > maxArgon2MemoryKiB || t > maxArgon2Passes {
 		return false
 	}
 	salt, err1 := base64.RawStdEncoding.Strict().DecodeString(parts[4])
 	hash, err2 := base64.RawStdEncoding.Strict().DecodeString(parts[5])
-	return err1 == nil && err2 == nil && len(salt) >= 8 && len(hash) >= 16
+	return err1 == nil && err2 == nil && len(salt) >= 8 && len(hash) >= 16 && len(salt) <= maxArgon2Bytes && len(hash) <= maxArgon2Bytes
 }
 
 // validSHA256Hash reports whether s is "sha256:" followed by 64 hex digits.
@@ -618,4 +629,25 @@ func validSHA256Hash(s string) bool {
 	}
 	_, err := hex.DecodeString(h)
 	return err == nil
+}
+
+// Bounds of http.max_header_bytes.
+const (
+	minMaxHeaderBytes = 4096
+	maxMaxHeaderBytes = 1 << 20
+)
+
+func (c *Config) lifecycleChecks() []check {
+	h, sd := c.HTTP, c.Shutdown
+	return []check{
+		positive("http.read_header_timeout", h.ReadHeaderTimeout),
+		positive("http.read_timeout", h.ReadTimeout),
+		{h.ReadHeaderTimeout > h.ReadTimeout && h.ReadTimeout > 0, "http.read_header_timeout", fmt.Sprintf("%v is longer than http.read_timeout (%v), which bounds the headers too", h.ReadHeaderTimeout.D(), h.ReadTimeout.D())},
+		positive("http.write_timeout", h.WriteTimeout),
+		positive("http.idle_timeout", h.IdleTimeout),
+		{h.MaxHeaderBytes < minMaxHeaderBytes || h.MaxHeaderBytes > maxMaxHeaderBytes, "http.max_header_bytes", fmt.Sprintf("%d is not within %d…%d", h.MaxHeaderBytes, minMaxHeaderBytes, maxMaxHeaderBytes)},
+		positive("shutdown.drain", sd.Drain),
+		positive("shutdown.timeout", sd.Timeout),
+		{sd.Timeout < h.ReadTimeout && sd.Timeout > 0, "shutdown.timeout", fmt.Sprintf("%v is shorter than http.read_timeout (%v): a request the server accepted must be given the time to arrive", sd.Timeout.D(), h.ReadTimeout.D())},
+	}
 }

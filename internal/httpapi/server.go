@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,7 +121,13 @@ type Server struct {
 	// proxyHint logs, once, that forwarding headers arrive while trusted_proxies
 	// is empty.
 	proxyHint sync.Once
+	// draining: the node is shutting down; /readyz answers 503 (see SetDraining).
+	draining atomic.Bool
 }
+
+// SetDraining marks the node as shutting down: from then on /readyz answers 503, so
+// load balancers send it no new requests, while every endpoint still serves.
+func (s *Server) SetDraining() { s.draining.Store(true) }
 
 // New builds the handler.
 func New(cfg Config) (*Server, error) {
@@ -423,6 +430,9 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
+	if s.draining.Load() {
+		return oauth.TemporarilyUnavailable("shutting down", nil)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.cfg.Ready(ctx); err != nil {

@@ -2,6 +2,7 @@ package samlx
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -15,6 +16,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/deputy-auth/deputy/oauth"
+	"github.com/deputy-auth/deputy/sdk/jwk"
 )
 
 // Namespaces of SAML 2.0 (SAML Core §1.2).
@@ -44,6 +46,9 @@ func PEMCertificates(b []byte) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
+			return nil, err
+		}
+		if err := signingKeyOK(c); err != nil {
 			return nil, err
 		}
 		certs = append(certs, c)
@@ -97,6 +102,9 @@ func IdPMetadata(b []byte, entityID string) (string, []*x509.Certificate, error)
 			if err != nil {
 				return "", nil, fmt.Errorf("X509Certificate: %w", err)
 			}
+			if err := signingKeyOK(c); err != nil {
+				return "", nil, fmt.Errorf("X509Certificate: %w", err)
+			}
 			certs = append(certs, c)
 		}
 	}
@@ -104,6 +112,15 @@ func IdPMetadata(b []byte, entityID string) (string, []*x509.Certificate, error)
 		return "", nil, errors.New("no signing certificate in the IDPSSODescriptor")
 	}
 	return sso, certs, nil
+}
+
+// signingKeyOK refuses a certificate whose RSA key is shorter than jwk.MinRSABits,
+// the bound deputy applies to every other issuer's RSA keys.
+func signingKeyOK(c *x509.Certificate) error {
+	if k, ok := c.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < jwk.MinRSABits {
+		return fmt.Errorf("the certificate's RSA key has %d bits; at least %d are required", k.N.BitLen(), jwk.MinRSABits)
+	}
+	return nil
 }
 
 // AlgorithmAllowed says whether an XML-DSig SignatureMethod or DigestMethod

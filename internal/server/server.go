@@ -44,6 +44,7 @@ type Server struct {
 	// like; sign-ins refused by throttling); Maintain and Close flush them.
 	disp      *grant.Dispatcher
 	throttled *audit.Aggregator
+	api       *httpapi.Server
 
 	// revSeq is the number of the last revocation read from the store (see
 	// SyncRevocations); only Maintain's goroutine uses it after New.
@@ -216,7 +217,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	for _, a := range cfg.Audiences {
 		audClients[a.ID] = a.Client
 	}
-	s.Handler, err = httpapi.New(httpapi.Config{
+	s.api, err = httpapi.New(httpapi.Config{
 		Issuer: cfg.Issuer, Dispatcher: s.disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Ready, RequestTimeout: cfg.Storage.Timeout.D(),
 		IDTokenAlgorithms: cfg.IDTokenAlgorithms(),
@@ -231,6 +232,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
+	s.Handler = s.api
 	return s, nil
 }
 
@@ -276,6 +278,10 @@ func (s *Server) Ready(ctx context.Context) error {
 	}
 	return s.Audit.Healthy(ctx)
 }
+
+// SetDraining marks the node as shutting down: /readyz answers 503 from now on,
+// while requests are still served.
+func (s *Server) SetDraining() { s.api.SetDraining() }
 
 // claimCache keeps the claims upstream providers released at sign-in, per node and
 // bounded, for ID tokens and userinfo of upstream users; keyed by provider and

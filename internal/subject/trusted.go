@@ -3,10 +3,6 @@ package subject
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +20,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/jwks"
 	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
+	"github.com/deputy-auth/deputy/sdk/jwk"
 )
 
 // maxTrustedTokenBytes bounds a trusted issuer's token (Entra tokens with many
@@ -342,27 +339,10 @@ func foreignKeyHeaders(h jose.Header) error {
 	return nil
 }
 
-// keyFits checks that key may verify alg: the key's own alg, if it names one, is
-// alg, and its type is the one alg needs.
+// keyFits checks that key may verify alg: the check the SDK makes of deputy's own
+// keys (type, curve, the key's alg, RSA of 2048 bits or more).
 func keyFits(key jwks.Key, alg jose.SignatureAlgorithm) error {
-	if key.Algorithm != "" && key.Algorithm != string(alg) {
-		return fmt.Errorf("token alg %s, key alg %s", alg, key.Algorithm)
-	}
-	ok := false
-	switch k := key.Key.(type) {
-	case *rsa.PublicKey:
-		ok = strings.HasPrefix(string(alg), "RS") || strings.HasPrefix(string(alg), "PS")
-	case *ecdsa.PublicKey:
-		ok = (alg == jose.ES256 && k.Curve == elliptic.P256()) ||
-			(alg == jose.ES384 && k.Curve == elliptic.P384()) ||
-			(alg == jose.ES512 && k.Curve == elliptic.P521())
-	case ed25519.PublicKey:
-		ok = alg == jose.EdDSA
-	}
-	if !ok {
-		return fmt.Errorf("token alg %s does not fit a %T", alg, key.Key)
-	}
-	return nil
+	return jwk.Fits(key, alg)
 }
 
 // unixTime reads a NumericDate (RFC 7519 §2), which may have a fraction.

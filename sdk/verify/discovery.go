@@ -23,16 +23,19 @@ type metadata struct {
 
 // discovery fetches deputy's metadata once and keeps it for the Verifier's life (an
 // issuer's endpoints do not move while it runs). A failed fetch is not retried
-// within refetchInterval. Safe for concurrent use.
+// within refetchInterval. Safe for concurrent use: one fetch runs at a time, in its
+// own goroutine bounded by fetchTimeout, with no lock held; requests that need the
+// document wait for it, each until its own context ends.
 type discovery struct {
 	url    string
 	issuer string
 	client *http.Client
 
-	mu      sync.Mutex // held during a fetch: nothing can proceed without the document
-	doc     *metadata
-	lastTry time.Time
-	lastErr error
+	mu       sync.Mutex
+	doc      *metadata
+	lastTry  time.Time
+	lastErr  error
+	inflight chan struct{} // closed when the running fetch ends; nil when none runs
 }
 
 func newDiscovery(issuer string, client *http.Client) *discovery {
@@ -41,30 +44,55 @@ func newDiscovery(issuer string, client *http.Client) *discovery {
 
 // get returns the metadata, fetching it when it has not been fetched yet.
 func (d *discovery) get(ctx context.Context, now time.Time) (*metadata, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	waited := false
+	for {
+		d.mu.Lock()
+		if d.doc != nil {
+			doc := d.doc
+			d.mu.Unlock()
+			return doc, nil
+		}
+		recent := !d.lastTry.IsZero() && now.Sub(d.lastTry) < refetchInterval
+		if waited || (d.inflight == nil && recent) {
+			err := d.lastErr
+			d.mu.Unlock()
+			return nil, err
+		}
+		if d.inflight == nil {
+			d.inflight = make(chan struct{})
+			d.lastTry = now
+			// Detached from ctx: others may wait for this fetch, and the request
+			// that started it going away says nothing about deputy.
+			go d.refresh(context.WithoutCancel(ctx), d.inflight)
+		}
+		wait := d.inflight
+		d.mu.Unlock()
+		select {
+		case <-wait:
+			waited = true
+		case <-ctx.Done():
+			return nil, fmt.Errorf("metadata: %w", ctx.Err())
+		}
+	}
+}
+
+// refresh fetches the document and records the outcome, then closes done.
+func (d *discovery) refresh(ctx context.Context, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	doc, err := d.fetch(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.doc != nil {
-		return d.doc, nil
-	}
-	if !d.lastTry.IsZero() && now.Sub(d.lastTry) < refetchInterval {
-		return nil, d.lastErr
-	}
-	prev := d.lastTry
-	d.lastTry = now
-	fetchCtx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	doc, err := d.fetch(fetchCtx)
 	if err != nil {
-		if ctx.Err() != nil {
-			// The caller gave up: that says nothing about deputy, so the next
-			// request may try again at once.
-			d.lastTry = prev
-		}
 		d.lastErr = err
-		return nil, err
+	} else {
+		d.doc, d.lastErr = doc, nil
 	}
-	d.doc, d.lastErr = doc, nil
-	return doc, nil
+	d.inflight = nil
+	close(done)
 }
 
 func (d *discovery) fetch(ctx context.Context) (*metadata, error) {

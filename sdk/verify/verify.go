@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.now = time.Now
 	}
 	disc := newDiscovery(cfg.Issuer, client)
-	v.keys = &keyCache{client: client, url: func(ctx context.Context, now time.Time) (string, error) {
+	v.keys = newKeyCache(client, func(ctx context.Context, now time.Time) (string, error) {
 		if cfg.JWKSURL != "" {
 			return cfg.JWKSURL, nil
 		}
@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 			return "", errors.New("deputy's metadata has no jwks_uri")
 		}
 		return m.JWKSURI, nil
-	}}
+	})
 	if cfg.Introspect {
 		v.introspect = &introspector{client: client, clientID: cfg.ClientID, secret: cfg.ClientSecret,
 			url: func(ctx context.Context, now time.Time) (string, error) {

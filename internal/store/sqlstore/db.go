@@ -32,7 +32,8 @@ var _ store.Store = (*DB)(nil)
 // (e.g. "deputy.db") or a "file:" URI, both optionally with '?' parameters for the
 // driver; "postgres", with dsn a PostgreSQL URL or keyword/value string (see
 // postgres.go). Open does not migrate; call Migrate. When the database cannot be
-// opened or reached, the error wraps store.ErrUnavailable.
+// opened or reached, the error wraps store.ErrUnavailable; its message never holds
+// the dsn's password (see RedactDSN).
 func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	var d dialect
 	switch driver {
@@ -45,7 +46,7 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 	}
 	c, err := d.connect(ctx, dsn)
 	if err != nil {
-		return nil, err
+		return nil, redactError(err, dsn) // pgx quotes the dsn it could not parse
 	}
 	db := &DB{d: d, w: c.w, r: c.r, ws: newStmtCache(c.w), rs: newStmtCache(c.r), watch: c.watch,
 		stop: make(chan struct{}), done: make(chan struct{})}
