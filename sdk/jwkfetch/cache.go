@@ -86,7 +86,7 @@ type Cache struct {
 	bounds   MaxAgeBounds
 
 	mu        sync.Mutex
-	set       *jwk.Set      // nil until a fetch succeeds
+	set       *jwk.Set  // nil until a fetch succeeds
 	expires   time.Time // set is not used at or after this
 	lastFetch time.Time // start of the last fetch, successful or not
 	lastErr   error
