@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -181,6 +182,28 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// readBodyFirst reads r's body into memory, at most one byte more than the
+// largest body any endpoint accepts (so that endpoint's own limit still refuses
+// a larger one), and gives the handler what was read followed by the error that
+// ended the reading, if any.
+func (s *Server) readBodyFirst(r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	limit := max(s.cfg.MaxBodyBytes, maxCallsBody, maxCallbackBody) + 1
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit))
+	if err != nil {
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{err}))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
 // longTimeoutFactor is how many times RequestTimeout the audit and upstream
 // sign-in endpoints get.
 const longTimeoutFactor = 12
@@ -195,6 +218,10 @@ const retryAfterUnavailable = "5"
 // answered 503 temporarily_unavailable rather than held.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d := s.cfg.RequestTimeout; d > 0 {
+		// The deadline bounds the database, not the client: a body still arriving
+		// (bounded by http.read_timeout) is read first, so that a slow client's
+		// request is not refused as if the database had stalled.
+		s.readBodyFirst(r)
 		if p := r.URL.Path; strings.HasPrefix(p, "/audit/") || p == PathUpstreamLogin || strings.HasPrefix(p, PathCallback) {
 			d *= longTimeoutFactor
 		}
