@@ -52,7 +52,11 @@ import (
 //	clients[].name                         the client's id (where pages show it)
 //	scopes[].description                   built in for openid, profile, email and
 //	                                       offline_access (BuiltinScopeDescriptions)
+//	trusted_proxy_header                   X-Forwarded-For
 func (c *Config) SetDefaults() {
+	if c.TrustedProxyHeader == "" {
+		c.TrustedProxyHeader = ProxyHeaderXForwardedFor
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}

@@ -102,6 +102,9 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For and Forwarded
 	// headers name the client (trusted_proxies); from anyone else they are ignored.
 	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header the trusted proxies write, HeaderXForwardedFor
+	// ("" too) or HeaderForwarded (trusted_proxy_header); the other is not read.
+	ForwardedHeader string
 }
 
 // Server is deputy's HTTP handler.
@@ -185,7 +188,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"behind a reverse proxy every client has the proxy's address, for throttling and the audit trail")
 		})
 	}
-	s.mux.ServeHTTP(w, withClientAddr(r, s.cfg.TrustedProxies))
+	r, err := withClientAddr(r, s.cfg.TrustedProxies, s.cfg.ForwardedHeader)
+	if err != nil {
+		writeError(w, oauth.InvalidRequest(err.Error(), err))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
 }
 
 // handler adapts a handler that returns an error; writeError renders it.
