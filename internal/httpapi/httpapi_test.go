@@ -602,3 +602,34 @@ func TestBrokenForwardedHeaderRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestWrongProxyHeaderWarned: a trusted proxy that sends only the forwarding
+// header deputy does not read (trusted_proxy_header names the other) leaves
+// every client with the proxy's address; deputy says so in its log, once, naming
+// the setting. Headers from an untrusted peer say nothing about the proxies and
+// are not reported.
+func TestWrongProxyHeaderWarned(t *testing.T) {
+	cfg := config.Dev(t.TempDir())
+	cfg.TrustedProxies = []string{"10.0.0.0/8"} // trusted_proxy_header: X-Forwarded-For
+	var logs bytes.Buffer
+	s, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	send := func(peer string) {
+		r := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("Forwarded", "for=203.0.113.7")
+		s.Handler.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	send("192.0.2.1:5555")
+	if strings.Contains(logs.String(), "trusted_proxy_header") {
+		t.Fatalf("warned for an untrusted peer:\n%s", logs.String())
+	}
+	send("10.0.0.1:5555")
+	send("10.0.0.1:5555")
+	if n := strings.Count(logs.String(), "set trusted_proxy_header"); n != 1 {
+		t.Fatalf("%d warnings naming trusted_proxy_header, want 1:\n%s", n, logs.String())
+	}
+}

@@ -267,6 +267,28 @@ func isTchar(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
+// onlyOtherHeader reports whether r comes from a trusted proxy with the
+// forwarding header deputy does not read (not header) and without the one it
+// reads: most likely trusted_proxy_header does not name what the proxy writes.
+func onlyOtherHeader(r *http.Request, trusted []netip.Prefix, header string) bool {
+	if header == "" {
+		header = HeaderXForwardedFor
+	}
+	other := HeaderForwarded
+	if header == HeaderForwarded {
+		other = HeaderXForwardedFor
+	}
+	if r.Header.Get(header) != "" || r.Header.Get(other) == "" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	return err == nil && isTrusted(peer, trusted)
+}
+
 // withClientAddr returns r as the handlers should see it: when r comes from a
 // trusted proxy that names its client in header, RemoteAddr is that client's
 // address (port 0, as the port the client used is not known), so that

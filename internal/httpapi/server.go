@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -117,6 +118,9 @@ type Server struct {
 	// proxyHint logs, once, that forwarding headers arrive while trusted_proxies
 	// is empty.
 	proxyHint sync.Once
+	// headerHint logs, once, that a trusted proxy sends only the forwarding
+	// header trusted_proxy_header does not name.
+	headerHint sync.Once
 }
 
 // New builds the handler.
@@ -186,6 +190,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.proxyHint.Do(func() {
 			s.cfg.Log.Warn("requests carry X-Forwarded-For or Forwarded but trusted_proxies is empty: the headers are ignored; " +
 				"behind a reverse proxy every client has the proxy's address, for throttling and the audit trail")
+		})
+	}
+	if len(s.cfg.TrustedProxies) > 0 && onlyOtherHeader(r, s.cfg.TrustedProxies, s.cfg.ForwardedHeader) {
+		s.headerHint.Do(func() {
+			s.cfg.Log.Warn("a trusted proxy sends the forwarding header trusted_proxy_header does not name, and not the one it names: "+
+				"that header is ignored, and every client through that proxy has its address; set trusted_proxy_header to the header the proxy writes",
+				"trusted_proxy_header", cmp.Or(s.cfg.ForwardedHeader, HeaderXForwardedFor))
 		})
 	}
 	r, err := withClientAddr(r, s.cfg.TrustedProxies, s.cfg.ForwardedHeader)
