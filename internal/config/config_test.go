@@ -554,6 +554,7 @@ func TestValidate(t *testing.T) {
 		{"fail/trusted-proxy-everyone", func(c *Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "trusted_proxies[0]", "trusts every address"},
 		{"fail/trusted-proxy-duplicate", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/8"} }, "trusted_proxies[1]", "is already trusted_proxies[0]"},
 		{"ok/trusted-proxy-header-forwarded", func(c *Config) { c.TrustedProxyHeader = "Forwarded" }, "", ""},
+		{"ok/trusted-proxy-header-any-case", func(c *Config) { c.TrustedProxyHeader = "x-forwarded-for" }, "", ""},
 		{"fail/trusted-proxy-header-both", func(c *Config) { c.TrustedProxyHeader = "X-Forwarded-For, Forwarded" }, "trusted_proxy_header", "is not one of X-Forwarded-For, Forwarded"},
 	}
 	for _, tt := range tests {

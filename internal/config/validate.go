@@ -458,7 +458,10 @@ func (c *Config) upstreamChecks() []check {
 }
 
 func (c *Config) proxyChecks() []check {
-	checks := []check{oneOf("trusted_proxy_header", c.TrustedProxyHeader, []string{ProxyHeaderXForwardedFor, ProxyHeaderForwarded})}
+	// Header names are case-insensitive (RFC 9110 §5.1).
+	h := c.TrustedProxyHeader
+	checks := []check{{!strings.EqualFold(h, ProxyHeaderXForwardedFor) && !strings.EqualFold(h, ProxyHeaderForwarded), "trusted_proxy_header",
+		fmt.Sprintf("%q is not one of %s, %s", h, ProxyHeaderXForwardedFor, ProxyHeaderForwarded)}}
 	return append(checks, listChecks("trusted_proxies", c.TrustedProxies, func(path, v string) []check {
 		p, err := ProxyPrefix(v)
 		return []check{

@@ -54,7 +54,7 @@ func clientAddr(peer netip.Addr, h http.Header, trusted []netip.Prefix, header s
 		return netip.Addr{}, false, nil
 	}
 	var hops []netip.Addr
-	if header == HeaderForwarded {
+	if strings.EqualFold(header, HeaderForwarded) {
 		var ok bool
 		if hops, ok = parseForwarded(values); !ok {
 			return netip.Addr{}, false, errUnreadableForwarded
@@ -275,7 +275,7 @@ func onlyOtherHeader(r *http.Request, trusted []netip.Prefix, header string) boo
 		header = HeaderXForwardedFor
 	}
 	other := HeaderForwarded
-	if header == HeaderForwarded {
+	if strings.EqualFold(header, HeaderForwarded) {
 		other = HeaderXForwardedFor
 	}
 	if r.Header.Get(header) != "" || r.Header.Get(other) == "" {

@@ -206,6 +206,8 @@ func TestClientCannotHideBehindTheProxy(t *testing.T) {
 			xff: []string{"198.51.100.66"}, fwd: []string{"for=" + client}, want: client},
 		{name: "ok/forwarded-proxy-client-sends-200-elements", header: HeaderForwarded,
 			fwd: []string{strings.Repeat("for=198.51.100.66,", 200) + "for=" + client}, want: client},
+		{name: "ok/forwarded-proxy-header-named-in-lower-case", header: "forwarded",
+			xff: []string{"198.51.100.66"}, fwd: []string{"for=" + client}, want: client},
 		{name: "fail/forwarded-proxy-client-breaks-the-header", header: HeaderForwarded,
 			fwd: []string{`for="x, for=` + client}},
 	}
