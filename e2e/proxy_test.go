@@ -151,3 +151,48 @@ func TestUntrustedForwardedHeaders(t *testing.T) {
 		}
 	}
 }
+
+// addHeader is a transport that adds a header to every request, as a client of
+// its own choosing would.
+type addHeader struct {
+	next        http.RoundTripper
+	name, value string
+}
+
+func (a addHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(a.name, a.value)
+	return a.next.RoundTrip(r)
+}
+
+// TestClientCannotPassForItsProxy: behind a proxy that appends to
+// X-Forwarded-For (net/http/httputil) and passes Forwarded on untouched, a
+// client that sends a Forwarded header of its own is still recorded, and
+// throttled, as itself — not as the proxy, which would hide it in the trail and
+// give it a second bucket of attempts. (Before trusted_proxy_header, the two
+// headers disagreeing made deputy fall back to the proxy's address.)
+func TestClientCannotPassForItsProxy(t *testing.T) {
+	needLoopbackAliases(t)
+	s := start(t, strings.Replace(signinConfig, "\nclients:\n", "\nclients:"+signinClients, 1)+
+		"\ntrusted_proxies: ["+proxyAddr+"/32]\n")
+	front := startHTTPProxy(t, s)
+
+	attacker := browserFrom(t, attackerIP)
+	attacker.client.Transport = addHeader{attacker.client.Transport, "Forwarded", "for=198.51.100.1"}
+	login := attacker.get(front + "/login")
+	for i := range 3 {
+		p := attacker.submit(front, login, url.Values{"username": {"nobody" + string(rune('a'+i))}, "password": {"wrong"}})
+		if p.status != 401 {
+			t.Fatalf("attempt %d: %d %s", i+1, p.status, p.body)
+		}
+	}
+	denials := auditEvents(t, s, "request.denied")
+	if len(denials) < 3 {
+		t.Fatalf("%d denials recorded, want at least 3", len(denials))
+	}
+	for _, e := range denials {
+		if got := field(e, "remote_addr"); got != attackerIP {
+			t.Errorf("denial %s recorded remote_addr %q, want the client's %s", field(e, "id"), got, attackerIP)
+		}
+	}
+}

@@ -37,6 +37,10 @@ type Config struct {
 	// from one of them does deputy take the client's address from those headers,
 	// for throttling and the audit trail. Default none: the headers are ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TrustedProxyHeader is the header the trusted proxies write the client's
+	// address in: X-Forwarded-For (default) or Forwarded (RFC 7239). The other
+	// header is never read: a proxy passes it on from the client untouched.
+	TrustedProxyHeader string `yaml:"trusted_proxy_header"`
 	// HTTP bounds what one connection may hold of the server.
 	HTTP HTTP `yaml:"http"`
 	// Shutdown is what SIGTERM and SIGINT do: drain, then stop.
@@ -382,6 +386,12 @@ const SubjectIssuerSelf = "self"
 const (
 	UpstreamOIDC = "oidc"
 	UpstreamSAML = "saml"
+)
+
+// The values of trusted_proxy_header.
+const (
+	ProxyHeaderXForwardedFor = "X-Forwarded-For"
+	ProxyHeaderForwarded     = "Forwarded"
 )
 
 // UpstreamLocal is the idp of sign-ins with deputy's own accounts (sessions,

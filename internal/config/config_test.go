@@ -188,7 +188,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, http, shutdown"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -575,6 +575,9 @@ func TestValidate(t *testing.T) {
 		{"fail/trusted-proxy-host-bits", func(c *Config) { c.TrustedProxies = []string{"10.1.2.3/8"} }, "trusted_proxies[0]", "has bits set past its /8; write 10.0.0.0/8"},
 		{"fail/trusted-proxy-everyone", func(c *Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "trusted_proxies[0]", "trusts every address"},
 		{"fail/trusted-proxy-duplicate", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/8"} }, "trusted_proxies[1]", "is already trusted_proxies[0]"},
+		{"ok/trusted-proxy-header-forwarded", func(c *Config) { c.TrustedProxyHeader = "Forwarded" }, "", ""},
+		{"ok/trusted-proxy-header-any-case", func(c *Config) { c.TrustedProxyHeader = "x-forwarded-for" }, "", ""},
+		{"fail/trusted-proxy-header-both", func(c *Config) { c.TrustedProxyHeader = "X-Forwarded-For, Forwarded" }, "trusted_proxy_header", "is not one of X-Forwarded-For, Forwarded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -866,6 +869,8 @@ func TestDefaults(t *testing.T) {
 		HTTP: HTTP{ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(15 * time.Second),
 			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second), MaxHeaderBytes: 65536},
 		Shutdown: Shutdown{Drain: Duration(5 * time.Second), Timeout: Duration(20 * time.Second)},
+
+		TrustedProxyHeader: "X-Forwarded-For",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(\"\", nil) =\n%+v\nwant\n%+v", c, want)

@@ -60,7 +60,11 @@ import (
 //	http.max_header_bytes                  65536
 //	shutdown.drain                         5s
 //	shutdown.timeout                       20s
+//	trusted_proxy_header                   X-Forwarded-For
 func (c *Config) SetDefaults() {
+	if c.TrustedProxyHeader == "" {
+		c.TrustedProxyHeader = ProxyHeaderXForwardedFor
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}

@@ -465,13 +465,17 @@ func (c *Config) upstreamChecks() []check {
 }
 
 func (c *Config) proxyChecks() []check {
-	return listChecks("trusted_proxies", c.TrustedProxies, func(path, v string) []check {
+	// Header names are case-insensitive (RFC 9110 §5.1).
+	h := c.TrustedProxyHeader
+	checks := []check{{!strings.EqualFold(h, ProxyHeaderXForwardedFor) && !strings.EqualFold(h, ProxyHeaderForwarded), "trusted_proxy_header",
+		fmt.Sprintf("%q is not one of %s, %s", h, ProxyHeaderXForwardedFor, ProxyHeaderForwarded)}}
+	return append(checks, listChecks("trusted_proxies", c.TrustedProxies, func(path, v string) []check {
 		p, err := ProxyPrefix(v)
 		return []check{
 			{err != nil, path, fmt.Sprintf("%q is not a CIDR (10.0.0.0/8, 2001:db8::/32) or an IP address: %v", v, err)},
 			{err == nil && p.Bits() == 0, path, fmt.Sprintf("%q trusts every address: anyone could then choose the address throttling and the audit trail see", v)},
 		}
-	})
+	})...)
 }
 
 // oneOf is the check that v is one of allowed.

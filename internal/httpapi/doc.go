@@ -10,5 +10,6 @@
 //
 // The client's address (remoteHost: throttling, the audit trail) is the
 // connection's peer, or — only when the peer is in trusted_proxies — the client
-// that proxy names in X-Forwarded-For or Forwarded (proxy.go).
+// that proxy names in the one header it writes, X-Forwarded-For or Forwarded
+// (trusted_proxy_header; proxy.go).
 package httpapi

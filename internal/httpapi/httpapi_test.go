@@ -574,3 +574,66 @@ func TestRevocation(t *testing.T) {
 		}
 	})
 }
+
+// TestBrokenForwardedHeaderRefused: with trusted_proxy_header Forwarded, a request
+// from a trusted proxy whose Forwarded header cannot be read (a client's
+// unterminated quote swallowed the proxy's element) is refused with 400, rather
+// than taken to come from the proxy; from any other peer the header is not read.
+func TestBrokenForwardedHeaderRefused(t *testing.T) {
+	cfg := config.Dev(t.TempDir())
+	cfg.TrustedProxies, cfg.TrustedProxyHeader = []string{"10.0.0.0/8"}, config.ProxyHeaderForwarded
+	s, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for _, tt := range []struct {
+		name, peer string
+		want       int
+	}{
+		{"fail/from-the-proxy", "10.0.0.1:5555", http.StatusBadRequest},
+		{"ok/from-elsewhere", "192.0.2.1:5555", http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/.well-known/openid-configuration", nil)
+			r.RemoteAddr = tt.peer
+			r.Header.Set("Forwarded", `for="198.51.100.66, for=203.0.113.7`)
+			w := httptest.NewRecorder()
+			s.Handler.ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Fatalf("%d %s, want %d", w.Code, w.Body, tt.want)
+			}
+		})
+	}
+}
+
+// TestWrongProxyHeaderWarned: a trusted proxy that sends only the forwarding
+// header deputy does not read (trusted_proxy_header names the other) leaves
+// every client with the proxy's address; deputy says so in its log, once, naming
+// the setting. Headers from an untrusted peer say nothing about the proxies and
+// are not reported.
+func TestWrongProxyHeaderWarned(t *testing.T) {
+	cfg := config.Dev(t.TempDir())
+	cfg.TrustedProxies = []string{"10.0.0.0/8"} // trusted_proxy_header: X-Forwarded-For
+	var logs bytes.Buffer
+	s, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	send := func(peer string) {
+		r := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("Forwarded", "for=203.0.113.7")
+		s.Handler.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	send("192.0.2.1:5555")
+	if strings.Contains(logs.String(), "trusted_proxy_header") {
+		t.Fatalf("warned for an untrusted peer:\n%s", logs.String())
+	}
+	send("10.0.0.1:5555")
+	send("10.0.0.1:5555")
+	if n := strings.Count(logs.String(), "set trusted_proxy_header"); n != 1 {
+		t.Fatalf("%d warnings naming trusted_proxy_header, want 1:\n%s", n, logs.String())
+	}
+}

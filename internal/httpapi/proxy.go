@@ -1,63 +1,69 @@
 package httpapi
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
 // Behind a reverse proxy every connection comes from the proxy; the client's
-// address is in the headers the proxy adds: X-Forwarded-For (a de-facto
-// standard) or Forwarded (RFC 7239). Anyone can send those headers, so they are
-// believed only from a peer in trusted_proxies (README "Configuration"), and
-// only as far as trusted proxies wrote them: the list is read from the right,
-// each address that is a trusted proxy passes the question to the one before it,
-// and the first that is not is the client. What a client wrote at the left end
-// is never reached unless every hop after it is trusted.
+// address is in the header the proxy adds: X-Forwarded-For (a de-facto standard)
+// or Forwarded (RFC 7239). Anyone can send those headers, so they are believed
+// only from a peer in trusted_proxies (README "Configuration"), and only as far
+// as trusted proxies wrote them: the list is read from the right, each address
+// that is a trusted proxy passes the question to the one before it, and the
+// first that is not is the client. What a client wrote at the left end is never
+// reached unless every hop after it is trusted.
+//
+// Only the header the proxies write (trusted_proxy_header) is read: a proxy
+// passes the other one on from the client untouched, so reading both would let a
+// client contradict its proxy, and whatever deputy then chose — the proxy's
+// address, the client's word — the client would have chosen.
 
-// maxForwardedHops bounds how many addresses of a forwarding header are read.
+// The headers trusted_proxy_header names.
+const (
+	HeaderXForwardedFor = "X-Forwarded-For"
+	HeaderForwarded     = "Forwarded"
+)
+
+// maxForwardedHops bounds how many addresses of a forwarding header are read,
+// from the right: a client's own list to the left of them is never reached.
 const maxForwardedHops = 32
 
+// errUnreadableForwarded refuses a request whose Forwarded header, from a
+// trusted proxy, is broken: the client's part of it can swallow the element the
+// proxy appended (an unterminated quoted-string), so no element can be trusted.
+var errUnreadableForwarded = errors.New("the Forwarded header a trusted proxy sent cannot be read (RFC 7239 §4)")
+
 // clientAddr returns the address of the client that sent r through the trusted
-// proxies, or ok false when r's peer is not a trusted proxy or its headers name
-// no client (then the peer is the client).
-//
-// When a request carries both X-Forwarded-For and Forwarded and the two name
-// different clients, neither is believed: a proxy that writes one of them
-// usually passes the other on from the client untouched, so one of the two is
-// the client's own word, and there is no telling which.
-func clientAddr(peer netip.Addr, h http.Header, trusted []netip.Prefix) (netip.Addr, bool) {
+// proxies, reading header (X-Forwarded-For when ""), or ok false when r's peer
+// is not a trusted proxy or the header names no client (then the peer is the
+// client). An error means the request cannot be attributed and must be refused.
+func clientAddr(peer netip.Addr, h http.Header, trusted []netip.Prefix, header string) (netip.Addr, bool, error) {
 	if !isTrusted(peer, trusted) {
-		return netip.Addr{}, false
+		return netip.Addr{}, false, nil
 	}
-	xff, fwd := h.Values("X-Forwarded-For"), h.Values("Forwarded")
-	if len(xff) == 0 && len(fwd) == 0 {
-		return netip.Addr{}, false
+	if header == "" {
+		header = HeaderXForwardedFor
 	}
-	var fromXFF, fromFwd netip.Addr
-	if len(xff) > 0 {
-		hops, ok := parseXForwardedFor(xff)
-		if !ok {
-			return netip.Addr{}, false
+	values := h.Values(header)
+	if len(values) == 0 {
+		return netip.Addr{}, false, nil
+	}
+	var hops []netip.Addr
+	if strings.EqualFold(header, HeaderForwarded) {
+		var ok bool
+		if hops, ok = parseForwarded(values); !ok {
+			return netip.Addr{}, false, errUnreadableForwarded
 		}
-		fromXFF = walkHops(peer, hops, trusted)
+	} else {
+		hops = parseXForwardedFor(values)
 	}
-	if len(fwd) > 0 {
-		hops, ok := parseForwarded(fwd)
-		if !ok {
-			return netip.Addr{}, false
-		}
-		fromFwd = walkHops(peer, hops, trusted)
-	}
-	switch {
-	case len(xff) > 0 && len(fwd) > 0 && fromXFF != fromFwd:
-		return netip.Addr{}, false
-	case len(xff) > 0:
-		return fromXFF, fromXFF != peer
-	default:
-		return fromFwd, fromFwd != peer
-	}
+	client := walkHops(peer, hops, trusted)
+	return client, client != peer, nil
 }
 
 // walkHops reads hops (left to right as in the header, the nearest proxy's peer
@@ -87,19 +93,23 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 }
 
 // parseXForwardedFor splits X-Forwarded-For values (one or more header lines,
-// each a comma-separated list) into addresses; an element that is no address
-// is the zero Addr. ok is false for a list too long to be real.
-func parseXForwardedFor(values []string) ([]netip.Addr, bool) {
-	var hops []netip.Addr
-	for _, v := range values {
-		for _, el := range strings.Split(v, ",") {
-			if len(hops) >= 4*maxForwardedHops {
-				return nil, false
+// each a comma-separated list) into addresses, the last maxForwardedHops of them
+// only, read from the right; an element that is no address is the zero Addr.
+func parseXForwardedFor(values []string) []netip.Addr {
+	var rev []netip.Addr // right to left
+	for i := len(values) - 1; i >= 0 && len(rev) < maxForwardedHops; i-- {
+		v := values[i]
+		for len(rev) < maxForwardedHops {
+			j := strings.LastIndexByte(v, ',')
+			rev = append(rev, parseNode(strings.TrimSpace(v[j+1:])))
+			if j < 0 {
+				break
 			}
-			hops = append(hops, parseNode(strings.TrimSpace(el)))
+			v = v[:j]
 		}
 	}
-	return hops, true
+	slices.Reverse(rev)
+	return rev
 }
 
 // parseNode reads an address as proxies write it: "192.0.2.1", "192.0.2.1:443",
@@ -122,8 +132,9 @@ func parseNode(s string) netip.Addr {
 
 // parseForwarded reads the for= parameter of each element of Forwarded values
 // (RFC 7239 §4: forwarded-element *( "," forwarded-element ), each a list of
-// token=value pairs separated by ";", value a token or a quoted-string). An
-// element without for= is the zero Addr. ok is false when the syntax is broken
+// token=value pairs separated by ";", value a token or a quoted-string), the
+// last maxForwardedHops elements only. An element without for= is the zero
+// Addr. ok is false when the syntax is broken
 // anywhere — a proxy that appends its element to a client's malformed one makes
 // a header in which nothing can be told apart.
 func parseForwarded(values []string) ([]netip.Addr, bool) {
@@ -140,8 +151,11 @@ func parseForwarded(values []string) ([]netip.Addr, bool) {
 				continue
 			}
 			node, ok := p.element()
-			if !ok || len(hops) >= 4*maxForwardedHops {
+			if !ok {
 				return nil, false
+			}
+			if len(hops) == maxForwardedHops {
+				hops = append(hops[:0], hops[1:]...) // only the last ones are read
 			}
 			hops = append(hops, node)
 			p.spaces()
@@ -253,14 +267,37 @@ func isTchar(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
+// onlyOtherHeader reports whether r comes from a trusted proxy with the
+// forwarding header deputy does not read (not header) and without the one it
+// reads: most likely trusted_proxy_header does not name what the proxy writes.
+func onlyOtherHeader(r *http.Request, trusted []netip.Prefix, header string) bool {
+	if header == "" {
+		header = HeaderXForwardedFor
+	}
+	other := HeaderForwarded
+	if strings.EqualFold(header, HeaderForwarded) {
+		other = HeaderXForwardedFor
+	}
+	if r.Header.Get(header) != "" || r.Header.Get(other) == "" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	return err == nil && isTrusted(peer, trusted)
+}
+
 // withClientAddr returns r as the handlers should see it: when r comes from a
-// trusted proxy that names its client, RemoteAddr is that client's address
-// (port 0, as the port the client used is not known), so that throttling, the
-// audit trail and everything else that asks for the remote address (remoteHost)
-// see the client, not the proxy.
-func withClientAddr(r *http.Request, trusted []netip.Prefix) *http.Request {
+// trusted proxy that names its client in header, RemoteAddr is that client's
+// address (port 0, as the port the client used is not known), so that
+// throttling, the audit trail and everything else that asks for the remote
+// address (remoteHost) see the client, not the proxy. An error (a broken
+// Forwarded header) means r must be refused.
+func withClientAddr(r *http.Request, trusted []netip.Prefix, header string) (*http.Request, error) {
 	if len(trusted) == 0 {
-		return r
+		return r, nil
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -268,13 +305,13 @@ func withClientAddr(r *http.Request, trusted []netip.Prefix) *http.Request {
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil {
-		return r
+		return r, nil
 	}
-	client, ok := clientAddr(peer.Unmap().WithZone(""), r.Header, trusted)
-	if !ok {
-		return r
+	client, ok, err := clientAddr(peer.Unmap().WithZone(""), r.Header, trusted, header)
+	if err != nil || !ok {
+		return r, err
 	}
 	r2 := r.WithContext(r.Context())
 	r2.RemoteAddr = netip.AddrPortFrom(client, 0).String()
-	return r2
+	return r2, nil
 }

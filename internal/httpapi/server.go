@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -110,6 +111,9 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For and Forwarded
 	// headers name the client (trusted_proxies); from anyone else they are ignored.
 	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header the trusted proxies write, HeaderXForwardedFor
+	// ("" too) or HeaderForwarded (trusted_proxy_header); the other is not read.
+	ForwardedHeader string
 }
 
 // Server is deputy's HTTP handler.
@@ -124,6 +128,9 @@ type Server struct {
 	proxyHint sync.Once
 	// draining: the node is shutting down; /readyz answers 503 (see SetDraining).
 	draining atomic.Bool
+	// headerHint logs, once, that a trusted proxy sends only the forwarding
+	// header trusted_proxy_header does not name.
+	headerHint sync.Once
 }
 
 // SetDraining marks the node as shutting down: from then on /readyz answers 503, so
@@ -244,7 +251,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"behind a reverse proxy every client has the proxy's address, for throttling and the audit trail")
 		})
 	}
-	s.mux.ServeHTTP(w, withClientAddr(r, s.cfg.TrustedProxies))
+	if len(s.cfg.TrustedProxies) > 0 && onlyOtherHeader(r, s.cfg.TrustedProxies, s.cfg.ForwardedHeader) {
+		s.headerHint.Do(func() {
+			s.cfg.Log.Warn("a trusted proxy sends the forwarding header trusted_proxy_header does not name, and not the one it names: "+
+				"that header is ignored, and every client through that proxy has its address; set trusted_proxy_header to the header the proxy writes",
+				"trusted_proxy_header", cmp.Or(s.cfg.ForwardedHeader, HeaderXForwardedFor))
+		})
+	}
+	r, err := withClientAddr(r, s.cfg.TrustedProxies, s.cfg.ForwardedHeader)
+	if err != nil {
+		writeError(w, oauth.InvalidRequest(err.Error(), err))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
 }
 
 // handler adapts a handler that returns an error; writeError renders it.

@@ -438,6 +438,17 @@ func TestEndSession(t *testing.T) {
 			t.Errorf("expired ID token hint: %d %q %s", r.status, r.location, r.body)
 		}
 	})
+	t.Run("fail/hint-of-another-session-confirms", func(t *testing.T) {
+		// A link carrying an ID token of some other session (the attacker's own,
+		// say) must not sign this browser out without asking (§2: a cross-site
+		// link alone signs no one out).
+		victim, _ := signedIn(t)
+		_, other := signedIn(t)
+		r := victim.get(end(url.Values{"id_token_hint": {other.IDToken}, "post_logout_redirect_uri": {portalBye}}))
+		if r.location != "" || !strings.Contains(r.body, "Sign out") || !stillSignedIn(victim) {
+			t.Fatalf("another session's ID token as the hint: %d %q; want the confirmation page", r.status, r.location)
+		}
+	})
 	t.Run("ok/not-signed-in-still-redirects", func(t *testing.T) {
 		b := newBrowser(t, ts)
 		r := b.get(end(url.Values{"client_id": {"web-app"}, "post_logout_redirect_uri": {portalBye}, "state": {"z"}}))

@@ -227,7 +227,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		CORSOrigins: cfg.BrowserOrigins(), ScopeDescriptions: cfg.ScopeDescriptions(),
 		Calls:          &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
 		AuditLog:       s.Store,
-		TrustedProxies: cfg.TrustedProxyPrefixes(), Now: o.now,
+		TrustedProxies: cfg.TrustedProxyPrefixes(), ForwardedHeader: cfg.TrustedProxyHeader, Now: o.now,
 	})
 	if err != nil {
 		return nil, err
