@@ -183,8 +183,9 @@ func Open(ctx context.Context, st store.Keys, opts Options) (*Set, error) {
 }
 
 // sealStored encrypts with the KEK every stored key still in the clear, retired
-// ones too (their private keys are as secret). A key another process changed
-// meanwhile is left to it; reload then checks that every key opens.
+// ones too (their private keys are as secret), and then has the store erase what
+// the clear keys left in its files (store.Keys.EraseFreed). A key another process
+// changed meanwhile is left to it; reload then checks that every key opens.
 func (s *Set) sealStored(ctx context.Context) error {
 	if s.kek == nil {
 		return nil
@@ -193,6 +194,7 @@ func (s *Set) sealStored(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("keys: list: %w", err)
 	}
+	var replaced bool
 	for _, sk := range stored {
 		if sealed(sk.Private) {
 			continue
@@ -203,6 +205,12 @@ func (s *Set) sealStored(ctx context.Context) error {
 		}
 		if err := s.store.ReplaceKeyPrivate(ctx, sk.ID, sk.Private, enc); err != nil && !errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
+		}
+		replaced = true
+	}
+	if replaced {
+		if err := s.store.EraseFreed(ctx); err != nil {
+			return fmt.Errorf("keys: erase the keys stored in the clear: %w", err)
 		}
 	}
 	return nil

@@ -73,6 +73,12 @@ type Keys interface {
 	// encrypt a stored key in place); ErrConflict if it is not, or there is no
 	// such key.
 	ReplaceKeyPrivate(ctx context.Context, id string, old, next []byte) error
+	// EraseFreed overwrites what replaced or deleted rows left behind in the
+	// database's own files — after private keys stored in the clear were
+	// encrypted, their old bytes — as far as the engine allows: SQLite rewrites
+	// its file and empties its WAL; PostgreSQL cannot (dead rows stay until
+	// VACUUM, and backups keep them: the README advises a rotation).
+	EraseFreed(ctx context.Context) error
 }
 
 // Revocation marks one token as revoked. ExpiresAt is the token's own expiry, after

@@ -101,3 +101,28 @@ func (db *DB) ReplaceKeyPrivate(ctx context.Context, id string, old, next []byte
 	db.notify(ctx, db.d.q.notifyKeys)
 	return nil
 }
+
+// EraseFreed, on SQLite, rewrites the database file with only its live content
+// (VACUUM: the pages and free space that held replaced rows are gone) and then
+// copies the WAL into it and truncates it to nothing, so neither file keeps the
+// bytes of a row replaced before the writer's secure_delete zeroed what it frees
+// (a database written by an older deputy, or pages freed before). It takes as
+// long as copying the database twice, and as much free disk: it is for a one-off
+// change such as encrypting the stored keys. On PostgreSQL and an in-memory
+// database it does nothing.
+func (db *DB) EraseFreed(ctx context.Context) error {
+	if db.d.name != "sqlite" || db.w == db.r {
+		return nil
+	}
+	if _, err := db.w.ExecContext(ctx, "VACUUM"); err != nil {
+		return db.fail("erase freed pages: vacuum", err)
+	}
+	var busy, frames, copied int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied); err != nil {
+		return db.fail("erase freed pages: checkpoint", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("sqlstore: erase freed pages: the WAL could not be emptied, another connection reads from it: %w", store.ErrUnavailable)
+	}
+	return nil
+}

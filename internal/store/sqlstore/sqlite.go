@@ -132,6 +132,10 @@ func sqliteOpen(ctx context.Context, dsn string) (w, r, checkpointer *sql.DB, er
 	wp.Set("_synchronous", "FULL")         // fsync the WAL on every commit
 	wp.Set("_txlock", "immediate")         // take the write lock at BEGIN: no upgrade deadlocks
 	wp.Add("_pragma", "cache_size(-8192)") // 8 MiB: ids are time-ordered, so the pages appends touch are the indexes' last ones
+	// What a write frees (a replaced row, a deleted one, a page) is overwritten
+	// with zeros, not left in the file: a private key once stored in the clear,
+	// then encrypted, must not stay readable in free space (see EraseFreed).
+	wp.Add("_pragma", "secure_delete(1)")
 	if !memory {
 		wp.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", sqliteWriterCheckpointFrames)) // see sqliteCheckpoints
 	}
