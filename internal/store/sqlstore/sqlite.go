@@ -332,13 +332,15 @@ var sqliteQueries = queries{
 
 	insertCode: `INSERT INTO auth_codes (` + codeColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-	redeemCode: `UPDATE auth_codes SET redeemed_at = ? WHERE hash = ? AND redeemed_at IS NULL`,
-	codeByHash: `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`,
+	redeemCode:  `UPDATE auth_codes SET redeemed_at = ? WHERE hash = ? AND redeemed_at IS NULL`,
+	releaseCode: `UPDATE auth_codes SET redeemed_at = NULL WHERE hash = ? AND redeemed_at = ?`,
+	codeByHash:  `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`,
 
 	insertRefreshToken: `INSERT INTO refresh_tokens (` + refreshTokenColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-	useRefreshToken:    `UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
-	refreshTokenByHash: `SELECT ` + refreshTokenColumns + ` FROM refresh_tokens WHERE hash = ?`,
+	useRefreshToken:     `UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
+	releaseRefreshToken: `UPDATE refresh_tokens SET used_at = NULL WHERE hash = ? AND used_at = ?`,
+	refreshTokenByHash:  `SELECT ` + refreshTokenColumns + ` FROM refresh_tokens WHERE hash = ?`,
 
 	purgeCodes:         `DELETE FROM auth_codes WHERE expires_at < ?`,
 	purgeRefreshTokens: `DELETE FROM refresh_tokens WHERE expires_at < ?`,
