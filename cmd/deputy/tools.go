@@ -112,22 +112,24 @@ func cmdKeysRotate(ctx context.Context, args []string, stdout io.Writer) error {
 				replaced = append(replaced, k.ID)
 			}
 		}
-		made, err := ks.Rotate(ctx, *publishFor)
+		// The new keys, the retirements and one key.rotated event per new key
+		// (as before there was more than one) are one transaction.
+		made, err := ks.RotateRecorded(ctx, *publishFor, func(made []*keys.Key) []*store.AuditEvent {
+			events := make([]*store.AuditEvent, 0, len(made))
+			for _, k := range made {
+				d := map[string]string{"kid": k.ID, "algorithm": string(k.Algorithm), "active_at": k.ActiveAt.UTC().Format(time.RFC3339)}
+				if p := previous[k.Algorithm]; p != "" {
+					d["previous_kid"] = p
+				}
+				detail, _ := json.Marshal(d)
+				e := &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Reason: "keys rotate", Detail: string(detail)}
+				audit.Prepare(e)
+				events = append(events, e)
+			}
+			return events
+		}, audit.Seal)
 		if err != nil {
 			return err
-		}
-		w := audit.NewWriter(st, st, audit.WriterOptions{})
-		defer w.Close()
-		// One event per new key, as before there was more than one.
-		for _, k := range made {
-			d := map[string]string{"kid": k.ID, "algorithm": string(k.Algorithm), "active_at": k.ActiveAt.UTC().Format(time.RFC3339)}
-			if p := previous[k.Algorithm]; p != "" {
-				d["previous_kid"] = p
-			}
-			detail, _ := json.Marshal(d)
-			if err := w.Record(ctx, &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Reason: "keys rotate", Detail: string(detail)}); err != nil {
-				return err
-			}
 		}
 		for _, k := range made {
 			fmt.Fprintf(stdout, "new key %s (%s) published now, signs from %s\n", k.ID, k.Algorithm, k.ActiveAt.UTC().Format(time.RFC3339))

@@ -218,17 +218,26 @@ func (s *Set) sealStored(ctx context.Context) error {
 
 // insert stores a new key, encrypted when there is a KEK.
 func (s *Set) insert(ctx context.Context, sk store.Key) error {
-	if s.kek != nil {
-		enc, err := s.kek.seal(sk.ID, sk.Private)
-		if err != nil {
-			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
-		}
-		sk.Private = enc
+	sk, err := s.storedForm(sk)
+	if err != nil {
+		return err
 	}
 	if err := s.store.InsertKey(ctx, sk); err != nil {
 		return fmt.Errorf("keys: store: %w", err)
 	}
 	return nil
+}
+
+// storedForm is sk as it is stored: its private key encrypted when there is a KEK.
+func (s *Set) storedForm(sk store.Key) (store.Key, error) {
+	if s.kek != nil {
+		enc, err := s.kek.seal(sk.ID, sk.Private)
+		if err != nil {
+			return store.Key{}, fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
+		}
+		sk.Private = enc
+	}
+	return sk, nil
 }
 
 func supported(alg jose.SignatureAlgorithm) bool {
@@ -307,6 +316,15 @@ func newer(a, b *Key) bool {
 // longer used — is scheduled to retire RetireAfter after the new keys activate,
 // so tokens it signed keep verifying until they expire.
 func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) ([]*Key, error) {
+	return s.RotateRecorded(ctx, publishFor, nil, nil)
+}
+
+// RotateRecorded is Rotate, recording it: the new keys, the retirement of the
+// others and the audit events record returns for the new keys (key.rotated,
+// ready to store: see audit.Prepare), sealed with seal, are stored in one
+// transaction (store.Keys.RotateKeys) — all of them or none, also across a
+// crash. record may be nil: nothing is recorded.
+func (s *Set) RotateRecorded(ctx context.Context, publishFor time.Duration, record func(made []*Key) []*store.AuditEvent, seal store.SealFunc) ([]*Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -314,33 +332,37 @@ func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) ([]*Key, err
 	if err != nil {
 		return nil, fmt.Errorf("keys: list: %w", err)
 	}
-	var made []store.Key
+	r := store.KeyRotation{RetireAt: now.Add(publishFor).Add(s.retire)}
+	var out []*Key
 	for _, alg := range s.algorithms {
 		sk, err := Generate(alg, now, now.Add(publishFor))
 		if err != nil {
 			return nil, err
 		}
-		if err := s.insert(ctx, sk); err != nil {
+		k, err := s.decode(sk)
+		if err != nil {
 			return nil, err
 		}
-		made = append(made, sk)
+		if sk, err = s.storedForm(sk); err != nil {
+			return nil, err
+		}
+		r.Add = append(r.Add, sk)
+		out = append(out, k)
 	}
-	retireAt := now.Add(publishFor).Add(s.retire)
 	for _, k := range stored {
 		if k.RetiredAt.IsZero() {
-			if err := s.store.RetireKey(ctx, k.ID, retireAt); err != nil {
-				return nil, fmt.Errorf("keys: retire %s: %w", k.ID, err)
-			}
+			r.Retire = append(r.Retire, k.ID)
 		}
+	}
+	var events []*store.AuditEvent
+	if record != nil {
+		events = record(out)
+	}
+	if err := s.store.RotateKeys(ctx, r, events, seal); err != nil {
+		return nil, fmt.Errorf("keys: rotate: %w", err)
 	}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
-	}
-	out := make([]*Key, len(made))
-	for i, sk := range made {
-		if out[i], err = s.decode(sk); err != nil {
-			return nil, err
-		}
 	}
 	return out, nil
 }

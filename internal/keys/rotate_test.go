@@ -1,0 +1,78 @@
+package keys_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/audit"
+	"github.com/deputy-auth/deputy/internal/keys"
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// TestRotateRecordedAllOrNothing: `deputy keys rotate` stores its new keys, the
+// retirement of the old ones and its key.rotated events together. When the
+// events cannot be stored, no key is added or retired; when they can, the trail
+// names every new key.
+func TestRotateRecordedAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	c := &clock{now: time.Now().UTC()}
+	ks := open(t, st, c, keys.Options{MoreAlgorithms: []string{"RS256"}})
+	before, err := st.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow}
+	audit.Prepare(taken)
+	if err := st.Append(ctx, []*store.AuditEvent{taken}, audit.Seal); err != nil {
+		t.Fatal(err)
+	}
+
+	events := func(id string) func([]*keys.Key) []*store.AuditEvent {
+		return func(made []*keys.Key) []*store.AuditEvent {
+			var out []*store.AuditEvent
+			for _, k := range made {
+				e := &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Detail: `{"kid":"` + k.ID + `"}`}
+				audit.Prepare(e)
+				out = append(out, e)
+			}
+			if id != "" {
+				out[len(out)-1].ID = id
+			}
+			return out
+		}
+	}
+	if _, err := ks.RotateRecorded(ctx, time.Minute, events(taken.ID), audit.Seal); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("rotation whose event cannot be stored = %v, want ErrConflict", err)
+	}
+	after, err := st.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) || slices.ContainsFunc(after, func(k store.Key) bool { return !k.RetiredAt.IsZero() }) {
+		t.Fatalf("a rotation without its record changed the keys: %d before, %+v after", len(before), after)
+	}
+
+	made, err := ks.RotateRecorded(ctx, time.Minute, events(""), audit.Seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded, err := st.Query(ctx, store.AuditFilter{Type: store.EventKeyRotated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(made) != 2 || len(recorded) != 3 {
+		t.Fatalf("%d keys made, %d key.rotated events (one before), want 2 and 3", len(made), len(recorded))
+	}
+	for i, k := range made {
+		if recorded[i+1].Detail != `{"kid":"`+k.ID+`"}` {
+			t.Errorf("event %d: %s, want the kid %s", i+1, recorded[i+1].Detail, k.ID)
+		}
+	}
+	if keysNow, _ := st.ListKeys(ctx); len(keysNow) != 4 {
+		t.Errorf("%d keys after the rotation, want 4", len(keysNow))
+	}
+}
