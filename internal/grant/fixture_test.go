@@ -312,6 +312,25 @@ func (f *fixture) access(t *testing.T, raw string) token.Claims {
 	return v.Claims
 }
 
+// verifyIDToken checks an ID token the way deputy checks one it issued (an
+// id_token_hint, a subject token): Verify with typ JWT, expiry included; and
+// returns its claims.
+func verifyIDToken(f *fixture, raw string) (*token.IDClaims, error) {
+	if _, err := f.tokens.Verify(raw, []string{oauth.JWTTypeJWT}, f.now); err != nil {
+		return nil, err
+	}
+	parts := strings.Split(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var c token.IDClaims
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
 // refreshRecord returns the stored refresh token of value.
 func (f *fixture) refreshRecord(t *testing.T, value string) store.RefreshToken {
 	t.Helper()

@@ -98,22 +98,34 @@ const MissReloadInterval = time.Second
 // asks) before giving up: another node may have created a key an instant ago —
 // two nodes starting at once on an empty database, or a rotation whose
 // notification has not arrived yet. Random kids cost one read a second at most.
-func (s *Set) LookupFresh(kid string) (*Key, bool) {
+// The read runs within ctx — the request's deadline, at most missReloadWait — and
+// a caller whose ctx has ended leaves the next read to another: it does not use
+// up the interval.
+func (s *Set) LookupFresh(ctx context.Context, kid string) (*Key, bool) {
 	if k, ok := s.Lookup(kid); ok {
 		return k, true
+	}
+	if ctx.Err() != nil {
+		return nil, false
 	}
 	now := time.Now().UnixNano()
 	last := s.lastMiss.Load()
 	if now-last < int64(MissReloadInterval) || !s.lastMiss.CompareAndSwap(last, now) {
 		return nil, false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, missReloadWait)
 	defer cancel()
-	if err := s.Reload(ctx); err != nil {
+	if err := s.Reload(rctx); err != nil {
+		if ctx.Err() != nil {
+			s.lastMiss.CompareAndSwap(now, last) // the caller left: not a read that counts
+		}
 		return nil, false
 	}
 	return s.Lookup(kid)
 }
+
+// missReloadWait bounds LookupFresh's read when the caller's context allows more.
+const missReloadWait = 2 * time.Second
 
 // Options configure a Set.
 type Options struct {

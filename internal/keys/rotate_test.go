@@ -76,3 +76,30 @@ func TestRotateRecordedAllOrNothing(t *testing.T) {
 		t.Errorf("%d keys after the rotation, want 4", len(keysNow))
 	}
 }
+
+// TestLookupFreshHonoursTheCallersContext: a kid another node has just created
+// is read from the store within the caller's context: a request whose context
+// has ended (cancelled, or past its deadline) reads nothing and does not use up
+// the once-a-second read, so the next request finds the key.
+func TestLookupFreshHonoursTheCallersContext(t *testing.T) {
+	st := newStore(t)
+	c := &clock{now: time.Now().UTC()}
+	here := open(t, st, c, keys.Options{})
+	there := open(t, st, c, keys.Options{Algorithm: "EdDSA"}) // a key here has not loaded
+	kid := there.Active().ID
+	if _, ok := here.Lookup(kid); ok {
+		t.Fatal("the test needs a key this node has not loaded")
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	past, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	for name, ctx := range map[string]context.Context{"cancelled": cancelled, "past its deadline": past} {
+		if _, ok := here.LookupFresh(ctx, kid); ok {
+			t.Errorf("LookupFresh with a context %s read the store", name)
+		}
+	}
+	if _, ok := here.LookupFresh(context.Background(), kid); !ok {
+		t.Fatal("LookupFresh after callers that left: the key is not found (their calls used up the read)")
+	}
+}
