@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -484,6 +485,24 @@ func (s *Set) Active() *Key { return s.ActiveFor(s.algorithms[0]) }
 func (s *Set) ActiveFor(alg jose.SignatureAlgorithm) *Key {
 	if sk := s.snap.Load().current(alg, s.now()); sk != nil {
 		return sk.key
+	}
+	return nil
+}
+
+// CanSign reports whether every algorithm this node signs with has a key that
+// signs now — access tokens and state (the default), and ID tokens in each
+// algorithm a client may ask for — else an error wrapping ErrNoActiveKey naming
+// those that have none: a node that cannot sign one of them is not ready.
+func (s *Set) CanSign() error {
+	snap, now := s.snap.Load(), s.now()
+	var missing []string
+	for _, alg := range s.algorithms {
+		if snap.current(alg, now) == nil {
+			missing = append(missing, string(alg))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w for %s", ErrNoActiveKey, strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,33 @@ func TestLookupFreshHonoursTheCallersContext(t *testing.T) {
 	}
 	if _, ok := here.LookupFresh(context.Background(), kid); !ok {
 		t.Fatal("LookupFresh after callers that left: the key is not found (their calls used up the read)")
+	}
+}
+
+// TestCanSignEveryAlgorithm: a node is ready to sign only while every algorithm
+// it signs with has a key that signs now — not only the default one, which
+// signs access tokens: a node whose RS256 key (ID tokens) is withdrawn cannot
+// answer clients that ask for RS256 ID tokens.
+func TestCanSignEveryAlgorithm(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	c := &clock{now: time.Now().UTC()}
+	ks := open(t, st, c, keys.Options{MoreAlgorithms: []string{"RS256"}})
+	if err := ks.CanSign(); err != nil {
+		t.Fatalf("CanSign with a key of each algorithm = %v", err)
+	}
+	rs := ks.ActiveFor("RS256")
+	if err := st.RetireKey(ctx, rs.ID, c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ks.Active() == nil {
+		t.Fatal("the default algorithm's key is gone too")
+	}
+	err := ks.CanSign()
+	if !errors.Is(err, keys.ErrNoActiveKey) || !strings.Contains(err.Error(), "RS256") || strings.Contains(err.Error(), "ES256") {
+		t.Fatalf("CanSign without an RS256 key = %v, want ErrNoActiveKey naming RS256 alone", err)
 	}
 }
