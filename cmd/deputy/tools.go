@@ -9,8 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -112,29 +114,52 @@ func cmdKeysRotate(ctx context.Context, args []string, stdout io.Writer) error {
 				replaced = append(replaced, k.ID)
 			}
 		}
-		made, err := ks.Rotate(ctx, *publishFor)
+		// The new keys, the retirements and one key.rotated event per new key
+		// (as before there was more than one) are one transaction.
+		made, err := ks.RotateRecorded(ctx, *publishFor, func(made []*keys.Key) []*store.AuditEvent {
+			events := make([]*store.AuditEvent, 0, len(made))
+			for _, k := range made {
+				d := map[string]string{"kid": k.ID, "algorithm": string(k.Algorithm), "active_at": k.ActiveAt.UTC().Format(time.RFC3339)}
+				if p := previous[k.Algorithm]; p != "" {
+					d["previous_kid"] = p
+				}
+				detail, _ := json.Marshal(d)
+				e := &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Reason: "keys rotate", Detail: string(detail)}
+				audit.Prepare(e)
+				events = append(events, e)
+			}
+			return events
+		}, audit.Seal)
 		if err != nil {
 			return err
-		}
-		w := audit.NewWriter(st, st, audit.WriterOptions{})
-		defer w.Close()
-		// One event per new key, as before there was more than one.
-		for _, k := range made {
-			d := map[string]string{"kid": k.ID, "algorithm": string(k.Algorithm), "active_at": k.ActiveAt.UTC().Format(time.RFC3339)}
-			if p := previous[k.Algorithm]; p != "" {
-				d["previous_kid"] = p
-			}
-			detail, _ := json.Marshal(d)
-			if err := w.Record(ctx, &store.AuditEvent{Type: store.EventKeyRotated, Decision: store.DecisionAllow, Reason: "keys rotate", Detail: string(detail)}); err != nil {
-				return err
-			}
 		}
 		for _, k := range made {
 			fmt.Fprintf(stdout, "new key %s (%s) published now, signs from %s\n", k.ID, k.Algorithm, k.ActiveAt.UTC().Format(time.RFC3339))
 		}
-		fmt.Fprintf(stdout, "keys replaced (%s) stay published until %s after the new keys sign\n", strings.Join(replaced, ", "), cfg.Signing.RetireAfter.D())
+		fmt.Fprintf(stdout, "keys replaced (%s) stay published until %s after the new keys sign\n", shownList(replaced), cfg.Signing.RetireAfter.D())
 		return nil
 	})
+}
+
+// shown is text read from the database as the audit trail's text renderers show
+// it (internal/audit format.go): as it is when every character is printable and
+// none is a quote or backslash, else quoted in Go syntax — what the database
+// holds may have been written by whoever altered it, and must not reach the
+// terminal raw (an ESC sequence that rewrites "BROKEN" as "intact").
+func shown(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r == '"' || r == '\\' || !strconv.IsPrint(r) }) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// shownList is l joined by ", ", each item as shown.
+func shownList(l []string) string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = shown(s)
+	}
+	return strings.Join(out, ", ")
 }
 
 func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error {
@@ -149,7 +174,7 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error 
 		}
 		if bad := rep.FirstBad; bad != nil {
 			fmt.Fprintf(stdout, "audit chain BROKEN at record %d (position %d, id %s): %s\n%d records before it verified\n",
-				bad.Seq, bad.Position, bad.ID, bad.Reason, bad.Position-1)
+				bad.Seq, bad.Position, shown(bad.ID), bad.Reason, bad.Position-1)
 			return exitError(1)
 		}
 		fmt.Fprintf(stdout, "audit chain intact: %d records verified\n", rep.Count)

@@ -61,6 +61,16 @@ func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.
 		}
 	}
 	ac, err = g.Codes.RedeemCode(ctx, hash, now)
+	if errors.Is(err, store.ErrConflict) && !settle(ctx, g.Trail, ac.ID) {
+		// Redeemed, but nothing issued from it is recorded: the redemption handed
+		// nothing out (see settle). It may have given the code back since.
+		first := ac
+		if ac, err = g.Codes.RedeemCode(ctx, hash, now); errors.Is(err, store.ErrConflict) {
+			return nil, oauth.InvalidGrant("authorization code was already used",
+				fmt.Errorf("code %s redeemed at %s with no tokens recorded for it: not taken for a replay",
+					first.ID, first.RedeemedAt.UTC().Format(time.RFC3339Nano)))
+		}
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oauth.InvalidGrant("authorization code is invalid", errors.New("no such code"))
@@ -69,6 +79,20 @@ func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.
 	case err != nil:
 		return nil, oauth.TemporarilyUnavailable("cannot redeem the code now", err)
 	}
+	giveBack := func(ctx context.Context) {
+		release(ctx, func(ctx context.Context) error { return g.Codes.ReleaseCode(ctx, hash, now) })
+	}
+	issued, err := g.issue(ctx, c, ac, now, ev)
+	if err != nil {
+		giveBack(ctx)
+		return nil, err
+	}
+	issued.Undo = giveBack
+	return issued, nil
+}
+
+// issue issues the user's tokens for a code just redeemed.
+func (g *AuthorizationCode) issue(ctx context.Context, c *client.Client, ac store.AuthCode, now time.Time, ev *store.AuditEvent) (*Issued, error) {
 	// A sign-out may have landed since the checks above.
 	if err := g.usable(&ac, now); err != nil {
 		return nil, err
@@ -115,10 +139,10 @@ func (g *AuthorizationCode) usable(ac *store.AuthCode, now time.Time) error {
 }
 
 // replayed revokes everything issued from a code presented a second time
-// (RFC 6749 §4.1.2, RFC 9700 §4.5) and refuses the request.
+// (RFC 6749 §4.1.2, RFC 9700 §4.5) — its first redemption's tokens recorded, see
+// settle — and refuses the request.
 func (g *AuthorizationCode) replayed(ctx context.Context, req *Request, c *client.Client, ac store.AuthCode) error {
 	reason := "authorization code presented again"
-	settle(ctx, g.Trail, ac.ID)
 	_, err := g.Revoker.Revoke(ctx, store.Revocation{JTI: ac.ID, ExpiresAt: req.Now.Add(g.Users.RefreshTTL), RevokedAt: req.Now, Reason: reason},
 		&store.AuditEvent{ClientID: c.ID, Subject: ac.Subject, RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, Reason: reason})
 	if err != nil {

@@ -165,7 +165,7 @@ func TestAuthorizationCodeTokens(t *testing.T) {
 
 	t.Run("ok/id-token", func(t *testing.T) {
 		resp, ac := redeemAs(t, "web", nil)
-		id, err := f.tokens.VerifyIDToken(resp.IDToken)
+		id, err := verifyIDToken(f, resp.IDToken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func TestAuthorizationCodeReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := f.tokens.VerifyIDToken(first.IDToken)
+	id, err := verifyIDToken(f, first.IDToken)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,9 @@ type Grant interface {
 type Issued struct {
 	Response oauth.TokenResponse
 	Events   []*store.AuditEvent
+	// Undo, if set, is called when the events cannot be recorded and the response
+	// is withheld: it gives back the code or refresh token the grant spent.
+	Undo func(ctx context.Context)
 }
 
 // Permitter is an optional ability of a Grant: it reports whether the client may use
@@ -132,7 +135,11 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		}
 	}
 	if err := d.audit.RecordAll(ctx, events...); err != nil {
-		// Without its record the token must not leave. A revocation that raced this
+		if issued.Undo != nil {
+			issued.Undo(ctx)
+		}
+		// Without its record the token must not leave, and what it was issued
+		// for is given back (Undo). A revocation that raced this
 		// exchange is refused like any revoked subject token (RFC 8693 §2.2.2); one
 		// that raced a code or refresh token (a replay, a reuse) like any revoked
 		// grant (RFC 6749 §5.2).

@@ -83,7 +83,7 @@ func TestDispatcherRecordsIssuedTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, err := f.tokens.VerifyIDToken(resp.IDToken)
+		id, err := verifyIDToken(f, resp.IDToken)
 		if err != nil {
 			t.Fatal(err)
 		}

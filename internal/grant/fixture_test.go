@@ -112,6 +112,7 @@ func (d directory) Claims(_ context.Context, subject, _ string) map[string]strin
 // fixture is a token endpoint assembled as internal/server assembles it, over a
 // SQLite store in a temporary directory.
 type fixture struct {
+	path    string // of the SQLite database
 	st      *sqlstore.DB
 	revoked *token.Revoked
 	audit   *audit.Writer
@@ -129,7 +130,8 @@ type fixture struct {
 func newFixture(t *testing.T, refuse func(*store.AuditEvent) error) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "deputy.db"))
+	path := filepath.Join(t.TempDir(), "deputy.db")
+	st, err := sqlstore.Open(ctx, "sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +143,7 @@ func newFixture(t *testing.T, refuse func(*store.AuditEvent) error) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{st: st, revoked: token.NewRevoked(), now: time.Now().UTC().Truncate(time.Second)}
+	f := &fixture{path: path, st: st, revoked: token.NewRevoked(), now: time.Now().UTC().Truncate(time.Second)}
 	f.audit = audit.NewWriter(st, st, audit.WriterOptions{
 		Admit: func(e *store.AuditEvent) error {
 			if e.Decision == store.DecisionAllow && e.ParentJTI != "" && e.TokenJTI != "" && f.revoked.Contains(e.ParentJTI) {
@@ -308,6 +310,25 @@ func (f *fixture) access(t *testing.T, raw string) token.Claims {
 		t.Fatalf("access token: %v", err)
 	}
 	return v.Claims
+}
+
+// verifyIDToken checks an ID token the way deputy checks one it issued (an
+// id_token_hint, a subject token): Verify with typ JWT, expiry included; and
+// returns its claims.
+func verifyIDToken(f *fixture, raw string) (*token.IDClaims, error) {
+	if _, err := f.tokens.Verify(raw, []string{oauth.JWTTypeJWT}, f.now); err != nil {
+		return nil, err
+	}
+	parts := strings.Split(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var c token.IDClaims
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // refreshRecord returns the stored refresh token of value.

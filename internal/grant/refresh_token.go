@@ -66,6 +66,17 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 		}
 	}
 	rt, err := g.Store.UseRefreshToken(ctx, hash, now)
+	if errors.Is(err, store.ErrConflict) && !settle(ctx, g.Trail, rt.ID) {
+		// Spent, but nothing issued from it is recorded: the rotation that spent it
+		// handed nothing out (see settle). It may have given the token back since.
+		first := rt
+		if rt, err = g.Store.UseRefreshToken(ctx, hash, now); errors.Is(err, store.ErrConflict) {
+			ev.Subject, ev.ParentJTI = first.Subject, first.ID
+			return nil, oauth.InvalidGrant("refresh token was already used",
+				fmt.Errorf("refresh token %s spent at %s with no tokens recorded for it: not taken for a reuse",
+					first.ID, first.UsedAt.UTC().Format(time.RFC3339Nano)))
+		}
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oauth.InvalidGrant("refresh token is invalid", errors.New("no such refresh token"))
@@ -76,6 +87,20 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 		return nil, oauth.TemporarilyUnavailable("cannot use the refresh token now", err)
 	}
 	ev.Subject, ev.ParentJTI = rt.Subject, rt.ID
+	giveBack := func(ctx context.Context) {
+		release(ctx, func(ctx context.Context) error { return g.Store.ReleaseRefreshToken(ctx, hash, now) })
+	}
+	issued, err := g.rotate(ctx, c, rt, scopeParam, now, ev)
+	if err != nil {
+		giveBack(ctx)
+		return nil, err
+	}
+	issued.Undo = giveBack
+	return issued, nil
+}
+
+// rotate issues the tokens of a refresh token just spent.
+func (g *RefreshToken) rotate(ctx context.Context, c *client.Client, rt store.RefreshToken, scopeParam string, now time.Time, ev *store.AuditEvent) (*Issued, error) {
 	// A revocation may have landed since the checks above.
 	if err := g.usable(&rt, now); err != nil {
 		return nil, err
@@ -122,10 +147,10 @@ func narrow(granted []string, scopeParam string) ([]string, error) {
 	return scopes, nil
 }
 
-// reused revokes the family of a refresh token presented after it was rotated.
+// reused revokes the family of a refresh token presented after it was rotated
+// (the rotation's tokens recorded, see settle).
 func (g *RefreshToken) reused(ctx context.Context, req *Request, c *client.Client, rt store.RefreshToken) error {
 	reason := "refresh token reused after rotation"
-	settle(ctx, g.Trail, rt.ID)
 	_, err := g.Revoker.Revoke(ctx, store.Revocation{JTI: rt.FamilyID, ExpiresAt: req.Now.Add(g.Users.RefreshTTL), RevokedAt: req.Now, Reason: reason},
 		&store.AuditEvent{ClientID: c.ID, Subject: rt.Subject, RequestID: req.RequestID, RemoteAddr: req.RemoteAddr, Reason: reason})
 	if err != nil {

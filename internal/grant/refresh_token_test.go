@@ -32,7 +32,7 @@ func jtis(t *testing.T, f *fixture, resp *oauth.TokenResponse) []string {
 		out = append(out, f.refreshRecord(t, resp.RefreshToken).ID)
 	}
 	if resp.IDToken != "" {
-		id, err := f.tokens.VerifyIDToken(resp.IDToken)
+		id, err := verifyIDToken(f, resp.IDToken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestRefreshToken(t *testing.T) {
 			t.Errorf("access token claims %+v", at)
 		}
 		// OIDC Core §12.2: the original auth_time, and no nonce.
-		id, err := f.tokens.VerifyIDToken(resp.IDToken)
+		id, err := verifyIDToken(f, resp.IDToken)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,11 +37,14 @@ const (
 
 // settle waits, up to settleWait, until trail holds an allowed issuance from
 // parent — the tokens of the request that redeemed it first, which may still be in
-// flight on this or another node when the replay arrives. Without a trail it
-// returns at once.
-func settle(ctx context.Context, trail Trail, parent string) {
+// flight on this or another node when the replay arrives — and reports whether it
+// found one. A code or refresh token spent with nothing issued from it recorded
+// was spent by a request that failed (which gives it back, see release) or whose
+// node died between the two commits: it handed nothing out, and presenting the
+// credential again is no replay. Without a trail settle reports true at once.
+func settle(ctx context.Context, trail Trail, parent string) bool {
 	if trail == nil {
-		return
+		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, settleWait)
 	defer cancel()
@@ -52,16 +55,32 @@ func settle(ctx context.Context, trail Trail, parent string) {
 		if err == nil {
 			for _, e := range events {
 				if e.Decision == store.DecisionAllow && e.Type == store.EventTokenIssued {
-					return
+					return true
 				}
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-tick.C:
 		}
 	}
+}
+
+// releaseWait bounds giving back a spent code or refresh token (release).
+const releaseWait = 5 * time.Second
+
+// release gives back a code or refresh token spent by a request that then failed
+// — before its tokens were minted, or when their record could not be committed —
+// so that the client's retry redeems it like the first attempt instead of being
+// taken for a replay (RFC 6749 §10.5, RFC 9700 §4.14.2 revoke on reuse: nothing
+// was handed out, so nothing was reused). It runs even when the request's context
+// has ended. If it fails too, the credential stays spent with nothing recorded for
+// it: refused, but no replay (see settle).
+func release(ctx context.Context, give func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseWait)
+	defer cancel()
+	_ = give(ctx)
 }
 
 // Accounts tells whether a user may still be issued tokens: an error for a local

@@ -484,8 +484,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Ready(ctx); err != nil {
 		return oauth.TemporarilyUnavailable("not ready", err)
 	}
-	if s.cfg.Keys.Active() == nil {
-		return oauth.TemporarilyUnavailable("no active signing key", nil)
+	if err := s.cfg.Keys.CanSign(); err != nil {
+		// Every algorithm, not only the access tokens': a client whose ID tokens
+		// use another would get server_error from a node reported ready.
+		return oauth.TemporarilyUnavailable("no active signing key", err)
 	}
 	_, err := io.WriteString(w, "ready\n")
 	return err

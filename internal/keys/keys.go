@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,22 +99,34 @@ const MissReloadInterval = time.Second
 // asks) before giving up: another node may have created a key an instant ago —
 // two nodes starting at once on an empty database, or a rotation whose
 // notification has not arrived yet. Random kids cost one read a second at most.
-func (s *Set) LookupFresh(kid string) (*Key, bool) {
+// The read runs within ctx — the request's deadline, at most missReloadWait — and
+// a caller whose ctx has ended leaves the next read to another: it does not use
+// up the interval.
+func (s *Set) LookupFresh(ctx context.Context, kid string) (*Key, bool) {
 	if k, ok := s.Lookup(kid); ok {
 		return k, true
+	}
+	if ctx.Err() != nil {
+		return nil, false
 	}
 	now := time.Now().UnixNano()
 	last := s.lastMiss.Load()
 	if now-last < int64(MissReloadInterval) || !s.lastMiss.CompareAndSwap(last, now) {
 		return nil, false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, missReloadWait)
 	defer cancel()
-	if err := s.Reload(ctx); err != nil {
+	if err := s.Reload(rctx); err != nil {
+		if ctx.Err() != nil {
+			s.lastMiss.CompareAndSwap(now, last) // the caller left: not a read that counts
+		}
 		return nil, false
 	}
 	return s.Lookup(kid)
 }
+
+// missReloadWait bounds LookupFresh's read when the caller's context allows more.
+const missReloadWait = 2 * time.Second
 
 // Options configure a Set.
 type Options struct {
@@ -183,8 +196,9 @@ func Open(ctx context.Context, st store.Keys, opts Options) (*Set, error) {
 }
 
 // sealStored encrypts with the KEK every stored key still in the clear, retired
-// ones too (their private keys are as secret). A key another process changed
-// meanwhile is left to it; reload then checks that every key opens.
+// ones too (their private keys are as secret), and then has the store erase what
+// the clear keys left in its files (store.Keys.EraseFreed). A key another process
+// changed meanwhile is left to it; reload then checks that every key opens.
 func (s *Set) sealStored(ctx context.Context) error {
 	if s.kek == nil {
 		return nil
@@ -193,6 +207,7 @@ func (s *Set) sealStored(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("keys: list: %w", err)
 	}
+	var replaced bool
 	for _, sk := range stored {
 		if sealed(sk.Private) {
 			continue
@@ -204,23 +219,38 @@ func (s *Set) sealStored(ctx context.Context) error {
 		if err := s.store.ReplaceKeyPrivate(ctx, sk.ID, sk.Private, enc); err != nil && !errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
 		}
+		replaced = true
+	}
+	if replaced {
+		if err := s.store.EraseFreed(ctx); err != nil {
+			return fmt.Errorf("keys: erase the keys stored in the clear: %w", err)
+		}
 	}
 	return nil
 }
 
 // insert stores a new key, encrypted when there is a KEK.
 func (s *Set) insert(ctx context.Context, sk store.Key) error {
-	if s.kek != nil {
-		enc, err := s.kek.seal(sk.ID, sk.Private)
-		if err != nil {
-			return fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
-		}
-		sk.Private = enc
+	sk, err := s.storedForm(sk)
+	if err != nil {
+		return err
 	}
 	if err := s.store.InsertKey(ctx, sk); err != nil {
 		return fmt.Errorf("keys: store: %w", err)
 	}
 	return nil
+}
+
+// storedForm is sk as it is stored: its private key encrypted when there is a KEK.
+func (s *Set) storedForm(sk store.Key) (store.Key, error) {
+	if s.kek != nil {
+		enc, err := s.kek.seal(sk.ID, sk.Private)
+		if err != nil {
+			return store.Key{}, fmt.Errorf("keys: encrypt key %s: %w", sk.ID, err)
+		}
+		sk.Private = enc
+	}
+	return sk, nil
 }
 
 func supported(alg jose.SignatureAlgorithm) bool {
@@ -299,6 +329,15 @@ func newer(a, b *Key) bool {
 // longer used — is scheduled to retire RetireAfter after the new keys activate,
 // so tokens it signed keep verifying until they expire.
 func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) ([]*Key, error) {
+	return s.RotateRecorded(ctx, publishFor, nil, nil)
+}
+
+// RotateRecorded is Rotate, recording it: the new keys, the retirement of the
+// others and the audit events record returns for the new keys (key.rotated,
+// ready to store: see audit.Prepare), sealed with seal, are stored in one
+// transaction (store.Keys.RotateKeys) — all of them or none, also across a
+// crash. record may be nil: nothing is recorded.
+func (s *Set) RotateRecorded(ctx context.Context, publishFor time.Duration, record func(made []*Key) []*store.AuditEvent, seal store.SealFunc) ([]*Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -306,33 +345,37 @@ func (s *Set) Rotate(ctx context.Context, publishFor time.Duration) ([]*Key, err
 	if err != nil {
 		return nil, fmt.Errorf("keys: list: %w", err)
 	}
-	var made []store.Key
+	r := store.KeyRotation{RetireAt: now.Add(publishFor).Add(s.retire)}
+	var out []*Key
 	for _, alg := range s.algorithms {
 		sk, err := Generate(alg, now, now.Add(publishFor))
 		if err != nil {
 			return nil, err
 		}
-		if err := s.insert(ctx, sk); err != nil {
+		k, err := s.decode(sk)
+		if err != nil {
 			return nil, err
 		}
-		made = append(made, sk)
+		if sk, err = s.storedForm(sk); err != nil {
+			return nil, err
+		}
+		r.Add = append(r.Add, sk)
+		out = append(out, k)
 	}
-	retireAt := now.Add(publishFor).Add(s.retire)
 	for _, k := range stored {
 		if k.RetiredAt.IsZero() {
-			if err := s.store.RetireKey(ctx, k.ID, retireAt); err != nil {
-				return nil, fmt.Errorf("keys: retire %s: %w", k.ID, err)
-			}
+			r.Retire = append(r.Retire, k.ID)
 		}
+	}
+	var events []*store.AuditEvent
+	if record != nil {
+		events = record(out)
+	}
+	if err := s.store.RotateKeys(ctx, r, events, seal); err != nil {
+		return nil, fmt.Errorf("keys: rotate: %w", err)
 	}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
-	}
-	out := make([]*Key, len(made))
-	for i, sk := range made {
-		if out[i], err = s.decode(sk); err != nil {
-			return nil, err
-		}
 	}
 	return out, nil
 }
@@ -442,6 +485,24 @@ func (s *Set) Active() *Key { return s.ActiveFor(s.algorithms[0]) }
 func (s *Set) ActiveFor(alg jose.SignatureAlgorithm) *Key {
 	if sk := s.snap.Load().current(alg, s.now()); sk != nil {
 		return sk.key
+	}
+	return nil
+}
+
+// CanSign reports whether every algorithm this node signs with has a key that
+// signs now — access tokens and state (the default), and ID tokens in each
+// algorithm a client may ask for — else an error wrapping ErrNoActiveKey naming
+// those that have none: a node that cannot sign one of them is not ready.
+func (s *Set) CanSign() error {
+	snap, now := s.snap.Load(), s.now()
+	var missing []string
+	for _, alg := range s.algorithms {
+		if snap.current(alg, now) == nil {
+			missing = append(missing, string(alg))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w for %s", ErrNoActiveKey, strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -95,6 +95,11 @@ type Codes interface {
 	// ErrConflict, so the caller can revoke what it issued. Expiry is the caller's
 	// to check.
 	RedeemCode(ctx context.Context, hash []byte, at time.Time) (AuthCode, error)
+	// ReleaseCode undoes the RedeemCode that marked the code redeemed at `at`, so
+	// that it can be redeemed again: for a redemption whose tokens could not be
+	// recorded, and so were never handed out. ErrConflict if the code is not
+	// redeemed at `at`; ErrNotFound if no code has that hash.
+	ReleaseCode(ctx context.Context, hash []byte, at time.Time) error
 	// CodeByHash returns the code whose hash is h, redeemed or not, without
 	// redeeming it (so that a request failing the checks of RFC 6749 §4.1.3 does
 	// not use it up); ErrNotFound if none.
@@ -140,6 +145,11 @@ type RefreshTokens interface {
 	// was used before (reuse), it returns the token (with its first UsedAt) and
 	// ErrConflict. Expiry is the caller's to check.
 	UseRefreshToken(ctx context.Context, hash []byte, at time.Time) (RefreshToken, error)
+	// ReleaseRefreshToken undoes the UseRefreshToken that marked the token used at
+	// `at`, so that it can be used again: for a rotation whose tokens could not be
+	// recorded, and so were never handed out. ErrConflict if the token is not
+	// used at `at`; ErrNotFound if no token has that hash.
+	ReleaseRefreshToken(ctx context.Context, hash []byte, at time.Time) error
 	// RefreshTokenByHash returns the token whose hash is h, used or not, without
 	// using it (for introspection and revocation); ErrNotFound if none.
 	RefreshTokenByHash(ctx context.Context, h []byte) (RefreshToken, error)

@@ -73,6 +73,25 @@ type Keys interface {
 	// encrypt a stored key in place); ErrConflict if it is not, or there is no
 	// such key.
 	ReplaceKeyPrivate(ctx context.Context, id string, old, next []byte) error
+	// EraseFreed overwrites what replaced or deleted rows left behind in the
+	// database's own files — after private keys stored in the clear were
+	// encrypted, their old bytes — as far as the engine allows: SQLite rewrites
+	// its file and empties its WAL; PostgreSQL cannot (dead rows stay until
+	// VACUUM, and backups keep them: the README advises a rotation).
+	EraseFreed(ctx context.Context) error
+	// RotateKeys inserts r.Add, sets the RetiredAt of every key in r.Retire to
+	// r.RetireAt and appends events at the end of the chain (sealed with seal),
+	// in one transaction: all of it or nothing, also across a crash. ErrConflict
+	// if a key to add exists (or an event's id does), ErrNotFound if a key to
+	// retire does not.
+	RotateKeys(ctx context.Context, r KeyRotation, events []*AuditEvent, seal SealFunc) error
+}
+
+// KeyRotation is what one `deputy keys rotate` changes in the key table.
+type KeyRotation struct {
+	Add      []Key     // the new keys
+	Retire   []string  // ids of keys to retire
+	RetireAt time.Time // when they retire
 }
 
 // Revocation marks one token as revoked. ExpiresAt is the token's own expiry, after

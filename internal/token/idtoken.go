@@ -5,7 +5,6 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"hash"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -83,40 +82,6 @@ func (s *Service) idTokenAlg(alg string) jose.SignatureAlgorithm {
 		return s.keys.SigningAlgorithms()[0]
 	}
 	return jose.SignatureAlgorithm(alg)
-}
-
-// VerifyIDToken checks an ID token deputy issued (for id_token_hint): signature
-// by a published key with that key's algorithm (whichever of deputy's algorithms
-// the client's ID tokens use), issuer; an expired token is accepted, as OIDC
-// RP-Initiated Logout allows.
-func (s *Service) VerifyIDToken(raw string) (*IDClaims, error) {
-	if len(raw) > s.maxBytes {
-		return nil, ErrTooLarge
-	}
-	jws, err := jose.ParseSignedCompact(raw, s.keys.Algorithms())
-	if err != nil || len(jws.Signatures) != 1 {
-		return nil, ErrMalformed
-	}
-	h := jws.Signatures[0].Header
-	k, ok := s.keys.LookupFresh(h.KeyID)
-	if !ok {
-		return nil, ErrUnknownKey
-	}
-	if jose.SignatureAlgorithm(h.Algorithm) != k.Algorithm {
-		return nil, ErrAlgorithm
-	}
-	payload, err := jws.Verify(k.Private.Public())
-	if err != nil {
-		return nil, ErrSignature
-	}
-	var c IDClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if c.Issuer != s.issuer {
-		return nil, ErrIssuer
-	}
-	return &c, nil
 }
 
 // ATHash is the at_hash of an access token for an ID token signed with algorithm

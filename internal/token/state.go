@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -35,6 +36,11 @@ func (s *Service) SealState(purpose string, data any, exp time.Time) (string, er
 
 // OpenState verifies a SealState value for purpose and decodes its data into v.
 func (s *Service) OpenState(raw, purpose string, now time.Time, v any) error {
+	return s.OpenStateContext(context.Background(), raw, purpose, now, v)
+}
+
+// OpenStateContext is OpenState within ctx (see VerifyContext).
+func (s *Service) OpenStateContext(ctx context.Context, raw, purpose string, now time.Time, v any) error {
 	if len(raw) > s.maxBytes {
 		return ErrTooLarge
 	}
@@ -46,7 +52,7 @@ func (s *Service) OpenState(raw, purpose string, now time.Time, v any) error {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != keys.StateType {
 		return ErrType
 	}
-	k, ok := s.keys.LookupFresh(h.KeyID)
+	k, ok := s.keys.LookupFresh(ctx, h.KeyID)
 	if !ok {
 		return ErrUnknownKey
 	}

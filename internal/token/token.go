@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -85,9 +86,17 @@ type Verified struct {
 }
 
 // Verify checks a token deputy issued: size, compact form, algorithm allow-list, a
-// known kid, signature, typ header among types, iss, exp, nbf and revocation.
+// known kid, signature, typ header among types, iss, exp, nbf and revocation. It
+// is VerifyContext without a request: a kid this node does not know is looked
+// up in the store within keys' own bound; request handlers use VerifyContext.
 func (s *Service) Verify(raw string, types []string, now time.Time) (*Verified, error) {
-	v, err := s.VerifyIgnoringRevocation(raw, types, now)
+	return s.VerifyContext(context.Background(), raw, types, now)
+}
+
+// VerifyContext is Verify within ctx: a kid this node does not know is looked up
+// in the store (keys.Set.LookupFresh) only as long as ctx allows.
+func (s *Service) VerifyContext(ctx context.Context, raw string, types []string, now time.Time) (*Verified, error) {
+	v, err := s.VerifyIgnoringRevocationContext(ctx, raw, types, now)
 	if err != nil {
 		return v, err // v is set when the token is deputy's but expired or not yet valid
 	}
@@ -100,6 +109,12 @@ func (s *Service) Verify(raw string, types []string, now time.Time) (*Verified, 
 // VerifyIgnoringRevocation is Verify without the revocation check (for revocation
 // itself, which must identify a token to revoke it).
 func (s *Service) VerifyIgnoringRevocation(raw string, types []string, now time.Time) (*Verified, error) {
+	return s.VerifyIgnoringRevocationContext(context.Background(), raw, types, now)
+}
+
+// VerifyIgnoringRevocationContext is VerifyIgnoringRevocation within ctx (see
+// VerifyContext).
+func (s *Service) VerifyIgnoringRevocationContext(ctx context.Context, raw string, types []string, now time.Time) (*Verified, error) {
 	if len(raw) > s.maxBytes {
 		return nil, ErrTooLarge
 	}
@@ -116,7 +131,7 @@ func (s *Service) VerifyIgnoringRevocation(raw string, types []string, now time.
 			}
 		}
 	}
-	v, kid, err := s.verifyFull(raw, types)
+	v, kid, err := s.verifyFull(ctx, raw, types)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +156,7 @@ func checkTimes(c *Claims, now time.Time) error {
 
 // verifyFull checks everything of a token but the times: form, algorithm, key,
 // signature, typ, claims, issuer. It returns the key id that signed it.
-func (s *Service) verifyFull(raw string, types []string) (*Verified, string, error) {
+func (s *Service) verifyFull(ctx context.Context, raw string, types []string) (*Verified, string, error) {
 	if strings.Count(raw, ".") != 2 {
 		return nil, "", ErrMalformed
 	}
@@ -156,7 +171,7 @@ func (s *Service) verifyFull(raw string, types []string) (*Verified, string, err
 		return nil, "", ErrMalformed
 	}
 	h := jws.Signatures[0].Header
-	k, ok := s.keys.LookupFresh(h.KeyID)
+	k, ok := s.keys.LookupFresh(ctx, h.KeyID)
 	if !ok {
 		return nil, "", ErrUnknownKey
 	}

@@ -372,3 +372,29 @@ func TestVerifyKeyOfAnotherNode(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyContextOfARequestThatLeft: the read of a key another node has just
+// created runs within the request's context: a request that has left (its
+// context cancelled) is refused without it, and the next request still reads
+// the key and verifies the token.
+func TestVerifyContextOfARequestThatLeft(t *testing.T) {
+	st := newStore(t)
+	here := token.NewService(issuer, openKeys(t, st, "ES256"), token.NewRevoked(), 16384)
+	ks := openKeys(t, st, "ES256")
+	if _, err := ks.Rotate(context.Background(), 0); err != nil { // a key here has not loaded
+		t.Fatal(err)
+	}
+	there := token.NewService(issuer, ks, token.NewRevoked(), 16384)
+	raw, err := there.Mint(oauth.JWTTypeAccessToken, sample(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := here.VerifyContext(left, raw, token.TypesFor(oauth.TokenTypeAccessToken), time.Now()); !errors.Is(err, token.ErrUnknownKey) {
+		t.Fatalf("VerifyContext for a request that left: %v, want ErrUnknownKey (no read)", err)
+	}
+	if _, err := here.VerifyContext(context.Background(), raw, token.TypesFor(oauth.TokenTypeAccessToken), time.Now()); err != nil {
+		t.Fatalf("the next request: %v", err)
+	}
+}

@@ -61,6 +61,49 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, at time.Time) (store.
 	return c, nil
 }
 
+// ReleaseCode clears the redemption of the code whose Hash is hash if it was
+// redeemed at `at` (a redemption whose tokens were not recorded); ErrConflict if
+// it was not, ErrNotFound if there is no such code.
+func (db *DB) ReleaseCode(ctx context.Context, hash []byte, at time.Time) error {
+	return db.release(ctx, "release authorization code", db.d.q.releaseCode, db.d.q.codeByHash, hash, at,
+		func(row *sql.Row) error { _, err := scanCode(row); return err })
+}
+
+// release runs query (parameters hash, at) on the writer and, when it changed no
+// row, tells with read (parameter hash, its row passed to scan) whether the row
+// exists.
+func (db *DB) release(ctx context.Context, op, query, read string, hash []byte, at time.Time, scan func(*sql.Row) error) error {
+	if err := nonZeroTime(op, at); err != nil {
+		return err
+	}
+	s, err := db.ws.get(ctx, query)
+	if err != nil {
+		return db.fail(op, err)
+	}
+	res, err := s.ExecContext(ctx, hash, micros(at))
+	if err != nil {
+		return db.fail(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return db.fail(op, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	r, err := db.rs.get(ctx, read)
+	if err != nil {
+		return db.fail(op, err)
+	}
+	switch err := scan(r.QueryRowContext(ctx, hash)); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlstore: %s: %w", op, store.ErrNotFound)
+	case err != nil:
+		return db.fail(op, err)
+	}
+	return fmt.Errorf("sqlstore: %s: not used at %s: %w", op, at.UTC().Format(time.RFC3339Nano), store.ErrConflict)
+}
+
 // CodeByHash returns the code whose Hash is h without redeeming it.
 // store.ErrNotFound if there is none.
 func (db *DB) CodeByHash(ctx context.Context, h []byte) (store.AuthCode, error) {

@@ -108,14 +108,16 @@ type queries struct {
 	// affects the row whenever it exists
 
 	// auth_codes; codeColumns likewise.
-	insertCode string // every column of codeColumns, in order
-	redeemCode string // redeemed_at, hash; affects no row when redeemed_at is set
-	codeByHash string // hash
+	insertCode  string // every column of codeColumns, in order
+	redeemCode  string // redeemed_at, hash; affects no row when redeemed_at is set
+	releaseCode string // hash, redeemed_at; clears redeemed_at where it is that
+	codeByHash  string // hash
 
 	// refresh_tokens; refreshTokenColumns likewise.
-	insertRefreshToken string // every column of refreshTokenColumns, in order
-	useRefreshToken    string // used_at, hash; affects no row when used_at is set
-	refreshTokenByHash string // hash
+	insertRefreshToken  string // every column of refreshTokenColumns, in order
+	useRefreshToken     string // used_at, hash; affects no row when used_at is set
+	releaseRefreshToken string // hash, used_at; clears used_at where it is that
+	refreshTokenByHash  string // hash
 
 	// PurgeExpired, one statement a table; each takes t and deletes expires_at < t.
 	purgeCodes         string

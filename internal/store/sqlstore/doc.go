@@ -12,6 +12,8 @@
 // Single use (RedeemCode, UseRefreshToken) is one conditional UPDATE, which only a
 // row not used yet passes, and a read of the row, in one write transaction: it
 // holds across processes and nodes on the same database, not only within one.
+// ReleaseCode and ReleaseRefreshToken undo it only where the mark is still the one
+// a given use set (a request whose tokens could not be recorded gives it back).
 //
 // Everything that differs between database engines is kept in one dialect value per
 // engine (see dialect.go): how a dsn becomes connection pools, every SQL statement,
@@ -32,6 +34,8 @@
 // reads use a separate pool and never wait behind a write; a third connection
 // checkpoints the WAL beside the writer, so that the writer's own checkpoint (every
 // few thousand frames, which keeps the WAL bounded) finds little left to copy.
+// The writer runs with secure_delete, so what a write frees is zeroed; EraseFreed
+// rewrites the file (VACUUM) and empties the WAL, for what was freed before.
 //
 // The package imports no other deputy package than store; the conformance suite in
 // store/storetest is what it is tested against.

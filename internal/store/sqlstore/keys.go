@@ -28,6 +28,52 @@ func (db *DB) InsertKey(ctx context.Context, k store.Key) error {
 	return nil
 }
 
+// RotateKeys inserts r.Add, retires r.Retire at r.RetireAt and appends events, in
+// one transaction holding the chain (as Append does); see store.Keys.
+func (db *DB) RotateKeys(ctx context.Context, r store.KeyRotation, events []*store.AuditEvent, seal store.SealFunc) error {
+	const op = "rotate keys"
+	for i, e := range events {
+		if e == nil || e.ID == "" || seal == nil {
+			return fmt.Errorf("sqlstore: %s: event %d has no ID, or there is no seal", op, i)
+		}
+	}
+	queries := []string{db.d.q.insertKey, db.d.q.retireKey, db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
+	err := db.inLockedTx(ctx, op, db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		for _, k := range r.Add {
+			_, err := stmts[0].ExecContext(ctx, k.ID, k.Algorithm, k.Private,
+				micros(k.CreatedAt), micros(k.ActiveAt), nullMicros(k.RetiredAt))
+			if db.d.isConflict(err) {
+				return fmt.Errorf("sqlstore: %s: insert key %q: %w", op, k.ID, store.ErrConflict)
+			}
+			if err != nil {
+				return db.fail(op, err)
+			}
+		}
+		for _, id := range r.Retire {
+			res, err := stmts[1].ExecContext(ctx, nullMicros(r.RetireAt), id)
+			if err != nil {
+				return db.fail(op, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return db.fail(op, err)
+			}
+			if n == 0 {
+				return fmt.Errorf("sqlstore: %s: retire key %q: %w", op, id, store.ErrNotFound)
+			}
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		return db.appendIn(ctx, stmts[2], stmts[3], stmts[4], events, seal)
+	})
+	if err != nil {
+		return err
+	}
+	db.notify(ctx, db.d.q.notifyKeys)
+	return nil
+}
+
 // ListKeys returns every key, oldest (CreatedAt) first, ties in ID order.
 func (db *DB) ListKeys(ctx context.Context) ([]store.Key, error) {
 	s, err := db.rs.get(ctx, db.d.q.listKeys)
@@ -99,5 +145,30 @@ func (db *DB) ReplaceKeyPrivate(ctx context.Context, id string, old, next []byte
 		return fmt.Errorf("sqlstore: replace key %q: %w", id, store.ErrConflict)
 	}
 	db.notify(ctx, db.d.q.notifyKeys)
+	return nil
+}
+
+// EraseFreed, on SQLite, rewrites the database file with only its live content
+// (VACUUM: the pages and free space that held replaced rows are gone) and then
+// copies the WAL into it and truncates it to nothing, so neither file keeps the
+// bytes of a row replaced before the writer's secure_delete zeroed what it frees
+// (a database written by an older deputy, or pages freed before). It takes as
+// long as copying the database twice, and as much free disk: it is for a one-off
+// change such as encrypting the stored keys. On PostgreSQL and an in-memory
+// database it does nothing.
+func (db *DB) EraseFreed(ctx context.Context) error {
+	if db.d.name != "sqlite" || db.w == db.r {
+		return nil
+	}
+	if _, err := db.w.ExecContext(ctx, "VACUUM"); err != nil {
+		return db.fail("erase freed pages: vacuum", err)
+	}
+	var busy, frames, copied int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied); err != nil {
+		return db.fail("erase freed pages: checkpoint", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("sqlstore: erase freed pages: the WAL could not be emptied, another connection reads from it: %w", store.ErrUnavailable)
+	}
 	return nil
 }

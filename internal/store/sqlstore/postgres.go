@@ -213,8 +213,8 @@ func postgresQueries() queries {
 		&q.lineage, &q.insertRevocation, &q.revocationByJTI, &q.listRevocations, &q.revocationsAfter, &q.isRevoked,
 		&q.insertUser, &q.userByName, &q.setUserDisabled, &q.deleteUser,
 		&q.insertSession, &q.sessionByTokenHash, &q.endSession,
-		&q.insertCode, &q.redeemCode, &q.codeByHash,
-		&q.insertRefreshToken, &q.useRefreshToken, &q.refreshTokenByHash,
+		&q.insertCode, &q.redeemCode, &q.releaseCode, &q.codeByHash,
+		&q.insertRefreshToken, &q.useRefreshToken, &q.releaseRefreshToken, &q.refreshTokenByHash,
 		&q.purgeCodes, &q.purgeRefreshTokens, &q.purgeSessions,
 	} {
 		*s = dollarPlaceholders(*s)

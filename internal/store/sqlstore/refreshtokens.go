@@ -61,6 +61,14 @@ func (db *DB) UseRefreshToken(ctx context.Context, hash []byte, at time.Time) (s
 	return t, nil
 }
 
+// ReleaseRefreshToken clears the use of the token whose Hash is hash if it was
+// used at `at` (a rotation whose tokens were not recorded); ErrConflict if it
+// was not, ErrNotFound if there is no such token.
+func (db *DB) ReleaseRefreshToken(ctx context.Context, hash []byte, at time.Time) error {
+	return db.release(ctx, "release refresh token", db.d.q.releaseRefreshToken, db.d.q.refreshTokenByHash, hash, at,
+		func(row *sql.Row) error { _, err := scanRefreshToken(row); return err })
+}
+
 // scanRefreshToken reads refreshTokenColumns.
 func scanRefreshToken(row interface{ Scan(...any) error }) (store.RefreshToken, error) {
 	var (

@@ -132,6 +132,10 @@ func sqliteOpen(ctx context.Context, dsn string) (w, r, checkpointer *sql.DB, er
 	wp.Set("_synchronous", "FULL")         // fsync the WAL on every commit
 	wp.Set("_txlock", "immediate")         // take the write lock at BEGIN: no upgrade deadlocks
 	wp.Add("_pragma", "cache_size(-8192)") // 8 MiB: ids are time-ordered, so the pages appends touch are the indexes' last ones
+	// What a write frees (a replaced row, a deleted one, a page) is overwritten
+	// with zeros, not left in the file: a private key once stored in the clear,
+	// then encrypted, must not stay readable in free space (see EraseFreed).
+	wp.Add("_pragma", "secure_delete(1)")
 	if !memory {
 		wp.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", sqliteWriterCheckpointFrames)) // see sqliteCheckpoints
 	}
@@ -328,13 +332,15 @@ var sqliteQueries = queries{
 
 	insertCode: `INSERT INTO auth_codes (` + codeColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-	redeemCode: `UPDATE auth_codes SET redeemed_at = ? WHERE hash = ? AND redeemed_at IS NULL`,
-	codeByHash: `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`,
+	redeemCode:  `UPDATE auth_codes SET redeemed_at = ? WHERE hash = ? AND redeemed_at IS NULL`,
+	releaseCode: `UPDATE auth_codes SET redeemed_at = NULL WHERE hash = ? AND redeemed_at = ?`,
+	codeByHash:  `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`,
 
 	insertRefreshToken: `INSERT INTO refresh_tokens (` + refreshTokenColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-	useRefreshToken:    `UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
-	refreshTokenByHash: `SELECT ` + refreshTokenColumns + ` FROM refresh_tokens WHERE hash = ?`,
+	useRefreshToken:     `UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
+	releaseRefreshToken: `UPDATE refresh_tokens SET used_at = NULL WHERE hash = ? AND used_at = ?`,
+	refreshTokenByHash:  `SELECT ` + refreshTokenColumns + ` FROM refresh_tokens WHERE hash = ?`,
 
 	purgeCodes:         `DELETE FROM auth_codes WHERE expires_at < ?`,
 	purgeRefreshTokens: `DELETE FROM refresh_tokens WHERE expires_at < ?`,

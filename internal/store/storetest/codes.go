@@ -129,6 +129,34 @@ func raceOnce[T any](t *testing.T, n int, use func(at time.Time) (T, error), use
 }
 
 var codeTests = []test{
+	{"ok/release-then-redeem-again", func(t *testing.T, s store.Store) {
+		// A redemption whose tokens could not be recorded gives the code back.
+		c := code("c1")
+		insertCodes(t, s, c)
+		first := t0.Add(time.Minute)
+		redeem(t, s, c.Hash, first)
+		if err := s.ReleaseCode(t.Context(), c.Hash, first); err != nil {
+			t.Fatalf("ReleaseCode: %v", err)
+		}
+		c.RedeemedAt = first.Add(time.Second)
+		sameCode(t, "redeemed again", redeem(t, s, c.Hash, c.RedeemedAt), c)
+	}},
+	{"fail/release-of-another-redemption", func(t *testing.T, s store.Store) {
+		c := code("c1")
+		insertCodes(t, s, c)
+		if err := s.ReleaseCode(t.Context(), c.Hash, t0); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("release of an unredeemed code: %v, want ErrConflict", err)
+		}
+		first := t0.Add(time.Minute)
+		redeem(t, s, c.Hash, first)
+		if err := s.ReleaseCode(t.Context(), c.Hash, first.Add(time.Microsecond)); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("release at another time: %v, want ErrConflict", err)
+		}
+		redeemConflict(t, s, c.Hash, first.Add(time.Minute))
+		if err := s.ReleaseCode(t.Context(), hashOf("absent"), first); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("release of an absent code: %v, want ErrNotFound", err)
+		}
+	}},
 	{"ok/round-trip-every-field", func(t *testing.T, s store.Store) {
 		ny := time.FixedZone("EST", -5*3600)
 		c := code("c1")

@@ -46,7 +46,71 @@ func sameKey(t *testing.T, got, want store.Key) {
 	}
 }
 
+// rotated is a key.rotated event with that id.
+func rotated(id string) *store.AuditEvent {
+	e := event(id)
+	e.Type = store.EventKeyRotated
+	return e
+}
+
 var keyTests = []test{
+	{"ok/rotate-with-its-events", func(t *testing.T, s store.Store) {
+		// A rotation adds the new keys, schedules the retirement of the old ones
+		// and records key.rotated, together.
+		ctx := t.Context()
+		old1, old2 := key("old1", t0), key("old2", t0)
+		insertKeys(t, s, old1, old2)
+		n1, n2 := key("new1", t0.Add(time.Hour)), key("new2", t0.Add(time.Hour))
+		n2.Algorithm = "RS256"
+		retireAt := t0.Add(3 * time.Hour)
+		r := store.KeyRotation{Add: []store.Key{n1, n2}, Retire: []string{"old1", "old2"}, RetireAt: retireAt}
+		if err := s.RotateKeys(ctx, r, []*store.AuditEvent{rotated("e1"), rotated("e2")}, Seal); err != nil {
+			t.Fatalf("RotateKeys = %v", err)
+		}
+		old1.RetiredAt, old2.RetiredAt = retireAt, retireAt
+		keys := listKeys(t, s)
+		if len(keys) != 4 {
+			t.Fatalf("%d keys after the rotation, want 4", len(keys))
+		}
+		for i, want := range []store.Key{old1, old2, n1, n2} {
+			sameKey(t, keys[i], want)
+		}
+		got := scanAll(t, s, 0)
+		if len(got) != 2 || got[0].ID != "e1" || got[1].ID != "e2" || got[0].Type != store.EventKeyRotated {
+			t.Fatalf("events after the rotation: %+v", got)
+		}
+		if !bytes.Equal(got[1].PrevHash, got[0].Hash) {
+			t.Error("the rotation's events are not chained")
+		}
+	}},
+	{"fail/rotation-without-its-event", func(t *testing.T, s store.Store) {
+		// When the event cannot be stored (its id is taken), no key is added and
+		// none retired; nor when a key to add exists or one to retire does not.
+		ctx := t.Context()
+		appendEvents(t, s, event("taken"))
+		old := key("old", t0)
+		insertKeys(t, s, old)
+		r := store.KeyRotation{Add: []store.Key{key("new", t0.Add(time.Hour))}, Retire: []string{"old"}, RetireAt: t0.Add(2 * time.Hour)}
+		if err := s.RotateKeys(ctx, r, []*store.AuditEvent{rotated("e1"), rotated("taken")}, Seal); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("RotateKeys with an event that cannot be stored = %v, want ErrConflict", err)
+		}
+		dup := store.KeyRotation{Add: []store.Key{key("new", t0.Add(time.Hour)), key("old", t0)}, Retire: []string{"old"}, RetireAt: t0.Add(2 * time.Hour)}
+		if err := s.RotateKeys(ctx, dup, []*store.AuditEvent{rotated("e2")}, Seal); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("RotateKeys adding an existing key = %v, want ErrConflict", err)
+		}
+		absent := store.KeyRotation{Add: []store.Key{key("new", t0.Add(time.Hour))}, Retire: []string{"old", "gone"}, RetireAt: t0.Add(2 * time.Hour)}
+		if err := s.RotateKeys(ctx, absent, []*store.AuditEvent{rotated("e3")}, Seal); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("RotateKeys retiring an absent key = %v, want ErrNotFound", err)
+		}
+		keys := listKeys(t, s)
+		if len(keys) != 1 {
+			t.Fatalf("%d keys after failed rotations, want the one there was", len(keys))
+		}
+		sameKey(t, keys[0], old)
+		if got := scanAll(t, s, 0); len(got) != 1 {
+			t.Fatalf("%d events, want only the first", len(got))
+		}
+	}},
 	{"ok/empty", func(t *testing.T, s store.Store) {
 		if keys := listKeys(t, s); len(keys) != 0 {
 			t.Fatalf("ListKeys on an empty store = %d keys", len(keys))

@@ -79,6 +79,41 @@ func fmtRefreshToken(rt store.RefreshToken) string {
 }
 
 var refreshTokenTests = []test{
+	{"ok/release-then-use-again", func(t *testing.T, s store.Store) {
+		// A rotation whose tokens could not be recorded gives the token back: it
+		// is unused again, and the next use is no reuse.
+		rt := refreshToken("r1")
+		insertRefreshTokens(t, s, rt)
+		first := t0.Add(time.Hour)
+		useRefresh(t, s, rt.Hash, first)
+		if err := s.ReleaseRefreshToken(t.Context(), rt.Hash, first); err != nil {
+			t.Fatalf("ReleaseRefreshToken: %v", err)
+		}
+		if got, err := s.RefreshTokenByHash(t.Context(), rt.Hash); err != nil || !got.UsedAt.IsZero() {
+			t.Fatalf("after release: UsedAt %v, %v; want unused", got.UsedAt, err)
+		}
+		rt.UsedAt = first.Add(time.Second)
+		sameRefreshToken(t, "used again", useRefresh(t, s, rt.Hash, rt.UsedAt), rt)
+	}},
+	{"fail/release-of-another-use", func(t *testing.T, s store.Store) {
+		// Only the use that marked it can give it back: not a reuse's time, not a
+		// token never used, not one that does not exist.
+		rt := refreshToken("r1")
+		insertRefreshTokens(t, s, rt)
+		if err := s.ReleaseRefreshToken(t.Context(), rt.Hash, t0); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("release of an unused token: %v, want ErrConflict", err)
+		}
+		first := t0.Add(time.Hour)
+		useRefresh(t, s, rt.Hash, first)
+		if err := s.ReleaseRefreshToken(t.Context(), rt.Hash, first.Add(time.Microsecond)); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("release at another time: %v, want ErrConflict", err)
+		}
+		rt.UsedAt = first
+		reuseRefresh(t, s, rt.Hash, first.Add(time.Minute))
+		if err := s.ReleaseRefreshToken(t.Context(), hashOf("absent"), first); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("release of an absent token: %v, want ErrNotFound", err)
+		}
+	}},
 	{"ok/round-trip-every-field", func(t *testing.T, s store.Store) {
 		ny := time.FixedZone("EST", -5*3600)
 		rt := refreshToken("r1")
