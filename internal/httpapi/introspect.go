@@ -25,7 +25,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	if isRefreshToken(raw) {
 		return writeJSON(w, s.introspectRefresh(r, c, raw, req.Now))
 	}
-	v, err := s.cfg.Tokens.Verify(raw, deputyTypes, req.Now)
+	v, err := s.cfg.Tokens.VerifyContext(r.Context(), raw, deputyTypes, req.Now)
 	if err != nil || !s.mayInspect(c, &v.Claims) {
 		return writeJSON(w, oauth.IntrospectionResponse{Active: false})
 	}
@@ -98,7 +98,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if isRefreshToken(raw) {
 		return s.revokeRefresh(w, r, req, c, raw)
 	}
-	v, err := s.cfg.Tokens.VerifyIgnoringRevocation(raw, deputyTypes, req.Now)
+	v, err := s.cfg.Tokens.VerifyIgnoringRevocationContext(r.Context(), raw, deputyTypes, req.Now)
 	if err != nil && v == nil {
 		// Not a token of ours, or unreadable: nothing to revoke (RFC 7009 §2.2).
 		w.WriteHeader(http.StatusOK)

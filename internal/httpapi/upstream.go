@@ -128,7 +128,7 @@ func (wb *web) callback(w http.ResponseWriter, r *http.Request) error {
 	var st upstreamState
 	c, err := r.Cookie(upstreamCookie)
 	if err == nil {
-		err = wb.s.cfg.Tokens.OpenState(c.Value, "upstream", wb.s.cfg.Now(), &st)
+		err = wb.s.cfg.Tokens.OpenStateContext(r.Context(), c.Value, "upstream", wb.s.cfg.Now(), &st)
 	}
 	if err != nil || st.IdP != name || wb.s.cfg.Now().Unix() > st.Expires {
 		return wb.refuse(w, r, "", oauth.InvalidRequest("the sign-in with "+name+" expired or was not started here; try again", err))

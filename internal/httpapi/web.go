@@ -605,7 +605,7 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusUnauthorized)
 		return nil
 	}
-	v, err := wb.s.cfg.Tokens.Verify(raw, []string{oauth.JWTTypeAccessToken}, wb.s.cfg.Now())
+	v, err := wb.s.cfg.Tokens.VerifyContext(r.Context(), raw, []string{oauth.JWTTypeAccessToken}, wb.s.cfg.Now())
 	if err != nil {
 		return bearer("invalid_token", "the access token is invalid, expired or revoked")
 	}

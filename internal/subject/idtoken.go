@@ -1,6 +1,7 @@
 package subject
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -18,9 +19,9 @@ var idTokenNotCarried = map[string]bool{"azp": true, "nonce": true, "at_hash": t
 // algorithm, iss, exp, nbf and revocation (token.Service.Verify), and aud present.
 // The principal's audiences are the ID token's aud (the client it was issued to),
 // ClientID its azp. An ID token grants nothing, so it carries no scopes.
-func (v *Verifier) verifyOwnIDToken(role, raw string, now time.Time) (exchange.Principal, error) {
+func (v *Verifier) verifyOwnIDToken(ctx context.Context, role, raw string, now time.Time) (exchange.Principal, error) {
 	typ := oauth.TokenTypeIDToken
-	vt, err := v.tokens.Verify(raw, []string{oauth.JWTTypeJWT}, now)
+	vt, err := v.tokens.VerifyContext(ctx, raw, []string{oauth.JWTTypeJWT}, now)
 	if err != nil {
 		var p exchange.Principal
 		if vt != nil {

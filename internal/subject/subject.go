@@ -85,9 +85,9 @@ func (v *Verifier) Verify(ctx context.Context, role, raw string, typ oauth.Token
 			}
 		}
 		if typ == oauth.TokenTypeIDToken {
-			return v.verifyOwnIDToken(role, raw, now)
+			return v.verifyOwnIDToken(ctx, role, raw, now)
 		}
-		return v.verifyOwn(role, raw, typ, now)
+		return v.verifyOwn(ctx, role, raw, typ, now)
 	}
 	return exchange.Principal{}, oauth.InvalidRequest(
 		fmt.Sprintf("%s_token_type %s is not accepted", role, typ),
@@ -118,9 +118,9 @@ func UnverifiedIssuer(raw string) string {
 }
 
 // verifyOwn checks an access token or JWT deputy issued.
-func (v *Verifier) verifyOwn(role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
+func (v *Verifier) verifyOwn(ctx context.Context, role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
 	types := token.TypesFor(typ)
-	vt, err := v.tokens.Verify(raw, types, now)
+	vt, err := v.tokens.VerifyContext(ctx, raw, types, now)
 	if err != nil {
 		var p exchange.Principal
 		if vt != nil {
