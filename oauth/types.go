@@ -77,6 +77,19 @@ const (
 	JWTTypeJWT         = "JWT"
 )
 
+// Confirmation is the "cnf" claim of a sender-constrained token (RFC 7800 §3.1): the
+// key its holder must prove possession of to use it. JKT is the RFC 7638 SHA-256
+// thumbprint of a DPoP key (RFC 9449 §6.1), X5TS256 the SHA-256 thumbprint of a TLS
+// client certificate (RFC 8705 §3.1), both base64url without padding. A token
+// carries one of the two.
+type Confirmation struct {
+	JKT     string `json:"jkt,omitempty"`
+	X5TS256 string `json:"x5t#S256,omitempty"`
+}
+
+// Bound reports whether c names a key (a nil or empty cnf binds nothing).
+func (c *Confirmation) Bound() bool { return c != nil && (c.JKT != "" || c.X5TS256 != "") }
+
 // Actor is the value of the "act" and "may_act" claims (RFC 8693 §4.1, §4.4): the
 // identity of an acting party and, nested, the party that acted before it. The
 // outermost Actor is the current actor.
@@ -120,18 +133,18 @@ type TokenResponse struct {
 // IntrospectionResponse is the token introspection response (RFC 7662 §2.2). An
 // inactive token is exactly {"active":false}.
 type IntrospectionResponse struct {
-	Active    bool     `json:"active"`
-	Scope     string   `json:"scope,omitempty"`
-	ClientID  string   `json:"client_id,omitempty"`
-	TokenType string   `json:"token_type,omitempty"`
-	Exp       int64    `json:"exp,omitempty"`
-	Iat       int64    `json:"iat,omitempty"`
-	Nbf       int64    `json:"nbf,omitempty"`
-	Sub       string   `json:"sub,omitempty"`
-	Aud       []string `json:"aud,omitempty"`
-	Iss       string   `json:"iss,omitempty"`
-	Jti       string   `json:"jti,omitempty"`
-	Act       *Actor   `json:"act,omitempty"`
-	MayAct    *Actor   `json:"may_act,omitempty"`
-	Cnf       any      `json:"cnf,omitempty"`
+	Active    bool          `json:"active"`
+	Scope     string        `json:"scope,omitempty"`
+	ClientID  string        `json:"client_id,omitempty"`
+	TokenType string        `json:"token_type,omitempty"`
+	Exp       int64         `json:"exp,omitempty"`
+	Iat       int64         `json:"iat,omitempty"`
+	Nbf       int64         `json:"nbf,omitempty"`
+	Sub       string        `json:"sub,omitempty"`
+	Aud       []string      `json:"aud,omitempty"`
+	Iss       string        `json:"iss,omitempty"`
+	Jti       string        `json:"jti,omitempty"`
+	Act       *Actor        `json:"act,omitempty"`
+	MayAct    *Actor        `json:"may_act,omitempty"`
+	Cnf       *Confirmation `json:"cnf,omitempty"`
 }

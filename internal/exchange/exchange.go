@@ -25,6 +25,9 @@ type Principal struct {
 	JTI       string
 	ExpiresAt time.Time
 	Claims    map[string]any // extra identity claims to carry through (auth_time, acr, amr, mapped claims); may be nil
+	// Cnf is the key the token is bound to (RFC 7800 cnf: a DPoP key's jkt or a
+	// client certificate's x5t#S256); nil for a bearer token.
+	Cnf *oauth.Confirmation
 }
 
 // Request is a token exchange request (RFC 8693 §2.1) after client authentication,
@@ -37,6 +40,10 @@ type Request struct {
 	Resources     []string        // resource parameters, as sent
 	Scopes        []string        // requested scope (split); nil or empty = none requested
 	RequestedType oauth.TokenType // "" = access_token
+	// Binding is the key the requesting client proved possession of with this
+	// request (a DPoP proof's jkt, RFC 9449; or its TLS client certificate's
+	// x5t#S256, RFC 8705); nil for a request that is not sender-constrained.
+	Binding *oauth.Confirmation
 }
 
 // Mode is how the issued token names the acting party (design §5).

@@ -26,6 +26,11 @@ type Request struct {
 	RequestID   string
 	RemoteAddr  string
 	Now         time.Time
+	// Binding is the key the request proved possession of: a valid DPoP proof's
+	// jkt (RFC 9449 §4.3), or the TLS client certificate's x5t#S256 (RFC 8705 §3)
+	// for a client whose tokens are certificate-bound; nil for a bearer request.
+	// Tokens the grant issues are bound to it.
+	Binding *oauth.Confirmation
 
 	// authenticated is set once the Dispatcher authenticated the request's client:
 	// denials of requests without it are recorded in aggregate (denials.go).

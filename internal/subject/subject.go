@@ -142,6 +142,7 @@ func (v *Verifier) verifyOwn(ctx context.Context, role, raw string, typ oauth.To
 		MayAct:    c.MayAct,
 		JTI:       c.ID,
 		ExpiresAt: time.Unix(c.Expiry, 0),
+		Cnf:       c.Cnf,
 	}
 	if c.AuthTime != 0 || c.ACR != "" || len(c.AMR) > 0 || len(c.Extra) > 0 {
 		p.Claims = map[string]any{}

@@ -9,30 +9,25 @@ import (
 
 // Claims are the claims of a token deputy issues (RFC 9068 §2.2, RFC 8693 §4).
 type Claims struct {
-	Issuer   string        `json:"iss"`
-	Subject  string        `json:"sub"`
-	Audience Audience      `json:"aud"`
-	Expiry   int64         `json:"exp"`
-	IssuedAt int64         `json:"iat"`
-	NotBef   int64         `json:"nbf"`
-	ID       string        `json:"jti"`
-	ClientID string        `json:"client_id"`
-	Scope    string        `json:"scope,omitempty"`
-	Act      *oauth.Actor  `json:"act,omitempty"`
-	MayAct   *oauth.Actor  `json:"may_act,omitempty"`
-	AuthTime int64         `json:"auth_time,omitempty"`
-	ACR      string        `json:"acr,omitempty"`
-	AMR      []string      `json:"amr,omitempty"`
-	SID      string        `json:"sid,omitempty"`
-	Cnf      *Confirmation `json:"cnf,omitempty"`
+	Issuer   string              `json:"iss"`
+	Subject  string              `json:"sub"`
+	Audience Audience            `json:"aud"`
+	Expiry   int64               `json:"exp"`
+	IssuedAt int64               `json:"iat"`
+	NotBef   int64               `json:"nbf"`
+	ID       string              `json:"jti"`
+	ClientID string              `json:"client_id"`
+	Scope    string              `json:"scope,omitempty"`
+	Act      *oauth.Actor        `json:"act,omitempty"`
+	MayAct   *oauth.Actor        `json:"may_act,omitempty"`
+	AuthTime int64               `json:"auth_time,omitempty"`
+	ACR      string              `json:"acr,omitempty"`
+	AMR      []string            `json:"amr,omitempty"`
+	SID      string              `json:"sid,omitempty"`
+	Cnf      *oauth.Confirmation `json:"cnf,omitempty"`
 	// Extra holds further identity claims (mapped from upstream identities); they are
 	// written at the top level and never override the claims above.
 	Extra map[string]any `json:"-"`
-}
-
-// Confirmation is the cnf claim (RFC 7800 §3.1, RFC 9449 §6.1).
-type Confirmation struct {
-	JKT string `json:"jkt,omitempty"`
 }
 
 // Scopes splits the scope claim.
