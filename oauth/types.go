@@ -68,6 +68,8 @@ const ClientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-typ
 // RFC 8693 §2.2.1).
 const (
 	TokenTypeBearer = "Bearer"
+	// TokenTypeDPoP is the token_type of a DPoP-bound access token (RFC 9449 §5).
+	TokenTypeDPoP = "DPoP"
 	TokenTypeNA     = "N_A"
 )
 
