@@ -70,7 +70,7 @@ const (
 	TokenTypeBearer = "Bearer"
 	// TokenTypeDPoP is the token_type of a DPoP-bound access token (RFC 9449 §5).
 	TokenTypeDPoP = "DPoP"
-	TokenTypeNA     = "N_A"
+	TokenTypeNA   = "N_A"
 )
 
 // JWT "typ" header values.
