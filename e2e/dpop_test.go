@@ -184,3 +184,28 @@ func TestDPoPClientCredentialsAndRefresh(t *testing.T) {
 		t.Fatalf("ok/refresh-with-its-key (the thief's attempts spent nothing): %d %s", r.Status, r.Raw)
 	}
 }
+
+// TestClusterDPoP: two nodes on one PostgreSQL schema — a proof's jti used at one
+// node is a replay at the other, and a nonce one node issued is accepted by the
+// other (RFC 9449 §8, §11.1).
+func TestClusterDPoP(t *testing.T) {
+	dsn := newSchema(t, postgresDSN(t))
+	nodes := startCluster(t, dpopConfig(), dsn, dsn)
+	A, B := nodes[0], nodes[1]
+	c := newDPoPClient(t)
+	// A's nonce, then a proof with it accepted by B.
+	r := A.dpopPost("batch", "batch-secret", clientCredentials(""), c.proof("POST", A.issuer+"/token", ""))
+	wantError(t, r, 400, "use_dpop_nonce")
+	c.nonce = r.Header.Get("DPoP-Nonce")
+	p := c.proof("POST", A.issuer+"/token", "")
+	if r := B.dpopPost("batch", "batch-secret", clientCredentials(""), p); r.Status != 200 || r.str("token_type") != "DPoP" {
+		t.Fatalf("ok/nonce-of-the-other-node: %d %s", r.Status, r.Raw)
+	}
+	t.Run("fail/replayed-jti-on-the-other-node", func(t *testing.T) {
+		wantError(t, A.with(t).dpopPost("batch", "batch-secret", clientCredentials(""), p), 400, "invalid_dpop_proof")
+	})
+	t.Run("fail/forged-nonce", func(t *testing.T) {
+		c.nonce = "x" + c.nonce
+		wantError(t, A.with(t).dpopPost("batch", "batch-secret", clientCredentials(""), c.proof("POST", A.issuer+"/token", "")), 400, "use_dpop_nonce")
+	})
+}
