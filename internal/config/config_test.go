@@ -695,6 +695,15 @@ users:
 			},
 		},
 		{
+			name: "ok/dpop",
+			env:  []string{"DEPUTY_DPOP_MAX_AGE=20s", "DEPUTY_DPOP_REQUIRE_NONCE=true", "DEPUTY_CLIENTS_0_DPOP_BOUND_ACCESS_TOKENS=true"},
+			check: func(t *testing.T, c *Config) {
+				if c.DPoP.MaxAge.D() != 20*time.Second || !c.DPoP.RequireNonce || !c.Clients[0].DPoPBoundAccessTokens {
+					t.Errorf("dpop = %+v, clients[0] = %+v", c.DPoP, c.Clients[0])
+				}
+			},
+		},
+		{
 			name: "ok/list-element",
 			env:  []string{"DEPUTY_CLIENTS_0_SECRET=from-env", "DEPUTY_USERS_0_PASSWORD=pw"},
 			check: func(t *testing.T, c *Config) {

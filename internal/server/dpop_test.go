@@ -193,6 +193,31 @@ func TestTokenDPoP(t *testing.T) {
 	}
 }
 
+// TestTokenDPoPEveryGrant: the proof is checked at the edge for every grant — a
+// token exchange with a bad proof is refused with invalid_dpop_proof and
+// audited, whoever then binds what it issues.
+func TestTokenDPoPEveryGrant(t *testing.T) {
+	s, clock := dpopNode(t, nil)
+	now := time.Unix(0, clock.Load())
+	t0 := accessToken(t, post(s.Handler, "web-app", "web-app-secret", ccForm))
+	bad := proofAt(t, newKey(t), "POST", s.Config.Issuer+"/userinfo", "", now)
+	w := tokenWithProofs(s.Handler, "api1", "api1-secret", exchangeForm(t0, "https://api2.example"), bad)
+	var e oauth.Error
+	_ = json.Unmarshal(w.Body.Bytes(), &e)
+	if w.Code != 400 || e.Code != oauth.CodeInvalidDPoPProof {
+		t.Fatalf("fail/exchange-with-bad-proof: %d %s", w.Code, w.Body)
+	}
+	if ev := denialOf(t, s, w); ev.ClientID != "api1" || !strings.Contains(ev.Reason, "htu") {
+		t.Errorf("audit event %+v: want api1's denial naming htu", ev)
+	}
+	refresh := url.Values{"grant_type": {oauth.GrantRefreshToken}, "refresh_token": {"drt_unknown"}}
+	w = tokenWithProofs(s.Handler, "web-app", "web-app-secret", refresh, bad)
+	_ = json.Unmarshal(w.Body.Bytes(), &e)
+	if w.Code != 400 || e.Code != oauth.CodeInvalidDPoPProof {
+		t.Errorf("fail/refresh-with-bad-proof: %d %s", w.Code, w.Body)
+	}
+}
+
 // TestTokenDPoPBoundClient: a client with dpop_bound_access_tokens (RFC 9449 §5.2)
 // is refused a token without a proof.
 func TestTokenDPoPBoundClient(t *testing.T) {
