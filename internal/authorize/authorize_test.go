@@ -212,6 +212,9 @@ func TestParse(t *testing.T) {
 		{name: "fail/public-client-empty-code-challenge", params: with(nativeReq, "code_challenge", "", "code_challenge_method", absent), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
 		{name: "fail/public-client-method-without-challenge", params: with(nativeReq, "code_challenge", absent), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
 		{name: "fail/method-without-challenge", params: with(webReq, "code_challenge_method", "S256"), code: oauth.CodeInvalidRequest, to: &redirect{uri: webCB, state: "xyz"}},
+		// RFC 9449 §10: dpop_jkt is a JWK SHA-256 thumbprint, once.
+		{name: "fail/dpop-jkt-not-a-thumbprint", params: with(webReq, "dpop_jkt", "abc"), code: oauth.CodeInvalidRequest, to: &redirect{uri: webCB, state: "xyz"}},
+		{name: "fail/repeated-dpop-jkt", params: with(webReq, "dpop_jkt", rfcChallenge, "dpop_jkt", rfcChallenge), code: oauth.CodeInvalidRequest, to: &redirect{uri: webCB, state: "xyz"}},
 		// RFC 7636 §4.3: plain, and a missing method, which means plain, are refused.
 		{name: "fail/method-plain", params: with(webReq, "code_challenge", rfcVerifier, "code_challenge_method", "plain"), code: oauth.CodeInvalidRequest, to: &redirect{uri: webCB, state: "xyz"}},
 		{name: "fail/method-plain-public-client", params: with(nativeReq, "code_challenge_method", "plain"), code: oauth.CodeInvalidRequest, to: &redirect{uri: nativeCB, state: "xyz"}},
@@ -270,6 +273,11 @@ func TestParse(t *testing.T) {
 			}
 			if r.OpenID() {
 				t.Errorf("scopes %q: not an OpenID request", r.Scopes)
+			}
+		}},
+		{name: "ok/dpop-jkt", params: with(webReq, "dpop_jkt", rfcChallenge), check: func(t *testing.T, r *Request) {
+			if r.DPoPJKT != rfcChallenge {
+				t.Errorf("DPoPJKT = %q", r.DPoPJKT)
 			}
 		}},
 		{name: "ok/loopback-any-port", params: with(nativeReq, "redirect_uri", "http://127.0.0.1:53117/callback"), check: func(t *testing.T, r *Request) {
