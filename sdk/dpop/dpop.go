@@ -38,7 +38,12 @@ const (
 )
 
 // maxProofLen bounds what is parsed: a proof with an RSA-4096 jwk is under 2 KiB.
-const maxProofLen = 8 << 10
+// maxJTILen bounds the jti a replay cache keeps (RFC 9449 §4.2 suggests 96 bits
+// of randomness, 16 characters base64url).
+const (
+	maxProofLen = 8 << 10
+	maxJTILen   = 256
+)
 
 // Algorithms returns the signature algorithms a proof may use (RFC 9449 §4.2: an
 // asymmetric algorithm; never none, never a MAC). Discovery advertises them as
@@ -110,7 +115,8 @@ type Proof struct {
 	JTI string
 	// IssuedAt is the proof's iat.
 	IssuedAt time.Time
-	// Expires is when the proof stops being accepted: a jti may be forgotten then.
+	// Expires is when the proof is no longer accepted (with a second to spare):
+	// its jti may be forgotten then.
 	Expires time.Time
 	// Nonce is the proof's nonce claim, if any.
 	Nonce string
@@ -175,8 +181,11 @@ func Check(proof string, req Request) (*Proof, error) {
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, invalid("claims: %v", err)
 	}
-	if c.JTI == nil || *c.JTI == "" || len(*c.JTI) > 256 {
+	if c.JTI == nil || *c.JTI == "" {
 		return nil, invalid("no jti")
+	}
+	if len(*c.JTI) > maxJTILen {
+		return nil, invalid("jti of %d bytes", len(*c.JTI))
 	}
 	if c.HTM == nil || *c.HTM != req.Method {
 		return nil, invalid("htm is not %s", req.Method)
@@ -237,7 +246,7 @@ func Check(proof string, req Request) (*Proof, error) {
 		JKT:      base64.RawURLEncoding.EncodeToString(jkt),
 		JTI:      *c.JTI,
 		IssuedAt: iat,
-		Expires:  iat.Add(maxAge + skew),
+		Expires:  iat.Add(maxAge + skew + time.Second),
 		Nonce:    nonce,
 		Key:      key,
 	}, nil
