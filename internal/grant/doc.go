@@ -5,5 +5,10 @@
 // Denials of requests whose client did not authenticate are recorded in aggregate
 // (denials.go). One file per grant type.
 //
-// Requests arrive parsed (form values and credentials), never as *http.Request.
+// Requests arrive parsed (form values and credentials), never as *http.Request,
+// with the key the request proved (Binding: a DPoP proof's jkt, RFC 9449). The
+// Dispatcher refuses a request whose proof the edge refused and one of a client
+// with dpop_bound_access_tokens that proved none; grants bind what they issue to
+// Binding (cnf), and a code or refresh token bound to a key is redeemed only with a
+// proof of that key (binding.go).
 package grant

@@ -12,4 +12,10 @@
 // connection's peer, or — only when the peer is in trusted_proxies — the client
 // that proxy names in the one header it writes, X-Forwarded-For or Forwarded
 // (trusted_proxy_header; proxy.go).
+//
+// DPoP proofs (RFC 9449) are checked here, at the edge (dpop.go): a token request's
+// proof becomes grant.Request.Binding (or BindingErr, which the Dispatcher refuses
+// once the client is authenticated); userinfo takes DPoP-bound tokens only with a
+// proof of their key. Each jti is used once across nodes (the store's nonces);
+// nonces deputy issues are sealed with its signing keys, so every node accepts them.
 package httpapi
