@@ -14,6 +14,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk/dpop"
 )
@@ -169,5 +170,45 @@ func TestDPoPPublicClient(t *testing.T) {
 	_ = json.Unmarshal(body, &ir)
 	if st != 200 || !ir.Active || ir.TokenType != "DPoP" || ir.Cnf == nil || ir.Cnf.JKT != jkt {
 		t.Errorf("introspection: %d %s; want active, token_type DPoP, cnf.jkt %s", st, body, jkt)
+	}
+}
+
+// TestDPoPUserinfoNonce: with dpop.require_nonce, userinfo answers a proof without
+// a nonce 401 use_dpop_nonce with the nonce to use in DPoP-Nonce (RFC 9449 §9),
+// then serves the proof that carries it, sending the next nonce along.
+func TestDPoPUserinfoNonce(t *testing.T) {
+	s, ts := webNode(t, func(c *config.Config) { c.DPoP.RequireNonce = true })
+	iss := s.Config.Issuer
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	proof := func(method, path, nonce, token string) string {
+		p, err := dpop.NewProof(k, jose.ES256, method, iss+path, nonce, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	b := newBrowser(t, ts)
+	back := b.submit(b.signIn(authURL("spa", spaCB, "s1")), url.Values{"decision": {"allow"}})
+	redeem := url.Values{"grant_type": {oauth.GrantAuthorizationCode}, "client_id": {"spa"}, "code": {query(t, back.location).Get("code")},
+		"redirect_uri": {spaCB}, "code_verifier": {pkceVerifier}}
+	st, h, body := dpopCall{"POST", ts.URL + "/token", redeem, "", proof("POST", "/token", "", "")}.do(t)
+	nonce := h.Get("DPoP-Nonce")
+	if st != 400 || !strings.Contains(string(body), "use_dpop_nonce") || nonce == "" {
+		t.Fatalf("fail/token-without-nonce: %d %s, DPoP-Nonce %q", st, body, nonce)
+	}
+	st, _, body = dpopCall{"POST", ts.URL + "/token", redeem, "", proof("POST", "/token", nonce, "")}.do(t)
+	var tr oauth.TokenResponse
+	_ = json.Unmarshal(body, &tr)
+	if st != 200 || tr.TokenType != "DPoP" {
+		t.Fatalf("ok/token-with-nonce: %d %s", st, body)
+	}
+	at := tr.AccessToken
+	st, h, _ = dpopCall{"GET", ts.URL + "/userinfo", nil, "DPoP " + at, proof("GET", "/userinfo", "", at)}.do(t)
+	if www := h.Get("WWW-Authenticate"); st != 401 || !strings.Contains(www, `error="use_dpop_nonce"`) || h.Get("DPoP-Nonce") == "" {
+		t.Fatalf("fail/userinfo-without-nonce: %d %q, DPoP-Nonce %q", st, www, h.Get("DPoP-Nonce"))
+	}
+	st, h, body = dpopCall{"GET", ts.URL + "/userinfo", nil, "DPoP " + at, proof("GET", "/userinfo", h.Get("DPoP-Nonce"), at)}.do(t)
+	if st != 200 || h.Get("DPoP-Nonce") == "" {
+		t.Errorf("ok/userinfo-with-nonce: %d %s, DPoP-Nonce %q", st, body, h.Get("DPoP-Nonce"))
 	}
 }

@@ -671,6 +671,12 @@ func (wb *web) userinfoProof(w http.ResponseWriter, r *http.Request, raw string,
 	if p.JKT != cnf.JKT {
 		return false, dpopRefusal(w, "invalid_dpop_proof", "the DPoP proof is not of the key the access token is bound to")
 	}
+	if s.cfg.DPoP.RequireNonce {
+		// The nonce for the next proof (RFC 9449 §8.2).
+		if n := s.dpopNonce(now); n != "" {
+			w.Header().Set(dpop.NonceHeader, n)
+		}
+	}
 	return true, nil
 }
 
