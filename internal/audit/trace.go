@@ -69,8 +69,9 @@ type Node struct {
 	// Cnf is the key the token is bound to (RFC 7800 cnf: a DPoP key's jkt or a
 	// certificate's x5t#S256), nil for a bearer token; SubjectCnf that of the
 	// subject token it was exchanged from. Both come from the issuance event's
-	// Detail ("cnf", "subject_cnf"); a trail written before binding existed holds
-	// bearer tokens only.
+	// Detail ("cnf", "subject_cnf"); when that names no cnf, Cnf is the
+	// subject_cnf an exchange of the token recorded. A trail written before binding
+	// existed holds bearer tokens only.
 	Cnf        *oauth.Confirmation `json:"cnf,omitempty"`
 	SubjectCnf *oauth.Confirmation `json:"subject_cnf,omitempty"`
 	Asked      bool                `json:"asked,omitempty"` // this is the token (or issuance event) asked for
@@ -314,6 +315,11 @@ func (t *tracer) build(jti string, depth int) (*Node, error) {
 		}
 		n.Children = append(n.Children, c)
 	}
+	if n.Cnf == nil {
+		// Issued by a grant that does not record cnf, or not in this trail: the
+		// exchanges that presented the token read its binding from the token.
+		n.Cnf = presentedCnf(n)
+	}
 	return n, nil
 }
 
@@ -508,7 +514,7 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 		} else {
 			b.WriteString(" (not issued in this audit trail)")
 		}
-		if c := presentedCnf(n); c != nil {
+		if c := cmp.Or(n.Cnf, presentedCnf(n)); c != nil {
 			b.WriteString("  ")
 			b.WriteString(bindingText(c))
 		}

@@ -342,3 +342,37 @@ func TestTraceTextUnknownRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceBindingFromSubjectCnf: a token whose issuance record names no cnf (issued
+// by a grant that does not record it) shows the binding the exchanges that
+// presented it verified in the token itself (their subject_cnf).
+func TestTraceBindingFromSubjectCnf(t *testing.T) {
+	b := newMemStore()
+	w := NewWriter(b, b, WriterOptions{})
+	defer w.Close()
+	ctx := context.Background()
+	for _, e := range []*store.AuditEvent{
+		{ID: "E1", Time: t0, Type: store.EventTokenIssued, ClientID: "web-app", Subject: "alice", TokenJTI: "T0",
+			Decision: store.DecisionAllow, Detail: `{"grant_type":"authorization_code"}`},
+		{ID: "E2", Time: t0, Type: store.EventTokenExchanged, ClientID: "api1", Subject: "alice", ParentJTI: "T0", TokenJTI: "T1",
+			Decision: store.DecisionAllow, Detail: `{"cnf":{"jkt":"` + jktAPI1 + `"},"subject_cnf":{"jkt":"` + jktAPI2 + `"}}`},
+	} {
+		if err := w.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, err := Trace(ctx, b, "T1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := tree.Root.Cnf; c == nil || c.JKT != jktAPI2 {
+		t.Fatalf("root cnf %+v, want the jkt its exchange verified, %s", c, jktAPI2)
+	}
+	var text bytes.Buffer
+	if err := tree.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "bound dpop:NzbLsXh8…\n") {
+		t.Errorf("text:\n%s", text.String())
+	}
+}

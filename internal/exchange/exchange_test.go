@@ -760,6 +760,42 @@ func TestThreeHopDelegation(t *testing.T) {
 	}
 }
 
+// TestThreeHopBindingSurvives runs design §1's chain with every hop bound to its own
+// requester's key: each issued token carries that hop's key, never the previous
+// one's, and the last hop, asked for without a proof, is refused rather than
+// downgraded to a bearer token.
+func TestThreeHopBindingSurvives(t *testing.T) {
+	x := newTestExchanger(t)
+	tok := baseRequest().Subject
+	tok.Cnf = &oauth.Confirmation{JKT: jktWebApp} // web-app's DPoP-bound token
+	hops := []struct {
+		client, target string
+		binding        *oauth.Confirmation
+	}{
+		{"api1", api2, &oauth.Confirmation{JKT: jktAPI1}},
+		{"api2", api3, &oauth.Confirmation{X5TS256: x5tAPI1}},
+	}
+	for i, h := range hops {
+		d, err := x.Decide(Request{ClientID: h.client, Subject: tok, Audiences: []string{h.target}, Binding: h.binding}, now)
+		if err != nil {
+			t.Fatalf("hop %d (%s): %v", i+1, h.client, err)
+		}
+		if !reflect.DeepEqual(d.Cnf, h.binding) || reflect.DeepEqual(d.Cnf, tok.Cnf) {
+			t.Fatalf("hop %d: cnf %+v, want the requester's %+v (subject's %+v)", i+1, d.Cnf, h.binding, tok.Cnf)
+		}
+		tok = Principal{
+			TokenType: d.IssuedType, Issuer: "self", IssuerURL: issuerURL, Subject: d.Subject,
+			Audiences: d.Audiences, Scopes: d.Scopes, ClientID: h.client, Act: d.Act,
+			JTI: "t" + string(rune('1'+i)), ExpiresAt: d.ExpiresAt, Cnf: d.Cnf,
+		}
+	}
+	_, err := x.Decide(Request{ClientID: "api3", Subject: tok, Audiences: []string{api4}}, now)
+	oe := checkDenial(t, err, oauth.CodeInvalidRequest, "", "subject token is bound to x5t#S256 "+x5tAPI1+", the request proves no key")
+	if oe.Description != "the subject token is sender-constrained; the exchange must be too" {
+		t.Fatalf("description %q", oe.Description)
+	}
+}
+
 // TestDecisionDoesNotAlias checks that a Decision shares no mutable state with the
 // request: the audit record and the issued token must say what was decided.
 func TestDecisionDoesNotAlias(t *testing.T) {
