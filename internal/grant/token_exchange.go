@@ -139,10 +139,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		ev.Actors = append([]string{d.Actor}, ev.Actors...)
 		ev.Detail = withCnf(detailWith(oauth.GrantTokenExchange, "mode", "impersonation"), detailSubjectCnf, subj.Cnf)
 	}
-	// A refresh token beside the access token is not bound (exchange.Decision
-	// issues none where the chain must stay bound): its record names no cnf.
-	refreshDetail := ev.Detail
-	ev.Detail = withCnf(ev.Detail, detailCnf, d.Cnf)
+
 	ev.Audiences, ev.Scopes = d.Audiences, d.Scopes
 	scope := strings.Join(d.Scopes, " ")
 	out := &Issued{Response: oauth.TokenResponse{IssuedTokenType: d.IssuedType, TokenType: d.TokenType, Scope: scope}}
@@ -207,9 +204,13 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		out.Events = append(out.Events, &store.AuditEvent{
 			Type: store.EventTokenExchanged, Subject: ev.Subject, SubjectIssuer: ev.SubjectIssuer, ParentJTI: ev.ParentJTI,
 			Actors: ev.Actors, Audiences: d.Audiences, Scopes: d.Scopes, Rule: d.Rule,
-			TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token", Detail: refreshDetail,
+			// Not bound (exchange.Decision issues none where the chain must stay
+			// bound): its record names no cnf.
+			TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token", Detail: ev.Detail,
 		})
 	}
+	// Only now, with everything issued: a denial never names a cnf of its own.
+	ev.Detail = withCnf(ev.Detail, detailCnf, d.Cnf)
 	return out, nil
 }
 
