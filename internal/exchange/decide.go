@@ -37,15 +37,18 @@ import (
 //   - step 6, invalid_scope: a requested scope outside subject scopes (deputy's own
 //     tokens only) ∩ target audiences' scopes ∩ the policy's scopes;
 //   - step 7, invalid_request: a requested token type the policy does not allow, or
-//     one that cannot carry a binding (id_token, refresh_token) when the issued token
-//     must be bound.
+//     one that cannot carry the binding when the issued token must be bound (an
+//     id_token; a refresh_token, unless the request proved a DPoP key).
 //
 // Binding (RFC 9449 §6, RFC 8705 §3; README "Token exchange rules"): the issued
 // token is bound to the key this request proved (Request.Binding), never to the
 // subject token's: each hop's token is bound to the party that holds it. A bound
 // subject token, or a rule with require_binding, makes that mandatory — no hop
-// downgrades a bound token to a bearer one — and then no refresh token is issued
-// beside the access token, as it would mint unbound ones.
+// downgrades a bound token to a bearer one. A refresh token (issued, or beside an
+// access token) is bound to the request's DPoP key, Decision.Cnf.JKT; where the
+// issued token must be bound and the request proved no DPoP key (a client
+// certificate), none is issued beside, as it would mint unbound tokens. A bound
+// refresh token presented as subject token needs a proof of its own key.
 func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	rules := x.rules.ForClient(req.ClientID)
 	if len(rules) == 0 {
@@ -79,6 +82,12 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 		return Decision{}, deny(oauth.InvalidRequest("the subject token is sender-constrained; the exchange must be too",
 			fmt.Errorf("subject token is bound to %s, the request proves no key", keyName(sub.Cnf))), "")
 	}
+	// A refresh token is the client's own: bound, it is used only with a proof of
+	// its key (RFC 9449 §5), as a subject token too.
+	if sub.TokenType == oauth.TokenTypeRefreshToken && sub.Cnf.Bound() && !sameKey(sub.Cnf, req.Binding) {
+		return Decision{}, deny(oauth.InvalidRequest("the subject token is a refresh token bound to a DPoP key; send a DPoP proof of that key",
+			fmt.Errorf("refresh token is bound to %s, the request proves %s", keyName(sub.Cnf), keyName(req.Binding))), "")
+	}
 
 	actor, actorIss := req.ClientID, x.opts.IssuerURL
 	if a := req.Actor; a != nil {
@@ -94,12 +103,8 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 		// the client itself, so one bound to a key must come with a proof of that
 		// very key, as when the client uses it anywhere else.
 		if a.Cnf.Bound() && !sameKey(a.Cnf, req.Binding) {
-			proves := "no key"
-			if req.Binding.Bound() {
-				proves = keyName(req.Binding)
-			}
 			return Decision{}, deny(oauth.InvalidRequest("the actor token is sender-constrained; the request must prove its key",
-				fmt.Errorf("actor token is bound to %s, the request proves %s", keyName(a.Cnf), proves)), "")
+				fmt.Errorf("actor token is bound to %s, the request proves %s", keyName(a.Cnf), keyName(req.Binding))), "")
 		}
 		actor, actorIss = a.Subject, x.issuerURL(a)
 	}
@@ -161,14 +166,18 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	if !rule.AllowsRequestedType(typ) {
 		return Decision{}, deny(oauth.InvalidRequest("requested token type is not allowed", rule.MatchRequestedType(typ)), rule.Name)
 	}
-	carriesCnf := typ == oauth.TokenTypeAccessToken || typ == oauth.TokenTypeJWT
+	carriesCnf := carriesBinding(typ, req.Binding)
 	if mustBind && !carriesCnf {
 		why := fmt.Errorf("policy %s requires binding", rule.Name)
 		if sub.Cnf.Bound() {
 			why = fmt.Errorf("the subject token is bound to %s", keyName(sub.Cnf))
 		}
+		what := "a " + policy.TypeName(typ) + " carries no cnf"
+		if typ == oauth.TokenTypeRefreshToken {
+			what = "a refresh token is bound to a DPoP key only, the request proves " + keyName(req.Binding)
+		}
 		return Decision{}, deny(oauth.InvalidRequest("requested token type "+policy.TypeName(typ)+" cannot be sender-constrained, and this exchange must issue a bound token",
-			fmt.Errorf("%w, and a %s carries no cnf", why, policy.TypeName(typ))), rule.Name)
+			fmt.Errorf("%w, and %s", why, what)), rule.Name)
 	}
 
 	d := Decision{
@@ -195,7 +204,7 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 			d.TokenType = oauth.TokenTypeDPoP // RFC 9449 §5; a certificate-bound token stays Bearer (RFC 8705 §3)
 		}
 	}
-	if rule.AllowsRequestedType(oauth.TokenTypeRefreshToken) && !mustBind {
+	if rule.AllowsRequestedType(oauth.TokenTypeRefreshToken) && (!mustBind || carriesBinding(oauth.TokenTypeRefreshToken, req.Binding)) {
 		d.RefreshExpiresAt = x.expiry(oauth.TokenTypeRefreshToken, sub, req.Actor, now)
 	}
 	if rule.Mode == policy.Delegation {
@@ -215,10 +224,26 @@ func deny(err *oauth.Error, rule string) error { return &Denial{Err: err, Rule: 
 // keyName names the key of a cnf for the audit trail: "jkt <thumbprint>" or
 // "x5t#S256 <thumbprint>".
 func keyName(c *oauth.Confirmation) string {
+	if !c.Bound() {
+		return "no key"
+	}
 	if c.JKT != "" {
 		return "jkt " + c.JKT
 	}
 	return "x5t#S256 " + c.X5TS256
+}
+
+// carriesBinding reports whether a token of type typ can be bound to binding: an
+// access token or JWT carries any cnf; a refresh token is bound to a DPoP key only
+// (the refresh grant asks for a proof of it, RFC 9449 §5); an ID token to none.
+func carriesBinding(typ oauth.TokenType, binding *oauth.Confirmation) bool {
+	switch typ {
+	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT:
+		return true
+	case oauth.TokenTypeRefreshToken:
+		return binding != nil && binding.JKT != ""
+	}
+	return false
 }
 
 // sameKey reports whether the request's binding proves every key cnf names.

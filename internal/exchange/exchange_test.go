@@ -128,6 +128,11 @@ const (
 	x5tAPI1   = "A4DtL2JmUMhAsvJj5tKyn64SqzmuXbMrJa0n761y5v0"
 )
 
+// noRefresh in a want Decision of rule api1-wide (which lists refresh_token) says
+// that no refresh token may be issued beside, where the test loop would otherwise
+// expect one.
+var noRefresh = time.Unix(1, 0)
+
 func entraSubject() Principal {
 	return Principal{
 		TokenType: oauth.TokenTypeJWT, Issuer: "entra", IssuerURL: entraURL, Subject: "alice@corp",
@@ -545,19 +550,60 @@ func TestDecide(t *testing.T) {
 			r.Audiences, r.RequestedType = []string{api3}, oauth.TokenTypeIDToken
 		}, wantCode: oauth.CodeInvalidRequest, wantRule: "api1-wide", wantWhy: "the subject token is bound",
 			wantDesc: "requested token type id_token cannot be sender-constrained, and this exchange must issue a bound token"},
-		{name: "fail/bound-subject-refresh-token", req: func(r *Request) {
+		{name: "ok/bound-subject-refresh-token-bound-to-dpop-key", req: func(r *Request) {
 			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
 			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
 			r.Audiences, r.RequestedType = []string{api3}, oauth.TokenTypeRefreshToken
-		}, wantCode: oauth.CodeInvalidRequest, wantRule: "api1-wide",
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			d.IssuedType, d.TokenType, d.ExpiresAt = oauth.TokenTypeRefreshToken, oauth.TokenTypeNA, subjectExp
+			d.Cnf, d.RefreshExpiresAt = &oauth.Confirmation{JKT: jktAPI1}, subjectExp
+		}},
+		{name: "fail/bound-subject-refresh-token-for-certificate", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{X5TS256: x5tAPI1}
+			r.Audiences, r.RequestedType = []string{api3}, oauth.TokenTypeRefreshToken
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "api1-wide", wantWhy: "a refresh token is bound to a DPoP key only",
 			wantDesc: "requested token type refresh_token cannot be sender-constrained, and this exchange must issue a bound token"},
-		{name: "ok/bound-subject-no-refresh-token-beside", req: func(r *Request) {
+		{name: "ok/bound-subject-refresh-token-beside-bound", req: func(r *Request) {
 			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
 			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
 			r.Audiences = []string{api3}
 		}, want: func(d *Decision) {
 			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
 			d.Cnf, d.TokenType = &oauth.Confirmation{JKT: jktAPI1}, oauth.TokenTypeDPoP
+			d.RefreshExpiresAt = subjectExp // bound to the same DPoP key, d.Cnf.JKT
+		}},
+		{name: "ok/bound-subject-certificate-no-refresh-token-beside", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{X5TS256: x5tAPI1}
+			r.Audiences = []string{api3}
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			d.Cnf = &oauth.Confirmation{X5TS256: x5tAPI1}
+			d.RefreshExpiresAt = noRefresh
+		}},
+		{name: "ok/unbound-subject-certificate-refresh-token-unbound", req: func(r *Request) {
+			r.Binding = &oauth.Confirmation{X5TS256: x5tAPI1}
+			r.Audiences, r.RequestedType = []string{api3}, oauth.TokenTypeRefreshToken
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			d.IssuedType, d.TokenType, d.ExpiresAt = oauth.TokenTypeRefreshToken, oauth.TokenTypeNA, subjectExp
+		}},
+		{name: "fail/bound-refresh-subject-other-key", req: func(r *Request) {
+			r.Subject.TokenType, r.Subject.ClientID, r.Subject.Audiences = oauth.TokenTypeRefreshToken, "api1", nil
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktAPI1}
+			r.Binding = &oauth.Confirmation{JKT: jktWebApp}
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "refresh token is bound to jkt " + jktAPI1 + ", the request proves jkt " + jktWebApp,
+			wantDesc: "the subject token is a refresh token bound to a DPoP key; send a DPoP proof of that key"},
+		{name: "ok/bound-refresh-subject-same-key", req: func(r *Request) {
+			r.Subject.TokenType, r.Subject.ClientID, r.Subject.Audiences = oauth.TokenTypeRefreshToken, "api1", nil
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktAPI1}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+		}, want: func(d *Decision) {
+			d.Rule, d.Scopes = "api1-wide", []string{"ledger:read", "ledger:write"}
+			d.Cnf, d.TokenType = &oauth.Confirmation{JKT: jktAPI1}, oauth.TokenTypeDPoP
+			d.RefreshExpiresAt = subjectExp
 		}},
 		{name: "ok/upgraded-unbound-subject-keeps-refresh-token-beside", req: func(r *Request) {
 			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
@@ -640,11 +686,13 @@ func TestDecide(t *testing.T) {
 				}
 				want := baseDecision()
 				tt.want(&want)
-				if want.Rule == "api1-wide" && want.RefreshExpiresAt.IsZero() && !req.Subject.Cnf.Bound() {
+				if want.RefreshExpiresAt.Equal(noRefresh) {
+					want.RefreshExpiresAt = time.Time{}
+				} else if want.Rule == "api1-wide" && want.RefreshExpiresAt.IsZero() {
 					// api1-wide lists refresh_token (the others do not): a refresh
 					// token would live as long as the subject token, the refresh TTL
-					// (a day) being longer than any subject token here. Not beside a
-					// token that must stay bound (README "Token exchange rules").
+					// (a day) being longer than any subject token here. Cases where
+					// none may be issued (README "Token exchange rules") say noRefresh.
 					want.RefreshExpiresAt = req.Subject.ExpiresAt
 				}
 				if !reflect.DeepEqual(got, want) {

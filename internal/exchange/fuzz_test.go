@@ -291,10 +291,13 @@ func FuzzDecide(f *testing.F) {
 			t.Fatal("issued cnf shares memory with the request's binding")
 		case (req.Subject.Cnf.Bound() || rule.RequireBinding) && !d.Cnf.Bound():
 			t.Fatalf("bound subject %+v (require_binding %v) yields an unbound token", req.Subject.Cnf, rule.RequireBinding)
-		case (req.Subject.Cnf.Bound() || rule.RequireBinding) && !d.RefreshExpiresAt.IsZero():
+		case (req.Subject.Cnf.Bound() || rule.RequireBinding) && !d.RefreshExpiresAt.IsZero() && (d.Cnf == nil || d.Cnf.JKT == ""):
 			t.Fatal("an unbound refresh token beside a token that must stay bound")
 		case req.Binding.Bound() && (d.IssuedType == oauth.TokenTypeAccessToken || d.IssuedType == oauth.TokenTypeJWT) && d.Cnf == nil:
 			t.Fatalf("a bound request yields an unbound %s", d.IssuedType)
+		case d.IssuedType == oauth.TokenTypeIDToken && d.Cnf != nil,
+			d.IssuedType == oauth.TokenTypeRefreshToken && d.Cnf != nil && d.Cnf.JKT == "":
+			t.Fatalf("a %s with cnf %+v", d.IssuedType, d.Cnf)
 		}
 
 		// Type and lifetime: DPoP for an access token bound to a DPoP key, Bearer for

@@ -204,9 +204,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		out.Events = append(out.Events, &store.AuditEvent{
 			Type: store.EventTokenExchanged, Subject: ev.Subject, SubjectIssuer: ev.SubjectIssuer, ParentJTI: ev.ParentJTI,
 			Actors: ev.Actors, Audiences: d.Audiences, Scopes: d.Scopes, Rule: d.Rule,
-			// Not bound (exchange.Decision issues none where the chain must stay
-			// bound): its record names no cnf.
-			TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token", Detail: ev.Detail,
+			TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token", Detail: withCnf(ev.Detail, detailCnf, refreshCnf(rt)),
 		})
 	}
 	// Only now, with everything issued: a denial never names a cnf of its own.
@@ -227,6 +225,11 @@ func (g *TokenExchange) refreshToken(ctx context.Context, c *client.Client, d ex
 	rt := store.RefreshToken{
 		Hash: hash, ID: id, FamilyID: id, ClientID: c.ID, Subject: d.Subject, Scopes: d.Scopes,
 		Audiences: d.Audiences, IssuedAt: now, ExpiresAt: exp, Rule: d.Rule,
+	}
+	if d.Cnf != nil {
+		// Bound to the exchange's DPoP key (RFC 9449 §5): refreshing asks for a proof
+		// of it, and what it yields is bound to it again.
+		rt.JKT = d.Cnf.JKT
 	}
 	if d.Act != nil {
 		b, err := json.Marshal(d.Act)
@@ -272,6 +275,14 @@ func withCnf(detail, key string, cnf *oauth.Confirmation) string {
 	m[key], _ = json.Marshal(cnf)
 	b, _ := json.Marshal(m)
 	return string(b)
+}
+
+// refreshCnf is the binding of a stored refresh token, for its audit record.
+func refreshCnf(rt store.RefreshToken) *oauth.Confirmation {
+	if rt.JKT == "" {
+		return nil
+	}
+	return &oauth.Confirmation{JKT: rt.JKT}
 }
 
 // carry copies the subject's identity claims that travel with it.

@@ -6,8 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/exchange"
 	"github.com/deputy-auth/deputy/internal/grant"
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/subject"
 	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
 )
@@ -158,4 +161,107 @@ func TestTokenExchangeBinding(t *testing.T) {
 		}
 	})
 
+}
+
+// TestExchangedRefreshTokenBound: a refresh token issued beside a DPoP-bound
+// exchanged token is bound to the same key (RFC 9449 §5), so the chain stays bound
+// when it is refreshed: without a proof of that key the refresh is refused, with
+// one it yields a token bound to it. Beside a certificate-bound token that must stay
+// bound, none is issued.
+func TestExchangedRefreshTokenBound(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	v, err := subject.New(ctx, f.tokens, subject.Options{Refresh: f.st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// apiAudience is other's here, so that web's token addressed to it is other's
+	// to exchange; other may refresh.
+	x, err := exchange.New([]config.Policy{{Name: "other-with-refresh", Client: "other", Audiences: []string{api2},
+		SubjectTokenTypes: []string{"access_token", "refresh_token"}, RequestedTokenTypes: []string{"access_token", "refresh_token"}}},
+		[]config.Audience{{ID: apiAudience, Client: "other"}, {ID: api2, Scopes: []string{"read"}}}, exchange.Options{IssuerURL: issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp := grant.NewDispatcher(f.clients, f.audit, map[string]grant.Grant{
+		oauth.GrantTokenExchange: &grant.TokenExchange{Tokens: f.tokens, Subjects: v, Exchange: x, Refresh: f.st},
+		oauth.GrantRefreshToken:  &grant.RefreshToken{Store: f.st, Revoker: f.audit, Users: f.users},
+	}, discard)
+	exchangeAs := func(t *testing.T, binding *oauth.Confirmation) (*grant.Request, *oauth.TokenResponse) {
+		t.Helper()
+		raw, _ := boundUserToken(t, f, &oauth.Confirmation{JKT: webJKT})
+		req := f.request("other", "grant_type", oauth.GrantTokenExchange, "subject_token", raw,
+			"subject_token_type", string(oauth.TokenTypeAccessToken), "audience", api2)
+		req.Binding = binding
+		resp, err := disp.Token(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req, resp
+	}
+	refresh := func(rt string, binding *oauth.Confirmation) (*grant.Request, *oauth.TokenResponse, error) {
+		req := f.request("other", "grant_type", oauth.GrantRefreshToken, "refresh_token", rt)
+		req.Binding = binding
+		resp, err := disp.Token(ctx, req)
+		return req, resp, err
+	}
+
+	t.Run("ok/bound-to-the-exchange-key", func(t *testing.T) {
+		req, resp := exchangeAs(t, &oauth.Confirmation{JKT: apiJKT})
+		if resp.RefreshToken == "" {
+			t.Fatalf("no refresh token: %+v", resp)
+		}
+		rt := f.refreshRecord(t, resp.RefreshToken)
+		if rt.JKT != apiJKT {
+			t.Fatalf("refresh token bound to %q, want the exchange's key %s", rt.JKT, apiJKT)
+		}
+		for _, e := range f.events(t, req.RequestID) {
+			if issued, _ := eventCnf(t, e); issued == nil || issued.JKT != apiJKT {
+				t.Errorf("event of %s records cnf %+v", e.TokenJTI, issued)
+			}
+		}
+
+		r, out, err := refresh(resp.RefreshToken, nil)
+		wantCode(t, err, oauth.CodeInvalidGrant)
+		if out != nil {
+			t.Fatalf("refreshed without a proof: %+v", out)
+		}
+		wantDenied(t, f, r, oauth.CodeInvalidGrant)
+		if _, _, err := refresh(resp.RefreshToken, &oauth.Confirmation{JKT: webJKT}); oauth.AsError(err).Code != oauth.CodeInvalidGrant {
+			t.Fatalf("refresh with another key: %v", err)
+		}
+		// Presented as a subject token, it asks for a proof of its key too.
+		for _, tc := range []struct {
+			binding *oauth.Confirmation
+			desc    string
+		}{
+			{nil, "the subject token is sender-constrained; the exchange must be too"},
+			{&oauth.Confirmation{JKT: webJKT}, "the subject token is a refresh token bound to a DPoP key; send a DPoP proof of that key"},
+		} {
+			req := f.request("other", "grant_type", oauth.GrantTokenExchange, "subject_token", resp.RefreshToken,
+				"subject_token_type", string(oauth.TokenTypeRefreshToken), "audience", api2)
+			req.Binding = tc.binding
+			_, err := disp.Token(ctx, req)
+			if wantCode(t, err, oauth.CodeInvalidRequest); oauth.AsError(err).Description != tc.desc {
+				t.Errorf("exchanged with %+v: %v", tc.binding, err)
+			}
+		}
+		_, out, err = refresh(resp.RefreshToken, &oauth.Confirmation{JKT: apiJKT})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.access(t, out.AccessToken); out.TokenType != oauth.TokenTypeDPoP || got.Cnf == nil || got.Cnf.JKT != apiJKT {
+			t.Fatalf("refreshed token_type %q cnf %+v", out.TokenType, got.Cnf)
+		}
+	})
+
+	t.Run("ok/none-beside-a-certificate-bound-token", func(t *testing.T) {
+		_, resp := exchangeAs(t, &oauth.Confirmation{X5TS256: apiX5T})
+		if resp.RefreshToken != "" {
+			t.Fatal("a refresh token beside a token that must stay bound, which it could not keep")
+		}
+		if got := f.access(t, resp.AccessToken); got.Cnf == nil || got.Cnf.X5TS256 != apiX5T {
+			t.Fatalf("cnf %+v", got.Cnf)
+		}
+	})
 }
