@@ -40,6 +40,10 @@ func (v *Verifier) verifyRefresh(ctx context.Context, role, raw string, now time
 		TokenType: typ, Issuer: Self, IssuerURL: v.tokens.Issuer(), Subject: rt.Subject,
 		Audiences: rt.Audiences, Scopes: rt.Scopes, ClientID: rt.ClientID, JTI: rt.ID, ExpiresAt: rt.ExpiresAt,
 	}
+	if rt.JKT != "" {
+		// Bound to a DPoP key (RFC 9449 §5): the exchange asks for a proof of it.
+		p.Cnf = &oauth.Confirmation{JKT: rt.JKT}
+	}
 	fail := func(desc string, cause error) (exchange.Principal, error) {
 		return exchange.Principal{TokenType: typ, Issuer: Self, Subject: rt.Subject, JTI: rt.ID},
 			oauth.InvalidRequest(desc, fmt.Errorf("%s refresh token %s: %w", role, rt.ID, cause))
