@@ -409,3 +409,47 @@ func proofWithSigner(t testing.TB, s crypto.Signer, alg jose.SignatureAlgorithm,
 	}
 	return p
 }
+
+// TestReplayCache: a proof is accepted once while remembered; an expired one is
+// forgotten; the cache never holds more than its bound, dropping the oldest.
+func TestReplayCache(t *testing.T) {
+	now := time.Now()
+	c := newReplayCache(2)
+	id := func(k string, ttl time.Duration) proofID { return proofID{key: k, expires: now.Add(ttl)} }
+	for _, step := range []struct {
+		name string
+		id   proofID
+		at   time.Duration
+		want bool
+	}{
+		{"ok/first", id("a", time.Minute), 0, true},
+		{"fail/replay", id("a", time.Minute), time.Second, false},
+		{"ok/second", id("b", 2*time.Minute), time.Second, true},
+		{"fail/replay-of-second", id("b", 2*time.Minute), 2 * time.Second, false},
+		{"ok/after-expiry", id("a", 3*time.Minute), time.Minute, true},
+		{"ok/third-drops-oldest", id("c", 3*time.Minute), time.Minute, true},
+	} {
+		if got := c.add(step.id, now.Add(step.at)); got != step.want {
+			t.Errorf("%s: add = %v, want %v", step.name, got, step.want)
+		}
+		if len(c.seen) > 2 || len(c.order) > 2 {
+			t.Errorf("%s: %d entries, %d in order; bound 2", step.name, len(c.seen), len(c.order))
+		}
+	}
+}
+
+// FuzzParseConfirmation: any cnf claim either names exactly one key or is refused.
+func FuzzParseConfirmation(f *testing.F) {
+	for _, s := range []string{`{"jkt":"abc"}`, `{"x5t#S256":"abc"}`, `{"jkt":"a","x5t#S256":"b"}`, `{}`, `null`, `[]`, `{"jwk":{}}`, `{"jkt":""}`, `{"jkt":1}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseConfirmation(json.RawMessage(s))
+		if (c == nil) == (err == nil) {
+			t.Fatalf("parseConfirmation(%q) = %v, %v", s, c, err)
+		}
+		if c != nil && (c.JKT == "") == (c.X5TS256 == "") {
+			t.Fatalf("parseConfirmation(%q) = %+v: not exactly one key", s, c)
+		}
+	})
+}
