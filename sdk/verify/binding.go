@@ -297,9 +297,9 @@ func (c *replayCache) add(id proofID, now time.Time) bool {
 	return true
 }
 
-// dpopChallenged marks an error answered with a DPoP challenge (RFC 9449 §7.1)
+// errDPoPChallenge marks an error answered with a DPoP challenge (RFC 9449 §7.1)
 // rather than a Bearer one.
-var dpopChallenged = errors.New("DPoP challenge")
+var errDPoPChallenge = errors.New("DPoP challenge")
 
 // dpopChallenge marks err, an *oauth.Error, to be answered with a DPoP challenge.
 func dpopChallenge(err error) error {
@@ -308,6 +308,6 @@ func dpopChallenge(err error) error {
 		return err
 	}
 	c := *e
-	c.Cause = errors.Join(e.Cause, dpopChallenged)
+	c.Cause = errors.Join(e.Cause, errDPoPChallenge)
 	return &c
 }

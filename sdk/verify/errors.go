@@ -50,12 +50,12 @@ func invalidToken(desc string, cause error) error {
 }
 
 func invalidProof(desc string, cause error) error {
-	return &oauth.Error{Code: oauth.CodeInvalidDPoPProof, Description: desc, Cause: errors.Join(withKind(ErrInvalidProof, cause), dpopChallenged)}
+	return &oauth.Error{Code: oauth.CodeInvalidDPoPProof, Description: desc, Cause: errors.Join(withKind(ErrInvalidProof, cause), errDPoPChallenge)}
 }
 
 func useNonce(cause error) error {
 	return &oauth.Error{Code: oauth.CodeUseDPoPNonce, Description: "DPoP proof must carry the nonce in DPoP-Nonce",
-		Cause: errors.Join(withKind(ErrUseNonce, cause), dpopChallenged)}
+		Cause: errors.Join(withKind(ErrUseNonce, cause), errDPoPChallenge)}
 }
 
 func insufficientScope(desc string) error {

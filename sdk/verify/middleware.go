@@ -93,7 +93,7 @@ func (v *Verifier) writeError(w http.ResponseWriter, err error, scopes []string)
 			challenge = ""
 		}
 		h.Add("WWW-Authenticate", `DPoP realm="`+quotable(v.audience)+`", algs="`+dpopAlgs()+`"`)
-	case errors.Is(err, dpopChallenged):
+	case errors.Is(err, errDPoPChallenge):
 		// RFC 9449 §7.1: a DPoP-bound token, a DPoP request or a bad proof.
 		status = http.StatusUnauthorized
 		challenge = `DPoP error="` + string(e.Code) + `", error_description="` + quotable(e.Description) + `", algs="` + dpopAlgs() + `"`
