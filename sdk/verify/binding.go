@@ -301,10 +301,11 @@ func (c *replayCache) add(id proofID, now time.Time) bool {
 // rather than a Bearer one.
 var errDPoPChallenge = errors.New("DPoP challenge")
 
-// dpopChallenge marks err, an *oauth.Error, to be answered with a DPoP challenge.
+// dpopChallenge marks err, an *oauth.Error of ErrInvalidToken, to be answered with a
+// DPoP challenge; other errors (ErrUnavailable) are left as they are.
 func dpopChallenge(err error) error {
 	var e *oauth.Error
-	if !errors.As(err, &e) {
+	if !errors.As(err, &e) || !errors.Is(err, ErrInvalidToken) {
 		return err
 	}
 	c := *e

@@ -453,3 +453,21 @@ func FuzzParseConfirmation(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyRequestDPoPUnavailable: a DPoP request while deputy's keys cannot be
+// had is 503, as for Bearer — not a 401 that would send the client away.
+func TestVerifyRequestDPoPUnavailable(t *testing.T) {
+	d := testdeputy.Start(t, nil)
+	key := newProofKey(t)
+	raw := signAsDeputy(t, d, "at+jwt", with(claimsFor(d, time.Now()), "cnf", map[string]any{"jkt": key.jkt}), nil)
+	v, _, _ := newVerifier(t, d, api1, func(c *Config) { c.JWKSURL = closedURL(t) + "/jwks" })
+	r := httptest.NewRequest(http.MethodGet, ledgerURL, nil)
+	r.Header.Set("Authorization", "DPoP "+raw)
+	r.Header.Set(dpop.Header, key.proof(t, dpop.Claims{JTI: randomID(), HTM: "GET", HTU: ledgerURL, IAT: time.Now().Unix(), ATH: dpop.ATH(raw)}))
+	rec := httptest.NewRecorder()
+	v.Middleware(http.NotFoundHandler()).ServeHTTP(rec, r)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", rec.Code)
+	}
+	checkErrorBody(t, rec, "temporarily_unavailable", "")
+}
