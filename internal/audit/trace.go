@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // ErrNotFound is returned by Trace for an id that is neither a token jti nor an
@@ -65,9 +66,17 @@ type Node struct {
 	Rule          string    `json:"rule,omitempty"`
 	Expires       time.Time `json:"expires,omitzero"`
 	ParentJTI     string    `json:"parent_jti,omitempty"`
-	Asked         bool      `json:"asked,omitempty"` // this is the token (or issuance event) asked for
-	Events        []Event   `json:"events,omitempty"`
-	Children      []*Node   `json:"children,omitempty"`
+	// Cnf is the key the token is bound to (RFC 7800 cnf: a DPoP key's jkt or a
+	// certificate's x5t#S256), nil for a bearer token; SubjectCnf that of the
+	// subject token it was exchanged from. Both come from the issuance event's
+	// Detail ("cnf", "subject_cnf"); when that names no cnf, Cnf is the
+	// subject_cnf an exchange of the token recorded. A trail written before binding
+	// existed holds bearer tokens only.
+	Cnf        *oauth.Confirmation `json:"cnf,omitempty"`
+	SubjectCnf *oauth.Confirmation `json:"subject_cnf,omitempty"`
+	Asked      bool                `json:"asked,omitempty"` // this is the token (or issuance event) asked for
+	Events     []Event             `json:"events,omitempty"`
+	Children   []*Node             `json:"children,omitempty"`
 }
 
 // Event is an event, other than its issuance, that concerns a token.
@@ -272,6 +281,7 @@ func (t *tracer) build(jti string, depth int) (*Node, error) {
 			Actors: iss.Actors, Audiences: iss.Audiences, Scopes: iss.Scopes, Rule: iss.Rule,
 			Expires: iss.TokenExpires, ParentJTI: iss.ParentJTI,
 		}
+		n.Cnf, n.SubjectCnf = bindings(iss.Detail)
 	}
 	byTok, err := t.eventsByToken(jti)
 	if err != nil {
@@ -305,7 +315,54 @@ func (t *tracer) build(jti string, depth int) (*Node, error) {
 		}
 		n.Children = append(n.Children, c)
 	}
+	if n.Cnf == nil {
+		// Issued by a grant that does not record cnf, or not in this trail: the
+		// exchanges that presented the token read its binding from the token.
+		n.Cnf = presentedCnf(n)
+	}
 	return n, nil
+}
+
+// bindings reads the cnf of the issued token and of its subject token from an
+// issuance event's Detail; nil for what it does not hold (or a Detail that is not
+// a JSON object) and for a cnf that binds nothing.
+func bindings(detail string) (issued, subject *oauth.Confirmation) {
+	if !strings.Contains(detail, "cnf") {
+		return nil, nil
+	}
+	var d struct {
+		Cnf        *oauth.Confirmation `json:"cnf"`
+		SubjectCnf *oauth.Confirmation `json:"subject_cnf"`
+	}
+	if json.Unmarshal([]byte(detail), &d) != nil {
+		return nil, nil
+	}
+	if !d.Cnf.Bound() {
+		d.Cnf = nil
+	}
+	if !d.SubjectCnf.Bound() {
+		d.SubjectCnf = nil
+	}
+	return d.Cnf, d.SubjectCnf
+}
+
+// bindingText is how the text trace shows a token's binding: "bearer", or "bound
+// dpop:" / "bound x5t:" and the first 8 characters of the thumbprint.
+func bindingText(c *oauth.Confirmation) string {
+	short := func(s string) string {
+		if r := []rune(s); len(r) > 8 {
+			return string(r[:8]) + "…"
+		}
+		return s
+	}
+	switch {
+	case !c.Bound():
+		return "bearer"
+	case c.JKT != "":
+		return "bound dpop:" + textValue(short(c.JKT))
+	default:
+		return "bound x5t:" + textValue(short(c.X5TS256))
+	}
 }
 
 // cascade attaches each revocation to the descendants its Detail lists.
@@ -396,9 +453,13 @@ func (tr *Tree) WriteJSON(w io.Writer) error {
 // that is not printable (ESC as \x1b), a quote or a backslash.
 //
 //	token T0 (token.issued)  2026-11-25T18:00:00Z  client web-app  rule -
-//	  sub web-app  aud https://api1.example  scope payments:read  exp 2026-11-25T19:00:00Z
+//	  sub web-app  aud https://api1.example  scope payments:read  exp 2026-11-25T19:00:00Z  bound dpop:NzbLsXh8…
 //	  └─ token T1 (token.exchanged)  2026-11-25T18:00:01Z  client api1  rule policies[0]  ◀ asked
-//	       sub web-app  act api1  aud https://api2.example  scope ledger:read  exp …
+//	       sub web-app  act api1  aud https://api2.example  scope ledger:read  exp …  bound dpop:0ZcOCORZ…
+//
+// Each token's binding ends its second line: "bearer", or "bound dpop:" (a DPoP
+// key's jkt) or "bound x5t:" (a client certificate's x5t#S256) and the first 8
+// characters of the thumbprint; the JSON form carries the whole cnf.
 func (tr *Tree) WriteText(w io.Writer) error {
 	var b strings.Builder
 	switch {
@@ -428,6 +489,19 @@ func externalIssuer(n *Node) string {
 	return iss
 }
 
+// presentedCnf is the binding of an unknown token as the exchanges that presented
+// it recorded it (their subject_cnf), when all of them agree it was bound.
+func presentedCnf(n *Node) *oauth.Confirmation {
+	var c *oauth.Confirmation
+	for _, ch := range n.Children {
+		if ch.SubjectCnf == nil || c != nil && *c != *ch.SubjectCnf {
+			return nil
+		}
+		c = ch.SubjectCnf
+	}
+	return c
+}
+
 // writeNode writes n with lead before its first line and pad (the same width)
 // before the others.
 func writeNode(b *strings.Builder, n *Node, lead, pad string) {
@@ -439,6 +513,10 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 			fmt.Fprintf(b, " (presented from %s, not issued by deputy)", textValue(iss))
 		} else {
 			b.WriteString(" (not issued in this audit trail)")
+		}
+		if c := cmp.Or(n.Cnf, presentedCnf(n)); c != nil {
+			b.WriteString("  ")
+			b.WriteString(bindingText(c))
 		}
 	} else {
 		fmt.Fprintf(b, " (%s)  %s  client %s  rule %s", textValue(n.Type), fmtTime(n.Time), textValue(orDash(n.ClientID)), textValue(orDash(n.Rule)))
@@ -464,6 +542,8 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 			b.WriteString("  exp ")
 			b.WriteString(fmtTime(n.Expires))
 		}
+		b.WriteString("  ")
+		b.WriteString(bindingText(n.Cnf))
 		b.WriteByte('\n')
 		b.WriteString(body)
 		b.WriteString("event ")

@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // delegationTrail records design §1's flow with a branch, a revocation and denials:
 //
-//	T0 issued to web-app for alice (aud api1)
-//	├─ T1 exchanged by api1 (aud api2)          ← revoked (R1), cascading to T2
-//	│  └─ T2 exchanged by api2 (aud api3)       ← denied E5, call E6, denied E7 after R1
-//	└─ T1b exchanged by api1 (aud api4)
+//	T0 issued to web-app for alice (aud api1), a bearer token
+//	├─ T1 exchanged by api1 (aud api2), bound to api1's DPoP key     ← revoked (R1), cascading to T2
+//	│  └─ T2 exchanged by api2 (aud api3), bound to api2's DPoP key  ← denied E5, call E6, denied E7 after R1
+//	└─ T1b exchanged by api1 (aud api4), bound to api1's certificate
 //	U0, U1: an unrelated chain
 func delegationTrail(t *testing.T, b backend) {
 	t.Helper()
@@ -34,13 +35,16 @@ func delegationTrail(t *testing.T, b backend) {
 			Audiences: []string{"https://api1.example"}, TokenJTI: "U0", TokenExpires: exp, Decision: store.DecisionAllow},
 		{ID: "E2", Time: at(2), Type: store.EventTokenExchanged, ClientID: "api1", Subject: "alice", Actors: []string{"api1"},
 			Audiences: []string{"https://api2.example"}, Scopes: []string{"ledger:read"}, ParentJTI: "T0", TokenJTI: "T1",
-			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[0]"},
+			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[0]",
+			Detail: `{"cnf":{"jkt":"` + jktAPI1 + `"},"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange"}`},
 		{ID: "E3", Time: at(3), Type: store.EventTokenExchanged, ClientID: "api2", Subject: "alice", Actors: []string{"api2", "api1"},
 			Audiences: []string{"https://api3.example"}, Scopes: []string{"ledger:read"}, ParentJTI: "T1", TokenJTI: "T2",
-			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[1]"},
+			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[1]",
+			Detail: `{"cnf":{"jkt":"` + jktAPI2 + `"},"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","subject_cnf":{"jkt":"` + jktAPI1 + `"}}`},
 		{ID: "E4", Time: at(4), Type: store.EventTokenExchanged, ClientID: "api1", Subject: "alice", Actors: []string{"api1"},
 			Audiences: []string{"https://api4.example"}, Scopes: []string{"cards:read"}, ParentJTI: "T0", TokenJTI: "T1b",
-			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[2]"},
+			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[2]",
+			Detail: `{"cnf":{"x5t#S256":"` + x5tAPI1 + `"}}`},
 		{ID: "E5", Time: at(5), Type: store.EventDenied, ClientID: "api3", Subject: "alice", Actors: []string{"api3", "api2", "api1"},
 			Audiences: []string{"https://api5.example"}, ParentJTI: "T2", Decision: store.DecisionDeny,
 			Reason: "invalid_target: no policy of api3 allows https://api5.example"},
@@ -66,6 +70,13 @@ func delegationTrail(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 }
+
+// Key thumbprints of the trail's hops.
+const (
+	jktAPI1 = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	jktAPI2 = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+	x5tAPI1 = "A4DtL2JmUMhAsvJj5tKyn64SqzmuXbMrJa0n761y5v0"
+)
 
 func TestTraceFromTheMiddle(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -102,12 +113,23 @@ func TestTraceFromTheMiddle(t *testing.T) {
 		if len(t1b.Events) != 0 {
 			t.Errorf("T1b events = %+v, want none", t1b.Events)
 		}
+		// Each hop's binding, from its issuance record (README "Audit trail").
+		if root.Cnf != nil || t1.Cnf == nil || t1.Cnf.JKT != jktAPI1 || t1.SubjectCnf != nil ||
+			t2.Cnf == nil || t2.Cnf.JKT != jktAPI2 || t2.SubjectCnf == nil || t2.SubjectCnf.JKT != jktAPI1 ||
+			t1b.Cnf == nil || t1b.Cnf.X5TS256 != x5tAPI1 {
+			t.Errorf("bindings: T0 %+v, T1 %+v (subject %+v), T2 %+v (subject %+v), T1b %+v", root.Cnf, t1.Cnf, t1.SubjectCnf, t2.Cnf, t2.SubjectCnf, t1b.Cnf)
+		}
 		var text, js bytes.Buffer
 		if err := tree.WriteText(&text); err != nil {
 			t.Fatal(err)
 		}
 		if err := tree.WriteJSON(&js); err != nil {
 			t.Fatal(err)
+		}
+		for _, want := range []string{"bearer", "bound dpop:0ZcOCORZ…", "bound dpop:NzbLsXh8…", "bound x5t:A4DtL2Jm…"} {
+			if !strings.Contains(text.String(), want) {
+				t.Errorf("trace text lacks %q", want)
+			}
 		}
 		golden(t, "trace-T1.txt", text.Bytes())
 		golden(t, "trace-T1.json", js.Bytes())
@@ -284,6 +306,12 @@ func TestTraceTextUnknownRoot(t *testing.T) {
 	child := func(iss string) *Node {
 		return &Node{JTI: "T-" + iss, Type: "token.exchanged", ClientID: "api1", Subject: "alice", SubjectIssuer: iss}
 	}
+	// boundChild was exchanged from A1 bound to jkt (its subject_cnf).
+	boundChild := func(iss, jkt string) *Node {
+		n := child(iss)
+		n.SubjectCnf = &oauth.Confirmation{JKT: jkt}
+		return n
+	}
 	for _, tt := range []struct {
 		name     string
 		children []*Node
@@ -295,6 +323,12 @@ func TestTraceTextUnknownRoot(t *testing.T) {
 			"token A1 (not issued in this audit trail)\n"},
 		{"issuer-not-said", []*Node{child("")}, "token A1 (not issued in this audit trail)\n"},
 		{"no-children", nil, "token A1 (not issued in this audit trail)\n"},
+		{"presented-bound", []*Node{boundChild("https://idp.corp.example", jktAPI1), boundChild("https://idp.corp.example", jktAPI1)},
+			"token A1 (presented from https://idp.corp.example, not issued by deputy)  bound dpop:0ZcOCORZ…\n"},
+		{"presented-bound-disagree", []*Node{boundChild("", jktAPI1), boundChild("", jktAPI2)},
+			"token A1 (not issued in this audit trail)\n"},
+		{"presented-bound-and-bearer", []*Node{boundChild("", jktAPI1), child("")},
+			"token A1 (not issued in this audit trail)\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var text bytes.Buffer
@@ -306,5 +340,39 @@ func TestTraceTextUnknownRoot(t *testing.T) {
 				t.Errorf("first line %q, want %q", first, tt.want)
 			}
 		})
+	}
+}
+
+// TestTraceBindingFromSubjectCnf: a token whose issuance record names no cnf (issued
+// by a grant that does not record it) shows the binding the exchanges that
+// presented it verified in the token itself (their subject_cnf).
+func TestTraceBindingFromSubjectCnf(t *testing.T) {
+	b := newMemStore()
+	w := NewWriter(b, b, WriterOptions{})
+	defer w.Close()
+	ctx := context.Background()
+	for _, e := range []*store.AuditEvent{
+		{ID: "E1", Time: t0, Type: store.EventTokenIssued, ClientID: "web-app", Subject: "alice", TokenJTI: "T0",
+			Decision: store.DecisionAllow, Detail: `{"grant_type":"authorization_code"}`},
+		{ID: "E2", Time: t0, Type: store.EventTokenExchanged, ClientID: "api1", Subject: "alice", ParentJTI: "T0", TokenJTI: "T1",
+			Decision: store.DecisionAllow, Detail: `{"cnf":{"jkt":"` + jktAPI1 + `"},"subject_cnf":{"jkt":"` + jktAPI2 + `"}}`},
+	} {
+		if err := w.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, err := Trace(ctx, b, "T1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := tree.Root.Cnf; c == nil || c.JKT != jktAPI2 {
+		t.Fatalf("root cnf %+v, want the jkt its exchange verified, %s", c, jktAPI2)
+	}
+	var text bytes.Buffer
+	if err := tree.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "bound dpop:NzbLsXh8…\n") {
+		t.Errorf("text:\n%s", text.String())
 	}
 }

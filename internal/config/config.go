@@ -214,6 +214,10 @@ type Policy struct {
 	RequireMayAct       bool     `yaml:"require_may_act"`
 	MaxChain            int      `yaml:"max_chain"`
 	RequestedTokenTypes []string `yaml:"requested_token_types"`
+	// RequireBinding makes the policy issue only sender-constrained tokens: a
+	// request it decides must prove a key (a DPoP proof, RFC 9449, or a
+	// certificate-bound client's TLS certificate, RFC 8705), else invalid_request.
+	RequireBinding bool `yaml:"require_binding"`
 }
 
 // TrustedIssuer is an external issuer whose JWTs may be exchanged.

@@ -473,6 +473,15 @@ func TestValidate(t *testing.T) {
 		{"fail/policy-mode", func(c *Config) { c.Exchange.Policies[0].Mode = "proxy" }, "exchange.policies[0].mode", `"proxy" is not one of delegation, impersonation`},
 		{"fail/policy-max-chain-high", func(c *Config) { c.Exchange.Policies[0].MaxChain = 33 }, "exchange.policies[0].max_chain", "33 is not between 1 and 32 (0 means 4)"},
 		{"fail/policy-max-chain-negative", func(c *Config) { c.Exchange.Policies[0].MaxChain = -1 }, "exchange.policies[0].max_chain", "-1 is not between 1 and 32"},
+		{"ok/policy-require-binding", func(c *Config) {
+			c.Exchange.Policies[0].RequireBinding, c.Exchange.Policies[0].RequestedTokenTypes = true, []string{"access_token", "jwt"}
+		}, "", ""},
+		{"fail/policy-require-binding-id-token", func(c *Config) {
+			c.Exchange.Policies[0].RequireBinding, c.Exchange.Policies[0].RequestedTokenTypes = true, []string{"access_token", "id_token"}
+		}, "exchange.policies[0].require_binding", "requested_token_types lists id_token, which cannot be sender-constrained"},
+		{"fail/policy-require-binding-refresh-token", func(c *Config) {
+			c.Exchange.Policies[0].RequireBinding, c.Exchange.Policies[0].RequestedTokenTypes = true, []string{"access_token", "refresh_token"}
+		}, "exchange.policies[0].require_binding", "requested_token_types lists refresh_token"},
 		{"fail/policy-requested-token-type", func(c *Config) { c.Exchange.Policies[0].RequestedTokenTypes = []string{"saml2"} }, "exchange.policies[0].requested_token_types[0]", `"saml2" is not one of access_token, jwt, id_token, refresh_token`},
 
 		{"fail/trusted-issuer-name-empty", func(c *Config) { c.TrustedIssuers[0].Name = "" }, "trusted_issuers[0].name", "must be set"},
@@ -804,6 +813,16 @@ users:
 				`$DEPUTY_EXCHANGE_POLICIES_0_REQUIRE_MAY_ACT: exchange.policies[0].require_may_act: "yes" is not true or false`,
 				`$DEPUTY_LIMITS_MAX_TOKEN_BYTES: limits.max_token_bytes: "0x10" is not a decimal integer in range`,
 				`$DEPUTY_TOKENS_ID_TOKEN_TTL: tokens.id_token_ttl: "5" is not a duration (like 90s, 5m or 24h): time: missing unit in duration "5"`,
+			},
+		},
+		{
+			name: "fail/policy-require-binding",
+			env: []string{"DEPUTY_EXCHANGE_POLICIES_0_CLIENT=web-app", "DEPUTY_EXCHANGE_POLICIES_0_REQUIRE_BINDING=true",
+				"DEPUTY_EXCHANGE_POLICIES_0_REQUESTED_TOKEN_TYPES=access_token,id_token"},
+			want: []string{
+				`$DEPUTY_EXCHANGE_POLICIES_0_CLIENT: exchange.policies[0].client: client "web-app" does not have grant type urn:ietf:params:oauth:grant-type:token-exchange`,
+				`$DEPUTY_EXCHANGE_POLICIES_0_CLIENT: exchange.policies[0].audiences: must list at least one audience`,
+				`$DEPUTY_EXCHANGE_POLICIES_0_REQUIRE_BINDING: exchange.policies[0].require_binding: requested_token_types lists id_token, which cannot be sender-constrained: a rule with require_binding would never issue it`,
 			},
 		},
 		{

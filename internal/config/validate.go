@@ -239,6 +239,11 @@ func (c *Config) policyChecks() []check {
 			{len(pol.Audiences) == 0, p + ".audiences", "must list at least one audience"},
 			oneOf(p+".mode", pol.Mode, modes),
 			{pol.MaxChain < 1 || pol.MaxChain > maxMaxChain, p + ".max_chain", fmt.Sprintf("%d is not between 1 and %d (0 means %d)", pol.MaxChain, maxMaxChain, DefaultMaxChain)},
+			// A rule with require_binding issues only sender-constrained tokens, and
+			// ID tokens and exchanged refresh tokens carry no binding (README "Token
+			// exchange rules"): such a rule could never issue them.
+			{pol.RequireBinding && slices.Contains(pol.RequestedTokenTypes, "id_token"), p + ".require_binding", "requested_token_types lists id_token, which cannot be sender-constrained: a rule with require_binding would never issue it"},
+			{pol.RequireBinding && slices.Contains(pol.RequestedTokenTypes, "refresh_token"), p + ".require_binding", "requested_token_types lists refresh_token, and refresh tokens of an exchange are not sender-constrained: a rule with require_binding never issues them"},
 		}...)
 		checks = append(checks, listChecks(p+".subject_issuers", pol.SubjectIssuers, func(path, n string) []check {
 			return []check{{n != SubjectIssuerSelf && c.trustedIssuer(n) == nil && !c.samlIdP(n), path, fmt.Sprintf("%q is neither self nor the name of a trusted_issuers or saml_idps entry", n)}}

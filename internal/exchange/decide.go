@@ -21,19 +21,31 @@ import (
 //   - no policy names the client → unauthorized_client (the dispatcher normally asks
 //     Permits first);
 //   - step 4, invalid_request: no policy accepts the subject token's issuer and type;
-//     a token deputy issued that is not addressed to the client; an actor token whose
-//     subject is not the client; an actor that does not match the subject token's
+//     a token deputy issued that is not addressed to the client; a sender-constrained
+//     subject token (cnf) exchanged by a request that proves no key; an actor token
+//     whose subject is not the client, or that is sender-constrained and the request
+//     does not prove its key; an actor that does not match the subject token's
 //     may_act; an expired token;
 //   - step 5, invalid_target: a resource that is not an absolute URI without fragment,
 //     a target that is not a configured audience, or no policy allowing all targets.
 //     With no target, the single audience the policies accepting the subject allow is
 //     used, else invalid_request;
 //   - step 4 for the deciding rule, invalid_request naming the rule: it requires
-//     may_act and the subject token has none, or the issued act chain would be longer
-//     than its max_chain. A later rule never stands in for it;
+//     may_act and the subject token has none, the issued act chain would be longer
+//     than its max_chain, or it requires binding and the request proves no key. A
+//     later rule never stands in for it;
 //   - step 6, invalid_scope: a requested scope outside subject scopes (deputy's own
 //     tokens only) ∩ target audiences' scopes ∩ the policy's scopes;
-//   - step 7, invalid_request: a requested token type the policy does not allow.
+//   - step 7, invalid_request: a requested token type the policy does not allow, or
+//     one that cannot carry a binding (id_token, refresh_token) when the issued token
+//     must be bound.
+//
+// Binding (RFC 9449 §6, RFC 8705 §3; README "Token exchange rules"): the issued
+// token is bound to the key this request proved (Request.Binding), never to the
+// subject token's: each hop's token is bound to the party that holds it. A bound
+// subject token, or a rule with require_binding, makes that mandatory — no hop
+// downgrades a bound token to a bearer one — and then no refresh token is issued
+// beside the access token, as it would mint unbound ones.
 func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	rules := x.rules.ForClient(req.ClientID)
 	if len(rules) == 0 {
@@ -63,6 +75,10 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	if err := x.checkBinding(sub, req.ClientID); err != nil {
 		return Decision{}, err
 	}
+	if sub.Cnf.Bound() && !req.Binding.Bound() {
+		return Decision{}, deny(oauth.InvalidRequest("the subject token is sender-constrained; the exchange must be too",
+			fmt.Errorf("subject token is bound to %s, the request proves no key", keyName(sub.Cnf))), "")
+	}
 
 	actor, actorIss := req.ClientID, x.opts.IssuerURL
 	if a := req.Actor; a != nil {
@@ -73,6 +89,17 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 		if !a.ExpiresAt.IsZero() && !a.ExpiresAt.After(now) {
 			return Decision{}, deny(oauth.InvalidRequest("actor token expired",
 				fmt.Errorf("actor token expired at %s", a.ExpiresAt.UTC().Format(time.RFC3339))), "")
+		}
+		// RFC 8693 says nothing of bound actor tokens. An actor token identifies
+		// the client itself, so one bound to a key must come with a proof of that
+		// very key, as when the client uses it anywhere else.
+		if a.Cnf.Bound() && !sameKey(a.Cnf, req.Binding) {
+			proves := "no key"
+			if req.Binding.Bound() {
+				proves = keyName(req.Binding)
+			}
+			return Decision{}, deny(oauth.InvalidRequest("the actor token is sender-constrained; the request must prove its key",
+				fmt.Errorf("actor token is bound to %s, the request proves %s", keyName(a.Cnf), proves)), "")
 		}
 		actor, actorIss = a.Subject, x.issuerURL(a)
 	}
@@ -113,6 +140,12 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	if err := rule.MatchChain(depth); err != nil {
 		return Decision{}, deny(oauth.InvalidRequest("act chain would be longer than the policy for this target allows (max_chain)", err), rule.Name)
 	}
+	bound := req.Binding.Bound()
+	if err := rule.MatchBinding(bound); err != nil {
+		return Decision{}, deny(oauth.InvalidRequest("the policy for this target issues only sender-constrained tokens; send a DPoP proof or use a bound client certificate", err), rule.Name)
+	}
+	// The issued token must be bound: the subject token is, or the rule says so.
+	mustBind := sub.Cnf.Bound() || rule.RequireBinding
 
 	// Step 6: scopes.
 	scopes, err := x.grantScopes(rule, sub, targets, req.Scopes)
@@ -127,6 +160,15 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	}
 	if !rule.AllowsRequestedType(typ) {
 		return Decision{}, deny(oauth.InvalidRequest("requested token type is not allowed", rule.MatchRequestedType(typ)), rule.Name)
+	}
+	carriesCnf := typ == oauth.TokenTypeAccessToken || typ == oauth.TokenTypeJWT
+	if mustBind && !carriesCnf {
+		why := fmt.Errorf("policy %s requires binding", rule.Name)
+		if sub.Cnf.Bound() {
+			why = fmt.Errorf("the subject token is bound to %s", keyName(sub.Cnf))
+		}
+		return Decision{}, deny(oauth.InvalidRequest("requested token type "+policy.TypeName(typ)+" cannot be sender-constrained, and this exchange must issue a bound token",
+			fmt.Errorf("%w, and a %s carries no cnf", why, policy.TypeName(typ))), rule.Name)
 	}
 
 	d := Decision{
@@ -143,10 +185,17 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 		Claims:        carriedClaims(sub.Claims),
 		ParentJTI:     sub.JTI,
 	}
+	if bound && carriesCnf {
+		c := *req.Binding
+		d.Cnf = &c
+	}
 	if typ == oauth.TokenTypeAccessToken {
 		d.TokenType = oauth.TokenTypeBearer
+		if d.Cnf != nil && d.Cnf.JKT != "" {
+			d.TokenType = oauth.TokenTypeDPoP // RFC 9449 §5; a certificate-bound token stays Bearer (RFC 8705 §3)
+		}
 	}
-	if rule.AllowsRequestedType(oauth.TokenTypeRefreshToken) {
+	if rule.AllowsRequestedType(oauth.TokenTypeRefreshToken) && !mustBind {
 		d.RefreshExpiresAt = x.expiry(oauth.TokenTypeRefreshToken, sub, req.Actor, now)
 	}
 	if rule.Mode == policy.Delegation {
@@ -162,6 +211,22 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 }
 
 func deny(err *oauth.Error, rule string) error { return &Denial{Err: err, Rule: rule} }
+
+// keyName names the key of a cnf for the audit trail: "jkt <thumbprint>" or
+// "x5t#S256 <thumbprint>".
+func keyName(c *oauth.Confirmation) string {
+	if c.JKT != "" {
+		return "jkt " + c.JKT
+	}
+	return "x5t#S256 " + c.X5TS256
+}
+
+// sameKey reports whether the request's binding proves every key cnf names.
+func sameKey(cnf, binding *oauth.Confirmation) bool {
+	return binding.Bound() &&
+		(cnf.JKT == "" || cnf.JKT == binding.JKT) &&
+		(cnf.X5TS256 == "" || cnf.X5TS256 == binding.X5TS256)
+}
 
 // explain collects why each of rules does not match, for the audit trail of a refusal.
 func explain(rules []*policy.Rule, match func(*policy.Rule) error) policy.Mismatches {

@@ -5,11 +5,13 @@
 // rule that decided — as a Decision that issuance applies and audit records.
 //
 // It owns design §5 error steps 4–7 in their order (subject issuer and type, subject
-// binding, actor token, may_act, targets, then the deciding rule's require_may_act and
-// max_chain, scopes, requested token type): the first rule whose subject issuer and
-// type and targets match decides, and no later rule stands in for it. It also owns the
-// delegation and impersonation act semantics of RFC 8693 §4.1 and §4.4, and the
-// lifetime cap. Refusals are *Denial values wrapping an *oauth.Error: a short
+// binding, a sender-constrained subject token's demand for a sender-constrained
+// request, actor token, may_act, targets, then the deciding rule's require_may_act,
+// max_chain and require_binding, scopes, requested token type): the first rule whose
+// subject issuer and type and targets match decides, and no later rule stands in for
+// it. It also owns the delegation and impersonation act semantics of RFC 8693 §4.1
+// and §4.4, the lifetime cap, and which key the issued token is bound to (the
+// request's, RFC 9449 §6 and RFC 8705 §3; never the subject token's). Refusals are *Denial values wrapping an *oauth.Error: a short
 // client-facing description, and a detailed cause for the audit trail.
 //
 // It does not own token parsing or signature, expiry, revocation and declared-type

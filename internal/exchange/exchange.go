@@ -71,13 +71,18 @@ type Decision struct {
 	Scopes        []string     // granted, sorted, de-duplicated; nil when none
 	ExpiresAt     time.Time
 	IssuedType    oauth.TokenType
-	TokenType     string         // oauth.TokenTypeBearer for access tokens, oauth.TokenTypeNA otherwise
+	TokenType     string         // oauth.TokenTypeDPoP for a DPoP-bound access token, oauth.TokenTypeBearer for other access tokens, oauth.TokenTypeNA otherwise
 	Claims        map[string]any // carried through from Subject.Claims, without the claims issuance sets itself
 	ParentJTI     string         // Subject.JTI
 	// RefreshExpiresAt is when a refresh token issued with this exchange would
 	// expire: set only when the rule lists refresh_token among its
 	// requested_token_types (design §5 "refresh_token only where the policy allows").
 	RefreshExpiresAt time.Time
+	// Cnf is the key the issued token is bound to (RFC 7800 cnf): the key this
+	// request proved (Request.Binding, a copy), never the subject token's — each
+	// hop's token is bound to the party that holds it. Nil for a bearer token, and
+	// for an ID token, which carries no binding.
+	Cnf *oauth.Confirmation
 }
 
 // Denial is a refused exchange. It wraps the protocol error (errors.As to *oauth.Error

@@ -68,6 +68,8 @@ func testPolicies() []config.Policy {
 		{Name: "router-to-api3", Client: "router", Audiences: []string{api3}},
 		{Name: "router-to-api2-needs-may-act", Client: "router", RequireMayAct: true, Audiences: []string{api2}},
 		{Name: "router-to-api4-short", Client: "router", MaxChain: 1, Audiences: []string{api4}},
+		// vault: its one rule issues only sender-constrained tokens.
+		{Name: "vault-bound-only", Client: "vault", RequireBinding: true, Audiences: []string{api2}, RequestedTokenTypes: []string{"access_token", "jwt"}},
 	}
 }
 
@@ -117,6 +119,14 @@ func baseDecision() Decision {
 		ParentJTI:     "t0",
 	}
 }
+
+// Key thumbprints (RFC 7638, RFC 8705 §3.1) of the test's parties.
+const (
+	jktWebApp = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+	jktAPI1   = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	x5tWebApp = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"
+	x5tAPI1   = "A4DtL2JmUMhAsvJj5tKyn64SqzmuXbMrJa0n761y5v0"
+)
 
 func entraSubject() Principal {
 	return Principal{
@@ -485,6 +495,129 @@ func TestDecide(t *testing.T) {
 		}, want: func(d *Decision) { d.ExpiresAt = now.Add(30 * time.Second) }},
 		{name: "ok/subject-without-expiry-gets-ttl", req: func(r *Request) { r.Subject.ExpiresAt = time.Time{} }, want: func(d *Decision) {}},
 
+		// Sender-constrained tokens (RFC 9449, RFC 8705): binding survives every hop
+		// (README "Token exchange rules").
+		{name: "ok/unbound-request-issues-bearer", req: func(r *Request) {}, want: func(d *Decision) {}},
+		{name: "fail/bound-subject-unbound-request", req: func(r *Request) { r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp} },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "subject token is bound to jkt " + jktWebApp + ", the request proves no key",
+			wantDesc: "the subject token is sender-constrained; the exchange must be too"},
+		{name: "fail/cert-bound-subject-unbound-request", req: func(r *Request) { r.Subject.Cnf = &oauth.Confirmation{X5TS256: x5tWebApp} },
+			wantCode: oauth.CodeInvalidRequest, wantWhy: "subject token is bound to x5t#S256 " + x5tWebApp,
+			wantDesc: "the subject token is sender-constrained; the exchange must be too"},
+		{name: "fail/bound-subject-unbound-request-before-targets", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Audiences = []string{"https://unknown.example"}
+		}, wantCode: oauth.CodeInvalidRequest, wantDesc: "the subject token is sender-constrained; the exchange must be too"},
+		{name: "fail/bound-subject-unbound-request-before-scopes", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Scopes = []string{"ledger:write"}
+		}, wantCode: oauth.CodeInvalidRequest, wantDesc: "the subject token is sender-constrained; the exchange must be too"},
+		{name: "fail/subject-not-addressed-before-binding", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Subject.Audiences = []string{api3}
+		}, wantCode: oauth.CodeInvalidRequest, wantDesc: "subject token is not addressed to the client"},
+		{name: "ok/bound-subject-bound-to-requester-key", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+		}, want: func(d *Decision) { d.Cnf, d.TokenType = &oauth.Confirmation{JKT: jktAPI1}, oauth.TokenTypeDPoP }},
+		{name: "ok/bound-subject-cert-bound-request-stays-bearer", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{X5TS256: x5tAPI1}
+		}, want: func(d *Decision) { d.Cnf = &oauth.Confirmation{X5TS256: x5tAPI1} }},
+		{name: "ok/unbound-subject-bound-request-upgrades", req: func(r *Request) { r.Binding = &oauth.Confirmation{JKT: jktAPI1} },
+			want: func(d *Decision) { d.Cnf, d.TokenType = &oauth.Confirmation{JKT: jktAPI1}, oauth.TokenTypeDPoP }},
+		{name: "ok/empty-binding-is-no-binding", req: func(r *Request) { r.Binding = &oauth.Confirmation{} }, want: func(d *Decision) {}},
+		{name: "fail/bound-subject-empty-binding", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{}
+		}, wantCode: oauth.CodeInvalidRequest, wantDesc: "the subject token is sender-constrained; the exchange must be too"},
+		{name: "ok/bound-subject-jwt-carries-binding", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+			r.Audiences, r.RequestedType = []string{api3}, oauth.TokenTypeJWT
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			d.IssuedType, d.TokenType, d.Cnf = oauth.TokenTypeJWT, oauth.TokenTypeNA, &oauth.Confirmation{JKT: jktAPI1}
+		}},
+		{name: "fail/bound-subject-id-token", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+			r.Audiences, r.RequestedType = []string{api3}, oauth.TokenTypeIDToken
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "api1-wide", wantWhy: "the subject token is bound",
+			wantDesc: "requested token type id_token cannot be sender-constrained, and this exchange must issue a bound token"},
+		{name: "fail/bound-subject-refresh-token", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+			r.Audiences, r.RequestedType = []string{api3}, oauth.TokenTypeRefreshToken
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "api1-wide",
+			wantDesc: "requested token type refresh_token cannot be sender-constrained, and this exchange must issue a bound token"},
+		{name: "ok/bound-subject-no-refresh-token-beside", req: func(r *Request) {
+			r.Subject.Cnf = &oauth.Confirmation{JKT: jktWebApp}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+			r.Audiences = []string{api3}
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			d.Cnf, d.TokenType = &oauth.Confirmation{JKT: jktAPI1}, oauth.TokenTypeDPoP
+		}},
+		{name: "ok/upgraded-unbound-subject-keeps-refresh-token-beside", req: func(r *Request) {
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+			r.Audiences = []string{api3}
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			d.Cnf, d.TokenType = &oauth.Confirmation{JKT: jktAPI1}, oauth.TokenTypeDPoP
+		}},
+		{name: "ok/unbound-subject-id-token-unbound", req: func(r *Request) {
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+			r.Audiences, r.RequestedType = []string{api3}, oauth.TokenTypeIDToken
+		}, want: func(d *Decision) {
+			d.Rule, d.Audiences, d.Scopes = "api1-wide", []string{api3}, []string{"ledger:read"}
+			d.IssuedType, d.TokenType, d.ExpiresAt = oauth.TokenTypeIDToken, oauth.TokenTypeNA, now.Add(10*time.Minute)
+		}},
+		{name: "fail/require-binding-unbound-request", req: func(r *Request) { r.ClientID = "vault"; r.Subject.Audiences = []string{"vault"} },
+			wantCode: oauth.CodeInvalidRequest, wantRule: "vault-bound-only",
+			wantWhy:  "policy vault-bound-only requires a sender-constrained request (require_binding)",
+			wantDesc: "the policy for this target issues only sender-constrained tokens; send a DPoP proof or use a bound client certificate"},
+		{name: "ok/require-binding-bound-request", req: func(r *Request) {
+			r.ClientID = "vault"
+			r.Subject.Audiences = []string{"vault"}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+		}, want: func(d *Decision) {
+			d.Rule, d.Actor, d.Act = "vault-bound-only", "vault", &oauth.Actor{Subject: "vault"}
+			d.Scopes = []string{"ledger:read", "ledger:write"}
+			d.Cnf, d.TokenType = &oauth.Confirmation{JKT: jktAPI1}, oauth.TokenTypeDPoP
+		}},
+		{name: "fail/require-binding-after-max-chain", req: func(r *Request) {
+			r.ClientID = "vault"
+			r.Subject.Audiences = []string{"vault"}
+			r.Subject.Act = &oauth.Actor{Subject: "d", Actor: &oauth.Actor{Subject: "c", Actor: &oauth.Actor{Subject: "b", Actor: &oauth.Actor{Subject: "a"}}}}
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "vault-bound-only", wantWhy: "allows an act chain of at most 4"},
+		{name: "fail/require-binding-before-scopes", req: func(r *Request) {
+			r.ClientID = "vault"
+			r.Subject.Audiences = []string{"vault"}
+			r.Scopes = []string{"payments:read"}
+		}, wantCode: oauth.CodeInvalidRequest, wantRule: "vault-bound-only", wantWhy: "require_binding"},
+		{name: "fail/bound-actor-token-unbound-request", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", IssuerURL: issuerURL, Subject: "api1", ExpiresAt: subjectExp,
+				Cnf: &oauth.Confirmation{JKT: jktAPI1}}
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "actor token is bound to jkt " + jktAPI1 + ", the request proves no key",
+			wantDesc: "the actor token is sender-constrained; the request must prove its key"},
+		{name: "fail/bound-actor-token-other-key", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", IssuerURL: issuerURL, Subject: "api1", ExpiresAt: subjectExp,
+				Cnf: &oauth.Confirmation{JKT: jktAPI1}}
+			r.Binding = &oauth.Confirmation{JKT: jktWebApp}
+		}, wantCode: oauth.CodeInvalidRequest, wantWhy: "actor token is bound to jkt " + jktAPI1 + ", the request proves jkt " + jktWebApp,
+			wantDesc: "the actor token is sender-constrained; the request must prove its key"},
+		{name: "fail/cert-bound-actor-token-dpop-request", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", IssuerURL: issuerURL, Subject: "api1", ExpiresAt: subjectExp,
+				Cnf: &oauth.Confirmation{X5TS256: x5tAPI1}}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+		}, wantCode: oauth.CodeInvalidRequest, wantDesc: "the actor token is sender-constrained; the request must prove its key"},
+		{name: "ok/bound-actor-token-same-key", req: func(r *Request) {
+			r.Actor = &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", IssuerURL: issuerURL, Subject: "api1", ExpiresAt: subjectExp,
+				Cnf: &oauth.Confirmation{JKT: jktAPI1}}
+			r.Binding = &oauth.Confirmation{JKT: jktAPI1}
+		}, want: func(d *Decision) { d.Cnf, d.TokenType = &oauth.Confirmation{JKT: jktAPI1}, oauth.TokenTypeDPoP }},
+
 		// Claims.
 		{name: "ok/claims-carried-without-reserved", req: func(r *Request) {
 			r.Subject.Claims = map[string]any{"acr": "mfa", "auth_time": int64(1700000000), "may_act": map[string]any{"sub": "x"}, "aud": "evil", "act": "x", "exp": 1}
@@ -507,10 +640,11 @@ func TestDecide(t *testing.T) {
 				}
 				want := baseDecision()
 				tt.want(&want)
-				if want.Rule == "api1-wide" && want.RefreshExpiresAt.IsZero() {
+				if want.Rule == "api1-wide" && want.RefreshExpiresAt.IsZero() && !req.Subject.Cnf.Bound() {
 					// api1-wide lists refresh_token (the others do not): a refresh
 					// token would live as long as the subject token, the refresh TTL
-					// (a day) being longer than any subject token here.
+					// (a day) being longer than any subject token here. Not beside a
+					// token that must stay bound (README "Token exchange rules").
 					want.RefreshExpiresAt = req.Subject.ExpiresAt
 				}
 				if !reflect.DeepEqual(got, want) {
@@ -626,6 +760,42 @@ func TestThreeHopDelegation(t *testing.T) {
 	}
 }
 
+// TestThreeHopBindingSurvives runs design §1's chain with every hop bound to its own
+// requester's key: each issued token carries that hop's key, never the previous
+// one's, and the last hop, asked for without a proof, is refused rather than
+// downgraded to a bearer token.
+func TestThreeHopBindingSurvives(t *testing.T) {
+	x := newTestExchanger(t)
+	tok := baseRequest().Subject
+	tok.Cnf = &oauth.Confirmation{JKT: jktWebApp} // web-app's DPoP-bound token
+	hops := []struct {
+		client, target string
+		binding        *oauth.Confirmation
+	}{
+		{"api1", api2, &oauth.Confirmation{JKT: jktAPI1}},
+		{"api2", api3, &oauth.Confirmation{X5TS256: x5tAPI1}},
+	}
+	for i, h := range hops {
+		d, err := x.Decide(Request{ClientID: h.client, Subject: tok, Audiences: []string{h.target}, Binding: h.binding}, now)
+		if err != nil {
+			t.Fatalf("hop %d (%s): %v", i+1, h.client, err)
+		}
+		if !reflect.DeepEqual(d.Cnf, h.binding) || reflect.DeepEqual(d.Cnf, tok.Cnf) {
+			t.Fatalf("hop %d: cnf %+v, want the requester's %+v (subject's %+v)", i+1, d.Cnf, h.binding, tok.Cnf)
+		}
+		tok = Principal{
+			TokenType: d.IssuedType, Issuer: "self", IssuerURL: issuerURL, Subject: d.Subject,
+			Audiences: d.Audiences, Scopes: d.Scopes, ClientID: h.client, Act: d.Act,
+			JTI: "t" + string(rune('1'+i)), ExpiresAt: d.ExpiresAt, Cnf: d.Cnf,
+		}
+	}
+	_, err := x.Decide(Request{ClientID: "api3", Subject: tok, Audiences: []string{api4}}, now)
+	oe := checkDenial(t, err, oauth.CodeInvalidRequest, "", "subject token is bound to x5t#S256 "+x5tAPI1+", the request proves no key")
+	if oe.Description != "the subject token is sender-constrained; the exchange must be too" {
+		t.Fatalf("description %q", oe.Description)
+	}
+}
+
 // TestDecisionDoesNotAlias checks that a Decision shares no mutable state with the
 // request: the audit record and the issued token must say what was decided.
 func TestDecisionDoesNotAlias(t *testing.T) {
@@ -635,15 +805,17 @@ func TestDecisionDoesNotAlias(t *testing.T) {
 	req.Subject.Claims = map[string]any{"acr": "mfa"}
 	req.Audiences = []string{api2, api3}
 	req.Scopes = []string{"ledger:read"}
+	req.Binding = &oauth.Confirmation{JKT: jktAPI1}
 	d, err := x.Decide(req, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Binding.JKT = "mallory"
 	req.Subject.Act.Subject = "mallory"
 	req.Subject.Claims["acr"] = "none"
 	req.Audiences[0] = "changed"
 	req.Scopes[0] = "changed"
-	if d.Act.Actor.Subject != "api0" || d.Claims["acr"] != "mfa" || d.Audiences[0] != api2 || d.Scopes[0] != "ledger:read" {
+	if d.Act.Actor.Subject != "api0" || d.Claims["acr"] != "mfa" || d.Cnf.JKT != jktAPI1 || d.Audiences[0] != api2 || d.Scopes[0] != "ledger:read" {
 		t.Fatalf("decision changed with its request: %+v act %s", d, actString(d.Act))
 	}
 }

@@ -122,18 +122,23 @@ func wantCode(t *testing.T, err error, code oauth.Code) {
 
 // FuzzDecide runs arbitrary request strings against the test configuration and checks
 // what must hold of every answer: a denial is a *Denial with a §5 code; a Decision
-// stays within the policy, audiences, subject scopes and lifetimes, and is
-// deterministic.
+// stays within the policy, audiences, subject scopes and lifetimes, is bound to the
+// request's key only (never the subject token's), never downgrades a bound subject
+// token, and is deterministic. subCnf and binding are "" (none), "jkt:<v>" or
+// "x5t:<v>".
 func FuzzDecide(f *testing.F) {
-	f.Add("api1", "self", "access_token", "https://api1.example", "https://api2.example", "", "", "ledger:read ledger:write", "", int64(3600))
-	f.Add("api1", "self", "refresh_token", "", "https://api3.example", "https://api2.example", "ledger:read", "ledger:read", "refresh_token", int64(60))
-	f.Add("api2", "self", "access_token", "api2", "", "", "", "ledger:read", "", int64(0))
-	f.Add("partner", "entra", "jwt", "api://x", "", "https://api2.example#f", "ledger:read", "", "jwt", int64(-5))
-	f.Add("partner", "corp", "saml2", "", "", "https://api3.example", "audit:read", "", "", int64(100))
-	f.Add("batch", "self", "access_token", "batch", "https://api2.example", "", " ", "ledger:write", "id_token", int64(1))
+	f.Add("api1", "self", "access_token", "https://api1.example", "https://api2.example", "", "", "ledger:read ledger:write", "", int64(3600), "", "")
+	f.Add("api1", "self", "refresh_token", "", "https://api3.example", "https://api2.example", "ledger:read", "ledger:read", "refresh_token", int64(60), "jkt:a", "jkt:b")
+	f.Add("api2", "self", "access_token", "api2", "", "", "", "ledger:read", "", int64(0), "", "x5t:c")
+	f.Add("partner", "entra", "jwt", "api://x", "", "https://api2.example#f", "ledger:read", "", "jwt", int64(-5), "", "")
+	f.Add("partner", "corp", "saml2", "", "", "https://api3.example", "audit:read", "", "", int64(100), "", "")
+	f.Add("batch", "self", "access_token", "batch", "https://api2.example", "", " ", "ledger:write", "id_token", int64(1), "x5t:d", "")
 	// The one rule for api2 requires may_act, which the subject lacks: invalid_request naming that rule.
-	f.Add("router", "self", "access_token", "router", "https://api2.example", "", "", "ledger:read", "", int64(3600))
-	f.Fuzz(func(t *testing.T, client, issuer, typ, subAud, aud, res, scope, subScopes, reqType string, expIn int64) {
+	f.Add("router", "self", "access_token", "router", "https://api2.example", "", "", "ledger:read", "", int64(3600), "", "")
+	// A bound subject exchanged without a proof; the rule that requires binding.
+	f.Add("api1", "self", "access_token", "api1", "https://api2.example", "", "", "ledger:read", "", int64(3600), "jkt:a", "")
+	f.Add("vault", "self", "access_token", "vault", "", "", "", "ledger:read", "jwt", int64(3600), "", "jkt:v")
+	f.Fuzz(func(t *testing.T, client, issuer, typ, subAud, aud, res, scope, subScopes, reqType string, expIn int64, subCnf, binding string) {
 		x := newTestExchanger(t)
 		split := func(s string) []string {
 			if s == "" {
@@ -156,6 +161,7 @@ func FuzzDecide(f *testing.F) {
 		if reqType != "" {
 			req.RequestedType = tokenType(reqType)
 		}
+		req.Subject.Cnf, req.Binding = confirmation(subCnf), confirmation(binding)
 		if expIn != 0 {
 			req.Subject.ExpiresAt = now.Add(time.Duration(expIn%1e6) * time.Second)
 		}
@@ -276,8 +282,31 @@ func FuzzDecide(f *testing.F) {
 			}
 		}
 
-		// Type and lifetime.
-		if rule.MatchRequestedType(d.IssuedType) != nil || (d.TokenType == oauth.TokenTypeBearer) != (d.IssuedType == oauth.TokenTypeAccessToken) {
+		// Binding: the request's key or none, never the subject token's, and never
+		// none for a bound subject token or under require_binding.
+		switch {
+		case d.Cnf != nil && !reflect.DeepEqual(d.Cnf, req.Binding):
+			t.Fatalf("issued cnf %+v, the request proved %+v", d.Cnf, req.Binding)
+		case d.Cnf != nil && d.Cnf == req.Binding:
+			t.Fatal("issued cnf shares memory with the request's binding")
+		case (req.Subject.Cnf.Bound() || rule.RequireBinding) && !d.Cnf.Bound():
+			t.Fatalf("bound subject %+v (require_binding %v) yields an unbound token", req.Subject.Cnf, rule.RequireBinding)
+		case (req.Subject.Cnf.Bound() || rule.RequireBinding) && !d.RefreshExpiresAt.IsZero():
+			t.Fatal("an unbound refresh token beside a token that must stay bound")
+		case req.Binding.Bound() && (d.IssuedType == oauth.TokenTypeAccessToken || d.IssuedType == oauth.TokenTypeJWT) && d.Cnf == nil:
+			t.Fatalf("a bound request yields an unbound %s", d.IssuedType)
+		}
+
+		// Type and lifetime: DPoP for an access token bound to a DPoP key, Bearer for
+		// other access tokens, N_A for the rest.
+		wantTokenType := oauth.TokenTypeNA
+		if d.IssuedType == oauth.TokenTypeAccessToken {
+			wantTokenType = oauth.TokenTypeBearer
+			if d.Cnf != nil && d.Cnf.JKT != "" {
+				wantTokenType = oauth.TokenTypeDPoP
+			}
+		}
+		if rule.MatchRequestedType(d.IssuedType) != nil || d.TokenType != wantTokenType {
 			t.Fatalf("issued type %s, token type %s", d.IssuedType, d.TokenType)
 		}
 		if !d.ExpiresAt.After(now) || d.ExpiresAt.After(now.Add(24*time.Hour)) ||
@@ -285,4 +314,15 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("expires at %v (now %v, subject %v)", d.ExpiresAt, now, req.Subject.ExpiresAt)
 		}
 	})
+}
+
+// confirmation parses a fuzzed cnf: "jkt:<v>" or "x5t:<v>"; anything else is nil.
+func confirmation(s string) *oauth.Confirmation {
+	switch k, v, _ := strings.Cut(s, ":"); k {
+	case "jkt":
+		return &oauth.Confirmation{JKT: v}
+	case "x5t":
+		return &oauth.Confirmation{X5TS256: v}
+	}
+	return nil
 }

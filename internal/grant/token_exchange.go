@@ -115,9 +115,11 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 	if err != nil {
 		return nil, err
 	}
+	// The subject token's binding goes on record with the outcome, a denial too.
+	ev.Detail = withCnf(ev.Detail, detailSubjectCnf, subj.Cnf)
 	xreq := exchange.Request{
 		ClientID: c.ID, Subject: subj, Audiences: p.audiences, Resources: p.resources,
-		Scopes: p.scopes, RequestedType: p.requested,
+		Scopes: p.scopes, RequestedType: p.requested, Binding: req.Binding,
 	}
 	if p.actorToken != "" {
 		act, err := g.Subjects.Verify(ctx, "actor", p.actorToken, p.actorType, now)
@@ -135,8 +137,9 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 	ev.Actors = d.Act.Chain()
 	if d.Mode == exchange.ModeImpersonation {
 		ev.Actors = append([]string{d.Actor}, ev.Actors...)
-		ev.Detail = detailWith(oauth.GrantTokenExchange, "mode", "impersonation")
+		ev.Detail = withCnf(detailWith(oauth.GrantTokenExchange, "mode", "impersonation"), detailSubjectCnf, subj.Cnf)
 	}
+
 	ev.Audiences, ev.Scopes = d.Audiences, d.Scopes
 	scope := strings.Join(d.Scopes, " ")
 	out := &Issued{Response: oauth.TokenResponse{IssuedTokenType: d.IssuedType, TokenType: d.TokenType, Scope: scope}}
@@ -150,6 +153,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		claims := &token.Claims{
 			Subject: d.Subject, Audience: d.Audiences, ClientID: c.ID, Scope: scope,
 			Act: d.Act, IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: d.ExpiresAt.Unix(), ID: token.NewID(),
+			Cnf: d.Cnf, // the requester's key (RFC 9449 §6, RFC 8705 §3), never the subject token's
 		}
 		if c.MayAct != "" {
 			claims.MayAct = &oauth.Actor{Subject: c.MayAct}
@@ -200,9 +204,13 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		out.Events = append(out.Events, &store.AuditEvent{
 			Type: store.EventTokenExchanged, Subject: ev.Subject, SubjectIssuer: ev.SubjectIssuer, ParentJTI: ev.ParentJTI,
 			Actors: ev.Actors, Audiences: d.Audiences, Scopes: d.Scopes, Rule: d.Rule,
-			TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token",
+			// Not bound (exchange.Decision issues none where the chain must stay
+			// bound): its record names no cnf.
+			TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token", Detail: ev.Detail,
 		})
 	}
+	// Only now, with everything issued: a denial never names a cnf of its own.
+	ev.Detail = withCnf(ev.Detail, detailCnf, d.Cnf)
 	return out, nil
 }
 
@@ -238,6 +246,32 @@ func (g *TokenExchange) refreshToken(ctx context.Context, c *client.Client, d ex
 		return "", rt, oauth.TemporarilyUnavailable("cannot store the refresh token now", err)
 	}
 	return value, rt, nil
+}
+
+// Keys of an exchange event's Detail that record bindings (README "Audit trail"):
+// the cnf of the token issued and that of the subject token, each as the cnf claim
+// reads ({"jkt": …} or {"x5t#S256": …}); absent for bearer tokens.
+const (
+	detailCnf        = "cnf"
+	detailSubjectCnf = "subject_cnf"
+)
+
+// withCnf returns the event Detail JSON object detail with key set to cnf, or
+// detail unchanged when cnf binds nothing: the records of bearer exchanges stay
+// as they were.
+func withCnf(detail, key string, cnf *oauth.Confirmation) string {
+	if !cnf.Bound() {
+		return detail
+	}
+	m := map[string]json.RawMessage{}
+	if detail != "" {
+		if err := json.Unmarshal([]byte(detail), &m); err != nil {
+			m = map[string]json.RawMessage{}
+		}
+	}
+	m[key], _ = json.Marshal(cnf)
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // carry copies the subject's identity claims that travel with it.

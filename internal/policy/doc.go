@@ -4,8 +4,8 @@
 //
 // It owns: applying the policy defaults, validating each policy (naming the key at
 // fault), the per-client rule lists in config order, and the per-rule predicates
-// (subject issuer and token type, may_act requirement, act-chain length, targets,
-// scopes, requested token type). It does not decide an exchange: internal/exchange runs
+// (subject issuer and token type, may_act requirement, binding requirement,
+// act-chain length, targets, scopes, requested token type). It does not decide an exchange: internal/exchange runs
 // the ordered checks of design §5 over these rules and turns mismatches into protocol
 // errors.
 //

@@ -57,6 +57,7 @@ type Rule struct {
 	RequireMayAct       bool              // the subject token must carry may_act
 	MaxChain            int               // longest act chain the issued token may carry
 	RequestedTokenTypes []oauth.TokenType // token types the rule may issue
+	RequireBinding      bool              // the rule issues only sender-constrained tokens
 
 	audiences map[string]struct{}
 	scopes    map[string]struct{} // nil: no bound
@@ -94,13 +95,14 @@ func Compile(policies []config.Policy) (*Set, error) {
 func compile(i int, p config.Policy) (*Rule, error) {
 	key := func(field string) string { return fmt.Sprintf("exchange.policies[%d].%s", i, field) }
 	r := &Rule{
-		Name:          p.Name,
-		Index:         i,
-		Client:        p.Client,
-		Audiences:     slices.Clone(p.Audiences),
-		Mode:          Mode(p.Mode),
-		RequireMayAct: p.RequireMayAct,
-		MaxChain:      p.MaxChain,
+		Name:           p.Name,
+		Index:          i,
+		Client:         p.Client,
+		Audiences:      slices.Clone(p.Audiences),
+		Mode:           Mode(p.Mode),
+		RequireMayAct:  p.RequireMayAct,
+		MaxChain:       p.MaxChain,
+		RequireBinding: p.RequireBinding,
 	}
 	if r.Name == "" {
 		r.Name = fmt.Sprintf("policies[%d]", i)
@@ -184,8 +186,8 @@ func (s *Set) Rules() []*Rule { return s.rules }
 // shared: do not modify it.
 func (s *Set) ForClient(client string) []*Rule { return s.byClient[client] }
 
-// Each check below comes as a predicate (AcceptsSubject, AllowsMayAct, AllowsChain,
-// AllowsTargets, AllowsRequestedType), cheap enough for every candidate rule of every
+// Each check below comes as a predicate (AcceptsSubject, AllowsMayAct, AllowsBinding,
+// AllowsChain, AllowsTargets, AllowsRequestedType), cheap enough for every candidate rule of every
 // exchange, and as an explanation (Match…): nil when the rule matches, else a
 // *Mismatch saying why not, for the audit trail of a refusal.
 
@@ -216,6 +218,18 @@ func (r *Rule) AllowsMayAct(present bool) bool { return present || !r.RequireMay
 func (r *Rule) MatchMayAct(present bool) error {
 	if !r.AllowsMayAct(present) {
 		return r.mismatch("requires a may_act claim in the subject token")
+	}
+	return nil
+}
+
+// AllowsBinding reports whether the rule accepts a request that is (bound) or is
+// not sender-constrained: a rule with require_binding issues only bound tokens.
+func (r *Rule) AllowsBinding(bound bool) bool { return bound || !r.RequireBinding }
+
+// MatchBinding explains AllowsBinding.
+func (r *Rule) MatchBinding(bound bool) error {
+	if !r.AllowsBinding(bound) {
+		return r.mismatch("requires a sender-constrained request (require_binding): a DPoP proof or a bound client certificate")
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ func TestCompileDefaults(t *testing.T) {
 		{Client: "api1", Audiences: []string{"https://api2"}},
 		{Name: "explicit", Client: "api1", Audiences: []string{"https://api3"}, Scopes: []string{"a", "b"},
 			SubjectIssuers: []string{"entra", "self"}, SubjectTokenTypes: []string{"jwt", "saml2"}, Mode: "impersonation",
-			RequireMayAct: true, MaxChain: 7, RequestedTokenTypes: []string{"id_token", "refresh_token"}},
+			RequireMayAct: true, MaxChain: 7, RequestedTokenTypes: []string{"id_token", "refresh_token"}, RequireBinding: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -29,8 +29,8 @@ func TestCompileDefaults(t *testing.T) {
 		{Name: "explicit", Index: 1, Client: "api1", SubjectIssuers: []string{"entra", "self"},
 			SubjectTokenTypes: []oauth.TokenType{oauth.TokenTypeJWT, oauth.TokenTypeSAML2}, Audiences: []string{"https://api3"},
 			Scopes: []string{"a", "b"}, Mode: Impersonation, RequireMayAct: true, MaxChain: 7,
-			RequestedTokenTypes: []oauth.TokenType{oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken},
-			audiences:           map[string]struct{}{"https://api3": {}}, scopes: map[string]struct{}{"a": {}, "b": {}}},
+			RequestedTokenTypes: []oauth.TokenType{oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken}, RequireBinding: true,
+			audiences: map[string]struct{}{"https://api3": {}}, scopes: map[string]struct{}{"a": {}, "b": {}}},
 	}
 	if !reflect.DeepEqual(s.Rules(), want) {
 		t.Fatalf("rules\n got %+v\nwant %+v", deref(s.Rules()), deref(want))
@@ -152,7 +152,7 @@ func mustRule(t *testing.T, p config.Policy) *Rule {
 func TestMatch(t *testing.T) {
 	def := mustRule(t, config.Policy{})
 	wide := mustRule(t, config.Policy{SubjectIssuers: []string{"self", "entra"}, SubjectTokenTypes: []string{"jwt", "access_token"},
-		RequireMayAct: true, MaxChain: 2, Mode: "impersonation", RequestedTokenTypes: []string{"jwt", "id_token"}})
+		RequireMayAct: true, MaxChain: 2, Mode: "impersonation", RequestedTokenTypes: []string{"jwt", "id_token"}, RequireBinding: true})
 	tests := []struct {
 		name string
 		got  error
@@ -168,6 +168,10 @@ func TestMatch(t *testing.T) {
 		{"ok/may-act-not-required", def.MatchMayAct(false), ""},
 		{"ok/may-act-required-present", wide.MatchMayAct(true), ""},
 		{"fail/may-act-required", wide.MatchMayAct(false), "policy r requires a may_act claim in the subject token"},
+
+		{"ok/binding-not-required", def.MatchBinding(false), ""},
+		{"ok/binding-required-bound", wide.MatchBinding(true), ""},
+		{"fail/binding-required", wide.MatchBinding(false), "policy r requires a sender-constrained request (require_binding)"},
 
 		{"ok/delegation-chain-at-default-max", def.MatchChain(3), ""},
 		{"fail/delegation-chain-over-default-max", def.MatchChain(4), "policy r allows an act chain of at most 4 in delegation, the issued token would carry 5"},

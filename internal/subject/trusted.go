@@ -299,6 +299,11 @@ func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.Token
 		}
 		p.Act = act
 	}
+	if rawCnf, ok := all["cnf"]; ok && string(rawCnf) != "null" {
+		if p.Cnf, err = parseCnf(rawCnf); err != nil {
+			return p, err
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(ti.cfg.Claims)) {
 		v, ok := all[ti.cfg.Claims[k]]
 		if !ok || string(v) == "null" {
@@ -319,6 +324,45 @@ func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.Token
 	}
 	// Scopes stay nil: a foreign issuer's scopes belong to its own domain (design §5).
 	return p, nil
+}
+
+// parseCnf reads a trusted issuer's cnf claim (RFC 7800 §3.1) so that a
+// sender-constrained token stays one through the exchange: exactly one of jkt (RFC
+// 9449 §6.1) or x5t#S256 (RFC 8705 §3.1), a base64url thumbprint. A token bound
+// any other way (a jwk, a kid, both) is refused rather than taken for a bearer
+// token, as deputy could not keep that binding.
+func parseCnf(raw json.RawMessage) (*oauth.Confirmation, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return nil, refuse("has a malformed cnf claim", "cnf is not a JSON object")
+	}
+	if len(m) != 1 || (m["jkt"] == nil && m["x5t#S256"] == nil) {
+		return nil, refuse("is bound to a key in a way this server cannot check",
+			"cnf members %q: only one of jkt or x5t#S256 is supported", slices.Sorted(maps.Keys(m)))
+	}
+	var c oauth.Confirmation
+	name, v := "jkt", &c.JKT
+	if m["jkt"] == nil {
+		name, v = "x5t#S256", &c.X5TS256
+	}
+	if err := json.Unmarshal(m[name], v); err != nil || !thumbprint(*v) {
+		return nil, refuse("has a malformed cnf claim", "cnf %s is not a base64url thumbprint", name)
+	}
+	return &c, nil
+}
+
+// thumbprint reports whether s is a plausible base64url (no padding) SHA-2
+// thumbprint: 1 to 128 characters of the base64url alphabet.
+func thumbprint(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // foreignKeyHeaders refuses the headers by which a token names its own key or

@@ -266,6 +266,20 @@ func TestTrustedIssuer(t *testing.T) {
 			t.Errorf("act %s, want %s", b, want)
 		}
 	})
+	// A trusted issuer's sender-constrained token keeps its binding (RFC 7800 cnf),
+	// so that the exchange cannot downgrade it to a bearer token.
+	for _, cnf := range []map[string]any{{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}, {"x5t#S256": "A4DtL2JmUMhAsvJj5tKyn64SqzmuXbMrJa0n761y5v0"}} {
+		t.Run("ok/bound-token-keeps-cnf", func(t *testing.T) {
+			raw := signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "cnf", cnf), nil)
+			p, err := v.Verify(ctx, "subject", raw, oauth.TokenTypeAccessToken, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.Cnf.Bound() || p.Cnf.JKT != stringOr(cnf["jkt"]) || p.Cnf.X5TS256 != stringOr(cnf["x5t#S256"]) {
+				t.Errorf("cnf %+v, want %v", p.Cnf, cnf)
+			}
+		})
+	}
 	t.Run("ok/jwks-file-es256", func(t *testing.T) {
 		raw := signJWT(t, ti.ec, jose.ES256, "ec1", claimsWith(ec, "iss", partnerIssuer, "aud", []string{"x", "https://deputy.test/partner"}, "sub", "bob"), nil)
 		p, err := v.Verify(ctx, "subject", raw, oauth.TokenTypeJWT, now)
@@ -299,6 +313,11 @@ func TestTrustedIssuer(t *testing.T) {
 		{"fail/missing-subject-claim", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "oid", nil), nil), "has no oid claim", now},
 		{"fail/subject-claim-not-a-string", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "oid", 42), nil), "has no oid claim", now},
 		{"fail/required-claim-tenant", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "tid", "tenant-2"), nil), "does not have the tid", now},
+		{"fail/cnf-with-a-jwk", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "cnf", map[string]any{"jwk": map[string]any{"kty": "EC"}}), nil), "is bound to a key in a way this server cannot check", now},
+		{"fail/cnf-empty", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "cnf", map[string]any{}), nil), "is bound to a key in a way this server cannot check", now},
+		{"fail/cnf-not-an-object", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "cnf", "jkt"), nil), "has a malformed cnf claim", now},
+		{"fail/cnf-jkt-not-base64url", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "cnf", map[string]any{"jkt": "a\u001bb"}), nil), "has a malformed cnf claim", now},
+		{"fail/cnf-jkt-and-x5t", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "cnf", map[string]any{"jkt": "abc", "x5t#S256": "def"}), nil), "is bound to a key in a way this server cannot check", now},
 		{"fail/malformed-act", signJWT(t, ti.rsa1, jose.RS256, "k1", claimsWith(ec, "act", map[string]any{"iss": "x"}), nil), "malformed act", now},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -612,3 +631,8 @@ LLcRHV/2TEoETaX8CUyde5KMrLjBULVA3VKc9srwDseWFebidPPmcx5AiK0R7pRw
 1Tnbz0ieRegvgammq5ugk7o=
 -----END PRIVATE KEY-----`
 )
+
+func stringOr(v any) string {
+	s, _ := v.(string)
+	return s
+}
