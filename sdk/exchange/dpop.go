@@ -17,9 +17,6 @@ import (
 	"github.com/deputy-auth/deputy/sdk/dpop"
 )
 
-// tokenTypeDPoP is the token_type of a DPoP-bound token (RFC 9449 §5).
-const tokenTypeDPoP = "DPoP"
-
 // maxOrigins bounds the remembered nonces; past it they are all forgotten (each
 // origin then asks once more).
 const maxOrigins = 1000

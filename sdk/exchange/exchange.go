@@ -304,7 +304,7 @@ func (e *Exchanger) request(ctx context.Context, subjectToken, audience, scope s
 		if err != nil {
 			return nil, err
 		}
-		if e.dpop != nil && !strings.EqualFold(tok.TokenType, tokenTypeDPoP) {
+		if e.dpop != nil && !strings.EqualFold(tok.TokenType, oauth.TokenTypeDPoP) {
 			return nil, fmt.Errorf("exchange: deputy answered a DPoP proof with token_type %q, not DPoP: the token is not bound", tok.TokenType)
 		}
 		return tok, nil

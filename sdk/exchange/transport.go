@@ -102,7 +102,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		return t.base.RoundTrip(out)
 	}
-	if !strings.EqualFold(tok.TokenType, tokenTypeDPoP) {
+	if !strings.EqualFold(tok.TokenType, oauth.TokenTypeDPoP) {
 		return fail(fmt.Errorf("exchange: token for %s has token_type %q, not DPoP", t.audience, tok.TokenType))
 	}
 	resp, nonce, err := t.sendDPoP(req, req.Body, tok.AccessToken)
