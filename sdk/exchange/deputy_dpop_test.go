@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/testdeputy"
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk"
@@ -71,13 +72,33 @@ func (s *hopService) last() (jkt string, chain []string, token string) {
 // RequireBinding) sees the key of its caller, and a token lifted from api3 is refused
 // there as Bearer and at deputy when exchanged without a proof of its key.
 func TestTransportDPoPDeputy(t *testing.T) {
-	d := testdeputy.Start(t, nil)
+	for _, tt := range []struct {
+		name string
+		edit func(*config.Config)
+		// tokenRequests is what each exchanging client sends to deputy for its one
+		// exchange: 2 when deputy asks for its nonce first.
+		tokenRequests int
+	}{
+		{name: "ok/bound-every-hop", tokenRequests: 1},
+		{name: "ok/deputy-requires-nonce-and-binding", tokenRequests: 2, edit: func(c *config.Config) {
+			c.DPoP.RequireNonce = true
+			for i := range c.Exchange.Policies {
+				c.Exchange.Policies[i].RequireBinding = true
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testBoundChain(t, tt.edit, tt.tokenRequests) })
+	}
+}
+
+func testBoundChain(t *testing.T, edit func(*config.Config), tokenRequests int) {
+	d := testdeputy.Start(t, edit)
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	jkt1, _ := dpop.Thumbprint(k1.Public())
 	jkt2, _ := dpop.Thumbprint(k2.Public())
-	x1, _ := newExchanger(t, d, "api1", func(c *exchange.Config) { c.DPoPKey = k1 })
-	x2, _ := newExchanger(t, d, "api2", func(c *exchange.Config) { c.DPoPKey = k2 })
+	x1, c1 := newExchanger(t, d, "api1", func(c *exchange.Config) { c.DPoPKey = k1 })
+	x2, c2 := newExchanger(t, d, "api2", func(c *exchange.Config) { c.DPoPKey = k2 })
 
 	call := func(ctx context.Context, client *http.Client, u string) (int, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -103,6 +124,9 @@ func TestTransportDPoPDeputy(t *testing.T) {
 	status, err := call(sdk.ContextWithToken(context.Background(), incoming), toLedger, ledger.URL+"/ledger")
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("web-app → api1 → api2 → api3: %d %v", status, err)
+	}
+	if n1, n2 := c1.requests("/token"), c2.requests("/token"); n1 != tokenRequests || n2 != tokenRequests {
+		t.Errorf("token requests of api1 %d, of api2 %d; want %d each", n1, n2, tokenRequests)
 	}
 	if jkt, chain, _ := ledger.last(); jkt != jkt1 || strings.Join(chain, ",") != "api1" {
 		t.Errorf("api2 saw cnf.jkt %s, actors %v; want api1's key %s, [api1]", jkt, chain, jkt1)
