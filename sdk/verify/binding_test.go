@@ -471,3 +471,48 @@ func TestVerifyRequestDPoPUnavailable(t *testing.T) {
 	}
 	checkErrorBody(t, rec, "temporarily_unavailable", "")
 }
+
+// TestNonces: a nonce is accepted by any Nonces with the same key within its
+// lifetime, and refused when stale, forged, from another key or malformed.
+func TestNonces(t *testing.T) {
+	key := []byte(strings.Repeat("k", 32))
+	clk := newClock()
+	mk := func(key []byte) *Nonces {
+		n, err := NewNonces(key, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.now = clk.Now
+		return n
+	}
+	a, b, other := mk(key), mk(key), mk([]byte(strings.Repeat("o", 32)))
+	nonce, err := a.Nonce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := []byte(nonce)
+	forged[len(forged)-2] ^= 1
+	for _, tt := range []struct {
+		name    string
+		src     *Nonces
+		nonce   string
+		advance time.Duration
+		ok      bool
+	}{
+		{"ok/same-node", a, nonce, 0, true},
+		{"ok/other-replica-same-key", b, nonce, 30 * time.Second, true},
+		{"fail/stale", a, nonce, 31 * time.Second, false}, // 61 s after it was made
+		{"fail/another-key", other, nonce, 0, false},
+		{"fail/forged", a, string(forged), 0, false},
+		{"fail/empty", a, "", 0, false},
+		{"fail/garbage", a, "not-a-nonce", 0, false},
+	} {
+		clk.Add(tt.advance)
+		if err := tt.src.Check(tt.nonce); (err == nil) != tt.ok {
+			t.Errorf("%s: Check = %v, want ok %v", tt.name, err, tt.ok)
+		}
+	}
+	if _, err := NewNonces([]byte("short"), 0); err == nil {
+		t.Error("NewNonces took a 5-byte key")
+	}
+}

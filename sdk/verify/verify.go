@@ -92,7 +92,8 @@ type Config struct {
 	DPoPMaxAge time.Duration
 	// DPoPNonces, when set, requires a server-provided nonce in every DPoP proof
 	// (RFC 9449 §9): a proof without a valid one is answered 401 use_dpop_nonce with
-	// a fresh nonce in the DPoP-Nonce header.
+	// a fresh nonce in the DPoP-Nonce header. NewNonces makes a stateless source
+	// that every replica sharing its key accepts.
 	DPoPNonces NonceSource
 	// DPoPReplayEntries bounds the per-process cache of DPoP proof jti values seen in
 	// the last DPoPMaxAge; zero means DefaultDPoPReplayEntries. When it is full the
