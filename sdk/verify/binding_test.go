@@ -332,6 +332,9 @@ func TestVerifyRequestBinding(t *testing.T) {
 			request: func(*memoryNonces) *http.Request { return withTLS(request("Bearer "+certToken), otherCert) }},
 		{name: "fail/require-binding-bearer", config: config{requireBinding: true}, want: invalidTok, code: "invalid_token", desc: "not sender-constrained",
 			request: func(*memoryNonces) *http.Request { return request("Bearer " + bearer) }},
+		{name: "fail/no-credentials-require-binding", config: config{requireBinding: true},
+			want: `DPoP realm="https://api1.example", algs=`, code: "invalid_request",
+			request: func(*memoryNonces) *http.Request { return request("") }},
 		{name: "fail/cnf-unknown-key", want: `Bearer error="invalid_token"`, code: "invalid_token", desc: "claims are malformed",
 			request: func(*memoryNonces) *http.Request {
 				return request("Bearer " + bound(map[string]any{"jwk": map[string]any{"kty": "EC"}}))
@@ -514,5 +517,28 @@ func TestNonces(t *testing.T) {
 	}
 	if _, err := NewNonces([]byte("short"), 0); err == nil {
 		t.Error("NewNonces took a 5-byte key")
+	}
+}
+
+// TestChallengesWithoutCredentials: a request without credentials is offered both
+// schemes (RFC 6750 §3, RFC 9449 §7.1), Bearer first; with RequireBinding only DPoP.
+func TestChallengesWithoutCredentials(t *testing.T) {
+	d := testdeputy.Start(t, nil)
+	for _, tt := range []struct {
+		name    string
+		require bool
+		want    []string
+	}{
+		{"ok/both-schemes", false, []string{`Bearer realm="https://api1.example"`, `DPoP realm="https://api1.example", algs="ES256 EdDSA RS256 PS256"`}},
+		{"ok/require-binding-dpop-only", true, []string{`DPoP realm="https://api1.example", algs="ES256 EdDSA RS256 PS256"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, _, _ := newVerifier(t, d, api1, func(c *Config) { c.RequireBinding = tt.require })
+			rec := httptest.NewRecorder()
+			v.Middleware(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, ledgerURL, nil))
+			if got := rec.Header().Values("WWW-Authenticate"); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("WWW-Authenticate %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
