@@ -43,6 +43,14 @@ func TestDemo(t *testing.T) {
 		`did "check debit of 42.00 EUR from alice: ok"`,
 		`did "check debit of 12500.00 EUR from alice@corp.example: review"`,
 		"hash chain intact",
+		// every hop bound to its caller's DPoP key, and the trace says so
+		"cnf    jkt ",
+		"bound dpop:",
+		// the token lifted from the ledger refused at fraud-check and at deputy
+		"at fraud-check as Bearer",
+		`401 invalid_token (DPoP error="invalid_token")`,
+		`401 invalid_dpop_proof (DPoP error="invalid_dpop_proof")`,
+		"no proof  → 400 invalid_request",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -56,6 +64,10 @@ func TestDemo(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "payments ledger fraud-check payments ledger fraud-check" {
 		t.Errorf("hops %v", got)
+	}
+	// No hop is a bearer token: six hops, six bindings.
+	if n := strings.Count(s, "cnf    jkt "); n != 6 || strings.Contains(s, "cnf    — (bearer)") {
+		t.Errorf("%d bound hops, want all 6", n)
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", s)

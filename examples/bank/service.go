@@ -3,11 +3,17 @@
 // asks fraud-check first. Each service verifies the token it receives
 // (sdk/verify), exchanges it for a token addressed to the next service
 // (sdk/exchange) and reports what it did to deputy's audit trail (sdk/report).
+// Every hop is sender-constrained (RFC 9449 DPoP): each service has its own key,
+// the tokens it obtains are bound to it, and each service accepts only bound tokens
+// with a proof of their key — a token copied from one of them is useless.
 // `deputy demo` runs it (examples/bank/demo).
 package bank
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -44,11 +50,17 @@ type Service struct {
 
 // newService wires the SDK for one service.
 func newService(ctx context.Context, name string, cfg Config) (*Service, error) {
-	v, err := verify.New(ctx, verify.Config{Issuer: cfg.Issuer, Audience: cfg.Audience})
+	v, err := verify.New(ctx, verify.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, RequireBinding: true})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	x, err := exchange.New(exchange.Config{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret})
+	// The service's own DPoP key: the tokens it obtains for the next service are
+	// bound to it, and it never leaves the process.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	x, err := exchange.New(exchange.Config{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, DPoPKey: key})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

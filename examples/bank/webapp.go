@@ -2,6 +2,7 @@ package bank
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -9,17 +10,23 @@ import (
 	"strings"
 	"sync"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
+
+	"github.com/deputy-auth/deputy/sdk/dpop"
 )
 
 // WebApp is the bank's web front end: alice signs in at deputy (OpenID Connect
 // authorization code flow with PKCE) and pays through it; it calls payments with
 // her access token. It is a confidential client (golang.org/x/oauth2), not a
-// service: it holds tokens, it does not verify them.
+// service: it holds tokens, it does not verify them. Its token requests carry a
+// DPoP proof of its key (RFC 9449 §5), so alice's token is bound to the web app,
+// and each call to payments carries a fresh proof (§7).
 type WebApp struct {
 	http.Handler
 	oauth    oauth2.Config
-	payments string // base URL of payments
+	payments string        // base URL of payments
+	key      crypto.Signer // the web app's DPoP key
 
 	mu       sync.Mutex
 	pending  map[string]string        // state → PKCE verifier
@@ -33,6 +40,8 @@ type WebAppConfig struct {
 	RedirectURL            string // <web app>/callback
 	Payments               string
 	Scopes                 []string
+	// DPoPKey binds the web app's tokens (RFC 9449); nil: bearer tokens.
+	DPoPKey crypto.Signer
 }
 
 // NewWebApp serves GET /login (starts sign-in), GET /callback (finishes it and
@@ -44,6 +53,7 @@ func NewWebApp(cfg WebAppConfig) *WebApp {
 			Endpoint: oauth2.Endpoint{AuthURL: cfg.AuthURL, TokenURL: cfg.TokenURL, AuthStyle: oauth2.AuthStyleInHeader},
 		},
 		payments: cfg.Payments,
+		key:      cfg.DPoPKey,
 		pending:  map[string]string{},
 		sessions: map[string]*oauth2.Token{},
 	}
@@ -77,7 +87,11 @@ func (a *WebApp) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sign-in refused: "+e, http.StatusForbidden)
 		return
 	}
-	tok, err := a.oauth.Exchange(r.Context(), r.URL.Query().Get("code"), oauth2.VerifierOption(verifier))
+	ctx := r.Context()
+	if a.key != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: &ProofTransport{Key: a.key}})
+	}
+	tok, err := a.oauth.Exchange(ctx, r.URL.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		http.Error(w, "sign-in failed: "+err.Error(), http.StatusBadGateway)
 		return
@@ -107,7 +121,7 @@ func (a *WebApp) pay(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed payment", http.StatusBadRequest)
 		return
 	}
-	receipt, err := Pay(r.Context(), a.payments, tok.AccessToken, p)
+	receipt, err := Pay(r.Context(), a.payments, tok.AccessToken, a.key, p)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -116,8 +130,9 @@ func (a *WebApp) pay(w http.ResponseWriter, r *http.Request) {
 }
 
 // Pay sends a payment to payments with accessToken, as the web app does for a
-// signed-in user (and the demo for a user from the corporate SAML IdP).
-func Pay(ctx context.Context, paymentsURL, accessToken string, p Payment) (*Receipt, error) {
+// signed-in user (and the demo for a user from the corporate SAML IdP): with key,
+// as a DPoP-bound token with a proof of key (RFC 9449 §7.1), else as Bearer.
+func Pay(ctx context.Context, paymentsURL, accessToken string, key crypto.Signer, p Payment) (*Receipt, error) {
 	b, _ := json.Marshal(p)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, paymentsURL+"/payments", strings.NewReader(string(b)))
 	if err != nil {
@@ -125,7 +140,11 @@ func Pay(ctx context.Context, paymentsURL, accessToken string, p Payment) (*Rece
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+accessToken)
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if key != nil {
+		client = &http.Client{Transport: &ProofTransport{Key: key, AccessToken: accessToken}}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +171,33 @@ type PaymentError struct {
 
 func (e *PaymentError) Error() string {
 	return "payments answered " + http.StatusText(e.Status) + ": " + e.Message
+}
+
+// ProofTransport adds a DPoP proof of Key for each request it sends (RFC 9449 §4):
+// for a token request when AccessToken is empty, else with AccessToken as
+// "Authorization: DPoP" and its ath. Key is an ECDSA P-256 key (ES256). A service uses sdk/exchange, which does this
+// (and nonces) itself; the web app needs it for golang.org/x/oauth2.
+type ProofTransport struct {
+	Key         crypto.Signer
+	AccessToken string
+}
+
+func (t *ProofTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	u := *req.URL
+	u.RawQuery, u.Fragment = "", ""
+	proof, err := dpop.NewProof(t.Key, jose.ES256, req.Method, u.String(), "", t.AccessToken)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	out := req.Clone(req.Context())
+	out.Header.Set(dpop.Header, proof)
+	if t.AccessToken != "" {
+		out.Header.Set("Authorization", "DPoP "+t.AccessToken)
+	}
+	return http.DefaultTransport.RoundTrip(out)
 }
 
 func randomID() string {

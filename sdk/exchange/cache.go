@@ -7,11 +7,13 @@ import (
 )
 
 // cacheKey identifies an exchange: the subject token (by its SHA-256, so the cache
-// keeps no incoming token), the audience and the normalised scope parameter.
+// keeps no incoming token), the audience, the normalised scope parameter and the
+// key the token is bound to (the DPoP key's thumbprint; "" for bearer tokens).
 type cacheKey struct {
 	subject  [32]byte
 	audience string
 	scope    string
+	binding  string
 }
 
 // entry is a cached token, reused while the clock is before refreshAt

@@ -9,6 +9,12 @@
 // takes the incoming token from the request's context (sdk.TokenFromContext) and adds
 // "Authorization: Bearer" with the exchanged one (RFC 6750 §2.1).
 //
+// With Config.DPoPKey, exchanged tokens are sender-constrained (RFC 9449): the
+// exchange request proves the key, deputy binds the token to it (cnf.jkt), and the
+// transport sends it as "Authorization: DPoP" with a fresh proof (sdk/dpop) on every
+// request, answering a nonce challenge of deputy or the service once. A token
+// lifted from a log or a proxy between the services is then useless without the key.
+//
 // It imports only the standard library and deputy's oauth and sdk packages, so a
 // service adds it without pulling in the server; a test enforces that.
 package exchange

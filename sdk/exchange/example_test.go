@@ -1,6 +1,9 @@
 package exchange_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -81,4 +84,43 @@ func ExampleExchanger_Exchange() {
 		fmt.Fprintln(w, tok.TokenType, tok.Scope, tok.ExpiresAt)
 	}
 	http.HandleFunc("GET /token-info", handler)
+}
+
+// With a DPoP key, every token api1 obtains for api2 is bound to that key (cnf.jkt)
+// and every call carries a fresh DPoP proof, so a token copied from a log or a proxy
+// between api1 and api2 is useless without the key (RFC 9449). The incoming token
+// comes from sdk/verify's middleware, which also accepts api1's own DPoP-bound
+// tokens. It needs a running deputy, so it is only compiled.
+func ExampleConfig_dPoPKey() {
+	// In production the key lives as long as the process (or in a KMS behind a
+	// crypto.Signer); it never leaves the service.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		log.Fatal(err)
+	}
+	e, err := exchange.New(exchange.Config{
+		Issuer:       "https://deputy.example",
+		ClientID:     "api1",
+		ClientSecret: os.Getenv("API1_CLIENT_SECRET"),
+		DPoPKey:      key,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ledger := e.Client("https://api2.example", "ledger:read")
+	http.HandleFunc("GET /payments/{id}", func(w http.ResponseWriter, r *http.Request) {
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "https://api2.example/ledger/"+r.PathValue("id"), nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		resp, err := ledger.Do(req) // "Authorization: DPoP <token>" and "DPoP: <proof>"
+		if err != nil {
+			http.Error(w, "ledger unavailable", http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
 }

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/oauth"
+	"github.com/deputy-auth/deputy/sdk/dpop"
 )
 
 // Defaults of Config.
@@ -54,6 +56,15 @@ type Config struct {
 	MaxEntries int
 	// Now is the clock; default time.Now. For tests.
 	Now func() time.Time
+	// DPoPKey, when set, binds every exchanged token to this key (RFC 9449): each
+	// token request carries a DPoP proof of it (§5), deputy answers with a token of
+	// token_type DPoP whose cnf.jkt is the key's thumbprint (a Bearer answer is
+	// refused), and the Transport sends that token as "Authorization: DPoP" with a
+	// fresh proof for each request (§7). An ECDSA P-256 key signs ES256, an Ed25519
+	// key EdDSA, an RSA key (2048 bits or more) PS256. A token endpoint or service
+	// that asks for a nonce (use_dpop_nonce) is asked once more with it (§8, §9); the
+	// last nonce of each origin is remembered.
+	DPoPKey crypto.Signer
 }
 
 // Token is an exchanged token (RFC 8693 §2.2.1).
@@ -85,6 +96,9 @@ type Exchanger struct {
 	flights       map[cacheKey]*flight
 	refreshBefore time.Duration
 	maxEntries    int
+
+	dpop   *dpopKey          // nil: bearer tokens
+	nonces map[string]string // the last DPoP-Nonce of each origin; guarded by mu
 }
 
 // New returns an Exchanger for cfg. It makes no request; discovery, when needed,
@@ -107,10 +121,20 @@ func New(cfg Config) (*Exchanger, error) {
 			errs = append(errs, errors.New("exchange: config: "+c.msg))
 		}
 	}
+	var binding *dpopKey
+	if cfg.DPoPKey != nil {
+		k, err := newDPoPKey(cfg.DPoPKey)
+		if err != nil {
+			errs = append(errs, errors.New("exchange: config: DPoPKey: "+err.Error()))
+		}
+		binding = k
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	e := &Exchanger{
+		dpop:          binding,
+		nonces:        map[string]string{},
 		clientID:      cfg.ClientID,
 		clientSecret:  cfg.ClientSecret,
 		issuer:        cfg.Issuer,
@@ -152,7 +176,7 @@ func httpURL(s string) bool {
 // an empty audience sends none, leaving the choice to deputy's policy.
 //
 // Results are cached per (SHA-256 of subjectToken, audience, sorted and deduplicated
-// scopes) and reused until RefreshBefore before the token expires; concurrent calls
+// scopes, the thumbprint of Config.DPoPKey) and reused until RefreshBefore before the token expires; concurrent calls
 // for one key share one request to deputy. A caller whose ctx ends stops waiting, but
 // the shared request goes on (bounded by the HTTP client's timeout, else
 // DefaultTimeout) for the others and the cache.
@@ -171,6 +195,9 @@ func (e *Exchanger) Exchange(ctx context.Context, subjectToken, audience string,
 	}
 	scope := normalizeScope(scopes)
 	k := cacheKey{subject: sha256.Sum256([]byte(subjectToken)), audience: audience, scope: scope}
+	if e.dpop != nil {
+		k.binding = e.dpop.jkt
+	}
 
 	e.mu.Lock()
 	if t, ok := e.lookup(k); ok {
@@ -239,25 +266,49 @@ func (e *Exchanger) request(ctx context.Context, subjectToken, audience, scope s
 	if scope != "" {
 		form.Set("scope", scope)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("exchange: token request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	req.SetBasicAuth(url.QueryEscape(e.clientID), url.QueryEscape(e.clientSecret))
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, fmt.Errorf("exchange: token request: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.SetBasicAuth(url.QueryEscape(e.clientID), url.QueryEscape(e.clientSecret))
+		var nonce string
+		if e.dpop != nil {
+			// RFC 9449 §5: the proof of the key the token is to be bound to.
+			var proof string
+			proof, nonce, err = e.proof(http.MethodPost, req.URL, "")
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set(dpop.Header, proof)
+		}
 
-	sent := e.now()
-	resp, err := e.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("exchange: token request: %w", err)
+		sent := e.now()
+		resp, err := e.client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("exchange: token request: %w", err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("exchange: reading the token response: %w", err)
+		}
+		fresh := e.dpop != nil && e.rememberNonce(req.URL, resp.Header, nonce)
+		tok, err := parseTokenResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, sent)
+		var oe *oauth.Error
+		if attempt == 0 && fresh && errors.As(err, &oe) && oe.Code == oauth.CodeUseDPoPNonce {
+			continue // RFC 9449 §8: once more, with the nonce deputy gave
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e.dpop != nil && !strings.EqualFold(tok.TokenType, oauth.TokenTypeDPoP) {
+			return nil, fmt.Errorf("exchange: deputy answered a DPoP proof with token_type %q, not DPoP: the token is not bound", tok.TokenType)
+		}
+		return tok, nil
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, fmt.Errorf("exchange: reading the token response: %w", err)
-	}
-	return parseTokenResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, sent)
 }
 
 // parseTokenResponse reads a token endpoint answer: a token on 200 (RFC 6749 §5.1,

@@ -3,12 +3,14 @@ package exchange
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk"
+	"github.com/deputy-auth/deputy/sdk/dpop"
 )
 
 // ErrNoToken is returned by the Transport for a request whose context carries no
@@ -21,9 +23,18 @@ var ErrNoToken = errors.New("exchange: the request's context carries no incoming
 // §2.1) on a clone of the request; the caller's request is never changed, and an
 // Authorization header it has is replaced on the clone.
 //
+// With Config.DPoPKey the exchanged token is DPoP-bound and goes as
+// "Authorization: DPoP" with a DPoP header holding a fresh proof of the key for
+// this request — htm its method, htu its URL without query and fragment, ath the
+// token's hash (RFC 9449 §7.1). A 401 with a DPoP use_dpop_nonce challenge and a new
+// DPoP-Nonce (§9) is answered by sending the request once more with that nonce when
+// its body can be sent again (no body, or http.Request.GetBody set, as
+// http.NewRequest sets for in-memory bodies); otherwise the 401 is returned.
+//
 // A request without a token in its context fails with ErrNoToken, and a failed
 // exchange with its error (an *oauth.Error for deputy's answers), without being sent.
-// An exchanged token whose token_type is not Bearer is refused likewise.
+// An exchanged token whose token_type is not Bearer (DPoP with Config.DPoPKey) is
+// refused likewise.
 //
 // The token goes with every request the RoundTripper sends, so an http.Client using
 // it should not follow redirects to other hosts; Client sees to that. base nil means
@@ -83,10 +94,58 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return fail(fmt.Errorf("exchange: token for %s: %w", t.audience, err))
 	}
-	if !strings.EqualFold(tok.TokenType, oauth.TokenTypeBearer) {
-		return fail(fmt.Errorf("exchange: token for %s has token_type %q, not Bearer", t.audience, tok.TokenType))
+	if t.e.dpop == nil {
+		if !strings.EqualFold(tok.TokenType, oauth.TokenTypeBearer) {
+			return fail(fmt.Errorf("exchange: token for %s has token_type %q, not Bearer", t.audience, tok.TokenType))
+		}
+		out := req.Clone(req.Context())
+		out.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		return t.base.RoundTrip(out)
+	}
+	if !strings.EqualFold(tok.TokenType, oauth.TokenTypeDPoP) {
+		return fail(fmt.Errorf("exchange: token for %s has token_type %q, not DPoP", t.audience, tok.TokenType))
+	}
+	resp, nonce, err := t.sendDPoP(req, req.Body, tok.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	if !t.e.rememberNonce(req.URL, resp.Header, nonce) || !nonceChallenge(resp) {
+		return resp, nil
+	}
+	// RFC 9449 §9: the service wants a nonce; ask once more with it, if the body
+	// can be sent again.
+	var body io.ReadCloser
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.GetBody == nil {
+			return resp, nil
+		}
+		if body, err = req.GetBody(); err != nil {
+			return resp, nil
+		}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+	resp.Body.Close()
+	resp, _, err = t.sendDPoP(req, body, tok.AccessToken)
+	if err == nil {
+		t.e.rememberNonce(req.URL, resp.Header, "")
+	}
+	return resp, err
+}
+
+// sendDPoP sends a clone of req with body, the DPoP-bound token and a fresh proof
+// for it (RFC 9449 §7.1), and returns the nonce the proof carried.
+func (t *transport) sendDPoP(req *http.Request, body io.ReadCloser, token string) (*http.Response, string, error) {
+	proof, nonce, err := t.e.proof(req.Method, req.URL, token)
+	if err != nil {
+		if body != nil {
+			body.Close()
+		}
+		return nil, "", err
 	}
 	out := req.Clone(req.Context())
-	out.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	return t.base.RoundTrip(out)
+	out.Body = body
+	out.Header.Set("Authorization", "DPoP "+token)
+	out.Header.Set(dpop.Header, proof)
+	resp, err := t.base.RoundTrip(out)
+	return resp, nonce, err
 }

@@ -10,11 +10,17 @@
 // [ErrUnavailable] when no current key set can be had.
 //
 // [Verifier.Middleware] and [Verifier.Require] guard an http.Handler the RFC 6750
-// way: only the Authorization: Bearer header is read, failures answer 401, 403 or
-// 503 with a WWW-Authenticate challenge and a JSON error body, and a verified
-// request carries its [Principal] ([FromContext]) and raw token
-// (sdk.TokenFromContext) on to the handler. The token itself is never logged or
-// echoed.
+// way: only the Authorization header is read, failures answer 401, 403 or 503 with
+// a WWW-Authenticate challenge and a JSON error body, and a verified request
+// carries its [Principal] ([FromContext]) and raw token (sdk.TokenFromContext) on
+// to the handler. The token itself is never logged or echoed.
+//
+// Sender-constrained tokens are accepted only with the proof of their key
+// ([Verifier.VerifyRequest]): a DPoP-bound token (cnf.jkt) as "Authorization: DPoP"
+// with a DPoP proof for this request (RFC 9449 §7, checked by sdk/dpop; each proof's
+// jti once per process, optionally a server nonce), a certificate-bound token
+// (cnf["x5t#S256"]) with that TLS client certificate (RFC 8705 §3).
+// Config.RequireBinding refuses bearer tokens altogether.
 //
 // Like every sdk package it imports only the standard library, deputy's oauth and
 // sdk packages, and go-jose; a test enforces it.

@@ -22,6 +22,13 @@ var (
 	// ErrUnavailable: the token cannot be checked now — deputy's metadata, keys or
 	// introspection endpoint cannot be reached. Retrying later may succeed.
 	ErrUnavailable = errors.New("token verification is unavailable")
+	// ErrInvalidProof: the DPoP proof of a DPoP-bound token is malformed, badly
+	// signed, by another key, for another request or token, too old, or replayed
+	// (RFC 9449 §4.3, §7.1: invalid_dpop_proof).
+	ErrInvalidProof = errors.New("invalid DPoP proof")
+	// ErrUseNonce: the DPoP proof lacks a valid server nonce (RFC 9449 §9:
+	// use_dpop_nonce); the answer carries a fresh one in DPoP-Nonce.
+	ErrUseNonce = errors.New("DPoP nonce required")
 )
 
 // Error codes of RFC 6750 §3.1, carried in oauth.Error.Code.
@@ -40,6 +47,15 @@ var errNoCredentials = errors.New("no bearer token")
 
 func invalidToken(desc string, cause error) error {
 	return &oauth.Error{Code: CodeInvalidToken, Description: desc, Cause: withKind(ErrInvalidToken, cause)}
+}
+
+func invalidProof(desc string, cause error) error {
+	return &oauth.Error{Code: oauth.CodeInvalidDPoPProof, Description: desc, Cause: errors.Join(withKind(ErrInvalidProof, cause), errDPoPChallenge)}
+}
+
+func useNonce(cause error) error {
+	return &oauth.Error{Code: oauth.CodeUseDPoPNonce, Description: "DPoP proof must carry the nonce in DPoP-Nonce",
+		Cause: errors.Join(withKind(ErrUseNonce, cause), errDPoPChallenge)}
 }
 
 func insufficientScope(desc string) error {

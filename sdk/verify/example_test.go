@@ -51,3 +51,27 @@ func ExampleVerifier_Verify() {
 		fmt.Println(p.Subject, p.Actors)
 	}
 }
+
+// The ledger requires sender-constrained tokens: a DPoP-bound token with a proof of
+// its key for this request, or a certificate-bound one over mutual TLS. A token
+// stolen from a log is refused with 401 and WWW-Authenticate: DPoP
+// error="invalid_token". Behind a TLS-terminating proxy, BaseURL is the URL clients
+// call, against which each proof's htu is checked.
+func ExampleConfig_requireBinding() {
+	v, err := verify.New(context.Background(), verify.Config{
+		Issuer:         "https://deputy.example",
+		Audience:       "https://api2.example",
+		RequireBinding: true,
+		BaseURL:        "https://api2.example",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ledger := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := verify.FromContext(r.Context())
+		fmt.Fprintf(w, "subject=%s bound to %s\n", p.Subject, p.Cnf.JKT)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /ledger", v.Require("ledger:read")(ledger))
+	log.Fatal(http.ListenAndServe(":8082", mux))
+}

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -49,6 +50,26 @@ func FuzzVerify(f *testing.F) {
 		if p.Subject == "" || p.Issuer != d.URL || !slices.Contains(p.Audience, api1) ||
 			!now.Before(p.ExpiresAt.Add(DefaultLeeway)) || p.Claims == nil {
 			t.Fatalf("Verify accepted a token its rules refuse: %+v", p)
+		}
+	})
+}
+
+// FuzzAuthorization: any Authorization header either yields a token without
+// whitespace under the Bearer or DPoP scheme, or the no-credentials error.
+func FuzzAuthorization(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "DPoP abc", "dpop  abc", "Basic x", "Bearer", "DPoP a b", "", "Bearer\tabc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		raw, sch, err := authorization(http.Header{"Authorization": {value}})
+		if err != nil {
+			if !errors.Is(err, errNoCredentials) || raw != "" {
+				t.Fatalf("authorization(%q) = %q, %v", value, raw, err)
+			}
+			return
+		}
+		if raw == "" || strings.ContainsAny(raw, " \t") || (sch != schemeBearer && sch != schemeDPoP) {
+			t.Fatalf("authorization(%q) = %q, %v", value, raw, sch)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk"
+	"github.com/deputy-auth/deputy/sdk/dpop"
 )
 
 type principalKey struct{}
@@ -20,15 +21,24 @@ func FromContext(ctx context.Context) (*Principal, bool) {
 	return p, ok && p != nil
 }
 
-// Middleware requires a valid Bearer token (RFC 6750 §2.1) on every request and
-// passes the request on with the token's Principal (FromContext) and the raw token
+// Middleware requires a valid token on every request — a Bearer token (RFC 6750
+// §2.1), a certificate-bound one with its TLS client certificate (RFC 8705 §3) or a
+// DPoP-bound one with its proof (RFC 9449 §7); see VerifyRequest — and passes the
+// request on with the token's Principal (FromContext) and the raw token
 // (sdk.TokenFromContext) in its context. Failures are answered by the middleware
 // with a JSON body {"error", "error_description"}:
 //
-//   - no usable Authorization: Bearer header: 401, WWW-Authenticate: Bearer
-//     realm="<Audience>" and error invalid_request (RFC 6750 §3.1 puts no error
-//     code in the challenge of a request without credentials);
+//   - no usable Authorization header: 401, WWW-Authenticate: Bearer
+//     realm="<Audience>" (left out with Config.RequireBinding) and DPoP
+//     realm="<Audience>", algs="…", and error invalid_request (RFC 6750 §3.1 puts
+//     no error code in the challenge of a request without credentials);
 //   - an invalid token: 401, Bearer error="invalid_token", error_description="…";
+//   - a DPoP-bound token without its proof or sent as Bearer, a DPoP token that is
+//     not DPoP-bound, or an unbound token with Config.RequireBinding: 401, DPoP
+//     error="invalid_token", error_description="…", algs="…" (RFC 9449 §7.1);
+//   - a bad DPoP proof: 401, DPoP error="invalid_dpop_proof";
+//   - a proof without the required nonce: 401, DPoP error="use_dpop_nonce" and a
+//     fresh nonce in the DPoP-Nonce header (RFC 9449 §9);
 //   - deputy cannot be reached to check it: 503, error temporarily_unavailable.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return v.Require()(next)
@@ -52,13 +62,10 @@ func (v *Verifier) Require(scopes ...string) func(http.Handler) http.Handler {
 	}
 }
 
-// authenticate reads the bearer token of r, verifies it and checks the scopes.
+// authenticate verifies the token of r and the proof of its key (VerifyRequest)
+// and checks the scopes.
 func (v *Verifier) authenticate(r *http.Request, scopes []string) (*Principal, string, error) {
-	raw, err := bearerToken(r.Header)
-	if err != nil {
-		return nil, "", err
-	}
-	p, err := v.Verify(r.Context(), raw)
+	p, raw, err := v.verifyRequest(r)
 	if err != nil {
 		return nil, "", err
 	}
@@ -70,39 +77,31 @@ func (v *Verifier) authenticate(r *http.Request, scopes []string) (*Principal, s
 	return p, raw, nil
 }
 
-// bearerToken returns the token of the one Authorization header, whose scheme must
-// be Bearer (case-insensitive, RFC 9110 §11.1). Tokens in the query or the form
-// (RFC 6750 §2.2, §2.3) are not read.
-func bearerToken(h http.Header) (string, error) {
-	values := h.Values("Authorization")
-	switch {
-	case len(values) == 0:
-		return "", noCredentials("missing bearer token")
-	case len(values) > 1:
-		return "", noCredentials("more than one Authorization header")
-	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", noCredentials("the Authorization header does not carry a bearer token")
-	}
-	token = strings.TrimLeft(token, " ")
-	if token == "" || strings.ContainsAny(token, " \t") {
-		return "", noCredentials("the Authorization header does not carry a bearer token")
-	}
-	return token, nil
-}
-
 // writeError is the one place that turns an error into a response: it picks the
 // status and the WWW-Authenticate challenge (RFC 6750 §3) and writes the error as
 // JSON ({"error", "error_description"}). Only the code and the description are
 // written, never the cause or the token.
 func (v *Verifier) writeError(w http.ResponseWriter, err error, scopes []string) {
 	e := oauth.AsError(err)
+	h := w.Header()
 	var status int
 	var challenge string
 	switch {
 	case errors.Is(err, errNoCredentials):
 		status, challenge = http.StatusUnauthorized, `Bearer realm="`+quotable(v.audience)+`"`
+		if v.requireBinding {
+			challenge = ""
+		}
+		h.Add("WWW-Authenticate", `DPoP realm="`+quotable(v.audience)+`", algs="`+dpopAlgs()+`"`)
+	case errors.Is(err, errDPoPChallenge):
+		// RFC 9449 §7.1: a DPoP-bound token, a DPoP request or a bad proof.
+		status = http.StatusUnauthorized
+		challenge = `DPoP error="` + string(e.Code) + `", error_description="` + quotable(e.Description) + `", algs="` + dpopAlgs() + `"`
+		if errors.Is(err, ErrUseNonce) && v.nonces != nil {
+			if n, nerr := v.nonces.Nonce(); nerr == nil {
+				h.Set(dpop.NonceHeader, n)
+			}
+		}
 	case errors.Is(err, ErrInsufficientScope):
 		status = http.StatusForbidden
 		challenge = `Bearer error="insufficient_scope", scope="` + quotable(strings.Join(scopes, " ")) + `"`
@@ -114,14 +113,27 @@ func (v *Verifier) writeError(w http.ResponseWriter, err error, scopes []string)
 	default:
 		status = http.StatusInternalServerError
 	}
-	h := w.Header()
 	if challenge != "" {
+		rest := h.Values("WWW-Authenticate")
 		h.Set("WWW-Authenticate", challenge)
+		for _, c := range rest {
+			h.Add("WWW-Authenticate", c)
+		}
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(e)
+}
+
+// dpopAlgs is the algs attribute of a DPoP challenge (RFC 9449 §7.1): the proof
+// algorithms accepted.
+func dpopAlgs() string {
+	var names []string
+	for _, a := range dpop.Algorithms() {
+		names = append(names, string(a))
+	}
+	return strings.Join(names, " ")
 }
 
 // quotable keeps only the characters RFC 6750 §3 allows in a quoted attribute

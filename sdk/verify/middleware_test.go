@@ -66,7 +66,7 @@ func TestMiddleware(t *testing.T) {
 			request: func() *http.Request { return get("BEARER " + raw) }},
 		{name: "fail/no-header", status: 401, challenge: realm, code: "invalid_request", desc: "missing bearer token",
 			request: func() *http.Request { return get("") }},
-		{name: "fail/basic-scheme", status: 401, challenge: realm, code: "invalid_request", desc: "does not carry a bearer token",
+		{name: "fail/basic-scheme", status: 401, challenge: realm, code: "invalid_request", desc: "does not carry a bearer or DPoP token",
 			request: func() *http.Request { return get("Basic d2ViLWFwcDp3ZWItYXBwLXNlY3JldA==") }},
 		{name: "fail/bearer-without-token", status: 401, challenge: realm, code: "invalid_request",
 			request: func() *http.Request { return get("Bearer ") }},

@@ -71,6 +71,34 @@ type Config struct {
 
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
+
+	// RequireBinding makes the middleware and VerifyRequest refuse every token that
+	// is not sender-constrained: only DPoP-bound tokens (cnf.jkt, RFC 9449 §6) with
+	// their proof and certificate-bound tokens (cnf["x5t#S256"], RFC 8705 §3) with
+	// their TLS client certificate are accepted. Bound tokens are always checked
+	// against their key, with or without it.
+	RequireBinding bool
+	// BaseURL is this service's external URL as its clients call it, e.g.
+	// "https://api2.example" or "https://gateway.example/ledger" behind a proxy: a
+	// DPoP proof's htu must be BaseURL followed by the request's path (RFC 9449 §4.3
+	// step 9). Empty means the scheme (https when the request came over TLS), Host
+	// and path of the request itself.
+	BaseURL string
+	// RequestURL, when set, returns the URL a client used to send r, without query
+	// and fragment (the htu a proof must carry); it takes precedence over BaseURL.
+	RequestURL func(r *http.Request) string
+	// DPoPMaxAge is how old a DPoP proof's iat may be; zero means DefaultDPoPMaxAge.
+	// A proof may also be up to DPoPSkew in the future.
+	DPoPMaxAge time.Duration
+	// DPoPNonces, when set, requires a server-provided nonce in every DPoP proof
+	// (RFC 9449 §9): a proof without a valid one is answered 401 use_dpop_nonce with
+	// a fresh nonce in the DPoP-Nonce header. NewNonces makes a stateless source
+	// that every replica sharing its key accepts.
+	DPoPNonces NonceSource
+	// DPoPReplayEntries bounds the per-process cache of DPoP proof jti values seen in
+	// the last DPoPMaxAge; zero means DefaultDPoPReplayEntries. When it is full the
+	// entries nearest their expiry are dropped first.
+	DPoPReplayEntries int
 }
 
 // Verifier checks deputy's access tokens for one audience. Safe for concurrent use.
@@ -81,6 +109,13 @@ type Verifier struct {
 	now        func() time.Time
 	keys       *keyCache
 	introspect *introspector // nil unless Config.Introspect
+
+	requireBinding bool
+	baseURL        string                     // without a trailing slash
+	externalURL    func(*http.Request) string // Config.RequestURL
+	dpopMaxAge     time.Duration
+	nonces         NonceSource
+	replay         *replayCache
 }
 
 // New validates cfg and returns a Verifier. It does no network I/O (ctx is unused):
@@ -94,7 +129,17 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if client == nil {
 		client = &http.Client{Timeout: DefaultTimeout}
 	}
-	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, leeway: cfg.Leeway, now: cfg.Now}
+	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, leeway: cfg.Leeway, now: cfg.Now,
+		requireBinding: cfg.RequireBinding, baseURL: strings.TrimSuffix(cfg.BaseURL, "/"),
+		externalURL: cfg.RequestURL, dpopMaxAge: cfg.DPoPMaxAge, nonces: cfg.DPoPNonces}
+	if v.dpopMaxAge == 0 {
+		v.dpopMaxAge = DefaultDPoPMaxAge
+	}
+	entries := cfg.DPoPReplayEntries
+	if entries == 0 {
+		entries = DefaultDPoPReplayEntries
+	}
+	v.replay = newReplayCache(entries)
 	if v.leeway == 0 {
 		v.leeway = DefaultLeeway
 	}
@@ -151,6 +196,10 @@ func (cfg *Config) validate() error {
 		{cfg.Leeway > MaxLeeway, fmt.Sprintf("Leeway must be at most %s", MaxLeeway)},
 		{cfg.Introspect && cfg.ClientID == "", "ClientID is required with Introspect"},
 		{cfg.Introspect && cfg.ClientSecret == "", "ClientSecret is required with Introspect"},
+		{cfg.BaseURL != "" && !baseURLOK(cfg.BaseURL), "BaseURL must be an absolute http(s) URL without query or fragment"},
+		{cfg.DPoPMaxAge < 0, "DPoPMaxAge must not be negative"},
+		{cfg.DPoPMaxAge > MaxDPoPMaxAge, fmt.Sprintf("DPoPMaxAge must be at most %s", MaxDPoPMaxAge)},
+		{cfg.DPoPReplayEntries < 0, "DPoPReplayEntries must not be negative"},
 	}
 	var errs []error
 	for _, c := range checks {
@@ -178,6 +227,10 @@ type Principal struct {
 	ExpiresAt time.Time
 	// Claims are all the token's claims as encoding/json decodes them.
 	Claims map[string]any
+	// Cnf is the key the token is bound to (RFC 7800 §3.1), nil for a bearer token.
+	// A Principal with Cnf comes only from a request that proved that key: a DPoP
+	// proof (RFC 9449 §7) or the TLS client certificate (RFC 8705 §3).
+	Cnf *oauth.Confirmation
 }
 
 // HasScope reports whether the token grants scope s (exact, case-sensitive match).
@@ -191,7 +244,8 @@ func (p *Principal) HasScope(s string) bool {
 // jku, jwk, x5u, x5c, crit or b64 header; a kid deputy publishes, whose key fits alg;
 // the signature; iss equal to Config.Issuer; a sub; aud containing
 // Config.Audience; exp in the future and nbf and iat not in it, within Leeway; no
-// cnf (a sender-constrained token is not a bearer token, RFC 9449 §7.1); and in
+// cnf (a sender-constrained token is not a bearer token, RFC 9449 §7.1: its key is
+// proved with the request, which VerifyRequest and the middleware check); and in
 // introspection mode, that deputy still calls the token active.
 //
 // Errors are *oauth.Error values that wrap ErrInvalidToken or ErrUnavailable.
@@ -201,6 +255,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	p, err := v.verifyJWT(ctx, raw, now)
 	if err != nil {
 		return nil, err
+	}
+	if p.Cnf != nil {
+		return nil, invalidToken("token is sender-constrained (cnf) and is not accepted as a bearer token", nil)
 	}
 	if v.introspect != nil {
 		if err := v.introspect.check(ctx, raw, now); err != nil {
@@ -320,7 +377,7 @@ type claims struct {
 	ClientID  string
 	Scope     string
 	Act       *oauth.Actor
-	Cnf       json.RawMessage
+	Cnf       *oauth.Confirmation
 	All       map[string]any
 }
 
@@ -334,7 +391,14 @@ func parseClaims(payload []byte) (*claims, error) {
 	if params == nil {
 		return nil, errors.New("payload is not a JSON object")
 	}
-	c := &claims{Cnf: params["cnf"]}
+	c := &claims{}
+	if p, ok := params["cnf"]; ok && string(p) != "null" {
+		cnf, err := parseConfirmation(p)
+		if err != nil {
+			return nil, fmt.Errorf("claim cnf: %w", err)
+		}
+		c.Cnf = cnf
+	}
 	for name, dst := range map[string]any{
 		"iss": &c.Issuer, "sub": &c.Subject, "aud": &c.Audience, "exp": &c.Expiry, "nbf": &c.NotBefore,
 		"iat": &c.IssuedAt, "jti": &c.ID, "client_id": &c.ClientID, "scope": &c.Scope, "act": &c.Act,
@@ -368,8 +432,6 @@ func (v *Verifier) checkClaims(c *claims, now time.Time) error {
 		return invalidToken("token is not valid yet (nbf)", fmt.Errorf("nbf %s, now %s", c.NotBefore.Time().UTC(), now.UTC()))
 	case c.IssuedAt != nil && c.IssuedAt.Time().After(now.Add(v.leeway)):
 		return invalidToken("token is issued in the future (iat)", fmt.Errorf("iat %s, now %s", c.IssuedAt.Time().UTC(), now.UTC()))
-	case c.Cnf != nil && string(c.Cnf) != "null":
-		return invalidToken("token is sender-constrained (cnf) and is not accepted as a bearer token", nil)
 	}
 	for a := c.Act; a != nil; a = a.Actor {
 		if a.Subject == "" {
@@ -391,5 +453,6 @@ func (c *claims) principal() *Principal {
 		JTI:       c.ID,
 		ExpiresAt: c.Expiry.Time(),
 		Claims:    c.All,
+		Cnf:       c.Cnf,
 	}
 }

@@ -6,6 +6,9 @@ package demo
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -14,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +46,7 @@ const (
 type Hop struct {
 	Service   string
 	Principal *verify.Principal
+	Raw       string // the token itself, as a thief who read it would have it
 }
 
 // Result is what a run saw, for tests: the hops of each scenario, in order, and
@@ -51,6 +56,9 @@ type Result struct {
 	PasswordRoot   string // the first token of the password sign-in (T0)
 	SAMLRoot       string // the token exchanged from the SAML assertion
 	AuditEvents    int64
+	// Stolen is how the token lifted from the ledger fared: the HTTP status of each
+	// attempt, by name ("fraud-check as Bearer", …).
+	Stolen map[string]int
 }
 
 // Run runs both scenarios and writes the story to out. dir holds deputy's
@@ -102,12 +110,18 @@ func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
 		return nil, fmt.Errorf("scenario 2: %w", err)
 	}
 	env.takeHops()
-	receipt, err = bank.Pay(ctx, env.paymentsURL, t0, bank.Payment{To: "carol", Amount: "12500.00"})
+	receipt, err = bank.Pay(ctx, env.paymentsURL, t0, env.webKey, bank.Payment{To: "carol", Amount: "12500.00"})
 	if err != nil {
 		return nil, fmt.Errorf("scenario 2: %w", err)
 	}
 	if res.SAML, res.SAMLRoot, err = env.show(ctx, p, receipt); err != nil {
 		return nil, fmt.Errorf("scenario 2: %w", err)
+	}
+
+	// Scenario 3: a token lifted from the ledger is useless.
+	p.section("3. a thief copies the token the ledger sent to fraud-check (from a log line) and replays it")
+	if res.Stolen, err = env.replayStolen(ctx, p, res.Password[len(res.Password)-1]); err != nil {
+		return nil, fmt.Errorf("scenario 3: %w", err)
 	}
 
 	// The trail is intact.
@@ -128,6 +142,7 @@ func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
 type world struct {
 	out                                              io.Writer
 	issuer, webURL, paymentsURL, ledgerURL, fraudURL string
+	webKey                                           *ecdsa.PrivateKey // the web app's DPoP key
 	node                                             *server.Server
 	services                                         []*bank.Service
 	servers                                          []*http.Server
@@ -136,10 +151,10 @@ type world struct {
 	hops []Hop
 }
 
-func (w *world) observe(service, _ string, p *verify.Principal) {
+func (w *world) observe(service, raw string, p *verify.Principal) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.hops = append(w.hops, Hop{Service: service, Principal: p})
+	w.hops = append(w.hops, Hop{Service: service, Principal: p, Raw: raw})
 }
 
 // show prints the hops of the payment just made, its receipt and the audit trace
@@ -228,7 +243,11 @@ func (w *world) start(ctx context.Context, dir string) error {
 		return err
 	}
 	w.services = []*bank.Service{payments, ledger, fraud}
+	if w.webKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return err
+	}
 	web := bank.NewWebApp(bank.WebAppConfig{
+		DPoPKey: w.webKey,
 		AuthURL: w.issuer + "/authorize", TokenURL: w.issuer + "/token",
 		ClientID: "web-app", ClientSecret: "web-app-secret", RedirectURL: w.webURL + "/callback",
 		Payments: w.paymentsURL, Scopes: []string{"openid", "payments:write", "ledger:write", "fraud:check"},
@@ -279,7 +298,7 @@ func (w *world) exchangeSAML(ctx context.Context, assertion string) (string, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("web-app", "web-app-secret")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Transport: &bank.ProofTransport{Key: w.webKey}}).Do(req) // bound to the web app's key
 	if err != nil {
 		return "", err
 	}
@@ -296,4 +315,70 @@ func (w *world) exchangeSAML(ctx context.Context, assertion string) (string, err
 		return "", errors.New("exchange of the SAML assertion refused: " + tr.Error + ": " + tr.Description)
 	}
 	return tr.AccessToken, nil
+}
+
+// replayStolen plays a thief who has the token fraud-check received from the ledger
+// (hop), and even the ledger's client secret, but not the ledger's DPoP key: the
+// token is refused at fraud-check as Bearer and with a proof of the thief's own key,
+// and at deputy when exchanged without a proof (RFC 9449 §7, the no-downgrade rule).
+func (w *world) replayStolen(ctx context.Context, p *printer, hop Hop) (map[string]int, error) {
+	thief, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	body := `{"account":"alice","amount":"99999.00"}`
+	checks := w.fraudURL + "/checks"
+	asBearer, err := http.NewRequestWithContext(ctx, http.MethodPost, checks, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	asBearer.Header.Set("Authorization", "Bearer "+hop.Raw)
+	asDPoP, err := http.NewRequestWithContext(ctx, http.MethodPost, checks, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	form := url.Values{"grant_type": {oauth.GrantTokenExchange}, "subject_token": {hop.Raw},
+		"subject_token_type": {string(oauth.TokenTypeAccessToken)}, "audience": {FraudAudience}}
+	atDeputy, err := http.NewRequestWithContext(ctx, http.MethodPost, w.issuer+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	atDeputy.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	atDeputy.SetBasicAuth("ledger", "ledger-secret")
+
+	p.line("the token: issued to %s, cnf %s", hop.Principal.ClientID, short(hop.Principal.Cnf))
+	got := map[string]int{}
+	for _, a := range []struct {
+		name   string
+		req    *http.Request
+		client *http.Client
+	}{
+		{"at fraud-check as Bearer", asBearer, http.DefaultClient},
+		{"at fraud-check with a DPoP proof of the thief's key", asDPoP,
+			&http.Client{Transport: &bank.ProofTransport{Key: thief, AccessToken: hop.Raw}}},
+		{"at deputy, exchanged with the ledger's client secret but no proof", atDeputy, http.DefaultClient},
+	} {
+		resp, err := a.client.Do(a.req)
+		if err != nil {
+			return nil, err
+		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		resp.Body.Close()
+		got[a.name] = resp.StatusCode
+		challenge := resp.Header.Get("WWW-Authenticate")
+		if i := strings.Index(challenge, ", error_description"); i > 0 {
+			challenge = challenge[:i]
+		}
+		if challenge != "" {
+			challenge = " (" + challenge + ")"
+		}
+		p.line("%-66s → %d %s%s", a.name, resp.StatusCode, e.Error, challenge)
+		if resp.StatusCode == http.StatusOK {
+			return got, fmt.Errorf("the stolen token was accepted %s", a.name)
+		}
+	}
+	return got, nil
 }

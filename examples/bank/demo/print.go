@@ -41,9 +41,22 @@ func (p *printer) hops(hops []Hop) {
 		p.printf("           aud    %s\n", strings.Join(pr.Audience, " "))
 		p.printf("           scope  %s\n", strings.Join(pr.Scopes, " "))
 		p.printf("           act    %s\n", actString(pr.Act))
+		p.printf("           cnf    %s\n", short(pr.Cnf))
 		p.printf("           jti    %s\n", pr.JTI)
 	}
 	p.printf("\n")
+}
+
+// short renders a token's binding: the first 8 characters of the key's thumbprint.
+func short(c *oauth.Confirmation) string {
+	switch {
+	case c == nil:
+		return "— (bearer)"
+	case c.JKT != "":
+		return "jkt " + c.JKT[:min(8, len(c.JKT))] + "… (DPoP key of the caller)"
+	default:
+		return "x5t#S256 " + c.X5TS256[:min(8, len(c.X5TS256))] + "… (TLS client certificate of the caller)"
+	}
 }
 
 // actString renders an act claim compactly, outermost (current) actor first:
