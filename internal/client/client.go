@@ -48,7 +48,7 @@ type Client struct {
 	// RFC 8705 §3).
 	CertificateBound bool
 
-	tlsName tlsName // for tls_client_auth
+	tlsName tlsName  // for tls_client_auth
 	digest  [32]byte // sha256 of the secret, when known
 	hasHash bool     // digest is valid
 	argon   *argonHash
