@@ -123,6 +123,13 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		return nil, d.deny(ctx, ev, oauth.UnauthorizedClient("client may not use grant_type "+gt,
 			fmt.Errorf("no policy permits client %q to use %s", c.ID, gt)))
 	}
+	if req.Binding == nil {
+		// A client with certificate-bound tokens (RFC 8705 §3): bound to the
+		// request's TLS client certificate, which it must present.
+		if req.Binding, err = c.CertificateBinding(&req.Credentials); err != nil {
+			return nil, d.deny(ctx, ev, err)
+		}
+	}
 	issued, err := g.Handle(ctx, req, c, ev)
 	if err != nil {
 		return nil, d.deny(ctx, ev, err)
