@@ -56,6 +56,7 @@ func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.
 	claims := &token.Claims{
 		Subject: c.ID, Audience: aud, ClientID: c.ID, Scope: strings.Join(dedupe(scopes), " "),
 		IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: exp.Unix(), ID: token.NewID(),
+		Cnf: req.Binding, // the key the request proved (RFC 8705 §3, RFC 9449 §6)
 	}
 	if c.MayAct != "" {
 		claims.MayAct = &oauth.Actor{Subject: c.MayAct}
