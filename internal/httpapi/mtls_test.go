@@ -282,3 +282,36 @@ func TestMutualTLSDiscovery(t *testing.T) {
 		t.Fatalf("discovery: %s", w.Body)
 	}
 }
+
+// TestMutualTLSIntrospection: a tls_client_auth client authenticates at
+// introspection with its certificate too, and sees its bound token's cnf (RFC 8705
+// §3.2); without the certificate it is invalid_client.
+func TestMutualTLSIntrospection(t *testing.T) {
+	ca := newCertAuthority(t, "Bank Client CA")
+	n := mtlsNode(t, ca)
+	ledger := ca.clientCert(t, "ledger")
+	w := n.do(ledgerTokenRequest(overTLS(ledger)))
+	var resp oauth.TokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp.AccessToken == "" {
+		t.Fatalf("token: %d %s", w.Code, w.Body)
+	}
+	introspect := func(mod func(r *http.Request)) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/introspect", strings.NewReader(url.Values{
+			"token": {resp.AccessToken}, "client_id": {"ledger"},
+		}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		mod(r)
+		return n.do(r)
+	}
+	w = introspect(overTLS(ledger))
+	var got oauth.IntrospectionResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("ok/introspect: %d %s", w.Code, w.Body)
+	}
+	if !got.Active || got.Cnf == nil || got.Cnf.X5TS256 != x5t(ledger) {
+		t.Fatalf("ok/introspect: %s, want active with cnf x5t#S256 %s", w.Body, x5t(ledger))
+	}
+	if code := oauthError(t, introspect(overTLS()), http.StatusUnauthorized); code != oauth.CodeInvalidClient {
+		t.Fatalf("fail/introspect-without-certificate: %s", code)
+	}
+}
