@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/server"
+	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -183,22 +185,31 @@ func TestMutualTLSTokenEndpoint(t *testing.T) {
 	ca, other := newCertAuthority(t, "Bank Client CA"), newCertAuthority(t, "Another CA")
 	n := mtlsNode(t, ca)
 	ledger, foreign := ca.clientCert(t, "ledger"), other.clientCert(t, "ledger")
-	for _, tt := range []struct {
+	for i, tt := range []struct {
 		name string
 		mod  func(r *http.Request)
 		want oauth.Code // "" = issued, bound to ledger's certificate
+		// reason is in the audited denial's reason ("" = not checked)
+		reason string
 	}{
-		{"ok/connection-certificate", overTLS(ledger), ""},
-		{"ok/header-from-trusted-proxy", fromPeer(proxyAddr+":4711", escapedPEM(ledger)), ""},
-		{"fail/certificate-from-another-ca", overTLS(foreign), oauth.CodeInvalidClient},
-		{"fail/no-certificate", overTLS(), oauth.CodeInvalidClient},
-		{"fail/proxy-header-from-untrusted-address-ignored", fromPeer(untrustedTLS, escapedPEM(ledger)), oauth.CodeInvalidClient},
-		{"fail/proxy-header-over-untrusted-tls-ignored", func(r *http.Request) { overTLS(foreign)(r); fromPeer(untrustedTLS, escapedPEM(ledger))(r) }, oauth.CodeInvalidClient},
-		{"fail/trusted-proxy-without-header-is-no-certificate", func(r *http.Request) { overTLS(ledger)(r); fromPeer(proxyAddr+":4711", "")(r) }, oauth.CodeInvalidClient},
-		{"fail/malformed-header-from-trusted-proxy", fromPeer(proxyAddr+":4711", "-----BEGIN%20CERTIFICATE-----%0Agarbage"), oauth.CodeInvalidRequest},
+		{"ok/connection-certificate", overTLS(ledger), "", ""},
+		{"ok/header-from-trusted-proxy", fromPeer(proxyAddr+":4711", escapedPEM(ledger)), "", ""},
+		{"fail/certificate-from-another-ca", overTLS(foreign), oauth.CodeInvalidClient, "certificate signed by unknown authority"},
+		{"fail/no-certificate", overTLS(), oauth.CodeInvalidClient, ""},
+		{"fail/proxy-header-from-untrusted-address-ignored", fromPeer(untrustedTLS, escapedPEM(ledger)), oauth.CodeInvalidClient, "no client certificate"},
+		{"fail/proxy-header-over-untrusted-tls-ignored", func(r *http.Request) { overTLS(foreign)(r); fromPeer(untrustedTLS, escapedPEM(ledger))(r) }, oauth.CodeInvalidClient, ""},
+		{"fail/trusted-proxy-without-header-is-no-certificate", func(r *http.Request) { overTLS(ledger)(r); fromPeer(proxyAddr+":4711", "")(r) }, oauth.CodeInvalidClient, ""},
+		{"fail/malformed-header-from-trusted-proxy", fromPeer(proxyAddr+":4711", "-----BEGIN%20CERTIFICATE-----%0Agarbage"), oauth.CodeInvalidRequest, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w := n.do(ledgerTokenRequest(tt.mod))
+			r := ledgerTokenRequest(tt.mod)
+			if r.RemoteAddr == untrustedTLS {
+				// An address of its own: unauthenticated denials from one address
+				// are recorded once a minute, then summed up.
+				r.RemoteAddr = fmt.Sprintf("192.0.2.%d:1234", 100+i)
+			}
+			r.Header.Set("X-Request-Id", fmt.Sprintf("mtls-%d", i))
+			w := n.do(r)
 			if tt.want != "" {
 				status := http.StatusBadRequest
 				if tt.want == oauth.CodeInvalidClient {
@@ -206,6 +217,9 @@ func TestMutualTLSTokenEndpoint(t *testing.T) {
 				}
 				if got := oauthError(t, w, status); got != tt.want {
 					t.Fatalf("error %q, want %q", got, tt.want)
+				}
+				if tt.reason != "" {
+					wantDenial(t, n, fmt.Sprintf("mtls-%d", i), tt.want, tt.reason)
 				}
 				return
 			}
@@ -221,6 +235,25 @@ func TestMutualTLSTokenEndpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wantDenial fails unless request id was audited as a denial with code whose
+// reason holds reason.
+func wantDenial(t *testing.T, n *node, id string, code oauth.Code, reason string) {
+	t.Helper()
+	events, err := n.s.Store.Query(t.Context(), store.AuditFilter{Type: store.EventDenied})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.RequestID == id {
+			if e.Decision != store.DecisionDeny || !strings.HasPrefix(e.Reason, string(code)+":") || !strings.Contains(e.Reason, reason) {
+				t.Fatalf("audited as %s %q; want a denial for %s with %q", e.Decision, e.Reason, code, reason)
+			}
+			return
+		}
+	}
+	t.Fatalf("no denial recorded for request %s", id)
 }
 
 // TestCertificateBoundTokenAtUserinfo: a certificate-bound token is accepted only
