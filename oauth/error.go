@@ -6,7 +6,7 @@ import (
 )
 
 // Code is an OAuth error code (RFC 6749 §5.2, RFC 8693 §2.2.2, RFC 8707 §2,
-// RFC 7009 §2.2.1).
+// RFC 7009 §2.2.1, RFC 9449 §12.2).
 type Code string
 
 // Error codes.
@@ -22,6 +22,9 @@ const (
 	CodeServerError          Code = "server_error"
 	CodeTemporarilyUnavail   Code = "temporarily_unavailable"
 	CodeAccessDenied         Code = "access_denied"
+	// CodeInvalidDPoPProof and CodeUseDPoPNonce are RFC 9449 §12.2's.
+	CodeInvalidDPoPProof Code = "invalid_dpop_proof"
+	CodeUseDPoPNonce     Code = "use_dpop_nonce"
 )
 
 // Error is a protocol error. Code and Description are what the client reads; Cause is
@@ -132,4 +135,16 @@ func ServerError(cause error) *Error { return newError(CodeServerError, "interna
 // TemporarilyUnavailable: the server cannot handle the request now (storage down).
 func TemporarilyUnavailable(desc string, cause error) *Error {
 	return newError(CodeTemporarilyUnavail, desc, cause)
+}
+
+// InvalidDPoPProof: the DPoP proof is missing where required, malformed, badly
+// signed or not for this request (RFC 9449 §5, §12.2).
+func InvalidDPoPProof(desc string, cause error) *Error {
+	return newError(CodeInvalidDPoPProof, desc, cause)
+}
+
+// UseDPoPNonce: the DPoP proof must carry the nonce the server provides in the
+// DPoP-Nonce header (RFC 9449 §8, §12.2).
+func UseDPoPNonce(desc string, cause error) *Error {
+	return newError(CodeUseDPoPNonce, desc, cause)
 }

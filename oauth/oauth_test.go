@@ -75,6 +75,8 @@ func TestErrorStatus(t *testing.T) {
 		{oauth.InvalidScope("d", nil), oauth.CodeInvalidScope, http.StatusBadRequest},
 		{oauth.InvalidTarget("d", nil), oauth.CodeInvalidTarget, http.StatusBadRequest},
 		{oauth.UnsupportedTokenType("d", nil), oauth.CodeUnsupportedTokenType, http.StatusBadRequest},
+		{oauth.InvalidDPoPProof("d", nil), oauth.CodeInvalidDPoPProof, http.StatusBadRequest},
+		{oauth.UseDPoPNonce("d", nil), oauth.CodeUseDPoPNonce, http.StatusBadRequest},
 		{oauth.ServerError(nil), oauth.CodeServerError, http.StatusInternalServerError},
 		{oauth.TemporarilyUnavailable("d", nil), oauth.CodeTemporarilyUnavail, http.StatusServiceUnavailable},
 		{&oauth.Error{Code: oauth.CodeAccessDenied}, oauth.CodeAccessDenied, http.StatusBadRequest},

@@ -71,7 +71,9 @@ const ClientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-typ
 // RFC 8693 §2.2.1).
 const (
 	TokenTypeBearer = "Bearer"
-	TokenTypeNA     = "N_A"
+	// TokenTypeDPoP is the token_type of a DPoP-bound access token (RFC 9449 §5).
+	TokenTypeDPoP = "DPoP"
+	TokenTypeNA   = "N_A"
 )
 
 // JWT "typ" header values.

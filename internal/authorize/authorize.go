@@ -29,6 +29,9 @@ type Request struct {
 	Prompt          []string
 	MaxAge          time.Duration // -1 when absent
 	LoginHint       string
+	// DPoPJKT is dpop_jkt (RFC 9449 §10): the thumbprint of the DPoP key the code
+	// is bound to, "" when the client sent none.
+	DPoPJKT string
 }
 
 // OpenID reports whether this is an OpenID Connect request (scope openid).
@@ -82,7 +85,7 @@ const (
 // single-valued parameters of the request; each may appear at most once.
 var singles = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
 	"code_challenge", "code_challenge_method", "prompt", "max_age", "response_mode", "login_hint",
-	"request", "request_uri", "display", "ui_locales", "id_token_hint", "acr_values"}
+	"request", "request_uri", "display", "ui_locales", "id_token_hint", "acr_values", "dpop_jkt"}
 
 // Clients looks up registered clients.
 type Clients interface {
@@ -182,6 +185,13 @@ func Parse(params url.Values, clients Clients) (*Request, error) {
 		return nil, fail(oauth.CodeInvalidRequest, "code_challenge is not a base64url SHA-256 value")
 	}
 	r.CodeChallenge = challenge
+	if jkt := params.Get("dpop_jkt"); jkt != "" {
+		// An RFC 7638 SHA-256 thumbprint, base64url like an S256 challenge.
+		if !validChallenge(jkt) {
+			return nil, fail(oauth.CodeInvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint")
+		}
+		r.DPoPJKT = jkt
+	}
 
 	if p := params.Get("prompt"); p != "" {
 		r.Prompt = dedupe(strings.Fields(p))

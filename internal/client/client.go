@@ -43,6 +43,9 @@ type Client struct {
 	// IDTokenAlg is the algorithm of this client's ID tokens
 	// (id_token_signed_response_alg; "" for the server's default).
 	IDTokenAlg string
+	// DPoPBoundAccessTokens: every token request of the client must carry a DPoP
+	// proof (dpop_bound_access_tokens, RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool
 	// CertificateBound: the client's tokens are bound to the TLS client
 	// certificate of the token request (tls_client_certificate_bound_access_tokens,
 	// RFC 8705 §3).
@@ -98,7 +101,7 @@ func NewRegistry(cfgs []config.Client, issuer, tokenURL string, nonces store.Non
 		c := &Client{
 			ID: cc.ID, AuthMethod: cc.AuthMethod, GrantTypes: cc.GrantTypes,
 			RedirectURIs: cc.RedirectURIs, Scopes: cc.Scopes, Audiences: cc.Audiences,
-			IDTokenAlg: cc.IDTokenSignedResponseAlg,
+			IDTokenAlg: cc.IDTokenSignedResponseAlg, DPoPBoundAccessTokens: cc.DPoPBoundAccessTokens,
 		}
 		if len(cc.MayAct) > 0 {
 			c.MayAct = cc.MayAct[0]

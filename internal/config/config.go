@@ -45,6 +45,21 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Shutdown is what SIGTERM and SIGINT do: drain, then stop.
 	Shutdown Shutdown `yaml:"shutdown"`
+	// DPoP configures the checking of DPoP proofs (RFC 9449) at the token and
+	// userinfo endpoints.
+	DPoP DPoP `yaml:"dpop"`
+}
+
+// DPoP configures DPoP proofs (RFC 9449).
+type DPoP struct {
+	// MaxAge is how old a proof's iat may be (a 5 s skew is allowed on top, and
+	// for an iat in the future); its jti is remembered that long, on every node.
+	MaxAge Duration `yaml:"max_age"`
+	// RequireNonce makes every proof carry a nonce deputy issued (RFC 9449 §8):
+	// a proof without one is answered use_dpop_nonce with a DPoP-Nonce header.
+	// Nonces are signed with deputy's keys, so every node accepts them; each is
+	// valid 5 minutes.
+	RequireNonce bool `yaml:"require_nonce"`
 }
 
 // CORS configures cross-origin requests from browsers (the Fetch standard's CORS
@@ -190,6 +205,9 @@ type Client struct {
 	// IDTokenSignedResponseAlg is the algorithm of this client's ID tokens (OpenID
 	// Connect Dynamic Client Registration §2); default signing.id_token_algorithm.
 	IDTokenSignedResponseAlg string `yaml:"id_token_signed_response_alg"`
+	// DPoPBoundAccessTokens makes every token request of the client carry a DPoP
+	// proof (RFC 9449 §5.2): without one it is refused with invalid_dpop_proof.
+	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens"`
 	// TLSClientAuthSubjectDN, …SANDNS, …SANURI, …SANEmail, …SANIP: for auth_method
 	// tls_client_auth, exactly one is set, and the client certificate must carry it
 	// (RFC 8705 §2.1.2): the subject DN as RFC 4514 writes it, or one
@@ -375,6 +393,9 @@ const (
 	DefaultMaxHeaderBytes = 65536
 	// DefaultShutdownDrain is shutdown.drain's default.
 	DefaultShutdownDrain = 5 * time.Second
+	// DefaultDPoPMaxAge is dpop.max_age's default (RFC 9449 §11.1 leaves it to the
+	// server; a minute covers a client's clock and a retry).
+	DefaultDPoPMaxAge = 60 * time.Second
 	// DefaultShutdownTimeout is shutdown.timeout's default.
 	DefaultShutdownTimeout = 20 * time.Second
 )

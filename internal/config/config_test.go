@@ -188,7 +188,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown, dpop"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -391,6 +391,8 @@ func TestValidate(t *testing.T) {
 		{"fail/http-max-header-bytes", func(c *Config) { c.HTTP.MaxHeaderBytes = 100 }, "http.max_header_bytes", "100 is not within 4096…1048576"},
 		{"fail/shutdown-drain-negative", func(c *Config) { c.Shutdown.Drain = Duration(-time.Second) }, "shutdown.drain", "is not positive"},
 		{"fail/shutdown-timeout-below-read", func(c *Config) { c.Shutdown.Timeout = Duration(10 * time.Second) }, "shutdown.timeout", "10s is shorter than http.read_timeout (15s)"},
+		{"fail/dpop-max-age-negative", func(c *Config) { c.DPoP.MaxAge = Duration(-time.Second) }, "dpop.max_age", "is not positive"},
+		{"fail/dpop-max-age-too-long", func(c *Config) { c.DPoP.MaxAge = Duration(time.Hour) }, "dpop.max_age", "1h0m0s is longer than 10m0s"},
 		{"fail/storage-dsn", func(c *Config) { c.Storage.DSN = "" }, "storage.dsn", "must be set"},
 		{"fail/storage-timeout", func(c *Config) { c.Storage.Timeout = Duration(-time.Second) }, "storage.timeout", "-1s is not positive"},
 		{"fail/storage-timeout-too-short", func(c *Config) { c.Storage.Timeout = Duration(time.Millisecond) }, "storage.timeout", "1ms is shorter than 100ms"},
@@ -909,6 +911,7 @@ func TestDefaults(t *testing.T) {
 		HTTP: HTTP{ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(15 * time.Second),
 			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second), MaxHeaderBytes: 65536},
 		Shutdown: Shutdown{Drain: Duration(5 * time.Second), Timeout: Duration(20 * time.Second)},
+		DPoP:     DPoP{MaxAge: Duration(time.Minute)},
 
 		TrustedProxyHeader: "X-Forwarded-For",
 	}

@@ -114,6 +114,7 @@ func (c *Config) SetDefaults() {
 	}
 	setDuration(&c.Shutdown.Drain, DefaultShutdownDrain)
 	setDuration(&c.Shutdown.Timeout, DefaultShutdownTimeout)
+	setDuration(&c.DPoP.MaxAge, DefaultDPoPMaxAge)
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		if cl.AuthMethod == "" {

@@ -52,6 +52,7 @@ var mappedClaimReserved = map[string]bool{
 }
 
 const (
+	maxDPoPMaxAge     = 10 * time.Minute
 	maxAccessTokenTTL = 24 * time.Hour
 	maxMaxChain       = 32
 )
@@ -706,5 +707,7 @@ func (c *Config) lifecycleChecks() []check {
 		positive("shutdown.drain", sd.Drain),
 		positive("shutdown.timeout", sd.Timeout),
 		{sd.Timeout < h.ReadTimeout && sd.Timeout > 0, "shutdown.timeout", fmt.Sprintf("%v is shorter than http.read_timeout (%v): a request the server accepted must be given the time to arrive", sd.Timeout.D(), h.ReadTimeout.D())},
+		positive("dpop.max_age", c.DPoP.MaxAge),
+		{c.DPoP.MaxAge.D() > maxDPoPMaxAge, "dpop.max_age", fmt.Sprintf("%v is longer than %v: a proof is for one request, made just before it (RFC 9449 §11.1)", c.DPoP.MaxAge.D(), maxDPoPMaxAge)},
 	}
 }

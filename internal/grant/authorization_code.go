@@ -55,6 +55,9 @@ func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.
 	if err := presentedBy(&ac, c, redirectURI, verifier); err != nil {
 		return nil, err
 	}
+	if err := provesKey(req, ac.DPoPJKT, "authorization code"); err != nil {
+		return nil, err
+	}
 	if ac.RedeemedAt.IsZero() {
 		if err := g.usable(&ac, now); err != nil {
 			return nil, err
@@ -82,7 +85,7 @@ func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.
 	giveBack := func(ctx context.Context) {
 		release(ctx, func(ctx context.Context) error { return g.Codes.ReleaseCode(ctx, hash, now) })
 	}
-	issued, err := g.issue(ctx, c, ac, now, ev)
+	issued, err := g.issue(ctx, c, ac, req.Binding, now, ev)
 	if err != nil {
 		giveBack(ctx)
 		return nil, err
@@ -92,7 +95,7 @@ func (g *AuthorizationCode) Handle(ctx context.Context, req *Request, c *client.
 }
 
 // issue issues the user's tokens for a code just redeemed.
-func (g *AuthorizationCode) issue(ctx context.Context, c *client.Client, ac store.AuthCode, now time.Time, ev *store.AuditEvent) (*Issued, error) {
+func (g *AuthorizationCode) issue(ctx context.Context, c *client.Client, ac store.AuthCode, binding *oauth.Confirmation, now time.Time, ev *store.AuditEvent) (*Issued, error) {
 	// A sign-out may have landed since the checks above.
 	if err := g.usable(&ac, now); err != nil {
 		return nil, err
@@ -100,6 +103,7 @@ func (g *AuthorizationCode) issue(ctx context.Context, c *client.Client, ac stor
 	return g.Users.issue(ctx, c, userGrant{
 		subject: ac.Subject, sessionID: ac.SessionID, idp: ac.IdP, acr: ac.ACR, amr: ac.AMR, nonce: ac.Nonce,
 		authTime: ac.AuthTime, scopes: ac.Scopes, parent: ac.ID, family: ac.ID,
+		binding: binding, refreshJKT: refreshJKT(c, binding),
 	}, now, ev)
 }
 

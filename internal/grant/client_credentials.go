@@ -55,8 +55,7 @@ func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.
 	exp := now.Add(g.TTL)
 	claims := &token.Claims{
 		Subject: c.ID, Audience: aud, ClientID: c.ID, Scope: strings.Join(dedupe(scopes), " "),
-		IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: exp.Unix(), ID: token.NewID(),
-		Cnf: req.Binding, // the key the request proved (RFC 8705 §3, RFC 9449 §6)
+		IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: exp.Unix(), ID: token.NewID(), Cnf: req.Binding,
 	}
 	if c.MayAct != "" {
 		claims.MayAct = &oauth.Actor{Subject: c.MayAct}
@@ -69,7 +68,7 @@ func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.
 	ev.Audiences, ev.Scopes = aud, claims.Scopes()
 	ev.TokenJTI, ev.TokenExpires = claims.ID, time.Unix(claims.Expiry, 0)
 	return &Issued{Response: oauth.TokenResponse{
-		AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: oauth.TokenTypeBearer,
+		AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: accessTokenType(req.Binding),
 		ExpiresIn: claims.Expiry - now.Unix(), Scope: claims.Scope,
 	}}, nil
 }

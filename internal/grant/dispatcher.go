@@ -31,6 +31,11 @@ type Request struct {
 	// for a client whose tokens are certificate-bound; nil for a bearer request.
 	// Tokens the grant issues are bound to it.
 	Binding *oauth.Confirmation
+	// BindingErr is why the edge refused the request's proof of possession (a DPoP
+	// proof that fails RFC 9449 §4.3, a replayed jti, a missing nonce). The
+	// Dispatcher refuses the request with it once the client is authenticated, so
+	// that the denial is recorded with the client.
+	BindingErr error
 
 	// authenticated is set once the Dispatcher authenticated the request's client:
 	// denials of requests without it are recorded in aggregate (denials.go).
@@ -123,9 +128,13 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		return nil, d.deny(ctx, ev, oauth.UnauthorizedClient("client may not use grant_type "+gt,
 			fmt.Errorf("no policy permits client %q to use %s", c.ID, gt)))
 	}
+	if err := proofOfPossession(req, c); err != nil {
+		return nil, d.deny(ctx, ev, err)
+	}
 	if req.Binding == nil {
 		// A client with certificate-bound tokens (RFC 8705 §3): bound to the
-		// request's TLS client certificate, which it must present.
+		// request's TLS client certificate, which it must present. A DPoP proof,
+		// when sent, binds instead.
 		if req.Binding, err = c.CertificateBinding(&req.Credentials); err != nil {
 			return nil, d.deny(ctx, ev, err)
 		}
@@ -169,6 +178,19 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		return nil, d.deny(ctx, ev, err)
 	}
 	return &issued.Response, nil
+}
+
+// proofOfPossession refuses a request whose proof the edge refused, and one of a
+// client with dpop_bound_access_tokens that carries no DPoP proof (RFC 9449 §5.2).
+func proofOfPossession(req *Request, c *client.Client) error {
+	if req.BindingErr != nil {
+		return req.BindingErr
+	}
+	if c.DPoPBoundAccessTokens && (req.Binding == nil || req.Binding.JKT == "") {
+		return oauth.InvalidDPoPProof("a DPoP proof is required",
+			fmt.Errorf("client %q has dpop_bound_access_tokens and sent no DPoP proof", c.ID))
+	}
+	return nil
 }
 
 // Refuse records the denial of a request refused before it reached a grant (a

@@ -54,6 +54,11 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 		return nil, oauth.InvalidGrant("refresh token was issued to another client",
 			fmt.Errorf("refresh token of client %q presented by %q", cur.ClientID, c.ID))
 	}
+	// A bound token presented without its key is refused unspent too: whoever
+	// stole it cannot use it, nor make its owner's next refresh look like reuse.
+	if err := provesKey(req, cur.JKT, "refresh token"); err != nil {
+		return nil, err
+	}
 	if cur.UsedAt.IsZero() {
 		// A rotated token is a reuse, whatever else is wrong with it; one not rotated
 		// yet is refused unspent when expired, revoked or asked for more scopes (the
@@ -90,7 +95,7 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 	giveBack := func(ctx context.Context) {
 		release(ctx, func(ctx context.Context) error { return g.Store.ReleaseRefreshToken(ctx, hash, now) })
 	}
-	issued, err := g.rotate(ctx, c, rt, scopeParam, now, ev)
+	issued, err := g.rotate(ctx, c, rt, scopeParam, req.Binding, now, ev)
 	if err != nil {
 		giveBack(ctx)
 		return nil, err
@@ -100,7 +105,7 @@ func (g *RefreshToken) Handle(ctx context.Context, req *Request, c *client.Clien
 }
 
 // rotate issues the tokens of a refresh token just spent.
-func (g *RefreshToken) rotate(ctx context.Context, c *client.Client, rt store.RefreshToken, scopeParam string, now time.Time, ev *store.AuditEvent) (*Issued, error) {
+func (g *RefreshToken) rotate(ctx context.Context, c *client.Client, rt store.RefreshToken, scopeParam string, binding *oauth.Confirmation, now time.Time, ev *store.AuditEvent) (*Issued, error) {
 	// A revocation may have landed since the checks above.
 	if err := g.usable(&rt, now); err != nil {
 		return nil, err
@@ -110,11 +115,12 @@ func (g *RefreshToken) rotate(ctx context.Context, c *client.Client, rt store.Re
 		return nil, err
 	}
 	if rt.Exchanged() {
-		return g.exchanged(ctx, c, rt, scopes, now, ev)
+		return g.exchanged(ctx, c, rt, scopes, binding, now, ev)
 	}
 	return g.Users.issue(ctx, c, userGrant{
 		subject: rt.Subject, sessionID: rt.SessionID, idp: rt.IdP, acr: rt.ACR, amr: rt.AMR,
 		authTime: rt.AuthTime, scopes: scopes, granted: rt.Scopes, parent: rt.ID, family: rt.FamilyID,
+		binding: binding, refreshJKT: rotatedJKT(c, rt, binding),
 	}, now, ev)
 }
 
@@ -165,10 +171,11 @@ func (g *RefreshToken) reused(ctx context.Context, req *Request, c *client.Clien
 // policy rule in the audit record), with the scopes asked for; neither it nor the
 // rotated refresh token outlives the first one, which never outlived the exchange's
 // subject token (design §5 "Lifetime").
-func (g *RefreshToken) exchanged(ctx context.Context, c *client.Client, rt store.RefreshToken, scopes []string, now time.Time, ev *store.AuditEvent) (*Issued, error) {
+func (g *RefreshToken) exchanged(ctx context.Context, c *client.Client, rt store.RefreshToken, scopes []string, binding *oauth.Confirmation, now time.Time, ev *store.AuditEvent) (*Issued, error) {
 	at := &token.Claims{
 		Subject: rt.Subject, Audience: rt.Audiences, ClientID: c.ID, Scope: strings.Join(scopes, " "),
 		IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: now.Add(g.Users.AccessTTL).Unix(), ID: token.NewID(),
+		Cnf: binding,
 	}
 	if limit := rt.ExpiresAt.Unix(); limit < at.Expiry {
 		at.Expiry = limit
@@ -199,12 +206,13 @@ func (g *RefreshToken) exchanged(ctx context.Context, c *client.Client, rt store
 	value, hash := opaque(RefreshTokenPrefix)
 	next := rt
 	next.Hash, next.ID, next.IssuedAt, next.UsedAt = hash, token.NewID(), now, time.Time{}
+	next.JKT = rotatedJKT(c, rt, binding)
 	if err := g.Store.InsertRefreshToken(ctx, next); err != nil {
 		return nil, oauth.TemporarilyUnavailable("cannot store the refresh token now", err)
 	}
 	return &Issued{
 		Response: oauth.TokenResponse{
-			AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: oauth.TokenTypeBearer,
+			AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: accessTokenType(binding),
 			ExpiresIn: at.Expiry - now.Unix(), Scope: at.Scope, RefreshToken: value,
 		},
 		Events: []*store.AuditEvent{{
@@ -212,4 +220,14 @@ func (g *RefreshToken) exchanged(ctx context.Context, c *client.Client, rt store
 			Actors: ev.Actors, Rule: rt.Rule, TokenJTI: next.ID, TokenExpires: next.ExpiresAt, Reason: "refresh token",
 		}},
 	}, nil
+}
+
+// rotatedJKT is the DPoP key the refresh token that replaces rt is bound to: rt's
+// (provesKey checked the request proved it), or, for a public client's token not
+// bound yet, the key of this request's proof (RFC 9449 §5).
+func rotatedJKT(c *client.Client, rt store.RefreshToken, binding *oauth.Confirmation) string {
+	if rt.JKT != "" {
+		return rt.JKT
+	}
+	return refreshJKT(c, binding)
 }

@@ -118,10 +118,12 @@ type userGrant struct {
 	subject, sessionID, idp, acr, nonce string
 	amr                                 []string
 	authTime                            time.Time
-	scopes                              []string // of the access and ID tokens
-	granted                             []string // of a new refresh token: those of the grant (RFC 6749 §6); nil = scopes
-	parent                              string   // lineage parent: the code or the refresh token
-	family                              string   // lineage root of the refresh family: the code
+	scopes                              []string            // of the access and ID tokens
+	granted                             []string            // of a new refresh token: those of the grant (RFC 6749 §6); nil = scopes
+	parent                              string              // lineage parent: the code or the refresh token
+	family                              string              // lineage root of the refresh family: the code
+	binding                             *oauth.Confirmation // cnf of the access token: the key the request proved; nil = bearer
+	refreshJKT                          string              // DPoP key a new refresh token is bound to; "" = unbound
 }
 
 // RefreshTokenPrefix starts every refresh token deputy issues, so endpoints that take
@@ -157,7 +159,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 	at := &token.Claims{
 		Subject: g.subject, Audience: aud, ClientID: c.ID, Scope: strings.Join(g.scopes, " "),
 		IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: now.Add(u.AccessTTL).Unix(), ID: token.NewID(),
-		AuthTime: g.authTime.Unix(), ACR: g.acr, AMR: g.amr, SID: g.sessionID,
+		AuthTime: g.authTime.Unix(), ACR: g.acr, AMR: g.amr, SID: g.sessionID, Cnf: g.binding,
 	}
 	if c.MayAct != "" {
 		at.MayAct = &oauth.Actor{Subject: c.MayAct}
@@ -174,7 +176,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 	ev.Audiences, ev.Scopes = aud, at.Scopes()
 	ev.TokenJTI, ev.TokenExpires = at.ID, time.Unix(at.Expiry, 0)
 	out := &Issued{Response: oauth.TokenResponse{
-		AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: oauth.TokenTypeBearer,
+		AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: accessTokenType(g.binding),
 		ExpiresIn: at.Expiry - now.Unix(), Scope: at.Scope,
 	}}
 
@@ -187,7 +189,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 		rt := store.RefreshToken{
 			Hash: hash, ID: token.NewID(), FamilyID: g.family, ClientID: c.ID, SessionID: g.sessionID,
 			Subject: g.subject, Scopes: granted, Audiences: aud, IdP: g.idp, AMR: g.amr, ACR: g.acr,
-			AuthTime: g.authTime, IssuedAt: now, ExpiresAt: now.Add(u.RefreshTTL),
+			AuthTime: g.authTime, IssuedAt: now, ExpiresAt: now.Add(u.RefreshTTL), JKT: g.refreshJKT,
 		}
 		if err := u.Refresh.InsertRefreshToken(ctx, rt); err != nil {
 			return nil, oauth.TemporarilyUnavailable("cannot store the refresh token now", err)

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/deputy-auth/deputy/oauth"
+	"github.com/deputy-auth/deputy/sdk/dpop"
 )
 
 // metadata builds the RFC 8414 and OpenID Connect discovery documents once. They
@@ -26,6 +27,10 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 	// Access tokens (and exchanged JWTs) are signed with signing.algorithm, ID tokens
 	// with each client's algorithm (below); the JWKS holds a key for each.
 	signing := []string{string(s.cfg.Keys.SigningAlgorithms()[0])}
+	var dpopAlgs []string
+	for _, a := range dpop.Algorithms() {
+		dpopAlgs = append(dpopAlgs, string(a))
+	}
 	m := map[string]any{
 		"issuer":                                iss,
 		"token_endpoint":                        iss + PathToken,
@@ -42,6 +47,8 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 		"scopes_supported":                          s.cfg.Scopes,
 		"response_types_supported":                  []string{},
 		"access_token_signing_alg_values_supported": signing,
+		// RFC 9449 §5.1: DPoP proofs are accepted at every grant.
+		"dpop_signing_alg_values_supported": dpopAlgs,
 	}
 	// deputy's own metadata: where services report calls and auditors read the trail
 	// (client_secret_basic only: the bodies are JSON or absent, with no room for a

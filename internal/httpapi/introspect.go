@@ -35,7 +35,11 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 		Sub: cl.Subject, Aud: cl.Audience, Iss: cl.Issuer, Jti: cl.ID, Act: cl.Act, MayAct: cl.MayAct,
 	}
 	if v.Type == oauth.JWTTypeAccessToken {
+		// RFC 9449 §6.2: a DPoP-bound token's token_type is DPoP.
 		resp.TokenType = oauth.TokenTypeBearer
+		if cl.Cnf != nil && cl.Cnf.JKT != "" {
+			resp.TokenType = oauth.TokenTypeDPoP
+		}
 	}
 	if cl.Cnf != nil {
 		resp.Cnf = cl.Cnf

@@ -114,6 +114,8 @@ type Config struct {
 	// ForwardedHeader is the header the trusted proxies write, HeaderXForwardedFor
 	// ("" too) or HeaderForwarded (trusted_proxy_header); the other is not read.
 	ForwardedHeader string
+	// DPoP configures DPoP proofs at the token and userinfo endpoints (dpop.go).
+	DPoP DPoP
 	// ClientCertificates: clients may present TLS client certificates (RFC 8705),
 	// on the connection or through a proxy; discovery lists the mutual-TLS
 	// methods and certificate-bound tokens.
@@ -140,6 +142,8 @@ type Server struct {
 	// headerHint logs, once, that a trusted proxy sends only the forwarding
 	// header trusted_proxy_header does not name.
 	headerHint sync.Once
+	// nonces is the DPoP nonce this node hands out (dpop.go).
+	nonces dpopNonces
 }
 
 // SetDraining marks the node as shutting down: from then on /readyz answers 503, so
@@ -153,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.DPoP.Replay == nil {
+		return nil, errors.New("httpapi: DPoP.Replay is required")
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
 	var err error
@@ -470,6 +477,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		if gt := req.Form["grant_type"]; len(gt) == 1 {
 			grantType = gt[0]
 		}
+		s.tokenProof(w, r, req)
 		var resp *oauth.TokenResponse
 		resp, err = s.cfg.Dispatcher.Token(r.Context(), req)
 		if err == nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
+	"github.com/deputy-auth/deputy/sdk/dpop"
 )
 
 // Paths of the browser-facing endpoints.
@@ -581,13 +582,16 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// userinfo serves OIDC Core §5.3 for access tokens that carry the openid scope.
+// userinfo serves OIDC Core §5.3 for access tokens that carry the openid scope. A
+// DPoP-bound token is accepted only as "Authorization: DPoP" with a proof of its
+// key for this request (RFC 9449 §7); sent as a bearer token it is refused.
 func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	var raw string
+	isDPoP := false
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, v, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			raw = strings.TrimSpace(v)
+		if ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) {
+			raw, isDPoP = strings.TrimSpace(v), strings.EqualFold(scheme, "DPoP")
 		}
 	} else if r.Method == http.MethodPost {
 		if err := wb.readForm(w, r); err == nil {
@@ -605,9 +609,16 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusUnauthorized)
 		return nil
 	}
-	v, err := wb.s.cfg.Tokens.VerifyContext(r.Context(), raw, []string{oauth.JWTTypeAccessToken}, wb.s.cfg.Now())
+	now := wb.s.cfg.Now()
+	v, err := wb.s.cfg.Tokens.VerifyContext(r.Context(), raw, []string{oauth.JWTTypeAccessToken}, now)
 	if err != nil {
+		if isDPoP {
+			return dpopRefusal(w, "invalid_token", "the access token is invalid, expired or revoked")
+		}
 		return bearer("invalid_token", "the access token is invalid, expired or revoked")
+	}
+	if ok, err := wb.userinfoProof(w, r, raw, isDPoP, v.Claims.Cnf, now); !ok {
+		return err
 	}
 	if cnf := v.Claims.Cnf; cnf != nil && cnf.X5TS256 != "" && !wb.s.certificateMatches(r, cnf.X5TS256) {
 		// RFC 8705 §3: a certificate-bound token, used without its certificate.
@@ -630,6 +641,49 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	out["sub"] = v.Claims.Subject
 	return writeJSON(w, out)
+}
+
+// userinfoProof checks how a token is presented at userinfo (RFC 9449 §7): a
+// DPoP-bound token (cnf.jkt) only with the DPoP scheme and a proof of its key for
+// this request, with ath of the token; a token without cnf.jkt only as a bearer
+// token. It reports whether the request may go on; a refusal it has answered
+// (401 with a DPoP challenge), or returns as an error (the store is unavailable).
+func (wb *web) userinfoProof(w http.ResponseWriter, r *http.Request, raw string, isDPoP bool, cnf *oauth.Confirmation, now time.Time) (bool, error) {
+	bound := cnf != nil && cnf.JKT != ""
+	switch {
+	case !bound && !isDPoP:
+		return true, nil
+	case !bound:
+		return false, dpopRefusal(w, "invalid_token", "the access token is not DPoP-bound; send it as a Bearer token")
+	case !isDPoP:
+		return false, dpopRefusal(w, "invalid_token", "the access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof")
+	}
+	s := wb.s
+	p, err := s.dpopProof(r.Context(), r.Header.Values(dpop.Header), r.Method, s.cfg.Issuer+PathUserinfo, raw, now)
+	if err != nil {
+		oe := oauth.AsError(err)
+		if oe.Code == oauth.CodeTemporarilyUnavail {
+			return false, oe
+		}
+		if oe.Code == oauth.CodeUseDPoPNonce {
+			if n := s.dpopNonce(now); n != "" {
+				w.Header().Set(dpop.NonceHeader, n)
+			}
+		}
+		return false, dpopRefusal(w, string(oe.Code), oe.Description)
+	}
+	if p.JKT != cnf.JKT {
+		return false, dpopRefusal(w, "invalid_dpop_proof", "the DPoP proof is not of the key the access token is bound to")
+	}
+	return true, nil
+}
+
+// dpopRefusal answers 401 with a DPoP challenge (RFC 9449 §7.1).
+func dpopRefusal(w http.ResponseWriter, code, desc string) error {
+	w.Header().Set("WWW-Authenticate", dpopChallenge(code, desc))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusUnauthorized)
+	return nil
 }
 
 // logoutRequest is an RP-initiated logout request (OIDC RP-Initiated Logout 1.0

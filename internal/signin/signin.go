@@ -178,6 +178,7 @@ func (s *Service) IssueCode(ctx context.Context, sess store.Session, r *authoriz
 		Hash: sum[:], ID: "code-" + token.NewID(), ClientID: r.Client.ID, SessionID: sess.ID, Subject: sess.Subject,
 		RedirectURI: redirectOf(r), Scopes: r.Scopes, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
 		IdP: sess.IdP, AMR: sess.AMR, ACR: sess.ACR, AuthTime: sess.AuthTime, ExpiresAt: now.Add(s.CodeTTL),
+		DPoPJKT: r.DPoPJKT,
 	}
 	if err := s.Codes.InsertCode(ctx, ac); err != nil {
 		return "", fmt.Errorf("signin: store code: %w", err)

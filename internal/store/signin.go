@@ -83,6 +83,9 @@ type AuthCode struct {
 	AuthTime      time.Time
 	ExpiresAt     time.Time
 	RedeemedAt    time.Time // zero until redeemed
+	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449 §10): the
+	// token request must carry a DPoP proof of that key; "" when none.
+	DPoPJKT string
 }
 
 // Codes stores authorization codes; each can be redeemed once, cluster-wide.
@@ -130,6 +133,10 @@ type RefreshToken struct {
 	// the act claim (JSON) and Claims the identity claims (a JSON object) that every
 	// access token refreshed from it carries.
 	Rule, Act, Claims string
+	// JKT binds the token to a DPoP key (RFC 9449 §5: a public client's refresh
+	// token): it is used only with a proof of the key of that thumbprint; "" when
+	// unbound.
+	JKT string
 }
 
 // Exchanged reports whether the token was issued by a token exchange.

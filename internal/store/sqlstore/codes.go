@@ -22,7 +22,7 @@ func (db *DB) InsertCode(ctx context.Context, c store.AuthCode) error {
 	}
 	_, err = s.ExecContext(ctx, c.Hash, c.ID, c.ClientID, c.SessionID, c.Subject, c.RedirectURI,
 		encodeList(c.Scopes), c.Nonce, c.CodeChallenge, c.IdP, encodeList(c.AMR), c.ACR,
-		nullMicros(c.AuthTime), micros(c.ExpiresAt), nullMicros(c.RedeemedAt))
+		nullMicros(c.AuthTime), micros(c.ExpiresAt), nullMicros(c.RedeemedAt), c.DPoPJKT)
 	if db.d.isConflict(err) {
 		return fmt.Errorf("sqlstore: insert authorization code %q: hash or id exists: %w", c.ID, store.ErrConflict)
 	}
@@ -157,7 +157,7 @@ func scanCode(row interface{ Scan(...any) error }) (store.AuthCode, error) {
 		expires            int64
 	)
 	err := row.Scan(&c.Hash, &c.ID, &c.ClientID, &c.SessionID, &c.Subject, &c.RedirectURI,
-		&scopes, &c.Nonce, &c.CodeChallenge, &c.IdP, &amr, &c.ACR, &authTime, &expires, &redeemed)
+		&scopes, &c.Nonce, &c.CodeChallenge, &c.IdP, &amr, &c.ACR, &authTime, &expires, &redeemed, &c.DPoPJKT)
 	if err != nil {
 		return store.AuthCode{}, err
 	}

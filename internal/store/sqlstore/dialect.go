@@ -138,9 +138,9 @@ const sessionColumns = `id, token_hash, subject, idp, amr, acr, auth_time, expir
 
 // codeColumns are the columns of auth_codes in the order scanCode reads them.
 const codeColumns = `hash, id, client_id, session_id, subject, redirect_uri, scopes, nonce,
-	code_challenge, idp, amr, acr, auth_time, expires_at, redeemed_at`
+	code_challenge, idp, amr, acr, auth_time, expires_at, redeemed_at, dpop_jkt`
 
 // refreshTokenColumns are the columns of refresh_tokens in the order
 // scanRefreshToken reads them.
 const refreshTokenColumns = `hash, id, family_id, client_id, session_id, subject, scopes,
-	audiences, idp, amr, acr, auth_time, issued_at, expires_at, used_at, rule, act, claims`
+	audiences, idp, amr, acr, auth_time, issued_at, expires_at, used_at, rule, act, claims, jkt`

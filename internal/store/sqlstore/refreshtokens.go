@@ -23,7 +23,7 @@ func (db *DB) InsertRefreshToken(ctx context.Context, t store.RefreshToken) erro
 	_, err = s.ExecContext(ctx, t.Hash, t.ID, t.FamilyID, t.ClientID, t.SessionID, t.Subject,
 		encodeList(t.Scopes), encodeList(t.Audiences), t.IdP, encodeList(t.AMR), t.ACR,
 		nullMicros(t.AuthTime), micros(t.IssuedAt), micros(t.ExpiresAt), nullMicros(t.UsedAt),
-		t.Rule, t.Act, t.Claims)
+		t.Rule, t.Act, t.Claims, t.JKT)
 	if db.d.isConflict(err) {
 		return fmt.Errorf("sqlstore: insert refresh token %q: hash or id exists: %w", t.ID, store.ErrConflict)
 	}
@@ -79,7 +79,7 @@ func scanRefreshToken(row interface{ Scan(...any) error }) (store.RefreshToken, 
 	)
 	err := row.Scan(&t.Hash, &t.ID, &t.FamilyID, &t.ClientID, &t.SessionID, &t.Subject,
 		&scopes, &audiences, &t.IdP, &amr, &t.ACR, &authTime, &issued, &expires, &used,
-		&t.Rule, &t.Act, &t.Claims)
+		&t.Rule, &t.Act, &t.Claims, &t.JKT)
 	if err != nil {
 		return store.RefreshToken{}, err
 	}

@@ -331,13 +331,13 @@ var sqliteQueries = queries{
 	endSession:         `UPDATE sessions SET ended_at = coalesce(ended_at, ?) WHERE id = ?`,
 
 	insertCode: `INSERT INTO auth_codes (` + codeColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	redeemCode:  `UPDATE auth_codes SET redeemed_at = ? WHERE hash = ? AND redeemed_at IS NULL`,
 	releaseCode: `UPDATE auth_codes SET redeemed_at = NULL WHERE hash = ? AND redeemed_at = ?`,
 	codeByHash:  `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`,
 
 	insertRefreshToken: `INSERT INTO refresh_tokens (` + refreshTokenColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	useRefreshToken:     `UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
 	releaseRefreshToken: `UPDATE refresh_tokens SET used_at = NULL WHERE hash = ? AND used_at = ?`,
 	refreshTokenByHash:  `SELECT ` + refreshTokenColumns + ` FROM refresh_tokens WHERE hash = ?`,

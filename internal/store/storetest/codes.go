@@ -72,9 +72,9 @@ func sameCode(t *testing.T, what string, got, want store.AuthCode) {
 
 func fmtCode(c store.AuthCode) string {
 	return fmt.Sprintf("{Hash:%x ID:%q ClientID:%q SessionID:%q Subject:%q RedirectURI:%q Scopes:%#v "+
-		"Nonce:%q CodeChallenge:%q IdP:%q AMR:%#v ACR:%q AuthTime:%s ExpiresAt:%s RedeemedAt:%s}",
+		"Nonce:%q CodeChallenge:%q IdP:%q AMR:%#v ACR:%q AuthTime:%s ExpiresAt:%s RedeemedAt:%s DPoPJKT:%q}",
 		c.Hash, c.ID, c.ClientID, c.SessionID, c.Subject, c.RedirectURI, c.Scopes, c.Nonce,
-		c.CodeChallenge, c.IdP, c.AMR, c.ACR, fmtTime(c.AuthTime), fmtTime(c.ExpiresAt), fmtTime(c.RedeemedAt))
+		c.CodeChallenge, c.IdP, c.AMR, c.ACR, fmtTime(c.AuthTime), fmtTime(c.ExpiresAt), fmtTime(c.RedeemedAt), c.DPoPJKT)
 }
 
 // raceOnce calls use n times at once, call i with the time t0 + i+1 µs, and checks
@@ -165,6 +165,7 @@ var codeTests = []test{
 		c.Scopes = []string{"openid", "a b", "100%", "%20", ""}
 		c.AMR = []string{"pwd", "otp"}
 		c.ACR = "urn:acr:2"
+		c.DPoPJKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
 		c.AuthTime = t0.Add(-time.Minute + 3*time.Microsecond).In(ny)
 		c.ExpiresAt = t0.Add(time.Minute + 5*time.Microsecond).In(ny)
 		insertCodes(t, s, c)

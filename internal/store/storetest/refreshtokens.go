@@ -72,10 +72,10 @@ func sameRefreshToken(t *testing.T, what string, got, want store.RefreshToken) {
 
 func fmtRefreshToken(rt store.RefreshToken) string {
 	return fmt.Sprintf("{Hash:%x ID:%q FamilyID:%q ClientID:%q SessionID:%q Subject:%q Scopes:%#v "+
-		"Audiences:%#v IdP:%q AMR:%#v ACR:%q AuthTime:%s IssuedAt:%s ExpiresAt:%s UsedAt:%s Rule:%q Act:%q Claims:%q}",
+		"Audiences:%#v IdP:%q AMR:%#v ACR:%q AuthTime:%s IssuedAt:%s ExpiresAt:%s UsedAt:%s Rule:%q Act:%q Claims:%q JKT:%q}",
 		rt.Hash, rt.ID, rt.FamilyID, rt.ClientID, rt.SessionID, rt.Subject, rt.Scopes, rt.Audiences,
 		rt.IdP, rt.AMR, rt.ACR, fmtTime(rt.AuthTime), fmtTime(rt.IssuedAt), fmtTime(rt.ExpiresAt), fmtTime(rt.UsedAt),
-		rt.Rule, rt.Act, rt.Claims)
+		rt.Rule, rt.Act, rt.Claims, rt.JKT)
 }
 
 var refreshTokenTests = []test{
@@ -124,6 +124,7 @@ var refreshTokenTests = []test{
 		rt.IssuedAt = t0.Add(4 * time.Microsecond).In(ny)
 		rt.ExpiresAt = t0.Add(24*time.Hour + 5*time.Microsecond).In(ny)
 		rt.Rule, rt.Act, rt.Claims = "api1-to-api2", `{"sub":"api1","act":{"sub":"web-app"}}`, `{"acr":"urn:acr:2","ü":"\u00fc"}`
+		rt.JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
 		insertRefreshTokens(t, s, rt)
 		at := t0.Add(time.Hour + 6*time.Microsecond).In(ny)
 		got := useRefresh(t, s, rt.Hash, at)
