@@ -91,3 +91,52 @@ func TestCertificateBoundTokens(t *testing.T) {
 		}
 	})
 }
+
+// TestCertificateBoundUserTokens: the code and refresh grants bind a certificate-bound
+// client's access tokens to the certificate of each request (RFC 8705 §3), and a
+// refresh without a certificate is refused.
+func TestCertificateBoundUserTokens(t *testing.T) {
+	f := newFixture(t, nil)
+	web := clientConfigs[0]
+	web.TLSClientCertificateBoundAccessTokens = true
+	reg, err := client.NewRegistry([]config.Client{web}, issuer, issuer+"/token", f.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp := grant.NewDispatcher(reg, f.audit, map[string]grant.Grant{
+		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: f.st, Revoker: f.audit, Users: f.users},
+		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: f.st, Revoker: f.audit, Users: f.users},
+	}, discard)
+	cert, other := selfSignedCert(t), selfSignedCert(t)
+	code, _ := f.code(t, nil)
+	req := f.request("web", "grant_type", oauth.GrantAuthorizationCode, "code", code, "redirect_uri", webRedirect, "code_verifier", verifier)
+	req.Credentials.Certificates = []*x509.Certificate{cert}
+	resp, err := disp.Token(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at := f.access(t, resp.AccessToken); at.Cnf == nil || at.Cnf.X5TS256 != client.CertificateThumbprint(cert) {
+		t.Fatalf("ok/code: cnf = %+v, want x5t#S256 of the certificate", at.Cnf)
+	}
+	if resp.RefreshToken == "" {
+		t.Fatal("no refresh token")
+	}
+
+	t.Run("fail/refresh-without-certificate", func(t *testing.T) {
+		r := f.request("web", "grant_type", oauth.GrantRefreshToken, "refresh_token", resp.RefreshToken)
+		_, err := disp.Token(context.Background(), r)
+		wantCode(t, err, oauth.CodeInvalidRequest)
+		wantDenied(t, f, r, oauth.CodeInvalidRequest)
+	})
+	t.Run("ok/refresh-binds-to-the-request's-certificate", func(t *testing.T) {
+		r := f.request("web", "grant_type", oauth.GrantRefreshToken, "refresh_token", resp.RefreshToken)
+		r.Credentials.Certificates = []*x509.Certificate{other}
+		got, err := disp.Token(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at := f.access(t, got.AccessToken); at.Cnf == nil || at.Cnf.X5TS256 != client.CertificateThumbprint(other) {
+			t.Fatalf("cnf = %+v, want x5t#S256 of the request's certificate", at.Cnf)
+		}
+	})
+}
