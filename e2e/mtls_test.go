@@ -298,3 +298,73 @@ func TestMutualTLS(t *testing.T) {
 		})
 	}
 }
+
+// proxyMTLSConfig is deputy behind a TLS-terminating proxy on this machine: plain
+// HTTP, the client certificate in X-Client-Cert, believed from 127.0.0.1 only.
+const proxyMTLSConfig = `
+issuer: %ISSUER%
+listen: %LISTEN%
+` + sqliteStorage + `
+tls:
+  client_ca_file: CA_FILE
+  client_cert_header: X-Client-Cert
+  trusted_proxies: [127.0.0.1]
+clients:
+  - id: ledger
+    auth_method: tls_client_auth
+    tls_client_auth_san_dns: ledger.internal
+    tls_client_certificate_bound_access_tokens: true
+    grant_types: [client_credentials]
+    scopes: [openid]
+`
+
+// TestMutualTLSBehindProxy: with TLS terminated in front of deputy, the certificate
+// a trusted proxy forwards (URL-encoded PEM, as nginx's $ssl_client_escaped_cert)
+// authenticates the client and binds its token, and the bound token is accepted only
+// with the same forwarded certificate.
+func TestMutualTLSBehindProxy(t *testing.T) {
+	ca := newPKI(t, "Bank Client CA")
+	caFile := filepath.Join(t.TempDir(), "client-ca.pem")
+	writePEM(t, caFile, "CERTIFICATE", ca.cert.Raw)
+	s := start(t, strings.Replace(proxyMTLSConfig, "CA_FILE", caFile, 1))
+	k := ecKey(t)
+	ledger := ca.sign(&x509.Certificate{Subject: pkix.Name{CommonName: "svc"}, DNSNames: []string{"ledger.internal"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, &k.PublicKey, nil)
+	other := newPKI(t, "Another CA").sign(&x509.Certificate{Subject: pkix.Name{CommonName: "svc"}, DNSNames: []string{"ledger.internal"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, &k.PublicKey, nil)
+	forwarded := func(c *x509.Certificate) map[string]string {
+		return map[string]string{"X-Client-Cert": url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))}
+	}
+
+	r := certToken(t, s, httpClient, "ledger", forwarded(ledger))
+	if r.Status != http.StatusOK {
+		t.Fatalf("ok/forwarded-certificate: %d %s", r.Status, r.Raw)
+	}
+	cnf, _ := claims(t, r.str("access_token"))["cnf"].(map[string]any)
+	if cnf["x5t#S256"] != thumbprint(ledger) {
+		t.Fatalf("ok/forwarded-certificate: cnf = %v, want x5t#S256 %s", cnf, thumbprint(ledger))
+	}
+	wantError(t, certToken(t, s, httpClient, "ledger", forwarded(other)), http.StatusUnauthorized, "invalid_client")
+	wantError(t, certToken(t, s, httpClient, "ledger", nil), http.StatusUnauthorized, "invalid_client")
+
+	for _, tt := range []struct {
+		name   string
+		header map[string]string
+		status int
+	}{
+		{"ok/userinfo-same-certificate", forwarded(ledger), http.StatusOK},
+		{"fail/userinfo-without-certificate", nil, http.StatusUnauthorized},
+		{"fail/userinfo-another-certificate", forwarded(other), http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, s.url()+"/userinfo", nil)
+			req.Header.Set("Authorization", "Bearer "+r.str("access_token"))
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			if got := doJSON(t, httpClient, req); got.Status != tt.status {
+				t.Fatalf("userinfo: %d %s, want %d", got.Status, got.Raw, tt.status)
+			}
+		})
+	}
+}
