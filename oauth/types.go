@@ -58,6 +58,9 @@ const (
 	AuthClientSecretPost  = "client_secret_post"
 	AuthPrivateKeyJWT     = "private_key_jwt"
 	AuthNone              = "none"
+	// RFC 8705 §2.1 and §2.2: mutual-TLS client authentication.
+	AuthTLSClient           = "tls_client_auth"
+	AuthSelfSignedTLSClient = "self_signed_tls_client_auth"
 )
 
 // ClientAssertionTypeJWTBearer is the client_assertion_type of private_key_jwt

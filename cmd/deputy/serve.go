@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -96,6 +97,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
 		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if cfg.TLS.CertFile != "" && cfg.WantsClientCertificates() {
+		srv.TLSConfig = clientCertTLS()
 	}
 
 	go node.Maintain(nodeCtx)
@@ -203,4 +208,15 @@ deputy is running a DEVELOPMENT setup (no --config given). Do not use it in prod
 	}
 	fmt.Fprintf(w, "\n  try: curl -s -u web-app:web-app-secret -d grant_type=client_credentials %s/token\n\n", cfg.Issuer)
 	_ = os.Stdout.Sync()
+}
+
+// clientCertTLS is the listener's TLS configuration with mutual TLS (RFC 8705): it
+// asks every client for a certificate and never demands or verifies one, so that a
+// certificate from an unknown CA fails the client authentication that uses it
+// (401 invalid_client, verified in internal/client against tls.client_ca_file), not
+// the handshake — and browsers and clients without a certificate still connect. No
+// CA names are sent in the request: Go's crypto/tls client would then withhold a
+// self-signed certificate (self_signed_tls_client_auth).
+func clientCertTLS() *tls.Config {
+	return &tls.Config{ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -45,7 +46,12 @@ type Client struct {
 	// DPoPBoundAccessTokens: every token request of the client must carry a DPoP
 	// proof (dpop_bound_access_tokens, RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool
+	// CertificateBound: the client's tokens are bound to the TLS client
+	// certificate of the token request (tls_client_certificate_bound_access_tokens,
+	// RFC 8705 §3).
+	CertificateBound bool
 
+	tlsName tlsName  // for tls_client_auth
 	digest  [32]byte // sha256 of the secret, when known
 	hasHash bool     // digest is valid
 	argon   *argonHash
@@ -83,6 +89,7 @@ type Registry struct {
 	slow      chan struct{}
 	nonces    store.Nonces
 	audiences []string // accepted aud values of client assertions
+	clientCAs *x509.CertPool
 }
 
 // NewRegistry builds the registry from configuration. issuer and tokenURL are the
@@ -100,6 +107,7 @@ func NewRegistry(cfgs []config.Client, issuer, tokenURL string, nonces store.Non
 			c.MayAct = cc.MayAct[0]
 		}
 		c.Name, c.PostLogoutRedirectURIs = cc.Name, cc.PostLogoutRedirectURIs
+		c.CertificateBound, c.tlsName = cc.TLSClientCertificateBoundAccessTokens, newTLSName(cc)
 		switch {
 		case cc.Secret != "":
 			c.digest, c.hasHash = sha256.Sum256([]byte(cc.Secret)), true
@@ -155,6 +163,12 @@ type Credentials struct {
 	FormSecret     string // client_secret form parameter
 	Assertion      string // client_assertion
 	AssertionType  string // client_assertion_type
+	// Certificates is the request's TLS client certificate chain, leaf first (RFC
+	// 8705): from the connection, or from a trusted proxy's header. Presenting one
+	// is no authentication method of its own: it authenticates a client whose
+	// auth_method is tls_client_auth or self_signed_tls_client_auth, and binds the
+	// tokens of a client with certificate-bound tokens.
+	Certificates []*x509.Certificate
 }
 
 // ClaimedID is the client id the request claims, before authentication ("" if none).
@@ -168,7 +182,8 @@ func (cr *Credentials) ClaimedID() string {
 // Authenticate identifies and authenticates the client of a request. Errors are
 // protocol errors: invalid_client (401) for failed authentication — wrong or missing
 // credentials, a client_id naming another client than the credentials or the
-// assertion, any fault of a client assertion — and invalid_request only for more
+// assertion, any fault of a client assertion or client certificate (RFC 8705 §2) —
+// and invalid_request only for more
 // than one method in one request (RFC 6749 §2.3).
 func (r *Registry) Authenticate(ctx context.Context, cr *Credentials, now time.Time) (*Client, error) {
 	if cr.BasicMalformed {
@@ -198,6 +213,10 @@ func (r *Registry) Authenticate(ctx context.Context, cr *Credentials, now time.T
 		return r.assertion(ctx, cr, now)
 	}
 	c, ok := r.byID[cr.FormID]
+	if ok && (c.AuthMethod == oauth.AuthTLSClient || c.AuthMethod == oauth.AuthSelfSignedTLSClient) {
+		// RFC 8705 §2: client_id names the client, the certificate authenticates it.
+		return r.certificate(c, cr, now)
+	}
 	if cr.FormID == "" || !ok || !c.Public() {
 		return nil, oauth.InvalidClient("client authentication failed", fmt.Errorf("no credentials for client %q", cr.FormID))
 	}

@@ -108,6 +108,19 @@ type Shutdown struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile is a PEM file of the CAs that issue client certificates for
+	// tls_client_auth (RFC 8705 §2.1). With it the HTTPS listener asks for (never
+	// demands) a client certificate; the chain is verified only where a client
+	// authenticates with it, so a certificate from another CA is a failed client
+	// authentication, not a failed handshake.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientCertHeader is the header a TLS-terminating proxy in front of deputy puts
+	// the client's certificate in, URL-encoded PEM (as nginx's
+	// $ssl_client_escaped_cert). Read only from a peer in TrustedProxies.
+	ClientCertHeader string `yaml:"client_cert_header"`
+	// TrustedProxies are the proxies (CIDRs or addresses) whose ClientCertHeader is
+	// believed; from any other peer the header is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Storage selects the database.
@@ -195,6 +208,19 @@ type Client struct {
 	// DPoPBoundAccessTokens makes every token request of the client carry a DPoP
 	// proof (RFC 9449 §5.2): without one it is refused with invalid_dpop_proof.
 	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens"`
+	// TLSClientAuthSubjectDN, …SANDNS, …SANURI, …SANEmail, …SANIP: for auth_method
+	// tls_client_auth, exactly one is set, and the client certificate must carry it
+	// (RFC 8705 §2.1.2): the subject DN as RFC 4514 writes it, or one
+	// subjectAltName entry of that type.
+	TLSClientAuthSubjectDN string `yaml:"tls_client_auth_subject_dn"`
+	TLSClientAuthSANDNS    string `yaml:"tls_client_auth_san_dns"`
+	TLSClientAuthSANURI    string `yaml:"tls_client_auth_san_uri"`
+	TLSClientAuthSANEmail  string `yaml:"tls_client_auth_san_email"`
+	TLSClientAuthSANIP     string `yaml:"tls_client_auth_san_ip"`
+	// TLSClientCertificateBoundAccessTokens binds the client's tokens to the TLS
+	// client certificate of the token request (RFC 8705 §3): a token request
+	// without a certificate is refused.
+	TLSClientCertificateBoundAccessTokens bool `yaml:"tls_client_certificate_bound_access_tokens"`
 }
 
 // Exchange holds token-exchange policies.
@@ -502,6 +528,33 @@ func ProxyPrefix(s string) (netip.Prefix, error) {
 		return netip.PrefixFrom(a.Unmap(), p.Bits()-96), nil
 	}
 	return p, nil
+}
+
+// CertProxyPrefixes is tls.trusted_proxies parsed; entries that do not parse
+// (which Validate reports) are left out.
+func (c *Config) CertProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.TLS.TrustedProxies {
+		if p, err := ProxyPrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// WantsClientCertificates reports whether the HTTPS listener asks clients for a
+// certificate (RFC 8705): tls.client_ca_file is set, or a client authenticates
+// with one or has certificate-bound tokens.
+func (c *Config) WantsClientCertificates() bool {
+	if c.TLS.ClientCAFile != "" {
+		return true
+	}
+	for _, cl := range c.Clients {
+		if cl.AuthMethod == oauth.AuthTLSClient || cl.AuthMethod == oauth.AuthSelfSignedTLSClient || cl.TLSClientCertificateBoundAccessTokens {
+			return true
+		}
+	}
+	return false
 }
 
 // TrustedProxyPrefixes is trusted_proxies parsed; entries that do not parse

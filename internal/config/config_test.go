@@ -180,7 +180,7 @@ audiences:
 			name: "ok/null-values",
 			src:  "tls:\nclients:\n  - id: a\n    scopes:\n",
 			check: func(t *testing.T, c *Config) {
-				if c.TLS != (TLS{}) || c.Clients[0].Scopes != nil {
+				if !reflect.DeepEqual(c.TLS, TLS{}) || c.Clients[0].Scopes != nil {
 					t.Errorf("config = %+v", c)
 				}
 			},
@@ -434,7 +434,7 @@ func TestValidate(t *testing.T) {
 		{"fail/client-none-with-secret", func(c *Config) {
 			c.Clients[0].AuthMethod, c.Clients[0].GrantTypes = oauth.AuthNone, []string{oauth.GrantAuthorizationCode}
 		}, "clients[0].secret", "must not be set for auth_method none"},
-		{"fail/client-jwks-without-private-key-jwt", func(c *Config) { c.Clients[1].JWKSFile = "api1.jwks" }, "clients[1].jwks_file", "is only used with auth_method private_key_jwt, not client_secret_basic"},
+		{"fail/client-jwks-without-private-key-jwt", func(c *Config) { c.Clients[1].JWKSFile = "api1.jwks" }, "clients[1].jwks_file", "is only used with auth_method private_key_jwt or self_signed_tls_client_auth, not client_secret_basic"},
 		{"fail/client-grant-type", func(c *Config) { c.Clients[0].GrantTypes[0] = "password" }, "clients[0].grant_types[0]", `"password" is not one of authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:token-exchange`},
 		{"fail/client-grant-type-duplicate", func(c *Config) {
 			c.Clients[0].GrantTypes = append(c.Clients[0].GrantTypes, oauth.GrantRefreshToken)
@@ -589,6 +589,46 @@ func TestValidate(t *testing.T) {
 		{"ok/trusted-proxy-header-forwarded", func(c *Config) { c.TrustedProxyHeader = "Forwarded" }, "", ""},
 		{"ok/trusted-proxy-header-any-case", func(c *Config) { c.TrustedProxyHeader = "x-forwarded-for" }, "", ""},
 		{"fail/trusted-proxy-header-both", func(c *Config) { c.TrustedProxyHeader = "X-Forwarded-For, Forwarded" }, "trusted_proxy_header", "is not one of X-Forwarded-For, Forwarded"},
+		{"ok/tls-client-auth", func(c *Config) {
+			c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+			c.Clients[1].Secret, c.Clients[1].AuthMethod, c.Clients[1].TLSClientAuthSANDNS = "", oauth.AuthTLSClient, "svc.example"
+			c.Clients[1].TLSClientCertificateBoundAccessTokens = true
+		}, "", ""},
+		{"ok/self-signed-tls-client-auth-behind-proxy", func(c *Config) {
+			c.TLS = TLS{ClientCertHeader: "X-Client-Cert", TrustedProxies: []string{"10.0.0.0/8"}}
+			c.Clients[1].Secret, c.Clients[1].AuthMethod, c.Clients[1].JWKSFile = "", oauth.AuthSelfSignedTLSClient, "keys.json"
+		}, "", ""},
+		{"fail/tls-client-auth-two-subjects", func(c *Config) {
+			c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+			c.Clients[1].Secret, c.Clients[1].AuthMethod = "", oauth.AuthTLSClient
+			c.Clients[1].TLSClientAuthSANDNS, c.Clients[1].TLSClientAuthSubjectDN = "svc.example", "CN=svc"
+		}, "clients[1].tls_client_auth_subject_dn", "set exactly one of"},
+		{"fail/tls-client-auth-without-ca", func(c *Config) {
+			c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem"}
+			c.Clients[1].Secret, c.Clients[1].AuthMethod, c.Clients[1].TLSClientAuthSANDNS = "", oauth.AuthTLSClient, "svc.example"
+		}, "tls.client_ca_file", "must be set"},
+		{"fail/tls-client-auth-no-certificates", func(c *Config) {
+			c.TLS = TLS{ClientCAFile: "ca.pem"}
+			c.Clients[1].Secret, c.Clients[1].AuthMethod, c.Clients[1].TLSClientAuthSANDNS = "", oauth.AuthTLSClient, "svc.example"
+		}, "clients[1].auth_method", "needs client certificates"},
+		{"fail/tls-client-auth-san-ip", func(c *Config) {
+			c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+			c.Clients[1].Secret, c.Clients[1].AuthMethod, c.Clients[1].TLSClientAuthSANIP = "", oauth.AuthTLSClient, "10.0.0.300"
+		}, "clients[1].tls_client_auth_san_ip", "is not an IP address"},
+		{"fail/tls-subject-for-other-method", func(c *Config) { c.Clients[1].TLSClientAuthSANDNS = "svc.example" }, "clients[1].tls_client_auth_subject_dn", "only used with auth_method tls_client_auth"},
+		{"fail/self-signed-without-jwks", func(c *Config) {
+			c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem"}
+			c.Clients[1].Secret, c.Clients[1].AuthMethod = "", oauth.AuthSelfSignedTLSClient
+		}, "clients[1].jwks_file", "must be set for auth_method self_signed_tls_client_auth"},
+		{"fail/client-cert-header-without-proxies", func(c *Config) { c.TLS.ClientCertHeader = "X-Client-Cert" }, "tls.trusted_proxies", "must list the proxies"},
+		{"fail/tls-trusted-proxies-without-header", func(c *Config) { c.TLS.TrustedProxies = []string{"10.0.0.1"} }, "tls.client_cert_header", "must be set with tls.trusted_proxies"},
+		{"fail/tls-trusted-proxy-everyone", func(c *Config) {
+			c.TLS = TLS{ClientCertHeader: "X-Client-Cert", TrustedProxies: []string{"::/0"}}
+		}, "tls.trusted_proxies[0]", "trusts every address"},
+		{"fail/client-cert-header-name", func(c *Config) {
+			c.TLS = TLS{ClientCertHeader: "X Client Cert", TrustedProxies: []string{"10.0.0.1"}}
+		}, "tls.client_cert_header", "is not an HTTP header name"},
+		{"fail/cert-bound-tokens-without-certificates", func(c *Config) { c.Clients[1].TLSClientCertificateBoundAccessTokens = true }, "clients[1].auth_method", "needs client certificates"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -636,7 +676,7 @@ clients:
 		`FILE:1:9: issuer: "https://auth.example.com/" ends with a slash; write it without, as clients compare it exactly`,
 		`$DEPUTY_STORAGE_DRIVER: storage.driver: "mysql" is not one of sqlite, postgres`,
 		`storage.dsn: must be set: a SQLite file path or a postgres:// URL`,
-		`FILE:4:18: clients[0].auth_method: "foo" is not one of client_secret_basic, client_secret_post, private_key_jwt, none`,
+		`FILE:4:18: clients[0].auth_method: "foo" is not one of client_secret_basic, client_secret_post, private_key_jwt, none, tls_client_auth, self_signed_tls_client_auth`,
 		`FILE:5:5: clients[1].jwks_file: must be set for auth_method private_key_jwt: the client's public keys`,
 	}, "\n")
 	if got != want {
@@ -847,7 +887,7 @@ users:
 		{
 			name: "fail/validation-names-the-variable",
 			env:  []string{"DEPUTY_CLIENTS_0_AUTH_METHOD=foo"},
-			want: []string{`$DEPUTY_CLIENTS_0_AUTH_METHOD: clients[0].auth_method: "foo" is not one of client_secret_basic, client_secret_post, private_key_jwt, none`},
+			want: []string{`$DEPUTY_CLIENTS_0_AUTH_METHOD: clients[0].auth_method: "foo" is not one of client_secret_basic, client_secret_post, private_key_jwt, none, tls_client_auth, self_signed_tls_client_auth`},
 		},
 	}
 	for _, tt := range tests {

@@ -28,7 +28,7 @@ var (
 	storageDrivers      = []string{DriverSQLite, DriverPostgres}
 	signingAlgorithms   = []string{"ES256", "EdDSA", "RS256", "PS256"}
 	issuerAlgorithms    = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-	authMethods         = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT, oauth.AuthNone}
+	authMethods         = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT, oauth.AuthNone, oauth.AuthTLSClient, oauth.AuthSelfSignedTLSClient}
 	grantTypes          = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange}
 	modes               = []string{ModeDelegation, ModeImpersonation}
 	subjectTokenTypes   = []string{"access_token", "jwt", "id_token", "refresh_token", "saml2"}
@@ -77,6 +77,7 @@ func (c *Config) validate(o origins) []Problem {
 	checks = append(checks, c.upstreamChecks()...)
 	checks = append(checks, c.browserChecks()...)
 	checks = append(checks, c.proxyChecks()...)
+	checks = append(checks, c.tlsChecks()...)
 	checks = append(checks, c.lifecycleChecks()...)
 	var ps []Problem
 	for _, ch := range checks {
@@ -167,11 +168,12 @@ func (c *Config) clientChecks() []check {
 			{method == oauth.AuthPrivateKeyJWT && cl.JWKSFile == "", p + ".jwks_file", "must be set for auth_method private_key_jwt: the client's public keys"},
 			{method == oauth.AuthPrivateKeyJWT && hasSecret, p + ".secret", "is not used with auth_method private_key_jwt; remove secret and secret_hash"},
 			{method == oauth.AuthNone && hasSecret, p + ".secret", "must not be set for auth_method none (a public client); remove secret and secret_hash, or choose another auth_method"},
-			{cl.JWKSFile != "" && method != oauth.AuthPrivateKeyJWT && slices.Contains(authMethods, method), p + ".jwks_file", fmt.Sprintf("is only used with auth_method private_key_jwt, not %s", method)},
+			{cl.JWKSFile != "" && method != oauth.AuthPrivateKeyJWT && method != oauth.AuthSelfSignedTLSClient && slices.Contains(authMethods, method), p + ".jwks_file", fmt.Sprintf("is only used with auth_method private_key_jwt or self_signed_tls_client_auth, not %s", method)},
 			{cl.HasGrantType(oauth.GrantAuthorizationCode) && len(cl.RedirectURIs) == 0, p + ".redirect_uris", "must list at least one URI for grant type authorization_code"},
 			{len(cl.MayAct) > 1, p + ".may_act", fmt.Sprintf("lists %d clients; may_act names one party (RFC 8693 §4.4)", len(cl.MayAct))},
 			{cl.IDTokenSignedResponseAlg != "" && !slices.Contains(signingAlgorithms, cl.IDTokenSignedResponseAlg), p + ".id_token_signed_response_alg", fmt.Sprintf("%q is not one of %s", cl.IDTokenSignedResponseAlg, strings.Join(signingAlgorithms, ", "))},
 		}...)
+		checks = append(checks, c.clientTLSChecks(p, cl)...)
 		checks = append(checks, listChecks(p+".grant_types", cl.GrantTypes, func(path, g string) []check {
 			return []check{
 				oneOf(path, g, grantTypes),
@@ -467,6 +469,57 @@ func (c *Config) upstreamChecks() []check {
 		}...)
 	}
 	return checks
+}
+
+// clientTLSChecks are the checks of a client's mutual-TLS keys (RFC 8705).
+func (c *Config) clientTLSChecks(p string, cl Client) []check {
+	method := cl.AuthMethod
+	hasSecret := cl.Secret != "" || cl.SecretHash != ""
+	tlsMethod := method == oauth.AuthTLSClient || method == oauth.AuthSelfSignedTLSClient
+	subjects := 0
+	for _, v := range []string{cl.TLSClientAuthSubjectDN, cl.TLSClientAuthSANDNS, cl.TLSClientAuthSANURI, cl.TLSClientAuthSANEmail, cl.TLSClientAuthSANIP} {
+		if v != "" {
+			subjects++
+		}
+	}
+	noCerts := c.TLS.CertFile == "" && c.TLS.ClientCertHeader == ""
+	return []check{
+		{method == oauth.AuthTLSClient && subjects != 1, p + ".tls_client_auth_subject_dn", fmt.Sprintf("set exactly one of tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_email, tls_client_auth_san_ip for auth_method tls_client_auth (%d set)", subjects)},
+		{method != oauth.AuthTLSClient && subjects > 0, p + ".tls_client_auth_subject_dn", fmt.Sprintf("tls_client_auth_* are only used with auth_method tls_client_auth, not %s", method)},
+		{cl.TLSClientAuthSANIP != "" && net.ParseIP(cl.TLSClientAuthSANIP) == nil, p + ".tls_client_auth_san_ip", fmt.Sprintf("%q is not an IP address", cl.TLSClientAuthSANIP)},
+		{method == oauth.AuthTLSClient && c.TLS.ClientCAFile == "", "tls.client_ca_file", fmt.Sprintf("must be set: %s.auth_method is tls_client_auth, whose certificate chain is verified against it", p)},
+		{method == oauth.AuthSelfSignedTLSClient && cl.JWKSFile == "", p + ".jwks_file", "must be set for auth_method self_signed_tls_client_auth: the public keys of the client's certificates"},
+		{tlsMethod && hasSecret, p + ".secret", fmt.Sprintf("is not used with auth_method %s; remove secret and secret_hash", method)},
+		{(tlsMethod || cl.TLSClientCertificateBoundAccessTokens) && noCerts, p + ".auth_method", "needs client certificates: set tls.cert_file (deputy serves HTTPS) or tls.client_cert_header (a proxy in front of deputy forwards them)"},
+	}
+}
+
+// tlsChecks are the checks of tls.* beyond the server certificate (RFC 8705).
+func (c *Config) tlsChecks() []check {
+	t := c.TLS
+	checks := []check{
+		{t.ClientCertHeader != "" && len(t.TrustedProxies) == 0, "tls.trusted_proxies", "must list the proxies that write tls.client_cert_header: from any other peer the header is ignored"},
+		{t.ClientCertHeader == "" && len(t.TrustedProxies) > 0, "tls.client_cert_header", "must be set with tls.trusted_proxies: the header those proxies put the client certificate in"},
+		{t.ClientCertHeader != "" && !headerName(t.ClientCertHeader), "tls.client_cert_header", fmt.Sprintf("%q is not an HTTP header name", t.ClientCertHeader)},
+	}
+	return append(checks, listChecks("tls.trusted_proxies", t.TrustedProxies, func(path, v string) []check {
+		p, err := ProxyPrefix(v)
+		return []check{
+			{err != nil, path, fmt.Sprintf("%q is not a CIDR (10.0.0.0/8, 2001:db8::/32) or an IP address: %v", v, err)},
+			{err == nil && p.Bits() == 0, path, fmt.Sprintf("%q trusts every address: anyone could then present any client certificate", v)},
+		}
+	})...)
+}
+
+// headerName reports whether s is an HTTP field name (RFC 9110 §5.1: a token).
+func headerName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (c *Config) proxyChecks() []check {

@@ -131,6 +131,14 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 	if err := proofOfPossession(req, c); err != nil {
 		return nil, d.deny(ctx, ev, err)
 	}
+	if req.Binding == nil {
+		// A client with certificate-bound tokens (RFC 8705 §3): bound to the
+		// request's TLS client certificate, which it must present. A DPoP proof,
+		// when sent, binds instead.
+		if req.Binding, err = c.CertificateBinding(&req.Credentials); err != nil {
+			return nil, d.deny(ctx, ev, err)
+		}
+	}
 	issued, err := g.Handle(ctx, req, c, ev)
 	if err != nil {
 		return nil, d.deny(ctx, ev, err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -75,7 +76,7 @@ func TestCredentials(t *testing.T) {
 				// What was decoded before the fault is not part of the contract.
 				got.BasicID, got.BasicSecret = "", ""
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("credentials(%q) = %+v, want %+v", tt.header, got, tt.want)
 			}
 		})
@@ -145,7 +146,7 @@ func FuzzCredentialsRoundTrip(f *testing.F) {
 
 // TestNoHeaderNoCredentials: without an Authorization header nothing is claimed.
 func TestNoHeaderNoCredentials(t *testing.T) {
-	if cr := credentials(http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}); cr != (client.Credentials{}) {
+	if cr := credentials(http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}); !reflect.DeepEqual(cr, client.Credentials{}) {
 		t.Fatalf("credentials = %+v", cr)
 	}
 }

@@ -17,6 +17,12 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 	grants := s.cfg.Dispatcher.GrantTypes()
 	sort.Strings(grants)
 	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
+	if s.cfg.ClientCertificates {
+		// RFC 8705 §2.1, §2.2 (the same methods at every endpoint that authenticates
+		// clients; no mtls_endpoint_aliases: the endpoints themselves take certificates).
+		authMethods = append(authMethods, oauth.AuthTLSClient, oauth.AuthSelfSignedTLSClient)
+	}
+	authMethods = slices.Clip(authMethods)
 	assertionAlgs := []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 	// Access tokens (and exchanged JWTs) are signed with signing.algorithm, ID tokens
 	// with each client's algorithm (below); the JWKS holds a key for each.
@@ -47,6 +53,9 @@ func (s *Server) metadata() (oauthDoc, oidcDoc []byte, err error) {
 	// deputy's own metadata: where services report calls and auditors read the trail
 	// (client_secret_basic only: the bodies are JSON or absent, with no room for a
 	// form secret or assertion).
+	if s.cfg.ClientCertificates {
+		m["tls_client_certificate_bound_access_tokens"] = true // RFC 8705 §3.3
+	}
 	if s.cfg.Calls != nil {
 		m["call_report_endpoint"] = iss + PathCalls
 		m["call_report_endpoint_auth_methods_supported"] = []string{oauth.AuthClientSecretBasic}

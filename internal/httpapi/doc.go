@@ -11,7 +11,10 @@
 // The client's address (remoteHost: throttling, the audit trail) is the
 // connection's peer, or — only when the peer is in trusted_proxies — the client
 // that proxy names in the one header it writes, X-Forwarded-For or Forwarded
-// (trusted_proxy_header; proxy.go).
+// (trusted_proxy_header; proxy.go). Likewise the TLS client certificate (RFC 8705)
+// is the connection's, or — only when the peer is in tls.trusted_proxies — the one
+// that proxy forwards in tls.client_cert_header (mtls.go); it goes, unverified, into
+// client.Credentials, whose package verifies it where it authenticates a client.
 //
 // DPoP proofs (RFC 9449) are checked here, at the edge (dpop.go): a token request's
 // proof becomes grant.Request.Binding (or BindingErr, which the Dispatcher refuses

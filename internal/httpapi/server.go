@@ -116,6 +116,15 @@ type Config struct {
 	ForwardedHeader string
 	// DPoP configures DPoP proofs at the token and userinfo endpoints (dpop.go).
 	DPoP DPoP
+	// ClientCertificates: clients may present TLS client certificates (RFC 8705),
+	// on the connection or through a proxy; discovery lists the mutual-TLS
+	// methods and certificate-bound tokens.
+	ClientCertificates bool
+	// ClientCertHeader is the header a TLS-terminating proxy forwards the client
+	// certificate in (tls.client_cert_header, optional), read only from a peer in
+	// CertProxies (tls.trusted_proxies); see mtls.go.
+	ClientCertHeader string
+	CertProxies      []netip.Prefix
 }
 
 // Server is deputy's HTTP handler.
@@ -265,6 +274,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"trusted_proxy_header", cmp.Or(s.cfg.ForwardedHeader, HeaderXForwardedFor))
 		})
 	}
+	s.certSource(r)
 	r, err := withClientAddr(r, s.cfg.TrustedProxies, s.cfg.ForwardedHeader)
 	if err != nil {
 		writeError(w, oauth.InvalidRequest(err.Error(), err))
@@ -345,11 +355,16 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 	}
 	w.Header().Set("X-Request-Id", req.RequestID)
 	req.Credentials = credentials(r.Header)
+	certs, certErr := s.clientCertificates(r)
+	req.Credentials.Certificates = certs
 	if r.Method != http.MethodPost {
 		// A protocol error (so audit and metrics record a client error) whose cause
 		// tells writeError to answer 405 with Allow.
 		me := &methodError{allow: http.MethodPost}
 		return req, oauth.InvalidRequest("method not allowed", me)
+	}
+	if certErr != nil {
+		return req, certErr
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {

@@ -620,6 +620,10 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	if ok, err := wb.userinfoProof(w, r, raw, isDPoP, v.Claims.Cnf, now); !ok {
 		return err
 	}
+	if cnf := v.Claims.Cnf; cnf != nil && cnf.X5TS256 != "" && !wb.s.certificateMatches(r, cnf.X5TS256) {
+		// RFC 8705 §3: a certificate-bound token, used without its certificate.
+		return bearer("invalid_token", "the access token is bound to a TLS client certificate this request does not present")
+	}
 	scopes := v.Claims.Scopes()
 	if !slices.Contains(scopes, "openid") {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="deputy", error="insufficient_scope", scope="openid"`)

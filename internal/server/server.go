@@ -157,6 +157,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TLS.ClientCAFile != "" {
+		pool, err := client.LoadCAFile(cfg.TLS.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		clients.TrustClientCAs(pool)
+	}
 	xchg, err := exchange.New(cfg.Exchange.Policies, cfg.Audiences, exchange.Options{
 		IssuerURL: cfg.Issuer, AccessTTL: cfg.Tokens.AccessTokenTTL.D(),
 		IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
@@ -228,7 +235,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Calls:          &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
 		AuditLog:       s.Store,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), ForwardedHeader: cfg.TrustedProxyHeader, Now: o.now,
-		DPoP: httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Store},
+		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Store},
+		ClientCertificates: cfg.WantsClientCertificates() || cfg.TLS.ClientCertHeader != "",
+		ClientCertHeader:   cfg.TLS.ClientCertHeader, CertProxies: cfg.CertProxyPrefixes(),
 	})
 	if err != nil {
 		return nil, err
