@@ -67,6 +67,7 @@ func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.
 	ev.Type = store.EventTokenIssued
 	ev.Audiences, ev.Scopes = aud, claims.Scopes()
 	ev.TokenJTI, ev.TokenExpires = claims.ID, time.Unix(claims.Expiry, 0)
+	ev.Detail = withCnf(ev.Detail, detailCnf, claims.Cnf)
 	return &Issued{Response: oauth.TokenResponse{
 		AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: accessTokenType(req.Binding),
 		ExpiresIn: claims.Expiry - now.Unix(), Scope: claims.Scope,

@@ -174,7 +174,7 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		}
 		issued := ev.TokenJTI
 		ev.TokenJTI, ev.TokenExpires = "", time.Time{}
-		ev.Detail = detailWith(gt, "withdrawn_jti", issued)
+		ev.Detail = withdrawn(ev.Detail, gt, issued)
 		return nil, d.deny(ctx, ev, err)
 	}
 	return &issued.Response, nil
@@ -275,6 +275,21 @@ func (d *Dispatcher) unrecorded(ev *store.AuditEvent, oe *oauth.Error, rerr erro
 }
 
 func detail(grantType string) string { return detailWith(grantType, "", "") }
+
+// withdrawn is the Detail of the denial recorded for a token withheld because its
+// record could not be written: the request's Detail — the subject token's binding
+// (subject_cnf), the exchange mode — without the cnf of the token that never left
+// (a denial names no cnf of its own), and the jti withdrawn.
+func withdrawn(detail, grantType, jti string) string {
+	m := map[string]json.RawMessage{}
+	if detail == "" || json.Unmarshal([]byte(detail), &m) != nil {
+		return detailWith(grantType, "withdrawn_jti", jti)
+	}
+	delete(m, detailCnf)
+	m["withdrawn_jti"], _ = json.Marshal(jti)
+	b, _ := json.Marshal(m)
+	return string(b)
+}
 
 func detailWith(grantType, k, v string) string {
 	m := map[string]string{}

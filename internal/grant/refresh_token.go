@@ -210,6 +210,10 @@ func (g *RefreshToken) exchanged(ctx context.Context, c *client.Client, rt store
 	if err := g.Store.InsertRefreshToken(ctx, next); err != nil {
 		return nil, oauth.TemporarilyUnavailable("cannot store the refresh token now", err)
 	}
+	// Each event names its own token's binding (README "Audit trail"); ev gets the
+	// access token's once nothing can fail any more.
+	base := ev.Detail
+	ev.Detail = withCnf(base, detailCnf, binding)
 	return &Issued{
 		Response: oauth.TokenResponse{
 			AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: accessTokenType(binding),
@@ -218,6 +222,7 @@ func (g *RefreshToken) exchanged(ctx context.Context, c *client.Client, rt store
 		Events: []*store.AuditEvent{{
 			Type: store.EventTokenIssued, Subject: rt.Subject, ParentJTI: rt.ID, Scopes: rt.Scopes, Audiences: rt.Audiences,
 			Actors: ev.Actors, Rule: rt.Rule, TokenJTI: next.ID, TokenExpires: next.ExpiresAt, Reason: "refresh token",
+			Detail: withCnf(base, detailCnf, refreshCnf(next)),
 		}},
 	}, nil
 }

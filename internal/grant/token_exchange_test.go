@@ -246,12 +246,22 @@ func TestExchangedRefreshTokenBound(t *testing.T) {
 				t.Errorf("exchanged with %+v: %v", tc.binding, err)
 			}
 		}
-		_, out, err = refresh(resp.RefreshToken, &oauth.Confirmation{JKT: apiJKT})
+		r, out, err = refresh(resp.RefreshToken, &oauth.Confirmation{JKT: apiJKT})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := f.access(t, out.AccessToken); out.TokenType != oauth.TokenTypeDPoP || got.Cnf == nil || got.Cnf.JKT != apiJKT {
 			t.Fatalf("refreshed token_type %q cnf %+v", out.TokenType, got.Cnf)
+		}
+		// The refresh records the binding of the access token and of the rotated
+		// refresh token it issues (README "Audit trail").
+		if evs := f.events(t, r.RequestID); len(evs) != 2 {
+			t.Fatalf("refresh events %+v", evs)
+		}
+		for _, e := range f.events(t, r.RequestID) {
+			if issued, _ := eventCnf(t, e); issued == nil || issued.JKT != apiJKT {
+				t.Errorf("refresh event of %s (%s) records cnf %+v", e.TokenJTI, e.Reason, issued)
+			}
 		}
 	})
 

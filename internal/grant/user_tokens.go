@@ -175,6 +175,9 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 	ev.Type, ev.Subject, ev.ParentJTI = store.EventTokenIssued, g.subject, g.parent
 	ev.Audiences, ev.Scopes = aud, at.Scopes()
 	ev.TokenJTI, ev.TokenExpires = at.ID, time.Unix(at.Expiry, 0)
+	// Each event of this request names its own token's binding, or none: the
+	// others get the request's Detail without the access token's cnf.
+	base := ev.Detail
 	out := &Issued{Response: oauth.TokenResponse{
 		AccessToken: raw, IssuedTokenType: oauth.TokenTypeAccessToken, TokenType: accessTokenType(g.binding),
 		ExpiresIn: at.Expiry - now.Unix(), Scope: at.Scope,
@@ -198,6 +201,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 		out.Events = append(out.Events, &store.AuditEvent{
 			Type: store.EventTokenIssued, Subject: g.subject, ParentJTI: g.parent, Scopes: granted,
 			Audiences: aud, TokenJTI: rt.ID, TokenExpires: rt.ExpiresAt, Reason: "refresh token",
+			Detail: withCnf(base, detailCnf, refreshCnf(rt)),
 		})
 	}
 
@@ -218,9 +222,11 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 		out.Response.IDToken = idt
 		out.Events = append(out.Events, &store.AuditEvent{
 			Type: store.EventTokenIssued, Subject: g.subject, ParentJTI: g.parent, Audiences: []string{c.ID},
-			TokenJTI: id.ID, TokenExpires: time.Unix(id.Expiry, 0), Reason: "id token",
+			TokenJTI: id.ID, TokenExpires: time.Unix(id.Expiry, 0), Reason: "id token", Detail: base,
 		})
 	}
+	// Only now, with everything issued: a denial never names a cnf of its own.
+	ev.Detail = withCnf(base, detailCnf, g.binding)
 	return out, nil
 }
 
