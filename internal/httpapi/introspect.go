@@ -152,8 +152,14 @@ func (s *Server) introspectRefresh(r *http.Request, c *client.Client, raw string
 		s.cfg.Tokens.IsRevoked(rt.ID) || s.cfg.Tokens.IsRevoked(rt.FamilyID) || (rt.SessionID != "" && s.cfg.Tokens.IsRevoked(rt.SessionID)) {
 		return oauth.IntrospectionResponse{Active: false}
 	}
-	return oauth.IntrospectionResponse{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID,
+	resp := oauth.IntrospectionResponse{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID,
 		Sub: rt.Subject, Exp: rt.ExpiresAt.Unix(), Iat: rt.IssuedAt.Unix(), Iss: s.cfg.Issuer, Jti: rt.ID}
+	if rt.JKT != "" {
+		// Bound to a DPoP key (RFC 9449 §5): the binding is shown as for an access
+		// token (RFC 7662 §2.2, RFC 9449 §6.2).
+		resp.Cnf = &oauth.Confirmation{JKT: rt.JKT}
+	}
+	return resp
 }
 
 // revokeRefresh revokes a refresh token and, as RFC 7009 §2.1 asks, every token
