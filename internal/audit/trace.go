@@ -69,9 +69,11 @@ type Node struct {
 	// Cnf is the key the token is bound to (RFC 7800 cnf: a DPoP key's jkt or a
 	// certificate's x5t#S256), nil for a bearer token; SubjectCnf that of the
 	// subject token it was exchanged from. Both come from the issuance event's
-	// Detail ("cnf", "subject_cnf"); when that names no cnf, Cnf is the
-	// subject_cnf an exchange of the token recorded. A trail written before binding
-	// existed holds bearer tokens only.
+	// Detail ("cnf", "subject_cnf"), which every grant writes for a bound token.
+	// When it names no cnf — a token not issued in this trail, or one issued by a
+	// client credentials, code or refresh grant before those recorded it — Cnf is
+	// the subject_cnf the exchanges of the token agree on. A trail written before
+	// binding existed holds bearer tokens only.
 	Cnf        *oauth.Confirmation `json:"cnf,omitempty"`
 	SubjectCnf *oauth.Confirmation `json:"subject_cnf,omitempty"`
 	Asked      bool                `json:"asked,omitempty"` // this is the token (or issuance event) asked for
@@ -316,7 +318,7 @@ func (t *tracer) build(jti string, depth int) (*Node, error) {
 		n.Children = append(n.Children, c)
 	}
 	if n.Cnf == nil {
-		// Issued by a grant that does not record cnf, or not in this trail: the
+		// Not issued in this trail, or issued before its grant recorded cnf: the
 		// exchanges that presented the token read its binding from the token.
 		n.Cnf = presentedCnf(n)
 	}

@@ -344,7 +344,7 @@ func TestTraceTextUnknownRoot(t *testing.T) {
 }
 
 // TestTraceBindingFromSubjectCnf: a token whose issuance record names no cnf (issued
-// by a grant that does not record it) shows the binding the exchanges that
+// in this trail by a grant that did not record it yet) shows the binding the exchanges that
 // presented it verified in the token itself (their subject_cnf).
 func TestTraceBindingFromSubjectCnf(t *testing.T) {
 	b := newMemStore()
