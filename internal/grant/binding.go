@@ -43,3 +43,15 @@ func refreshJKT(c interface{ Public() bool }, b *oauth.Confirmation) string {
 	}
 	return ""
 }
+
+// unboundRefresh tells whether a refresh token of c, bound to the DPoP key jkt ("" =
+// unbound), would lose the binding b of the access token beside it: a public
+// client's refresh token must be bound to the key its tokens are (RFC 8705 §4, RFC
+// 9449 §5), since no client authentication keeps it from whoever copies it, and
+// deputy binds refresh tokens to DPoP keys only. A public client whose request is
+// bound by its TLS client certificate gets no refresh token then; it signs in
+// again. A confidential client's refresh token is bound by its authentication
+// (RFC 8705 §7.1).
+func unboundRefresh(c interface{ Public() bool }, b *oauth.Confirmation, jkt string) bool {
+	return c.Public() && b.Bound() && jkt == ""
+}

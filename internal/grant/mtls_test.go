@@ -14,6 +14,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/grant"
+	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -137,6 +138,59 @@ func TestCertificateBoundUserTokens(t *testing.T) {
 		}
 		if at := f.access(t, got.AccessToken); at.Cnf == nil || at.Cnf.X5TS256 != client.CertificateThumbprint(other) {
 			t.Fatalf("cnf = %+v, want x5t#S256 of the request's certificate", at.Cnf)
+		}
+	})
+}
+
+// TestPublicCertificateBoundRefresh: a public client's refresh token must be bound
+// to the key its access tokens are bound to (RFC 8705 §4, RFC 9449 §5), or whoever
+// copies it refreshes with a certificate of their own. deputy binds refresh tokens
+// to DPoP keys only, so a public client whose request is bound by its certificate
+// gets no refresh token (it signs in again); with a DPoP proof it gets one bound to
+// that key. A confidential client's refresh token is bound by its authentication
+// (RFC 8705 §7.1): it may refresh over another certificate (TestCertificateBoundUserTokens).
+func TestPublicCertificateBoundRefresh(t *testing.T) {
+	f := newFixture(t, nil)
+	spa := clientConfigs[3]
+	spa.TLSClientCertificateBoundAccessTokens = true
+	reg, err := client.NewRegistry([]config.Client{spa}, issuer, issuer+"/token", f.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp := grant.NewDispatcher(reg, f.audit, map[string]grant.Grant{
+		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: f.st, Revoker: f.audit, Users: f.users},
+		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: f.st, Revoker: f.audit, Users: f.users},
+	}, discard)
+	cert := selfSignedCert(t)
+	redeem := func(t *testing.T, binding *oauth.Confirmation) *oauth.TokenResponse {
+		t.Helper()
+		code, _ := f.code(t, func(ac *store.AuthCode) { ac.ClientID = "spa" })
+		req := f.request("spa", "grant_type", oauth.GrantAuthorizationCode, "code", code, "redirect_uri", webRedirect, "code_verifier", verifier)
+		req.Credentials.Certificates = []*x509.Certificate{cert}
+		req.Binding = binding
+		resp, err := disp.Token(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	t.Run("ok/certificate-bound-no-refresh-token", func(t *testing.T) {
+		resp := redeem(t, nil)
+		if at := f.access(t, resp.AccessToken); at.Cnf == nil || at.Cnf.X5TS256 != client.CertificateThumbprint(cert) {
+			t.Fatalf("cnf = %+v, want x5t#S256 of the certificate", at.Cnf)
+		}
+		if resp.RefreshToken != "" {
+			t.Fatalf("refresh token %+v issued unbound beside a certificate-bound token", f.refreshRecord(t, resp.RefreshToken))
+		}
+	})
+	t.Run("ok/dpop-bound-refresh-token", func(t *testing.T) {
+		resp := redeem(t, &oauth.Confirmation{JKT: apiJKT})
+		if resp.RefreshToken == "" {
+			t.Fatal("no refresh token beside a DPoP-bound token")
+		}
+		if rt := f.refreshRecord(t, resp.RefreshToken); rt.JKT != apiJKT {
+			t.Fatalf("refresh token bound to %q, want %s", rt.JKT, apiJKT)
 		}
 	})
 }

@@ -183,7 +183,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 		ExpiresIn: at.Expiry - now.Unix(), Scope: at.Scope,
 	}}
 
-	if c.HasGrant(oauth.GrantRefreshToken) && u.Refresh != nil {
+	if c.HasGrant(oauth.GrantRefreshToken) && u.Refresh != nil && !unboundRefresh(c, g.binding, g.refreshJKT) {
 		granted := g.granted
 		if granted == nil {
 			granted = g.scopes
