@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/deputy-auth/deputy/internal/audit"
+	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/grant"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/oauth"
@@ -193,5 +195,42 @@ func TestWithheldTokenDenialKeepsBinding(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(e.Detail), &d); err != nil || d.Withdrawn == "" || d.GrantType != oauth.GrantTokenExchange {
 		t.Errorf("denial detail %s (%v), want grant_type and withdrawn_jti", e.Detail, err)
+	}
+}
+
+// twoTokens is a Grant that issues a token bound to a DPoP key, recording its cnf,
+// and a second one whose event leaves Detail to the Dispatcher.
+type twoTokens struct{}
+
+func (twoTokens) Handle(_ context.Context, _ *grant.Request, _ *client.Client, ev *store.AuditEvent) (*grant.Issued, error) {
+	ev.Type, ev.Subject, ev.TokenJTI, ev.TokenExpires = store.EventTokenIssued, "alice", "bound-1", time.Now().Add(time.Minute)
+	ev.Detail = `{"cnf":{"jkt":"` + apiJKT + `"},"grant_type":"client_credentials"}`
+	return &grant.Issued{Events: []*store.AuditEvent{{
+		Type: store.EventTokenIssued, Subject: "alice", TokenJTI: "other-1", TokenExpires: time.Now().Add(time.Minute), Reason: "other token",
+	}}}, nil
+}
+
+// TestDispatcherExtraEventNamesNoOtherCnf: an event the Dispatcher gives the
+// request's Detail does not take the binding of the request's main token — a cnf
+// on record names the key of the token the event issued, or none.
+func TestDispatcherExtraEventNamesNoOtherCnf(t *testing.T) {
+	f := newFixture(t, nil)
+	disp := grant.NewDispatcher(f.clients, f.audit, map[string]grant.Grant{oauth.GrantClientCredentials: twoTokens{}}, discard)
+	req := f.request("web", "grant_type", oauth.GrantClientCredentials)
+	if _, err := disp.Token(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range f.events(t, req.RequestID) {
+		issued, _ := eventCnf(t, e)
+		switch e.TokenJTI {
+		case "bound-1":
+			if issued == nil || issued.JKT != apiJKT {
+				t.Errorf("main event records cnf %+v", issued)
+			}
+		case "other-1":
+			if issued != nil || e.Detail != `{"grant_type":"client_credentials"}` {
+				t.Errorf("other event's detail %s: names the main token's cnf", e.Detail)
+			}
+		}
 	}
 }

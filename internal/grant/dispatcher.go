@@ -152,7 +152,9 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 			e.ClientID = ev.ClientID
 		}
 		if e.Detail == "" {
-			e.Detail = ev.Detail
+			// The request's Detail, without the binding of ev's token: a cnf on
+			// record names the key of the event's own token.
+			e.Detail = withoutKey(ev.Detail, detailCnf)
 		}
 	}
 	if err := d.audit.RecordAll(ctx, events...); err != nil {
@@ -287,6 +289,24 @@ func withdrawn(detail, grantType, jti string) string {
 	}
 	delete(m, detailCnf)
 	m["withdrawn_jti"], _ = json.Marshal(jti)
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// withoutKey returns the Detail JSON object detail without key; detail itself when
+// it has no such key (or is not a JSON object).
+func withoutKey(detail, key string) string {
+	m := map[string]json.RawMessage{}
+	if json.Unmarshal([]byte(detail), &m) != nil {
+		return detail
+	}
+	if _, ok := m[key]; !ok {
+		return detail
+	}
+	delete(m, key)
+	if len(m) == 0 {
+		return ""
+	}
 	b, _ := json.Marshal(m)
 	return string(b)
 }
