@@ -10,5 +10,7 @@
 // Dispatcher refuses a request whose proof the edge refused and one of a client
 // with dpop_bound_access_tokens that proved none; grants bind what they issue to
 // Binding (cnf), and a code or refresh token bound to a key is redeemed only with a
-// proof of that key (binding.go).
+// proof of that key (binding.go). Each issuance event records the cnf of its own
+// token in its Detail ("cnf", only when bound; an exchange also the subject
+// token's, "subject_cnf"), so the audit trail shows every hop's binding.
 package grant
