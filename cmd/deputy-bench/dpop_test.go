@@ -109,3 +109,24 @@ func TestRequestSpecProofs(t *testing.T) {
 		t.Error("a bearer request carries a DPoP proof")
 	}
 }
+
+// TestExpectedDPoPRate: proofs are signed for the rate exchange-dpop reached
+// before, else for twice its best at other connections (at most the bearer
+// exchange's), else for the bearer exchange's.
+func TestExpectedDPoPRate(t *testing.T) {
+	b := &bench{estimate: map[int]float64{16: 5000, 64: 7000}, dpopRate: map[int]float64{}, pool: &subjectPool{rate: 3000}}
+	if got := b.expectedDPoPRate(64); got != 7000 {
+		t.Errorf("no DPoP run yet: %v, want the bearer 7000", got)
+	}
+	b.dpopRate[16] = 1600
+	if got := b.expectedDPoPRate(64); got != 3200 {
+		t.Errorf("after c=16: %v, want 3200", got)
+	}
+	if got := b.expectedDPoPRate(16); got != 1600 {
+		t.Errorf("c=16 again: %v, want 1600", got)
+	}
+	b.dpopRate[16] = 4000
+	if got := b.expectedDPoPRate(64); got != 7000 {
+		t.Errorf("capped by the bearer rate: %v, want 7000", got)
+	}
+}

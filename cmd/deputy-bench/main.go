@@ -7,6 +7,12 @@
 //   - exchange-same: api1 exchanges one subject token (web-app's client
 //     credentials token for api1) for https://api2.example on every request, by
 //     delegation (RFC 8693) — the request the peers were measured with;
+//   - exchange-dpop: the exchange-same request sender-constrained (RFC 9449): the
+//     subject token is DPoP-bound to web-app's key, every exchange carries a
+//     fresh ES256 DPoP proof of api1's own key (a new jti, as a real client's)
+//     and must get a DPoP-bound token; the proofs are signed before the run, as
+//     many as it is expected to send, as long as the oldest is still within
+//     --dpop-max-age when it ends, and any signed during the run are reported;
 //   - exchange-distinct: the same exchange with a different subject token on
 //     every request, from a pool of tokens fetched beforehand and sized to the
 //     requests the run is expected to send, so that no per-token cache helps
@@ -170,6 +176,7 @@ type bench struct {
 	boundPool  *subjectPool    // exchange-dpop: DPoP-bound subject tokens
 	proofKey   crypto.Signer   // exchange-dpop: the exchanging client's DPoP key
 	estimate   map[int]float64 // exchange req/s by connections, from earlier runs
+	dpopRate   map[int]float64 // exchange-dpop req/s by connections, from earlier runs
 	records    []*runRecord
 }
 
@@ -231,7 +238,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 
 	b.pool = &subjectPool{target: b.token, client: o.SubjectCli, audience: o.Audience, timeout: o.Timeout}
-	b.estimate = map[int]float64{}
+	b.estimate, b.dpopRate = map[int]float64{}, map[int]float64{}
 	fmt.Fprintf(b.log, "preparing %d subject tokens …\n", o.Subjects)
 	if err := b.pool.fill(ctx, o.Subjects, time.Now().Add(poolExpiryHeadroom)); err != nil {
 		return err
@@ -407,6 +414,9 @@ func (b *bench) runOne(ctx context.Context, scenario string, conns int) (*runRec
 	if (scenario == scenarioExchangeSame || scenario == scenarioExchangeDistinct) && rec.Errors == 0 && rec.RPS > 0 {
 		b.estimate[conns] = rec.RPS
 	}
+	if scenario == scenarioExchangeDPoP && rec.Errors == 0 && rec.RPS > 0 {
+		b.dpopRate[conns] = rec.RPS
+	}
 	if b.floor != nil {
 		rec.Floor = b.floor
 		ops := b.floor.ExchangeOps
@@ -469,8 +479,8 @@ func (b *bench) prepareDPoP(ctx context.Context, conns int, rec *runRecord) (*pr
 	}
 	ps := &proofSource{signer: b.proofKey, htu: b.htu}
 	rate := o.Rate
-	if o.Rate <= 0 {
-		rate = b.expectedRate(conns)
+	if rate <= 0 {
+		rate = b.expectedDPoPRate(conns)
 	}
 	n := proofsNeeded(rate, o.Rate > 0, o.Warmup, o.Duration, conns, o.MaxProofs)
 	budget := proofBudget(o.DPoPMaxAge, o.Warmup, o.Duration)
@@ -488,4 +498,23 @@ func (b *bench) prepareDPoP(ctx context.Context, conns int, rec *runRecord) (*pr
 		rec.ProofSignRate = &r
 	}
 	return ps, nil
+}
+
+// expectedDPoPRate is the closed-loop req/s an exchange-dpop run at conns is
+// expected to reach, to sign enough proofs for it: as fast as it ran at conns
+// before; else twice its fastest run at other connections, at most the bearer
+// exchange's rate; else the bearer exchange's (faster: more proofs than needed).
+func (b *bench) expectedDPoPRate(conns int) float64 {
+	if r, ok := b.dpopRate[conns]; ok {
+		return r
+	}
+	bearer := b.expectedRate(conns)
+	best := 0.0
+	for _, r := range b.dpopRate {
+		best = max(best, r)
+	}
+	if best > 0 {
+		return min(2*best, bearer)
+	}
+	return bearer
 }
