@@ -52,7 +52,8 @@ func readRecords(t *testing.T, path string) []runRecord {
 }
 
 // TestEndToEnd starts a real deputy through the tool and runs every scenario
-// for about a second with 4 connections, then exchange-same on an open loop:
+// for about a second with 4 connections (exchange-dpop: every request with a
+// DPoP proof, every answer a DPoP-bound token), then exchange-same on an open loop:
 // each must report requests per second, no errors, server CPU and RSS, and a
 // floor ratio.
 func TestEndToEnd(t *testing.T) {
@@ -75,7 +76,8 @@ func TestEndToEnd(t *testing.T) {
 		return stdout.String()
 	}
 	out := run("-c", "4", "-d", "1")
-	for _, want := range []string{"floor     go-jose ES256 on CPU", "exchange-same", "exchange-distinct", "client-credentials", "× the ES256 verify+sign floor", "none reused"} {
+	for _, want := range []string{"floor     go-jose ES256 on CPU", "exchange-same", "exchange-dpop", "exchange-distinct", "client-credentials",
+		"× the ES256 verify+sign floor", "none reused", "none signed during it"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -83,12 +85,12 @@ func TestEndToEnd(t *testing.T) {
 	run("--scenario", "exchange-same", "--rate", "100", "-c", "4", "-d", "1")
 
 	recs := readRecords(t, jsonPath)
-	if len(recs) != 4 {
-		t.Fatalf("%d JSON lines, want 4", len(recs))
+	if len(recs) != 5 {
+		t.Fatalf("%d JSON lines, want 5", len(recs))
 	}
 	for i, r := range recs {
-		want := allScenarios[min(i, 2)]
-		if i == 3 {
+		want := allScenarios[min(i, 3)]
+		if i == 4 {
 			want = scenarioExchangeSame
 		}
 		if r.Scenario != want || r.Conns != 4 {
@@ -107,10 +109,15 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s: floor %+v ratio %v", r.Scenario, r.Floor, r.FloorRatio)
 		}
 	}
-	if d := recs[1]; d.PoolSize == nil || d.Reused == nil || *d.Reused != 0 || uint64(*d.PoolSize) < d.Requests {
+	// Every exchange-dpop request got a DPoP-bound token (any other answer is an
+	// error above), with a proof signed before the run.
+	if d := recs[1]; d.ProofsPresigned == nil || uint64(*d.ProofsPresigned) < d.Requests || d.ProofsLive == nil || *d.ProofsLive != 0 {
+		t.Errorf("exchange-dpop: %v proofs signed before, %v during the run, for %d requests", d.ProofsPresigned, d.ProofsLive, d.Requests)
+	}
+	if d := recs[2]; d.PoolSize == nil || d.Reused == nil || *d.Reused != 0 || uint64(*d.PoolSize) < d.Requests {
 		t.Errorf("exchange-distinct: pool %v reused %v for %d requests", d.PoolSize, d.Reused, d.Requests)
 	}
-	if o := recs[3]; o.Mode != "open" || o.Rate != 100 || o.Requests < 90 || o.Requests > 110 || o.ServiceP50Ms == nil {
+	if o := recs[4]; o.Mode != "open" || o.Rate != 100 || o.Requests < 90 || o.Requests > 110 || o.ServiceP50Ms == nil {
 		t.Errorf("open loop: mode %s rate %v requests %d", o.Mode, o.Rate, o.Requests)
 	}
 }

@@ -85,12 +85,34 @@ func (w *workerStats) errorKinds() map[string]uint64 { return maps.Clone(w.errs)
 
 // requestSpec is one kind of request: a POST of a pre-encoded form with HTTP
 // Basic client authentication; bodies are used in turn (one for the same body
-// on every request).
+// on every request). With proofs, every request carries a DPoP header of its
+// own (RFC 9449 §4.1) and its answer must be a DPoP-bound token.
 type requestSpec struct {
 	url    *url.URL
 	header http.Header // shared read-only by every request
 	bodies [][]byte
 	next   atomic.Uint64 // how many bodies were taken
+	proofs *proofSource  // nil: bearer requests
+}
+
+// withProofs makes every request of s carry a proof of ps.
+func (s *requestSpec) withProofs(ps *proofSource) *requestSpec {
+	s.proofs = ps
+	return s
+}
+
+// headerFor returns the header of one request: the shared one, or for DPoP a
+// copy with the next proof.
+func (s *requestSpec) headerFor() http.Header {
+	if s.proofs == nil {
+		return s.header
+	}
+	h := make(http.Header, len(s.header)+1)
+	for k, v := range s.header {
+		h[k] = v
+	}
+	h["Dpop"] = []string{s.proofs.proof()}
+	return h
 }
 
 func newRequestSpec(target *url.URL, c credentials, bodies [][]byte) *requestSpec {
@@ -146,7 +168,10 @@ type client struct {
 	spec *requestSpec
 }
 
-var accessTokenField = []byte(`"access_token"`)
+var (
+	accessTokenField = []byte(`"access_token"`)
+	dpopTokenType    = []byte(`"token_type":"DPoP"`)
+)
 
 // do sends one request and reads the whole answer into buf.
 func (c *client) do(ctx context.Context, buf *bytes.Buffer) outcome {
@@ -157,7 +182,7 @@ func (c *client) do(ctx context.Context, buf *bytes.Buffer) outcome {
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        c.spec.header,
+		Header:        c.spec.headerFor(),
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
 		Host:          c.spec.url.Host,
@@ -177,6 +202,9 @@ func (c *client) do(ctx context.Context, buf *bytes.Buffer) outcome {
 	}
 	if !bytes.Contains(buf.Bytes(), accessTokenField) {
 		return outcome{kind: "no access_token", detail: truncate(buf.String(), 300)}
+	}
+	if c.spec.proofs != nil && !bytes.Contains(buf.Bytes(), dpopTokenType) {
+		return outcome{kind: "not DPoP-bound", detail: truncate(buf.String(), 300)}
 	}
 	return outcome{ok: true}
 }

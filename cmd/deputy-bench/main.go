@@ -7,6 +7,12 @@
 //   - exchange-same: api1 exchanges one subject token (web-app's client
 //     credentials token for api1) for https://api2.example on every request, by
 //     delegation (RFC 8693) — the request the peers were measured with;
+//   - exchange-dpop: the exchange-same request sender-constrained (RFC 9449): the
+//     subject token is DPoP-bound to web-app's key, every exchange carries a
+//     fresh ES256 DPoP proof of api1's own key (a new jti, as a real client's)
+//     and must get a DPoP-bound token; the proofs are signed before the run, as
+//     many as it is expected to send, as long as the oldest is still within
+//     --dpop-max-age when it ends, and any signed during the run are reported;
 //   - exchange-distinct: the same exchange with a different subject token on
 //     every request, from a pool of tokens fetched beforehand and sized to the
 //     requests the run is expected to send, so that no per-token cache helps
@@ -48,6 +54,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -158,6 +165,7 @@ type bench struct {
 
 	base       string   // where the server answers
 	token      *url.URL // its token endpoint
+	htu        string   // the token endpoint as the server names it: DPoP proofs' htu
 	pid        string   // the server's pid, "" if unknown
 	srv        *deputyProc
 	version    string
@@ -165,7 +173,10 @@ type bench struct {
 	clientCPUs string
 	floor      *floorResult
 	pool       *subjectPool
+	boundPool  *subjectPool    // exchange-dpop: DPoP-bound subject tokens
+	proofKey   crypto.Signer   // exchange-dpop: the exchanging client's DPoP key
 	estimate   map[int]float64 // exchange req/s by connections, from earlier runs
+	dpopRate   map[int]float64 // exchange-dpop req/s by connections, from earlier runs
 	records    []*runRecord
 }
 
@@ -206,10 +217,11 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	b.clientCPUs = procStatusField("self", "Cpus_allowed_list")
 
-	tokenURL, err := tokenEndpoint(ctx, b.base)
+	tokenURL, htu, err := tokenEndpoint(ctx, b.base)
 	if err != nil {
 		return err
 	}
+	b.htu = htu
 	if b.token, err = url.Parse(tokenURL); err != nil {
 		return err
 	}
@@ -226,7 +238,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 
 	b.pool = &subjectPool{target: b.token, client: o.SubjectCli, audience: o.Audience, timeout: o.Timeout}
-	b.estimate = map[int]float64{}
+	b.estimate, b.dpopRate = map[int]float64{}, map[int]float64{}
 	fmt.Fprintf(b.log, "preparing %d subject tokens …\n", o.Subjects)
 	if err := b.pool.fill(ctx, o.Subjects, time.Now().Add(poolExpiryHeadroom)); err != nil {
 		return err
@@ -359,6 +371,12 @@ func (b *bench) runOne(ctx context.Context, scenario string, conns int) (*runRec
 		}
 		spec = newRequestSpec(b.token, o.ExchangeCli, b.pool.take(n))
 		rec.PoolSize = &n
+	case scenarioExchangeDPoP:
+		ps, err := b.prepareDPoP(ctx, conns, rec)
+		if err != nil {
+			return nil, err
+		}
+		spec = newRequestSpec(b.token, o.ExchangeCli, b.boundPool.take(1)).withProofs(ps)
 	case scenarioClientCreds:
 		spec = newRequestSpec(b.token, o.CCCli, [][]byte{[]byte(clientCredsBody)})
 	}
@@ -389,8 +407,15 @@ func (b *bench) runOne(ctx context.Context, scenario string, conns int) (*runRec
 		reused := spec.reused()
 		rec.Reused = &reused
 	}
-	if scenario != scenarioClientCreds && rec.Errors == 0 && rec.RPS > 0 {
+	if spec.proofs != nil {
+		live := spec.proofs.live.Load()
+		rec.ProofsLive = &live
+	}
+	if (scenario == scenarioExchangeSame || scenario == scenarioExchangeDistinct) && rec.Errors == 0 && rec.RPS > 0 {
 		b.estimate[conns] = rec.RPS
+	}
+	if scenario == scenarioExchangeDPoP && rec.Errors == 0 && rec.RPS > 0 {
+		b.dpopRate[conns] = rec.RPS
 	}
 	if b.floor != nil {
 		rec.Floor = b.floor
@@ -428,4 +453,68 @@ func (b *bench) expectedRate(conns int) float64 {
 		return best
 	}
 	return b.pool.rate
+}
+
+// prepareDPoP gets a fresh DPoP-bound subject token (the subject client's client
+// credentials grant with a proof of its own key) and signs the exchanging
+// client's proofs for a run at conns: as many as the run is expected to send
+// (--max-proofs at most), as long as the oldest stays younger than
+// --dpop-max-age until the run ends. The rest are signed during the run, on the
+// load generator's CPU, and counted.
+func (b *bench) prepareDPoP(ctx context.Context, conns int, rec *runRecord) (*proofSource, error) {
+	o := b.o
+	if b.boundPool == nil {
+		subjectKey, err := newProofKey()
+		if err != nil {
+			return nil, err
+		}
+		if b.proofKey, err = newProofKey(); err != nil {
+			return nil, err
+		}
+		b.boundPool = &subjectPool{target: b.token, client: o.SubjectCli, audience: o.Audience, timeout: o.Timeout,
+			proofs: &proofSource{signer: subjectKey, htu: b.htu}}
+	}
+	if err := b.boundPool.fill(ctx, 1, time.Now().Add(o.Warmup+o.Duration+poolExpiryHeadroom)); err != nil {
+		return nil, fmt.Errorf("a DPoP-bound subject token: %w", err)
+	}
+	ps := &proofSource{signer: b.proofKey, htu: b.htu}
+	rate := o.Rate
+	if rate <= 0 {
+		rate = b.expectedDPoPRate(conns)
+	}
+	n := proofsNeeded(rate, o.Rate > 0, o.Warmup, o.Duration, conns, o.MaxProofs)
+	budget := proofBudget(o.DPoPMaxAge, o.Warmup, o.Duration)
+	if budget > 0 && n > 0 {
+		fmt.Fprintf(b.log, "signing up to %d DPoP proofs for %s c=%d (at most %v) …\n", n, scenarioExchangeDPoP, conns, budget.Round(time.Millisecond))
+	}
+	perSec, err := fillProofs(ps, n, budget)
+	if err != nil {
+		return nil, err
+	}
+	pre := len(ps.pool)
+	rec.ProofsPresigned = &pre
+	if perSec > 0 {
+		r := round(perSec, 0)
+		rec.ProofSignRate = &r
+	}
+	return ps, nil
+}
+
+// expectedDPoPRate is the closed-loop req/s an exchange-dpop run at conns is
+// expected to reach, to sign enough proofs for it: as fast as it ran at conns
+// before; else twice its fastest run at other connections, at most the bearer
+// exchange's rate; else the bearer exchange's (faster: more proofs than needed).
+func (b *bench) expectedDPoPRate(conns int) float64 {
+	if r, ok := b.dpopRate[conns]; ok {
+		return r
+	}
+	bearer := b.expectedRate(conns)
+	best := 0.0
+	for _, r := range b.dpopRate {
+		best = max(best, r)
+	}
+	if best > 0 {
+		return min(2*best, bearer)
+	}
+	return bearer
 }

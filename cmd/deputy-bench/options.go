@@ -18,10 +18,11 @@ import (
 const (
 	scenarioExchangeSame     = "exchange-same"
 	scenarioExchangeDistinct = "exchange-distinct"
+	scenarioExchangeDPoP     = "exchange-dpop"
 	scenarioClientCreds      = "client-credentials"
 )
 
-var allScenarios = []string{scenarioExchangeSame, scenarioExchangeDistinct, scenarioClientCreds}
+var allScenarios = []string{scenarioExchangeSame, scenarioExchangeDPoP, scenarioExchangeDistinct, scenarioClientCreds}
 
 // Limits that keep every run bounded.
 const (
@@ -33,6 +34,8 @@ const (
 	maxConnsList  = 8
 	maxRate       = 1_000_000
 	maxSubjectCap = 1_000_000
+	maxProofs     = 1_000_000
+	maxDPoPMaxAge = 10 * time.Minute // the server's own bound
 )
 
 var algorithms = []string{"ES256", "EdDSA", "RS256", "PS256"}
@@ -120,6 +123,8 @@ type options struct {
 	ExchangeCli credentials // exchanges them
 	CCCli       credentials // the client-credentials scenario
 	Audience    string      // the exchange's target audience
+	DPoPMaxAge  time.Duration
+	MaxProofs   int
 }
 
 const usageText = `deputy-bench: load tool for deputy's token endpoint (issue 7).
@@ -147,6 +152,12 @@ Examples:
 Scenarios (--scenario, comma-separated; default all):
   exchange-same       api1 exchanges one subject token for the audience on every
                       request (how the peer servers are measured)
+  exchange-dpop       exchange-same sender-constrained (RFC 9449): the subject
+                      token is DPoP-bound to the subject client's key, and every
+                      exchange carries a fresh ES256 proof (new jti) of the
+                      exchanging client's own key and gets a DPoP-bound token;
+                      the proofs are signed before the run while
+                      --dpop-max-age allows, else during it (reported)
   exchange-distinct   a different subject token on every request, from a pool
                       sized to the expected requests (reuse is reported)
   client-credentials  web-app's client credentials grant
@@ -176,6 +187,8 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 		ExchangeCli: credentials{"api1", "api1-secret"},
 		CCCli:       credentials{"web-app", "web-app-secret"},
 		Audience:    "https://api2.example",
+		DPoPMaxAge:  60 * time.Second,
+		MaxProofs:   400_000,
 	}
 	fs := flag.NewFlagSet("deputy-bench", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -190,6 +203,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 		warmup    = seconds(o.Warmup)
 		timeout   = seconds(o.Timeout)
 		floorTime = seconds(o.FloorTime)
+		dpopAge   = seconds(o.DPoPMaxAge)
 	)
 	fs.StringVar(&o.URL, "url", "", "base URL of a running deputy; only http://127.0.0.1:PORT is accepted")
 	fs.IntVar(&o.PID, "pid", 0, "with --url: the deputy's process id, to measure its CPU and RSS from /proc")
@@ -216,6 +230,8 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.Var(&o.ExchangeCli, "exchange-client", "id:secret of the client that exchanges them")
 	fs.Var(&o.CCCli, "cc-client", "id:secret of the client of the client-credentials scenario")
 	fs.StringVar(&o.Audience, "audience", o.Audience, "audience the exchange asks for")
+	fs.Var(&dpopAge, "dpop-max-age", "dpop.max_age of the server (the started deputy is configured with it): exchange-dpop signs its proofs before a run only when the oldest is still this young at the run's end")
+	fs.IntVar(&o.MaxProofs, "max-proofs", o.MaxProofs, "most DPoP proofs exchange-dpop signs before one run (about 600 bytes each); beyond that they are signed during the run, and that is reported")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -224,6 +240,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	}
 	o.Conns = conns
 	o.Duration, o.Warmup, o.Timeout, o.FloorTime = time.Duration(dur), time.Duration(warmup), time.Duration(timeout), time.Duration(floorTime)
+	o.DPoPMaxAge = time.Duration(dpopAge)
 	o.Scenarios = nil
 	for s := range strings.SplitSeq(scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" && !slices.Contains(o.Scenarios, s) {
@@ -311,6 +328,12 @@ func (o *options) check() error {
 	}
 	if o.MaxSubjects < o.Subjects || o.MaxSubjects > maxSubjectCap {
 		bad("--max-subjects %d is not between --subjects (%d) and %d", o.MaxSubjects, o.Subjects, maxSubjectCap)
+	}
+	if o.DPoPMaxAge < time.Second || o.DPoPMaxAge > maxDPoPMaxAge || o.DPoPMaxAge%time.Second != 0 {
+		bad("--dpop-max-age %v is not whole seconds between 1s and %v", o.DPoPMaxAge, maxDPoPMaxAge)
+	}
+	if o.MaxProofs < 0 || o.MaxProofs > maxProofs {
+		bad("--max-proofs %d is not between 0 and %d", o.MaxProofs, maxProofs)
 	}
 	if o.Audience == "" {
 		bad("--audience must not be empty")

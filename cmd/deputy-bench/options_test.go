@@ -43,6 +43,9 @@ func TestParseFlags(t *testing.T) {
 	if !slices.Equal(o.Scenarios, []string{"exchange-same", "client-credentials"}) {
 		t.Errorf("scenarios %v", o.Scenarios)
 	}
+	if o.DPoPMaxAge != time.Minute || o.MaxProofs != 400_000 {
+		t.Errorf("dpop max age %v, max proofs %d", o.DPoPMaxAge, o.MaxProofs)
+	}
 	if o.ExchangeCli != (credentials{"svc", "s3cr:et"}) {
 		t.Errorf("exchange client %+v", o.ExchangeCli)
 	}
@@ -121,6 +124,9 @@ func TestRejectsBadFlags(t *testing.T) {
 		{"--exchange-client nosecret", "id:secret"},
 		{"--timeout 0", "--timeout"},
 		{"--floor-only --floor-time 0", "--floor-only"},
+		{"--dpop-max-age 0", "--dpop-max-age"},
+		{"--dpop-max-age 1500ms", "--dpop-max-age"},
+		{"--max-proofs -1", "--max-proofs"},
 		{"extra", "unexpected argument"},
 	} {
 		_, err := parseOptions(strings.Fields(c.args), io.Discard)
@@ -151,7 +157,7 @@ func TestDeputyConfigUsesClients(t *testing.T) {
 	for _, want := range []string{
 		`issuer: "http://127.0.0.1:9999"`, `listen: "127.0.0.1:9999"`, `signing: {algorithm: ES256}`,
 		`- id: "web"`, `secret: "ws"`, `may_act: ["api1"]`, `- id: "batch"`, `audiences: ["https://ledger.example"]`,
-		`urn:ietf:params:oauth:grant-type:token-exchange`, `mode: delegation`,
+		`urn:ietf:params:oauth:grant-type:token-exchange`, `mode: delegation`, `dpop: {max_age: 1m0s}`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("configuration lacks %q:\n%s", want, cfg)

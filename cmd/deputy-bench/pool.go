@@ -48,6 +48,7 @@ type subjectPool struct {
 	client   credentials
 	audience string
 	timeout  time.Duration
+	proofs   *proofSource // the subject client's DPoP key: the tokens are DPoP-bound; nil: bearer
 	bodies   [][]byte
 	expiry   []time.Time
 	fetched  int
@@ -67,7 +68,7 @@ func (p *subjectPool) fill(ctx context.Context, n int, validUntil time.Time) err
 		return nil
 	}
 	start := time.Now()
-	spec := newRequestSpec(p.target, p.client, [][]byte{[]byte(clientCredsBody)})
+	spec := newRequestSpec(p.target, p.client, [][]byte{[]byte(clientCredsBody)}).withProofs(p.proofs)
 	answers, err := fetchAll(ctx, spec, missing, poolFetchConns, p.timeout)
 	if err != nil {
 		return fmt.Errorf("getting subject tokens (client credentials of %s): %w", p.client.ID, err)

@@ -60,6 +60,13 @@ type runRecord struct {
 	PoolSize *int    `json:"pool_size,omitempty"`
 	Reused   *uint64 `json:"reused,omitempty"`
 
+	// exchange-dpop: DPoP proofs signed before the run (and how many per second
+	// the load generator signed them), and proofs signed during it because the
+	// pool was used up or --dpop-max-age left no time for one.
+	ProofsPresigned *int     `json:"proofs_presigned,omitempty"`
+	ProofSignRate   *float64 `json:"proof_sign_rate,omitempty"`
+	ProofsLive      *uint64  `json:"proofs_live,omitempty"`
+
 	Floor *floorResult `json:"floor,omitempty"`
 	// FloorRatio is req/s over the floor (verify+sign, or sign for
 	// client-credentials); closed loop only, as an open loop's req/s is the rate
@@ -212,6 +219,18 @@ func printTable(w io.Writer, recs []*runRecord, floor *floorResult) {
 			} else {
 				notes = append(notes, fmt.Sprintf("subject tokens: %d distinct, none reused", *r.PoolSize))
 			}
+		}
+		if r.ProofsPresigned != nil && r.ProofsLive != nil {
+			n := fmt.Sprintf("DPoP proofs: %d signed before the run", *r.ProofsPresigned)
+			if r.ProofSignRate != nil {
+				n += fmt.Sprintf(" (%s/s)", thousands(*r.ProofSignRate, 0))
+			}
+			if *r.ProofsLive > 0 {
+				n += fmt.Sprintf(", %d signed during it on the load generator's CPU (raise --max-proofs, or shorten -d below --dpop-max-age)", *r.ProofsLive)
+			} else {
+				n += ", none signed during it"
+			}
+			notes = append(notes, n)
 		}
 		if r.ServiceP99Ms != nil {
 			notes = append(notes, fmt.Sprintf("open loop: latency from the due time; from the actual send p50 %.2f ms, p99 %.2f ms", *r.ServiceP50Ms, *r.ServiceP99Ms))

@@ -26,8 +26,11 @@ const subjectAudience = "https://api1.example"
 // deputyConfig is the configuration of a started deputy: the README's web-app
 // (client credentials for api1, may_act api1), api1 (client credentials and token
 // exchange, the service of audience api1) and a policy letting api1 exchange for
-// the target audience by delegation. Access tokens live an hour, so that the
-// subject tokens of the pool outlast every run. Secrets are in the clear: it is
+// the target audience by delegation — bearer, or sender-constrained with DPoP
+// (dpop.max_age is --dpop-max-age; the rule has no require_binding, as the first
+// rule matching a request decides and this one also serves the bearer
+// scenarios: a DPoP-bound subject token makes the exchange demand a proof of the
+// exchanging client anyway: the README's no-downgrade rule). Access tokens live an hour, so that the subject tokens of the pool outlast every run. Secrets are in the clear: it is
 // a throw-away server on loopback.
 func deputyConfig(addr, dbPath string, o *options) string {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) } // a YAML double-quoted scalar
@@ -38,6 +41,7 @@ listen: %s
 storage: {driver: sqlite, dsn: %s}
 signing: {algorithm: %s}
 tokens: {access_token_ttl: 1h}
+dpop: {max_age: %s}
 audiences:
   - id: %s
     scopes: [payments:read, payments:write]
@@ -56,7 +60,7 @@ clients:
     grant_types: [client_credentials, urn:ietf:params:oauth:grant-type:token-exchange]
     scopes: [payments:read, payments:write]
     audiences: [%s]
-`, q("http://"+addr), q(addr), q(dbPath), o.Alg,
+`, q("http://"+addr), q(addr), q(dbPath), o.Alg, o.DPoPMaxAge,
 		q(subjectAudience), q(o.ExchangeCli.ID), q(o.Audience),
 		q(o.SubjectCli.ID), q(o.SubjectCli.Secret), q(subjectAudience), q(o.ExchangeCli.ID),
 		q(o.ExchangeCli.ID), q(o.ExchangeCli.Secret), q(subjectAudience))
@@ -257,37 +261,38 @@ func (p *deputyProc) stop() {
 
 // tokenEndpoint returns the path of discovery's token endpoint on base's host
 // (where this server answers, which need not be its issuer); base/token without
-// discovery.
-func tokenEndpoint(ctx context.Context, base string) (string, error) {
+// discovery. It also returns the token endpoint as the server names it (its
+// issuer's), the htu of DPoP proofs (RFC 9449 §4.2).
+func tokenEndpoint(ctx context.Context, base string) (endpoint, advertised string, err error) {
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/.well-known/oauth-authorization-server", nil)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("discovery at %s: %w", base, err)
+		return "", "", fmt.Errorf("discovery at %s: %w", base, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return base + "/token", nil
+		return base + "/token", base + "/token", nil
 	}
 	var meta struct {
 		TokenEndpoint string `json:"token_endpoint"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&meta); err != nil || meta.TokenEndpoint == "" {
-		return base + "/token", nil
+		return base + "/token", base + "/token", nil
 	}
 	ep, err := url.Parse(meta.TokenEndpoint)
 	if err != nil || ep.Path == "" {
-		return base + "/token", nil
+		return base + "/token", base + "/token", nil
 	}
 	b, err := url.Parse(base)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	b.Path, b.RawPath = ep.Path, ep.RawPath
-	return b.String(), nil
+	return b.String(), meta.TokenEndpoint, nil
 }
 
 // procStatusField returns a field of /proc/<pid>/status, e.g. Cpus_allowed_list.
