@@ -42,6 +42,10 @@ type WriterOptions struct {
 	// StoreTimeout bounds each call of the writer to the store. 0 means
 	// DefaultStoreTimeout.
 	StoreTimeout time.Duration
+	// OnCommit, if set, is called in the writer goroutine after each batch of
+	// events was given to the store, with how many it held and how long the
+	// commit took (README "Metrics"; internal/server feeds it to Prometheus).
+	OnCommit func(events int, took time.Duration)
 }
 
 // Writer appends audit events with group commit: one goroutine takes every event
@@ -58,6 +62,7 @@ type Writer struct {
 	maxBatch  int
 	admit     func(*store.AuditEvent) error
 	onRevoked func([]store.Revocation)
+	onCommit  func(int, time.Duration)
 	timeout   time.Duration
 
 	mu     sync.Mutex
@@ -103,6 +108,7 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 		maxBatch:  opts.MaxBatch,
 		admit:     opts.Admit,
 		onRevoked: opts.OnRevoked,
+		onCommit:  opts.OnCommit,
 		timeout:   opts.StoreTimeout,
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
@@ -327,6 +333,14 @@ func (w *Writer) stuckLocked(now time.Time) bool {
 	return !w.busySince.IsZero() && now.Sub(w.busySince) > w.timeout
 }
 
+// QueueDepth is how many requests wait for the writer goroutine now (README
+// "Metrics").
+func (w *Writer) QueueDepth() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
+
 // Healthy reports whether the writer can commit: nil, unless its store call is
 // stuck past its deadline (ErrStuck), or the last one failed for the database's
 // sake (full disk, read-only file, unreachable or hung server). In that case
@@ -489,6 +503,10 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 	}
 	if len(events) == 0 {
 		return events
+	}
+	if w.onCommit != nil {
+		start, n := time.Now(), len(events)
+		defer func() { w.onCommit(n, time.Since(start)) }()
 	}
 	err := w.append(context.Background(), events)
 	// The store refuses a token issued from a parent revoked meanwhile (by another

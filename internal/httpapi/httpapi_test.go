@@ -367,9 +367,9 @@ func TestMetrics(t *testing.T) {
 	n.get(n.token)
 	m := scrape()
 	for _, want := range []string{
-		`deputy_token_requests_total{grant_type="client_credentials",outcome="ok"} 1`,
-		`deputy_token_requests_total{grant_type="other",outcome="unsupported_grant_type"} 1`,
-		`deputy_token_requests_total{grant_type="other",outcome="invalid_request"} 1`,
+		`deputy_token_requests_total{error="",grant_type="client_credentials",outcome="ok"} 1`,
+		`deputy_token_requests_total{error="unsupported_grant_type",grant_type="other",outcome="denied"} 1`,
+		`deputy_token_requests_total{error="invalid_request",grant_type="other",outcome="denied"} 1`,
 		`deputy_token_request_duration_seconds_count{grant_type="client_credentials"} 1`,
 	} {
 		if !strings.Contains(m, want) {
@@ -379,7 +379,7 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(m, "made-up") {
 		t.Error("a client-chosen grant_type became a label value")
 	}
-	if strings.Contains(m, `outcome="server_error"`) {
+	if strings.Contains(m, `error="server_error"`) {
 		t.Errorf("a client's mistake was counted as server_error:\n%s", grep(m, "deputy_token_requests_total"))
 	}
 }

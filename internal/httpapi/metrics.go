@@ -4,39 +4,75 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/deputy-auth/deputy/oauth"
 )
+
+// NewRegistry is a Prometheus registry with the Go runtime and process
+// collectors, so that the first scrape of /metrics already has the node's memory,
+// goroutines and file descriptors (README "Metrics").
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
 
 type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	inFlight prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deputy_token_requests_total",
-			Help: "Token endpoint requests by grant type and outcome (ok or the OAuth error code).",
-		}, []string{"grant_type", "outcome"}),
+			Help: "Token endpoint requests by grant type, outcome (ok or denied) and OAuth error code (empty when ok).",
+		}, []string{"grant_type", "outcome", "error"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "deputy_token_request_duration_seconds",
 			Help:    "Token endpoint latency by grant type, including the durable audit commit.",
-			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1},
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1, 2.5, 5},
 		}, []string{"grant_type"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deputy_http_in_flight",
+			Help: "HTTP requests being served now.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	reg.MustRegister(m.requests, m.latency, m.inFlight)
 	return m
 }
 
-// known bounds the grant_type label to real values.
-var known = map[string]bool{
-	"client_credentials": true, "authorization_code": true, "refresh_token": true,
-	"urn:ietf:params:oauth:grant-type:token-exchange": true,
+// knownGrants bounds the grant_type label to the grants deputy serves; anything a
+// client sends beyond them is "other", so outside text never becomes a series.
+var knownGrants = map[string]bool{
+	oauth.GrantClientCredentials: true, oauth.GrantAuthorizationCode: true,
+	oauth.GrantRefreshToken: true, oauth.GrantTokenExchange: true,
 }
 
-func (m *metrics) observe(grantType, outcome string, start time.Time) {
-	if !known[grantType] {
+// knownCodes bounds the error label to the OAuth error codes (RFC 6749 §5.2,
+// RFC 8693 §2.2.2, RFC 9449 §5 and §8).
+var knownCodes = map[oauth.Code]bool{
+	oauth.CodeInvalidRequest: true, oauth.CodeInvalidClient: true, oauth.CodeInvalidGrant: true,
+	oauth.CodeUnauthorizedClient: true, oauth.CodeUnsupportedGrantType: true, oauth.CodeInvalidScope: true,
+	oauth.CodeInvalidTarget: true, oauth.CodeUnsupportedTokenType: true, oauth.CodeServerError: true,
+	oauth.CodeTemporarilyUnavail: true, oauth.CodeAccessDenied: true, oauth.CodeInvalidDPoPProof: true,
+	oauth.CodeUseDPoPNonce: true,
+}
+
+// observe counts one token request: code is "" when it succeeded.
+func (m *metrics) observe(grantType string, code oauth.Code, start time.Time) {
+	if !knownGrants[grantType] {
 		grantType = "other"
 	}
-	m.requests.WithLabelValues(grantType, outcome).Inc()
+	outcome := "ok"
+	if code != "" {
+		outcome = "denied"
+		if !knownCodes[code] {
+			code = oauth.CodeServerError
+		}
+	}
+	m.requests.WithLabelValues(grantType, outcome, string(code)).Inc()
 	m.latency.WithLabelValues(grantType).Observe(time.Since(start).Seconds())
 }

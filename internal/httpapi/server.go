@@ -77,7 +77,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	MaxBodyBytes   int64
 	Log            *slog.Logger
-	// Registry receives the server's metrics (optional: a new one is made).
+	// Registry receives the server's metrics and is what /metrics serves
+	// (optional: NewRegistry makes one).
 	Registry *prometheus.Registry
 	Now      func() time.Time // optional
 
@@ -156,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry = NewRegistry()
 	}
 	if cfg.DPoP.Replay == nil {
 		return nil, errors.New("httpapi: DPoP.Replay is required")
@@ -240,6 +241,8 @@ const retryAfterUnavailable = "5"
 // database (pool, query, audit commit) on its path: past it the request is
 // answered 503 temporarily_unavailable rather than held.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
 	if d := s.cfg.RequestTimeout; d > 0 {
 		// The deadline bounds the database, not the client: a body still arriving
 		// (bounded by http.read_timeout) is read first, so that a slow client's
@@ -481,13 +484,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		var resp *oauth.TokenResponse
 		resp, err = s.cfg.Dispatcher.Token(r.Context(), req)
 		if err == nil {
-			s.metrics.observe(grantType, "ok", start)
+			s.metrics.observe(grantType, "", start)
 			return writeJSON(w, resp)
 		}
 	} else {
 		err = s.cfg.Dispatcher.Refuse(r.Context(), req, err)
 	}
-	s.metrics.observe(grantType, string(oauth.AsError(err).Code), start)
+	s.metrics.observe(grantType, oauth.AsError(err).Code, start)
 	return err
 }
 

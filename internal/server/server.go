@@ -138,6 +138,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	// Revocations recorded since (by other nodes) are read by the first sync.
 
+	reg := httpapi.NewRegistry()
+	met := newNodeMetrics(reg, cfg)
 	s.Audit = audit.NewWriter(s.Store, s.Store, audit.WriterOptions{
 		MaxBatch: cfg.Audit.MaxBatch,
 		// An exchange whose subject token was revoked while it was being decided is
@@ -148,9 +150,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			}
 			return nil
 		},
-		OnRevoked:    s.Revoked.Add,
+		OnRevoked: func(revs []store.Revocation) {
+			s.Revoked.Add(revs)
+			met.revoked(revs)
+		},
 		StoreTimeout: cfg.Storage.Timeout.D(),
+		OnCommit:     met.committed,
 	})
+	met.watchQueue(reg, s.Audit)
 
 	tokens := token.NewService(cfg.Issuer, s.Keys, s.Revoked, cfg.Limits.MaxTokenBytes)
 	clients, err := client.NewRegistry(cfg.Clients, cfg.Issuer, cfg.Issuer+httpapi.PathToken, s.Store)
@@ -205,7 +212,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	s.disp = grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
 		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
-		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subjects, Exchange: xchg, Refresh: s.Store},
+		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subjects, Exchange: countedDecider{xchg, met}, Refresh: s.Store},
 		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 	}, log)
@@ -238,6 +245,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Store},
 		ClientCertificates: cfg.WantsClientCertificates() || cfg.TLS.ClientCertHeader != "",
 		ClientCertHeader:   cfg.TLS.ClientCertHeader, CertProxies: cfg.CertProxyPrefixes(),
+		Registry: reg,
 	})
 	if err != nil {
 		return nil, err

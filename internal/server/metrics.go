@@ -1,0 +1,111 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/deputy-auth/deputy/internal/audit"
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/exchange"
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// nodeMetrics are the metrics of the node's parts that must not import
+// Prometheus themselves (the audit writer, the exchange rules): they report
+// through hooks, which New wires here. Label values come from the configuration
+// only (README "Metrics").
+type nodeMetrics struct {
+	decisions   *prometheus.CounterVec
+	commit      prometheus.Histogram
+	batch       prometheus.Histogram
+	revocations prometheus.Counter
+	// rules are the configured policy names, the only values of the rule label.
+	rules map[string]bool
+}
+
+func newNodeMetrics(reg *prometheus.Registry, cfg *config.Config) *nodeMetrics {
+	m := &nodeMetrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deputy_exchange_decisions_total",
+			Help: "Token exchange decisions by policy (rule; \"none\" when no policy was reached) and decision (allow or deny).",
+		}, []string{"rule", "decision"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "deputy_audit_commit_duration_seconds",
+			Help:    "How long one group commit of audit events (one transaction, one fsync) took.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1, 5},
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "deputy_audit_batch_events",
+			Help:    "Audit events per group commit.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
+		revocations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deputy_revocations_total",
+			Help: "Tokens this node revoked (a revoked token's descendants count too).",
+		}),
+		rules: map[string]bool{},
+	}
+	for i, p := range cfg.Exchange.Policies {
+		m.rules[policyName(p.Name, i)] = true
+	}
+	reg.MustRegister(m.decisions, m.commit, m.batch, m.revocations)
+	return m
+}
+
+// policyName is a policy's name as decisions report it: its name, or
+// "policies[i]" (internal/policy).
+func policyName(name string, i int) string {
+	if name != "" {
+		return name
+	}
+	return "policies[" + strconv.Itoa(i) + "]"
+}
+
+// watchQueue publishes the audit writer's queue depth, read at each scrape.
+func (m *nodeMetrics) watchQueue(reg *prometheus.Registry, w *audit.Writer) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "deputy_audit_queue_depth",
+		Help: "Audit events and revocations waiting for the audit writer.",
+	}, func() float64 { return float64(w.QueueDepth()) }))
+}
+
+func (m *nodeMetrics) committed(events int, took time.Duration) {
+	m.batch.Observe(float64(events))
+	m.commit.Observe(took.Seconds())
+}
+
+func (m *nodeMetrics) revoked(revs []store.Revocation) { m.revocations.Add(float64(len(revs))) }
+
+func (m *nodeMetrics) decided(rule string, err error) {
+	decision := "allow"
+	if err != nil {
+		decision = "deny"
+		var den *exchange.Denial
+		rule = ""
+		if errors.As(err, &den) {
+			rule = den.Rule
+		}
+	}
+	switch {
+	case rule == "":
+		rule = "none"
+	case !m.rules[rule]:
+		rule = "other"
+	}
+	m.decisions.WithLabelValues(rule, decision).Inc()
+}
+
+// countedDecider counts the decisions of the exchange rules.
+type countedDecider struct {
+	*exchange.Exchanger
+	m *nodeMetrics
+}
+
+func (d countedDecider) Decide(req exchange.Request, now time.Time) (exchange.Decision, error) {
+	dec, err := d.Exchanger.Decide(req, now)
+	d.m.decided(dec.Rule, err)
+	return dec, err
+}

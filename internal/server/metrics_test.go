@@ -1,0 +1,144 @@
+package server_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// scrape GETs /metrics from h and parses it with Prometheus' own text parser.
+func scrape(tb testing.TB, h http.Handler) map[string]*dto.MetricFamily {
+	tb.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.Code != 200 {
+		tb.Fatalf("/metrics: %d %s", w.Code, w.Body.String())
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(w.Body.String()))
+	if err != nil {
+		tb.Fatalf("/metrics does not parse: %v", err)
+	}
+	return fams
+}
+
+// value is the value of the series of fam whose labels are exactly labels (nil
+// when there is none).
+func value(fams map[string]*dto.MetricFamily, fam string, labels map[string]string) *float64 {
+	f := fams[fam]
+	if f == nil {
+		return nil
+	}
+next:
+	for _, m := range f.Metric {
+		if len(m.Label) != len(labels) {
+			continue
+		}
+		for _, l := range m.Label {
+			if v, ok := labels[l.GetName()]; !ok || v != l.GetValue() {
+				continue next
+			}
+		}
+		var v float64
+		switch {
+		case m.Counter != nil:
+			v = m.Counter.GetValue()
+		case m.Gauge != nil:
+			v = m.Gauge.GetValue()
+		case m.Histogram != nil:
+			v = float64(m.Histogram.GetSampleCount())
+		}
+		return &v
+	}
+	return nil
+}
+
+func TestMetricsRuntimeFromFirstScrape(t *testing.T) {
+	fams := scrape(t, node(t).Handler)
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_resident_memory_bytes", "deputy_http_in_flight"} {
+		if fams[name] == nil {
+			t.Errorf("first scrape has no %s", name)
+		}
+	}
+}
+
+func TestMetricsAfterRequests(t *testing.T) {
+	s := node(t)
+	t0 := accessToken(t, post(s.Handler, "web-app", "web-app-secret", url.Values{"grant_type": {"client_credentials"}}))
+	accessToken(t, post(s.Handler, "api1", "api1-secret", exchangeForm(t0, "https://api2.example")))
+	if w := post(s.Handler, "api1", "api1-secret", exchangeForm(t0, "https://api3.example")); w.Code != 400 {
+		t.Fatalf("exchange for an audience no policy allows: %d %s", w.Code, w.Body.String())
+	}
+	// Junk from outside: a grant type and a client id nobody configured, and a
+	// token as the grant type. None of it may become a label value.
+	junkClient := "junk-client-7f3a"
+	junkGrant := "urn:junk:" + t0
+	if w := post(s.Handler, junkClient, "x", url.Values{"grant_type": {junkGrant}}); w.Code < 400 {
+		t.Fatalf("junk request answered %d", w.Code)
+	}
+	if w := post(s.Handler, "web-app", "web-app-secret", url.Values{"grant_type": {junkGrant}}); w.Code != 400 {
+		t.Fatalf("junk grant answered %d", w.Code)
+	}
+	// A revocation.
+	rv := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader(url.Values{"token": {t0}}.Encode()))
+	rv.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rv.SetBasicAuth("web-app", "web-app-secret")
+	rw := httptest.NewRecorder()
+	s.Handler.ServeHTTP(rw, rv)
+	if rw.Code != 200 {
+		t.Fatalf("revoke: %d %s", rw.Code, rw.Body.String())
+	}
+
+	w := httptest.NewRecorder()
+	s.Handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if body := w.Body.String(); strings.Contains(body, "junk") || strings.Contains(body, t0[:20]) {
+		t.Errorf("outside input reached a label:\n%s", body)
+	}
+	fams := scrape(t, s.Handler)
+	for _, tc := range []struct {
+		name   string
+		fam    string
+		labels map[string]string
+		want   float64
+	}{
+		{"ok/client_credentials", "deputy_token_requests_total", map[string]string{"grant_type": "client_credentials", "outcome": "ok", "error": ""}, 1},
+		{"ok/exchange", "deputy_token_requests_total", map[string]string{"grant_type": oauth.GrantTokenExchange, "outcome": "ok", "error": ""}, 1},
+		{"ok/junk client", "deputy_token_requests_total", map[string]string{"grant_type": "other", "outcome": "denied", "error": "invalid_client"}, 1},
+		{"ok/junk grant", "deputy_token_requests_total", map[string]string{"grant_type": "other", "outcome": "denied", "error": "unsupported_grant_type"}, 1},
+		{"ok/duration", "deputy_token_request_duration_seconds", map[string]string{"grant_type": "client_credentials"}, 1},
+		{"ok/decision allowed", "deputy_exchange_decisions_total", map[string]string{"rule": "api1-to-api2", "decision": "allow"}, 1},
+		{"ok/decision denied", "deputy_exchange_decisions_total", map[string]string{"rule": "none", "decision": "deny"}, 1},
+		{"ok/exchange denied", "deputy_token_requests_total", map[string]string{"grant_type": oauth.GrantTokenExchange, "outcome": "denied", "error": "invalid_target"}, 1},
+		// t0 and the token exchanged from it.
+		{"ok/revocations", "deputy_revocations_total", map[string]string{}, 2},
+		{"ok/in flight (the scrape itself)", "deputy_http_in_flight", map[string]string{}, 1},
+		{"ok/queue", "deputy_audit_queue_depth", map[string]string{}, 0},
+	} {
+		got := value(fams, tc.fam, tc.labels)
+		if got == nil || *got != tc.want {
+			t.Errorf("%s: %s%v = %v, want %v; have %v", tc.name, tc.fam, tc.labels, deref(got), tc.want, fams[tc.fam])
+		}
+	}
+	// Every committed event is in a batch and its commit timed.
+	if v := value(fams, "deputy_audit_commit_duration_seconds", map[string]string{}); v == nil || *v < 1 {
+		t.Errorf("audit commits observed: %v", v)
+	}
+	if f := fams["deputy_audit_batch_events"]; f == nil || f.Metric[0].Histogram.GetSampleSum() < 3 {
+		t.Errorf("audit batch events: %v", f)
+	}
+}
+
+func deref(v *float64) any {
+	if v == nil {
+		return "no series"
+	}
+	return *v
+}
