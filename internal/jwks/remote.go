@@ -30,6 +30,10 @@ type Options struct {
 	// unknown kid refetches at most once per MinInterval, and a failed fetch is not
 	// retried sooner, even when the cached set expires meanwhile.
 	MinInterval time.Duration
+	// OnFetch, if set, is called after each fetch with its error (nil when a set
+	// was fetched): the hook internal/server counts fetches with, as this package
+	// does not import Prometheus.
+	OnFetch func(err error)
 }
 
 // Remote is a JWKS fetched over HTTP(S) and cached: the SDK's [jwkfetch.Cache], with the
@@ -47,7 +51,7 @@ type Remote struct {
 func NewRemote(url string, opts Options) *Remote {
 	fixed := func(context.Context, time.Time) (string, error) { return url, nil }
 	return &Remote{c: jwkfetch.NewCache(fixed, jwkfetch.CacheOptions{
-		Client: opts.Client, Timeout: opts.Timeout, MaxBytes: opts.MaxBytes, MinInterval: opts.MinInterval,
+		Client: opts.Client, Timeout: opts.Timeout, MaxBytes: opts.MaxBytes, MinInterval: opts.MinInterval, OnFetch: opts.OnFetch,
 		MaxAge: jwkfetch.MaxAgeBounds{Min: MinMaxAge, Max: MaxMaxAge, Default: DefaultMaxAge},
 	})}
 }

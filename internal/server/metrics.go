@@ -109,3 +109,36 @@ func (d countedDecider) Decide(req exchange.Request, now time.Time) (exchange.De
 	d.m.decided(dec.Rule, err)
 	return dec, err
 }
+
+// jwksFetches counts the fetches of the trusted issuers' jwks_uri by the issuer's
+// configured name.
+type jwksFetches struct {
+	c       *prometheus.CounterVec
+	issuers map[string]bool
+}
+
+func newJWKSFetches(reg *prometheus.Registry, cfg *config.Config) *jwksFetches {
+	f := &jwksFetches{
+		c: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deputy_jwks_fetches_total",
+			Help: "Fetches of a trusted issuer's jwks_uri by issuer (its configured name) and outcome (ok or error).",
+		}, []string{"issuer", "outcome"}),
+		issuers: map[string]bool{},
+	}
+	for _, ti := range cfg.TrustedIssuers {
+		f.issuers[ti.Name] = true
+	}
+	reg.MustRegister(f.c)
+	return f
+}
+
+func (f *jwksFetches) fetched(issuer string, err error) {
+	if !f.issuers[issuer] {
+		issuer = "other"
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	f.c.WithLabelValues(issuer, outcome).Inc()
+}

@@ -1,16 +1,25 @@
 package server_test
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/server"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -141,4 +150,60 @@ func deref(v *float64) any {
 		return "no series"
 	}
 	return *v
+}
+
+// TestMetricsJWKSFetches: fetches of a trusted issuer's jwks_uri are counted by the
+// issuer's configured name and outcome, whatever issuer a token claims.
+func TestMetricsJWKSFetches(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(set)
+	}))
+	defer good.Close()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusInternalServerError)
+	}))
+	defer down.Close()
+	cfg := config.Dev(t.TempDir())
+	cfg.TrustedIssuers = append(cfg.TrustedIssuers,
+		config.TrustedIssuer{Name: "good", Issuer: "https://good.example", JWKSURI: good.URL, Audiences: []string{"https://deputy.test"}},
+		config.TrustedIssuer{Name: "down", Issuer: "https://down.example", JWKSURI: down.URL, Audiences: []string{"https://deputy.test"}},
+	)
+	var buf strings.Builder
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer func() {
+		if t.Failed() {
+			t.Log(buf.String())
+		}
+	}()
+	jwt := func(iss string) string {
+		enc := base64.RawURLEncoding.EncodeToString
+		return enc([]byte(`{"alg":"RS256","kid":"k1","typ":"JWT"}`)) + "." +
+			enc([]byte(`{"iss":"`+iss+`","sub":"junk-subject-9c1e","aud":"https://deputy.test","exp":4102444800}`)) + "." + enc([]byte("sig"))
+	}
+	for _, iss := range []string{"https://good.example", "https://down.example"} {
+		if w := post(s.Handler, "api1", "api1-secret", exchangeForm(jwt(iss), "https://api2.example")); w.Code != 400 {
+			t.Fatalf("%s: %d %s", iss, w.Code, w.Body.String())
+		}
+	}
+	fams := scrape(t, s.Handler)
+	for _, tc := range []struct {
+		issuer, outcome string
+	}{{"good", "ok"}, {"down", "error"}} {
+		if v := value(fams, "deputy_jwks_fetches_total", map[string]string{"issuer": tc.issuer, "outcome": tc.outcome}); v == nil || *v != 1 {
+			t.Errorf("ok/%s: %v; have %v", tc.issuer, deref(v), fams["deputy_jwks_fetches_total"])
+		}
+	}
 }

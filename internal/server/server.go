@@ -206,6 +206,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	subjects, err := subject.New(ctx, tokens, subject.Options{
 		TrustedIssuers: cfg.TrustedIssuers, SAMLIdPs: cfg.SAMLIdPs, Nonces: s.Store, Refresh: s.Store,
+		OnJWKSFetch: newJWKSFetches(reg, cfg).fetched,
 	})
 	if err != nil {
 		return nil, err

@@ -40,6 +40,10 @@ type Options struct {
 	// Refresh finds deputy's refresh tokens presented as subject tokens; nil
 	// refuses them.
 	Refresh store.RefreshTokens
+	// OnJWKSFetch, if set, is called after each fetch of a trusted issuer's
+	// jwks_uri with the issuer's configured name and the fetch's error (nil when it
+	// succeeded), for metrics.
+	OnJWKSFetch func(issuer string, err error)
 }
 
 // NewVerifier returns a Verifier of deputy's own tokens only.
@@ -52,7 +56,7 @@ func New(ctx context.Context, tokens *token.Service, opts Options) (*Verifier, e
 	v := NewVerifier(tokens)
 	v.refresh = opts.Refresh
 	for i, c := range opts.TrustedIssuers {
-		ti, err := newTrustedIssuer(ctx, c)
+		ti, err := newTrustedIssuer(ctx, c, opts.OnJWKSFetch)
 		if err != nil {
 			return nil, fmt.Errorf("trusted_issuers[%d] (%s): %w", i, c.Name, err)
 		}

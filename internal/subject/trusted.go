@@ -96,7 +96,7 @@ var trustedAlgorithms = map[string]jose.SignatureAlgorithm{
 	"EdDSA": jose.EdDSA,
 }
 
-func newTrustedIssuer(_ context.Context, cfg config.TrustedIssuer) (*trustedIssuer, error) {
+func newTrustedIssuer(_ context.Context, cfg config.TrustedIssuer, onFetch func(issuer string, err error)) (*trustedIssuer, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("issuer is not set")
 	}
@@ -132,7 +132,12 @@ func newTrustedIssuer(_ context.Context, cfg config.TrustedIssuer) (*trustedIssu
 	case cfg.JWKSURI != "":
 		// Fetched on first use, not here: deputy starts while the issuer is down and
 		// refuses its tokens until its keys can be had.
-		ti.keys = jwks.NewRemote(cfg.JWKSURI, jwks.Options{})
+		var opts jwks.Options
+		if onFetch != nil {
+			name := cfg.Name
+			opts.OnFetch = func(err error) { onFetch(name, err) }
+		}
+		ti.keys = jwks.NewRemote(cfg.JWKSURI, opts)
 	default:
 		return nil, errors.New("one of jwks_uri or jwks_file must be set")
 	}

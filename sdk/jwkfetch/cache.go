@@ -46,6 +46,9 @@ type CacheOptions struct {
 	// MaxAge bounds how long a fetched set is used (see [MaxAge]); default
 	// {5m, 24h, 1h}.
 	MaxAge MaxAgeBounds
+	// OnFetch, if set, is called after each fetch with its error (nil when a set
+	// was fetched), for metrics.
+	OnFetch func(err error)
 }
 
 // MaxAgeBounds are the bounds of a set's lifetime: a Cache-Control max-age is
@@ -77,6 +80,8 @@ var DefaultMaxAge = MaxAgeBounds{Min: 5 * time.Minute, Max: 24 * time.Hour, Defa
 // max-age passes it is served even when refreshing fails; past it, lookups fail
 // with ErrUnavailable until a fetch succeeds (fail closed).
 type Cache struct {
+	// onFetch is CacheOptions.OnFetch.
+	onFetch func(error)
 	// url resolves the set's URL (fixed, or from an issuer's metadata).
 	url      func(ctx context.Context, now time.Time) (string, error)
 	client   *http.Client
@@ -112,7 +117,7 @@ func NewCache(url func(ctx context.Context, now time.Time) (string, error), opts
 		opts.MaxAge = DefaultMaxAge
 	}
 	return &Cache{url: url, client: opts.Client, timeout: opts.Timeout, maxBytes: opts.MaxBytes,
-		interval: opts.MinInterval, bounds: opts.MaxAge}
+		interval: opts.MinInterval, bounds: opts.MaxAge, onFetch: opts.OnFetch}
 }
 
 // Lookup returns the key with this kid at time now (see [jwk.Set.Find] for an empty
@@ -180,6 +185,9 @@ func (c *Cache) refresh(ctx context.Context, started time.Time, done chan struct
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	set, maxAge, err := c.fetch(ctx, started)
+	if c.onFetch != nil {
+		c.onFetch(err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
