@@ -103,6 +103,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srv.TLSConfig = clientCertTLS()
 	}
 
+	if cfg.Metrics.Listen != "" {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		msrv := &http.Server{Handler: metricsOnly(node.Metrics), ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+			ReadTimeout: cfg.HTTP.ReadTimeout.D(), WriteTimeout: cfg.HTTP.WriteTimeout.D(), IdleTimeout: cfg.HTTP.IdleTimeout.D(),
+			MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { _ = msrv.Serve(mln) }()
+		// Scraped until the process ends, through the drain: the drain is when
+		// an operator watches most.
+		defer msrv.Close()
+		log.Info("metrics serving", "listen", mln.Addr().String())
+	}
+
 	go node.Maintain(nodeCtx)
 
 	if dev {
@@ -160,6 +175,13 @@ func shutdown(srv *http.Server, node *server.Server, sd config.Shutdown, log *sl
 		_ = srv.Close()
 	}
 	log.Info("shutting down: flushing the audit trail")
+}
+
+// metricsOnly serves h at GET /metrics (metrics.listen) and nothing else.
+func metricsOnly(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	return mux
 }
 
 // servePprof serves the runtime profiles on addr, which must be a loopback address:

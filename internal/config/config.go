@@ -48,6 +48,15 @@ type Config struct {
 	// DPoP configures the checking of DPoP proofs (RFC 9449) at the token and
 	// userinfo endpoints.
 	DPoP DPoP `yaml:"dpop"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Metrics configures where /metrics is served.
+type Metrics struct {
+	// Listen, when set, is a separate host:port that serves /metrics (plain
+	// HTTP), and the main listener no longer does; empty serves it on listen.
+	Listen string `yaml:"listen"`
 }
 
 // DPoP configures DPoP proofs (RFC 9449).

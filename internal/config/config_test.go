@@ -349,6 +349,9 @@ func TestValidate(t *testing.T) {
 		path, msg string
 	}{
 		{"ok/base", func(c *Config) {}, "", ""},
+		{"ok/metrics-listen", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9090" }, "", ""},
+		{"fail/metrics-listen-not-host-port", func(c *Config) { c.Metrics.Listen = "9090" }, "metrics.listen", "is not host:port"},
+		{"fail/metrics-listen-is-listen", func(c *Config) { c.Metrics.Listen = c.Listen }, "metrics.listen", "is listen itself"},
 		{"ok/https-issuer-with-path", func(c *Config) { c.Issuer = "https://auth.example.com/tenant" }, "", ""},
 		{"ok/sha256-secret-hash", func(c *Config) {
 			c.Clients[1].Secret, c.Clients[1].SecretHash = "", "sha256:"+strings.Repeat("ab", 32)
@@ -702,6 +705,15 @@ users:
 		// want are the problems' strings, in order.
 		want []string
 	}{
+		{
+			name: "ok/metrics-listen",
+			env:  []string{"DEPUTY_METRICS_LISTEN=127.0.0.1:9090"},
+			check: func(t *testing.T, c *Config) {
+				if c.Metrics.Listen != "127.0.0.1:9090" {
+					t.Errorf("metrics.listen = %q", c.Metrics.Listen)
+				}
+			},
+		},
 		{
 			name: "ok/scalar",
 			env:  []string{"DEPUTY_ISSUER=https://auth.example.com"},

@@ -99,6 +99,8 @@ func (c *Config) serverChecks() []check {
 		{isHTTPURL(iss) && strings.Contains(iss, "#"), "issuer", fmt.Sprintf("%q has a fragment; an issuer has none (RFC 8414 §2)", iss)},
 		{isHTTPURL(iss) && issURL.User != nil, "issuer", "has user info; an issuer has none"},
 		{!isHostPort(c.Listen), "listen", fmt.Sprintf("%q is not host:port (like 127.0.0.1:8080, or :8080 for every interface)", c.Listen)},
+		{c.Metrics.Listen != "" && !isHostPort(c.Metrics.Listen), "metrics.listen", fmt.Sprintf("%q is not host:port (like 127.0.0.1:9090)", c.Metrics.Listen)},
+		{c.Metrics.Listen != "" && c.Metrics.Listen == c.Listen, "metrics.listen", "is listen itself; leave it empty to serve /metrics there"},
 		{c.TLS.CertFile != "" && c.TLS.KeyFile == "", "tls.key_file", "must be set with tls.cert_file"},
 		{c.TLS.KeyFile != "" && c.TLS.CertFile == "", "tls.cert_file", "must be set with tls.key_file"},
 		oneOf("storage.driver", c.Storage.Driver, storageDrivers),

@@ -126,6 +126,9 @@ type Config struct {
 	// CertProxies (tls.trusted_proxies); see mtls.go.
 	ClientCertHeader string
 	CertProxies      []netip.Prefix
+	// MetricsElsewhere: /metrics is served on a separate listener
+	// (metrics.listen) through Server.Metrics, not by this handler.
+	MetricsElsewhere bool
 }
 
 // Server is deputy's HTTP handler.
@@ -145,6 +148,19 @@ type Server struct {
 	headerHint sync.Once
 	// nonces is the DPoP nonce this node hands out (dpop.go).
 	nonces dpopNonces
+}
+
+// Metrics serves the Prometheus text of the server's registry (README "Metrics"),
+// counted in deputy_http_in_flight like every other request.
+func (s *Server) Metrics() http.Handler {
+	h := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.MetricsElsewhere {
+			s.metrics.inFlight.Inc()
+			defer s.metrics.inFlight.Dec()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // SetDraining marks the node as shutting down: from then on /readyz answers 503, so
@@ -192,7 +208,9 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle(PathAuditEvents, handler(s.auditEvents))
 		s.mux.Handle(PathAuditTrace, handler(s.auditTrace))
 	}
-	s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	if !cfg.MetricsElsewhere {
+		s.mux.Handle("GET "+PathMetrics, s.Metrics())
+	}
 	if cfg.SignIn != nil {
 		wb := &web{s: s}
 		s.mux.Handle(PathAuthorize, handler(wb.authorize))

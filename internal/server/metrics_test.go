@@ -207,3 +207,28 @@ func TestMetricsJWKSFetches(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsListen: with metrics.listen set, the main handler no longer serves
+// /metrics; the node's Metrics handler (what serve puts on metrics.listen) does.
+func TestMetricsListen(t *testing.T) {
+	cfg := config.Dev(t.TempDir())
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	s, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := httptest.NewRecorder()
+	s.Handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("main listener /metrics: %d, want 404", w.Code)
+	}
+	accessToken(t, post(s.Handler, "web-app", "web-app-secret", url.Values{"grant_type": {"client_credentials"}}))
+	fams := scrape(t, s.Metrics)
+	if v := value(fams, "deputy_token_requests_total", map[string]string{"grant_type": "client_credentials", "outcome": "ok", "error": ""}); v == nil || *v != 1 {
+		t.Errorf("metrics listener: token requests %v", deref(v))
+	}
+	if fams["go_goroutines"] == nil {
+		t.Error("metrics listener: no go_goroutines")
+	}
+}

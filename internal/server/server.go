@@ -39,6 +39,9 @@ type Server struct {
 	Revoked *token.Revoked
 	Audit   *audit.Writer
 	Handler http.Handler
+	// Metrics serves /metrics: on metrics.listen when that is set (Handler then
+	// does not), else Handler serves it too.
+	Metrics http.Handler
 	log     *slog.Logger
 	// disp and throttled sum up unauthenticated denials (token endpoint and the
 	// like; sign-ins refused by throttling); Maintain and Close flush them.
@@ -246,12 +249,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Store},
 		ClientCertificates: cfg.WantsClientCertificates() || cfg.TLS.ClientCertHeader != "",
 		ClientCertHeader:   cfg.TLS.ClientCertHeader, CertProxies: cfg.CertProxyPrefixes(),
-		Registry: reg,
+		Registry:         reg,
+		MetricsElsewhere: cfg.Metrics.Listen != "",
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.Handler = s.api
+	s.Metrics = s.api.Metrics()
 	return s, nil
 }
 
