@@ -72,6 +72,15 @@ func (m *nodeMetrics) watchQueue(reg *prometheus.Registry, w *audit.Writer) {
 	}, func() float64 { return float64(w.QueueDepth()) }))
 }
 
+// watchSync publishes how long ago the revocations other nodes recorded were last
+// read (lag, read at each scrape); past revocationsStale /readyz fails.
+func (m *nodeMetrics) watchSync(reg *prometheus.Registry, lag func() float64) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "deputy_revocation_sync_lag_seconds",
+		Help: "Seconds since this node last read the revocations recorded by any node.",
+	}, lag))
+}
+
 func (m *nodeMetrics) committed(events int, took time.Duration) {
 	m.batch.Observe(float64(events))
 	m.commit.Observe(took.Seconds())

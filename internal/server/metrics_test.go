@@ -232,3 +232,17 @@ func TestMetricsListen(t *testing.T) {
 		t.Error("metrics listener: no go_goroutines")
 	}
 }
+
+// TestMetricsRevocationSyncLag: how long ago revocations recorded elsewhere were
+// last read is published, and a sync brings it back near zero.
+func TestMetricsRevocationSyncLag(t *testing.T) {
+	s := node(t)
+	if err := s.SyncRevocations(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	v := value(scrape(t, s.Handler), "deputy_revocation_sync_lag_seconds", map[string]string{})
+	// Bounded by the revocation staleness limit, not by how fast this test runs.
+	if v == nil || *v < 0 || *v > 30 {
+		t.Errorf("deputy_revocation_sync_lag_seconds = %v right after a sync", deref(v))
+	}
+}

@@ -161,6 +161,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		OnCommit:     met.committed,
 	})
 	met.watchQueue(reg, s.Audit)
+	met.watchSync(reg, func() float64 {
+		if t := s.syncedAt.Load(); t != 0 {
+			return time.Since(time.Unix(0, t)).Seconds()
+		}
+		return 0 // not started yet: New has just read them all
+	})
 
 	tokens := token.NewService(cfg.Issuer, s.Keys, s.Revoked, cfg.Limits.MaxTokenBytes)
 	clients, err := client.NewRegistry(cfg.Clients, cfg.Issuer, cfg.Issuer+httpapi.PathToken, s.Store)
