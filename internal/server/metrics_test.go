@@ -198,6 +198,11 @@ func TestMetricsJWKSFetches(t *testing.T) {
 			t.Fatalf("%s: %d %s", iss, w.Code, w.Body.String())
 		}
 	}
+	w := httptest.NewRecorder()
+	s.Handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if body := w.Body.String(); strings.Contains(body, "junk-subject") || strings.Contains(body, "good.example") {
+		t.Errorf("a token's subject or issuer URL reached a label:\n%s", body)
+	}
 	fams := scrape(t, s.Handler)
 	for _, tc := range []struct {
 		issuer, outcome string
