@@ -238,6 +238,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Store},
 		ClientCertificates: cfg.WantsClientCertificates() || cfg.TLS.ClientCertHeader != "",
 		ClientCertHeader:   cfg.TLS.ClientCertHeader, CertProxies: cfg.CertProxyPrefixes(),
+		MaxInFlight:   cfg.Limits.MaxInFlight,
+		RatePerSecond: cfg.Limits.Rate.PerSecond, RateBurst: cfg.Limits.Rate.Burst, Throttled: s.throttled,
 	})
 	if err != nil {
 		return nil, err
