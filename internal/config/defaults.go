@@ -34,8 +34,8 @@ import (
 //	limits.max_body_bytes                  65536
 //	limits.max_token_bytes                 16384
 //	limits.max_in_flight                   512
-//	limits.rate.per_second                 1000
-//	limits.rate.burst                      2000
+//	limits.rate.per_second                 10000
+//	limits.rate.burst                      20000
 //	clients[].auth_method                  client_secret_basic with a secret or
 //	                                       secret_hash, else private_key_jwt with a
 //	                                       jwks_file, else none
