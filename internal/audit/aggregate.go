@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,6 +81,7 @@ type denialWindow struct {
 	count       int
 	codes       map[string]int
 	firstEvent  string // id of the event that recorded the first denial
+	typ         string // the first denial's event type; its summary has it too
 }
 
 type denialSummary struct {
@@ -99,7 +101,7 @@ func (a *Aggregator) Deny(ctx context.Context, ev *store.AuditEvent, code string
 	if now.IsZero() {
 		now = time.Now()
 	}
-	key, first, over := a.note(ev.RemoteAddr, ev.ClientID, code, now)
+	key, first, over := a.note(ev.RemoteAddr, ev.ClientID, code, ev.Type, now)
 	_ = a.record(context.WithoutCancel(ctx), over, now) // lost summaries do not change this answer
 	if !first {
 		return false, nil
@@ -137,7 +139,7 @@ func (a *Aggregator) record(ctx context.Context, over []denialSummary, now time.
 
 // note counts one denial at now and reports whether it is the first of its window
 // (to be recorded at once), with the windows that are over by now.
-func (a *Aggregator) note(remote, clientID, code string, now time.Time) (denialKey, bool, []denialSummary) {
+func (a *Aggregator) note(remote, clientID, code, typ string, now time.Time) (denialKey, bool, []denialSummary) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var over []denialSummary
@@ -164,7 +166,7 @@ func (a *Aggregator) note(remote, clientID, code string, now time.Time) (denialK
 		}
 	}
 	if w == nil {
-		a.open[key] = &denialWindow{first: now, last: now, count: 1, codes: map[string]int{code: 1}}
+		a.open[key] = &denialWindow{first: now, last: now, count: 1, codes: map[string]int{code: 1}, typ: typ}
 		if !key.anyClient && !key.anyRemote {
 			a.perRemote[remote]++
 		}
@@ -249,7 +251,7 @@ func (s denialSummary) event(now time.Time) *store.AuditEvent {
 		"first_event": s.w.firstEvent, "any_client": s.key.anyClient, "any_address": s.key.anyRemote,
 	}})
 	return &store.AuditEvent{
-		Time: now, Type: store.EventDenied, Decision: store.DecisionDeny,
+		Time: now, Type: cmp.Or(s.w.typ, store.EventDenied), Decision: store.DecisionDeny,
 		RemoteAddr: s.key.remote, ClientID: s.key.client,
 		Reason: fmt.Sprintf("%s: %d denied unauthenticated requests from %s for %s between %s and %s (the first recorded on its own)",
 			top, s.w.count, from, client, t1, t2),

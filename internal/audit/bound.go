@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	"github.com/deputy-auth/deputy/internal/store"
@@ -63,15 +64,19 @@ func Bound(e *store.AuditEvent) {
 	e.Detail = boundDetail(e.Detail)
 }
 
+// boundList returns l within bounds; l itself, which may be shared with other
+// events (a client's configured scopes), is never written.
 func boundList(l []string) []string {
 	total := 0
 	for i, s := range l {
 		s = store.Truncate(s, MaxListItemBytes)
 		if i == MaxListItems-1 && len(l) > MaxListItems || total+len(s) > MaxListBytes {
-			l[i] = "…[" + strconv.Itoa(len(l)-i) + " more]"
-			return l[:i+1]
+			return append(slices.Clone(l[:i]), "…["+strconv.Itoa(len(l)-i)+" more]")
 		}
-		l[i] = s
+		if s != l[i] {
+			l = slices.Clone(l)
+			l[i] = s
+		}
 		total += len(s)
 	}
 	return l

@@ -286,9 +286,18 @@ func prepare(e *store.AuditEvent) {
 		&e.TokenJTI, &e.Decision, &e.Reason, &e.Rule, &e.RequestID, &e.RemoteAddr, &e.Detail} {
 		*f = store.CleanText(*f)
 	}
-	for _, l := range [][]string{e.Actors, e.Audiences, e.Scopes} {
-		for i := range l {
-			l[i] = store.CleanText(l[i])
+	// The lists may be shared with other requests' events (a client's configured
+	// audiences and scopes): a list is copied before anything in it changes, never
+	// written in place.
+	for _, l := range []*[]string{&e.Actors, &e.Audiences, &e.Scopes} {
+		cloned := false
+		for i, v := range *l {
+			if c := store.CleanText(v); c != v {
+				if !cloned {
+					*l, cloned = slices.Clone(*l), true
+				}
+				(*l)[i] = c
+			}
 		}
 	}
 	Bound(e) // text from outside is stored within bounds (bound.go)

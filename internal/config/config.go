@@ -180,10 +180,22 @@ type Audit struct {
 	MaxBatch int `yaml:"max_batch"`
 }
 
-// Limits bounds request sizes.
+// Limits bounds request sizes and the load one node accepts.
 type Limits struct {
 	MaxBodyBytes  int64 `yaml:"max_body_bytes"`  // token endpoint form body
 	MaxTokenBytes int   `yaml:"max_token_bytes"` // one subject or actor token
+	// MaxInFlight is the most requests served at once; beyond it a request is
+	// refused at once with 503 and Retry-After (health, readiness and metrics
+	// never are).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Rate limits /token, /introspect, /revoke and /calls per client address.
+	Rate Rate `yaml:"rate"`
+}
+
+// Rate is a token bucket: PerSecond requests a second on average, Burst at once.
+type Rate struct {
+	PerSecond int `yaml:"per_second"`
+	Burst     int `yaml:"burst"`
 }
 
 // Audience is a service tokens can be addressed to.
@@ -379,6 +391,14 @@ const (
 	DefaultMaxBodyBytes = 65536
 	// DefaultMaxTokenBytes is limits.max_token_bytes's default (16 KiB).
 	DefaultMaxTokenBytes = 16384
+	// DefaultMaxInFlight is limits.max_in_flight's default: about 2× the 256
+	// concurrent clients the README's Performance section measures on 2 cores.
+	DefaultMaxInFlight = 512
+	// DefaultRatePerSecond and DefaultRateBurst are limits.rate's defaults: above
+	// the ~7,000 req/s the README's Performance runs reach from one address (the
+	// benchmark's clients are never limited); operators lower them.
+	DefaultRatePerSecond = 10000
+	DefaultRateBurst     = 20000
 	// MaxClientIDBytes bounds clients[].id: the audit trail keeps at most this many
 	// bytes of a client id (internal/audit's bound of the same name).
 	MaxClientIDBytes = 256

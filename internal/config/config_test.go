@@ -947,7 +947,7 @@ func TestDefaults(t *testing.T) {
 		Signing: Signing{Algorithm: "ES256", RetireAfter: Duration(24 * time.Hour), IDTokenAlgorithm: "RS256"},
 		Tokens:  Tokens{AccessTokenTTL: Duration(5 * time.Minute), RefreshTokenTTL: Duration(24 * time.Hour), IDTokenTTL: Duration(5 * time.Minute), CodeTTL: Duration(time.Minute), SessionTTL: Duration(8 * time.Hour)},
 		Audit:   Audit{MaxBatch: 256},
-		Limits:  Limits{MaxBodyBytes: 65536, MaxTokenBytes: 16384},
+		Limits:  Limits{MaxBodyBytes: 65536, MaxTokenBytes: 16384, MaxInFlight: 512, Rate: Rate{PerSecond: 10000, Burst: 20000}},
 		HTTP: HTTP{ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(15 * time.Second),
 			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second), MaxHeaderBytes: 65536},
 		Shutdown: Shutdown{Drain: Duration(5 * time.Second), Timeout: Duration(20 * time.Second)},

@@ -33,6 +33,9 @@ import (
 //	audit.max_batch                        256
 //	limits.max_body_bytes                  65536
 //	limits.max_token_bytes                 16384
+//	limits.max_in_flight                   512
+//	limits.rate.per_second                 10000
+//	limits.rate.burst                      20000
 //	clients[].auth_method                  client_secret_basic with a secret or
 //	                                       secret_hash, else private_key_jwt with a
 //	                                       jwks_file, else none
@@ -104,6 +107,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Limits.MaxTokenBytes == 0 {
 		c.Limits.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.Limits.MaxInFlight == 0 {
+		c.Limits.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.Limits.Rate.PerSecond == 0 {
+		c.Limits.Rate.PerSecond = DefaultRatePerSecond
+	}
+	if c.Limits.Rate.Burst == 0 {
+		c.Limits.Rate.Burst = DefaultRateBurst
 	}
 	setDuration(&c.HTTP.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDuration(&c.HTTP.ReadTimeout, DefaultReadTimeout)

@@ -120,6 +120,9 @@ func (c *Config) serverChecks() []check {
 		{c.Audit.MaxBatch < 1, "audit.max_batch", fmt.Sprintf("%d is not positive", c.Audit.MaxBatch)},
 		{c.Limits.MaxBodyBytes < 1, "limits.max_body_bytes", fmt.Sprintf("%d is not positive", c.Limits.MaxBodyBytes)},
 		{c.Limits.MaxTokenBytes < 1, "limits.max_token_bytes", fmt.Sprintf("%d is not positive", c.Limits.MaxTokenBytes)},
+		{c.Limits.MaxInFlight < 1, "limits.max_in_flight", fmt.Sprintf("%d is not positive", c.Limits.MaxInFlight)},
+		{c.Limits.Rate.PerSecond < 1, "limits.rate.per_second", fmt.Sprintf("%d is not positive", c.Limits.Rate.PerSecond)},
+		{c.Limits.Rate.Burst < 1, "limits.rate.burst", fmt.Sprintf("%d is not positive", c.Limits.Rate.Burst)},
 		{int64(c.Limits.MaxTokenBytes) > c.Limits.MaxBodyBytes && c.Limits.MaxBodyBytes > 0, "limits.max_token_bytes", fmt.Sprintf("%d is more than limits.max_body_bytes (%d), the body that carries the token", c.Limits.MaxTokenBytes, c.Limits.MaxBodyBytes)},
 	}
 }

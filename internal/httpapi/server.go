@@ -129,6 +129,14 @@ type Config struct {
 	// MetricsElsewhere: /metrics is served on a separate listener
 	// (metrics.listen) through Server.Metrics, not by this handler.
 	MetricsElsewhere bool
+	// MaxInFlight caps the requests served at once (limits.max_in_flight,
+	// shed.go; optional: 0 is no cap).
+	MaxInFlight int
+	// RatePerSecond and RateBurst limit /token, /introspect, /revoke and /calls
+	// per client address (limits.rate, ratelimit.go; optional: 0 is no limit).
+	RatePerSecond, RateBurst int
+	// Throttled records rate_limited events in aggregate (optional: not audited).
+	Throttled *audit.Aggregator
 }
 
 // Server is deputy's HTTP handler.
@@ -148,6 +156,11 @@ type Server struct {
 	headerHint sync.Once
 	// nonces is the DPoP nonce this node hands out (dpop.go).
 	nonces dpopNonces
+	// shed caps the requests in flight (shed.go); limiter and rateMetrics
+	// apply limits.rate (ratelimit.go).
+	shed        shedder
+	limiter     *limiter
+	rateMetrics *rateLimitMetrics
 }
 
 // Metrics serves the Prometheus text of the server's registry (README "Metrics"),
@@ -179,6 +192,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("httpapi: DPoP.Replay is required")
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
+	s.shed.max = int64(cfg.MaxInFlight)
+	if cfg.RatePerSecond > 0 {
+		s.limiter = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
+	}
+	s.rateMetrics = newRateLimitMetrics(cfg.Registry)
 	var err error
 	if s.discovery, s.oidc, err = s.metadata(); err != nil {
 		return nil, err
@@ -259,20 +277,14 @@ const retryAfterUnavailable = "5"
 // database (pool, query, audit commit) on its path: past it the request is
 // answered 503 temporarily_unavailable rather than held.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Refused before anything is read or parsed: a full node and a flooding
+	// address cost as little as possible (shed.go, ratelimit.go).
+	if !s.shed.admit(w, r) {
+		return
+	}
+	defer s.shed.done(r)
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
-	if d := s.cfg.RequestTimeout; d > 0 {
-		// The deadline bounds the database, not the client: a body still arriving
-		// (bounded by http.read_timeout) is read first, so that a slow client's
-		// request is not refused as if the database had stalled.
-		s.readBodyFirst(r)
-		if p := r.URL.Path; strings.HasPrefix(p, "/audit/") || p == PathUpstreamLogin || strings.HasPrefix(p, PathCallback) {
-			d *= longTimeoutFactor
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -300,6 +312,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, oauth.InvalidRequest(err.Error(), err))
 		return
+	}
+	if !s.rateLimit(w, r) {
+		return
+	}
+	if d := s.cfg.RequestTimeout; d > 0 {
+		// The deadline bounds the database, not the client: a body still arriving
+		// (bounded by http.read_timeout) is read first, so that a slow client's
+		// request is not refused as if the database had stalled.
+		s.readBodyFirst(r)
+		if p := r.URL.Path; strings.HasPrefix(p, "/audit/") || p == PathUpstreamLogin || strings.HasPrefix(p, PathCallback) {
+			d *= longTimeoutFactor
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	s.mux.ServeHTTP(w, r)
 }

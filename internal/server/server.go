@@ -257,6 +257,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		ClientCertHeader:   cfg.TLS.ClientCertHeader, CertProxies: cfg.CertProxyPrefixes(),
 		Registry:         reg,
 		MetricsElsewhere: cfg.Metrics.Listen != "",
+		MaxInFlight:      cfg.Limits.MaxInFlight,
+		RatePerSecond:    cfg.Limits.Rate.PerSecond, RateBurst: cfg.Limits.Rate.Burst, Throttled: s.throttled,
 	})
 	if err != nil {
 		return nil, err
