@@ -9,10 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -142,16 +140,10 @@ func cmdKeysRotate(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // shown is text read from the database as the audit trail's text renderers show
-// it (internal/audit format.go): as it is when every character is printable and
-// none is a quote or backslash, else quoted in Go syntax — what the database
-// holds may have been written by whoever altered it, and must not reach the
-// terminal raw (an ESC sequence that rewrites "BROKEN" as "intact").
-func shown(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return r == '"' || r == '\\' || !strconv.IsPrint(r) }) < 0 && utf8.ValidString(s) {
-		return s
-	}
-	return strconv.Quote(s)
-}
+// it: what the database holds may have been written by whoever altered it, and
+// must not reach the terminal raw (an ESC sequence that rewrites "BROKEN" as
+// "intact").
+func shown(s string) string { return audit.TextValue(s) }
 
 // shownList is l joined by ", ", each item as shown.
 func shownList(l []string) string {

@@ -102,7 +102,7 @@ func TestRenderersEscapeOutsideText(t *testing.T) {
 			if r, bad := rawUnsafe(tr.String()); bad {
 				t.Errorf("trace text holds %U raw:\n%q", r, tr.String())
 			}
-			if !strings.Contains(tr.String(), "sub "+textValue(issued.Subject)) {
+			if !strings.Contains(tr.String(), "sub "+TextValue(issued.Subject)) {
 				t.Errorf("trace does not show the subject quoted:\n%s", tr.String())
 			}
 

@@ -99,23 +99,23 @@ func appendValue(b []byte, s string) []byte {
 	return strconv.AppendQuote(b, s)
 }
 
-// textValue is s as the text renderers show a name: as it is when every character
-// is printable and none is a quote or backslash, else quoted in Go syntax, so
-// that no value from outside reaches a terminal raw and an escaped value cannot be
-// mistaken for a plain one.
-func textValue(s string) string {
+// TextValue is s as the audit trail's text renderers show it: as it is when
+// every character is printable and none is a quote or backslash, else quoted in
+// Go syntax (\x1b, \u202e), so text from outside never reaches a terminal raw.
+// deputy audit verify and keys rotate print stored ids with it too.
+func TextValue(s string) string {
 	if strings.IndexFunc(s, func(r rune) bool { return r == '"' || r == '\\' || !strconv.IsPrint(r) }) < 0 && utf8.ValidString(s) {
 		return s
 	}
 	return strconv.Quote(s)
 }
 
-// textList is l as the text renderers show it: each item as textValue, joined
+// textList is l as the text renderers show it: each item as TextValue, joined
 // by commas.
 func textList(l []string) string {
 	out := make([]string, len(l))
 	for i, s := range l {
-		out[i] = textValue(s)
+		out[i] = TextValue(s)
 	}
 	return strings.Join(out, ",")
 }

@@ -361,9 +361,9 @@ func bindingText(c *oauth.Confirmation) string {
 	case !c.Bound():
 		return "bearer"
 	case c.JKT != "":
-		return "bound dpop:" + textValue(short(c.JKT))
+		return "bound dpop:" + TextValue(short(c.JKT))
 	default:
-		return "bound x5t:" + textValue(short(c.X5TS256))
+		return "bound x5t:" + TextValue(short(c.X5TS256))
 	}
 }
 
@@ -451,7 +451,7 @@ func (tr *Tree) WriteJSON(w io.Writer) error {
 
 // WriteText writes the tree for people: one block per token, indented under the
 // token it was exchanged from, the asked one marked. Every value from the trail
-// is shown as textValue shows it: quoted in Go syntax when it holds a character
+// is shown as TextValue shows it: quoted in Go syntax when it holds a character
 // that is not printable (ESC as \x1b), a quote or a backslash.
 //
 //	token T0 (token.issued)  2026-11-25T18:00:00Z  client web-app  rule -
@@ -509,10 +509,10 @@ func presentedCnf(n *Node) *oauth.Confirmation {
 func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 	b.WriteString(lead)
 	b.WriteString("token ")
-	b.WriteString(textValue(n.JTI))
+	b.WriteString(TextValue(n.JTI))
 	if n.Unknown {
 		if iss := externalIssuer(n); iss != "" {
-			fmt.Fprintf(b, " (presented from %s, not issued by deputy)", textValue(iss))
+			fmt.Fprintf(b, " (presented from %s, not issued by deputy)", TextValue(iss))
 		} else {
 			b.WriteString(" (not issued in this audit trail)")
 		}
@@ -521,7 +521,7 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 			b.WriteString(bindingText(c))
 		}
 	} else {
-		fmt.Fprintf(b, " (%s)  %s  client %s  rule %s", textValue(n.Type), fmtTime(n.Time), textValue(orDash(n.ClientID)), textValue(orDash(n.Rule)))
+		fmt.Fprintf(b, " (%s)  %s  client %s  rule %s", TextValue(n.Type), fmtTime(n.Time), TextValue(orDash(n.ClientID)), TextValue(orDash(n.Rule)))
 	}
 	if n.Asked {
 		b.WriteString("  ◀ asked")
@@ -531,10 +531,10 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 	if !n.Unknown {
 		b.WriteString(body)
 		b.WriteString("sub ")
-		b.WriteString(textValue(orDash(n.Subject)))
+		b.WriteString(TextValue(orDash(n.Subject)))
 		if n.SubjectIssuer != "" {
 			b.WriteString(" (iss ")
-			b.WriteString(textValue(n.SubjectIssuer))
+			b.WriteString(TextValue(n.SubjectIssuer))
 			b.WriteString(")")
 		}
 		writeList(b, "act", n.Actors)
@@ -549,10 +549,10 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 		b.WriteByte('\n')
 		b.WriteString(body)
 		b.WriteString("event ")
-		b.WriteString(textValue(n.EventID))
+		b.WriteString(TextValue(n.EventID))
 		if n.ParentJTI != "" && lead == "" {
 			b.WriteString("  parent ")
-			b.WriteString(textValue(n.ParentJTI)) // the walk up stopped: a cycle or the depth bound
+			b.WriteString(TextValue(n.ParentJTI)) // the walk up stopped: a cycle or the depth bound
 		}
 		b.WriteByte('\n')
 	}
@@ -575,7 +575,7 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 		b.WriteString("✗ revoked")
 		if e.Via != "" {
 			b.WriteString(" with ")
-			b.WriteString(textValue(e.Via))
+			b.WriteString(TextValue(e.Via))
 		}
 	case RelDenied:
 		b.WriteString("✗ denied")
@@ -583,13 +583,13 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 		b.WriteString("→ call")
 	default:
 		b.WriteString("· ")
-		b.WriteString(textValue(e.Type))
+		b.WriteString(TextValue(e.Type))
 	}
 	b.WriteString("  ")
 	b.WriteString(fmtTime(e.Time))
 	if e.ClientID != "" {
 		b.WriteString("  client ")
-		b.WriteString(textValue(e.ClientID))
+		b.WriteString(TextValue(e.ClientID))
 	}
 	if e.Relation != RelRevoked {
 		writeList(b, "act", e.Actors)
@@ -606,7 +606,7 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 		b.Write(appendValue(nil, e.Reason))
 	}
 	b.WriteString("  event ")
-	b.WriteString(textValue(e.ID))
+	b.WriteString(TextValue(e.ID))
 	if e.Asked {
 		b.WriteString("  ◀ asked")
 	}
