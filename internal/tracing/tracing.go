@@ -90,7 +90,7 @@ func Setup(ctx context.Context, o Options) (*Tracer, error) {
 		log = slog.Default()
 	}
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		log.Warn("tracing: "+err.Error(), "endpoint", endpoint)
+		log.Warn("tracing: " + err.Error())
 	}))
 	var opts []otlptracehttp.Option
 	if o.Endpoint != "" {
@@ -112,7 +112,12 @@ func Setup(ctx context.Context, o Options) (*Tracer, error) {
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
-	return &Tracer{provider: tp, Endpoint: endpoint}, nil
+	shown := endpoint
+	if u, err := url.Parse(endpoint); err == nil {
+		u.User = nil // never in a log line
+		shown = u.String()
+	}
+	return &Tracer{provider: tp, Endpoint: shown}, nil
 }
 
 // Endpoint is where spans are exported to, "" when tracing is off: tracing.endpoint
