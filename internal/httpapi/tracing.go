@@ -71,6 +71,9 @@ func spanMethod(m string) string {
 	return "_OTHER"
 }
 
+// serverKind is the start option of server spans (made once: it allocates).
+var serverKind = trace.WithSpanKind(trace.SpanKindServer)
+
 // startSpan starts the server span of r, the child of the span its traceparent
 // names, if any. It returns the request with the span in its context, the
 // writer to answer through (one that notes the status when the span is
@@ -85,7 +88,7 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 	if rt != "" {
 		name += " " + rt
 	}
-	ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := tracer.Start(ctx, name, serverKind)
 	if !span.SpanContext().IsValid() {
 		// No tracer provider records spans and the request named no trace: a
 		// trace of its own all the same, so that its audit events can be found.
@@ -93,7 +96,7 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 	}
 	r = r.WithContext(ctx)
 	if !span.IsRecording() {
-		return w, r, func() { span.End() }
+		return w, r, noEnd // a span that records nothing needs no End
 	}
 	span.SetAttributes(attrMethod.String(method))
 	if rt != "" {
@@ -112,6 +115,8 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 		span.End()
 	}
 }
+
+func noEnd() {}
 
 // spanError marks the span of ctx as failed with err's OAuth error code (a fixed
 // set); the description and the cause stay out of it, as they may quote what
