@@ -338,7 +338,7 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h(w, r); err != nil {
-		spanError(r.Context(), err)
+		spanError(w, err)
 		writeError(w, err)
 	}
 }

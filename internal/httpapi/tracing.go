@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -109,7 +108,11 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 			status = http.StatusOK
 		}
 		span.SetAttributes(attrStatus.Int(status))
-		if status >= 400 {
+		switch {
+		case sw.oauthError != "":
+			span.SetAttributes(attrOAuthError.String(sw.oauthError))
+			span.SetStatus(codes.Error, sw.oauthError)
+		case status >= 400:
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
 		span.End()
@@ -118,17 +121,13 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 
 func noEnd() {}
 
-// spanError marks the span of ctx as failed with err's OAuth error code (a fixed
-// set); the description and the cause stay out of it, as they may quote what
-// the client sent.
-func spanError(ctx context.Context, err error) {
-	span := trace.SpanFromContext(ctx)
-	if !span.IsRecording() {
-		return
+// spanError notes, for the server span, the OAuth error code (a fixed set) of
+// the error a handler failed with; its description and cause stay out of the
+// span, as they may quote what the client sent.
+func spanError(w http.ResponseWriter, err error) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.oauthError = string(oauth.AsError(err).Code)
 	}
-	code := string(oauth.AsError(err).Code)
-	span.SetAttributes(attrOAuthError.String(code))
-	span.SetStatus(codes.Error, code)
 }
 
 // newSpanContext is a fresh, unsampled span context: random trace and span ids
@@ -155,7 +154,8 @@ func putUint64(b []byte, v uint64) {
 // statusWriter notes the status of the response for the server span.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status     int
+	oauthError string // the OAuth error code of a handler's error (spanError)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
