@@ -74,7 +74,8 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 // certificate variables. Tracing stays off (nothing exported) when no endpoint is
 // configured, when OTEL_SDK_DISABLED is true or when OTEL_TRACES_EXPORTER is none.
 // OTLP over gRPC is not built in: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL other than
-// http/protobuf is an error, as is an OTEL_TRACES_EXPORTER other than otlp or none.
+// http/protobuf is an error when the endpoint comes from the variables, and so is
+// an OTEL_TRACES_EXPORTER other than otlp or none.
 func Setup(ctx context.Context, o Options) (*Tracer, error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	getenv := o.Getenv
@@ -137,31 +138,36 @@ func Endpoint(configured string, getenv func(string) string) (string, error) {
 	default:
 		return "", fmt.Errorf("tracing: OTEL_TRACES_EXPORTER=%s is not supported; deputy exports over OTLP (otlp) or not at all (none)", e)
 	}
+	if configured != "" {
+		return withTracesPath("tracing.endpoint", configured)
+	}
+	traces, base := env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), env("OTEL_EXPORTER_OTLP_ENDPOINT")
+	if traces == "" && base == "" {
+		return "", nil
+	}
+	// The variables' endpoint may be meant for another protocol.
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 		if p := env(k); p != "" {
 			if p != "http/protobuf" {
-				return "", fmt.Errorf("tracing: %s=%s is not supported; deputy exports OTLP over HTTP (http/protobuf, the collector's port 4318)", k, p)
+				return "", fmt.Errorf("tracing: %s=%s is not supported; deputy exports OTLP over HTTP (http/protobuf, the collector's port 4318): "+
+					"set it to http/protobuf for deputy, or set tracing.endpoint", k, p)
 			}
 			break
 		}
 	}
-	switch {
-	case configured != "":
-		u, err := url.Parse(configured) // checked by internal/config
-		if err != nil {
-			return "", fmt.Errorf("tracing.endpoint: %w", err)
-		}
-		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
-		return u.String(), nil
-	case env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
-		return env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), nil
-	case env("OTEL_EXPORTER_OTLP_ENDPOINT") != "":
-		u, err := url.Parse(env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-		if err != nil {
-			return "", fmt.Errorf("tracing: OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
-		}
-		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
-		return u.String(), nil
+	if traces != "" {
+		return traces, nil
 	}
-	return "", nil
+	return withTracesPath("OTEL_EXPORTER_OTLP_ENDPOINT", base)
+}
+
+// withTracesPath is the base URL s of an OTLP/HTTP receiver with /v1/traces
+// appended to its path.
+func withTracesPath(name, s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("tracing: %s is not an http(s) URL", name)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
+	return u.String(), nil
 }
