@@ -376,7 +376,7 @@ func TestTracingTwoHops(t *testing.T) {
 // batch span processor's delay far beyond the test, every endpoint honours a
 // valid traceparent (its trace id, its span as parent), a malformed one is
 // ignored (a fresh trace, no error), a denial is a span with status error and
-// its OAuth error code, OTEL_TRACES_SAMPLER is honoured (always_on records a
+// its OAuth error code (an exchange no policy allows: its decision span too), OTEL_TRACES_SAMPLER is honoured (always_on records a
 // request whose traceparent is not sampled) — and the spans reach the receiver
 // because deputy exports them when it stops.
 func TestTracingTraceparent(t *testing.T) {
@@ -418,6 +418,12 @@ func TestTracingTraceparent(t *testing.T) {
 	deniedTrace, h := tp(2, "01")
 	if st := send("POST", "/token", basic("web-app", "wrong-secret"), h, clientCredentials("")); st != 401 {
 		t.Fatalf("token request with a wrong secret: %d", st)
+	}
+	// An exchange no policy allows (api1 to api3): the decision span says deny.
+	t0 := s.token("web-app", "web-secret", clientCredentials("")).str("access_token")
+	refusedTrace, h := tp(5, "01")
+	if st := send("POST", "/token", basic("api1", "api1-secret"), h, exchangeForm(t0, "audience", "https://api3.example")); st < 400 {
+		t.Fatalf("exchange api1 → api3: %d, want a refusal", st)
 	}
 	unsampledTrace, h := tp(3, "00")
 	if st := send("GET", "/healthz", "", h, nil); st != 200 {
@@ -484,6 +490,20 @@ func TestTracingTraceparent(t *testing.T) {
 		t.Errorf("denied request's span attributes %v (an unauthenticated client is not named)", at)
 	}
 
+	ref := inTrace(spans, refusedTrace, "POST /token")
+	if len(ref) != 1 {
+		t.Fatalf("refused exchange: %d server spans", len(ref))
+	}
+	code := ref[0].attrs()["oauth.error"]
+	if code == "" || ref[0].GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR || ref[0].GetStatus().GetMessage() != code {
+		t.Errorf("refused exchange's server span: status %v, attributes %v", ref[0].GetStatus(), ref[0].attrs())
+	}
+	if dec, ok := childrenOf(spans, ref[0])["exchange.decide"]; !ok {
+		t.Errorf("refused exchange has no exchange.decide span")
+	} else if at := dec.attrs(); at["deputy.decision"] != "deny" || at["oauth.error"] != code || dec.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR {
+		t.Errorf("refused exchange's decision span: status %v, attributes %v", dec.GetStatus(), at)
+	}
+
 	if u := inTrace(spans, unsampledTrace, "GET /healthz"); len(u) != 1 {
 		t.Errorf("OTEL_TRACES_SAMPLER=always_on: the unsampled request has %d spans, want 1", len(u))
 	}
@@ -520,5 +540,5 @@ func TestTracingTraceparent(t *testing.T) {
 			t.Errorf("%s %s: parent %s, attributes %v", e.method, e.path, got[0].parentID(), at)
 		}
 	}
-	noSecrets(t, spans, "web-secret", "api1-secret", "wrong-secret")
+	noSecrets(t, spans, t0, "web-secret", "api1-secret", "wrong-secret")
 }
