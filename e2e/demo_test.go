@@ -11,8 +11,8 @@ import (
 
 // TestDemo runs `deputy demo` as the README tells users to: it must exit 0 and
 // show alice, the three services in the right nesting, the calls each API
-// reported, and an intact audit chain — for the password sign-in and for the SAML
-// assertion.
+// reported, each payment's trace id and an intact audit chain — for the password
+// sign-in and for the SAML assertion.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -64,6 +64,12 @@ func TestDemo(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "payments ledger fraud-check payments ledger fraud-check" {
 		t.Errorf("hops %v", got)
+	}
+	// Each payment is one trace, printed beside its audit trace: two scenarios,
+	// two trace ids (the demo fails if a hop saw another).
+	traces := regexp.MustCompile(`trace id ([0-9a-f]{32}): one W3C trace`).FindAllStringSubmatch(s, -1)
+	if len(traces) != 2 || traces[0][1] == traces[1][1] || traces[0][1] == strings.Repeat("0", 32) {
+		t.Errorf("trace ids %v, want two distinct ones", traces)
 	}
 	// No hop is a bearer token: six hops, six bindings.
 	if n := strings.Count(s, "cnf    jkt "); n != 6 || strings.Contains(s, "cnf    — (bearer)") {

@@ -61,6 +61,8 @@ type server struct {
 	logs   *syncBuffer
 	meta   map[string]any
 	exited chan struct{}
+	// env is added to the process's environment (startEnv).
+	env []string
 }
 
 type syncBuffer struct {
@@ -95,8 +97,14 @@ func freePort(t *testing.T) string {
 // DEPUTY_E2E_STORAGE=postgres its SQLite storage becomes a fresh PostgreSQL schema.
 func start(t *testing.T, configYAML string) *server {
 	t.Helper()
+	return startEnv(t, configYAML)
+}
+
+// startEnv is start with env added to deputy's environment.
+func startEnv(t *testing.T, configYAML string, env ...string) *server {
+	t.Helper()
 	addr := freePort(t)
-	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{}), env: env}
 	s.writeConfig(storageForMode(t, configYAML), addr)
 	s.run()
 	return s
@@ -143,7 +151,7 @@ func (s *server) launch() {
 	s.cmd = exec.Command(binary, "serve", "--config", s.config)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	// No load balancer to drain: stop stops at once (shutdown_test.go tests the drain).
-	s.cmd.Env = append(cleanEnv(), "DEPUTY_SHUTDOWN_DRAIN=1ms")
+	s.cmd.Env = append(append(cleanEnv(), "DEPUTY_SHUTDOWN_DRAIN=1ms"), s.env...)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,11 +203,11 @@ func (s *server) stop() {
 }
 
 // cleanEnv is the environment without DEPUTY_ variables that would change the
-// configuration under test.
+// configuration under test, nor OTEL_ variables that would export its spans.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DEPUTY_") {
+		if !strings.HasPrefix(kv, "DEPUTY_") && !strings.HasPrefix(kv, "OTEL_") {
 			env = append(env, kv)
 		}
 	}

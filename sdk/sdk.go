@@ -2,7 +2,10 @@
 // carried in a request's context, from the verify middleware (sdk/verify) to the
 // exchanging transport (sdk/exchange) and the call reporter (sdk/report).
 //
-// The sdk packages import only deputy's oauth package, go-jose and the standard
+// The sdk packages import only deputy's oauth package, go-jose, the OpenTelemetry
+// API (trace and propagation: verify reads a request's W3C traceparent, exchange
+// sends it on, so one trace runs through every hop and deputy; without an
+// OpenTelemetry SDK in the service the API records nothing) and the standard
 // library, so a service adds them without pulling in the server.
 package sdk
 

@@ -19,6 +19,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/server"
 	"github.com/deputy-auth/deputy/internal/store/sqlstore"
+	"github.com/deputy-auth/deputy/internal/tracing"
 )
 
 // minProcs is the least GOMAXPROCS deputy serve runs with, whatever the CPUs.
@@ -65,6 +66,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
+	}
+
+	// Spans still queued are exported after the audit writer's flush (the defers
+	// run in reverse): its commit spans are among them.
+	traces, err := tracing.Setup(ctx, tracing.Options{Endpoint: cfg.Tracing.Endpoint, Version: versionString(), Log: log})
+	if err != nil {
+		return err
+	}
+	defer flushTraces(traces, log)
+	if traces.Enabled() {
+		log.Info("tracing: exporting spans over OTLP/HTTP", "endpoint", traces.Endpoint)
 	}
 
 	node, err := server.New(ctx, cfg, log)
@@ -175,6 +187,15 @@ func shutdown(srv *http.Server, node *server.Server, sd config.Shutdown, log *sl
 		_ = srv.Close()
 	}
 	log.Info("shutting down: flushing the audit trail")
+}
+
+// flushTraces exports the spans still queued, giving the collector a few seconds.
+func flushTraces(t *tracing.Tracer, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("tracing: spans not exported at exit", "err", err)
+	}
 }
 
 // metricsOnly serves h at GET /metrics (metrics.listen) and nothing else.

@@ -3,6 +3,9 @@
 // asks fraud-check first. Each service verifies the token it receives
 // (sdk/verify), exchanges it for a token addressed to the next service
 // (sdk/exchange) and reports what it did to deputy's audit trail (sdk/report).
+// The web app starts a trace for each payment (OpenTelemetry) and the SDK carries
+// its W3C traceparent to every service and to deputy: one trace id from the web
+// app to fraud-check.
 // Every hop is sender-constrained (RFC 9449 DPoP): each service has its own key,
 // the tokens it obtains are bound to it, and each service accepts only bound tokens
 // with a proof of their key — a token copied from one of them is useless.
@@ -32,9 +35,9 @@ type Config struct {
 	ClientID, ClientSecret string // this service's client at deputy
 	Audience               string // this service's audience id: tokens for it carry it in aud
 	Next                   string // base URL of the next service ("" for the last one)
-	// Observe, if set, is told about every request the service accepted (the demo
-	// prints what each hop received).
-	Observe func(service string, raw string, p *verify.Principal)
+	// Observe, if set, is told about every request the service accepted, with the
+	// request's context (the demo prints what each hop received, and its trace).
+	Observe func(ctx context.Context, service string, raw string, p *verify.Principal)
 }
 
 // Service is one of the bank's APIs: an http.Handler and the reporter whose queue
@@ -78,7 +81,7 @@ func (s *Service) observe(r *http.Request) *verify.Principal {
 	p, _ := verify.FromContext(r.Context())
 	if s.cfg.Observe != nil {
 		raw, _ := sdk.TokenFromContext(r.Context())
-		s.cfg.Observe(s.name, raw, p)
+		s.cfg.Observe(r.Context(), s.name, raw, p)
 	}
 	return p
 }

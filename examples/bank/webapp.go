@@ -11,6 +11,9 @@ import (
 	"sync"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 
 	"github.com/deputy-auth/deputy/sdk/dpop"
@@ -27,6 +30,9 @@ type WebApp struct {
 	oauth    oauth2.Config
 	payments string        // base URL of payments
 	key      crypto.Signer // the web app's DPoP key
+	// tracer starts a trace for each payment (an OpenTelemetry SDK without an
+	// exporter: the trace id travels, the spans are not kept).
+	tracer trace.Tracer
 
 	mu       sync.Mutex
 	pending  map[string]string        // state → PKCE verifier
@@ -54,6 +60,7 @@ func NewWebApp(cfg WebAppConfig) *WebApp {
 		},
 		payments: cfg.Payments,
 		key:      cfg.DPoPKey,
+		tracer:   sdktrace.NewTracerProvider().Tracer("github.com/deputy-auth/deputy/examples/bank"),
 		pending:  map[string]string{},
 		sessions: map[string]*oauth2.Token{},
 	}
@@ -121,7 +128,11 @@ func (a *WebApp) pay(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed payment", http.StatusBadRequest)
 		return
 	}
-	receipt, err := Pay(r.Context(), a.payments, tok.AccessToken, a.key, p)
+	// A trace of its own for the payment: payments, ledger, fraud-check and
+	// deputy's exchanges all join it.
+	ctx, span := a.tracer.Start(r.Context(), "POST /pay", trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	receipt, err := Pay(ctx, a.payments, tok.AccessToken, a.key, p)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -131,7 +142,8 @@ func (a *WebApp) pay(w http.ResponseWriter, r *http.Request) {
 
 // Pay sends a payment to payments with accessToken, as the web app does for a
 // signed-in user (and the demo for a user from the corporate SAML IdP): with key,
-// as a DPoP-bound token with a proof of key (RFC 9449 §7.1), else as Bearer.
+// as a DPoP-bound token with a proof of key (RFC 9449 §7.1), else as Bearer. The
+// trace of ctx goes with it (W3C traceparent).
 func Pay(ctx context.Context, paymentsURL, accessToken string, key crypto.Signer, p Payment) (*Receipt, error) {
 	b, _ := json.Marshal(p)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, paymentsURL+"/payments", strings.NewReader(string(b)))
@@ -140,6 +152,7 @@ func Pay(ctx context.Context, paymentsURL, accessToken string, key crypto.Signer
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+accessToken)
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	client := http.DefaultClient
 	if key != nil {
 		client = &http.Client{Transport: &ProofTransport{Key: key, AccessToken: accessToken}}

@@ -7,8 +7,9 @@
 // `deputy audit verify|trace|query`, which never write text from outside raw.
 //
 // It builds only on the interfaces of internal/store (store.AuditLog,
-// store.Revocations); it never sees a database. It must not import net/http,
-// database/sql or any storage driver; a test enforces that.
+// store.Revocations); it never sees a database. Besides, it imports only the
+// OpenTelemetry API (the spans of the Writer's commits), never its SDK. It must
+// not import net/http, database/sql or any storage driver; a test enforces that.
 //
 // The chain is keyless: Verify proves that the stored records are consistent with
 // each other (nothing altered, removed, reordered or cut off the head), not who wrote

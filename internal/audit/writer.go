@@ -97,6 +97,9 @@ type request struct {
 
 	err  error
 	done chan struct{}
+	// batch is the number of events of the commit that carried e, set before
+	// done is closed (for the audit.commit span).
+	batch int
 }
 
 // NewWriter starts a Writer's goroutine. rev may be nil if Revoke is never called.
@@ -149,10 +152,13 @@ func (w *Writer) Record(ctx context.Context, e *store.AuditEvent) error {
 	}
 	prepare(e)
 	req := &request{e: e, done: make(chan struct{})}
-	if err := w.enqueue(req); err != nil {
-		return err
+	span := startCommit(ctx, 1, string(e.Type))
+	err := w.enqueue(req)
+	if err == nil {
+		err = w.wait(ctx, req)
 	}
-	return w.wait(ctx, req)
+	endCommit(span, req.batch, err)
+	return err
 }
 
 // RecordAll records several events that belong to one response (an access token,
@@ -164,16 +170,25 @@ func (w *Writer) RecordAll(ctx context.Context, events ...*store.AuditEvent) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	span := startCommit(ctx, len(events), "")
+	batch, err := w.recordAll(ctx, events)
+	endCommit(span, batch, err)
+	return err
+}
+
+// recordAll is RecordAll; it also returns the size of the (last) batch that
+// carried the events.
+func (w *Writer) recordAll(ctx context.Context, events []*store.AuditEvent) (batch int, _ error) {
 	reqs := make([]*request, 0, len(events))
 	w.mu.Lock()
 	if err := w.refuseLocked(time.Now()); err != nil {
 		w.mu.Unlock()
-		return err
+		return 0, err
 	}
 	for _, e := range events {
 		if e == nil {
 			w.mu.Unlock()
-			return errors.New("audit: RecordAll of a nil event")
+			return 0, errors.New("audit: RecordAll of a nil event")
 		}
 		prepare(e)
 		req := &request{e: e, done: make(chan struct{})}
@@ -187,8 +202,9 @@ func (w *Writer) RecordAll(ctx context.Context, events ...*store.AuditEvent) err
 		if err := w.wait(ctx, req); err != nil && first == nil {
 			first = err
 		}
+		batch = max(batch, req.batch)
 	}
-	return first
+	return batch, first
 }
 
 // Revoke revokes r.JTI and every token derived from it, and records e (a
@@ -243,10 +259,12 @@ func (w *Writer) Revoke(ctx context.Context, r store.Revocation, e *store.AuditE
 	}
 	prepare(e)
 	req := &request{e: e, revoke: true, ctx: context.WithoutCancel(ctx), r: r, done: make(chan struct{})}
-	if err := w.enqueue(req); err != nil {
-		return nil, err
+	span := startCommit(ctx, 1, string(e.Type))
+	err := w.enqueue(req)
+	if err == nil {
+		err = w.wait(ctx, req)
 	}
-	err := w.wait(ctx, req)
+	endCommit(span, 1, err)
 	return req.revs, err
 }
 
@@ -512,6 +530,9 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 	}
 	if len(events) == 0 {
 		return events
+	}
+	for _, req := range admitted {
+		req.batch = len(events)
 	}
 	if w.onCommit != nil {
 		start, n := time.Now(), len(events)

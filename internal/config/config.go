@@ -50,6 +50,18 @@ type Config struct {
 	DPoP DPoP `yaml:"dpop"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Tracing configures OpenTelemetry tracing.
+	Tracing Tracing `yaml:"tracing"`
+}
+
+// Tracing configures where spans are exported (README "Operating deputy ›
+// Tracing"); everything else comes from the standard OTEL_* variables.
+type Tracing struct {
+	// Endpoint is the base URL of an OTLP/HTTP receiver (an OpenTelemetry
+	// Collector's port 4318), like OTEL_EXPORTER_OTLP_ENDPOINT, which it overrides;
+	// "/v1/traces" is appended to its path. Empty: the OTEL_EXPORTER_OTLP_*
+	// variables decide, and without them nothing is exported.
+	Endpoint string `yaml:"endpoint"`
 }
 
 // Metrics configures where /metrics is served.

@@ -188,7 +188,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown, dpop, metrics"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown, dpop, metrics, tracing"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -352,6 +352,12 @@ func TestValidate(t *testing.T) {
 		{"ok/metrics-listen", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9090" }, "", ""},
 		{"fail/metrics-listen-not-host-port", func(c *Config) { c.Metrics.Listen = "9090" }, "metrics.listen", "is not host:port"},
 		{"fail/metrics-listen-is-listen", func(c *Config) { c.Metrics.Listen = c.Listen }, "metrics.listen", "is listen itself"},
+		{"ok/tracing-endpoint", func(c *Config) { c.Tracing.Endpoint = "http://otel-collector:4318" }, "", ""},
+		{"ok/tracing-endpoint-https-path", func(c *Config) { c.Tracing.Endpoint = "https://otlp.example.com/otlp" }, "", ""},
+		{"fail/tracing-endpoint-host-port", func(c *Config) { c.Tracing.Endpoint = "otel-collector:4318" }, "tracing.endpoint", "is not an absolute http(s) URL"},
+		{"fail/tracing-endpoint-grpc-scheme", func(c *Config) { c.Tracing.Endpoint = "grpc://otel-collector:4317" }, "tracing.endpoint", "is not an absolute http(s) URL"},
+		{"fail/tracing-endpoint-credentials", func(c *Config) { c.Tracing.Endpoint = "https://user:secret@otlp.example.com" }, "tracing.endpoint", "has user info"},
+		{"fail/tracing-endpoint-query", func(c *Config) { c.Tracing.Endpoint = "http://otel-collector:4318/?x=1" }, "tracing.endpoint", "has a query or fragment"},
 		{"ok/https-issuer-with-path", func(c *Config) { c.Issuer = "https://auth.example.com/tenant" }, "", ""},
 		{"ok/sha256-secret-hash", func(c *Config) {
 			c.Clients[1].Secret, c.Clients[1].SecretHash = "", "sha256:"+strings.Repeat("ab", 32)
@@ -711,6 +717,15 @@ users:
 			check: func(t *testing.T, c *Config) {
 				if c.Metrics.Listen != "127.0.0.1:9090" {
 					t.Errorf("metrics.listen = %q", c.Metrics.Listen)
+				}
+			},
+		},
+		{
+			name: "ok/tracing-endpoint",
+			env:  []string{"DEPUTY_TRACING_ENDPOINT=http://otel-collector:4318"},
+			check: func(t *testing.T, c *Config) {
+				if c.Tracing.Endpoint != "http://otel-collector:4318" {
+					t.Errorf("tracing.endpoint = %q", c.Tracing.Endpoint)
 				}
 			},
 		},

@@ -60,7 +60,7 @@ func (g *ClientCredentials) Handle(ctx context.Context, req *Request, c *client.
 	if c.MayAct != "" {
 		claims.MayAct = &oauth.Actor{Subject: c.MayAct}
 	}
-	raw, err := g.Tokens.Mint(oauth.JWTTypeAccessToken, claims)
+	raw, err := g.Tokens.MintContext(ctx, oauth.JWTTypeAccessToken, claims)
 	if err != nil {
 		return nil, oauth.ServerError(err)
 	}

@@ -113,6 +113,7 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 		return nil, d.denyUnauthenticated(ctx, req, ev, err)
 	}
 	ev.ClientID = c.ID
+	requestAttributes(ctx, c.ID, gt, d.grants[gt] != nil)
 	if gtErr != nil {
 		return nil, d.deny(ctx, ev, gtErr)
 	}

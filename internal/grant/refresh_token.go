@@ -195,7 +195,7 @@ func (g *RefreshToken) exchanged(ctx context.Context, c *client.Client, rt store
 	if c.MayAct != "" {
 		at.MayAct = &oauth.Actor{Subject: c.MayAct}
 	}
-	raw, err := g.Users.Tokens.Mint(oauth.JWTTypeAccessToken, at)
+	raw, err := g.Users.Tokens.MintContext(ctx, oauth.JWTTypeAccessToken, at)
 	if err != nil {
 		return nil, oauth.ServerError(err)
 	}

@@ -107,7 +107,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		return nil, err
 	}
 	now := req.Now
-	subj, err := g.Subjects.Verify(ctx, "subject", p.subjectToken, p.subjectType, now)
+	subj, err := g.verifySubject(ctx, "subject", p.subjectToken, p.subjectType, req)
 	ev.Subject, ev.ParentJTI = subj.Subject, subj.JTI
 	if subj.Issuer != "self" {
 		ev.SubjectIssuer = subj.IssuerURL
@@ -122,13 +122,13 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		Scopes: p.scopes, RequestedType: p.requested, Binding: req.Binding,
 	}
 	if p.actorToken != "" {
-		act, err := g.Subjects.Verify(ctx, "actor", p.actorToken, p.actorType, now)
+		act, err := g.verifySubject(ctx, "actor", p.actorToken, p.actorType, req)
 		if err != nil {
 			return nil, err
 		}
 		xreq.Actor = &act
 	}
-	d, err := g.Exchange.Decide(xreq, now)
+	d, err := g.decide(ctx, xreq, req)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 			claims.MayAct = &oauth.Actor{Subject: c.MayAct}
 		}
 		carry(claims, d.Claims)
-		if out.Response.AccessToken, err = g.Tokens.Mint(typ, claims); err != nil {
+		if out.Response.AccessToken, err = g.Tokens.MintContext(ctx, typ, claims); err != nil {
 			return nil, oauth.ServerError(err)
 		}
 		ev.TokenJTI, exp = claims.ID, time.Unix(claims.Expiry, 0)
@@ -176,7 +176,7 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 		if idp, ok := at.Extra["idp"].(string); ok {
 			id.IdP = idp
 		}
-		if out.Response.AccessToken, err = g.Tokens.MintIDToken(c.IDTokenAlg, id); err != nil {
+		if out.Response.AccessToken, err = g.Tokens.MintIDTokenContext(ctx, c.IDTokenAlg, id); err != nil {
 			return nil, oauth.ServerError(err)
 		}
 		ev.TokenJTI, exp = id.ID, time.Unix(id.Expiry, 0)

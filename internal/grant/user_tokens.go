@@ -168,7 +168,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 		// How the user signed in; carried through every exchange that follows.
 		at.Extra = map[string]any{"idp": g.idp}
 	}
-	raw, err := u.Tokens.Mint(oauth.JWTTypeAccessToken, at)
+	raw, err := u.Tokens.MintContext(ctx, oauth.JWTTypeAccessToken, at)
 	if err != nil {
 		return nil, oauth.ServerError(err)
 	}
@@ -215,7 +215,7 @@ func (u *UserTokens) issue(ctx context.Context, c *client.Client, g userGrant, n
 		if u.Profiles != nil {
 			id.Profile = released(u.Profiles.Claims(ctx, g.subject, g.idp), g.scopes)
 		}
-		idt, err := u.Tokens.MintIDToken(c.IDTokenAlg, id)
+		idt, err := u.Tokens.MintIDTokenContext(ctx, c.IDTokenAlg, id)
 		if err != nil {
 			return nil, oauth.ServerError(err)
 		}

@@ -283,6 +283,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.shed.done(r)
+	w, r, endSpan := startSpan(w, r) // tracing.go
+	defer endSpan()
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 	defer func() {
@@ -336,6 +338,7 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h(w, r); err != nil {
+		spanError(w, err)
 		writeError(w, err)
 	}
 }

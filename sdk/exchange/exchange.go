@@ -18,6 +18,7 @@ import (
 
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk/dpop"
+	"github.com/deputy-auth/deputy/sdk/internal/traceprop"
 )
 
 // Defaults of Config.
@@ -274,6 +275,7 @@ func (e *Exchanger) request(ctx context.Context, subjectToken, audience, scope s
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", "application/json")
 		req.SetBasicAuth(url.QueryEscape(e.clientID), url.QueryEscape(e.clientSecret))
+		traceprop.Inject(ctx, req.Header) // deputy's spans join the caller's trace
 		var nonce string
 		if e.dpop != nil {
 			// RFC 9449 §5: the proof of the key the token is to be bound to.

@@ -11,6 +11,7 @@ import (
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk"
 	"github.com/deputy-auth/deputy/sdk/dpop"
+	"github.com/deputy-auth/deputy/sdk/internal/traceprop"
 )
 
 // ErrNoToken is returned by the Transport for a request whose context carries no
@@ -30,6 +31,11 @@ var ErrNoToken = errors.New("exchange: the request's context carries no incoming
 // DPoP-Nonce (§9) is answered by sending the request once more with that nonce when
 // its body can be sent again (no body, or http.Request.GetBody set, as
 // http.NewRequest sets for in-memory bodies); otherwise the 401 is returned.
+//
+// The request's trace goes with it: the W3C traceparent of its context's span
+// (the caller's own, or the one sdk/verify's middleware read from the incoming
+// request) is set on the clone unless the request has one already; so is it on
+// the token request to deputy.
 //
 // A request without a token in its context fails with ErrNoToken, and a failed
 // exchange with its error (an *oauth.Error for deputy's answers), without being sent.
@@ -100,6 +106,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out := req.Clone(req.Context())
 		out.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		traceprop.Inject(out.Context(), out.Header)
 		return t.base.RoundTrip(out)
 	}
 	if !strings.EqualFold(tok.TokenType, oauth.TokenTypeDPoP) {
@@ -146,6 +153,7 @@ func (t *transport) sendDPoP(req *http.Request, body io.ReadCloser, token string
 	out.Body = body
 	out.Header.Set("Authorization", "DPoP "+token)
 	out.Header.Set(dpop.Header, proof)
+	traceprop.Inject(out.Context(), out.Header)
 	resp, err := t.base.RoundTrip(out)
 	return resp, nonce, err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk"
 	"github.com/deputy-auth/deputy/sdk/dpop"
+	"github.com/deputy-auth/deputy/sdk/internal/traceprop"
 )
 
 type principalKey struct{}
@@ -25,7 +26,10 @@ func FromContext(ctx context.Context) (*Principal, bool) {
 // §2.1), a certificate-bound one with its TLS client certificate (RFC 8705 §3) or a
 // DPoP-bound one with its proof (RFC 9449 §7); see VerifyRequest — and passes the
 // request on with the token's Principal (FromContext) and the raw token
-// (sdk.TokenFromContext) in its context. Failures are answered by the middleware
+// (sdk.TokenFromContext) in its context, and the caller's trace: the span
+// context of a W3C traceparent header, unless the context has a span already
+// (the service's own OpenTelemetry middleware ran first), so that the exchange
+// client continues the trace. Failures are answered by the middleware
 // with a JSON body {"error", "error_description"}:
 //
 //   - no usable Authorization header: 401, WWW-Authenticate: Bearer
@@ -56,7 +60,8 @@ func (v *Verifier) Require(scopes ...string) func(http.Handler) http.Handler {
 				v.writeError(w, err, required)
 				return
 			}
-			ctx := context.WithValue(r.Context(), principalKey{}, p)
+			// The handler's calls continue the caller's trace (W3C traceparent).
+			ctx := context.WithValue(traceprop.Extract(r), principalKey{}, p)
 			next.ServeHTTP(w, r.WithContext(sdk.ContextWithToken(ctx, raw)))
 		})
 	}

@@ -24,6 +24,9 @@ import (
 	"sync"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/deputy-auth/deputy/examples/bank"
 	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/config"
@@ -47,6 +50,7 @@ type Hop struct {
 	Service   string
 	Principal *verify.Principal
 	Raw       string // the token itself, as a thief who read it would have it
+	TraceID   string // the W3C trace id the request carried
 }
 
 // Result is what a run saw, for tests: the hops of each scenario, in order, and
@@ -55,7 +59,9 @@ type Result struct {
 	Password, SAML []Hop
 	PasswordRoot   string // the first token of the password sign-in (T0)
 	SAMLRoot       string // the token exchanged from the SAML assertion
-	AuditEvents    int64
+	// PasswordTrace and SAMLTrace are each scenario's trace id, shared by every hop.
+	PasswordTrace, SAMLTrace string
+	AuditEvents              int64
 	// Stolen is how the token lifted from the ledger fared: the HTTP status of each
 	// attempt, by name ("fraud-check as Bearer", …).
 	Stolen map[string]int
@@ -95,7 +101,7 @@ func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario 1: %w", err)
 	}
-	if res.Password, res.PasswordRoot, err = env.show(ctx, p, receipt); err != nil {
+	if res.Password, res.PasswordRoot, res.PasswordTrace, err = env.show(ctx, p, receipt); err != nil {
 		return nil, fmt.Errorf("scenario 1: %w", err)
 	}
 
@@ -105,16 +111,19 @@ func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	t0, err := env.exchangeSAML(ctx, assertion)
+	// The demo is the web app here: it starts the payment's trace itself.
+	ctx2, span := env.tracer.Start(ctx, "corporate payment", trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	t0, err := env.exchangeSAML(ctx2, assertion)
 	if err != nil {
 		return nil, fmt.Errorf("scenario 2: %w", err)
 	}
 	env.takeHops()
-	receipt, err = bank.Pay(ctx, env.paymentsURL, t0, env.webKey, bank.Payment{To: "carol", Amount: "12500.00"})
+	receipt, err = bank.Pay(ctx2, env.paymentsURL, t0, env.webKey, bank.Payment{To: "carol", Amount: "12500.00"})
 	if err != nil {
 		return nil, fmt.Errorf("scenario 2: %w", err)
 	}
-	if res.SAML, res.SAMLRoot, err = env.show(ctx, p, receipt); err != nil {
+	if res.SAML, res.SAMLRoot, res.SAMLTrace, err = env.show(ctx, p, receipt); err != nil {
 		return nil, fmt.Errorf("scenario 2: %w", err)
 	}
 
@@ -143,6 +152,7 @@ type world struct {
 	out                                              io.Writer
 	issuer, webURL, paymentsURL, ledgerURL, fraudURL string
 	webKey                                           *ecdsa.PrivateKey // the web app's DPoP key
+	tracer                                           trace.Tracer      // starts scenario 2's trace
 	node                                             *server.Server
 	services                                         []*bank.Service
 	servers                                          []*http.Server
@@ -151,28 +161,34 @@ type world struct {
 	hops []Hop
 }
 
-func (w *world) observe(service, raw string, p *verify.Principal) {
+func (w *world) observe(ctx context.Context, service, raw string, p *verify.Principal) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.hops = append(w.hops, Hop{Service: service, Principal: p, Raw: raw})
+	w.hops = append(w.hops, Hop{Service: service, Principal: p, Raw: raw, TraceID: trace.SpanContextFromContext(ctx).TraceID().String()})
 }
 
 // show prints the hops of the payment just made, its receipt and the audit trace
-// of its first token, once the services' reports are in; it returns the hops and
-// that token's jti.
-func (w *world) show(ctx context.Context, p *printer, receipt *bank.Receipt) ([]Hop, string, error) {
+// of its first token with the payment's trace id, once the services' reports are
+// in; it returns the hops, that token's jti and the trace id, which every hop
+// must share.
+func (w *world) show(ctx context.Context, p *printer, receipt *bank.Receipt) ([]Hop, string, string, error) {
 	hops := w.takeHops()
 	if len(hops) == 0 {
-		return nil, "", errors.New("no service saw the payment")
+		return nil, "", "", errors.New("no service saw the payment")
 	}
-	root := hops[0].Principal.JTI
+	root, traceID := hops[0].Principal.JTI, hops[0].TraceID
+	for _, h := range hops {
+		if h.TraceID != traceID || h.TraceID == (trace.TraceID{}).String() {
+			return nil, "", "", fmt.Errorf("%s saw trace %s, %s saw trace %s: the trace id did not travel", hops[0].Service, traceID, h.Service, h.TraceID)
+		}
+	}
 	p.hops(hops)
 	p.line("receipt: %s, ledger entry %s (%s → %s, %s EUR), fraud verdict %s",
 		receipt.Status, receipt.Entry.ID, receipt.Entry.Debit, receipt.Entry.Credit, receipt.Entry.Amount, receipt.Entry.Verdict)
 	if err := w.flushReports(ctx); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return hops, root, p.trace(ctx, w.node, root)
+	return hops, root, traceID, p.trace(ctx, w.node, root, traceID)
 }
 
 // takeHops returns the hops seen since the last call and forgets them.
@@ -243,6 +259,7 @@ func (w *world) start(ctx context.Context, dir string) error {
 		return err
 	}
 	w.services = []*bank.Service{payments, ledger, fraud}
+	w.tracer = sdktrace.NewTracerProvider().Tracer("github.com/deputy-auth/deputy/examples/bank/demo")
 	if w.webKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		return err
 	}

@@ -84,8 +84,9 @@ func actString(a *oauth.Actor) string {
 }
 
 // trace prints deputy audit trace of jti: the tree from the sign-in to every
-// token derived from it, and the calls each service reported.
-func (p *printer) trace(ctx context.Context, node *server.Server, jti string) error {
+// token derived from it, and the calls each service reported; and the W3C trace
+// id every hop of the payment carried.
+func (p *printer) trace(ctx context.Context, node *server.Server, jti, traceID string) error {
 	tree, err := audit.Trace(ctx, node.Store, jti)
 	if err != nil {
 		return fmt.Errorf("audit trace: %w", err)
@@ -94,6 +95,8 @@ func (p *printer) trace(ctx context.Context, node *server.Server, jti string) er
 	if err := tree.WriteText(&b); err != nil {
 		return err
 	}
+	p.printf("   trace id %s: one W3C trace (traceparent) from the web app through payments, ledger\n", traceID)
+	p.printf("   and fraud-check, deputy's token exchanges included\n\n")
 	p.printf("   audit trace (deputy audit trace %s):\n\n", jti)
 	for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
 		p.printf("     %s\n", l)

@@ -1,0 +1,176 @@
+package httpapi
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+// Tracing (README "Operating deputy › Tracing"): every request gets a server span
+// and a trace id. A W3C traceparent (and tracestate) on the request is honoured,
+// on every endpoint; a malformed one is ignored, as the W3C Trace Context
+// specification (§4.3) asks, and the request starts a trace of its own. The
+// spans go to the global tracer provider, which internal/tracing sets when an
+// exporter is configured; without one they are not recorded, but the request's
+// context still carries a valid span context, so the audit events the request
+// records carry its trace id.
+//
+// Span attributes come from fixed sets (the method, the route, the status, the
+// OAuth error code) or are deputy's own identifiers (client id, grant type, rule
+// name): never a token, a secret, a code, an assertion or free text.
+
+// tracer makes the server spans.
+var tracer = otel.Tracer("github.com/deputy-auth/deputy/internal/httpapi")
+
+// traceContext reads traceparent and tracestate (W3C Trace Context); it reads
+// nothing else, whatever the global propagator is.
+var traceContext propagation.TraceContext
+
+// Attribute keys of the server span (OpenTelemetry HTTP semantic conventions,
+// and deputy's own).
+const (
+	attrMethod     = attribute.Key("http.request.method")
+	attrRoute      = attribute.Key("http.route")
+	attrStatus     = attribute.Key("http.response.status_code")
+	attrOAuthError = attribute.Key("oauth.error")
+)
+
+// route is the route of path among deputy's endpoints, "" for any other path
+// (its span is then named by its method alone).
+func route(path string) string {
+	switch path {
+	case "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", PathJWKS,
+		PathToken, PathIntrospection, PathRevocation, PathHealth, PathReady, PathMetrics,
+		PathCalls, PathAuditEvents, PathAuditTrace,
+		PathAuthorize, PathConsent, PathLogin, PathUserinfo, PathEndSession, PathUpstreamLogin:
+		return path
+	}
+	if strings.HasPrefix(path, PathCallback) {
+		return PathCallback + "{provider}"
+	}
+	return ""
+}
+
+// spanMethod is the request's method when it is a standard one, else _OTHER
+// (OpenTelemetry HTTP semantic conventions).
+func spanMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodOptions, http.MethodHead, http.MethodPut,
+		http.MethodDelete, http.MethodPatch, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
+}
+
+// serverKind is the start option of server spans (made once: it allocates).
+var serverKind = trace.WithSpanKind(trace.SpanKindServer)
+
+// startSpan starts the server span of r, the child of the span its traceparent
+// names, if any. It returns the request with the span in its context, the
+// writer to answer through (one that notes the status when the span is
+// recorded) and the function that ends the span.
+func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request, func()) {
+	ctx := r.Context()
+	if r.Header.Get("Traceparent") != "" {
+		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	method, rt := spanMethod(r.Method), route(r.URL.Path)
+	name := method
+	if rt != "" {
+		name += " " + rt
+	}
+	ctx, span := tracer.Start(ctx, name, serverKind)
+	if !span.SpanContext().IsValid() {
+		// No tracer provider records spans and the request named no trace: a
+		// trace of its own all the same, so that its audit events can be found.
+		ctx = trace.ContextWithSpanContext(ctx, newSpanContext())
+	}
+	r = r.WithContext(ctx)
+	if !span.IsRecording() {
+		return w, r, noEnd // a span that records nothing needs no End
+	}
+	span.SetAttributes(attrMethod.String(method))
+	if rt != "" {
+		span.SetAttributes(attrRoute.String(rt))
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	return sw, r, func() {
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		span.SetAttributes(attrStatus.Int(status))
+		switch {
+		case sw.oauthError != "":
+			span.SetAttributes(attrOAuthError.String(sw.oauthError))
+			span.SetStatus(codes.Error, sw.oauthError)
+		case status >= 400:
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+		span.End()
+	}
+}
+
+func noEnd() {}
+
+// spanError notes, for the server span, the OAuth error code (a fixed set) of
+// the error a handler failed with; its description and cause stay out of the
+// span, as they may quote what the client sent.
+func spanError(w http.ResponseWriter, err error) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.oauthError = string(oauth.AsError(err).Code)
+	}
+}
+
+// newSpanContext is a fresh, unsampled span context: random trace and span ids
+// (W3C Trace Context §3.2.2.3-4; they need to be unique, not secret).
+func newSpanContext() trace.SpanContext {
+	var tid trace.TraceID
+	var sid trace.SpanID
+	for !tid.IsValid() {
+		putUint64(tid[:8], rand.Uint64())
+		putUint64(tid[8:], rand.Uint64())
+	}
+	for !sid.IsValid() {
+		putUint64(sid[:], rand.Uint64())
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid})
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+}
+
+// statusWriter notes the status of the response for the server span.
+type statusWriter struct {
+	http.ResponseWriter
+	status     int
+	oauthError string // the OAuth error code of a handler's error (spanError)
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
