@@ -119,6 +119,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	go node.Maintain(nodeCtx)
+	reloadOnHangup(nodeCtx, node, *file, log)
 
 	if dev {
 		printDev(stdout, cfg)
@@ -175,6 +176,31 @@ func shutdown(srv *http.Server, node *server.Server, sd config.Shutdown, log *sl
 		_ = srv.Close()
 	}
 	log.Info("shutting down: flushing the audit trail")
+}
+
+// reloadOnHangup reloads the configuration file on each SIGHUP until ctx ends
+// (README "Drain and reload"; server.ReloadFile logs and audits the outcome).
+// Without a file, the development setup, there is nothing to reload.
+func reloadOnHangup(ctx context.Context, node *server.Server, file string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	// Never stopped: a SIGHUP while the audit trail is flushed at exit is
+	// dropped, rather than ending the process as SIGHUP does by default.
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if file == "" {
+					log.Warn("SIGHUP: no configuration file (development setup, no --config): nothing to reload")
+					continue
+				}
+				log.Info("SIGHUP: reloading the configuration file", "file", file)
+				_ = node.ReloadFile(ctx, file, os.Environ())
+			}
+		}
+	}()
 }
 
 // metricsOnly serves h at GET /metrics (metrics.listen) and nothing else.
