@@ -44,6 +44,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	// From now on SIGHUP no longer ends the process: one sent while deputy starts
+	// is answered by a reload once it serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	cfg, dev, err := loadConfig(*file)
 	if err != nil {
 		return err
@@ -119,7 +123,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	go node.Maintain(nodeCtx)
-	reloadOnHangup(nodeCtx, node, *file, log)
+	go reloadOnHangup(nodeCtx, hup, node, *file, log)
 
 	if dev {
 		printDev(stdout, cfg)
@@ -180,27 +184,23 @@ func shutdown(srv *http.Server, node *server.Server, sd config.Shutdown, log *sl
 
 // reloadOnHangup reloads the configuration file on each SIGHUP until ctx ends
 // (README "Drain and reload"; server.ReloadFile logs and audits the outcome).
-// Without a file, the development setup, there is nothing to reload.
-func reloadOnHangup(ctx context.Context, node *server.Server, file string, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	// Never stopped: a SIGHUP while the audit trail is flushed at exit is
-	// dropped, rather than ending the process as SIGHUP does by default.
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if file == "" {
-					log.Warn("SIGHUP: no configuration file (development setup, no --config): nothing to reload")
-					continue
-				}
-				log.Info("SIGHUP: reloading the configuration file", "file", file)
-				_ = node.ReloadFile(ctx, file, os.Environ())
+// Without a file, the development setup, there is nothing to reload. hup is never
+// stopped: a SIGHUP while the audit trail is flushed at exit is dropped, rather
+// than ending the process as SIGHUP does by default.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, node *server.Server, file string, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if file == "" {
+				log.Warn("SIGHUP: no configuration file (development setup, no --config): nothing to reload")
+				continue
 			}
+			log.Info("SIGHUP: reloading the configuration file", "file", file)
+			_ = node.ReloadFile(ctx, file, os.Environ())
 		}
-	}()
+	}
 }
 
 // metricsOnly serves h at GET /metrics (metrics.listen) and nothing else.

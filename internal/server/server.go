@@ -35,6 +35,8 @@ import (
 
 // Server is one assembled deputy node.
 type Server struct {
+	// Config is the configuration the node started with. A reload (ReloadFile)
+	// replaces the reloadable keys that serve requests, not this.
 	Config  *config.Config
 	Store   *sqlstore.DB
 	Keys    *keys.Set
@@ -240,6 +242,11 @@ type generation struct {
 	accounts *account.Directory
 	subjects *subject.Verifier
 }
+
+// API is the HTTP handler of the configuration serving new requests now; its
+// node-wide state (rate limits, in-flight cap, drain) is that of every
+// configuration the node has run.
+func (s *Server) API() *httpapi.Server { return s.cur.Load().api }
 
 // serveHTTP serves r with the generation current when it arrives, from start to
 // end.
