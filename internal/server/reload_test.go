@@ -345,3 +345,23 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// TestReloadRemovedPolicyStopsExchanges: a policy removed by a reload stops the
+// exchanges it allowed from the next request; one added allows them.
+func TestReloadRemovedPolicyStopsExchanges(t *testing.T) {
+	f := newReloadFile(t)
+	f.write(t, clientC("c-secret"), policyC("px", "https://x.example"))
+	var logs bytes.Buffer
+	s := f.start(t, &logs)
+	subject := accessToken(t, post(s.Handler, "web", "web-secret", url.Values{"grant_type": {"client_credentials"}}))
+	accessToken(t, post(s.Handler, "c", "c-secret", exchangeForm(subject, "https://x.example")))
+
+	f.write(t, clientC("c-secret"), policyC("py", "https://y.example"))
+	if err := s.ReloadFile(context.Background(), f.path, nil); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if w := post(s.Handler, "c", "c-secret", exchangeForm(subject, "https://x.example")); w.Code != 400 || !strings.Contains(w.Body.String(), `"error":"invalid_target"`) {
+		t.Errorf("exchange of a removed policy: %d %s, want a refusal", w.Code, w.Body.String())
+	}
+	accessToken(t, post(s.Handler, "c", "c-secret", exchangeForm(subject, "https://y.example")))
+}
