@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,4 +67,10 @@ func TestDevelopmentSetup(t *testing.T) {
 	if out, err := verify.CombinedOutput(); err != nil || !strings.Contains(string(out), "intact") {
 		t.Errorf("audit verify: %v %s", err, out)
 	}
+	// No file, nothing to reload: SIGHUP says so, and deputy serves on.
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("SIGHUP answer", func() bool { return strings.Contains(logs.String(), "nothing to reload") })
+	s.token("web-app", "web-app-secret", clientCredentials(""))
 }

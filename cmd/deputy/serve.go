@@ -45,6 +45,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	// From now on SIGHUP no longer ends the process: one sent while deputy starts
+	// is answered by a reload once it serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	cfg, dev, err := loadConfig(*file)
 	if err != nil {
 		return err
@@ -131,6 +135,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	go node.Maintain(nodeCtx)
+	go reloadOnHangup(nodeCtx, hup, node, *file, log)
 
 	if dev {
 		printDev(stdout, cfg)
@@ -195,6 +200,27 @@ func flushTraces(t *tracing.Tracer, log *slog.Logger) {
 	defer cancel()
 	if err := t.Shutdown(ctx); err != nil {
 		log.Warn("tracing: spans not exported at exit", "err", err)
+	}
+}
+
+// reloadOnHangup reloads the configuration file on each SIGHUP until ctx ends
+// (README "Drain and reload"; server.ReloadFile logs and audits the outcome).
+// Without a file, the development setup, there is nothing to reload. hup is never
+// stopped: a SIGHUP while the audit trail is flushed at exit is dropped, rather
+// than ending the process as SIGHUP does by default.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, node *server.Server, file string, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if file == "" {
+				log.Warn("SIGHUP: no configuration file (development setup, no --config): nothing to reload")
+				continue
+			}
+			log.Info("SIGHUP: reloading the configuration file", "file", file)
+			_ = node.ReloadFile(ctx, file, os.Environ())
+		}
 	}
 }
 

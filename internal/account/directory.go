@@ -96,23 +96,47 @@ func newDirectory(cfg []config.User, st store.Users, opts Options, p params) (*D
 	if _, err := rand.Read(d.dummy.key); err != nil {
 		return nil, fmt.Errorf("account: %w", err)
 	}
+	if err := d.configure(cfg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Reconfigure returns a directory of the configured accounts cfg (a reload of the
+// configuration file) over d's store, sharing d's throttling of failed sign-ins
+// (per account and per address) and its bound on concurrent hashes: a reload
+// forgives no failure. d is unchanged.
+func (d *Directory) Reconfigure(cfg []config.User) (*Directory, error) {
+	n := &Directory{configured: make(map[string]configured, len(cfg)), store: d.store, slow: d.slow,
+		dummy: d.dummy, accounts: d.accounts, addresses: d.addresses}
+	if err := n.configure(cfg); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// configure adds the configured accounts cfg: a password_hash is parsed, a clear
+// password (development only) is hashed with the dummy's cost.
+func (d *Directory) configure(cfg []config.User) error {
+	p := d.dummy.params
+	var err error
 	for i, u := range cfg {
 		if _, dup := d.configured[u.Username]; dup {
-			return nil, fmt.Errorf("users[%d].username: %q is configured twice", i, u.Username)
+			return fmt.Errorf("users[%d].username: %q is configured twice", i, u.Username)
 		}
 		s := u.PasswordHash
 		if s == "" && u.Password != "" {
 			if s, err = hashWith(u.Password, p); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		h, err := parsePHC(s)
 		if err != nil {
-			return nil, fmt.Errorf("users[%d].password_hash: %w", i, err)
+			return fmt.Errorf("users[%d].password_hash: %w", i, err)
 		}
 		d.configured[u.Username] = configured{hash: h, claims: maps.Clone(u.Claims)}
 	}
-	return d, nil
+	return nil
 }
 
 // Authenticate checks username and password. remoteAddr is the client's address

@@ -334,3 +334,39 @@ func TestAuthenticateConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestReconfigure: a directory of a reloaded configuration has the new configured
+// accounts over the same store, and keeps the throttling counts: a reload
+// forgives no failure.
+func TestReconfigure(t *testing.T) {
+	d, _ := fixture(t, Options{Throttle: Throttle{AccountFailures: 1}})
+	if _, err := d.Authenticate(t.Context(), "dev", "wrong", "", t0); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatal(err)
+	}
+	n, err := d.Reconfigure([]config.User{{Username: "dev", PasswordHash: cheapHash(t, "dev-pw-2")}, {Username: "erin", Password: "erin-pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, user, password string
+		want                 error
+	}{
+		{"fail/still-throttled", "dev", "dev-pw-2", ErrThrottled},
+		{"ok/added", "erin", "erin-pw", nil},
+		{"ok/removed-configured-uncovers-stored", "alice", "alice-stored-pw", nil},
+		{"ok/stored", "bob", "bob-pw", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := n.Authenticate(t.Context(), tt.user, tt.password, "", t0); !errors.Is(err, tt.want) {
+				t.Errorf("Authenticate = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if _, err := d.Authenticate(t.Context(), "erin", "erin-pw", "", t0); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("the replaced directory changed: %v", err)
+	}
+	if _, err := d.Reconfigure([]config.User{{Username: "x", PasswordHash: "$argon2id$broken"}}); err == nil {
+		t.Error("a malformed password_hash was accepted")
+	}
+}

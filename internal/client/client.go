@@ -55,8 +55,10 @@ type Client struct {
 	digest  [32]byte // sha256 of the secret, when known
 	hasHash bool     // digest is valid
 	argon   *argonHash
-	learned atomic.Pointer[[32]byte] // digest of the secret that passed argon2
-	jwks    *jose.JSONWebKeySet
+	// argonHash is the secret_hash argon was parsed from.
+	argonHash string
+	learned   atomic.Pointer[[32]byte] // digest of the secret that passed argon2
+	jwks      *jose.JSONWebKeySet
 }
 
 // DisplayName is the client's name for people: its name, else its id.
@@ -97,6 +99,28 @@ type Registry struct {
 func NewRegistry(cfgs []config.Client, issuer, tokenURL string, nonces store.Nonces) (*Registry, error) {
 	r := &Registry{byID: map[string]*Client{}, nonces: nonces, audiences: []string{issuer, tokenURL},
 		slow: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	if err := r.add(cfgs, nil); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Reconfigure returns a registry of cfgs (a reload of the configuration file)
+// that shares r's bound on concurrent argon2id checks, its client CAs and its
+// replay memory of assertions. A client whose secret_hash is unchanged keeps the
+// secret r learned for it, so its next request costs no slow hash. r is
+// unchanged.
+func (r *Registry) Reconfigure(cfgs []config.Client) (*Registry, error) {
+	n := &Registry{byID: map[string]*Client{}, nonces: r.nonces, audiences: r.audiences, slow: r.slow, clientCAs: r.clientCAs}
+	if err := n.add(cfgs, r); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// add registers the clients of cfgs; prev, if not nil, is the registry they
+// replace.
+func (r *Registry) add(cfgs []config.Client, prev *Registry) error {
 	for i, cc := range cfgs {
 		c := &Client{
 			ID: cc.ID, AuthMethod: cc.AuthMethod, GrantTypes: cc.GrantTypes,
@@ -114,40 +138,46 @@ func NewRegistry(cfgs []config.Client, issuer, tokenURL string, nonces store.Non
 		case strings.HasPrefix(cc.SecretHash, "sha256:"):
 			b, err := hex.DecodeString(strings.TrimPrefix(cc.SecretHash, "sha256:"))
 			if err != nil || len(b) != sha256.Size {
-				return nil, fmt.Errorf("clients[%d].secret_hash: malformed sha256 digest", i)
+				return fmt.Errorf("clients[%d].secret_hash: malformed sha256 digest", i)
 			}
 			copy(c.digest[:], b)
 			c.hasHash = true
 		case cc.SecretHash != "":
 			h, err := parseArgon2id(cc.SecretHash)
 			if err != nil {
-				return nil, fmt.Errorf("clients[%d].secret_hash: %w", i, err)
+				return fmt.Errorf("clients[%d].secret_hash: %w", i, err)
 			}
-			c.argon = h
+			c.argon, c.argonHash = h, cc.SecretHash
+			if old, ok := prev.Lookup(cc.ID); ok && old.argonHash == cc.SecretHash {
+				c.learned.Store(old.learned.Load())
+			}
 		}
 		if cc.JWKSFile != "" {
 			b, err := os.ReadFile(cc.JWKSFile)
 			if err != nil {
-				return nil, fmt.Errorf("clients[%d].jwks_file: %w", i, err)
+				return fmt.Errorf("clients[%d].jwks_file: %w", i, err)
 			}
 			var set jose.JSONWebKeySet
 			if err := json.Unmarshal(b, &set); err != nil {
-				return nil, fmt.Errorf("clients[%d].jwks_file: %w", i, err)
+				return fmt.Errorf("clients[%d].jwks_file: %w", i, err)
 			}
 			for _, k := range set.Keys {
 				if !k.IsPublic() {
-					return nil, fmt.Errorf("clients[%d].jwks_file: holds a private key; publish public keys only", i)
+					return fmt.Errorf("clients[%d].jwks_file: holds a private key; publish public keys only", i)
 				}
 			}
 			c.jwks = &set
 		}
 		r.byID[c.ID] = c
 	}
-	return r, nil
+	return nil
 }
 
-// Lookup returns the client with that id.
+// Lookup returns the client with that id (none from a nil Registry).
 func (r *Registry) Lookup(id string) (*Client, bool) {
+	if r == nil {
+		return nil, false
+	}
 	c, ok := r.byID[id]
 	return c, ok
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -568,6 +569,74 @@ func TestArgon2idConcurrentLearning(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestReconfigure: the registry of a reloaded configuration has the new clients
+// and secrets; a client whose secret_hash is unchanged keeps the secret learned
+// (no slow hash: with every hashing slot taken, it still authenticates at once),
+// one whose secret_hash changed learns again.
+func TestReconfigure(t *testing.T) {
+	salt := []byte("0123456789abcdef")
+	argon := config.Client{ID: "argon-client", SecretHash: HashArgon2id("s", salt), AuthMethod: oauth.AuthClientSecretPost}
+	plain := config.Client{ID: "plain", Secret: "p1", AuthMethod: oauth.AuthClientSecretPost}
+	r, err := NewRegistry([]config.Client{argon, plain}, issuer, tokenURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := func(r *Registry, id, secret string) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer cancel()
+		_, err := r.Authenticate(ctx, &Credentials{FormID: id, FormSecret: secret}, time.Now())
+		return err
+	}
+	if err := auth(r, "argon-client", "s"); err != nil {
+		t.Fatal(err)
+	}
+	changedPlain := plain
+	changedPlain.Secret = "p2"
+	n, err := r.Reconfigure([]config.Client{argon, changedPlain, {ID: "added", Secret: "a", AuthMethod: oauth.AuthClientSecretPost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cap(r.slow) {
+		r.slow <- struct{}{} // every hashing slot taken, for both registries
+	}
+	defer func() {
+		for range cap(r.slow) {
+			<-r.slow
+		}
+	}()
+	tests := []struct {
+		name, id, secret string
+		ok               bool
+	}{
+		{"ok/learned-secret-kept", "argon-client", "s", true},
+		{"fail/old-secret", "plain", "p1", false},
+		{"ok/new-secret", "plain", "p2", true},
+		{"ok/added", "added", "a", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := auth(n, tt.id, tt.secret); (err == nil) != tt.ok {
+				t.Errorf("Authenticate = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+	if err := auth(r, "plain", "p1"); err != nil {
+		t.Errorf("the replaced registry changed: %v", err)
+	}
+	rehashed := argon
+	rehashed.SecretHash = HashArgon2id("s", []byte("fedcba9876543210"))
+	n2, err := n.Reconfigure([]config.Client{rehashed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth(n2, "argon-client", "s"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a changed secret_hash: %v, want a wait for a hashing slot (nothing learned)", err)
+	}
+	if _, err := n.Reconfigure([]config.Client{{ID: "x", SecretHash: "sha256:zz"}}); err == nil {
+		t.Error("a malformed secret_hash was accepted")
+	}
 }
 
 // TestNewRegistryRefuses: malformed secret hashes and JWKS files stop start-up with a

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,32 +20,41 @@ import (
 // every decoding problem, else every override problem, else every validation
 // problem. Failing to read the file is returned as it is.
 func Load(file string, env []string) (*Config, error) {
+	c, _, err := LoadSum(file, env)
+	return c, err
+}
+
+// LoadSum is Load that also returns the SHA-256 of the file as it was read (zero
+// without a file, or when it cannot be read), so that a reload records the very
+// bytes it applied or refused.
+func LoadSum(file string, env []string) (_ *Config, sum [sha256.Size]byte, _ error) {
 	c := &Config{}
 	origins := origins{}
 	if file != "" {
 		src, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			return nil, sum, fmt.Errorf("config: %w", err)
 		}
+		sum = sha256.Sum256(src)
 		if ps := decodeYAML(file, src, c, origins); len(ps) > 0 {
-			return nil, &Error{Problems: ps}
+			return nil, sum, &Error{Problems: ps}
 		}
 	}
 	if ps := c.applyEnv(env, origins); len(ps) > 0 {
-		return nil, &Error{Problems: ps}
+		return nil, sum, &Error{Problems: ps}
 	}
 	if file != "" {
 		dir, err := filepath.Abs(filepath.Dir(file))
 		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			return nil, sum, fmt.Errorf("config: %w", err)
 		}
 		c.resolvePaths(dir, origins)
 	}
 	c.SetDefaults()
 	if ps := c.validate(origins); len(ps) > 0 {
-		return nil, &Error{Problems: ps}
+		return nil, sum, &Error{Problems: ps}
 	}
-	return c, nil
+	return c, sum, nil
 }
 
 // Problem is one thing wrong with a configuration.

@@ -92,6 +92,14 @@ func NewDispatcher(clients Authenticator, rec Recorder, grants map[string]Grant,
 	return &Dispatcher{clients: clients, audit: rec, grants: grants, log: log, denials: audit.NewAggregator(rec)}
 }
 
+// Reconfigure returns a Dispatcher over other clients and grants that records
+// through d's recorder and sums up unauthenticated denials with d's (a reload of
+// the configuration file): summaries counted before and after are one, and
+// either Dispatcher's FlushDenials records them.
+func (d *Dispatcher) Reconfigure(clients Authenticator, grants map[string]Grant) *Dispatcher {
+	return &Dispatcher{clients: clients, audit: d.audit, grants: grants, log: d.log, denials: d.denials}
+}
+
 // GrantTypes lists the supported grant types.
 func (d *Dispatcher) GrantTypes() []string {
 	out := make([]string, 0, len(d.grants))

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/config"
-	"github.com/deputy-auth/deputy/internal/httpapi"
 	"github.com/deputy-auth/deputy/internal/server"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/oauth"
@@ -126,7 +125,7 @@ func TestRateLimitFloodFromOneAddressSparesAnother(t *testing.T) {
 // and the addresses it tracks are bounded too.
 func TestRateLimitJunkClientIDsStayBounded(t *testing.T) {
 	n := newNodeWith(t, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1, Burst: 2} })
-	api := n.s.Handler.(*httpapi.Server)
+	api := n.s.API()
 	for i := range 300 {
 		n.do(tokenFrom("192.0.2.7", fmt.Sprintf("junk-%d", i)))
 	}
@@ -153,7 +152,7 @@ func TestRateLimitJunkClientIDsStayBounded(t *testing.T) {
 // Retry-After; health, readiness and metrics are still answered.
 func TestMaxInFlightShedsWith503(t *testing.T) {
 	n := newNodeWith(t, func(c *config.Config) { c.Limits.MaxInFlight = 2 })
-	api := n.s.Handler.(*httpapi.Server)
+	api := n.s.API()
 	var held []*io.PipeWriter
 	var wg sync.WaitGroup
 	codes := make([]int, 2)

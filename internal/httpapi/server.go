@@ -145,7 +145,16 @@ type Server struct {
 	mux       *http.ServeMux
 	discovery []byte
 	oidc      []byte
-	metrics   *metrics
+	// node is the state that outlives a reload: Reconfigure builds a Server of
+	// a new configuration that shares it.
+	*node
+}
+
+// node is the state of a Server that is the node's, not its configuration's: the
+// metrics, the requests in flight and the rate limits, the drain, the DPoP nonce.
+// Every Server Reconfigure derives shares it, so a reload loses none of it.
+type node struct {
+	metrics *metrics
 	// proxyHint logs, once, that forwarding headers arrive while trusted_proxies
 	// is empty.
 	proxyHint sync.Once
@@ -191,12 +200,33 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DPoP.Replay == nil {
 		return nil, errors.New("httpapi: DPoP.Replay is required")
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
-	s.shed.max = int64(cfg.MaxInFlight)
+	n := &node{metrics: newMetrics(cfg.Registry), rateMetrics: newRateLimitMetrics(cfg.Registry)}
+	n.shed.max = int64(cfg.MaxInFlight)
 	if cfg.RatePerSecond > 0 {
-		s.limiter = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
+		n.limiter = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
 	}
-	s.rateMetrics = newRateLimitMetrics(cfg.Registry)
+	return build(cfg, n)
+}
+
+// Reconfigure returns a Server of cfg that shares s's node: its metrics,
+// in-flight cap and rate limits, drain and DPoP nonce go on as they were (so
+// cfg's Registry, MaxInFlight, RatePerSecond and RateBurst are s's, whatever
+// cfg says). s is unchanged and may still serve requests begun before the
+// caller switches to the new Server (a reload of the configuration file).
+func (s *Server) Reconfigure(cfg Config) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.DPoP.Replay == nil {
+		return nil, errors.New("httpapi: DPoP.Replay is required")
+	}
+	cfg.Registry, cfg.MaxInFlight, cfg.RatePerSecond, cfg.RateBurst = s.cfg.Registry, s.cfg.MaxInFlight, s.cfg.RatePerSecond, s.cfg.RateBurst
+	return build(cfg, s.node)
+}
+
+// build makes the Server of cfg over node n: its routes and discovery documents.
+func build(cfg Config, n *node) (*Server, error) {
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), node: n}
 	var err error
 	if s.discovery, s.oidc, err = s.metadata(); err != nil {
 		return nil, err

@@ -22,11 +22,9 @@ type nodeMetrics struct {
 	commit      prometheus.Histogram
 	batch       prometheus.Histogram
 	revocations prometheus.Counter
-	// rules are the configured policy names, the only values of the rule label.
-	rules map[string]bool
 }
 
-func newNodeMetrics(reg *prometheus.Registry, cfg *config.Config) *nodeMetrics {
+func newNodeMetrics(reg *prometheus.Registry) *nodeMetrics {
 	m := &nodeMetrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deputy_exchange_decisions_total",
@@ -46,10 +44,6 @@ func newNodeMetrics(reg *prometheus.Registry, cfg *config.Config) *nodeMetrics {
 			Name: "deputy_revocations_total",
 			Help: "Tokens this node revoked (a revoked token's descendants count too).",
 		}),
-		rules: map[string]bool{},
-	}
-	for i, p := range cfg.Exchange.Policies {
-		m.rules[policyName(p.Name, i)] = true
 	}
 	reg.MustRegister(m.decisions, m.commit, m.batch, m.revocations)
 	return m
@@ -88,7 +82,18 @@ func (m *nodeMetrics) committed(events int, took time.Duration) {
 
 func (m *nodeMetrics) revoked(revs []store.Revocation) { m.revocations.Add(float64(len(revs))) }
 
-func (m *nodeMetrics) decided(rule string, err error) {
+// decider counts the decisions of x, whose policies are those of cfg: their
+// names are the only values of the rule label (the names of every configuration
+// the node has run, after reloads).
+func (m *nodeMetrics) decider(x *exchange.Exchanger, cfg *config.Config) countedDecider {
+	rules := map[string]bool{}
+	for i, p := range cfg.Exchange.Policies {
+		rules[policyName(p.Name, i)] = true
+	}
+	return countedDecider{x, m, rules}
+}
+
+func (m *nodeMetrics) decided(rules map[string]bool, rule string, err error) {
 	decision := "allow"
 	if err != nil {
 		decision = "deny"
@@ -101,7 +106,7 @@ func (m *nodeMetrics) decided(rule string, err error) {
 	switch {
 	case rule == "":
 		rule = "none"
-	case !m.rules[rule]:
+	case !rules[rule]:
 		rule = "other"
 	}
 	m.decisions.WithLabelValues(rule, decision).Inc()
@@ -110,39 +115,45 @@ func (m *nodeMetrics) decided(rule string, err error) {
 // countedDecider counts the decisions of the exchange rules.
 type countedDecider struct {
 	*exchange.Exchanger
-	m *nodeMetrics
+	m     *nodeMetrics
+	rules map[string]bool
 }
 
 func (d countedDecider) Decide(req exchange.Request, now time.Time) (exchange.Decision, error) {
 	dec, err := d.Exchanger.Decide(req, now)
-	d.m.decided(dec.Rule, err)
+	d.m.decided(d.rules, dec.Rule, err)
 	return dec, err
 }
 
 // jwksFetches counts the fetches of the trusted issuers' jwks_uri by the issuer's
 // configured name.
 type jwksFetches struct {
-	c       *prometheus.CounterVec
-	issuers map[string]bool
+	c *prometheus.CounterVec
 }
 
-func newJWKSFetches(reg *prometheus.Registry, cfg *config.Config) *jwksFetches {
+func newJWKSFetches(reg *prometheus.Registry) *jwksFetches {
 	f := &jwksFetches{
 		c: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deputy_jwks_fetches_total",
 			Help: "Fetches of a trusted issuer's jwks_uri by issuer (its configured name) and outcome (ok or error).",
 		}, []string{"issuer", "outcome"}),
-		issuers: map[string]bool{},
-	}
-	for _, ti := range cfg.TrustedIssuers {
-		f.issuers[ti.Name] = true
 	}
 	reg.MustRegister(f.c)
 	return f
 }
 
-func (f *jwksFetches) fetched(issuer string, err error) {
-	if !f.issuers[issuer] {
+// of returns the fetch hook of cfg's trusted issuers: their names are the only
+// values of the issuer label.
+func (f *jwksFetches) of(cfg *config.Config) func(issuer string, err error) {
+	issuers := map[string]bool{}
+	for _, ti := range cfg.TrustedIssuers {
+		issuers[ti.Name] = true
+	}
+	return func(issuer string, err error) { f.fetched(issuers, issuer, err) }
+}
+
+func (f *jwksFetches) fetched(issuers map[string]bool, issuer string, err error) {
+	if !issuers[issuer] {
 		issuer = "other"
 	}
 	outcome := "ok"

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/deputy-auth/deputy/internal/account"
 	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/client"
@@ -33,6 +35,8 @@ import (
 
 // Server is one assembled deputy node.
 type Server struct {
+	// Config is the configuration the node started with. A reload (ReloadFile)
+	// replaces the reloadable keys that serve requests, not this.
 	Config  *config.Config
 	Store   *sqlstore.DB
 	Keys    *keys.Set
@@ -47,7 +51,21 @@ type Server struct {
 	// like; sign-ins refused by throttling); Maintain and Close flush them.
 	disp      *grant.Dispatcher
 	throttled *audit.Aggregator
-	api       *httpapi.Server
+
+	// cur is the generation of the reloadable configuration that serves new
+	// requests (see generation); reloadMu serialises reloads.
+	cur      atomic.Pointer[generation]
+	reloadMu sync.Mutex
+	// What every generation is built on: they are the node's, not the
+	// configuration's.
+	tokens     *token.Service
+	met        *nodeMetrics
+	fetches    *jwksFetches
+	reg        *prometheus.Registry
+	now        func() time.Time
+	upstreams  []upstream.Provider
+	linked     map[string]bool // upstream providers linked to local accounts
+	remembered *claimCache
 
 	// revSeq is the number of the last revocation read from the store (see
 	// SyncRevocations); only Maintain's goroutine uses it after New.
@@ -142,7 +160,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	// Revocations recorded since (by other nodes) are read by the first sync.
 
 	reg := httpapi.NewRegistry()
-	met := newNodeMetrics(reg, cfg)
+	met := newNodeMetrics(reg)
 	s.Audit = audit.NewWriter(s.Store, s.Store, audit.WriterOptions{
 		MaxBatch: cfg.Audit.MaxBatch,
 		// An exchange whose subject token was revoked while it was being decided is
@@ -168,67 +186,146 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return 0 // not started yet: New has just read them all
 	})
 
-	tokens := token.NewService(cfg.Issuer, s.Keys, s.Revoked, cfg.Limits.MaxTokenBytes)
-	clients, err := client.NewRegistry(cfg.Clients, cfg.Issuer, cfg.Issuer+httpapi.PathToken, s.Store)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.TLS.ClientCAFile != "" {
-		pool, err := client.LoadCAFile(cfg.TLS.ClientCAFile)
+	s.tokens = token.NewService(cfg.Issuer, s.Keys, s.Revoked, cfg.Limits.MaxTokenBytes)
+	s.met, s.fetches, s.reg, s.now = met, newJWKSFetches(reg), reg, o.now
+	// Upstream OpenID Providers are discovered in the background, for as long as
+	// the node lives: one that is down does not stop the start.
+	var upctx context.Context
+	upctx, s.stopUpstreams = context.WithCancel(context.WithoutCancel(ctx))
+	s.linked = map[string]bool{}
+	for _, u := range cfg.UpstreamIdPs {
+		p, err := upstream.New(upctx, u, cfg.Issuer, s.Store, log)
 		if err != nil {
 			return nil, err
 		}
-		clients.TrustClientCAs(pool)
+		s.upstreams = append(s.upstreams, p)
+		s.linked[u.Name] = u.LinkLocalAccounts
+	}
+	s.remembered = newClaimCache(10000)
+	s.throttled = audit.NewAggregator(s.Audit)
+	g, err := s.build(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(g)
+	s.disp = g.disp
+	s.Handler = http.HandlerFunc(s.serveHTTP)
+	s.Metrics = g.api.Metrics()
+	return s, nil
+}
+
+// generation is one snapshot of the reloadable configuration — clients,
+// audiences, exchange policies, users, trusted issuers and SAML IdPs — and of
+// everything built from it, down to the HTTP handler that serves it (README
+// "Drain and reload"). It is never changed: a reload builds a new one.
+//
+// Why one snapshot behind one atomic pointer, and not each part behind its own:
+// a request reads the pointer once (serveHTTP), and everything it reaches after
+// that — client authentication, the subject token's verification, the policies,
+// the audiences' clients, the accounts — hangs off that generation's handler. So
+// no request sees a new client with old policies, without the configuration
+// being handed through every call or a context. The cost on the hot path is one
+// atomic load; a reload builds a whole new handler graph beside the old one,
+// which the requests already running finish on. What is the node's rather than
+// the configuration's (rate limits and in-flight cap, sign-in throttling, the
+// summaries of unauthenticated denials, learned client secrets, trusted
+// issuers' JWKS caches, metrics, the drain) is shared between generations by
+// the Reconfigure methods of httpapi, grant, client and account, and
+// subject.Options.Previous.
+type generation struct {
+	// cfg is the running configuration: the one the node started with, with the
+	// reloadable keys of the last file reloaded.
+	cfg      *config.Config
+	api      *httpapi.Server
+	disp     *grant.Dispatcher
+	clients  *client.Registry
+	accounts *account.Directory
+	subjects *subject.Verifier
+}
+
+// API is the HTTP handler of the configuration serving new requests now; its
+// node-wide state (rate limits, in-flight cap, drain) is that of every
+// configuration the node has run.
+func (s *Server) API() *httpapi.Server { return s.cur.Load().api }
+
+// serveHTTP serves r with the generation current when it arrives, from start to
+// end.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	s.cur.Load().api.ServeHTTP(w, r)
+}
+
+// build assembles the generation of cfg: the first (prev nil) at start, or the
+// one that replaces prev on reload. On reload every part is built, so every
+// problem is reported (joined), before any is returned.
+func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation) (*generation, error) {
+	g := &generation{cfg: cfg}
+	var errs []error
+	var err error
+	if prev == nil {
+		if g.clients, err = client.NewRegistry(cfg.Clients, cfg.Issuer, cfg.Issuer+httpapi.PathToken, s.Store); err != nil {
+			return nil, err
+		}
+		if cfg.TLS.ClientCAFile != "" {
+			pool, err := client.LoadCAFile(cfg.TLS.ClientCAFile)
+			if err != nil {
+				return nil, err
+			}
+			g.clients.TrustClientCAs(pool)
+		}
+	} else if g.clients, err = prev.clients.Reconfigure(cfg.Clients); err != nil {
+		errs = append(errs, err)
 	}
 	xchg, err := exchange.New(cfg.Exchange.Policies, cfg.Audiences, exchange.Options{
 		IssuerURL: cfg.Issuer, AccessTTL: cfg.Tokens.AccessTokenTTL.D(),
 		IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
 	})
 	if err != nil {
-		return nil, err
+		errs = append(errs, err)
 	}
-	accounts, err := account.NewDirectory(cfg.Users, s.Store, account.Options{})
+	if prev == nil {
+		g.accounts, err = account.NewDirectory(cfg.Users, s.Store, account.Options{})
+	} else {
+		g.accounts, err = prev.accounts.Reconfigure(cfg.Users)
+	}
 	if err != nil {
-		return nil, err
+		errs = append(errs, err)
 	}
-	// Upstream OpenID Providers are discovered in the background, for as long as
-	// the node lives: one that is down does not stop the start.
-	var upctx context.Context
-	upctx, s.stopUpstreams = context.WithCancel(context.WithoutCancel(ctx))
-	var upstreams []upstream.Provider
-	linked := map[string]bool{}
-	for _, u := range cfg.UpstreamIdPs {
-		p, err := upstream.New(upctx, u, cfg.Issuer, s.Store, log)
-		if err != nil {
-			return nil, err
-		}
-		upstreams = append(upstreams, p)
-		linked[u.Name] = u.LinkLocalAccounts
+	var previous *subject.Verifier
+	if prev != nil {
+		previous = prev.subjects
 	}
-	remembered := newClaimCache(10000)
+	g.subjects, err = subject.New(ctx, s.tokens, subject.Options{
+		TrustedIssuers: cfg.TrustedIssuers, SAMLIdPs: cfg.SAMLIdPs, Nonces: s.Store, Refresh: s.Store,
+		OnJWKSFetch: s.fetches.of(cfg), Previous: previous,
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	accounts, remembered, linked := g.accounts, s.remembered, s.linked
 	profiles := func(ctx context.Context, subject, idp string) map[string]string {
 		return profileOf(ctx, accounts, remembered, linked, subject, idp)
 	}
 	users := &grant.UserTokens{
-		Tokens: tokens, Refresh: s.Store, Profiles: profileSource(profiles), Accounts: localAccounts{accounts},
+		Tokens: s.tokens, Refresh: s.Store, Profiles: profileSource(profiles), Accounts: localAccounts{accounts},
 		AccessTTL: cfg.Tokens.AccessTokenTTL.D(), IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
 	}
-	subjects, err := subject.New(ctx, tokens, subject.Options{
-		TrustedIssuers: cfg.TrustedIssuers, SAMLIdPs: cfg.SAMLIdPs, Nonces: s.Store, Refresh: s.Store,
-		OnJWKSFetch: newJWKSFetches(reg, cfg).fetched,
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.disp = grant.NewDispatcher(clients, s.Audit, map[string]grant.Grant{
-		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
-		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: tokens, Subjects: subjects, Exchange: countedDecider{xchg, met}, Refresh: s.Store},
+	grants := map[string]grant.Grant{
+		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: s.tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
+		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: s.tokens, Subjects: g.subjects, Exchange: s.met.decider(xchg, cfg), Refresh: s.Store},
 		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
-	}, log)
-	s.throttled = audit.NewAggregator(s.Audit)
+	}
+	if prev == nil {
+		g.disp = grant.NewDispatcher(g.clients, s.Audit, grants, s.log)
+	} else {
+		g.disp = prev.disp.Reconfigure(g.clients, grants)
+	}
 	signIn := &signin.Service{
-		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: tokens.IsRevoked, Accounts: accounts,
+		Sessions: s.Store, Codes: s.Store, Audit: s.Audit, IsRevoked: s.tokens.IsRevoked, Accounts: accounts,
 		Throttled:  s.throttled,
 		SessionTTL: cfg.Tokens.SessionTTL.D(), CodeTTL: cfg.Tokens.CodeTTL.D(),
 		CheckPassword: func(ctx context.Context, username, password, remoteAddr string, now time.Time) error {
@@ -241,31 +338,34 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	for _, a := range cfg.Audiences {
 		audClients[a.ID] = a.Client
 	}
-	s.api, err = httpapi.New(httpapi.Config{
-		Issuer: cfg.Issuer, Dispatcher: s.disp, Tokens: tokens, Keys: s.Keys, Revoker: s.Audit,
+	acfg := httpapi.Config{
+		Issuer: cfg.Issuer, Dispatcher: g.disp, Tokens: s.tokens, Keys: s.Keys, Revoker: s.Audit,
 		AudienceClients: audClients, Scopes: scopes(cfg), Ready: s.Ready, RequestTimeout: cfg.Storage.Timeout.D(),
 		IDTokenAlgorithms: cfg.IDTokenAlgorithms(),
-		MaxBodyBytes:      cfg.Limits.MaxBodyBytes, Log: log,
-		SignIn: signIn, Clients: clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
-		Upstreams: upstreams, RememberClaims: remembered.put, Refresh: s.Store,
+		MaxBodyBytes:      cfg.Limits.MaxBodyBytes, Log: s.log,
+		SignIn: signIn, Clients: g.clients, SessionTTL: cfg.Tokens.SessionTTL.D(), Profiles: profiles,
+		Upstreams: s.upstreams, RememberClaims: remembered.put, Refresh: s.Store,
 		CORSOrigins: cfg.BrowserOrigins(), ScopeDescriptions: cfg.ScopeDescriptions(),
 		Calls:          &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
 		AuditLog:       s.Store,
-		TrustedProxies: cfg.TrustedProxyPrefixes(), ForwardedHeader: cfg.TrustedProxyHeader, Now: o.now,
+		TrustedProxies: cfg.TrustedProxyPrefixes(), ForwardedHeader: cfg.TrustedProxyHeader, Now: s.now,
 		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Store},
 		ClientCertificates: cfg.WantsClientCertificates() || cfg.TLS.ClientCertHeader != "",
 		ClientCertHeader:   cfg.TLS.ClientCertHeader, CertProxies: cfg.CertProxyPrefixes(),
-		Registry:         reg,
+		Registry:         s.reg,
 		MetricsElsewhere: cfg.Metrics.Listen != "",
 		MaxInFlight:      cfg.Limits.MaxInFlight,
 		RatePerSecond:    cfg.Limits.Rate.PerSecond, RateBurst: cfg.Limits.Rate.Burst, Throttled: s.throttled,
-	})
+	}
+	if prev == nil {
+		g.api, err = httpapi.New(acfg)
+	} else {
+		g.api, err = prev.api.Reconfigure(acfg)
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.Handler = s.api
-	s.Metrics = s.api.Metrics()
-	return s, nil
+	return g, nil
 }
 
 // profileOf returns the identity claims of subject as signed in through idp,
@@ -313,7 +413,7 @@ func (s *Server) Ready(ctx context.Context) error {
 
 // SetDraining marks the node as shutting down: /readyz answers 503 from now on,
 // while requests are still served.
-func (s *Server) SetDraining() { s.api.SetDraining() }
+func (s *Server) SetDraining() { s.cur.Load().api.SetDraining() }
 
 // claimCache keeps the claims upstream providers released at sign-in, per node and
 // bounded, for ID tokens and userinfo of upstream users; keyed by provider and

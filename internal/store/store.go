@@ -139,6 +139,11 @@ const (
 	// EventRateLimited: requests from an address were refused by limits.rate;
 	// recorded once per address a minute, the rest summed up (audit.Aggregator).
 	EventRateLimited = "rate_limited"
+	// EventConfigReloaded: SIGHUP reloaded the configuration file (decision
+	// allow) or refused it and kept the running configuration (deny). Detail
+	// holds the file, its SHA-256 (hex), and what was added, removed and changed
+	// or why it was refused (internal/server reload.go).
+	EventConfigReloaded = "config.reloaded"
 )
 
 // AuditEvent is one record of the audit trail. Seq, PrevHash and Hash are assigned

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -44,6 +45,11 @@ type Options struct {
 	// jwks_uri with the issuer's configured name and the fetch's error (nil when it
 	// succeeded), for metrics.
 	OnJWKSFetch func(issuer string, err error)
+	// Previous is the Verifier this one replaces (a reload of the configuration
+	// file), or nil. A trusted issuer whose keys come from jwks_uri and whose
+	// configuration is unchanged keeps Previous's cache of its keys; a jwks_file
+	// is read again.
+	Previous *Verifier
 }
 
 // NewVerifier returns a Verifier of deputy's own tokens only.
@@ -56,6 +62,10 @@ func New(ctx context.Context, tokens *token.Service, opts Options) (*Verifier, e
 	v := NewVerifier(tokens)
 	v.refresh = opts.Refresh
 	for i, c := range opts.TrustedIssuers {
+		if prev := opts.Previous.trustedIssuer(c); prev != nil {
+			v.trusted[c.Issuer] = prev
+			continue
+		}
 		ti, err := newTrustedIssuer(ctx, c, opts.OnJWKSFetch)
 		if err != nil {
 			return nil, fmt.Errorf("trusted_issuers[%d] (%s): %w", i, c.Name, err)
@@ -70,6 +80,18 @@ func New(ctx context.Context, tokens *token.Service, opts Options) (*Verifier, e
 		v.saml = append(v.saml, idp)
 	}
 	return v, nil
+}
+
+// trustedIssuer returns v's verifier of the trusted issuer c when its keys come
+// from jwks_uri and it was configured exactly as c; nil otherwise (or if v is nil).
+func (v *Verifier) trustedIssuer(c config.TrustedIssuer) *trustedIssuer {
+	if v == nil || c.JWKSURI == "" {
+		return nil
+	}
+	if ti := v.trusted[c.Issuer]; ti != nil && reflect.DeepEqual(ti.given, c) {
+		return ti
+	}
+	return nil
 }
 
 // Verify checks raw as a token of declared type typ and returns its principal. role

@@ -81,10 +81,13 @@ type keySource interface {
 // attempt to choose the key that verifies it. x5c is ignored (go-jose parses it,
 // nothing here reads it): keys come from the configured JWKS only.
 type trustedIssuer struct {
-	cfg  config.TrustedIssuer
-	algs []jose.SignatureAlgorithm
-	keys keySource
-	skew time.Duration
+	cfg config.TrustedIssuer // with defaults filled in
+	// given is the configuration as it was given, to tell an unchanged one on
+	// reload (Options.Previous).
+	given config.TrustedIssuer
+	algs  []jose.SignatureAlgorithm
+	keys  keySource
+	skew  time.Duration
 }
 
 // trustedAlgorithms are the asymmetric signature algorithms a trusted issuer may be
@@ -97,6 +100,7 @@ var trustedAlgorithms = map[string]jose.SignatureAlgorithm{
 }
 
 func newTrustedIssuer(_ context.Context, cfg config.TrustedIssuer, onFetch func(issuer string, err error)) (*trustedIssuer, error) {
+	given := cfg
 	if cfg.Issuer == "" {
 		return nil, errors.New("issuer is not set")
 	}
@@ -109,7 +113,7 @@ func newTrustedIssuer(_ context.Context, cfg config.TrustedIssuer, onFetch func(
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{config.DefaultTrustedIssuerAlgorithm}
 	}
-	ti := &trustedIssuer{cfg: cfg, skew: cfg.Skew.D()}
+	ti := &trustedIssuer{cfg: cfg, given: given, skew: cfg.Skew.D()}
 	if ti.skew == 0 {
 		ti.skew = config.DefaultTrustedIssuerSkew
 	}

@@ -636,3 +636,55 @@ func stringOr(v any) string {
 	s, _ := v.(string)
 	return s
 }
+
+// TestTrustedIssuerPrevious: a Verifier built with Previous (a reload) keeps the
+// cached jwks_uri keys of a trusted issuer configured exactly as before, and
+// fetches them again for one whose configuration changed; a removed issuer's
+// tokens are refused.
+func TestTrustedIssuerPrevious(t *testing.T) {
+	ctx := context.Background()
+	svc := newOwnTokens(t)
+	now := time.Now()
+	ti := newExtIssuer(t)
+	entra := config.TrustedIssuer{
+		Name: "entra", Issuer: entraIssuer, JWKSURI: ti.srv.URL + "/keys", Audiences: []string{"api://api1"},
+		SubjectClaim: "oid", Algorithms: []string{"RS256"},
+	}
+	build := func(prev *subject.Verifier, issuers ...config.TrustedIssuer) *subject.Verifier {
+		t.Helper()
+		v, err := subject.New(ctx, svc, subject.Options{TrustedIssuers: issuers, Previous: prev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	raw := signJWT(t, ti.rsa1, jose.RS256, "k1", entraClaims(now), nil)
+	verify := func(v *subject.Verifier) error {
+		_, err := v.Verify(ctx, "subject", raw, oauth.TokenTypeAccessToken, now)
+		return err
+	}
+	v1 := build(nil, entra)
+	if err := verify(v1); err != nil {
+		t.Fatal(err)
+	}
+	v2 := build(v1, entra)
+	if err := verify(v2); err != nil {
+		t.Fatal(err)
+	}
+	if n := ti.fetches.Load(); n != 1 {
+		t.Errorf("%d fetches after a reload of the same issuer, want 1 (the cache kept)", n)
+	}
+	changed := entra
+	changed.Algorithms = []string{"RS256", "PS256"}
+	v3 := build(v2, changed)
+	if err := verify(v3); err != nil {
+		t.Fatal(err)
+	}
+	if n := ti.fetches.Load(); n != 2 {
+		t.Errorf("%d fetches after a reload that changed the issuer, want 2", n)
+	}
+	wantJWTRefused(t, verify(build(v3)), "issuer this server does not trust")
+	if err := verify(v3); err != nil {
+		t.Errorf("the replaced verifier, still serving the requests begun before: %v", err)
+	}
+}
