@@ -160,3 +160,17 @@ func TestValidTraceID(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidTraceID: ValidTraceID, which checks trace_id from /audit/events and
+// every event's TraceID, agrees with the OpenTelemetry API's parser of trace ids.
+func FuzzValidTraceID(f *testing.F) {
+	for _, s := range []string{reqTrace, "", "00000000000000000000000000000000", "4BF92F3577B34DA6A3CE929D0E0E4736", reqTrace[:31] + "g"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, err := trace.TraceIDFromHex(s)
+		if got, want := ValidTraceID(s), err == nil; got != want {
+			t.Errorf("ValidTraceID(%q) = %t, OpenTelemetry says %t (%v)", s, got, want, err)
+		}
+	})
+}
