@@ -7,8 +7,7 @@
 // `deputy audit verify|trace|query`, which never write text from outside raw.
 //
 // It builds only on the interfaces of internal/store (store.AuditLog,
-// store.Revocations) and, to read a request's trace id from its context, the
-// OpenTelemetry trace API; it never sees a database. It must not import net/http,
+// store.Revocations); it never sees a database. It must not import net/http,
 // database/sql or any storage driver; a test enforces that.
 //
 // The chain is keyless: Verify proves that the stored records are consistent with
