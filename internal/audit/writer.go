@@ -126,8 +126,9 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 }
 
 // Record appends e to the audit trail and returns once it is durably committed.
-// It fills e.Time (now) and e.ID (time-ordered, see eventID) when they are empty, and
-// normalises Time and TokenExpires to UTC at microsecond precision, as stored. On
+// It fills e.Time (now) and e.ID (time-ordered, see eventID) when they are empty,
+// e.TraceID from ctx when empty (traceFromContext), and normalises Time and
+// TokenExpires to UTC at microsecond precision, as stored. On
 // success e also carries the Seq, PrevHash and Hash it was stored with.
 //
 // The result is exact: nil means the event is stored; an error means it is not
