@@ -32,7 +32,8 @@ Usage:
   deputy audit trace ID [--config FILE] [--json]
                                           a token's whole delegation chain (jti or event id)
   deputy audit query    [--config FILE] [--subject S] [--actor A] [--client C]
-                        [--audience AUD] [--since T] [--until T] [--type T] [--limit N] [--json]
+                        [--audience AUD] [--since T] [--until T] [--type T] [--trace-id ID]
+                        [--limit N] [--json]
   deputy users add USERNAME (--password-stdin | --password-file FILE) [--claim K=V ...]
   deputy users list     [--json]          local accounts stored in the database
   deputy users disable USERNAME | enable USERNAME | delete USERNAME

@@ -203,12 +203,16 @@ func cmdAuditQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&f.ClientID, "client", "", "events of this client")
 	fs.StringVar(&f.Audience, "audience", "", "events for this audience")
 	fs.StringVar(&f.Type, "type", "", "events of this type (token.issued, token.exchanged, token.revoked, request.denied, …)")
+	fs.StringVar(&f.TraceID, "trace-id", "", "events of requests in this W3C trace (32 lowercase hex digits, as in traceparent)")
 	fs.IntVar(&f.Limit, "limit", 0, "at most this many events (0: all)")
 	since := fs.String("since", "", "events at or after this RFC 3339 time")
 	until := fs.String("until", "", "events at or before this RFC 3339 time")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
+	}
+	if f.TraceID != "" && !audit.ValidTraceID(f.TraceID) {
+		return fmt.Errorf("--trace-id: %s is not a W3C trace-id (32 lowercase hex digits, not all zero)", audit.TextValue(f.TraceID))
 	}
 	var err error
 	if f.Since, err = parseTime("since", *since); err != nil {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/deputy-auth/deputy/internal/store"
 )
 
@@ -102,7 +104,8 @@ func (a *Aggregator) Deny(ctx context.Context, ev *store.AuditEvent, code string
 		now = time.Now()
 	}
 	key, first, over := a.note(ev.RemoteAddr, ev.ClientID, code, ev.Type, now)
-	_ = a.record(context.WithoutCancel(ctx), over, now) // lost summaries do not change this answer
+	// Summaries are not this request's: recorded without its cancellation or trace.
+	_ = a.record(withoutTrace(context.WithoutCancel(ctx)), over, now) // lost summaries do not change this answer
 	if !first {
 		return false, nil
 	}
@@ -124,6 +127,12 @@ func (a *Aggregator) Flush(ctx context.Context, now time.Time) error {
 	}
 	a.mu.Unlock()
 	return a.record(ctx, over, now)
+}
+
+// withoutTrace is ctx without the span context it may carry, so that the events
+// recorded with it get no request's trace id.
+func withoutTrace(ctx context.Context) context.Context {
+	return trace.ContextWithSpanContext(ctx, trace.SpanContext{})
 }
 
 func (a *Aggregator) record(ctx context.Context, over []denialSummary, now time.Time) error {

@@ -41,7 +41,9 @@ const (
 // MaxListItems and MaxListBytes, then one last item "…[N more]". A Detail over
 // MaxDetailBytes cannot be cut and stay JSON: it becomes
 // {"truncated":true,"bytes":N,"sha256":"…","prefix":"…"} with its first
-// detailPrefixBytes as a string. Events within every bound are left unchanged, so
+// detailPrefixBytes as a string. A TraceID that is not a W3C trace-id (32
+// lowercase hex digits, not all zero: Trace Context §3.2.2.3) is dropped, so the
+// store holds valid ids or none. Events within every bound are left unchanged, so
 // nothing deputy writes itself is altered.
 //
 // Bound changes only what is stored, never the encoding it is sealed with (Seal).
@@ -62,6 +64,29 @@ func Bound(e *store.AuditEvent) {
 	e.Audiences = boundList(e.Audiences)
 	e.Scopes = boundList(e.Scopes)
 	e.Detail = boundDetail(e.Detail)
+	if !ValidTraceID(e.TraceID) {
+		e.TraceID = ""
+	}
+}
+
+// ValidTraceID reports whether s is a W3C trace-id as a traceparent header
+// writes it and the audit trail stores it: 32 lowercase hex digits, not all zero
+// (Trace Context §3.2.2.3).
+func ValidTraceID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	zero := true
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c == '0':
+		case '1' <= c && c <= '9', 'a' <= c && c <= 'f':
+			zero = false
+		default:
+			return false
+		}
+	}
+	return !zero
 }
 
 // boundList returns l within bounds; l itself, which may be shared with other

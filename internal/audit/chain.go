@@ -9,10 +9,13 @@ import (
 	"github.com/deputy-auth/deputy/internal/store"
 )
 
-// encodingVersion opens every canonical encoding. Changing the encoding means a new
-// version string; events sealed under the old one keep verifying only if Digest
-// learns both.
-const encodingVersion = "deputy.audit.v1"
+// The version strings that open the canonical encodings. Changing the encoding
+// means a new version string; events sealed under an old one keep verifying because
+// appendCanonical still writes it for them (see there).
+const (
+	encodingV1 = "deputy.audit.v1" // events without a TraceID
+	encodingV2 = "deputy.audit.v2" // events with one
+)
 
 // bufPool holds encoding buffers so that sealing does not allocate per event.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -49,13 +52,22 @@ func digest(e *store.AuditEvent) [sha256.Size]byte {
 	return sum
 }
 
-// appendCanonical appends the canonical encoding of e, version 1, to b:
+// appendCanonical appends the canonical encoding of e to b. An event without a
+// TraceID is encoded as version 1, exactly as before trace ids were recorded, so
+// every event already stored keeps its hash:
 //
 //	str("deputy.audit.v1")
 //	int(Seq)  str(ID)  time(Time)  str(Type)  str(ClientID)  str(Subject)
 //	str(SubjectIssuer)  list(Actors)  list(Audiences)  list(Scopes)
 //	str(ParentJTI)  str(TokenJTI)  time(TokenExpires)  str(Decision)  str(Reason)
 //	str(Rule)  str(RequestID)  str(RemoteAddr)  str(Detail)  str(PrevHash)
+//
+// An event with a TraceID is encoded as version 2: the fields of version 1, then
+// the trace id.
+//
+//	str("deputy.audit.v2")
+//	int(Seq) … str(PrevHash)  (as in version 1)
+//	str(TraceID)
 //
 // where
 //
@@ -65,13 +77,20 @@ func digest(e *store.AuditEvent) [sha256.Size]byte {
 //	list(l)    = uvarint(len(l)) followed by str(x) for each x in order
 //	time(t)    = the byte 0x00 if t.IsZero(), else 0x01 followed by int(t.UnixMicro())
 //
-// Every field is either fixed-width or length-prefixed and the fields come in a fixed
-// order, so the encoding is injective: two events that differ in any hashed field
-// (at microsecond precision for times, which is what the store keeps) encode
-// differently. A nil and an empty list or hash encode the same, as a database does not
-// tell them apart either.
+// Every field is either fixed-width or length-prefixed, the fields of a version
+// come in a fixed order and the version string says which fields follow (version
+// 2 always holds a non-empty TraceID, version 1 stands for an empty one), so the
+// encoding is injective: two events that differ in any hashed field (at
+// microsecond precision for times, which is what the store keeps) encode
+// differently. A nil and an empty list or hash encode the same, as a database does
+// not tell them apart either. The store keeps the trace id in audit_events.trace_id;
+// Bound keeps only a valid W3C trace-id there.
 func appendCanonical(b []byte, e *store.AuditEvent) []byte {
-	b = appendStr(b, encodingVersion)
+	version := encodingV1
+	if e.TraceID != "" {
+		version = encodingV2
+	}
+	b = appendStr(b, version)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
 	b = appendStr(b, e.ID)
 	b = appendTime(b, e.Time)
@@ -93,6 +112,9 @@ func appendCanonical(b []byte, e *store.AuditEvent) []byte {
 	b = appendStr(b, e.Detail)
 	b = binary.AppendUvarint(b, uint64(len(e.PrevHash)))
 	b = append(b, e.PrevHash...)
+	if version == encodingV2 {
+		b = appendStr(b, e.TraceID)
+	}
 	return b
 }
 

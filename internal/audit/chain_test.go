@@ -35,28 +35,60 @@ func sampleEvent() store.AuditEvent {
 		Rule:          "exchange.policies[1]",
 		RequestID:     "req-42",
 		RemoteAddr:    "192.0.2.7:51234",
+		TraceID:       "4bf92f3577b34da6a3ce929d0e0e4736",
 		Detail:        `{"mode":"delegation"}`,
 		PrevHash:      bytes.Repeat([]byte{0xab}, 32),
 	}
 }
 
-// TestSealVector pins the canonical encoding: a change to it changes this hash, and
-// must come with a new encoding version.
+// TestSealVector pins the canonical encodings: a change to one changes its hash,
+// and must come with a new encoding version. The version 1 vector (an event
+// without a trace id) is the one pinned before trace ids existed: events stored
+// then keep their hashes, so old trails keep verifying.
 func TestSealVector(t *testing.T) {
+	for _, tc := range []struct {
+		name, golden, traceID string
+	}{
+		{"v1", "seal-vector.txt", ""},
+		{"v2", "seal-vector-v2.txt", "4bf92f3577b34da6a3ce929d0e0e4736"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := sampleEvent()
+			e.TraceID = tc.traceID
+			prev := e.PrevHash
+			e.PrevHash = nil
+			Seal(prev, &e)
+			if !bytes.Equal(e.PrevHash, prev) {
+				t.Fatalf("PrevHash = %x, want %x", e.PrevHash, prev)
+			}
+			if !bytes.Equal(Digest(e), e.Hash) {
+				t.Fatal("Digest does not recompute Seal's hash")
+			}
+			enc := appendCanonical(nil, &e)
+			if want := "deputy.audit." + tc.name; string(enc[1:1+enc[0]]) != want {
+				t.Errorf("encoding opens with %q, want %q", enc[1:1+enc[0]], want)
+			}
+			var b bytes.Buffer
+			b.WriteString("encoding " + hex.EncodeToString(enc) + "\n")
+			b.WriteString("sha256   " + hex.EncodeToString(e.Hash) + "\n")
+			golden(t, tc.golden, b.Bytes())
+		})
+	}
+}
+
+// TestDigestV1Unchanged recomputes the hash of an event sealed before trace ids
+// existed (the version 1 vector, written out here so that -update cannot move it).
+func TestDigestV1Unchanged(t *testing.T) {
 	e := sampleEvent()
-	prev := e.PrevHash
-	e.PrevHash = nil
-	Seal(prev, &e)
-	if !bytes.Equal(e.PrevHash, prev) {
-		t.Fatalf("PrevHash = %x, want %x", e.PrevHash, prev)
-	}
+	e.TraceID = ""
+	e.Hash, _ = hex.DecodeString("72b33fc1bb833351997840f728d7c0ead68637f5b80afebdacfdb0ef11b26153")
 	if !bytes.Equal(Digest(e), e.Hash) {
-		t.Fatal("Digest does not recompute Seal's hash")
+		t.Fatalf("an event sealed as deputy.audit.v1 no longer verifies: Digest = %x", Digest(e))
 	}
-	var b bytes.Buffer
-	b.WriteString("encoding " + hex.EncodeToString(appendCanonical(nil, &e)) + "\n")
-	b.WriteString("sha256   " + hex.EncodeToString(e.Hash) + "\n")
-	golden(t, "seal-vector.txt", b.Bytes())
+	e.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	if bytes.Equal(Digest(e), e.Hash) {
+		t.Fatal("adding a trace id to a sealed event keeps its digest")
+	}
 }
 
 func TestSealFirstEventHasNilPrevHash(t *testing.T) {
@@ -136,6 +168,9 @@ func TestDigestUnambiguous(t *testing.T) {
 		{"zero-vs-epoch", func(e *store.AuditEvent) { e.TokenExpires = time.Time{} }, func(e *store.AuditEvent) { e.TokenExpires = time.Unix(0, 0) }},
 		{"jti-swap", func(e *store.AuditEvent) { e.ParentJTI, e.TokenJTI = "p", "t" }, func(e *store.AuditEvent) { e.ParentJTI, e.TokenJTI = "t", "p" }},
 		{"detail-into-prevhash", func(e *store.AuditEvent) { e.Detail, e.PrevHash = "{}\x01", nil }, func(e *store.AuditEvent) { e.Detail, e.PrevHash = "{}", []byte{1} }},
+		{"trace-id-vs-none", func(e *store.AuditEvent) { e.TraceID = "" }, func(e *store.AuditEvent) { e.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736" }},
+		{"trace-id-changed", func(e *store.AuditEvent) { e.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736" }, func(e *store.AuditEvent) { e.TraceID = "4bf92f3577b34da6a3ce929d0e0e4737" }},
+		{"prevhash-into-trace-id", func(e *store.AuditEvent) { e.PrevHash, e.TraceID = []byte{1, 2}, "ab" }, func(e *store.AuditEvent) { e.PrevHash, e.TraceID = []byte{1}, "\x02ab" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,7 +261,8 @@ func decodeCanonical(b []byte) (store.AuditEvent, error) {
 		}
 		return l
 	}
-	if str() != encodingVersion {
+	version := str()
+	if version != encodingV1 && version != encodingV2 {
 		return e, fail
 	}
 	e.Seq = i64()
@@ -250,6 +286,11 @@ func decodeCanonical(b []byte) (store.AuditEvent, error) {
 	e.Detail = str()
 	if h := bytesField(); len(h) > 0 {
 		e.PrevHash = h
+	}
+	if version == encodingV2 {
+		if e.TraceID = str(); e.TraceID == "" {
+			err = fail // version 2 always holds a trace id
+		}
 	}
 	if err == nil && len(b) != 0 {
 		err = fail
@@ -277,24 +318,27 @@ func normalised(e store.AuditEvent) store.AuditEvent {
 }
 
 func TestCanonicalRoundTrip(t *testing.T) {
-	e := sampleEvent()
-	got, err := decodeCanonical(appendCanonical(nil, &e))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, normalised(e)) {
-		t.Errorf("round trip:\n got %+v\nwant %+v", got, normalised(e))
+	for _, traceID := range []string{"", "4bf92f3577b34da6a3ce929d0e0e4736"} {
+		e := sampleEvent()
+		e.TraceID = traceID
+		got, err := decodeCanonical(appendCanonical(nil, &e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, normalised(e)) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, normalised(e))
+		}
 	}
 }
 
 func FuzzCanonical(f *testing.F) {
-	f.Add(int64(1), "id", "a", "b", "c", "{}", int64(0), []byte(nil))
-	f.Add(int64(-1), "", "a\x00b", "", "", "", int64(1), []byte{1, 2})
-	f.Fuzz(func(t *testing.T, seq int64, id, s1, s2, s3, detail string, micros int64, prev []byte) {
+	f.Add(int64(1), "id", "a", "b", "c", "{}", int64(0), []byte(nil), "")
+	f.Add(int64(-1), "", "a\x00b", "", "", "", int64(1), []byte{1, 2}, "4bf92f3577b34da6a3ce929d0e0e4736")
+	f.Fuzz(func(t *testing.T, seq int64, id, s1, s2, s3, detail string, micros int64, prev []byte, traceID string) {
 		e := store.AuditEvent{
 			Seq: seq, ID: id, Time: time.UnixMicro(micros).UTC(), Type: s1, Subject: s2,
 			Actors: []string{s1, s2}, Audiences: []string{s3}, Scopes: nil,
-			ParentJTI: s3, TokenJTI: s1 + s2, Detail: detail, PrevHash: prev,
+			ParentJTI: s3, TokenJTI: s1 + s2, Detail: detail, PrevHash: prev, TraceID: traceID,
 		}
 		got, err := decodeCanonical(appendCanonical(nil, &e))
 		if err != nil {

@@ -77,6 +77,10 @@ func TestRenderersEscapeOutsideText(t *testing.T) {
 			}
 			raw := *issued
 			raw.ClientID, raw.Subject, raw.Reason, raw.Detail = h, h, h, `{"why":"`+jsonString(h)+`"}`
+			raw.TraceID = h // Bound drops such a trace id; a row changed by hand may hold it
+			for _, e := range []*store.AuditEvent{issued, denied} {
+				b.alter(t, e.Seq, func(e *store.AuditEvent) { e.TraceID = h })
+			}
 
 			var text bytes.Buffer
 			for _, e := range []store.AuditEvent{*issued, *denied, raw} {
@@ -101,6 +105,9 @@ func TestRenderersEscapeOutsideText(t *testing.T) {
 			}
 			if r, bad := rawUnsafe(tr.String()); bad {
 				t.Errorf("trace text holds %U raw:\n%q", r, tr.String())
+			}
+			if !strings.Contains(tr.String(), "trace "+TextValue(h)) {
+				t.Errorf("trace does not show the trace id quoted:\n%s", tr.String())
 			}
 			if !strings.Contains(tr.String(), "sub "+TextValue(issued.Subject)) {
 				t.Errorf("trace does not show the subject quoted:\n%s", tr.String())

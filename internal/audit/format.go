@@ -21,7 +21,8 @@ import (
 const textTime = "2006-01-02T15:04:05.000000Z07:00"
 
 // WriteEventText writes e as one line for people: time, seq, type and decision,
-// then key=value pairs for the fields that are set, the Detail JSON last. Much of
+// then key=value pairs for the fields that are set (trace= is the W3C trace-id of
+// the request), the Detail JSON last. Much of
 // an event is text from outside, so nothing reaches the terminal as it is that
 // could move the cursor, break the line or reorder what is shown: a value is
 // quoted in Go syntax (strconv.Quote: ESC as \x1b, CR as \r, U+202E as \u202e)
@@ -55,6 +56,7 @@ func WriteEventText(w io.Writer, e store.AuditEvent) error {
 	b = appendKV(b, "reason", e.Reason)
 	b = appendKV(b, "req", e.RequestID)
 	b = appendKV(b, "remote", e.RemoteAddr)
+	b = appendKV(b, "trace", e.TraceID)
 	b = appendKV(b, "id", e.ID)
 	if e.Detail != "" {
 		var c bytes.Buffer
@@ -172,6 +174,7 @@ type eventJSON struct {
 	Rule          string          `json:"rule"`
 	RequestID     string          `json:"request_id"`
 	RemoteAddr    string          `json:"remote_addr"`
+	TraceID       string          `json:"trace_id"`
 	Detail        json.RawMessage `json:"detail"` // the object itself; a string if it is not one
 	PrevHash      string          `json:"prev_hash"`
 	Hash          string          `json:"hash"`
@@ -180,7 +183,8 @@ type eventJSON struct {
 // WriteEventJSON writes e as one JSON object and a newline (JSON Lines), with the
 // keys seq, id, time (RFC 3339, nanosecond layout), type, client_id, subject,
 // subject_issuer, actors, audiences, scopes, parent_jti, token_jti, token_expires,
-// decision, reason, rule, request_id, remote_addr, detail (the JSON object itself
+// decision, reason, rule, request_id, remote_addr, trace_id (the W3C trace-id of
+// the request, "" if none), detail (the JSON object itself
 // when Detail is one, else a string; null when empty), prev_hash and hash (hex).
 // Control characters, line separators and bidi overrides are \u escapes, also
 // those JSON would allow raw (appendJSONEscaped).
@@ -203,6 +207,7 @@ func WriteEventJSON(w io.Writer, e store.AuditEvent) error {
 		Rule:          e.Rule,
 		RequestID:     e.RequestID,
 		RemoteAddr:    e.RemoteAddr,
+		TraceID:       e.TraceID,
 		Detail:        detailJSON(e.Detail),
 		PrevHash:      hex.EncodeToString(e.PrevHash),
 		Hash:          hex.EncodeToString(e.Hash),

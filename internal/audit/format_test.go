@@ -36,7 +36,8 @@ func formatEvents() []store.AuditEvent {
 		Seq: 5, ID: "E5", Time: t0.Add(4 * time.Second), Type: store.EventDenied, ClientID: "evil\x1b[2J",
 		Subject: "alice\u202egnp.exe", Actors: []string{"api\r\nforged"}, Decision: store.DecisionDeny,
 		Reason: "invalid_client: unknown client \"evil\x1b[2J\"", RemoteAddr: "192.0.2.9",
-		Detail: `{"grant_type":"x\u2028y\u009b31m"}`,
+		TraceID: "a\x1b[31m", // never written so (Bound), but a row can be forged
+		Detail:  `{"grant_type":"x\u2028y\u009b31m"}`,
 	}
 	Seal(bare.Hash, &hostile)
 	return []store.AuditEvent{first, second, denied, bare, hostile}
@@ -67,7 +68,7 @@ func TestWriteEventJSON(t *testing.T) {
 
 	wantKeys := []string{"seq", "id", "time", "type", "client_id", "subject", "subject_issuer", "actors",
 		"audiences", "scopes", "parent_jti", "token_jti", "token_expires", "decision", "reason", "rule",
-		"request_id", "remote_addr", "detail", "prev_hash", "hash"}
+		"request_id", "remote_addr", "trace_id", "detail", "prev_hash", "hash"}
 	lines := bytes.Split(bytes.TrimSuffix(b.Bytes(), []byte("\n")), []byte("\n"))
 	if len(lines) != len(events) {
 		t.Fatalf("%d lines for %d events", len(lines), len(events))

@@ -146,6 +146,7 @@ func (m *memStore) Query(ctx context.Context, f store.AuditFilter) ([]store.Audi
 			f.ClientID != "" && e.ClientID != f.ClientID,
 			f.Audience != "" && !slices.Contains(e.Audiences, f.Audience),
 			f.Type != "" && e.Type != f.Type,
+			f.TraceID != "" && e.TraceID != f.TraceID,
 			!f.Since.IsZero() && e.Time.Before(f.Since),
 			!f.Until.IsZero() && e.Time.After(f.Until):
 			continue

@@ -66,6 +66,7 @@ type Node struct {
 	Rule          string    `json:"rule,omitempty"`
 	Expires       time.Time `json:"expires,omitzero"`
 	ParentJTI     string    `json:"parent_jti,omitempty"`
+	TraceID       string    `json:"trace_id,omitempty"` // of the request that issued it
 	// Cnf is the key the token is bound to (RFC 7800 cnf: a DPoP key's jkt or a
 	// certificate's x5t#S256), nil for a bearer token; SubjectCnf that of the
 	// subject token it was exchanged from. Both come from the issuance event's
@@ -99,6 +100,7 @@ type Event struct {
 	Rule      string    `json:"rule,omitempty"`
 	ParentJTI string    `json:"parent_jti,omitempty"`
 	TokenJTI  string    `json:"token_jti,omitempty"`
+	TraceID   string    `json:"trace_id,omitempty"` // W3C trace-id of the request
 	Asked     bool      `json:"asked,omitempty"`
 }
 
@@ -281,7 +283,7 @@ func (t *tracer) build(jti string, depth int) (*Node, error) {
 			JTI: jti, Type: iss.Type, EventID: iss.ID, Seq: iss.Seq, Time: iss.Time,
 			ClientID: iss.ClientID, Subject: iss.Subject, SubjectIssuer: iss.SubjectIssuer,
 			Actors: iss.Actors, Audiences: iss.Audiences, Scopes: iss.Scopes, Rule: iss.Rule,
-			Expires: iss.TokenExpires, ParentJTI: iss.ParentJTI,
+			Expires: iss.TokenExpires, ParentJTI: iss.ParentJTI, TraceID: iss.TraceID,
 		}
 		n.Cnf, n.SubjectCnf = bindings(iss.Detail)
 	}
@@ -430,7 +432,7 @@ func eventOf(e *store.AuditEvent, rel, via string) Event {
 		Relation: rel, Via: via, Seq: e.Seq, ID: e.ID, Time: e.Time, Type: e.Type,
 		ClientID: e.ClientID, Subject: e.Subject, Actors: e.Actors, Audiences: e.Audiences,
 		Scopes: e.Scopes, Decision: e.Decision, Reason: e.Reason, Rule: e.Rule,
-		ParentJTI: e.ParentJTI, TokenJTI: e.TokenJTI,
+		ParentJTI: e.ParentJTI, TokenJTI: e.TokenJTI, TraceID: e.TraceID,
 	}
 }
 
@@ -456,8 +458,13 @@ func (tr *Tree) WriteJSON(w io.Writer) error {
 //
 //	token T0 (token.issued)  2026-11-25T18:00:00Z  client web-app  rule -
 //	  sub web-app  aud https://api1.example  scope payments:read  exp 2026-11-25T19:00:00Z  bound dpop:NzbLsXh8…
+//	  event E1  trace 4bf92f3577b34da6a3ce929d0e0e4736
 //	  └─ token T1 (token.exchanged)  2026-11-25T18:00:01Z  client api1  rule policies[0]  ◀ asked
 //	       sub web-app  act api1  aud https://api2.example  scope ledger:read  exp …  bound dpop:0ZcOCORZ…
+//	       event E2  trace 4bf92f3577b34da6a3ce929d0e0e4736
+//
+// An event line ends with the event's id and the W3C trace-id of its request
+// ("trace …"), when it had one.
 //
 // Each token's binding ends its second line: "bearer", or "bound dpop:" (a DPoP
 // key's jkt) or "bound x5t:" (a client certificate's x5t#S256) and the first 8
@@ -550,6 +557,7 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 		b.WriteString(body)
 		b.WriteString("event ")
 		b.WriteString(TextValue(n.EventID))
+		writeTrace(b, n.TraceID)
 		if n.ParentJTI != "" && lead == "" {
 			b.WriteString("  parent ")
 			b.WriteString(TextValue(n.ParentJTI)) // the walk up stopped: a cycle or the depth bound
@@ -607,10 +615,19 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 	}
 	b.WriteString("  event ")
 	b.WriteString(TextValue(e.ID))
+	writeTrace(b, e.TraceID)
 	if e.Asked {
 		b.WriteString("  ◀ asked")
 	}
 	b.WriteByte('\n')
+}
+
+// writeTrace writes the trace id of the request an event records, if it had one.
+func writeTrace(b *strings.Builder, traceID string) {
+	if traceID != "" {
+		b.WriteString("  trace ")
+		b.WriteString(TextValue(traceID))
+	}
 }
 
 func writeList(b *strings.Builder, key string, l []string) {

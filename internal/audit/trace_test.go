@@ -30,16 +30,17 @@ func delegationTrail(t *testing.T, b backend) {
 	events := []*store.AuditEvent{
 		{ID: "E1", Time: at(0), Type: store.EventTokenIssued, ClientID: "web-app", Subject: "alice",
 			Audiences: []string{"https://api1.example"}, Scopes: []string{"payments:read"},
-			TokenJTI: "T0", TokenExpires: exp, Decision: store.DecisionAllow, RequestID: "r1", RemoteAddr: "192.0.2.1:1000"},
+			TokenJTI: "T0", TokenExpires: exp, Decision: store.DecisionAllow, RequestID: "r1", RemoteAddr: "192.0.2.1:1000",
+			TraceID: "0af7651916cd43dd8448eb211c80319c"},
 		{ID: "U1", Time: at(1), Type: store.EventTokenIssued, ClientID: "web-app", Subject: "bob",
 			Audiences: []string{"https://api1.example"}, TokenJTI: "U0", TokenExpires: exp, Decision: store.DecisionAllow},
 		{ID: "E2", Time: at(2), Type: store.EventTokenExchanged, ClientID: "api1", Subject: "alice", Actors: []string{"api1"},
 			Audiences: []string{"https://api2.example"}, Scopes: []string{"ledger:read"}, ParentJTI: "T0", TokenJTI: "T1",
-			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[0]",
+			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[0]", TraceID: trailTrace,
 			Detail: `{"cnf":{"jkt":"` + jktAPI1 + `"},"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange"}`},
 		{ID: "E3", Time: at(3), Type: store.EventTokenExchanged, ClientID: "api2", Subject: "alice", Actors: []string{"api2", "api1"},
 			Audiences: []string{"https://api3.example"}, Scopes: []string{"ledger:read"}, ParentJTI: "T1", TokenJTI: "T2",
-			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[1]",
+			TokenExpires: exp, Decision: store.DecisionAllow, Rule: "exchange.policies[1]", TraceID: trailTrace,
 			Detail: `{"cnf":{"jkt":"` + jktAPI2 + `"},"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","subject_cnf":{"jkt":"` + jktAPI1 + `"}}`},
 		{ID: "E4", Time: at(4), Type: store.EventTokenExchanged, ClientID: "api1", Subject: "alice", Actors: []string{"api1"},
 			Audiences: []string{"https://api4.example"}, Scopes: []string{"cards:read"}, ParentJTI: "T0", TokenJTI: "T1b",
@@ -47,9 +48,10 @@ func delegationTrail(t *testing.T, b backend) {
 			Detail: `{"cnf":{"x5t#S256":"` + x5tAPI1 + `"}}`},
 		{ID: "E5", Time: at(5), Type: store.EventDenied, ClientID: "api3", Subject: "alice", Actors: []string{"api3", "api2", "api1"},
 			Audiences: []string{"https://api5.example"}, ParentJTI: "T2", Decision: store.DecisionDeny,
-			Reason: "invalid_target: no policy of api3 allows https://api5.example"},
+			Reason: "invalid_target: no policy of api3 allows https://api5.example", TraceID: trailTrace},
 		{ID: "E6", Time: at(6), Type: store.EventCallReported, ClientID: "api3", Subject: "alice", Actors: []string{"api2", "api1"},
-			Audiences: []string{"https://api3.example"}, ParentJTI: "T2", Decision: store.DecisionAllow, Detail: `{"method":"GET","path":"/ledger"}`},
+			Audiences: []string{"https://api3.example"}, ParentJTI: "T2", Decision: store.DecisionAllow, Detail: `{"method":"GET","path":"/ledger"}`,
+			TraceID: trailTrace},
 		{ID: "U2", Time: at(7), Type: store.EventTokenExchanged, ClientID: "api1", Subject: "bob", Actors: []string{"api1"},
 			Audiences: []string{"https://api2.example"}, ParentJTI: "U0", TokenJTI: "U1", TokenExpires: exp, Decision: store.DecisionAllow},
 	}
@@ -66,10 +68,15 @@ func delegationTrail(t *testing.T, b backend) {
 	late := &store.AuditEvent{ID: "E7", Time: at(9), Type: store.EventDenied, ClientID: "api3", Subject: "alice",
 		Actors: []string{"api3", "api2", "api1"}, Audiences: []string{"https://api4.example"}, ParentJTI: "T2",
 		Decision: store.DecisionDeny, Reason: "invalid_request: subject token revoked"}
-	if err := w.Record(ctx, late); err != nil {
+	// The request's trace id comes from its context (writer_trace_test.go).
+	if err := w.Record(tracedContext(t, "4bf92f3577b34da6a3ce929d0e0e4736"), late); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// trailTrace is the trace of the requests that went api1 → api2 → api3 in the
+// trail: the exchanges E2 and E3, the denial E5 and the call E6.
+const trailTrace = "11112222333344445555666677778888"
 
 // Key thumbprints of the trail's hops.
 const (

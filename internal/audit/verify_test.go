@@ -10,6 +10,8 @@ import (
 )
 
 // appendChain appends n events, in batches of three, straight through the log.
+// Even-numbered events carry a trace id (encoding version 2), the others none
+// (version 1, as every event stored before trace ids existed).
 func appendChain(t *testing.T, log store.AuditLog, n int) {
 	t.Helper()
 	var batch []*store.AuditEvent
@@ -18,6 +20,9 @@ func appendChain(t *testing.T, log store.AuditLog, n int) {
 			ID: fmt.Sprintf("E%d", i), Time: t0.Add(timeStep(i)), Type: store.EventTokenIssued,
 			ClientID: "web-app", Subject: "alice", TokenJTI: fmt.Sprintf("J%d", i),
 			Decision: store.DecisionAllow, Audiences: []string{"https://api1.example"},
+		}
+		if i%2 == 0 {
+			e.TraceID = fmt.Sprintf("4bf92f3577b34da6a3ce929d0e0e%04x", i)
 		}
 		batch = append(batch, e)
 		if len(batch) == 3 || i == n {
@@ -54,6 +59,30 @@ func TestVerify(t *testing.T) {
 				x.alter(t, 9, func(e *store.AuditEvent) { e.Actors = []string{"mallory"} })
 			},
 			want: &Bad{Seq: 9, ID: "E9", Reason: BadHash, Position: 9},
+		},
+		{
+			name: "fail/altered-trace-id",
+			n:    10,
+			tamper: func(t *testing.T, x tamperer) {
+				x.alter(t, 4, func(e *store.AuditEvent) { e.TraceID = "0af7651916cd43dd8448eb211c80319c" })
+			},
+			want: &Bad{Seq: 4, ID: "E4", Reason: BadHash, Position: 4},
+		},
+		{
+			name: "fail/trace-id-removed",
+			n:    10,
+			tamper: func(t *testing.T, x tamperer) {
+				x.alter(t, 6, func(e *store.AuditEvent) { e.TraceID = "" })
+			},
+			want: &Bad{Seq: 6, ID: "E6", Reason: BadHash, Position: 6},
+		},
+		{
+			name: "fail/trace-id-added",
+			n:    10,
+			tamper: func(t *testing.T, x tamperer) {
+				x.alter(t, 3, func(e *store.AuditEvent) { e.TraceID = "0af7651916cd43dd8448eb211c80319c" })
+			},
+			want: &Bad{Seq: 3, ID: "E3", Reason: BadHash, Position: 3},
 		},
 		{
 			name: "fail/altered-last-record",

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/deputy-auth/deputy/internal/store"
 )
 
@@ -127,8 +129,9 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 }
 
 // Record appends e to the audit trail and returns once it is durably committed.
-// It fills e.Time (now) and e.ID (time-ordered, see eventID) when they are empty, and
-// normalises Time and TokenExpires to UTC at microsecond precision, as stored. On
+// It fills e.Time (now) and e.ID (time-ordered, see eventID) when they are empty,
+// e.TraceID from ctx when empty (traceFromContext), and normalises Time and
+// TokenExpires to UTC at microsecond precision, as stored. On
 // success e also carries the Seq, PrevHash and Hash it was stored with.
 //
 // The result is exact: nil means the event is stored; an error means it is not
@@ -144,6 +147,7 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 // The Writer owns e until Record returns: the caller must not read or change it
 // concurrently.
 func (w *Writer) Record(ctx context.Context, e *store.AuditEvent) error {
+	traceFromContext(ctx, e)
 	if e == nil {
 		return errors.New("audit: Record of a nil event")
 	}
@@ -167,6 +171,7 @@ func (w *Writer) Record(ctx context.Context, e *store.AuditEvent) error {
 // is returned; events that were stored stay stored (the caller must then not hand
 // out what they describe).
 func (w *Writer) RecordAll(ctx context.Context, events ...*store.AuditEvent) error {
+	traceFromContext(ctx, events...)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -233,6 +238,7 @@ func (w *Writer) Revoke(ctx context.Context, r store.Revocation, e *store.AuditE
 	if e == nil {
 		e = &store.AuditEvent{}
 	}
+	traceFromContext(ctx, e)
 	if e.Detail != "" {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(e.Detail), &m); err != nil || m == nil {
@@ -266,6 +272,23 @@ func (w *Writer) Revoke(ctx context.Context, r store.Revocation, e *store.AuditE
 	}
 	endCommit(span, 1, err)
 	return req.revs, err
+}
+
+// traceFromContext gives each event without a TraceID the W3C trace-id of the
+// span context ctx carries — the request's, from its traceparent header or begun
+// for it (README "Traces") — so that the event can be found from the trace and the
+// trace from the event. An event that has a TraceID keeps it; without a valid span
+// context in ctx nothing changes.
+func traceFromContext(ctx context.Context, events ...*store.AuditEvent) {
+	id := trace.SpanContextFromContext(ctx).TraceID()
+	if !id.IsValid() {
+		return
+	}
+	for _, e := range events {
+		if e != nil && e.TraceID == "" {
+			e.TraceID = id.String()
+		}
+	}
 }
 
 // Close stops accepting events, waits until every queued one is committed (or has

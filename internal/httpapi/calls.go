@@ -147,7 +147,8 @@ func (s *Server) auditClient(w http.ResponseWriter, r *http.Request, endpoint st
 }
 
 // auditEvents answers audit queries: the filters of `deputy audit query` as query
-// parameters (subject, actor, client, audience, type, since, until as RFC 3339),
+// parameters (subject, actor, client, audience, type, trace_id as a W3C trace-id,
+// since, until as RFC 3339),
 // after (a sequence number, for paging) and limit (default 100, at most 1000). The
 // answer is JSON Lines, one event per line in chain order, in the format of
 // `deputy audit query --json`.
@@ -196,6 +197,11 @@ func auditFilter(q url.Values) (store.AuditFilter, error) {
 			f.Audience = v
 		case "type":
 			f.Type = v
+		case "trace_id":
+			if !audit.ValidTraceID(v) {
+				return f, oauth.InvalidRequest("parameter trace_id is not a W3C trace-id: 32 lowercase hex digits, not all zero", nil)
+			}
+			f.TraceID = v
 		case "since", "until":
 			var t time.Time
 			if t, err = time.Parse(time.RFC3339Nano, v); err != nil {

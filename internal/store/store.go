@@ -167,6 +167,7 @@ type AuditEvent struct {
 	Rule          string    // policy rule that decided, if any
 	RequestID     string
 	RemoteAddr    string
+	TraceID       string // W3C trace-id of the request: 32 lowercase hex, "" if none
 	Detail        string // JSON object with event-specific data (may be "")
 	PrevHash      []byte // Hash of the previous event (nil for the first)
 	Hash          []byte // hash of this event, chained over PrevHash
@@ -185,6 +186,7 @@ type AuditFilter struct {
 	ClientID string
 	Audience string
 	Type     string
+	TraceID  string // the W3C trace-id of the request (AuditEvent.TraceID)
 	Since    time.Time
 	Until    time.Time
 	AfterSeq int64 // only events with Seq > AfterSeq

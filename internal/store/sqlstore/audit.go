@@ -83,7 +83,7 @@ func (db *DB) appendIn(ctx context.Context, tail, insert, revoked *sql.Stmt, eve
 			e.Subject, e.SubjectIssuer, encodeList(e.Actors), encodeList(e.Audiences),
 			encodeList(e.Scopes), e.ParentJTI, e.TokenJTI, nullMicros(e.TokenExpires),
 			e.Decision, e.Reason, e.Rule, e.RequestID, e.RemoteAddr, e.Detail,
-			e.PrevHash, e.Hash)
+			e.PrevHash, e.Hash, e.TraceID)
 		if db.d.isConflict(err) {
 			return fmt.Errorf("sqlstore: append audit event %q: %w", e.ID, store.ErrConflict)
 		}
@@ -160,6 +160,10 @@ func (db *DB) Query(ctx context.Context, f store.AuditFilter) ([]store.AuditEven
 	if f.Type != "" {
 		conds = append(conds, "type = "+param(f.Type))
 	}
+	if f.TraceID != "" {
+		// The second condition lets SQLite use the partial index.
+		conds = append(conds, "trace_id = "+param(f.TraceID)+" AND trace_id <> ''")
+	}
 	if !f.Since.IsZero() {
 		since := micros(f.Since)
 		if f.Since.Nanosecond()%1000 != 0 {
@@ -183,7 +187,7 @@ func (db *DB) Query(ctx context.Context, f store.AuditFilter) ([]store.AuditEven
 	if f.Limit > 0 {
 		b.WriteString(" LIMIT " + param(int64(f.Limit)))
 	}
-	// The filter shapes are few (a subset of nine conditions), so caching them is
+	// The filter shapes are few (a subset of ten conditions), so caching them is
 	// bounded.
 	s, err := db.rs.get(ctx, b.String())
 	if err != nil {
@@ -252,7 +256,7 @@ func (db *DB) queryEvents(ctx context.Context, op string, s *sql.Stmt, args ...a
 		err := rows.Scan(&e.Seq, &e.ID, &t, &e.Type, &e.ClientID, &e.Subject,
 			&e.SubjectIssuer, &actors, &audiences, &scopes, &e.ParentJTI, &e.TokenJTI,
 			&expires, &e.Decision, &e.Reason, &e.Rule, &e.RequestID, &e.RemoteAddr,
-			&e.Detail, &e.PrevHash, &e.Hash)
+			&e.Detail, &e.PrevHash, &e.Hash, &e.TraceID)
 		if err != nil {
 			return nil, db.fail(op, err)
 		}

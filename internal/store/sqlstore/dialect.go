@@ -128,7 +128,7 @@ type queries struct {
 // eventColumns are the columns of audit_events in the order scanEvent reads them.
 const eventColumns = `seq, id, time, type, client_id, subject, subject_issuer, actors,
 	audiences, scopes, parent_jti, token_jti, token_expires, decision, reason, rule,
-	request_id, remote_addr, detail, prev_hash, hash`
+	request_id, remote_addr, detail, prev_hash, hash, trace_id`
 
 // userColumns are the columns of users in the order scanUser reads them.
 const userColumns = `username, password_hash, claims, disabled, created_at`

@@ -299,7 +299,7 @@ var sqliteQueries = queries{
 
 	auditTail: `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`,
 	insertEvent: `INSERT INTO audit_events (` + eventColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	selectEvents: `SELECT ` + eventColumns + ` FROM audit_events`,
 	eventByID:    `SELECT ` + eventColumns + ` FROM audit_events WHERE id = ?`,
 	eventsByToken: `SELECT ` + eventColumns + ` FROM audit_events

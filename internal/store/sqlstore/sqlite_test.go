@@ -259,6 +259,8 @@ func TestLookupsUseIndexes(t *testing.T) {
 		{"event-by-id", q.eventByID, []any{"e"}, "sqlite_autoindex_audit_events_1"},
 		{"query-subject", q.selectEvents + " WHERE subject = ? ORDER BY seq", []any{"s"}, "audit_events_subject"},
 		{"query-client", q.selectEvents + " WHERE client_id = ? ORDER BY seq", []any{"c"}, "audit_events_client_id"},
+		// As Query filters on a trace id: the second condition lets the partial index serve.
+		{"query-trace-id", q.selectEvents + " WHERE trace_id = ? AND trace_id <> '' ORDER BY seq", []any{"t"}, "audit_events_trace_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, err := db.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)

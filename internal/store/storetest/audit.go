@@ -35,9 +35,16 @@ func fullEvent(id string) *store.AuditEvent {
 		Rule:          "policies[0]",
 		RequestID:     "req-1",
 		RemoteAddr:    "192.0.2.1:4711",
+		TraceID:       traceA,
 		Detail:        `{"k":"v w"}`,
 	}
 }
+
+// W3C trace-ids of the suite's events.
+const (
+	traceA = "4bf92f3577b34da6a3ce929d0e0e4736"
+	traceB = "0af7651916cd43dd8448eb211c80319c"
+)
 
 // inUTC is e with its times in UTC, as the store gives them back.
 func inUTC(e store.AuditEvent) store.AuditEvent {
@@ -281,6 +288,49 @@ var readTests = []test{
 		if !slices.Equal(seen, []int64{1, 2}) {
 			t.Fatalf("fn saw %v, want [1 2]", seen)
 		}
+	}},
+	{"ok/every-read-keeps-trace-id", func(t *testing.T, s store.Store) {
+		issued := event("issue")
+		issued.TokenJTI, issued.TraceID = "T0", traceA
+		child := exchanged("x1", "T0", "T1", t0.Add(time.Hour))
+		child.TraceID = traceB
+		none := event("none") // no trace id: stored and read back as ""
+		appendEvents(t, s, issued, child, none)
+		want := map[string]string{"issue": traceA, "x1": traceB, "none": ""}
+		check := func(how string, es []store.AuditEvent, n int) {
+			t.Helper()
+			if len(es) != n {
+				t.Fatalf("%s: %d events, want %d", how, len(es), n)
+			}
+			for _, e := range es {
+				if e.TraceID != want[e.ID] {
+					t.Errorf("%s: event %s has TraceID %q, want %q", how, e.ID, e.TraceID, want[e.ID])
+				}
+			}
+		}
+		check("Scan", scanAll(t, s, 0), 3)
+		all, err := s.Query(t.Context(), store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Query", all, 3)
+		for id := range want {
+			e, err := s.EventByID(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("EventByID", []store.AuditEvent{e}, 1)
+		}
+		byTok, err := s.EventsByToken(t.Context(), "T0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("EventsByToken", byTok, 1)
+		byPar, err := s.EventsByParent(t.Context(), "T0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("EventsByParent", byPar, 1)
 	}},
 	{"ok/event-by-id", func(t *testing.T, s store.Store) {
 		chainOf(t, s, 3)

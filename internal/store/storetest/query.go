@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,12 @@ func queryEvents() []*store.AuditEvent {
 	for i, e := range events {
 		e.Time = t0.Add(time.Duration(i) * time.Minute)
 	}
+	// One distributed trace: api1's exchange, api2's and api3's call report.
+	for _, e := range events[2:4] {
+		e.TraceID = traceA
+	}
+	events[6].TraceID = traceA
+	events[0].TraceID = traceB
 	return events
 }
 
@@ -59,6 +66,11 @@ var queryTests = []test{
 			{"ok/audience-any-member", store.AuditFilter{Audience: "https://api4.example"}, []string{"q4"}},
 			{"ok/audience-exact", store.AuditFilter{Audience: "https://api1.example"}, []string{"q2"}},
 			{"ok/type", store.AuditFilter{Type: store.EventTokenExchanged}, []string{"q3", "q4", "q5", "q8"}},
+			{"ok/trace-id", store.AuditFilter{TraceID: traceA}, []string{"q3", "q4", "q7"}},
+			{"ok/trace-id-other", store.AuditFilter{TraceID: traceB}, []string{"q1"}},
+			{"ok/trace-id-none", store.AuditFilter{TraceID: "00000000000000000000000000000001"}, nil},
+			{"ok/trace-id-case-sensitive", store.AuditFilter{TraceID: strings.ToUpper(traceA)}, nil},
+			{"ok/trace-id-not-prefix", store.AuditFilter{TraceID: traceA[:16]}, nil},
 			{"ok/since-inclusive", store.AuditFilter{Since: at(7)}, []string{"q7", "q8"}},
 			// Not in store.go: both ends are inclusive, as in "deputy audit query
 			// --since A --until B" (and git log).
@@ -75,7 +87,7 @@ var queryTests = []test{
 			{"ok/and", store.AuditFilter{Subject: "alice", Actor: "api1", Audience: "https://api3.example"}, []string{"q4", "q7"}},
 			{"ok/and-every-field", store.AuditFilter{
 				Subject: "alice", Actor: "api2", ClientID: "api3", Audience: "https://api3.example",
-				Type: store.EventCallReported, Since: at(1), Until: at(7), AfterSeq: 1, Limit: 5,
+				Type: store.EventCallReported, TraceID: traceA, Since: at(1), Until: at(7), AfterSeq: 1, Limit: 5,
 			}, []string{"q7"}},
 			{"ok/and-none", store.AuditFilter{Subject: "bob", Actor: "api1"}, nil},
 		} {

@@ -201,10 +201,10 @@ func sameEvent(t *testing.T, what string, got, want store.AuditEvent) {
 func fmtEvent(e store.AuditEvent) string {
 	return fmt.Sprintf("{Seq:%d ID:%q Time:%s Type:%q ClientID:%q Subject:%q SubjectIssuer:%q "+
 		"Actors:%#v Audiences:%#v Scopes:%#v ParentJTI:%q TokenJTI:%q TokenExpires:%s "+
-		"Decision:%q Reason:%q Rule:%q RequestID:%q RemoteAddr:%q Detail:%q PrevHash:%x(nil=%t) Hash:%x}",
+		"Decision:%q Reason:%q Rule:%q RequestID:%q RemoteAddr:%q TraceID:%q Detail:%q PrevHash:%x(nil=%t) Hash:%x}",
 		e.Seq, e.ID, fmtTime(e.Time), e.Type, e.ClientID, e.Subject, e.SubjectIssuer,
 		e.Actors, e.Audiences, e.Scopes, e.ParentJTI, e.TokenJTI, fmtTime(e.TokenExpires),
-		e.Decision, e.Reason, e.Rule, e.RequestID, e.RemoteAddr, e.Detail,
+		e.Decision, e.Reason, e.Rule, e.RequestID, e.RemoteAddr, e.TraceID, e.Detail,
 		e.PrevHash, e.PrevHash == nil, e.Hash)
 }
 
