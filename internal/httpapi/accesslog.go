@@ -207,9 +207,12 @@ func accessLevel(route string, status int) slog.Level {
 	return slog.LevelInfo
 }
 
+// outcome is error for a 5xx, and for a server-side failure deputy sent back
+// to the client by redirect (RFC 6749 §4.1.2.1); denied for any other 4xx or
+// OAuth error; else ok.
 func outcome(status int, code oauth.Code) string {
 	switch {
-	case status >= 500:
+	case status >= 500, status < 400 && (code == oauth.CodeServerError || code == oauth.CodeTemporarilyUnavail):
 		return OutcomeError
 	case status >= 400 || code != "":
 		return OutcomeDenied

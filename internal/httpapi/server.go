@@ -292,7 +292,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.cfg.Log.Error("panic serving request", "path", r.URL.Path, "panic", v)
+			// The route, not the path: a client may have put anything there.
+			s.cfg.Log.Error("panic serving request", "request_id", requestID(r), "route", route(r.URL.Path), "panic", v)
 			writeError(w, r, oauth.ServerError(fmt.Errorf("panic: %v", v)))
 		}
 	}()

@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/deputy-auth/deputy/oauth"
+)
+
+func TestAccessOutcomeAndLevel(t *testing.T) {
+	tests := []struct {
+		name    string
+		route   string
+		status  int
+		code    oauth.Code
+		outcome string
+		level   slog.Level
+	}{
+		{"ok/token", PathToken, 200, "", OutcomeOK, slog.LevelInfo},
+		{"ok/revoke-unknown-token", PathRevocation, 200, "", OutcomeOK, slog.LevelInfo},
+		{"fail/invalid-grant", PathToken, 400, oauth.CodeInvalidGrant, OutcomeDenied, slog.LevelInfo},
+		{"fail/invalid-client", PathToken, 401, oauth.CodeInvalidClient, OutcomeDenied, slog.LevelInfo},
+		{"fail/rate-limited", PathToken, 429, oauth.CodeTemporarilyUnavail, OutcomeDenied, slog.LevelInfo},
+		{"fail/error-redirected-to-client", PathConsent, 303, oauth.CodeAccessDenied, OutcomeDenied, slog.LevelInfo},
+		{"fail/server-error-redirected-to-client", PathConsent, 303, oauth.CodeTemporarilyUnavail, OutcomeError, slog.LevelInfo},
+		{"fail/unknown-path", "other", 404, "", OutcomeDenied, slog.LevelInfo},
+		{"fail/server-error", PathToken, 500, oauth.CodeServerError, OutcomeError, slog.LevelError},
+		{"fail/unavailable", PathToken, 503, oauth.CodeTemporarilyUnavail, OutcomeError, slog.LevelWarn},
+		{"ok/health-debug", PathHealth, 200, "", OutcomeOK, slog.LevelDebug},
+		{"fail/not-ready-still-debug", PathReady, 503, oauth.CodeTemporarilyUnavail, OutcomeError, slog.LevelDebug},
+		{"ok/metrics-debug", PathMetrics, 200, "", OutcomeOK, slog.LevelDebug},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := outcome(tt.status, tt.code); got != tt.outcome {
+				t.Errorf("outcome(%d, %q) = %s, want %s", tt.status, tt.code, got, tt.outcome)
+			}
+			if got := accessLevel(tt.route, tt.status); got != tt.level {
+				t.Errorf("accessLevel(%s, %d) = %v, want %v", tt.route, tt.status, got, tt.level)
+			}
+		})
+	}
+}
+
+func TestAccessLabels(t *testing.T) {
+	for _, tt := range []struct{ name, got, want string }{
+		{"ok/route-token", route("/token"), "/token"},
+		{"ok/route-callback", route("/callback/google"), "/callback/{idp}"},
+		{"fail/route-made-up", route("/token/x"), "other"},
+		{"fail/route-trailing-slash", route("/token/"), "other"},
+		{"ok/method", method("POST"), "POST"},
+		{"fail/method-made-up", method("eyJhbGciOi"), "other"},
+		{"ok/code", codeLabel(oauth.CodeInvalidGrant), "invalid_grant"},
+		{"fail/code-not-a-word", codeLabel("invalid grant: x"), "server_error"},
+		{"ok/client", loggedClientID("web-app"), "web-app"},
+		{"fail/client-newline", loggedClientID("a\nb"), `"a\nb"`},
+		{"fail/client-bidi", loggedClientID("a\u202eb"), `"a\u202eb"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+	if got := loggedClientID(string(make([]byte, 1000))); len(got) > maxLoggedClientID {
+		t.Errorf("a 1000-byte client id is logged in %d bytes, more than %d", len(got), maxLoggedClientID)
+	}
+}
