@@ -2,6 +2,9 @@ package httpapi
 
 import (
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/deputy-auth/deputy/oauth"
@@ -64,5 +67,25 @@ func TestAccessLabels(t *testing.T) {
 	}
 	if got := loggedClientID(string(make([]byte, 1000))); len(got) > maxLoggedClientID {
 		t.Errorf("a 1000-byte client id is logged in %d bytes, more than %d", len(got), maxLoggedClientID)
+	}
+}
+
+// BenchmarkAccessLine is the cost of one request's access-log line in JSON, written
+// to a file (a write(2) per line, as to standard error): what every request pays at
+// log.level info.
+func BenchmarkAccessLine(b *testing.B) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	s := &Server{cfg: Config{Log: slog.New(slog.NewJSONHandler(f, nil))}}
+	req := httptest.NewRequest(http.MethodPost, PathToken, nil)
+	for b.Loop() {
+		w, r := s.beginAccess(httptest.NewRecorder(), req)
+		a := accessOf(r)
+		a.grant, a.client, a.verified = oauth.GrantClientCredentials, "api1", true
+		w.WriteHeader(http.StatusOK)
+		s.endAccess(w, r)
 	}
 }

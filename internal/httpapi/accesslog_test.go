@@ -22,7 +22,7 @@ import (
 
 // logNode is a development node whose log (at debug) is in logs, in the format
 // handler makes: time removed and duration_ms 0, so lines compare exactly.
-func logNode(t *testing.T, handler func(w io.Writer, opts *slog.HandlerOptions) slog.Handler) (*server.Server, *bytes.Buffer) {
+func logNode(t *testing.T, handler func(w io.Writer, opts *slog.HandlerOptions) slog.Handler, mods ...func(*config.Config)) (*server.Server, *bytes.Buffer) {
 	t.Helper()
 	logs := &bytes.Buffer{}
 	opts := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
@@ -34,7 +34,11 @@ func logNode(t *testing.T, handler func(w io.Writer, opts *slog.HandlerOptions) 
 		}
 		return a
 	}}
-	s, err := server.New(t.Context(), config.Dev(t.TempDir()), slog.New(handler(logs, opts)))
+	cfg := config.Dev(t.TempDir())
+	for _, mod := range mods {
+		mod(cfg)
+	}
+	s, err := server.New(t.Context(), cfg, slog.New(handler(logs, opts)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +235,43 @@ func TestAccessLog(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAccessLogRateLimited: a request limits.rate refuses before anything is
+// parsed has its line too: 429, temporarily_unavailable, and no client (the
+// limit keys on the address; the credentials are never read).
+func TestAccessLogRateLimited(t *testing.T) {
+	s, logs := logNode(t, jsonHandler, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1, Burst: 1} })
+	req := logRequest{method: "POST", target: "/token", auth: basicAuth("web-app", "web-app-secret"), contentType: form, body: "grant_type=client_credentials"}
+	if w := req.do(t, s, "first"); w.Code != http.StatusOK {
+		t.Fatalf("first request: %d %s", w.Code, w.Body)
+	}
+	logs.Reset()
+	if w := req.do(t, s, "second"); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("second request: %d, want 429", w.Code)
+	}
+	var got map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line is not JSON: %q", l)
+		}
+		if m["msg"] == "request" {
+			if got != nil {
+				t.Fatalf("two access lines:\n%s", logs)
+			}
+			got = m
+		}
+	}
+	want := map[string]any{"request_id": "second", "route": "/token", "status": float64(429), "outcome": "denied", "error": "temporarily_unavailable", "level": "INFO"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if got["client"] != nil || got["grant"] != nil {
+		t.Errorf("client %v grant %v on a request refused before it was read", got["client"], got["grant"])
 	}
 }
 
