@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/deputy-auth/deputy/oauth"
@@ -87,5 +90,43 @@ func BenchmarkAccessLine(b *testing.B) {
 		a.grant, a.client, a.verified = oauth.GrantClientCredentials, "api1", true
 		w.WriteHeader(http.StatusOK)
 		s.endAccess(w, r)
+	}
+}
+
+// TestAccessLinePanic: a handler that panics is answered server_error, logged
+// once as the panic (its route, not the path as sent) and once as the request,
+// at error.
+func TestAccessLinePanic(t *testing.T) {
+	var logs bytes.Buffer
+	s := &Server{cfg: Config{Log: slog.New(slog.NewJSONHandler(&logs, nil))}, mux: http.NewServeMux(), metrics: newMetrics(NewRegistry())}
+	s.mux.Handle(PathJWKS+"/", handler(func(http.ResponseWriter, *http.Request) error { panic("boom") }))
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, PathJWKS+"/eyJhbGciOiJFUzI1NiJ9.e30.c2ln?code=s3cret", nil)
+	r.Header.Set("X-Request-Id", "req-panic")
+	s.ServeHTTP(w, r)
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 2 || lines[0]["msg"] != "panic serving request" || lines[1]["msg"] != MsgRequest {
+		t.Fatalf("lines:\n%s", logs.String())
+	}
+	for _, l := range lines {
+		if l["level"] != "ERROR" || l["request_id"] != "req-panic" || l["route"] != "other" {
+			t.Errorf("line %v: want level ERROR, request_id req-panic, route other", l)
+		}
+	}
+	if a := lines[1]; a["status"] != float64(500) || a["outcome"] != OutcomeError || a["error"] != "server_error" {
+		t.Errorf("access line %v", a)
+	}
+	if strings.Contains(logs.String(), "eyJ") || strings.Contains(logs.String(), "s3cret") {
+		t.Errorf("the path or query is in the log:\n%s", logs.String())
 	}
 }
