@@ -275,6 +275,28 @@ func TestAccessLogRateLimited(t *testing.T) {
 	}
 }
 
+// TestAccessLogMetricsListener: /metrics on metrics.listen, served outside the
+// main handler, has its line too (at debug, as on listen).
+func TestAccessLogMetricsListener(t *testing.T) {
+	s, logs := logNode(t, jsonHandler, func(c *config.Config) { c.Metrics.Listen = "127.0.0.1:9090" })
+	r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	r.Header.Set("X-Request-Id", "scrape")
+	w := httptest.NewRecorder()
+	s.Metrics.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("/metrics: %d", w.Code)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(logs.Bytes(), &m); err != nil {
+		t.Fatalf("want one JSON line: %v\n%s", err, logs)
+	}
+	for k, v := range map[string]any{"msg": "request", "request_id": "scrape", "route": "/metrics", "status": float64(200), "level": "DEBUG"} {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+}
+
 // TestAccessLogFormat: the line of each request in the text and the JSON format
 // (golden files; time removed and duration_ms 0).
 func TestAccessLogFormat(t *testing.T) {

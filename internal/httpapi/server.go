@@ -169,6 +169,8 @@ func (s *Server) Metrics() http.Handler {
 	h := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.MetricsElsewhere {
+			w, r = s.beginAccess(w, r) // its access line, as ServeHTTP gives every other request
+			defer s.endAccess(w, r)
 			s.metrics.inFlight.Inc()
 			defer s.metrics.inFlight.Dec()
 		}
