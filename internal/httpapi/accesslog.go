@@ -19,9 +19,10 @@ import (
 // Operating deputy › Logs). Every value on it is deputy's own or from a fixed set
 // — the route, never the path as sent or its query; the OAuth error code, never
 // a description or a cause — so no token, secret, password, code, assertion,
-// proof, cookie or header reaches it. The one value a client chooses is a client
-// id it claims, cut to maxLoggedClientID bytes and quoted when it holds
-// characters a terminal would interpret.
+// proof, cookie or header reaches it. The values a client chooses are its
+// X-Request-Id (printable ASCII, at most 64 bytes: newRequestID) and a client id
+// it claims, cut to maxLoggedClientID bytes and quoted when it holds characters a
+// terminal would interpret.
 
 // MsgRequest is the message of every access-log line.
 const MsgRequest = "request"
