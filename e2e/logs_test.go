@@ -307,7 +307,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	deny(s.post("token_endpoint", "api1", "api1-secret", exchangeForm(t0, "actor_token", own)), 400, "invalid_request",
 		map[string]any{"client": "api1", "client_verified": true, "grant": tx})
 
-	// A SAML assertion exchanged, then replayed.
+	// A SAML assertion exchanged, then replayed; one expired.
 	doc := signAssertion(t, corpAssertion{id: fmt.Sprintf("_logs-%d", time.Now().UnixNano()), issuer: "https://idp.corp.test",
 		nameID: "alice@corp.test", audience: s.issuer, notOnOrAfter: time.Now().Add(5 * time.Minute)}.xml(s.issuer), samlKey, samlDER)
 	samlForm := exchangeForm(base64.RawURLEncoding.EncodeToString(doc), "audience", "https://api2.example")
@@ -315,6 +315,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	s.token("api1", "api1-secret", samlForm)
 	expect(map[string]any{"status": 200, "outcome": "ok", "client": "api1", "client_verified": true, "grant": tx})
 	deny(s.post("token_endpoint", "api1", "api1-secret", samlForm), 400, "invalid_request",
+		map[string]any{"client": "api1", "client_verified": true, "grant": tx})
+	expired := signAssertion(t, corpAssertion{id: fmt.Sprintf("_logs-expired-%d", time.Now().UnixNano()), issuer: "https://idp.corp.test",
+		nameID: "alice@corp.test", audience: s.issuer, notOnOrAfter: time.Now().Add(-5 * time.Minute)}.xml(s.issuer), samlKey, samlDER)
+	expiredForm := exchangeForm(base64.RawURLEncoding.EncodeToString(expired), "audience", "https://api2.example")
+	expiredForm.Set("subject_token_type", typeSAML2)
+	deny(s.post("token_endpoint", "api1", "api1-secret", expiredForm), 400, "invalid_request",
 		map[string]any{"client": "api1", "client_verified": true, "grant": tx})
 
 	// The code flow with PKCE: a wrong password first, then the right one.
