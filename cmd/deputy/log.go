@@ -14,6 +14,14 @@ import (
 func newLogger(w io.Writer, lc config.Log) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevel(lc.Level)}
 	if lc.Format == config.LogFormatJSON {
+		// A duration as Go writes it ("5s"), as the text format does, rather than
+		// a count of nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.String(a.Key, a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deputy-auth/deputy/internal/config"
 )
@@ -28,7 +29,7 @@ func TestNewLogger(t *testing.T) {
 			log := newLogger(&b, tt.cfg)
 			log.Debug("d", "k", "v")
 			log.Info("i", "k", "v")
-			log.Warn("w", "k", "v")
+			log.Warn("w", "k", "v", "drain", 5*time.Second)
 			log.Error("e", "k", "v")
 			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 			if len(lines) != len(tt.levels) {
@@ -40,7 +41,10 @@ func TestNewLogger(t *testing.T) {
 					if err := json.Unmarshal([]byte(l), &m); err != nil || m["level"] != tt.levels[i] || m["k"] != "v" {
 						t.Errorf("line %q: %v, want JSON at %s with k=v", l, err, tt.levels[i])
 					}
-				} else if !strings.HasPrefix(l, "time=") || !strings.Contains(l, " level="+tt.levels[i]+" ") || !strings.HasSuffix(l, " k=v") {
+					if m["level"] == "WARN" && m["drain"] != "5s" {
+						t.Errorf("line %q: drain %v, want the duration as 5s", l, m["drain"])
+					}
+				} else if !strings.HasPrefix(l, "time=") || !strings.Contains(l, " level="+tt.levels[i]+" ") || !strings.Contains(l, " k=v") {
 					t.Errorf("line %q, want text at %s with k=v", l, tt.levels[i])
 				}
 			}
