@@ -130,3 +130,22 @@ func TestAccessLinePanic(t *testing.T) {
 		t.Errorf("the path or query is in the log:\n%s", logs.String())
 	}
 }
+
+// FuzzLoggedClientID: whatever client id a request claims, the line shows at most
+// maxLoggedClientID bytes of text oauth.SafeText accepts — no control, line
+// separator or bidirectional character — and an id that is already safe and short
+// as it is.
+func FuzzLoggedClientID(f *testing.F) {
+	for _, s := range []string{"web-app", "", "a\nb", "a\u202eb", "\xff\xfe", strings.Repeat("é", 100), "x\x00y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		got := loggedClientID(id)
+		if len(got) > maxLoggedClientID || !oauth.SafeText(got) {
+			t.Fatalf("loggedClientID(%q) = %q", id, got)
+		}
+		if oauth.SafeText(id) && len(id) <= maxLoggedClientID && got != id {
+			t.Fatalf("loggedClientID(%q) = %q, want it unchanged", id, got)
+		}
+	})
+}
