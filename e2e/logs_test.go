@@ -368,19 +368,20 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 
 	// Userinfo, with the user's token and with a forged one.
-	get := func(path, authorization string) reply {
+	get := func(u, authorization string) reply {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, s.issuer+path, nil)
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
 		if authorization != "" {
 			req.Header.Set("Authorization", authorization)
 		}
 		return doReply(t, req)
 	}
-	if r := get("/userinfo", "Bearer "+userAT); r.Status != 200 || r.str("sub") != "alice" {
+	userinfo := s.endpointOIDC("userinfo_endpoint")
+	if r := get(userinfo, "Bearer "+userAT); r.Status != 200 || r.str("sub") != "alice" {
 		t.Fatalf("userinfo %d %s", r.Status, r.Raw)
 	}
 	expect(map[string]any{"method": "GET", "status": 200, "outcome": "ok", "client": "portal", "client_verified": true})
-	if r := get("/userinfo", "Bearer "+tamper(userAT)); r.Status != 401 {
+	if r := get(userinfo, "Bearer "+tamper(userAT)); r.Status != 401 {
 		t.Fatalf("userinfo with a forged token: %d", r.Status)
 	}
 	expect(map[string]any{"method": "GET", "status": 401, "outcome": "denied", "error": "invalid_token"})
@@ -421,13 +422,13 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	deny(s.post("revocation_endpoint", "api1", "api1-secret", url.Values{"token": {own, own}}), 400, "invalid_request",
 		map[string]any{"client": "api1", "client_verified": true})
 
-	// The public documents and the probes.
-	for _, path := range []string{"/jwks", "/.well-known/openid-configuration", "/healthz", "/readyz", "/metrics"} {
-		if r := get(path, ""); r.Status != 200 {
-			t.Fatalf("GET %s: %d", path, r.Status)
+	// The public documents, and the probes (at fixed paths, not in discovery).
+	for _, u := range []string{s.endpoint("jwks_uri"), s.issuer + "/.well-known/openid-configuration", s.issuer + "/healthz", s.issuer + "/readyz", s.issuer + "/metrics"} {
+		if r := get(u, ""); r.Status != 200 {
+			t.Fatalf("GET %s: %d", u, r.Status)
 		}
 		level := "INFO"
-		if path == "/healthz" || path == "/readyz" || path == "/metrics" {
+		if strings.HasSuffix(u, "/healthz") || strings.HasSuffix(u, "/readyz") || strings.HasSuffix(u, "/metrics") {
 			level = "DEBUG"
 		}
 		expect(map[string]any{"method": "GET", "status": 200, "outcome": "ok", "level": level})
