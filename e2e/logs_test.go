@@ -387,13 +387,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	expect(map[string]any{"method": "GET", "status": 401, "outcome": "denied", "error": "invalid_token"})
 
 	// Refresh: rotated, then the spent token reused, then one that never was.
-	rt1 := s.token("portal", "portal-secret", refreshForm(rt0)).str("refresh_token")
+	s.token("portal", "portal-secret", refreshForm(rt0))
 	expect(map[string]any{"status": 200, "outcome": "ok", "client": "portal", "client_verified": true, "grant": rt})
 	deny(s.post("token_endpoint", "portal", "portal-secret", refreshForm(rt0)), 400, "invalid_grant",
 		map[string]any{"client": "portal", "client_verified": true, "grant": rt})
 	deny(s.post("token_endpoint", "portal", "portal-secret", refreshForm("drt_never-issued-refresh-token")), 400, "invalid_grant",
 		map[string]any{"client": "portal", "client_verified": true, "grant": rt})
-	_ = rt1
 
 	// The code replayed: refused, and what it gave is revoked (RFC 6749 §4.1.2).
 	deny(s.post("token_endpoint", "portal", "portal-secret", redeemForm(c2, verifier)), 400, "invalid_grant",
