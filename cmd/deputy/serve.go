@@ -53,7 +53,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := newLogger(stderr, cfg.Log)
 	// The audit writer blocks in fsync while requests wait for it; with a single P
 	// (one CPU allowed) nothing else runs until the runtime notices the blocked
 	// thread, up to milliseconds later. A few Ps keep the CPU busy meanwhile.

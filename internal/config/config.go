@@ -50,6 +50,8 @@ type Config struct {
 	DPoP DPoP `yaml:"dpop"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Log configures deputy serve's log on standard error.
+	Log Log `yaml:"log"`
 	// Tracing configures OpenTelemetry tracing.
 	Tracing Tracing `yaml:"tracing"`
 }
@@ -63,6 +65,26 @@ type Tracing struct {
 	// variables decide, and without them nothing is exported.
 	Endpoint string `yaml:"endpoint"`
 }
+
+// Log configures the log: one line per request, and the server's own events.
+type Log struct {
+	// Format is text (logfmt-style key=value, log/slog's TextHandler) or json
+	// (one JSON object a line, log/slog's JSONHandler).
+	Format string `yaml:"format"`
+	// Level is the least level written: debug, info, warn or error. At debug the
+	// probes (/healthz, /readyz, /metrics) are logged too.
+	Level string `yaml:"level"`
+}
+
+// Values of log.format and log.level.
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+	LogLevelDebug = "debug"
+	LogLevelInfo  = "info"
+	LogLevelWarn  = "warn"
+	LogLevelError = "error"
+)
 
 // Metrics configures where /metrics is served.
 type Metrics struct {

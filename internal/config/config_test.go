@@ -188,7 +188,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown, dpop, metrics, tracing"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown, dpop, metrics, log, tracing"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -358,6 +358,12 @@ func TestValidate(t *testing.T) {
 		{"fail/tracing-endpoint-grpc-scheme", func(c *Config) { c.Tracing.Endpoint = "grpc://otel-collector:4317" }, "tracing.endpoint", "is not an absolute http(s) URL"},
 		{"fail/tracing-endpoint-credentials", func(c *Config) { c.Tracing.Endpoint = "https://user:secret@otlp.example.com" }, "tracing.endpoint", "has user info"},
 		{"fail/tracing-endpoint-query", func(c *Config) { c.Tracing.Endpoint = "http://otel-collector:4318/?x=1" }, "tracing.endpoint", "has a query or fragment"},
+		{"ok/log-json-debug", func(c *Config) { c.Log = Log{Format: "json", Level: "debug"} }, "", ""},
+		{"ok/log-text-error", func(c *Config) { c.Log = Log{Format: "text", Level: "error"} }, "", ""},
+		{"fail/log-format-unknown", func(c *Config) { c.Log.Format = "logfmt" }, "log.format", `"logfmt" is not one of text, json`},
+		{"fail/log-format-upper-case", func(c *Config) { c.Log.Format = "JSON" }, "log.format", `"JSON" is not one of text, json`},
+		{"fail/log-level-unknown", func(c *Config) { c.Log.Level = "trace" }, "log.level", `"trace" is not one of debug, info, warn, error`},
+		{"fail/log-level-number", func(c *Config) { c.Log.Level = "-4" }, "log.level", `"-4" is not one of debug, info, warn, error`},
 		{"ok/https-issuer-with-path", func(c *Config) { c.Issuer = "https://auth.example.com/tenant" }, "", ""},
 		{"ok/sha256-secret-hash", func(c *Config) {
 			c.Clients[1].Secret, c.Clients[1].SecretHash = "", "sha256:"+strings.Repeat("ab", 32)
@@ -730,6 +736,29 @@ users:
 			},
 		},
 		{
+			name: "ok/log",
+			env:  []string{"DEPUTY_LOG_FORMAT=json", "DEPUTY_LOG_LEVEL=warn"},
+			check: func(t *testing.T, c *Config) {
+				if c.Log.Format != "json" || c.Log.Level != "warn" {
+					t.Errorf("log = %+v", c.Log)
+				}
+			},
+		},
+		{
+			name: "ok/log-reset-to-defaults",
+			env:  []string{"DEPUTY_LOG_FORMAT=", "DEPUTY_LOG_LEVEL="},
+			check: func(t *testing.T, c *Config) {
+				if c.Log.Format != "text" || c.Log.Level != "info" {
+					t.Errorf("log = %+v, want the defaults text and info", c.Log)
+				}
+			},
+		},
+		{
+			name: "fail/log-level",
+			env:  []string{"DEPUTY_LOG_LEVEL=verbose"},
+			want: []string{`$DEPUTY_LOG_LEVEL: log.level: "verbose" is not one of debug, info, warn, error`},
+		},
+		{
 			name: "ok/scalar",
 			env:  []string{"DEPUTY_ISSUER=https://auth.example.com"},
 			check: func(t *testing.T, c *Config) {
@@ -967,6 +996,7 @@ func TestDefaults(t *testing.T) {
 			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second), MaxHeaderBytes: 65536},
 		Shutdown: Shutdown{Drain: Duration(5 * time.Second), Timeout: Duration(20 * time.Second)},
 		DPoP:     DPoP{MaxAge: Duration(time.Minute)},
+		Log:      Log{Format: "text", Level: "info"},
 
 		TrustedProxyHeader: "X-Forwarded-For",
 	}

@@ -64,6 +64,8 @@ import (
 //	shutdown.drain                         5s
 //	shutdown.timeout                       20s
 //	trusted_proxy_header                   X-Forwarded-For
+//	log.format                             text
+//	log.level                              info
 func (c *Config) SetDefaults() {
 	if c.TrustedProxyHeader == "" {
 		c.TrustedProxyHeader = ProxyHeaderXForwardedFor
@@ -127,6 +129,12 @@ func (c *Config) SetDefaults() {
 	setDuration(&c.Shutdown.Drain, DefaultShutdownDrain)
 	setDuration(&c.Shutdown.Timeout, DefaultShutdownTimeout)
 	setDuration(&c.DPoP.MaxAge, DefaultDPoPMaxAge)
+	if c.Log.Format == "" {
+		c.Log.Format = LogFormatText
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = LogLevelInfo
+	}
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		if cl.AuthMethod == "" {

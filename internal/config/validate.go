@@ -26,6 +26,8 @@ type check struct {
 // Allowed values, in the order messages list them.
 var (
 	storageDrivers      = []string{DriverSQLite, DriverPostgres}
+	logFormats          = []string{LogFormatText, LogFormatJSON}
+	logLevels           = []string{LogLevelDebug, LogLevelInfo, LogLevelWarn, LogLevelError}
 	signingAlgorithms   = []string{"ES256", "EdDSA", "RS256", "PS256"}
 	issuerAlgorithms    = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 	authMethods         = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT, oauth.AuthNone, oauth.AuthTLSClient, oauth.AuthSelfSignedTLSClient}
@@ -721,5 +723,7 @@ func (c *Config) lifecycleChecks() []check {
 		{sd.Timeout < h.ReadTimeout && sd.Timeout > 0, "shutdown.timeout", fmt.Sprintf("%v is shorter than http.read_timeout (%v): a request the server accepted must be given the time to arrive", sd.Timeout.D(), h.ReadTimeout.D())},
 		positive("dpop.max_age", c.DPoP.MaxAge),
 		{c.DPoP.MaxAge.D() > maxDPoPMaxAge, "dpop.max_age", fmt.Sprintf("%v is longer than %v: a proof is for one request, made just before it (RFC 9449 §11.1)", c.DPoP.MaxAge.D(), maxDPoPMaxAge)},
+		oneOf("log.format", c.Log.Format, logFormats),
+		oneOf("log.level", c.Log.Level, logLevels),
 	}
 }

@@ -37,10 +37,16 @@ type Request struct {
 	// that the denial is recorded with the client.
 	BindingErr error
 
-	// authenticated is set once the Dispatcher authenticated the request's client:
-	// denials of requests without it are recorded in aggregate (denials.go).
+	// authenticated is set once the Dispatcher authenticated the request's client
+	// (clientID): denials of requests without it are recorded in aggregate
+	// (denials.go).
 	authenticated bool
+	clientID      string
 }
+
+// ClientID is the id of the client the Dispatcher authenticated for the request,
+// "" while none is (before authentication, or when it failed).
+func (r *Request) ClientID() string { return r.clientID }
 
 // Grant issues tokens for one grant type. Handle runs only for an authenticated
 // client that may use the grant. It fills ev with what it learns — subject, parent
@@ -242,7 +248,7 @@ func (d *Dispatcher) authenticate(ctx context.Context, req *Request) (*client.Cl
 	if err != nil {
 		return nil, err
 	}
-	req.authenticated = true
+	req.authenticated, req.clientID = true, c.ID
 	return c, nil
 }
 

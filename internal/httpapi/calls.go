@@ -92,6 +92,7 @@ func (s *Server) plainRequest(w http.ResponseWriter, r *http.Request, endpoint s
 	req := &grant.Request{Endpoint: endpoint, RequestID: requestID(r), RemoteAddr: remoteHost(r), Now: s.cfg.Now()}
 	w.Header().Set("X-Request-Id", req.RequestID)
 	req.Credentials = credentials(r.Header)
+	accessOf(r).setRequest(req)
 	return req
 }
 
@@ -100,7 +101,7 @@ func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request, limit int6
 	if err != nil || mt != "application/json" {
 		return nil, oauth.InvalidRequest("Content-Type must be application/json", nil)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(connWriter(w), r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -8,6 +8,11 @@
 //
 // Handlers return errors; writeError alone picks the status and body.
 //
+// Every request gets one access-log line once it is answered (accesslog.go):
+// ServeHTTP puts an access record in the request's context, handlers tell it what
+// only they learn (grant type, client, OAuth error), and every value on the line
+// is deputy's own or from a fixed set, so no token, secret or code reaches it.
+//
 // The client's address (remoteHost: throttling, the audit trail) is the
 // connection's peer, or — only when the peer is in trusted_proxies — the client
 // that proxy names in the one header it writes, X-Forwarded-For or Forwarded

@@ -61,11 +61,18 @@ var knownCodes = map[oauth.Code]bool{
 	oauth.CodeUseDPoPNonce: true,
 }
 
+// grantLabel is grantType as the metrics and the access log show it: one of
+// knownGrants, else "other".
+func grantLabel(grantType string) string {
+	if !knownGrants[grantType] {
+		return "other"
+	}
+	return grantType
+}
+
 // observe counts one token request: code is "" when it succeeded.
 func (m *metrics) observe(grantType string, code oauth.Code, start time.Time) {
-	if !knownGrants[grantType] {
-		grantType = "other"
-	}
+	grantType = grantLabel(grantType)
 	outcome := "ok"
 	if code != "" {
 		outcome = "denied"

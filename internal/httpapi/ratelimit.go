@@ -158,6 +158,6 @@ func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request) bool {
 			s.cfg.Log.Warn("rate_limited event not recorded", "err", err)
 		}
 	}
-	writeRefusal(w, http.StatusTooManyRequests, strconv.Itoa(secs), oe)
+	writeRefusal(w, r, http.StatusTooManyRequests, strconv.Itoa(secs), oe)
 	return false
 }

@@ -178,6 +178,8 @@ func (s *Server) Metrics() http.Handler {
 	h := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.MetricsElsewhere {
+			w, r = s.beginAccess(w, r) // its access line, as ServeHTTP gives every other request
+			defer s.endAccess(w, r)
 			s.metrics.inFlight.Inc()
 			defer s.metrics.inFlight.Dec()
 		}
@@ -307,6 +309,8 @@ const retryAfterUnavailable = "5"
 // database (pool, query, audit commit) on its path: past it the request is
 // answered 503 temporarily_unavailable rather than held.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, r = s.beginAccess(w, r) // one access-log line per request (accesslog.go)
+	defer s.endAccess(w, r)
 	// Refused before anything is read or parsed: a full node and a flooding
 	// address cost as little as possible (shed.go, ratelimit.go).
 	if !s.shed.admit(w, r) {
@@ -315,6 +319,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.shed.done(r)
 	w, r, endSpan := startSpan(w, r) // tracing.go
 	defer endSpan()
+	accessOf(r).sawContext(r.Context()) // the line names the request's trace
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 	defer func() {
@@ -322,8 +327,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.cfg.Log.Error("panic serving request", "path", r.URL.Path, "panic", v)
-			writeError(w, oauth.ServerError(fmt.Errorf("panic: %v", v)))
+			// The route, not the path: a client may have put anything there.
+			s.cfg.Log.Error("panic serving request", "request_id", requestID(r), "route", route(r.URL.Path), "panic", v)
+			writeError(w, r, oauth.ServerError(fmt.Errorf("panic: %v", v)))
 		}
 	}()
 	if len(s.cfg.TrustedProxies) == 0 && (r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "") {
@@ -342,9 +348,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.certSource(r)
 	r, err := withClientAddr(r, s.cfg.TrustedProxies, s.cfg.ForwardedHeader)
 	if err != nil {
-		writeError(w, oauth.InvalidRequest(err.Error(), err))
+		writeError(w, r, oauth.InvalidRequest(err.Error(), err))
 		return
 	}
+	accessOf(r).remote = remoteHost(r)
 	if !s.rateLimit(w, r) {
 		return
 	}
@@ -367,9 +374,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	accessOf(r).sawContext(r.Context())
 	if err := h(w, r); err != nil {
 		spanError(w, err)
-		writeError(w, err)
+		writeError(w, r, err)
 	}
 }
 
@@ -378,8 +386,9 @@ type methodError struct{ allow string }
 
 func (e *methodError) Error() string { return "method not allowed; use " + e.allow }
 
-// writeError is the one place that renders errors.
-func writeError(w http.ResponseWriter, err error) {
+// writeError is the one place that renders errors; r's access-log line gets
+// the OAuth error code answered.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
@@ -388,6 +397,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if errors.As(err, &me) {
 		h.Set("Allow", me.allow)
 		w.WriteHeader(http.StatusMethodNotAllowed)
+		accessOf(r).deny(oauth.CodeInvalidRequest)
 		_ = json.NewEncoder(w).Encode(oauth.InvalidRequest(me.Error(), nil))
 		return
 	}
@@ -401,6 +411,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case oauth.CodeTemporarilyUnavail:
 		h.Set("Retry-After", retryAfterUnavailable)
 	}
+	accessOf(r).deny(oe.Code)
 	w.WriteHeader(oe.Status())
 	_ = json.NewEncoder(w).Encode(oe)
 }
@@ -436,6 +447,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 	}
 	w.Header().Set("X-Request-Id", req.RequestID)
 	req.Credentials = credentials(r.Header)
+	accessOf(r).setRequest(req)
 	certs, certErr := s.clientCertificates(r)
 	req.Credentials.Certificates = certs
 	if r.Method != http.MethodPost {
@@ -451,7 +463,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return req, oauth.InvalidRequest("Content-Type must be application/x-www-form-urlencoded", nil)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(connWriter(w), r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -521,7 +533,18 @@ func credentials(h http.Header) client.Credentials {
 	return cr
 }
 
+// requestID is r's request id: the one its access-log line and audit events
+// record (beginAccess chose it).
 func requestID(r *http.Request) string {
+	if a, ok := r.Context().Value(accessKey{}).(*access); ok {
+		return a.requestID
+	}
+	return newRequestID(r)
+}
+
+// newRequestID is the X-Request-Id r carries, when it is short printable ASCII,
+// else a random one.
+func newRequestID(r *http.Request) string {
 	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && printable(id) {
 		return id
 	}
@@ -552,23 +575,26 @@ func remoteHost(r *http.Request) string {
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
+	// The request's access record holds its grant type, for the metrics and the
+	// access-log line alike: "other" unless the form names one grant deputy serves.
+	a := accessOf(r)
+	a.grant = grantLabel("")
 	req, err := s.parse(w, r, "token")
-	grantType := "invalid"
 	if err == nil {
 		if gt := req.Form["grant_type"]; len(gt) == 1 {
-			grantType = gt[0]
+			a.grant = grantLabel(gt[0])
 		}
 		s.tokenProof(w, r, req)
 		var resp *oauth.TokenResponse
 		resp, err = s.cfg.Dispatcher.Token(r.Context(), req)
 		if err == nil {
-			s.metrics.observe(grantType, "", start)
+			s.metrics.observe(a.grant, "", start)
 			return writeJSON(w, resp)
 		}
 	} else {
 		err = s.cfg.Dispatcher.Refuse(r.Context(), req, err)
 	}
-	s.metrics.observe(grantType, oauth.AsError(err).Code, start)
+	s.metrics.observe(a.grant, oauth.AsError(err).Code, start)
 	return err
 }
 

@@ -35,7 +35,7 @@ func (sh *shedder) admit(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if sh.inFlight.Add(1) > sh.max {
 		sh.inFlight.Add(-1)
-		writeRefusal(w, http.StatusServiceUnavailable, retryAfterShed,
+		writeRefusal(w, r, http.StatusServiceUnavailable, retryAfterShed,
 			oauth.TemporarilyUnavailable("the server is busy; retry later", nil))
 		return false
 	}
@@ -50,7 +50,8 @@ func (sh *shedder) done(r *http.Request) {
 
 // writeRefusal answers a request refused before it was parsed (shed or rate
 // limited) with status, Retry-After and an RFC 6749 §5.2-shaped JSON error.
-func writeRefusal(w http.ResponseWriter, status int, retryAfter string, oe *oauth.Error) {
+func writeRefusal(w http.ResponseWriter, r *http.Request, status int, retryAfter string, oe *oauth.Error) {
+	accessOf(r).deny(oe.Code)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")

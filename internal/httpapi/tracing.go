@@ -3,7 +3,6 @@ package httpapi
 import (
 	"math/rand/v2"
 	"net/http"
-	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -43,22 +42,6 @@ const (
 	attrOAuthError = attribute.Key("oauth.error")
 )
 
-// route is the route of path among deputy's endpoints, "" for any other path
-// (its span is then named by its method alone).
-func route(path string) string {
-	switch path {
-	case "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", PathJWKS,
-		PathToken, PathIntrospection, PathRevocation, PathHealth, PathReady, PathMetrics,
-		PathCalls, PathAuditEvents, PathAuditTrace,
-		PathAuthorize, PathConsent, PathLogin, PathUserinfo, PathEndSession, PathUpstreamLogin:
-		return path
-	}
-	if strings.HasPrefix(path, PathCallback) {
-		return PathCallback + "{provider}"
-	}
-	return ""
-}
-
 // spanMethod is the request's method when it is a standard one, else _OTHER
 // (OpenTelemetry HTTP semantic conventions).
 func spanMethod(m string) string {
@@ -84,7 +67,7 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 	}
 	method, rt := spanMethod(r.Method), route(r.URL.Path)
 	name := method
-	if rt != "" {
+	if rt != "other" {
 		name += " " + rt
 	}
 	ctx, span := tracer.Start(ctx, name, serverKind)
@@ -98,7 +81,7 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 		return w, r, noEnd // a span that records nothing needs no End
 	}
 	span.SetAttributes(attrMethod.String(method))
-	if rt != "" {
+	if rt != "other" {
 		span.SetAttributes(attrRoute.String(rt))
 	}
 	sw := &statusWriter{ResponseWriter: w}

@@ -70,9 +70,9 @@ func TestRoute(t *testing.T) {
 	for _, tc := range []struct{ path, want string }{
 		{PathToken, "/token"},
 		{"/.well-known/openid-configuration", "/.well-known/openid-configuration"},
-		{PathCallback + "corp", "/callback/{provider}"},
-		{"/token/extra", ""},
-		{"/secret-looking-path-eyJhbGciOi", ""},
+		{PathCallback + "corp", "/callback/{idp}"},
+		{"/token/extra", "other"},
+		{"/secret-looking-path-eyJhbGciOi", "other"},
 	} {
 		if got := route(tc.path); got != tc.want {
 			t.Errorf("route(%q) = %q, want %q", tc.path, got, tc.want)

@@ -118,7 +118,7 @@ func (wb *web) callback(w http.ResponseWriter, r *http.Request) error {
 	params := r.URL.Query()
 	if r.Method == http.MethodPost {
 		// A SAML response with its signature and attributes can be large.
-		r.Body = http.MaxBytesReader(w, r.Body, max(wb.s.cfg.MaxBodyBytes, maxCallbackBody))
+		r.Body = http.MaxBytesReader(connWriter(w), r.Body, max(wb.s.cfg.MaxBodyBytes, maxCallbackBody))
 		if err := r.ParseForm(); err != nil {
 			return wb.refuse(w, r, "", oauth.InvalidRequest("malformed form", err))
 		}

@@ -239,7 +239,7 @@ func (wb *web) session(r *http.Request) (store.Session, bool) {
 
 // readForm parses a POSTed form body within the size limit.
 func (wb *web) readForm(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, wb.s.cfg.MaxBodyBytes)
+	r.Body = http.MaxBytesReader(connWriter(w), r.Body, wb.s.cfg.MaxBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		return oauth.InvalidRequest("malformed form", err)
 	}
@@ -253,8 +253,11 @@ func (wb *web) readForm(w http.ResponseWriter, r *http.Request) error {
 func (wb *web) refuse(w http.ResponseWriter, r *http.Request, clientID string, err error) error {
 	req := &grant.Request{Endpoint: "authorization", RequestID: requestID(r), RemoteAddr: remoteHost(r), Now: wb.s.cfg.Now()}
 	req.Credentials.FormID = clientID
+	a := accessOf(r)
+	a.setRequest(req)
 	var ae *authorize.Error
 	if errors.As(err, &ae) {
+		a.deny(ae.Err.Code)
 		_ = wb.s.cfg.Dispatcher.Refuse(r.Context(), req, ae.Err)
 		if ae.Redirect {
 			http.Redirect(w, r, authorize.ErrorRedirect(ae, wb.s.cfg.Issuer), http.StatusSeeOther)
@@ -264,6 +267,7 @@ func (wb *web) refuse(w http.ResponseWriter, r *http.Request, clientID string, e
 			Error: ae.Err.Description, Message: "Go back to the application and try again."})
 	}
 	oe := oauth.AsError(wb.s.cfg.Dispatcher.Refuse(r.Context(), req, err))
+	a.deny(oe.Code)
 	status := oe.Status()
 	if status == http.StatusUnauthorized {
 		status = http.StatusBadRequest
@@ -297,6 +301,7 @@ func (wb *web) authorize(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return wb.refuse(w, r, params.Get("client_id"), err)
 	}
+	accessOf(r).setClient(areq.Client.ID, false)
 	sess, ok := wb.session(r)
 	now := wb.s.cfg.Now()
 	fresh := ok && !areq.HasPrompt("login") && (areq.MaxAge < 0 || now.Sub(sess.AuthTime) <= areq.MaxAge)
@@ -488,6 +493,7 @@ func (wb *web) consent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return wb.refuse(w, r, params.Get("client_id"), err)
 	}
+	accessOf(r).setClient(areq.Client.ID, false)
 	sess, ok := wb.session(r)
 	if !ok {
 		return wb.refuse(w, r, areq.Client.ID, redirectErr(areq, authorize.CodeLoginRequired, "the session ended before consent"))
@@ -535,10 +541,15 @@ func (wb *web) login(w http.ResponseWriter, r *http.Request) error {
 		clientID = u.Query().Get("client_id")
 	}
 	areq := wb.pending(returnTo)
+	a := accessOf(r)
+	if areq != nil {
+		a.setClient(areq.Client.ID, false)
+	}
 	retry := wb.loginPage(w, r, areq, returnTo)
 	retry.Username = r.PostForm.Get("username")
 	if !csrfOK(r) {
 		retry.Error = "The form expired. Please sign in again."
+		a.deny(oauth.CodeInvalidRequest)
 		return wb.render(w, http.StatusBadRequest, "login.html", retry)
 	}
 	if r.PostForm.Get("cancel") != "" {
@@ -550,10 +561,13 @@ func (wb *web) login(w http.ResponseWriter, r *http.Request) error {
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	if username == "" || password == "" || len(username) > 256 || len(password) > 1024 {
 		retry.Error = "Enter your username and password."
+		a.deny(oauth.CodeInvalidRequest)
 		return wb.render(w, http.StatusBadRequest, "login.html", retry)
 	}
 	_, cookie, err := wb.s.cfg.SignIn.SignInLocal(r.Context(), username, password, wb.meta(r, clientID))
 	if err != nil {
+		// As the audit trail records a failed sign-in (signin.SignInLocal).
+		a.deny(oauth.CodeAccessDenied)
 		var te *account.ThrottledError
 		if errors.As(err, &te) {
 			retry.Error = "Too many attempts. Try again in " + te.RetryAfter.Round(time.Second).String() + "."
@@ -598,7 +612,9 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 			raw = r.PostForm.Get("access_token")
 		}
 	}
+	a := accessOf(r)
 	bearer := func(code, desc string) error {
+		a.deny(oauth.Code(code))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="deputy", error="`+code+`", error_description="`+desc+`"`)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusUnauthorized)
@@ -613,10 +629,11 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	v, err := wb.s.cfg.Tokens.VerifyContext(r.Context(), raw, []string{oauth.JWTTypeAccessToken}, now)
 	if err != nil {
 		if isDPoP {
-			return dpopRefusal(w, "invalid_token", "the access token is invalid, expired or revoked")
+			return dpopRefusal(w, r, "invalid_token", "the access token is invalid, expired or revoked")
 		}
 		return bearer("invalid_token", "the access token is invalid, expired or revoked")
 	}
+	a.setClient(v.Claims.ClientID, true)
 	if ok, err := wb.userinfoProof(w, r, raw, isDPoP, v.Claims.Cnf, now); !ok {
 		return err
 	}
@@ -626,6 +643,7 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	scopes := v.Claims.Scopes()
 	if !slices.Contains(scopes, "openid") {
+		a.deny("insufficient_scope") // RFC 6750 §3.1
 		w.Header().Set("WWW-Authenticate", `Bearer realm="deputy", error="insufficient_scope", scope="openid"`)
 		w.WriteHeader(http.StatusForbidden)
 		return nil
@@ -654,9 +672,9 @@ func (wb *web) userinfoProof(w http.ResponseWriter, r *http.Request, raw string,
 	case !bound && !isDPoP:
 		return true, nil
 	case !bound:
-		return false, dpopRefusal(w, "invalid_token", "the access token is not DPoP-bound; send it as a Bearer token")
+		return false, dpopRefusal(w, r, "invalid_token", "the access token is not DPoP-bound; send it as a Bearer token")
 	case !isDPoP:
-		return false, dpopRefusal(w, "invalid_token", "the access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof")
+		return false, dpopRefusal(w, r, "invalid_token", "the access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof")
 	}
 	s := wb.s
 	p, err := s.dpopProof(r.Context(), r.Header.Values(dpop.Header), r.Method, s.cfg.Issuer+PathUserinfo, raw, now)
@@ -670,10 +688,10 @@ func (wb *web) userinfoProof(w http.ResponseWriter, r *http.Request, raw string,
 				w.Header().Set(dpop.NonceHeader, n)
 			}
 		}
-		return false, dpopRefusal(w, string(oe.Code), oe.Description)
+		return false, dpopRefusal(w, r, string(oe.Code), oe.Description)
 	}
 	if p.JKT != cnf.JKT {
-		return false, dpopRefusal(w, "invalid_dpop_proof", "the DPoP proof is not of the key the access token is bound to")
+		return false, dpopRefusal(w, r, "invalid_dpop_proof", "the DPoP proof is not of the key the access token is bound to")
 	}
 	if s.cfg.DPoP.RequireNonce {
 		// The nonce for the next proof (RFC 9449 §8.2).
@@ -685,7 +703,8 @@ func (wb *web) userinfoProof(w http.ResponseWriter, r *http.Request, raw string,
 }
 
 // dpopRefusal answers 401 with a DPoP challenge (RFC 9449 §7.1).
-func dpopRefusal(w http.ResponseWriter, code, desc string) error {
+func dpopRefusal(w http.ResponseWriter, r *http.Request, code, desc string) error {
+	accessOf(r).deny(oauth.Code(code))
 	w.Header().Set("WWW-Authenticate", dpopChallenge(code, desc))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusUnauthorized)
