@@ -238,6 +238,11 @@ func (s denialSummary) event(now time.Time) *store.AuditEvent {
 	case s.key.client == "":
 		client = "no client"
 	}
+	what := "denied unauthenticated requests"
+	if s.w.typ == store.EventRateLimited {
+		// An authenticated client's too (limits.rate keys on it).
+		what = "requests refused by limits.rate"
+	}
 	codes := slices.Sorted(maps.Keys(s.w.codes))
 	top := codes[0]
 	for _, c := range codes {
@@ -253,8 +258,8 @@ func (s denialSummary) event(now time.Time) *store.AuditEvent {
 	return &store.AuditEvent{
 		Time: now, Type: cmp.Or(s.w.typ, store.EventDenied), Decision: store.DecisionDeny,
 		RemoteAddr: s.key.remote, ClientID: s.key.client,
-		Reason: fmt.Sprintf("%s: %d denied unauthenticated requests from %s for %s between %s and %s (the first recorded on its own)",
-			top, s.w.count, from, client, t1, t2),
+		Reason: fmt.Sprintf("%s: %d %s from %s for %s between %s and %s (the first recorded on its own)",
+			top, s.w.count, what, from, client, t1, t2),
 		Detail: string(detail),
 	}
 }

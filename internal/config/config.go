@@ -188,7 +188,8 @@ type Limits struct {
 	// refused at once with 503 and Retry-After (health, readiness and metrics
 	// never are).
 	MaxInFlight int `yaml:"max_in_flight"`
-	// Rate limits /token, /introspect, /revoke and /calls per client address.
+	// Rate limits /token, /introspect, /revoke and /calls per authenticated
+	// client, and per address for requests that did not authenticate.
 	Rate Rate `yaml:"rate"`
 }
 

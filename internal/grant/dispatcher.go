@@ -37,9 +37,26 @@ type Request struct {
 	// that the denial is recorded with the client.
 	BindingErr error
 
+	// Limit, when set, is told how the request's client authentication ended,
+	// before anything else is done for the request (limits.rate, see Limit).
+	Limit Limit
+
 	// authenticated is set once the Dispatcher authenticated the request's client:
 	// denials of requests without it are recorded in aggregate (denials.go).
 	authenticated bool
+}
+
+// Limit applies a rate limit once a request's client authentication is decided,
+// so that a client's allowance is only spent by requests that proved to be that
+// client's (a claimed client id with a wrong secret spends its sender's instead).
+// Admit is called when the client authenticated; an error it returns is the
+// answer, as it is, and the Dispatcher records nothing for it (the Limit records
+// its refusals, in aggregate). Unauthenticated is called when the request is
+// refused without an authenticated client. Both are called on the request's
+// goroutine, at most once per request.
+type Limit interface {
+	Admit(c *client.Client) error
+	Unauthenticated()
 }
 
 // Grant issues tokens for one grant type. Handle runs only for an authenticated
@@ -111,6 +128,9 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 	c, err := d.authenticate(ctx, req)
 	if err != nil {
 		return nil, d.denyUnauthenticated(ctx, req, ev, err)
+	}
+	if err := req.admit(c); err != nil {
+		return nil, err
 	}
 	ev.ClientID = c.ID
 	if gtErr != nil {
@@ -209,13 +229,25 @@ func (d *Dispatcher) Refuse(ctx context.Context, req *Request, err error) error 
 }
 
 // Authenticate authenticates the client of a non-token request (introspection,
-// revocation); a failure is recorded as a denial.
+// revocation, call reports); a failure is recorded as a denial. A refusal of the
+// request's Limit is returned as it is.
 func (d *Dispatcher) Authenticate(ctx context.Context, req *Request) (*client.Client, error) {
 	c, err := d.authenticate(ctx, req)
 	if err != nil {
 		return nil, d.Refuse(ctx, req, err)
 	}
+	if err := req.admit(c); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// admit asks req's Limit, if any, whether its authenticated client c may go on.
+func (req *Request) admit(c *client.Client) error {
+	if req.Limit == nil {
+		return nil
+	}
+	return req.Limit.Admit(c)
 }
 
 // authenticate authenticates req's client. A client id that is not UTF-8 or holds

@@ -91,6 +91,7 @@ func (s *Server) calls(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) plainRequest(w http.ResponseWriter, r *http.Request, endpoint string) *grant.Request {
 	req := &grant.Request{Endpoint: endpoint, RequestID: requestID(r), RemoteAddr: remoteHost(r), Now: s.cfg.Now()}
 	w.Header().Set("X-Request-Id", req.RequestID)
+	req.Limit = s.rateGateFor(r, req.RequestID)
 	req.Credentials = credentials(r.Header)
 	return req
 }

@@ -133,7 +133,8 @@ type Config struct {
 	// shed.go; optional: 0 is no cap).
 	MaxInFlight int
 	// RatePerSecond and RateBurst limit /token, /introspect, /revoke and /calls
-	// per client address (limits.rate, ratelimit.go; optional: 0 is no limit).
+	// per authenticated client, and per address for requests that did not
+	// authenticate (limits.rate, ratelimit.go; optional: 0 is no limit).
 	RatePerSecond, RateBurst int
 	// Throttled records rate_limited events in aggregate (optional: not audited).
 	Throttled *audit.Aggregator
@@ -156,11 +157,11 @@ type Server struct {
 	headerHint sync.Once
 	// nonces is the DPoP nonce this node hands out (dpop.go).
 	nonces dpopNonces
-	// shed caps the requests in flight (shed.go); limiter and rateMetrics
-	// apply limits.rate (ratelimit.go).
-	shed        shedder
-	limiter     *limiter
-	rateMetrics *rateLimitMetrics
+	// shed caps the requests in flight (shed.go); clientRate, addrRate and
+	// rateMetrics apply limits.rate (ratelimit.go).
+	shed                 shedder
+	clientRate, addrRate *limiter
+	rateMetrics          *rateLimitMetrics
 }
 
 // Metrics serves the Prometheus text of the server's registry (README "Metrics"),
@@ -194,7 +195,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registry)}
 	s.shed.max = int64(cfg.MaxInFlight)
 	if cfg.RatePerSecond > 0 {
-		s.limiter = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
+		s.clientRate = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
+		s.addrRate = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
 	}
 	s.rateMetrics = newRateLimitMetrics(cfg.Registry)
 	var err error
@@ -277,8 +279,9 @@ const retryAfterUnavailable = "5"
 // database (pool, query, audit commit) on its path: past it the request is
 // answered 503 temporarily_unavailable rather than held.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Refused before anything is read or parsed: a full node and a flooding
-	// address cost as little as possible (shed.go, ratelimit.go).
+	// Refused before anything is read or parsed: a full node, and an address
+	// that flooded with requests that did not authenticate, cost as little as
+	// possible (shed.go, ratelimit.go).
 	if !s.shed.admit(w, r) {
 		return
 	}
@@ -351,6 +354,11 @@ func writeError(w http.ResponseWriter, err error) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("Content-Type", "application/json")
+	var rl *rateLimitedError
+	if errors.As(err, &rl) {
+		writeRefusal(w, http.StatusTooManyRequests, rl.retryAfter, rl.oe, false)
+		return
+	}
 	var me *methodError
 	if errors.As(err, &me) {
 		h.Set("Allow", me.allow)
@@ -402,6 +410,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 		Now:        s.cfg.Now(),
 	}
 	w.Header().Set("X-Request-Id", req.RequestID)
+	req.Limit = s.rateGateFor(r, req.RequestID)
 	req.Credentials = credentials(r.Header)
 	certs, certErr := s.clientCertificates(r)
 	req.Credentials.Certificates = certs
@@ -531,6 +540,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		if err == nil {
 			s.metrics.observe(grantType, "", start)
 			return writeJSON(w, resp)
+		}
+		var rl *rateLimitedError
+		if errors.As(err, &rl) {
+			return err // counted in deputy_rate_limited_total
 		}
 	} else {
 		err = s.cfg.Dispatcher.Refuse(r.Context(), req, err)
