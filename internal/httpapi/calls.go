@@ -101,11 +101,14 @@ func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request, limit int6
 	if err != nil || mt != "application/json" {
 		return nil, oauth.InvalidRequest("Content-Type must be application/json", nil)
 	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit, nil)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, oauth.InvalidRequest(fmt.Sprintf("request body is larger than %d bytes", limit), err)
+			return nil, tooLarge(limit, err)
 		}
 		return nil, oauth.InvalidRequest("cannot read request body", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,12 +254,47 @@ func (s *Server) readBodyFirst(r *http.Request) {
 		return
 	}
 	limit := max(s.cfg.MaxBodyBytes, maxCallsBody, maxCallbackBody) + 1
+	if r.ContentLength > s.maxBody(r.URL.Path) {
+		return // refused by its handler without reading it (bodyTooLarge)
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit))
 	if err != nil {
 		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{err}))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
+}
+
+// maxBody is the largest body the endpoint at path accepts.
+func (s *Server) maxBody(path string) int64 {
+	switch {
+	case path == PathToken || path == PathIntrospection || path == PathRevocation:
+		return s.cfg.MaxBodyBytes
+	case path == PathCalls:
+		return maxCallsBody
+	}
+	return max(s.cfg.MaxBodyBytes, maxCallsBody, maxCallbackBody)
+}
+
+// maxFormFields bounds the fields of a token, introspection or revocation form:
+// the richest request (a token exchange with several audiences and resources)
+// has a few dozen. A form with more is refused before url.ParseQuery allocates
+// for each field.
+const maxFormFields = 100
+
+// bodyTooLarge is the cause of the invalid_request answering a body over an
+// endpoint's limit: writeError answers it 413 (RFC 9110 §15.5.14). A body whose
+// Content-Length says so is refused before any of it is read.
+type bodyTooLarge struct{ limit int64 }
+
+func (e *bodyTooLarge) Error() string {
+	return "request body is larger than " + strconv.FormatInt(e.limit, 10) + " bytes"
+}
+
+// tooLarge is the error refusing a body over limit.
+func tooLarge(limit int64, cause error) error {
+	e := &bodyTooLarge{limit: limit}
+	return oauth.InvalidRequest(e.Error(), errors.Join(e, cause))
 }
 
 // errReader fails every read with err.
@@ -359,6 +395,10 @@ func writeError(w http.ResponseWriter, err error) {
 		writeRefusal(w, http.StatusTooManyRequests, rl.retryAfter, rl.oe, false)
 		return
 	}
+	status := 0
+	if tl := (*bodyTooLarge)(nil); errors.As(err, &tl) {
+		status = http.StatusRequestEntityTooLarge
+	}
 	var me *methodError
 	if errors.As(err, &me) {
 		h.Set("Allow", me.allow)
@@ -376,7 +416,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case oauth.CodeTemporarilyUnavail:
 		h.Set("Retry-After", retryAfterUnavailable)
 	}
-	w.WriteHeader(oe.Status())
+	w.WriteHeader(cmp.Or(status, oe.Status()))
 	_ = json.NewEncoder(w).Encode(oe)
 }
 
@@ -427,13 +467,19 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return req, oauth.InvalidRequest("Content-Type must be application/x-www-form-urlencoded", nil)
 	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return req, tooLarge(s.cfg.MaxBodyBytes, nil)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return req, oauth.InvalidRequest("request body is too large", err)
+			return req, tooLarge(s.cfg.MaxBodyBytes, err)
 		}
 		return req, oauth.InvalidRequest("cannot read request body", err)
+	}
+	if n := bytes.Count(body, []byte("&")) + 1; n > maxFormFields {
+		return req, oauth.InvalidRequest(fmt.Sprintf("the form has more than %d fields", maxFormFields), nil)
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
