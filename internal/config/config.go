@@ -396,7 +396,7 @@ const (
 	// concurrent clients the README's Performance section measures on 2 cores.
 	DefaultMaxInFlight = 512
 	// DefaultRatePerSecond and DefaultRateBurst are limits.rate's defaults: above
-	// the ~7,000 req/s the README's Performance runs reach from one address (the
+	// the ~7,000 req/s the README's Performance runs reach from one client (the
 	// benchmark's clients are never limited); operators lower them.
 	DefaultRatePerSecond = 10000
 	DefaultRateBurst     = 20000

@@ -305,6 +305,21 @@ func TestRateLimitJunkClientIDsStayBounded(t *testing.T) {
 	}
 }
 
+// Requests whose client authenticates add no address to the limiter's tables,
+// however many addresses they come from: one key, the client's.
+func TestRateLimitWellBehavedAddressesAddNoKeys(t *testing.T) {
+	n := newNodeWith(t, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1000, Burst: 1000} })
+	api := n.s.Handler.(*httpapi.Server)
+	for i := range 200 {
+		if w := n.do(tokenFrom(fmt.Sprintf("198.51.100.%d", i), "web-app")); w.Code != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	if got := api.RateLimitKeys(); got != 1 {
+		t.Errorf("after one client's requests from 200 addresses the limiter holds %d keys, want 1", got)
+	}
+}
+
 // Beyond limits.max_in_flight a request is refused at once with 503 and
 // Retry-After; health, readiness and metrics are still answered.
 func TestMaxInFlightShedsWith503(t *testing.T) {
