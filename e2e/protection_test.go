@@ -48,20 +48,25 @@ func median(xs []time.Duration) time.Duration {
 }
 
 // TestFloodFromOneClientDoesNotSlowAnother: client web-app floods /token from
-// many connections, far faster than limits.rate; it gets 429s, refused right
-// after its authentication, while client batch, from the same address, makes
-// well-behaved requests one after the other. batch is never refused, and its
-// median latency under the flood stays within 2× its idle median, both measured
-// here, on this machine, at this moment (no fixed bound). The machine is small
-// and shared, so a measurement that misses is taken again, up to three times.
+// 8 connections at 2,000 requests a second, 100× its limits.rate; it gets 429s,
+// refused right after its authentication, while client batch, from the same
+// address, makes well-behaved requests one after the other. batch is never
+// refused, and its median latency under the flood stays within 2× its idle
+// median, both measured here, on this machine, at this moment (no fixed bound).
+//
+// The flood has a fixed rate rather than as many requests as the connections
+// can carry: a closed loop would take every core of this 2-core machine, its
+// own load generator included, whatever deputy did, and measure the scheduler
+// instead. A flood beyond what the node can serve at all is limits.max_in_flight's
+// (TestMaxInFlightShedsWith503). The machine is shared, so a measurement that
+// misses is taken again, up to three times.
 func TestFloodFromOneClientDoesNotSlowAnother(t *testing.T) {
 	s, _ := startWith(t, "limits: {rate: {per_second: 20, burst: 20}}\n")
 	tokenURL := s.endpoint("token_endpoint")
 	const (
 		samples = 41
-		// A realistic flood for a 2-core machine that runs the flood too:
-		// each connection sends its next request as soon as it has the answer.
 		floodConns = 8
+		floodRate  = 2000 // requests a second, all connections together
 	)
 	form := "application/x-www-form-urlencoded"
 	batchAuth, floodAuth := basic("batch", "batch-secret"), basic("web-app", "web-secret")
@@ -103,7 +108,14 @@ func TestFloodFromOneClientDoesNotSlowAnother(t *testing.T) {
 				defer wg.Done()
 				c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 				defer c.CloseIdleConnections()
+				tick := time.NewTicker(time.Second * floodConns / floodRate)
+				defer tick.Stop()
 				for ctx.Err() == nil {
+					select {
+					case <-tick.C:
+					case <-ctx.Done():
+						return
+					}
 					r, err := tryPost(c, tokenURL, floodAuth, form, body)
 					if err != nil {
 						continue
@@ -502,7 +514,7 @@ func TestSigtermUnderLoadLosesNoAnsweredToken(t *testing.T) {
 	}
 	t.Logf("%d requests: %d tokens, %d other answers, %d refused connections after the listener closed, %d never read by deputy (no answer, nothing on record)",
 		len(outcomes), ok, otherStatus, refused, unread)
-	if ok < 200 {
+	if ok < 150 {
 		t.Errorf("only %d tokens issued under load", ok)
 	}
 	if otherStatus > 0 {
