@@ -64,7 +64,7 @@ func TestFloodFromOneClientDoesNotSlowAnother(t *testing.T) {
 	s, _ := startWith(t, "limits: {rate: {per_second: 20, burst: 20}}\n")
 	tokenURL := s.endpoint("token_endpoint")
 	const (
-		samples = 41
+		samples    = 41
 		floodConns = 8
 		floodRate  = 2000 // requests a second, all connections together
 	)
