@@ -82,17 +82,17 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	return false, wait
 }
 
-// blocked reports whether key has a bucket and it is empty at now, and how long
-// until it is not. It takes nothing and adds no key.
+// blocked reports whether key has a bucket of its own and it is empty at now,
+// and how long until it is not. It takes nothing and adds no key. A key without
+// a bucket is never blocked, even when the table is full and the shared bucket
+// empty: else whoever fills the table (a flood from many addresses) would have
+// every well-behaved newcomer refused before it could authenticate.
 func (l *limiter) blocked(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[key]
 	if b == nil {
-		if len(l.buckets) < l.maxKeys {
-			return false, 0
-		}
-		b = &l.overflow // where a new key would go
+		return false, 0
 	}
 	l.refill(b, now)
 	if b.tokens >= 1 {
