@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -183,7 +182,7 @@ func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request) bool {
 	if !blocked {
 		return true
 	}
-	oe := s.refuseRate(r.Context(), endpoint, wait, "", addr, requestID(r), r.URL.Path, now)
+	oe := s.refuseRate(r.Context(), endpoint, wait, "address", "", addr, requestID(r), r.URL.Path, now)
 	writeRefusal(w, http.StatusTooManyRequests, oe.retryAfter, oe.oe, true)
 	return false
 }
@@ -212,15 +211,15 @@ func (s *Server) rateGateFor(r *http.Request, requestID string) grant.Limit {
 // request with a *rateLimitedError when it is empty.
 func (g *rateGate) Admit(c *client.Client) error {
 	now := g.s.cfg.Now()
-	lim, key, clientID := g.s.clientRate, c.ID, c.ID
+	lim, key, per := g.s.clientRate, c.ID, "client"
 	if c.Public() {
-		lim, key = g.s.addrRate, g.addr
+		lim, key, per = g.s.addrRate, g.addr, "address"
 	}
 	allowed, wait := lim.allow(key, now)
 	if allowed {
 		return nil
 	}
-	return g.s.refuseRate(g.ctx, g.endpoint, wait, clientID, g.addr, g.requestID, g.path, now)
+	return g.s.refuseRate(g.ctx, g.endpoint, wait, per, c.ID, g.addr, g.requestID, g.path, now)
 }
 
 // Unauthenticated spends the address's bucket.
@@ -238,21 +237,18 @@ type rateLimitedError struct {
 func (e *rateLimitedError) Error() string { return e.oe.Error() }
 func (e *rateLimitedError) Unwrap() error { return e.oe }
 
-// refuseRate counts a request refused by limits.rate, audits it as a
-// rate_limited event in aggregate — once per address and client id (clientID, ""
-// for an address's refusals) a minute (audit.Aggregator) — and returns its answer.
-func (s *Server) refuseRate(ctx context.Context, endpoint string, wait time.Duration, clientID, addr, reqID, path string, now time.Time) *rateLimitedError {
+// refuseRate counts a request refused by limits.rate, whose bucket is per
+// ("client" or "address"), audits it as a rate_limited event in aggregate — once
+// per address and client id (clientID, "" when it was refused before its
+// credentials were read) a minute (audit.Aggregator) — and returns its answer.
+func (s *Server) refuseRate(ctx context.Context, endpoint string, wait time.Duration, per, clientID, addr, reqID, path string, now time.Time) *rateLimitedError {
 	s.rateMetrics.refused.WithLabelValues(endpoint).Inc()
 	secs := strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
-	who := "this address"
-	if clientID != "" {
-		who = "this client"
-	}
-	oe := oauth.TemporarilyUnavailable("too many requests from "+who+"; retry after "+secs+" s", nil)
+	oe := oauth.TemporarilyUnavailable("too many requests from this "+per+"; retry after "+secs+" s", nil)
 	if s.cfg.Throttled != nil {
 		ev := &store.AuditEvent{
 			Time: now, Type: store.EventRateLimited, Decision: store.DecisionDeny,
-			Reason:    RateLimitedCode + ": " + strings.TrimPrefix(who, "this ") + " over limits.rate at " + path,
+			Reason:    RateLimitedCode + ": " + per + " over limits.rate at " + path,
 			RequestID: reqID, RemoteAddr: addr, ClientID: clientID,
 		}
 		// The refusal stands whether or not its record is stored: the limit
