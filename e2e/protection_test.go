@@ -372,7 +372,8 @@ func TestOversizeRequestsRefusedBeforeParsing(t *testing.T) {
 		t.Errorf("%d tokens issued, want only the subject token", issued)
 	}
 	for _, want := range []struct{ client, why string }{
-		{"web-app", "larger than 4096 bytes"}, {"batch", "larger than 4096 bytes"}, {"api1", "larger than 1048576 bytes"},
+		{"web-app", "larger than 4096 bytes: Content-Length 1000000"}, {"batch", "larger than 4096 bytes: more than that was sent"},
+		{"api1", "larger than 1048576 bytes: Content-Length 5000000"},
 		{"support", "more than 100 fields"}, {"api1", "too large"},
 	} {
 		if !strings.Contains(denied[want.client], want.why) {

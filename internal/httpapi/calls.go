@@ -102,13 +102,13 @@ func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request, limit int6
 		return nil, oauth.InvalidRequest("Content-Type must be application/json", nil)
 	}
 	if r.ContentLength > limit {
-		return nil, tooLarge(limit, nil)
+		return nil, tooLarge(r, limit)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge(limit, err)
+			return nil, tooLarge(r, limit)
 		}
 		return nil, oauth.InvalidRequest("cannot read request body", err)
 	}

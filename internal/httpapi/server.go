@@ -285,16 +285,17 @@ const maxFormFields = 100
 // bodyTooLarge is the cause of the invalid_request answering a body over an
 // endpoint's limit: writeError answers it 413 (RFC 9110 §15.5.14). A body whose
 // Content-Length says so is refused before any of it is read.
-type bodyTooLarge struct{ limit int64 }
+type bodyTooLarge struct{ how string }
 
-func (e *bodyTooLarge) Error() string {
-	return "request body is larger than " + strconv.FormatInt(e.limit, 10) + " bytes"
-}
+func (e *bodyTooLarge) Error() string { return e.how }
 
-// tooLarge is the error refusing a body over limit.
-func tooLarge(limit int64, cause error) error {
-	e := &bodyTooLarge{limit: limit}
-	return oauth.InvalidRequest(e.Error(), errors.Join(e, cause))
+// tooLarge is the error refusing r's body, over limit.
+func tooLarge(r *http.Request, limit int64) error {
+	how := "more than that was sent"
+	if r.ContentLength > limit {
+		how = "Content-Length " + strconv.FormatInt(r.ContentLength, 10)
+	}
+	return oauth.InvalidRequest("request body is larger than "+strconv.FormatInt(limit, 10)+" bytes", &bodyTooLarge{how: how})
 }
 
 // errReader fails every read with err.
@@ -468,13 +469,13 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 		return req, oauth.InvalidRequest("Content-Type must be application/x-www-form-urlencoded", nil)
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return req, tooLarge(s.cfg.MaxBodyBytes, nil)
+		return req, tooLarge(r, s.cfg.MaxBodyBytes)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return req, tooLarge(s.cfg.MaxBodyBytes, err)
+			return req, tooLarge(r, s.cfg.MaxBodyBytes)
 		}
 		return req, oauth.InvalidRequest("cannot read request body", err)
 	}
