@@ -37,6 +37,11 @@ type Request struct {
 	// that the denial is recorded with the client.
 	BindingErr error
 
+	// Prove, when set, checks the request's proof of possession (a DPoP proof)
+	// and sets Binding or BindingErr. Token calls it once the client is
+	// authenticated and admitted by Limit, so that a request refused before
+	// costs no proof check.
+	Prove func()
 	// Limit, when set, is told how the request's client authentication ended,
 	// before anything else is done for the request (limits.rate, see Limit).
 	Limit Limit
@@ -131,6 +136,9 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 	}
 	if err := req.admit(c); err != nil {
 		return nil, err
+	}
+	if req.Prove != nil {
+		req.Prove()
 	}
 	ev.ClientID = c.ID
 	if gtErr != nil {

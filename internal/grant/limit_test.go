@@ -29,7 +29,8 @@ var errOverRate = errors.New("over the rate")
 
 // TestDispatcherLimit: a request's Limit hears of its client once the client
 // authenticated, of a failure otherwise — exactly once either way — and a refusal
-// of the Limit is the answer as it is, with nothing recorded or issued.
+// of the Limit is the answer as it is, with nothing recorded or issued and no
+// proof of possession checked.
 func TestDispatcherLimit(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
@@ -44,10 +45,11 @@ func TestDispatcherLimit(t *testing.T) {
 		err             error  // the Limit's, returned as it is
 		code            string // else the OAuth error ("" for none)
 		events          int
+		proved          int // calls of req.Prove
 	}{
 		{
 			name: "ok/token-admitted", req: func() *grant.Request { return f.request("web", "grant_type", oauth.GrantClientCredentials) },
-			call: func(r *grant.Request) error { _, err := f.disp.Token(ctx, r); return err }, admitted: []string{"web"}, events: 1,
+			call: func(r *grant.Request) error { _, err := f.disp.Token(ctx, r); return err }, admitted: []string{"web"}, events: 1, proved: 1,
 		},
 		{
 			name: "fail/token-refused-by-the-limit", req: func() *grant.Request { return f.request("web", "grant_type", oauth.GrantClientCredentials) },
@@ -66,7 +68,7 @@ func TestDispatcherLimit(t *testing.T) {
 		{
 			name: "fail/token-denied-after-admission-is-not-unauthenticated", req: func() *grant.Request { return f.request("web", "grant_type", "urn:nope") },
 			call:     func(r *grant.Request) error { _, err := f.disp.Token(ctx, r); return err },
-			admitted: []string{"web"}, code: string(oauth.CodeUnsupportedGrantType), events: 1,
+			admitted: []string{"web"}, code: string(oauth.CodeUnsupportedGrantType), events: 1, proved: 1,
 		},
 		{
 			name: "ok/authenticate-admitted", req: func() *grant.Request { r := f.request("api"); r.Endpoint = "introspection"; return r },
@@ -90,6 +92,8 @@ func TestDispatcherLimit(t *testing.T) {
 			req.RemoteAddr = "198.51.100.7:1" // its own aggregation windows
 			lim := &limitLog{refuse: tc.refuse}
 			req.Limit = lim
+			proved := 0
+			req.Prove = func() { proved++ }
 			err := tc.call(req)
 			switch {
 			case tc.err != nil:
@@ -103,6 +107,9 @@ func TestDispatcherLimit(t *testing.T) {
 			}
 			if len(lim.admitted) != len(tc.admitted) || (len(tc.admitted) > 0 && lim.admitted[0] != tc.admitted[0]) || lim.unauthenticated != tc.unauthenticated {
 				t.Errorf("the Limit heard admitted %v, unauthenticated %d; want %v, %d", lim.admitted, lim.unauthenticated, tc.admitted, tc.unauthenticated)
+			}
+			if proved != tc.proved {
+				t.Errorf("the proof was checked %d times, want %d (only once admitted)", proved, tc.proved)
 			}
 			if got := len(f.events(t, req.RequestID)); got != tc.events {
 				t.Errorf("%d events recorded, want %d", got, tc.events)
