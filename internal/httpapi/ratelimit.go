@@ -239,8 +239,9 @@ func (e *rateLimitedError) Unwrap() error { return e.oe }
 
 // refuseRate counts a request refused by limits.rate, whose bucket is per
 // ("client" or "address"), audits it as a rate_limited event in aggregate — once
-// per address and client id (clientID, "" when it was refused before its
-// credentials were read) a minute (audit.Aggregator) — and returns its answer.
+// a minute per client, or per address and claimed client id (clientID, "" when
+// it was refused before its credentials were read) for the others
+// (audit.Aggregator) — and returns its answer.
 func (s *Server) refuseRate(ctx context.Context, endpoint string, wait time.Duration, per, clientID, addr, reqID, path string, now time.Time) *rateLimitedError {
 	s.rateMetrics.refused.WithLabelValues(endpoint).Inc()
 	secs := strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
@@ -258,7 +259,11 @@ func (s *Server) refuseRate(ctx context.Context, endpoint string, wait time.Dura
 			ctx, cancel = context.WithTimeout(ctx, d)
 			defer cancel()
 		}
-		if _, err := s.cfg.Throttled.Deny(ctx, ev, RateLimitedCode, now); err != nil {
+		deny := s.cfg.Throttled.Deny
+		if per == "client" {
+			deny = s.cfg.Throttled.DenyClient // once a minute per client, from wherever
+		}
+		if _, err := deny(ctx, ev, RateLimitedCode, now); err != nil {
 			s.cfg.Log.Warn("rate_limited event not recorded", "err", err)
 		}
 	}

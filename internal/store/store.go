@@ -137,8 +137,8 @@ const (
 	// failure. Between the failure and this event the node issued nothing.
 	EventAuditRecovered = "audit.recovered"
 	// EventRateLimited: requests of a client, or from an address, were refused by
-	// limits.rate; recorded once per address and client a minute, the rest summed
-	// up (audit.Aggregator).
+	// limits.rate; recorded once a minute per client (per address and claimed
+	// client for the others), the rest summed up (audit.Aggregator).
 	EventRateLimited = "rate_limited"
 )
 
