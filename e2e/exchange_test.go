@@ -148,7 +148,7 @@ func TestClientCredentials(t *testing.T) {
 	t.Run("fail/oversized-body", func(t *testing.T) {
 		r := s.postRaw(s.endpoint("token_endpoint"), basic("web-app", "web-secret"), "application/x-www-form-urlencoded",
 			"grant_type=client_credentials&pad="+strings.Repeat("x", 70000))
-		wantError(t, r, 400, "invalid_request")
+		wantError(t, r, 413, "invalid_request") // over limits.max_body_bytes: 413 Content Too Large
 	})
 }
 

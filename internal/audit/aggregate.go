@@ -76,6 +76,8 @@ type denialKey struct {
 	remote, client, code string
 	anyClient            bool // every other client id and code claimed from remote
 	anyRemote            bool // every other address (and client id)
+	// perClient: client's window from every address (DenyClient); remote is "".
+	perClient bool
 }
 
 type denialWindow struct {
@@ -100,10 +102,23 @@ type denialSummary struct {
 // request's); a summary that cannot be recorded is lost, and does not change the
 // answer to this request.
 func (a *Aggregator) Deny(ctx context.Context, ev *store.AuditEvent, code string, now time.Time) (recorded bool, err error) {
+	return a.deny(ctx, ev, code, now, false)
+}
+
+// DenyClient is Deny for the refusal of a client that authenticated (a request
+// over limits.rate): its windows are per client id and code, whatever address the
+// requests come from, so a client is on record once a minute however many
+// addresses it sends from. The first event keeps its address; the summary names
+// none.
+func (a *Aggregator) DenyClient(ctx context.Context, ev *store.AuditEvent, code string, now time.Time) (recorded bool, err error) {
+	return a.deny(ctx, ev, code, now, true)
+}
+
+func (a *Aggregator) deny(ctx context.Context, ev *store.AuditEvent, code string, now time.Time, perClient bool) (recorded bool, err error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	key, first, over := a.note(ev.RemoteAddr, ev.ClientID, code, ev.Type, now)
+	key, first, over := a.note(ev.RemoteAddr, ev.ClientID, code, ev.Type, now, perClient)
 	// Summaries are not this request's: recorded without its cancellation or trace.
 	_ = a.record(withoutTrace(context.WithoutCancel(ctx)), over, now) // lost summaries do not change this answer
 	if !first {
@@ -148,7 +163,7 @@ func (a *Aggregator) record(ctx context.Context, over []denialSummary, now time.
 
 // note counts one denial at now and reports whether it is the first of its window
 // (to be recorded at once), with the windows that are over by now.
-func (a *Aggregator) note(remote, clientID, code, typ string, now time.Time) (denialKey, bool, []denialSummary) {
+func (a *Aggregator) note(remote, clientID, code, typ string, now time.Time, perClient bool) (denialKey, bool, []denialSummary) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var over []denialSummary
@@ -157,13 +172,16 @@ func (a *Aggregator) note(remote, clientID, code, typ string, now time.Time) (de
 		a.swept = now
 	}
 	key := denialKey{remote: remote, client: store.Truncate(clientID, MaxClientIDBytes), code: code}
+	if perClient {
+		key = denialKey{client: key.client, code: code, perClient: true}
+	}
 	w := a.open[key]
 	if w != nil && now.Sub(w.first) >= DenialWindow {
 		over = a.close(key, w, over)
 		w = nil
 	}
 	if w == nil {
-		if a.perRemote[remote] >= MaxDenialKeysPerAddress {
+		if !perClient && a.perRemote[remote] >= MaxDenialKeysPerAddress {
 			key = denialKey{remote: remote, anyClient: true}
 		}
 		if _, ok := a.open[key]; !ok && len(a.open) >= MaxDenialKeys {
@@ -176,7 +194,7 @@ func (a *Aggregator) note(remote, clientID, code, typ string, now time.Time) (de
 	}
 	if w == nil {
 		a.open[key] = &denialWindow{first: now, last: now, count: 1, codes: map[string]int{code: 1}, typ: typ}
-		if !key.anyClient && !key.anyRemote {
+		if !key.anyClient && !key.anyRemote && !key.perClient {
 			a.perRemote[remote]++
 		}
 		return key, true, over
@@ -225,7 +243,7 @@ func (a *Aggregator) sweep(now time.Time) []denialSummary {
 // denial recorded at once.
 func (a *Aggregator) close(key denialKey, w *denialWindow, over []denialSummary) []denialSummary {
 	delete(a.open, key)
-	if !key.anyClient && !key.anyRemote {
+	if !key.anyClient && !key.anyRemote && !key.perClient {
 		if a.perRemote[key.remote]--; a.perRemote[key.remote] <= 0 {
 			delete(a.perRemote, key.remote)
 		}
@@ -246,6 +264,13 @@ func (s denialSummary) event(now time.Time) *store.AuditEvent {
 		client = fmt.Sprintf("client ids beyond the first %d claimed from there", MaxDenialKeysPerAddress)
 	case s.key.client == "":
 		client = "no client"
+	case s.key.perClient:
+		from = "any address"
+	}
+	what := "denied unauthenticated requests"
+	if s.w.typ == store.EventRateLimited {
+		// An authenticated client's too (limits.rate keys on it).
+		what = "requests refused by limits.rate"
 	}
 	codes := slices.Sorted(maps.Keys(s.w.codes))
 	top := codes[0]
@@ -262,8 +287,8 @@ func (s denialSummary) event(now time.Time) *store.AuditEvent {
 	return &store.AuditEvent{
 		Time: now, Type: cmp.Or(s.w.typ, store.EventDenied), Decision: store.DecisionDeny,
 		RemoteAddr: s.key.remote, ClientID: s.key.client,
-		Reason: fmt.Sprintf("%s: %d denied unauthenticated requests from %s for %s between %s and %s (the first recorded on its own)",
-			top, s.w.count, from, client, t1, t2),
+		Reason: fmt.Sprintf("%s: %d %s from %s for %s between %s and %s (the first recorded on its own)",
+			top, s.w.count, what, from, client, t1, t2),
 		Detail: string(detail),
 	}
 }

@@ -222,7 +222,8 @@ type Limits struct {
 	// refused at once with 503 and Retry-After (health, readiness and metrics
 	// never are).
 	MaxInFlight int `yaml:"max_in_flight"`
-	// Rate limits /token, /introspect, /revoke and /calls per client address.
+	// Rate limits /token, /introspect, /revoke and /calls per authenticated
+	// client, and per address for requests that did not authenticate.
 	Rate Rate `yaml:"rate"`
 }
 
@@ -429,7 +430,7 @@ const (
 	// concurrent clients the README's Performance section measures on 2 cores.
 	DefaultMaxInFlight = 512
 	// DefaultRatePerSecond and DefaultRateBurst are limits.rate's defaults: above
-	// the ~7,000 req/s the README's Performance runs reach from one address (the
+	// the ~7,000 req/s the README's Performance runs reach from one client (the
 	// benchmark's clients are never limited); operators lower them.
 	DefaultRatePerSecond = 10000
 	DefaultRateBurst     = 20000

@@ -29,6 +29,9 @@ func (d *Dispatcher) denyUnauthenticated(ctx context.Context, req *Request, ev *
 	if now.IsZero() {
 		now = time.Now()
 	}
+	if req.Limit != nil {
+		req.Limit.Unauthenticated()
+	}
 	oe := oauth.AsError(err)
 	fill(ev, err)
 	if _, rerr := d.denials.Deny(ctx, ev, string(oe.Code), now); rerr != nil {

@@ -37,6 +37,15 @@ type Request struct {
 	// that the denial is recorded with the client.
 	BindingErr error
 
+	// Prove, when set, checks the request's proof of possession (a DPoP proof)
+	// and sets Binding or BindingErr. Token calls it once the client is
+	// authenticated and admitted by Limit, so that a request refused before
+	// costs no proof check.
+	Prove func()
+	// Limit, when set, is told how the request's client authentication ended,
+	// before anything else is done for the request (limits.rate, see Limit).
+	Limit Limit
+
 	// authenticated is set once the Dispatcher authenticated the request's client
 	// (clientID): denials of requests without it are recorded in aggregate
 	// (denials.go).
@@ -47,6 +56,19 @@ type Request struct {
 // ClientID is the id of the client the Dispatcher authenticated for the request,
 // "" while none is (before authentication, or when it failed).
 func (r *Request) ClientID() string { return r.clientID }
+
+// Limit applies a rate limit once a request's client authentication is decided,
+// so that a client's allowance is only spent by requests that proved to be that
+// client's (a claimed client id with a wrong secret spends its sender's instead).
+// Admit is called when the client authenticated; an error it returns is the
+// answer, as it is, and the Dispatcher records nothing for it (the Limit records
+// its refusals, in aggregate). Unauthenticated is called when the request is
+// refused without an authenticated client. Both are called on the request's
+// goroutine, at most once per request.
+type Limit interface {
+	Admit(c *client.Client) error
+	Unauthenticated()
+}
 
 // Grant issues tokens for one grant type. Handle runs only for an authenticated
 // client that may use the grant. It fills ev with what it learns — subject, parent
@@ -125,6 +147,12 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 	c, err := d.authenticate(ctx, req)
 	if err != nil {
 		return nil, d.denyUnauthenticated(ctx, req, ev, err)
+	}
+	if err := req.admit(c); err != nil {
+		return nil, err
+	}
+	if req.Prove != nil {
+		req.Prove()
 	}
 	ev.ClientID = c.ID
 	requestAttributes(ctx, c.ID, gt, d.grants[gt] != nil)
@@ -224,13 +252,25 @@ func (d *Dispatcher) Refuse(ctx context.Context, req *Request, err error) error 
 }
 
 // Authenticate authenticates the client of a non-token request (introspection,
-// revocation); a failure is recorded as a denial.
+// revocation, call reports); a failure is recorded as a denial. A refusal of the
+// request's Limit is returned as it is.
 func (d *Dispatcher) Authenticate(ctx context.Context, req *Request) (*client.Client, error) {
 	c, err := d.authenticate(ctx, req)
 	if err != nil {
 		return nil, d.Refuse(ctx, req, err)
 	}
+	if err := req.admit(c); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// admit asks req's Limit, if any, whether its authenticated client c may go on.
+func (req *Request) admit(c *client.Client) error {
+	if req.Limit == nil {
+		return nil
+	}
+	return req.Limit.Admit(c)
 }
 
 // authenticate authenticates req's client. A client id that is not UTF-8 or holds

@@ -91,6 +91,7 @@ func (s *Server) calls(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) plainRequest(w http.ResponseWriter, r *http.Request, endpoint string) *grant.Request {
 	req := &grant.Request{Endpoint: endpoint, RequestID: requestID(r), RemoteAddr: remoteHost(r), Now: s.cfg.Now()}
 	w.Header().Set("X-Request-Id", req.RequestID)
+	req.Limit = s.rateGateFor(r, req.RequestID)
 	req.Credentials = credentials(r.Header)
 	accessOf(r).setRequest(req)
 	return req
@@ -101,11 +102,14 @@ func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request, limit int6
 	if err != nil || mt != "application/json" {
 		return nil, oauth.InvalidRequest("Content-Type must be application/json", nil)
 	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(r, limit)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(connWriter(w), r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, oauth.InvalidRequest(fmt.Sprintf("request body is larger than %d bytes", limit), err)
+			return nil, tooLarge(r, limit)
 		}
 		return nil, oauth.InvalidRequest("cannot read request body", err)
 	}

@@ -107,11 +107,13 @@ func (s *Server) dpopProof(ctx context.Context, proofs []string, method, htu, ac
 	return p, nil
 }
 
-// tokenProof checks the DPoP proof of a token request (RFC 9449 §5): the request
-// carries the key it proved in req.Binding, or in req.BindingErr why its proof is
-// refused — the Dispatcher refuses it then, after authenticating the client, so
-// that the denial is recorded with the client and its reason. With
-// dpop.require_nonce every answer carries the current nonce (RFC 9449 §8).
+// tokenProof readies the DPoP proof check of a token request (RFC 9449 §5): with
+// dpop.require_nonce every answer carries the current nonce (RFC 9449 §8), and
+// req.Prove checks the proof — the Dispatcher calls it once the client is
+// authenticated and admitted by limits.rate, so that a refused request costs no
+// signature check and no replay-store write. It leaves in req.Binding the key the
+// request proved, or in req.BindingErr why its proof is refused — the Dispatcher
+// refuses it then, so that the denial is recorded with the client and its reason.
 func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, req *grant.Request) {
 	if s.cfg.DPoP.RequireNonce {
 		if n := s.dpopNonce(req.Now); n != "" {
@@ -122,12 +124,14 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, req *grant.R
 	if len(proofs) == 0 {
 		return
 	}
-	p, err := s.dpopProof(r.Context(), proofs, http.MethodPost, s.cfg.Issuer+PathToken, "", req.Now)
-	if err != nil {
-		req.BindingErr = err
-		return
+	req.Prove = func() {
+		p, err := s.dpopProof(r.Context(), proofs, http.MethodPost, s.cfg.Issuer+PathToken, "", req.Now)
+		if err != nil {
+			req.BindingErr = err
+			return
+		}
+		req.Binding = &oauth.Confirmation{JKT: p.JKT}
 	}
-	req.Binding = &oauth.Confirmation{JKT: p.JKT}
 }
 
 // dpopChallenge is the WWW-Authenticate value of a resource refusing a request

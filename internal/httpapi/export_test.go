@@ -4,13 +4,25 @@ package httpapi
 // limits.max_in_flight, for tests.
 func (s *Server) InFlight() int64 { return s.shed.inFlight.Load() }
 
-// RateLimitKeys is the number of addresses with their own limits.rate bucket,
-// for tests.
-func (s *Server) RateLimitKeys() int { return s.limiter.size() }
+// RateLimitKeys is the number of clients and addresses with their own
+// limits.rate bucket, for tests.
+func (s *Server) RateLimitKeys() int { return s.clientRate.size() + s.addrRate.size() }
 
-// SetMaxRateKeys bounds the rate limiter's table to n addresses, for tests.
+// SetMaxRateKeys bounds each of the rate limiter's tables to n keys, for tests.
 func (s *Server) SetMaxRateKeys(n int) {
-	s.limiter.mu.Lock()
-	defer s.limiter.mu.Unlock()
-	s.limiter.maxKeys = n
+	for _, l := range []*limiter{s.clientRate, s.addrRate} {
+		l.mu.Lock()
+		l.maxKeys = n
+		l.mu.Unlock()
+	}
+}
+
+// SetRate sets limits.rate to perSecond (a fraction: slower than the config
+// allows) and burst, for tests.
+func (s *Server) SetRate(perSecond float64, burst int) {
+	for _, l := range []*limiter{s.clientRate, s.addrRate} {
+		l.mu.Lock()
+		l.rate, l.burst = perSecond, float64(burst)
+		l.mu.Unlock()
+	}
 }

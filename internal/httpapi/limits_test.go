@@ -78,18 +78,50 @@ func metricValue(t *testing.T, n *node, series string) string {
 	return ""
 }
 
-// A flood from one address is refused with 429 once its burst is spent, while
-// another address is served; each refusal is counted, and audited once.
-func TestRateLimitFloodFromOneAddressSparesAnother(t *testing.T) {
+// tokenWith is a client_credentials request from address addr with the Basic
+// credentials id:secret (none when id is "").
+func tokenWith(addr, id, secret string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(url.Values{"grant_type": {oauth.GrantClientCredentials}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(id+":"+secret)))
+	}
+	r.RemoteAddr = addr + ":40000"
+	return r
+}
+
+// auditCount is the number of events in n's audit trail.
+func auditCount(t *testing.T, n *node) int {
+	t.Helper()
+	evs, err := n.s.Store.Query(t.Context(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(evs)
+}
+
+// A flood from one client is refused with 429 once its burst is spent, wherever
+// it comes from, while another client from the same address is served; each
+// refusal is counted, and audited once; a refusal writes nothing else.
+func TestRateLimitFloodFromOneClientSparesAnother(t *testing.T) {
 	n := newNodeWith(t, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1, Burst: 5} })
 	const flood = 40
-	refused := 0
-	for range flood {
+	refused, before, servedAfter := 0, 0, 0
+	for i := range flood {
+		if i == 10 {
+			before = auditCount(t, n)
+		}
 		w := n.do(tokenFrom("192.0.2.1", "web-app"))
 		switch w.Code {
 		case http.StatusOK:
+			if i >= 10 {
+				servedAfter++
+			}
 		case http.StatusTooManyRequests:
 			refusal(t, w, http.StatusTooManyRequests)
+			if w.Header().Get("Connection") == "close" {
+				t.Errorf("a client refused after authentication has its connection closed; its body was read")
+			}
 			refused++
 		default:
 			t.Fatalf("flood: status %d %s", w.Code, w.Body)
@@ -99,30 +131,148 @@ func TestRateLimitFloodFromOneAddressSparesAnother(t *testing.T) {
 	if refused < flood/2 {
 		t.Errorf("%d of %d flooding requests refused, want most", refused, flood)
 	}
-	if w := n.do(tokenFrom("192.0.2.2", "web-app")); w.Code != http.StatusOK {
-		t.Errorf("another address during the flood: %d %s, want 200", w.Code, w.Body)
+	// From the 11th request on (the first refusal's event recorded), nothing
+	// was written but the records of the few tokens the refill allowed.
+	if grew := auditCount(t, n) - before; grew > servedAfter {
+		t.Errorf("the audit trail grew by %d events during %d refusals", grew, refused)
 	}
-	for _, path := range []string{"/introspect", "/revoke", "/calls"} {
-		r := httptest.NewRequest(http.MethodPost, path, nil)
-		r.RemoteAddr = "192.0.2.1:40000"
-		if w := n.do(r); w.Code != http.StatusTooManyRequests {
-			t.Errorf("%s from the flooding address: %d, want 429", path, w.Code)
-		}
+	if w := n.do(tokenFrom("192.0.2.1", "support")); w.Code != http.StatusOK {
+		t.Errorf("another client from the flooding address: %d %s, want 200", w.Code, w.Body)
 	}
+	if w := n.do(tokenFrom("192.0.2.2", "web-app")); w.Code != http.StatusTooManyRequests {
+		t.Errorf("the flooding client from another address: %d %s, want 429", w.Code, w.Body)
+	}
+	refused++
 	if got, want := metricValue(t, n, `deputy_rate_limited_total{endpoint="token"}`), strconv.Itoa(refused); got != want {
 		t.Errorf(`deputy_rate_limited_total{endpoint="token"} = %q, want %s`, got, want)
+	}
+	if got := metricValue(t, n, `deputy_token_requests_total{error="temporarily_unavailable",grant_type="client_credentials",outcome="denied"}`); got != "" {
+		t.Errorf("rate-limited requests counted as token requests too: %s", got)
 	}
 	evs, err := n.s.Store.Query(t.Context(), store.AuditFilter{Type: store.EventRateLimited})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 1 || evs[0].RemoteAddr != "192.0.2.1" || evs[0].Decision != store.DecisionDeny {
-		t.Errorf("rate_limited events %+v, want one for 192.0.2.1 (once per address a minute)", evs)
+	// Once per client a minute, from whichever address: the first refusal's.
+	if len(evs) != 1 || evs[0].ClientID != "web-app" || evs[0].RemoteAddr != "192.0.2.1" || evs[0].Decision != store.DecisionDeny {
+		t.Errorf("rate_limited events %+v, want one denial of web-app, from 192.0.2.1", evs)
 	}
 }
 
-// Junk client ids do not make the limiter's table grow: it keys on the address,
-// and the addresses it tracks are bounded too.
+// TestRateLimitKeying: whose bucket a request spends (ratelimit.go, Keying).
+func TestRateLimitKeying(t *testing.T) {
+	const burst = 3
+	spa := config.Client{ID: "spa", AuthMethod: oauth.AuthNone, GrantTypes: []string{oauth.GrantAuthorizationCode},
+		RedirectURIs: []string{"http://127.0.0.1:9000/callback"}}
+	codeFrom := func(addr string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(url.Values{
+			"grant_type": {oauth.GrantAuthorizationCode}, "client_id": {"spa"}, "code": {"no-such-code"},
+			"redirect_uri": {"http://127.0.0.1:9000/callback"}, "code_verifier": {strings.Repeat("v", 43)},
+		}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.RemoteAddr = addr + ":40000"
+		return r
+	}
+	introspectFrom := func(addr string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/introspect", strings.NewReader("token=x"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.RemoteAddr = addr + ":40000"
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		// flood is sent burst+2 times from 192.0.2.10; want the answer to the
+		// last of them.
+		flood     func() *http.Request
+		floodLast int
+		// then, each with its want.
+		then []func() *http.Request
+		want []int
+	}{
+		{
+			name:  "ok/clients-behind-one-address-do-not-share",
+			flood: func() *http.Request { return tokenFrom("192.0.2.10", "web-app") }, floodLast: http.StatusTooManyRequests,
+			then: []func() *http.Request{
+				func() *http.Request { return tokenFrom("192.0.2.10", "support") },
+				func() *http.Request { return tokenFrom("192.0.2.10", "api1") },
+				func() *http.Request { return tokenFrom("192.0.2.10", "api2") },
+			},
+			want: []int{http.StatusOK, http.StatusOK, http.StatusOK},
+		},
+		{
+			name:  "fail/spoofed-client-id-spends-its-address-not-the-client",
+			flood: func() *http.Request { return tokenWith("192.0.2.10", "web-app", "wrong") }, floodLast: http.StatusTooManyRequests,
+			then: []func() *http.Request{
+				// The real web-app elsewhere has its whole burst.
+				func() *http.Request { return tokenFrom("192.0.2.11", "web-app") },
+				func() *http.Request { return tokenFrom("192.0.2.11", "web-app") },
+				func() *http.Request { return tokenFrom("192.0.2.11", "web-app") },
+				// The spoofing address is refused before anything is parsed,
+				// whatever it sends.
+				func() *http.Request { return tokenFrom("192.0.2.10", "support") },
+			},
+			want: []int{http.StatusOK, http.StatusOK, http.StatusOK, http.StatusTooManyRequests},
+		},
+		{
+			name:  "fail/unauthenticated-per-address",
+			flood: func() *http.Request { return introspectFrom("192.0.2.10") }, floodLast: http.StatusTooManyRequests,
+			then: []func() *http.Request{
+				func() *http.Request { return introspectFrom("192.0.2.11") },
+				func() *http.Request { return tokenWith("192.0.2.10", "", "") },
+				func() *http.Request { return tokenFrom("192.0.2.11", "web-app") },
+			},
+			want: []int{http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusOK},
+		},
+		{
+			name:  "fail/public-client-per-address",
+			flood: func() *http.Request { return codeFrom("192.0.2.10") }, floodLast: http.StatusTooManyRequests,
+			then: []func() *http.Request{
+				func() *http.Request { return codeFrom("192.0.2.11") },
+				func() *http.Request { return tokenFrom("192.0.2.11", "web-app") },
+			},
+			want: []int{http.StatusBadRequest, http.StatusOK},
+		},
+		{
+			name:  "ok/authenticated-clients-never-spend-the-address",
+			flood: func() *http.Request { return tokenFrom("192.0.2.10", "api3") }, floodLast: http.StatusTooManyRequests,
+			then: []func() *http.Request{
+				// The address has no bucket: its unauthenticated requests get
+				// their whole burst.
+				func() *http.Request { return introspectFrom("192.0.2.10") },
+				func() *http.Request { return introspectFrom("192.0.2.10") },
+				func() *http.Request { return introspectFrom("192.0.2.10") },
+			},
+			want: []int{http.StatusUnauthorized, http.StatusUnauthorized, http.StatusUnauthorized},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNodeWith(t, func(c *config.Config) {
+				// A refill of one a minute: this machine's speed cannot refill a bucket.
+				c.Limits.Rate = config.Rate{PerSecond: 1, Burst: burst}
+				c.Clients = append(c.Clients, spa)
+			})
+			api := n.s.API()
+			api.SetRate(1.0/60, burst)
+			var w *httptest.ResponseRecorder
+			for range burst + 2 {
+				w = n.do(tc.flood())
+			}
+			if w.Code != tc.floodLast {
+				t.Fatalf("the flood's last answer: %d %s, want %d", w.Code, w.Body, tc.floodLast)
+			}
+			refusal(t, w, tc.floodLast)
+			for i, req := range tc.then {
+				if w := n.do(req()); w.Code != tc.want[i] {
+					t.Errorf("then[%d]: %d %s, want %d", i, w.Code, w.Body, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+// Junk client ids do not make the limiter's tables grow: a client id that does
+// not authenticate spends its address's bucket, and the addresses tracked are
+// bounded too.
 func TestRateLimitJunkClientIDsStayBounded(t *testing.T) {
 	n := newNodeWith(t, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1, Burst: 2} })
 	api := n.s.API()
@@ -142,9 +292,30 @@ func TestRateLimitJunkClientIDsStayBounded(t *testing.T) {
 	if got := api.RateLimitKeys(); got > maxKeys {
 		t.Errorf("after 500 addresses the limiter holds %d keys, want at most %d", got, maxKeys)
 	}
-	// The addresses beyond the bound share one bucket: most of them are refused.
-	if codes[http.StatusTooManyRequests] == 0 {
-		t.Errorf("answers %v: no address beyond the bound was limited", codes)
+	// Each address sent one request: each got its real answer. The addresses
+	// beyond the bound share one bucket, which their failures spent, but it
+	// refuses no address before parsing (limiter.blocked): a well-behaved
+	// newcomer must not be refused because others filled the table.
+	if codes[http.StatusUnauthorized] != 500 {
+		t.Errorf("answers %v, want 500 × 401", codes)
+	}
+	if w := n.do(tokenFrom("203.0.113.9", "web-app")); w.Code != http.StatusOK {
+		t.Errorf("a well-behaved client from a new address while the table is full: %d %s", w.Code, w.Body)
+	}
+}
+
+// Requests whose client authenticates add no address to the limiter's tables,
+// however many addresses they come from: one key, the client's.
+func TestRateLimitWellBehavedAddressesAddNoKeys(t *testing.T) {
+	n := newNodeWith(t, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1000, Burst: 1000} })
+	api := n.s.API()
+	for i := range 200 {
+		if w := n.do(tokenFrom(fmt.Sprintf("198.51.100.%d", i), "web-app")); w.Code != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	if got := api.RateLimitKeys(); got != 1 {
+		t.Errorf("after one client's requests from 200 addresses the limiter holds %d keys, want 1", got)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,7 +134,8 @@ type Config struct {
 	// shed.go; optional: 0 is no cap).
 	MaxInFlight int
 	// RatePerSecond and RateBurst limit /token, /introspect, /revoke and /calls
-	// per client address (limits.rate, ratelimit.go; optional: 0 is no limit).
+	// per authenticated client, and per address for requests that did not
+	// authenticate (limits.rate, ratelimit.go; optional: 0 is no limit).
 	RatePerSecond, RateBurst int
 	// Throttled records rate_limited events in aggregate (optional: not audited).
 	Throttled *audit.Aggregator
@@ -165,11 +167,11 @@ type node struct {
 	headerHint sync.Once
 	// nonces is the DPoP nonce this node hands out (dpop.go).
 	nonces dpopNonces
-	// shed caps the requests in flight (shed.go); limiter and rateMetrics
-	// apply limits.rate (ratelimit.go).
-	shed        shedder
-	limiter     *limiter
-	rateMetrics *rateLimitMetrics
+	// shed caps the requests in flight (shed.go); clientRate, addrRate and
+	// rateMetrics apply limits.rate (ratelimit.go).
+	shed                 shedder
+	clientRate, addrRate *limiter
+	rateMetrics          *rateLimitMetrics
 }
 
 // Metrics serves the Prometheus text of the server's registry (README "Metrics"),
@@ -205,7 +207,8 @@ func New(cfg Config) (*Server, error) {
 	n := &node{metrics: newMetrics(cfg.Registry), rateMetrics: newRateLimitMetrics(cfg.Registry)}
 	n.shed.max = int64(cfg.MaxInFlight)
 	if cfg.RatePerSecond > 0 {
-		n.limiter = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
+		n.clientRate = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
+		n.addrRate = newLimiter(cfg.RatePerSecond, max(cfg.RateBurst, 1), DefaultMaxRateKeys)
 	}
 	return build(cfg, n)
 }
@@ -283,12 +286,48 @@ func (s *Server) readBodyFirst(r *http.Request) {
 		return
 	}
 	limit := max(s.cfg.MaxBodyBytes, maxCallsBody, maxCallbackBody) + 1
+	if r.ContentLength > s.maxBody(r.URL.Path) {
+		return // refused by its handler without reading it (bodyTooLarge)
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit))
 	if err != nil {
 		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{err}))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
+}
+
+// maxBody is the largest body the endpoint at path accepts.
+func (s *Server) maxBody(path string) int64 {
+	switch {
+	case path == PathToken || path == PathIntrospection || path == PathRevocation:
+		return s.cfg.MaxBodyBytes
+	case path == PathCalls:
+		return maxCallsBody
+	}
+	return max(s.cfg.MaxBodyBytes, maxCallsBody, maxCallbackBody)
+}
+
+// maxFormFields bounds the fields of a token, introspection or revocation form:
+// the richest request (a token exchange with several audiences and resources)
+// has a few dozen. A form with more is refused before url.ParseQuery allocates
+// for each field.
+const maxFormFields = 100
+
+// bodyTooLarge is the cause of the invalid_request answering a body over an
+// endpoint's limit: writeError answers it 413 (RFC 9110 §15.5.14). A body whose
+// Content-Length says so is refused before any of it is read.
+type bodyTooLarge struct{ how string }
+
+func (e *bodyTooLarge) Error() string { return e.how }
+
+// tooLarge is the error refusing r's body, over limit.
+func tooLarge(r *http.Request, limit int64) error {
+	how := "more than that was sent"
+	if r.ContentLength > limit {
+		how = "Content-Length " + strconv.FormatInt(r.ContentLength, 10)
+	}
+	return oauth.InvalidRequest("request body is larger than "+strconv.FormatInt(limit, 10)+" bytes", &bodyTooLarge{how: how})
 }
 
 // errReader fails every read with err.
@@ -311,8 +350,9 @@ const retryAfterUnavailable = "5"
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w, r = s.beginAccess(w, r) // one access-log line per request (accesslog.go)
 	defer s.endAccess(w, r)
-	// Refused before anything is read or parsed: a full node and a flooding
-	// address cost as little as possible (shed.go, ratelimit.go).
+	// Refused before anything is read or parsed: a full node, and an address
+	// that flooded with requests that did not authenticate, cost as little as
+	// possible (shed.go, ratelimit.go).
 	if !s.shed.admit(w, r) {
 		return
 	}
@@ -393,6 +433,15 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("Content-Type", "application/json")
+	var rl *rateLimitedError
+	if errors.As(err, &rl) {
+		writeRefusal(w, r, http.StatusTooManyRequests, rl.retryAfter, rl.oe, false)
+		return
+	}
+	status := 0
+	if tl := (*bodyTooLarge)(nil); errors.As(err, &tl) {
+		status = http.StatusRequestEntityTooLarge
+	}
 	var me *methodError
 	if errors.As(err, &me) {
 		h.Set("Allow", me.allow)
@@ -412,7 +461,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("Retry-After", retryAfterUnavailable)
 	}
 	accessOf(r).deny(oe.Code)
-	w.WriteHeader(oe.Status())
+	w.WriteHeader(cmp.Or(status, oe.Status()))
 	_ = json.NewEncoder(w).Encode(oe)
 }
 
@@ -446,6 +495,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 		Now:        s.cfg.Now(),
 	}
 	w.Header().Set("X-Request-Id", req.RequestID)
+	req.Limit = s.rateGateFor(r, req.RequestID)
 	req.Credentials = credentials(r.Header)
 	accessOf(r).setRequest(req)
 	certs, certErr := s.clientCertificates(r)
@@ -463,13 +513,19 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, endpoint string) 
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return req, oauth.InvalidRequest("Content-Type must be application/x-www-form-urlencoded", nil)
 	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return req, tooLarge(r, s.cfg.MaxBodyBytes)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(connWriter(w), r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return req, oauth.InvalidRequest("request body is too large", err)
+			return req, tooLarge(r, s.cfg.MaxBodyBytes)
 		}
 		return req, oauth.InvalidRequest("cannot read request body", err)
+	}
+	if n := bytes.Count(body, []byte("&")) + 1; n > maxFormFields {
+		return req, oauth.InvalidRequest(fmt.Sprintf("the form has more than %d fields", maxFormFields), nil)
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
@@ -590,6 +646,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		if err == nil {
 			s.metrics.observe(a.grant, "", start)
 			return writeJSON(w, resp)
+		}
+		var rl *rateLimitedError
+		if errors.As(err, &rl) {
+			return err // counted in deputy_rate_limited_total
 		}
 	} else {
 		err = s.cfg.Dispatcher.Refuse(r.Context(), req, err)

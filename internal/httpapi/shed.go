@@ -36,7 +36,7 @@ func (sh *shedder) admit(w http.ResponseWriter, r *http.Request) bool {
 	if sh.inFlight.Add(1) > sh.max {
 		sh.inFlight.Add(-1)
 		writeRefusal(w, r, http.StatusServiceUnavailable, retryAfterShed,
-			oauth.TemporarilyUnavailable("the server is busy; retry later", nil))
+			oauth.TemporarilyUnavailable("the server is busy; retry later", nil), true)
 		return false
 	}
 	return true
@@ -48,16 +48,20 @@ func (sh *shedder) done(r *http.Request) {
 	}
 }
 
-// writeRefusal answers a request refused before it was parsed (shed or rate
-// limited) with status, Retry-After and an RFC 6749 §5.2-shaped JSON error.
-func writeRefusal(w http.ResponseWriter, r *http.Request, status int, retryAfter string, oe *oauth.Error) {
+// writeRefusal answers a request refused by limits (shed or rate limited) with
+// status, Retry-After and an RFC 6749 §5.2-shaped JSON error. unread: the body
+// was not read (refused before parsing), so the connection is closed rather than
+// kept for a next request behind an unread body.
+func writeRefusal(w http.ResponseWriter, r *http.Request, status int, retryAfter string, oe *oauth.Error, unread bool) {
 	accessOf(r).deny(oe.Code)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("Content-Type", "application/json")
 	h.Set("Retry-After", retryAfter)
-	h.Set("Connection", "close")
+	if unread {
+		h.Set("Connection", "close")
+	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(oe)
 }

@@ -136,8 +136,9 @@ const (
 	// for the database's sake (full disk, unreachable server); Reason names the
 	// failure. Between the failure and this event the node issued nothing.
 	EventAuditRecovered = "audit.recovered"
-	// EventRateLimited: requests from an address were refused by limits.rate;
-	// recorded once per address a minute, the rest summed up (audit.Aggregator).
+	// EventRateLimited: requests of a client, or from an address, were refused by
+	// limits.rate; recorded once a minute per client (per address and claimed
+	// client for the others), the rest summed up (audit.Aggregator).
 	EventRateLimited = "rate_limited"
 	// EventConfigReloaded: SIGHUP reloaded the configuration file (decision
 	// allow) or refused it and kept the running configuration (deny). Detail
