@@ -150,7 +150,7 @@ func accessLogCases(t *testing.T, s *server.Server) []struct {
 			map[string]any{"method": "GET", "route": "/token", "status": 405, "outcome": "denied", "error": "invalid_request", "grant": "other"}, "INFO"},
 		{"fail/body-too-large", logRequest{method: "POST", target: "/token", auth: basicAuth("web-app", "web-app-secret"), contentType: form,
 			body: "grant_type=client_credentials&scope=" + strings.Repeat("a", 70000)},
-			map[string]any{"method": "POST", "route": "/token", "status": 400, "outcome": "denied", "error": "invalid_request", "client": "web-app", "client_verified": false, "grant": "other"}, "INFO"},
+			map[string]any{"method": "POST", "route": "/token", "status": 413, "outcome": "denied", "error": "invalid_request", "client": "web-app", "client_verified": false, "grant": "other"}, "INFO"},
 		{"ok/introspect", logRequest{method: "POST", target: "/introspect", auth: basicAuth("web-app", "web-app-secret"), contentType: form,
 			body: "token=" + tok.AccessToken},
 			map[string]any{"method": "POST", "route": "/introspect", "status": 200, "outcome": "ok", "client": "web-app", "client_verified": true}, "INFO"},
@@ -247,9 +247,9 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
-// TestAccessLogRateLimited: a request limits.rate refuses before anything is
-// parsed has its line too: 429, temporarily_unavailable, and no client (the
-// limit keys on the address; the credentials are never read).
+// TestAccessLogRateLimited: a request limits.rate refuses has its line too: 429,
+// temporarily_unavailable, and the client whose allowance it exceeded (the limit
+// keys on the authenticated client; no grant ran).
 func TestAccessLogRateLimited(t *testing.T) {
 	s, logs := logNode(t, jsonHandler, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1, Burst: 1} })
 	req := logRequest{method: "POST", target: "/token", auth: basicAuth("web-app", "web-app-secret"), contentType: form, body: "grant_type=client_credentials"}
@@ -279,8 +279,8 @@ func TestAccessLogRateLimited(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	if got["client"] != nil || got["grant"] != nil {
-		t.Errorf("client %v grant %v on a request refused before it was read", got["client"], got["grant"])
+	if got["client"] != "web-app" || got["client_verified"] != true {
+		t.Errorf("client %v (verified %v), want web-app, authenticated before its allowance was checked", got["client"], got["client_verified"])
 	}
 }
 
