@@ -255,7 +255,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		map[string]any{"client": "mallory", "client_verified": true, "grant": cc})
 	big := clientCredentials("")
 	big.Set("scope", strings.Repeat("s", 70000))
-	deny(s.post("token_endpoint", "web-app", "web-secret", big), 400, "invalid_request",
+	deny(s.post("token_endpoint", "web-app", "web-secret", big), 413, "invalid_request",
 		map[string]any{"client": "web-app", "client_verified": false, "grant": "other"})
 
 	// private_key_jwt.
