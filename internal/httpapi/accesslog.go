@@ -136,10 +136,13 @@ func (w *accessWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // on a body over its limit it tells the server to close the connection rather
 // than read the rest, which it can only through the server's own writer.
 func connWriter(w http.ResponseWriter) http.ResponseWriter {
-	if aw, ok := w.(*accessWriter); ok {
-		return aw.ResponseWriter
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
 	}
-	return w
 }
 
 // beginAccess starts r's access record: its request id (the one its audit

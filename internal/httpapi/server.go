@@ -357,7 +357,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.shed.done(r)
-	w, r, endSpan := startSpan(w, r) // tracing.go
+	r, endSpan := startSpan(w, r) // tracing.go
 	defer endSpan()
 	accessOf(r).sawContext(r.Context()) // the line names the request's trace
 	s.metrics.inFlight.Inc()
@@ -416,7 +416,6 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	accessOf(r).sawContext(r.Context())
 	if err := h(w, r); err != nil {
-		spanError(w, err)
 		writeError(w, r, err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/deputy-auth/deputy/oauth"
 )
 
 // Tracing (README "Operating deputy › Tracing"): every request gets a server span
@@ -57,10 +56,12 @@ func spanMethod(m string) string {
 var serverKind = trace.WithSpanKind(trace.SpanKindServer)
 
 // startSpan starts the server span of r, the child of the span its traceparent
-// names, if any. It returns the request with the span in its context, the
-// writer to answer through (one that notes the status when the span is
-// recorded) and the function that ends the span.
-func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request, func()) {
+// names, if any. It returns the request with the span in its context and the
+// function that ends the span. w is the writer ServeHTTP answers through (the
+// access log's, which notes the status); the OAuth error code comes from r's
+// access record (writeError notes it), never the description, which may quote
+// what the client sent.
+func startSpan(w http.ResponseWriter, r *http.Request) (*http.Request, func()) {
 	ctx := r.Context()
 	if r.Header.Get("Traceparent") != "" {
 		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
@@ -78,23 +79,23 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 	}
 	r = r.WithContext(ctx)
 	if !span.IsRecording() {
-		return w, r, noEnd // a span that records nothing needs no End
+		return r, noEnd // a span that records nothing needs no End
 	}
 	span.SetAttributes(attrMethod.String(method))
 	if rt != "other" {
 		span.SetAttributes(attrRoute.String(rt))
 	}
-	sw := &statusWriter{ResponseWriter: w}
-	return sw, r, func() {
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
+	a := accessOf(r)
+	return r, func() {
+		status := http.StatusOK
+		if aw, ok := w.(*accessWriter); ok && aw.status != 0 {
+			status = aw.status
 		}
 		span.SetAttributes(attrStatus.Int(status))
 		switch {
-		case sw.oauthError != "":
-			span.SetAttributes(attrOAuthError.String(sw.oauthError))
-			span.SetStatus(codes.Error, sw.oauthError)
+		case a.code != "":
+			span.SetAttributes(attrOAuthError.String(string(a.code)))
+			span.SetStatus(codes.Error, string(a.code))
 		case status >= 400:
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
@@ -103,15 +104,6 @@ func startSpan(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *ht
 }
 
 func noEnd() {}
-
-// spanError notes, for the server span, the OAuth error code (a fixed set) of
-// the error a handler failed with; its description and cause stay out of the
-// span, as they may quote what the client sent.
-func spanError(w http.ResponseWriter, err error) {
-	if sw, ok := w.(*statusWriter); ok {
-		sw.oauthError = string(oauth.AsError(err).Code)
-	}
-}
 
 // newSpanContext is a fresh, unsampled span context: random trace and span ids
 // (W3C Trace Context §3.2.2.3-4; they need to be unique, not secret).
@@ -133,27 +125,3 @@ func putUint64(b []byte, v uint64) {
 		b[i] = byte(v >> (56 - 8*i))
 	}
 }
-
-// statusWriter notes the status of the response for the server span.
-type statusWriter struct {
-	http.ResponseWriter
-	status     int
-	oauthError string // the OAuth error code of a handler's error (spanError)
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

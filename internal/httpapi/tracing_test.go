@@ -15,7 +15,7 @@ func spanContextOf(t testing.TB, path, traceparent string) trace.SpanContext {
 	if traceparent != "" {
 		r.Header.Set("traceparent", traceparent)
 	}
-	_, r, end := startSpan(httptest.NewRecorder(), r)
+	r, end := startSpan(httptest.NewRecorder(), r)
 	defer end()
 	return trace.SpanContextFromContext(r.Context())
 }
@@ -94,7 +94,7 @@ func FuzzTraceparent(f *testing.F) {
 		r := httptest.NewRequest(http.MethodGet, PathJWKS, nil)
 		r.Header["Traceparent"] = []string{traceparent}
 		r.Header["Tracestate"] = []string{tracestate}
-		_, r, end := startSpan(httptest.NewRecorder(), r)
+		r, end := startSpan(httptest.NewRecorder(), r)
 		end()
 		if sc := trace.SpanContextFromContext(r.Context()); !sc.IsValid() {
 			t.Fatalf("span context %v is not valid", sc)
@@ -119,7 +119,7 @@ func BenchmarkTracingOff(b *testing.B) {
 			w := httptest.NewRecorder()
 			b.ReportAllocs()
 			for b.Loop() {
-				_, req, end := startSpan(w, r)
+				req, end := startSpan(w, r)
 				ctx := req.Context()
 				for range 4 {
 					_, span := tracer.Start(ctx, "child")
