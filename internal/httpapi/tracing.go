@@ -1,14 +1,16 @@
 package httpapi
 
 import (
-	"math/rand/v2"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/deputy-auth/deputy/internal/tracing"
 )
 
 // Tracing (README "Operating deputy › Tracing"): every request gets a server span
@@ -104,23 +106,8 @@ func startSpan(w http.ResponseWriter, r *http.Request) (*http.Request, func()) {
 
 func noEnd() {}
 
-// newSpanContext is a fresh, unsampled span context: random trace and span ids
-// (W3C Trace Context §3.2.2.3-4; they need to be unique, not secret).
+// newSpanContext is a fresh, unsampled span context (tracing.NewTraceID: a trace
+// id that begins with the time, and a random span id).
 func newSpanContext() trace.SpanContext {
-	var tid trace.TraceID
-	var sid trace.SpanID
-	for !tid.IsValid() {
-		putUint64(tid[:8], rand.Uint64())
-		putUint64(tid[8:], rand.Uint64())
-	}
-	for !sid.IsValid() {
-		putUint64(sid[:], rand.Uint64())
-	}
-	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid})
-}
-
-func putUint64(b []byte, v uint64) {
-	for i := range 8 {
-		b[i] = byte(v >> (56 - 8*i))
-	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tracing.NewTraceID(time.Now()), SpanID: tracing.NewSpanID()})
 }
