@@ -34,6 +34,10 @@ type Call struct {
 	Outcome  string    `json:"outcome,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
 	Time     time.Time `json:"time,omitzero"` // when the service handled it; zero = when reported
+	// TraceID is the W3C trace id of the request the service handled (32
+	// lowercase hex digits), which the call's event keeps instead of the trace of
+	// the report that carried it; "" = none.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Rejection names a call of a report that was refused, by its index.
@@ -95,6 +99,7 @@ func (r *Reporter) Record(ctx context.Context, o Origin, calls []Call, now time.
 			ev.Type, ev.Decision, ev.Reason = store.EventCallReported, store.DecisionAllow, summary(c)
 			ev.Subject, ev.SubjectIssuer, ev.Actors = iss.Subject, iss.SubjectIssuer, iss.Actors
 			ev.Audiences, ev.Scopes = iss.Audiences, iss.Scopes
+			ev.TraceID = c.TraceID // the call's own trace; "" takes the report's (RecordAll)
 			res.Accepted++
 		}
 		events = append(events, ev)
@@ -157,6 +162,8 @@ func (r *Reporter) check(ctx context.Context, clientID string, c Call, cache map
 		return nil, "action is missing", nil
 	case len(c.Detail) > maxCallDetail || !utf8.ValidString(c.Detail):
 		return nil, "detail is too long or not UTF-8", nil
+	case c.TraceID != "" && !ValidTraceID(c.TraceID):
+		return nil, "trace_id is not a W3C trace id (32 lowercase hex digits, not all zero)", nil
 	case !c.Time.IsZero() && (c.Time.Before(now.Add(-callPast)) || c.Time.After(now.Add(callFuture))):
 		return nil, fmt.Sprintf("time %s is more than %s before or %s after deputy's clock", c.Time.UTC().Format(time.RFC3339), callPast, callFuture), nil
 	}

@@ -10,6 +10,9 @@ import (
 	"github.com/deputy-auth/deputy/internal/store"
 )
 
+// callTrace is the trace of the request a reported call handled.
+const callTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+
 func TestReporterRecord(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
@@ -21,7 +24,7 @@ func TestReporterRecord(t *testing.T) {
 		}}
 		now := t0.Add(time.Minute)
 		calls := []Call{
-			{TokenJTI: "T2", Action: "check", Resource: "payment/7", Outcome: "ok", Time: now.Add(-time.Second)}, // addressed to api3
+			{TokenJTI: "T2", Action: "check", Resource: "payment/7", Outcome: "ok", Time: now.Add(-time.Second), TraceID: callTrace}, // addressed to api3
 			{TokenJTI: "T9", Action: "check"},                                // unknown token
 			{TokenJTI: "T1", Action: "read"},                                 // addressed to api2, not api3
 			{TokenJTI: "T2", Action: ""},                                     // no action
@@ -31,6 +34,8 @@ func TestReporterRecord(t *testing.T) {
 			{TokenJTI: "T2", Action: "read", Time: now.Add(time.Hour)},       // from the future
 			{TokenJTI: "T2", Action: strings.Repeat("x", maxCallField+1)},    // too long
 			{TokenJTI: "T2", Action: "read", Detail: strings.Repeat("d", maxCallDetail+1)},
+			{TokenJTI: "T2", Action: "read", TraceID: strings.ToUpper(callTrace)}, // not lowercase hex
+			{TokenJTI: "T2", Action: "read", TraceID: strings.Repeat("0", 32)},    // the invalid all-zero id
 		}
 		res, err := r.Record(ctx, Origin{ClientID: "api3", RequestID: "req-1", RemoteAddr: "192.0.2.3"}, calls, now)
 		if err != nil {
@@ -42,6 +47,7 @@ func TestReporterRecord(t *testing.T) {
 		wantWhy := map[int]string{
 			1: "no token with this token_jti", 2: "neither issued to nor addressed to", 3: "action is missing",
 			4: "token_jti is missing", 5: "control characters", 6: "before or", 7: "before or", 8: "too long", 9: "detail is too long",
+			10: "trace_id is not a W3C trace id", 11: "trace_id is not a W3C trace id",
 		}
 		for _, rj := range res.Rejected {
 			if !strings.Contains(rj.Error, wantWhy[rj.Index]) {
@@ -66,6 +72,9 @@ func TestReporterRecord(t *testing.T) {
 				if e.ParentJTI != "T2" || e.Subject != "alice" || strings.Join(e.Actors, ",") != "api2,api1" ||
 					e.Decision != store.DecisionAllow || e.Reason != "check payment/7: ok" {
 					t.Errorf("call event %+v", e)
+				}
+				if e.TraceID != callTrace {
+					t.Errorf("call event's trace id %q, want the call's own %s", e.TraceID, callTrace)
 				}
 				var d callDetail
 				if err := json.Unmarshal([]byte(e.Detail), &d); err != nil || d.Resource != "payment/7" || !d.Time.Equal(now.Add(-time.Second)) {

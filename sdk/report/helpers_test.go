@@ -50,6 +50,7 @@ type fakeDeputy struct {
 }
 
 type wireCall struct {
+	TraceID  string  `json:"trace_id"`
 	TokenJTI string  `json:"token_jti"`
 	Action   string  `json:"action"`
 	Resource string  `json:"resource"`

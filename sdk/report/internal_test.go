@@ -21,7 +21,7 @@ func TestWireGolden(t *testing.T) {
 		{TokenJTI: "abc", Action: "read", Resource: "account/42", Outcome: "ok", Detail: "for alice via payments",
 			Time: time.Date(2026, 11, 25, 23, 0, 0, 123456789, cet)},
 		{TokenJTI: "def", Action: "write", Time: time.Date(2026, 11, 25, 22, 0, 1, 0, time.UTC)},
-		{TokenJTI: "ghi", Action: "list", Resource: `a"b<c>&\`},
+		{TokenJTI: "ghi", Action: "list", Resource: `a"b<c>&\`, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"},
 	}
 	reports, tooLarge := encodeReports(calls)
 	if len(reports) != 1 || len(tooLarge) != 0 {

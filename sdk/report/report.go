@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/deputy-auth/deputy/sdk"
 )
 
@@ -74,6 +76,11 @@ type Call struct {
 	Outcome  string    // optional: e.g. "ok", "denied", "not_found"
 	Detail   string    // optional: free text
 	Time     time.Time // when it was handled; zero means the time of Report
+	// TraceID is the W3C trace id (32 lowercase hex digits) of the request the
+	// service handled, so that the call's audit event is found in that trace;
+	// ReportRequest takes it from the request's context. Empty: the event has the
+	// trace of the report that carries it.
+	TraceID string
 }
 
 // Stats counts what became of the calls given to a Reporter. Once everything queued
@@ -231,7 +238,11 @@ func (r *Reporter) ReportRequest(ctx context.Context, action, resource, outcome 
 		r.drop(dropNoJTI)
 		return
 	}
-	r.Report(Call{TokenJTI: jti, Action: action, Resource: resource, Outcome: outcome})
+	var traceID string
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		traceID = sc.TraceID().String()
+	}
+	r.Report(Call{TokenJTI: jti, Action: action, Resource: resource, Outcome: outcome, TraceID: traceID})
 }
 
 // drop counts a call dropped for reason and wakes the sender to tell OnError.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/oauth"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/deputy-auth/deputy/sdk"
 	"github.com/deputy-auth/deputy/sdk/report"
 )
@@ -248,14 +250,20 @@ func wantDeliveryError(status, attempts int, code oauth.Code) func(*testing.T, *
 	}
 }
 
+// reqTrace is the trace of the request a service handled.
+var reqTrace = trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+
 func TestReportRequest(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		ctx   context.Context
-		jti   string // recorded; "" when the call must be dropped
-		cause error
+		name    string
+		ctx     context.Context
+		jti     string // recorded; "" when the call must be dropped
+		traceID string // the call's trace_id: its request's
+		cause   error
 	}{
 		{name: "ok/jti-from-token", ctx: sdk.ContextWithToken(context.Background(), jwt(`{"jti":"abc","sub":"alice"}`)), jti: "abc"},
+		{name: "ok/trace-id-from-context", ctx: trace.ContextWithRemoteSpanContext(sdk.ContextWithToken(context.Background(), jwt(`{"jti":"abc"}`)),
+			trace.NewSpanContext(trace.SpanContextConfig{TraceID: reqTrace, SpanID: trace.SpanID{1}})), jti: "abc", traceID: reqTrace.String()},
 		{name: "fail/no-token", ctx: context.Background(), cause: report.ErrNoToken},
 		{name: "fail/token-without-jti", ctx: sdk.ContextWithToken(context.Background(), jwt(`{"sub":"alice"}`)), cause: report.ErrNoJTI},
 		{name: "fail/jti-not-a-string", ctx: sdk.ContextWithToken(context.Background(), jwt(`{"jti":42}`)), cause: report.ErrNoJTI},
@@ -276,6 +284,9 @@ func TestReportRequest(t *testing.T) {
 				if len(got) != 1 || got[0].TokenJTI != tc.jti || got[0].Action != "read" || got[0].Resource != "account/42" ||
 					got[0].Outcome != "ok" || got[0].Time == nil {
 					t.Fatalf("recorded %+v, want one read of account/42 on %q", got, tc.jti)
+				}
+				if got[0].TraceID != tc.traceID {
+					t.Errorf("trace_id %q, want %q", got[0].TraceID, tc.traceID)
 				}
 				if s != (report.Stats{Sent: 1}) {
 					t.Errorf("Stats = %+v", s)

@@ -94,6 +94,7 @@ type wireCall struct {
 	Outcome  string `json:"outcome,omitempty"`
 	Time     string `json:"time,omitempty"`
 	Detail   string `json:"detail,omitempty"`
+	TraceID  string `json:"trace_id,omitempty"`
 }
 
 // wireTime is RFC 3339 in UTC with microseconds, as deputy's examples have it.
@@ -131,7 +132,7 @@ func encodeReports(calls []Call) (reports []outgoing, tooLarge []Rejection) {
 		cur, buf = outgoing{}, bytes.Buffer{}
 	}
 	for _, c := range calls {
-		w := wireCall{TokenJTI: c.TokenJTI, Action: c.Action, Resource: c.Resource, Outcome: c.Outcome, Detail: c.Detail}
+		w := wireCall{TokenJTI: c.TokenJTI, Action: c.Action, Resource: c.Resource, Outcome: c.Outcome, Detail: c.Detail, TraceID: c.TraceID}
 		if !c.Time.IsZero() {
 			w.Time = c.Time.UTC().Format(wireTime)
 		}
