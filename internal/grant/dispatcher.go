@@ -65,7 +65,14 @@ func (r *Request) ClientID() string { return r.clientID }
 // its refusals, in aggregate). Unauthenticated is called when the request is
 // refused without an authenticated client. Both are called on the request's
 // goroutine, at most once per request.
+//
+// Blocked is called before authentication with the client id the request
+// claims: it refuses (an error that is the answer) only when that client has
+// already emptied its own allowance, spending nothing — so a client over its
+// limit costs no assertion signature check or replay record, and whoever merely
+// claims its id can empty nobody's allowance.
 type Limit interface {
+	Blocked(claimedID string) error
 	Admit(c *client.Client) error
 	Unauthenticated()
 }
@@ -144,6 +151,9 @@ func (d *Dispatcher) Token(ctx context.Context, req *Request) (*oauth.TokenRespo
 	gt, gtErr := single(req.Form, "grant_type")
 	ev.Detail = detail(gt)
 
+	if err := req.blocked(); err != nil {
+		return nil, err
+	}
 	c, err := d.authenticate(ctx, req)
 	if err != nil {
 		return nil, d.denyUnauthenticated(ctx, req, ev, err)
@@ -255,6 +265,9 @@ func (d *Dispatcher) Refuse(ctx context.Context, req *Request, err error) error 
 // revocation, call reports); a failure is recorded as a denial. A refusal of the
 // request's Limit is returned as it is.
 func (d *Dispatcher) Authenticate(ctx context.Context, req *Request) (*client.Client, error) {
+	if err := req.blocked(); err != nil {
+		return nil, err
+	}
 	c, err := d.authenticate(ctx, req)
 	if err != nil {
 		return nil, d.Refuse(ctx, req, err)
@@ -263,6 +276,18 @@ func (d *Dispatcher) Authenticate(ctx context.Context, req *Request) (*client.Cl
 		return nil, err
 	}
 	return c, nil
+}
+
+// blocked asks req's Limit, if any, whether the client req claims is over its
+// allowance already.
+func (req *Request) blocked() error {
+	if req.Limit == nil {
+		return nil
+	}
+	if id := req.Credentials.ClaimedID(); id != "" {
+		return req.Limit.Blocked(id)
+	}
+	return nil
 }
 
 // admit asks req's Limit, if any, whether its authenticated client c may go on.

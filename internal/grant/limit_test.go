@@ -25,6 +25,8 @@ func (l *limitLog) Admit(c *client.Client) error {
 
 func (l *limitLog) Unauthenticated() { l.unauthenticated++ }
 
+func (l *limitLog) Blocked(string) error { return nil }
+
 var errOverRate = errors.New("over the rate")
 
 // TestDispatcherLimit: a request's Limit hears of its client once the client

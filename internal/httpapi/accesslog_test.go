@@ -249,8 +249,9 @@ func TestAccessLog(t *testing.T) {
 }
 
 // TestAccessLogRateLimited: a request limits.rate refuses has its line too: 429,
-// temporarily_unavailable, and the client whose allowance it exceeded (the limit
-// keys on the authenticated client; no grant ran).
+// temporarily_unavailable, and the client whose allowance is spent — as claimed
+// (client_verified false): once a client's bucket is empty its requests are
+// refused before their credentials are checked.
 func TestAccessLogRateLimited(t *testing.T) {
 	s, logs := logNode(t, jsonHandler, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1, Burst: 1} })
 	req := logRequest{method: "POST", target: "/token", auth: basicAuth("web-app", "web-app-secret"), contentType: form, body: "grant_type=client_credentials"}
@@ -280,8 +281,8 @@ func TestAccessLogRateLimited(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	if got["client"] != "web-app" || got["client_verified"] != true {
-		t.Errorf("client %v (verified %v), want web-app, authenticated before its allowance was checked", got["client"], got["client_verified"])
+	if got["client"] != "web-app" || got["client_verified"] != false {
+		t.Errorf("client %v (verified %v), want web-app as claimed, refused before its credentials were checked", got["client"], got["client_verified"])
 	}
 }
 

@@ -372,3 +372,39 @@ func TestMaxInFlightShedsWith503(t *testing.T) {
 		t.Errorf("after the held requests: %d %s, want 200", w.Code, w.Body)
 	}
 }
+
+// TestRateLimitBlockedClientCostsNoAuthentication: once a client has emptied its
+// bucket, its requests are refused before its credentials are checked — a wrong
+// secret gets 429, not 401, and no denial is recorded for it (an assertion would
+// cost no signature check and no replay record) — while claiming the id of a
+// client within its allowance empties nobody's bucket.
+func TestRateLimitBlockedClientCostsNoAuthentication(t *testing.T) {
+	n := newNodeWith(t, func(c *config.Config) { c.Limits.Rate = config.Rate{PerSecond: 1, Burst: 2} })
+	n.s.API().SetRate(1.0/60, 2) // a refill of one a minute
+	denials := func() int {
+		evs, err := n.s.Store.Query(t.Context(), store.AuditFilter{Type: store.EventDenied})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	for i := range 2 {
+		if w := n.do(tokenFrom("192.0.2.1", "web-app")); w.Code != http.StatusOK {
+			t.Fatalf("request %d within the burst: %d %s", i, w.Code, w.Body)
+		}
+	}
+	refusal(t, n.do(tokenFrom("192.0.2.1", "web-app")), http.StatusTooManyRequests)
+	before := denials()
+	refusal(t, n.do(tokenWith("192.0.2.9", "web-app", "wrong-secret")), http.StatusTooManyRequests)
+	if after := denials(); after != before {
+		t.Errorf("%d denials recorded for a blocked client's request: its credentials were checked", after-before)
+	}
+	// api1 is within its allowance: a wrong secret claiming it is checked (401)
+	// and spends the sender's address, and api1 itself still gets tokens.
+	if w := n.do(tokenWith("192.0.2.9", "api1", "wrong-secret")); w.Code != http.StatusUnauthorized {
+		t.Fatalf("wrong secret for api1: %d %s", w.Code, w.Body)
+	}
+	if w := n.do(tokenFrom("192.0.2.9", "api1")); w.Code != http.StatusOK {
+		t.Fatalf("api1 after another address claimed its id: %d %s", w.Code, w.Body)
+	}
+}

@@ -222,6 +222,19 @@ func (g *rateGate) Admit(c *client.Client) error {
 	return g.s.refuseRate(g.ctx, g.endpoint, wait, per, c.ID, g.addr, g.requestID, g.path, now)
 }
 
+// Blocked refuses a request, before its client authentication, when the client
+// it claims has emptied its own bucket: that client's requests then cost no
+// assertion check and no replay record. It spends nothing, and a client id with
+// no bucket (unknown, public, or within its allowance) is never blocked.
+func (g *rateGate) Blocked(claimedID string) error {
+	now := g.s.cfg.Now()
+	blocked, wait := g.s.clientRate.blocked(claimedID, now)
+	if !blocked {
+		return nil
+	}
+	return g.s.refuseRate(g.ctx, g.endpoint, wait, "client", claimedID, g.addr, g.requestID, g.path, now)
+}
+
 // Unauthenticated spends the address's bucket.
 func (g *rateGate) Unauthenticated() {
 	_, _ = g.s.addrRate.allow(g.addr, g.s.cfg.Now())
