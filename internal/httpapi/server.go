@@ -167,6 +167,8 @@ type node struct {
 	headerHint sync.Once
 	// nonces is the DPoP nonce this node hands out (dpop.go).
 	nonces dpopNonces
+	// consents are the approvals users gave on the consent page (web.go).
+	consents consentMemory
 	// shed caps the requests in flight (shed.go); clientRate, addrRate and
 	// rateMetrics apply limits.rate (ratelimit.go).
 	shed                 shedder

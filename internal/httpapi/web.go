@@ -48,8 +48,7 @@ var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
 // web serves sign-in, consent, userinfo and logout.
 type web struct {
-	s        *Server
-	consents consentMemory
+	s *Server // its node keeps the consents remembered (consentMemory), across reloads
 }
 
 type hidden struct{ Name, Value string }
@@ -399,7 +398,7 @@ func (wb *web) pending(returnTo string) *authorize.Request {
 }
 
 func (wb *web) approved(sid string, areq *authorize.Request) bool {
-	granted := wb.consents.get(sid, areq.Client.ID, wb.s.cfg.Now())
+	granted := wb.s.consents.get(sid, areq.Client.ID, wb.s.cfg.Now())
 	for _, s := range areq.Scopes {
 		if !slices.Contains(granted, s) {
 			return false
@@ -502,7 +501,7 @@ func (wb *web) consent(w http.ResponseWriter, r *http.Request) error {
 		return wb.refuse(w, r, areq.Client.ID, redirectErr(areq, oauth.CodeAccessDenied, "the user denied access"))
 	}
 	if areq.IdentityAssured() {
-		wb.consents.add(sess.ID, areq.Client.ID, areq.Scopes, sess.ExpiresAt, wb.s.cfg.Now())
+		wb.s.consents.add(sess.ID, areq.Client.ID, areq.Scopes, sess.ExpiresAt, wb.s.cfg.Now())
 	}
 	return wb.issue(w, r, sess, areq)
 }
@@ -819,7 +818,7 @@ func (wb *web) endSession(w http.ResponseWriter, r *http.Request) error {
 		if err := wb.s.cfg.SignIn.SignOut(r.Context(), sess, wb.meta(r, clientID)); err != nil {
 			return oauth.TemporarilyUnavailable("cannot sign out now", err)
 		}
-		wb.consents.forget(sess.ID)
+		wb.s.consents.forget(sess.ID)
 	}
 	wb.setCookie(w, sessionCookie, "", -time.Second)
 	if back != "" {
