@@ -148,6 +148,13 @@ func (db *DB) ReplaceKeyPrivate(ctx context.Context, id string, old, next []byte
 	return nil
 }
 
+// eraseCheckpointAttempts and eraseCheckpointWait bound how long EraseFreed waits
+// for the readers of the WAL to let it be truncated (about two seconds).
+const (
+	eraseCheckpointAttempts = 100
+	eraseCheckpointWait     = 20 * time.Millisecond
+)
+
 // EraseFreed, on SQLite, rewrites the database file with only its live content
 // (VACUUM: the pages and free space that held replaced rows are gone) and then
 // copies the WAL into it and truncates it to nothing, so neither file keeps the
@@ -163,9 +170,22 @@ func (db *DB) EraseFreed(ctx context.Context) error {
 	if _, err := db.w.ExecContext(ctx, "VACUUM"); err != nil {
 		return db.fail("erase freed pages: vacuum", err)
 	}
+	// A reader of the WAL (a query on another connection, the checkpoint beside
+	// the writer) holds the truncation back for as long as it reads: try again a
+	// while before giving up.
 	var busy, frames, copied int
-	if err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied); err != nil {
-		return db.fail("erase freed pages: checkpoint", err)
+	for attempt := 0; ; attempt++ {
+		if err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied); err != nil {
+			return db.fail("erase freed pages: checkpoint", err)
+		}
+		if busy == 0 || attempt == eraseCheckpointAttempts {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return db.fail("erase freed pages: checkpoint", ctx.Err())
+		case <-time.After(eraseCheckpointWait):
+		}
 	}
 	if busy != 0 {
 		return fmt.Errorf("sqlstore: erase freed pages: the WAL could not be emptied, another connection reads from it: %w", store.ErrUnavailable)
