@@ -20,14 +20,19 @@ import (
 	"time"
 )
 
-// startWith starts deputy on bankConfig followed by extra YAML, capturing its
-// exit status (the harness's start discards it): wait returns it once the
-// process has exited.
+// startWith starts deputy on bankConfig followed by extra YAML (startWaiting).
 func startWith(t *testing.T, extra string, env ...string) (s *server, wait func() error) {
 	t.Helper()
-	addr := freePort(t)
+	return startWaiting(t, freePort(t), bankConfig+extra, env...)
+}
+
+// startWaiting starts deputy on configYAML (the storage of the test mode) at
+// addr, with env added to the clean environment, capturing its exit status (the
+// harness's start discards it): wait returns it once the process has exited.
+func startWaiting(t *testing.T, addr, configYAML string, env ...string) (s *server, wait func() error) {
+	t.Helper()
 	s = &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
-	s.writeConfig(storageForMode(t, bankConfig+extra), addr)
+	s.writeConfig(storageForMode(t, configYAML), addr)
 	s.cmd = exec.Command(binary, "serve", "--config", s.config)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	s.cmd.Env = append(cleanEnv(), env...)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -36,18 +35,7 @@ clients:
 // process exits 0.
 func TestShutdownDrainsAndExitsZero(t *testing.T) {
 	addr := freePort(t)
-	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
-	s.writeConfig(storageForMode(t, shutdownConfig), addr)
-	s.cmd = exec.Command(binary, "serve", "--config", s.config)
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	s.cmd.Env = cleanEnv() // the default drain
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitErr error
-	go func() { waitErr = s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(s.stop)
-	s.waitReady()
+	s, wait := startWaiting(t, addr, shutdownConfig) // the default drain
 
 	// A slow client: the headers and half of the body now, the rest after the
 	// listener has closed.
@@ -112,9 +100,8 @@ func TestShutdownDrainsAndExitsZero(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("deputy still running after its requests completed:\n%s", s.logs.String())
 	}
-	var ee *exec.ExitError
-	if errors.As(waitErr, &ee) || waitErr != nil {
-		t.Fatalf("deputy exited with %v, want 0:\n%s", waitErr, s.logs.String())
+	if err := wait(); err != nil {
+		t.Fatalf("deputy exited with %v, want 0:\n%s", err, s.logs.String())
 	}
 	if !strings.Contains(s.logs.String(), "draining") {
 		t.Errorf("the log does not say the node drains:\n%s", s.logs.String())
@@ -142,18 +129,7 @@ http: {read_header_timeout: 1s, read_timeout: 1s}
 shutdown: {drain: 10ms, timeout: 1s}
 `
 	addr := freePort(t)
-	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
-	s.writeConfig(storageForMode(t, cfg), addr)
-	s.cmd = exec.Command(binary, "serve", "--config", s.config)
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	s.cmd.Env = cleanEnv()
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitErr error
-	go func() { waitErr = s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(s.stop)
-	s.waitReady()
+	s, wait := startWaiting(t, addr, cfg)
 
 	answered := make(chan reply, 1)
 	go func() {
@@ -173,8 +149,8 @@ shutdown: {drain: 10ms, timeout: 1s}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("deputy still running:\n%s", s.logs.String())
 	}
-	if waitErr != nil {
-		t.Fatalf("deputy exited with %v, want 0:\n%s", waitErr, s.logs.String())
+	if err := wait(); err != nil {
+		t.Fatalf("deputy exited with %v, want 0:\n%s", err, s.logs.String())
 	}
 	if r := <-answered; r.Status == http.StatusOK {
 		t.Errorf("the request that was still running got %d %s", r.Status, r.Raw)
