@@ -300,6 +300,10 @@ type Policy struct {
 	// request it decides must prove a key (a DPoP proof, RFC 9449, or a
 	// certificate-bound client's TLS certificate, RFC 8705), else invalid_request.
 	RequireBinding bool `yaml:"require_binding"`
+	// Condition is a CEL expression (design §12) that must be true for the policy
+	// to match; "" for none. It is type-checked when the configuration is loaded
+	// (internal/policy/condition).
+	Condition string `yaml:"condition"`
 }
 
 // TrustedIssuer is an external issuer whose JWTs may be exchanged.

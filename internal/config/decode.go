@@ -33,7 +33,7 @@ func decodeYAML(file string, src []byte, c *Config, origins origins) []Problem {
 	if err != nil {
 		return []Problem{syntaxProblem(file, err)}
 	}
-	d := &decoder{file: file, anchors: map[string]ast.Node{}, origins: origins}
+	d := &decoder{file: file, src: src, anchors: map[string]ast.Node{}, origins: origins}
 	var body ast.Node
 	for _, doc := range f.Docs {
 		if doc == nil || doc.Body == nil {
@@ -67,6 +67,7 @@ func syntaxProblem(file string, err error) Problem {
 
 type decoder struct {
 	file     string
+	src      []byte
 	anchors  map[string]ast.Node
 	origins  origins
 	problems []Problem
@@ -99,6 +100,32 @@ func (d *decoder) where(n ast.Node) string {
 		return d.file
 	}
 	return fmt.Sprintf("%s:%d:%d", d.file, tk.Position.Line, tk.Position.Column)
+}
+
+// textStart records where the text of the scalar n begins, past a quote or on the
+// line after a block indicator, so that a problem inside the text (a CEL
+// condition's column) can point at the very character: origins[path+TextSuffix].
+func (d *decoder) textStart(n ast.Node, path string) {
+	tk := n.GetToken()
+	if tk == nil || tk.Position == nil {
+		return
+	}
+	line, col := tk.Position.Line, tk.Position.Column
+	switch n.(type) {
+	case *ast.LiteralNode:
+		// The text starts on the line after | or >, at that line's indentation.
+		line++
+		col = 1
+		lines := strings.SplitN(string(d.src), "\n", line+1)
+		if line-1 < len(lines) {
+			col += len(lines[line-1]) - len(strings.TrimLeft(lines[line-1], " "))
+		}
+	default:
+		if tk.Type == token.DoubleQuoteType || tk.Type == token.SingleQuoteType {
+			col++
+		}
+	}
+	d.origins[path+TextSuffix] = fmt.Sprintf("%s:%d:%d", d.file, line, col)
 }
 
 // resolve looks through tags, anchors, aliases and explicit keys to the node that
@@ -168,6 +195,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetString(text)
+		d.textStart(n, path)
 	case reflect.Bool:
 		b, ok := n.(*ast.BoolNode)
 		if !ok {

@@ -32,7 +32,9 @@
 //
 // Imports: the standard library, github.com/goccy/go-yaml (its parser only: the
 // decoding into the schema is done here, so that messages can name key paths and
-// text keys keep what was written) and deputy's oauth vocabulary. Nothing else; in
-// particular no other deputy package, so that every package may depend on this one.
-// config_test.go enforces it.
+// text keys keep what was written), deputy's oauth vocabulary and
+// internal/policy/condition, which type-checks exchange.policies[].condition while
+// the file's positions are at hand (it imports cel-go and nothing of deputy's).
+// Nothing else; in particular no other deputy package, so that every package may
+// depend on this one. config_test.go enforces it.
 package config

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -100,6 +101,34 @@ func (e *Error) Error() string {
 
 // origins maps key paths to where their values came from (see Problem.Where).
 type origins map[string]string
+
+// TextSuffix, appended to a key path in origins, gives where the key's text value
+// begins (past an opening quote, or on the first line of a block scalar).
+const TextSuffix = "\x00text"
+
+// within returns the position of line and column (1-based) of the text value at
+// path: "deputy.yaml:14:22" for a value from a file, "$DEPUTY_…:1:5" for one from
+// the environment, or the key's own origin when the text's start is unknown.
+func (o origins) within(path string, line, col int) string {
+	start, ok := o[path+TextSuffix]
+	if !ok {
+		if w := o[path]; strings.HasPrefix(w, "$") {
+			return fmt.Sprintf("%s:%d:%d", w, line, col)
+		}
+		return o.of(path)
+	}
+	i := strings.LastIndexByte(start, ':')
+	j := strings.LastIndexByte(start[:max(i, 0)], ':')
+	if i < 0 || j < 0 {
+		return start
+	}
+	l0, err1 := strconv.Atoi(start[j+1 : i])
+	c0, err2 := strconv.Atoi(start[i+1:])
+	if err1 != nil || err2 != nil {
+		return start
+	}
+	return fmt.Sprintf("%s:%d:%d", start[:j], l0+line-1, c0+col-1)
+}
 
 // of returns the origin of path, or of its closest enclosing path that has one.
 func (o origins) of(path string) string {

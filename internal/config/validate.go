@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deputy-auth/deputy/internal/policy/condition"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -85,6 +87,29 @@ func (c *Config) validate(o origins) []Problem {
 	for _, ch := range checks {
 		if ch.bad {
 			ps = append(ps, Problem{Where: o.of(ch.path), Path: ch.path, Message: ch.msg})
+		}
+	}
+	return append(ps, c.conditionProblems(o)...)
+}
+
+// conditionProblems type-checks every exchange.policies[].condition (design §12),
+// each problem at its line and column in the file.
+func (c *Config) conditionProblems(o origins) []Problem {
+	var ps []Problem
+	for i, pol := range c.Exchange.Policies {
+		if pol.Condition == "" {
+			continue
+		}
+		path := fmt.Sprintf("exchange.policies[%d].condition", i)
+		_, err := condition.Compile(pol.Condition)
+		var ce *condition.Error
+		switch {
+		case errors.As(err, &ce):
+			for _, p := range ce.Problems {
+				ps = append(ps, Problem{Where: o.within(path, p.Line, p.Column), Path: path, Message: p.Message})
+			}
+		case err != nil:
+			ps = append(ps, Problem{Where: o.of(path), Path: path, Message: err.Error()})
 		}
 	}
 	return ps

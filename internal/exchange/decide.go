@@ -49,7 +49,27 @@ import (
 // issued token must be bound and the request proved no DPoP key (a client
 // certificate), none is issued beside, as it would mint unbound tokens. A bound
 // refresh token presented as subject token needs a proof of its own key.
+//
+// Conditions (design §12): a rule whose condition is false does not match. A
+// condition is evaluated only for a rule whose subject issuer and type match and
+// that allows the targets (with no target requested: every rule accepting the
+// subject, to find the default target), in order, until one matches; when none
+// does, the conditions not yet evaluated are, to tell a false condition (step 4,
+// invalid_request) from a target no rule allows (step 5). A condition that cannot
+// be evaluated (a missing claim, its cost limit) denies with invalid_request,
+// naming the rule: conditions fail closed.
+//
+// A denial of a client that has policies carries, in Denial.Policies, what each of
+// them made of the request (Explain).
 func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
+	d, err := x.decide(&req, now)
+	if den, ok := err.(*Denial); ok && x.Permits(req.ClientID) {
+		den.Policies = x.Explain(req, now)
+	}
+	return d, err
+}
+
+func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 	rules := x.rules.ForClient(req.ClientID)
 	if len(rules) == 0 {
 		return Decision{}, deny(oauth.UnauthorizedClient("client may not use token exchange",
@@ -120,65 +140,45 @@ func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
+	conds := conditions{x: x, req: req, actor: actor, actorIss: actorIss, now: now}
 	var rule *policy.Rule
 	if len(targets) > 0 {
 		for _, r := range live {
-			if r.AllowsTargets(targets) {
+			if !r.AllowsTargets(targets) {
+				continue
+			}
+			if ok, err := conds.holds(r); err != nil {
+				return Decision{}, err
+			} else if ok {
 				rule = r
 				break
 			}
 		}
 		if rule == nil {
+			if live, err = conds.filter(live); err != nil {
+				return Decision{}, err
+			}
 			why := explain(live, func(r *policy.Rule) error { return r.MatchTargets(targets) })
 			return Decision{}, deny(oauth.InvalidTarget("requested audience is not allowed for this client", why), "")
 		}
-	} else if rule, targets, err = defaultTarget(live); err != nil {
-		return Decision{}, err
+	} else {
+		if live, err = conds.filter(live); err != nil {
+			return Decision{}, err
+		}
+		if rule, targets, err = defaultTarget(live); err != nil {
+			return Decision{}, err
+		}
 	}
 
-	// Step 4, continued: the deciding rule's own requirements on the subject token. A
-	// later rule does not stand in for it; the refusal names the missing claim.
+	// The deciding rule's own requirements (step 4, continued), scopes (step 6) and
+	// requested token type (step 7). A later rule does not stand in for it.
 	depth := sub.Act.Depth()
-	if err := rule.MatchMayAct(sub.MayAct != nil); err != nil {
-		return Decision{}, deny(oauth.InvalidRequest("subject token has no may_act claim, which the policy for this target requires", err), rule.Name)
-	}
-	if err := rule.MatchChain(depth); err != nil {
-		return Decision{}, deny(oauth.InvalidRequest("act chain would be longer than the policy for this target allows (max_chain)", err), rule.Name)
-	}
 	bound := req.Binding.Bound()
-	if err := rule.MatchBinding(bound); err != nil {
-		return Decision{}, deny(oauth.InvalidRequest("the policy for this target issues only sender-constrained tokens; send a DPoP proof or use a bound client certificate", err), rule.Name)
-	}
-	// The issued token must be bound: the subject token is, or the rule says so.
-	mustBind := sub.Cnf.Bound() || rule.RequireBinding
-
-	// Step 6: scopes.
-	scopes, err := x.grantScopes(rule, sub, targets, req.Scopes)
+	g, err := x.ruleChecks(rule, req, targets)
 	if err != nil {
 		return Decision{}, err
 	}
-
-	// Step 7: requested token type.
-	typ := req.RequestedType
-	if typ == "" {
-		typ = oauth.TokenTypeAccessToken
-	}
-	if !rule.AllowsRequestedType(typ) {
-		return Decision{}, deny(oauth.InvalidRequest("requested token type is not allowed", rule.MatchRequestedType(typ)), rule.Name)
-	}
-	carriesCnf := carriesBinding(typ, req.Binding)
-	if mustBind && !carriesCnf {
-		why := fmt.Errorf("policy %s requires binding", rule.Name)
-		if sub.Cnf.Bound() {
-			why = fmt.Errorf("the subject token is bound to %s", keyName(sub.Cnf))
-		}
-		what := "a " + policy.TypeName(typ) + " carries no cnf"
-		if typ == oauth.TokenTypeRefreshToken {
-			what = "a refresh token is bound to a DPoP key only, the request proves " + keyName(req.Binding)
-		}
-		return Decision{}, deny(oauth.InvalidRequest("requested token type "+policy.TypeName(typ)+" cannot be sender-constrained, and this exchange must issue a bound token",
-			fmt.Errorf("%w, and %s", why, what)), rule.Name)
-	}
+	scopes, typ, carriesCnf, mustBind := g.scopes, g.typ, g.carriesCnf, g.mustBind
 
 	d := Decision{
 		Rule:          rule.Name,

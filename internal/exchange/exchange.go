@@ -93,6 +93,11 @@ type Decision struct {
 type Denial struct {
 	Err  *oauth.Error
 	Rule string
+	// Policies says what each policy of the client made of the request (Explain),
+	// for the audit record; nil for a client without policies.
+	Policies []RuleResult
+
+	check Check // the rule's check that failed, when Rule is set (for Explain)
 }
 
 func (d *Denial) Error() string {

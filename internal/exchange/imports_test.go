@@ -14,8 +14,9 @@ const module = "github.com/deputy-auth/deputy/"
 // pureRoots are the packages design §8 keeps pure, each with the module packages it may
 // import directly (besides the standard library).
 var pureRoots = map[string][]string{
-	module + "internal/exchange": {module + "oauth", module + "internal/config", module + "internal/policy"},
-	module + "internal/policy":   {module + "oauth", module + "internal/config"},
+	module + "internal/exchange":         {module + "oauth", module + "internal/config", module + "internal/policy", module + "internal/policy/condition"},
+	module + "internal/policy":           {module + "oauth", module + "internal/config", module + "internal/policy/condition"},
+	module + "internal/policy/condition": {},
 }
 
 // forbidden reports whether a package may not be reached from a pure package.

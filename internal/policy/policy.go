@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/policy/condition"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -46,18 +47,19 @@ var (
 // Rule is one compiled exchange policy, with its defaults applied. Rules are shared
 // by concurrent exchanges: treat every field as read-only.
 type Rule struct {
-	Name                string            // policy name; "policies[i]" when the config gives none
-	Index               int               // position in exchange.policies
-	Client              string            // the requesting client
-	SubjectIssuers      []string          // "self" or trusted_issuers / saml_idps names
-	SubjectTokenTypes   []oauth.TokenType // accepted subject token types
-	Audiences           []string          // targets the rule allows, in config order
-	Scopes              []string          // upper bound of granted scopes; empty: no bound
-	Mode                Mode              // Delegation or Impersonation
-	RequireMayAct       bool              // the subject token must carry may_act
-	MaxChain            int               // longest act chain the issued token may carry
-	RequestedTokenTypes []oauth.TokenType // token types the rule may issue
-	RequireBinding      bool              // the rule issues only sender-constrained tokens
+	Name                string               // policy name; "policies[i]" when the config gives none
+	Index               int                  // position in exchange.policies
+	Client              string               // the requesting client
+	SubjectIssuers      []string             // "self" or trusted_issuers / saml_idps names
+	SubjectTokenTypes   []oauth.TokenType    // accepted subject token types
+	Audiences           []string             // targets the rule allows, in config order
+	Scopes              []string             // upper bound of granted scopes; empty: no bound
+	Mode                Mode                 // Delegation or Impersonation
+	RequireMayAct       bool                 // the subject token must carry may_act
+	MaxChain            int                  // longest act chain the issued token may carry
+	RequestedTokenTypes []oauth.TokenType    // token types the rule may issue
+	RequireBinding      bool                 // the rule issues only sender-constrained tokens
+	Condition           *condition.Condition // must be true for the rule to match (design §12); nil: none
 
 	audiences map[string]struct{}
 	scopes    map[string]struct{} // nil: no bound
@@ -106,6 +108,13 @@ func compile(i int, p config.Policy) (*Rule, error) {
 	}
 	if r.Name == "" {
 		r.Name = fmt.Sprintf("policies[%d]", i)
+	}
+	if p.Condition != "" {
+		c, err := condition.Compile(p.Condition)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key("condition"), err)
+		}
+		r.Condition = c
 	}
 	if r.Client == "" {
 		return nil, errors.New(key("client") + ": required")
