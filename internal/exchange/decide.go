@@ -56,8 +56,8 @@ import (
 // subject, to find the default target), in order, until one matches; when none
 // does, the conditions not yet evaluated are, to tell a false condition (step 4,
 // invalid_request) from a target no rule allows (step 5). A condition that cannot
-// be evaluated (a missing claim, its cost limit) denies with invalid_request,
-// naming the rule: conditions fail closed.
+// be evaluated (a missing claim, its cost limit) where it could decide denies with
+// invalid_request, naming the rule: conditions fail closed.
 //
 // A denial of a client that has policies carries, in Denial.Policies, what each of
 // them made of the request (Explain).
@@ -155,14 +155,14 @@ func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 			}
 		}
 		if rule == nil {
-			if live, err = conds.filter(live); err != nil {
+			if live, err = conds.filter(live, false); err != nil {
 				return Decision{}, err
 			}
 			why := explain(live, func(r *policy.Rule) error { return r.MatchTargets(targets) })
 			return Decision{}, deny(oauth.InvalidTarget("requested audience is not allowed for this client", why), "")
 		}
 	} else {
-		if live, err = conds.filter(live); err != nil {
+		if live, err = conds.filter(live, true); err != nil {
 			return Decision{}, err
 		}
 		if rule, targets, err = defaultTarget(live); err != nil {

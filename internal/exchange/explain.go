@@ -78,7 +78,7 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 			continue
 		}
 		if ok, err := conds.holds(r); err != nil {
-			res.Check, res.Reason = CheckCondition, "condition cannot be evaluated: "+causeOf(err)
+			res.Check, res.Reason = CheckCondition, "condition cannot be evaluated: "+evalError(err)
 			out = append(out, res)
 			continue
 		} else if !ok {
@@ -211,13 +211,23 @@ func (c *conditions) holds(r *policy.Rule) (bool, error) {
 // filter keeps the rules whose condition holds. When none is left because of
 // false conditions, the subject is unacceptable to the client's policies (design
 // §12: step 4, invalid_request).
-func (c *conditions) filter(rules []*policy.Rule) ([]*policy.Rule, error) {
+//
+// With strict, a condition that cannot be evaluated denies: the rules left choose
+// the default target, and the erroring rule might have made it ambiguous. Without,
+// it only drops its rule, with its reason: filter then runs to classify a denial
+// already certain (no rule allows the targets), and an erroring condition of a rule
+// that does not allow them must not turn invalid_target into its own refusal.
+func (c *conditions) filter(rules []*policy.Rule, strict bool) ([]*policy.Rule, error) {
 	out := make([]*policy.Rule, 0, len(rules))
 	var why policy.Mismatches
 	for _, r := range rules {
 		ok, err := c.holds(r)
-		if err != nil {
+		if err != nil && strict {
 			return nil, err
+		}
+		if err != nil {
+			why = append(why, &policy.Mismatch{Rule: r.Name, Reason: "condition cannot be evaluated: " + evalError(err)})
+			continue
 		}
 		if ok {
 			out = append(out, r)
@@ -287,6 +297,17 @@ func causeOf(err error) string {
 		return oe.Cause.Error()
 	}
 	return oe.Description
+}
+
+// evalError is the evaluation error inside the refusal holds returns.
+func evalError(err error) string {
+	var oe *oauth.Error
+	if errors.As(err, &oe) && oe.Cause != nil {
+		if inner := errors.Unwrap(oe.Cause); inner != nil {
+			return inner.Error()
+		}
+	}
+	return causeOf(err)
 }
 
 // mismatchReason is a policy mismatch without the "policy NAME" prefix, which the

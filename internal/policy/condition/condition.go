@@ -234,8 +234,9 @@ func issuesError(errs []*cel.Error) error {
 	for _, x := range errs {
 		line, col := x.Location.Line(), x.Location.Column()+1
 		if line < 1 {
-			line, col = 1, 1
+			line = 1
 		}
+		col = max(col, 1)
 		msg := strings.TrimSuffix(x.Message, " (in container '')")
 		e.Problems = append(e.Problems, Problem{Line: line, Column: col, Message: msg})
 	}
