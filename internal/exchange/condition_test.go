@@ -77,7 +77,10 @@ func TestDecideConditions(t *testing.T) {
 			wantCode: oauth.CodeInvalidRequest, wantDRule: "teller-archive", wantWhy: "no such key: branch"},
 		{name: "fail/condition-true-target-not-allowed", req: func(r *Request) { r.Subject.Claims = map[string]any{"acr": "mfa"}; r.Audiences = []string{api4} },
 			wantCode: oauth.CodeInvalidTarget, wantWhy: `does not allow audience "https://api4.example"`},
-		{name: "fail/condition-true-scope-beyond", req: func(r *Request) { r.Subject.Act = &oauth.Actor{Subject: "payments"}; r.Scopes = []string{"ledger:write"} },
+		{name: "fail/condition-true-scope-beyond", req: func(r *Request) {
+			r.Subject.Act = &oauth.Actor{Subject: "payments"}
+			r.Scopes = []string{"ledger:write"}
+		},
 			wantCode: oauth.CodeInvalidScope, wantDRule: "teller-via-payments", wantWhy: "beyond the policy's scopes"},
 		{name: "fail/business-hours", req: func(r *Request) {
 			r.ClientID = "clerk"
