@@ -202,7 +202,11 @@ func (r *reader) text(kv *ast.MappingValueNode, path string) (string, bool) {
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
 		return v.GetToken().Value, true
 	}
-	r.problem(kv.Value, path+" must be text, not "+kind(kv.Value))
+	msg := path + " must be text, not " + kind(kv.Value)
+	if kind(kv.Value) == "a mapping" {
+		msg += ` (quote a value with a colon in a flow list: ["fraud:check"])`
+	}
+	r.problem(kv.Value, msg)
 	return "", false
 }
 
@@ -237,11 +241,7 @@ func (r *reader) testCase(n ast.Node) (Case, bool) {
 	before := len(r.problems)
 	seen := map[string]bool{}
 	for _, kv := range kvs {
-		k := keyOf(kv)
-		if seen[k] {
-			r.problem(kv, k+" is given twice")
-			continue
-		}
+		k := keyOf(kv) // the parser refuses a key given twice
 		seen[k] = true
 		switch k {
 		case "name":
