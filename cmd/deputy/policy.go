@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/exchange"
@@ -282,10 +284,10 @@ func writeExplainText(w io.Writer, req exchange.Request, o *policytest.Outcome) 
 	sub := &req.Subject
 	if o.Allowed {
 		d := &o.Decision
-		fmt.Fprintf(tw, "allowed: policy %s decides (%s)\n", shown(d.Rule), d.Mode)
-		fmt.Fprintf(tw, "  subject\t%s (issuer %s, %s)\n", shown(d.Subject), shown(sub.Issuer), sub.TokenType.ShortName())
-		fmt.Fprintf(tw, "  audiences\t%s\n", shownList(d.Audiences))
-		fmt.Fprintf(tw, "  scopes\t%s\n", orNone(shown(strings.Join(d.Scopes, " "))))
+		fmt.Fprintf(tw, "allowed: policy %s decides (%s)\n", printable(d.Rule), d.Mode)
+		fmt.Fprintf(tw, "  subject\t%s (issuer %s, %s)\n", printable(d.Subject), printable(sub.Issuer), sub.TokenType.ShortName())
+		fmt.Fprintf(tw, "  audiences\t%s\n", printable(strings.Join(d.Audiences, " ")))
+		fmt.Fprintf(tw, "  scopes\t%s\n", orNone(printable(strings.Join(d.Scopes, " "))))
 		fmt.Fprintf(tw, "  act\t%s\n", actText(d.Act))
 		fmt.Fprintf(tw, "  issues\t%s, token_type %s\n", d.IssuedType.ShortName(), d.TokenType)
 		fmt.Fprintf(tw, "  lifetime\texpires_in %d (exp %s)\n", expiresIn(d.ExpiresAt, o.Now), d.ExpiresAt.UTC().Format(time.RFC3339))
@@ -294,11 +296,11 @@ func writeExplainText(w io.Writer, req exchange.Request, o *policytest.Outcome) 
 		}
 	} else {
 		fmt.Fprintf(tw, "denied: %s\n", o.Err.Code)
-		fmt.Fprintf(tw, "  error_description\t%s\n", shown(o.Err.Description))
+		fmt.Fprintf(tw, "  error_description\t%s\n", printable(o.Err.Description))
 		if o.Rule != "" {
-			fmt.Fprintf(tw, "  policy\t%s\n", shown(o.Rule))
+			fmt.Fprintf(tw, "  policy\t%s\n", printable(o.Rule))
 		}
-		fmt.Fprintf(tw, "  reason\t%s\n", shown(o.Reason()))
+		fmt.Fprintf(tw, "  reason\t%s\n", printable(o.Reason()))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -309,19 +311,30 @@ func writeExplainText(w io.Writer, req exchange.Request, o *policytest.Outcome) 
 // writeRuleResults prints what each policy of client made of the request.
 func writeRuleResults(w io.Writer, client string, rs []exchange.RuleResult) error {
 	if len(rs) == 0 {
-		_, err := fmt.Fprintf(w, "client %s has no exchange policy\n", shown(client))
+		_, err := fmt.Fprintf(w, "client %s has no exchange policy\n", printable(client))
 		return err
 	}
-	fmt.Fprintf(w, "policies of client %s, in order:\n", shown(client))
+	fmt.Fprintf(w, "policies of client %s, in order:\n", printable(client))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range rs {
 		check := string(r.Check)
 		if check == "" {
 			check = "—"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", shown(r.Rule), check, shown(r.Reason))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", printable(r.Rule), check, printable(r.Reason))
 	}
 	return tw.Flush()
+}
+
+// printable is s as the policy commands print it: as it is when every character
+// is printable, else quoted in Go syntax (\x1b, \u202e), so that claims and
+// names from a token never reach a terminal raw. Unlike the audit trail's
+// renderers it leaves quotes alone: the messages quote names themselves.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 func orNone(s string) string {
@@ -342,9 +355,9 @@ func actText(a *oauth.Actor) string {
 		if n > 0 {
 			b.WriteString(", act: ")
 		}
-		b.WriteString("{sub: " + shown(a.Subject))
+		b.WriteString("{sub: " + printable(a.Subject))
 		if a.Issuer != "" {
-			b.WriteString(", iss: " + shown(a.Issuer))
+			b.WriteString(", iss: " + printable(a.Issuer))
 		}
 		n++
 	}
@@ -411,10 +424,10 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 		o := env.Run(r.req, now)
 		if why := r.c.Expect.Check(o); why != "" {
 			failed++
-			fmt.Fprintf(stdout, "FAIL %s: %s\n", shown(r.c.Name), shown(why))
+			fmt.Fprintf(stdout, "FAIL %s: %s\n", printable(r.c.Name), printable(why))
 			continue
 		}
-		fmt.Fprintf(stdout, "PASS %s\n", shown(r.c.Name))
+		fmt.Fprintf(stdout, "PASS %s\n", printable(r.c.Name))
 	}
 	fmt.Fprintf(stdout, "%d passed, %d failed\n", len(runs)-failed, failed)
 	if failed > 0 {
@@ -455,7 +468,7 @@ func cmdPolicyLint(args []string, stdout, stderr io.Writer) error {
 	}
 	findings = append(findings, lint(cfg, where)...)
 	for _, f := range findings {
-		fmt.Fprintln(stdout, shown(f.String()))
+		fmt.Fprintln(stdout, printable(f.String()))
 	}
 	switch n := len(findings); {
 	case n == 0:
