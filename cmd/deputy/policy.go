@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/config"
@@ -271,9 +272,32 @@ func writeExplainJSON(w io.Writer, req exchange.Request, o *policytest.Outcome) 
 	} else {
 		out.Rule, out.Error, out.ErrorDescription, out.Reason = o.Rule, o.Err.Code, o.Err.Description, o.Reason()
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(printableJSON(b), '\n'))
+	return err
+}
+
+// printableJSON is the JSON text j with every character a terminal would obey —
+// DEL, C1 controls, bidi overrides, which JSON allows raw in strings — written
+// as a \u escape; the JSON means the same. Outside strings JSON text is ASCII,
+// so only strings change.
+func printableJSON(j []byte) []byte {
+	out := make([]byte, 0, len(j))
+	for _, r := range string(j) {
+		if r < utf8.RuneSelf && r != 0x7f || strconv.IsPrint(r) {
+			out = utf8.AppendRune(out, r)
+			continue
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+			continue
+		}
+		out = fmt.Appendf(out, `\u%04x`, r)
+	}
+	return out
 }
 
 // expiresIn is the token response's expires_in: whole seconds from now to exp.

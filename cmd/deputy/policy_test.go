@@ -250,6 +250,29 @@ func TestPolicyExplainJSON(t *testing.T) {
 	}
 }
 
+// TestPolicyExplainPrintable: names and claims from a token reach the terminal
+// escaped, in text and in JSON.
+func TestPolicyExplainPrintable(t *testing.T) {
+	cfg := writePolicyConfig(t, policyConfig)
+	sub := "al\u202eice\u001b[2J\u0085\u007f"
+	claims := mustJSON(t, map[string]string{"sub": sub, "scope": "ledger:write"})
+	code, stdout, _ := runDeputy(t, "policy", "explain", "--config", cfg, "--client", "payments", "--subject-claims", claims)
+	if code != 0 || !strings.Contains(stdout, `  subject    "al\u202eice\x1b[2J\u0085\x7f" (issuer self`) {
+		t.Errorf("exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = runDeputy(t, "policy", "explain", "--json", "--config", cfg, "--client", "payments", "--subject-claims", claims)
+	if code != 0 || !strings.Contains(stdout, `"subject": "al\u202eice\u001b[2J\u0085\u007f"`) {
+		t.Errorf("exit %d\n%s", code, stdout)
+	}
+	var got struct{ Subject string }
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil || got.Subject != "al\u202eice\x1b[2J\u0085\x7f" {
+		t.Errorf("subject %q, %v", got.Subject, err)
+	}
+	if b := printableJSON([]byte("\"\U0001F600 \U000E0001\"")); string(b) != "\"\U0001F600 \\udb40\\udc01\"" {
+		t.Errorf("printableJSON = %s", b)
+	}
+}
+
 func mustJSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
