@@ -550,7 +550,7 @@ func lint(cfg *config.Config, where func(string) string) []config.Problem {
 // exchange rules"), and a later one never stands in for it, so later can never
 // decide. Only such certain cases are reported.
 func shadows(first, later config.Policy) bool {
-	return first.Client == later.Client && first.Condition == "" &&
+	return first.Client == later.Client && first.Condition == "" && len(later.Audiences) > 0 &&
 		subset(later.SubjectIssuers, first.SubjectIssuers) &&
 		subset(later.SubjectTokenTypes, first.SubjectTokenTypes) &&
 		subset(later.Audiences, first.Audiences)

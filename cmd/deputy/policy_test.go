@@ -464,6 +464,41 @@ exchange:
 	}
 }
 
+// TestShadows: only a policy an earlier one surely decides for is shadowed.
+func TestShadows(t *testing.T) {
+	base := config.Policy{Client: "api1", SubjectIssuers: []string{"self", "entra"}, SubjectTokenTypes: []string{"access_token", "jwt"},
+		Audiences: []string{"https://a", "https://b"}}
+	with := func(f func(p *config.Policy)) config.Policy {
+		p := base
+		f(&p)
+		return p
+	}
+	tests := []struct {
+		name         string
+		first, later config.Policy
+		want         bool
+	}{
+		{"ok/same", base, base, true},
+		{"ok/narrower", base, with(func(p *config.Policy) {
+			p.SubjectIssuers, p.SubjectTokenTypes, p.Audiences = []string{"entra"}, []string{"jwt"}, []string{"https://b"}
+			p.Condition, p.Mode, p.Scopes = "true", "impersonation", []string{"x"}
+		}), true},
+		{"fail/first-has-a-condition", with(func(p *config.Policy) { p.Condition = "true" }), base, false},
+		{"fail/other-client", base, with(func(p *config.Policy) { p.Client = "api2" }), false},
+		{"fail/another-issuer", base, with(func(p *config.Policy) { p.SubjectIssuers = []string{"okta"} }), false},
+		{"fail/another-type", base, with(func(p *config.Policy) { p.SubjectTokenTypes = []string{"id_token"} }), false},
+		{"fail/another-audience", base, with(func(p *config.Policy) { p.Audiences = []string{"https://a", "https://c"} }), false},
+		{"fail/no-audience", base, with(func(p *config.Policy) { p.Audiences = nil }), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := shadows(tt.first, tt.later); got != tt.want {
+				t.Errorf("shadows = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestPolicyUsage(t *testing.T) {
 	for _, args := range [][]string{{"policy"}, {"policy", "simulate"}} {
 		code, _, stderr := runDeputy(t, args...)
