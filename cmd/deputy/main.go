@@ -34,6 +34,14 @@ Usage:
   deputy audit query    [--config FILE] [--subject S] [--actor A] [--client C]
                         [--audience AUD] [--since T] [--until T] [--type T] [--trace-id ID]
                         [--limit N] [--json]
+  deputy policy explain --client C (--subject-token T | --subject-claims JSON
+                        [--subject-issuer NAME] [--subject-type TYPE]) [--actor SUB]
+                        [--audience A]… [--resource R]… [--scope "S…"]
+                        [--requested-token-type T] [--json]
+                                          what the exchange policies decide for a
+                                          request, and why (exit 0 allowed, 1 denied)
+  deputy policy test FILE…                run policy test cases (exit 1 on a failure)
+  deputy policy lint    [--strict]        policies that can never decide, and other mistakes
   deputy users add USERNAME (--password-stdin | --password-file FILE) [--claim K=V ...]
   deputy users list     [--json]          local accounts stored in the database
   deputy users disable USERNAME | enable USERNAME | delete USERNAME
@@ -90,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return cmdAuditQuery(ctx, rest[1:], stdout)
 			}
 		}
+	case "policy":
+		return cmdPolicy(ctx, rest, stdout, stderr)
 	case "users":
 		return cmdUsers(ctx, rest, os.Stdin, stdout, stderr)
 	case "version", "--version":

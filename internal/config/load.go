@@ -29,33 +29,68 @@ func Load(file string, env []string) (*Config, error) {
 // without a file, or when it cannot be read), so that a reload records the very
 // bytes it applied or refused.
 func LoadSum(file string, env []string) (_ *Config, sum [sha256.Size]byte, _ error) {
+	c, o, sum, err := read(file, env)
+	if err != nil {
+		return nil, sum, err
+	}
+	if ps := c.validate(o); len(ps) > 0 {
+		return nil, sum, &Error{Problems: ps}
+	}
+	return c, sum, nil
+}
+
+// Inspection is a configuration as read, with its validation problems instead of
+// being refused for them: for a tool that reports on a configuration the server
+// would refuse (deputy policy lint).
+type Inspection struct {
+	Config *Config
+	// Problems are the validation problems Load would have refused it for.
+	Problems []Problem
+	origins  origins
+}
+
+// Where is where the value at path came from ("deputy.yaml:12:5"), or the closest
+// enclosing key's; "" when unknown.
+func (in *Inspection) Where(path string) string { return in.origins.of(path) }
+
+// Inspect reads file as Load does, but returns an invalid configuration with its
+// validation problems rather than refusing it. Decoding and override problems are
+// still an [*Error]: there is then no configuration to report on.
+func Inspect(file string, env []string) (*Inspection, error) {
+	c, o, _, err := read(file, env)
+	if err != nil {
+		return nil, err
+	}
+	return &Inspection{Config: c, Problems: c.validate(o), origins: o}, nil
+}
+
+// read is Load without the validation: the file decoded, the overrides applied,
+// paths resolved and defaults filled in, with where each value came from.
+func read(file string, env []string) (_ *Config, _ origins, sum [sha256.Size]byte, _ error) {
 	c := &Config{}
 	origins := origins{}
 	if file != "" {
 		src, err := os.ReadFile(file)
 		if err != nil {
-			return nil, sum, fmt.Errorf("config: %w", err)
+			return nil, nil, sum, fmt.Errorf("config: %w", err)
 		}
 		sum = sha256.Sum256(src)
 		if ps := decodeYAML(file, src, c, origins); len(ps) > 0 {
-			return nil, sum, &Error{Problems: ps}
+			return nil, nil, sum, &Error{Problems: ps}
 		}
 	}
 	if ps := c.applyEnv(env, origins); len(ps) > 0 {
-		return nil, sum, &Error{Problems: ps}
+		return nil, nil, sum, &Error{Problems: ps}
 	}
 	if file != "" {
 		dir, err := filepath.Abs(filepath.Dir(file))
 		if err != nil {
-			return nil, sum, fmt.Errorf("config: %w", err)
+			return nil, nil, sum, fmt.Errorf("config: %w", err)
 		}
 		c.resolvePaths(dir, origins)
 	}
 	c.SetDefaults()
-	if ps := c.validate(origins); len(ps) > 0 {
-		return nil, sum, &Error{Problems: ps}
-	}
-	return c, sum, nil
+	return c, origins, sum, nil
 }
 
 // Problem is one thing wrong with a configuration.
