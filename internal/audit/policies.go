@@ -35,7 +35,7 @@ const (
 
 // BoundPolicies returns l cut to the bounds above: each policy name to
 // MaxRuleBytes, each check to MaxTypeBytes and each reason to
-// MaxPolicyReasonBytes (store.Truncate); and once the list, as JSON, would go
+// MaxPolicyReasonBytes (store.CleanText, then store.Truncate); and once the list, as JSON, would go
 // beyond MaxPoliciesBytes, the rest replaced by one last item whose policy is
 // "…[N more]". A list within bounds is returned as it is.
 func BoundPolicies(l []PolicyResult) []PolicyResult {
@@ -45,9 +45,9 @@ func BoundPolicies(l []PolicyResult) []PolicyResult {
 	total := len("[]")
 	for i, p := range l {
 		q := PolicyResult{
-			Policy: store.Truncate(p.Policy, MaxRuleBytes),
-			Check:  store.Truncate(p.Check, MaxTypeBytes),
-			Reason: store.Truncate(p.Reason, MaxPolicyReasonBytes),
+			Policy: boundText(p.Policy, MaxRuleBytes),
+			Check:  boundText(p.Check, MaxTypeBytes),
+			Reason: boundText(p.Reason, MaxPolicyReasonBytes),
 		}
 		if total += len(marshalText(q)) + len(","); total > MaxPoliciesBytes-markerBytes {
 			return append(out[:i:i], PolicyResult{Policy: "…[" + strconv.Itoa(len(l)-i) + " more]"})
@@ -61,6 +61,11 @@ func BoundPolicies(l []PolicyResult) []PolicyResult {
 	}
 	return out
 }
+
+// boundText is s cut to max bytes, with NUL and invalid UTF-8 as U+FFFD first
+// (store.CleanText), as JSON would read them back: the bound holds for what is
+// stored.
+func boundText(s string, max int) string { return store.Truncate(store.CleanText(s), max) }
 
 // WithPolicies returns the Detail JSON object detail with DetailPolicies set to
 // l within bounds (BoundPolicies); detail as it is when l is empty. A detail that

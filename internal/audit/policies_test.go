@@ -100,3 +100,42 @@ func TestPolicyLine(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPolicies: whatever the policies' names and reasons hold (a reason quotes
+// the request), the Detail WithPolicies writes is a JSON object within
+// MaxDetailBytes that keeps the other keys, each reason within its bound, and
+// the trace shows each policy on one line of its own with nothing a terminal
+// would obey.
+func FuzzPolicies(f *testing.F) {
+	f.Add("ledger-to-fraud-check", "condition", "condition is false", 1)
+	f.Add("p", "targets", `does not allow audience "https://x"`, 3)
+	f.Add("p\u202e", "", "x\n    policy q: decides\x1b[2J", 300)
+	f.Fuzz(func(t *testing.T, name, check, reason string, n int) {
+		n = max(1, min(n, 1000))
+		l := make([]PolicyResult, n)
+		for i := range l {
+			l[i] = PolicyResult{Policy: name, Check: check, Reason: strings.Repeat(reason, 1+i%3)}
+		}
+		d := WithPolicies(`{"subject_cnf":{"jkt":"k"}}`, l)
+		var back struct {
+			SubjectCnf struct{ JKT string } `json:"subject_cnf"`
+			Policies   []PolicyResult       `json:"policies"`
+		}
+		if len(d) > MaxDetailBytes || json.Unmarshal([]byte(d), &back) != nil || back.SubjectCnf.JKT != "k" || len(back.Policies) == 0 || len(back.Policies) > n {
+			t.Fatalf("detail of %d bytes: %.200s", len(d), d)
+		}
+		for _, p := range back.Policies {
+			if len(p.Reason) > MaxPolicyReasonBytes || len(p.Policy) > MaxRuleBytes {
+				t.Fatalf("policy of %d bytes, reason of %d bytes", len(p.Policy), len(p.Reason))
+			}
+		}
+		var b strings.Builder
+		writeEventLine(&b, "", Event{Relation: RelDenied, Policies: policiesOf(d)})
+		if lines := strings.Count(b.String(), "\n"); lines != 1+len(back.Policies) {
+			t.Fatalf("%d policies on %d lines:\n%s", len(back.Policies), lines-1, b.String())
+		}
+		if r, bad := rawUnsafe(b.String()); bad {
+			t.Fatalf("trace text holds %U raw: %q", r, b.String())
+		}
+	})
+}
