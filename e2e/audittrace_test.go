@@ -3,10 +3,12 @@ package e2e
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -117,5 +119,50 @@ func TestAuditEventsCarryTheTraceID(t *testing.T) {
 	}
 	if out, code := s.deputy("audit", "verify"); code == 0 || !strings.Contains(out, "BROKEN at record "+seq+" ") {
 		t.Errorf("verify after the trace id of record %s changed: exit %d %s", seq, code, out)
+	}
+}
+
+// TestAuditTraceDenialPolicies: a refused exchange keeps, in its audit record,
+// what each policy of the client made of it; deputy audit query --json has it in
+// the detail, deputy audit trace shows one line per policy under the denial, and
+// /audit/trace carries it as data (README "Audit trail").
+func TestAuditTraceDenialPolicies(t *testing.T) {
+	s := start(t, callsConfig)
+	_, t1, _ := chain(t, s)
+	wantError(t, s.post("token_endpoint", "api2", "api2-secret", exchangeForm(t1, "audience", "https://api1.example")), 400, "invalid_target")
+
+	out, code := s.deputy("audit", "query", "--client", "api2", "--type", "request.denied", "--json")
+	var denial struct {
+		ID     string `json:"id"`
+		Detail struct {
+			Policies []struct{ Policy, Check, Reason string } `json:"policies"`
+		} `json:"detail"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &denial) != nil {
+		t.Fatalf("audit query: exit %d %s", code, out)
+	}
+	want := `[{api2-to-api3 targets does not allow audience "https://api1.example"} {api2-from-batch targets does not allow audience "https://api1.example"}]`
+	if got := fmt.Sprint(denial.Detail.Policies); got != want {
+		t.Errorf("denial keeps policies %s, want %s", got, want)
+	}
+
+	out, code = s.deputy("audit", "trace", denial.ID)
+	under := regexp.MustCompile(`◀ asked\n +policy api2-to-api3: targets — does not allow audience "https://api1\.example"\n` +
+		` +policy api2-from-batch: targets — does not allow audience "https://api1\.example"\n`)
+	if code != 0 || !under.MatchString(out) {
+		t.Errorf("audit trace %s: exit %d, want the policy under the denial:\n%s", denial.ID, code, out)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, s.endpoint("audit_trace_endpoint")+"?id="+url.QueryEscape(denial.ID), nil)
+	req.Header.Set("Authorization", basic("auditor", "auditor-secret"))
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"policies": [`) ||
+		!strings.Contains(string(body), `"reason": "does not allow audience \"https://api1.example\""`) {
+		t.Errorf("/audit/trace?id=%s: %d %s", denial.ID, resp.StatusCode, body)
 	}
 }

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,7 +18,8 @@ import (
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "demo", "--dir", t.TempDir())
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, binary, "demo", "--dir", dir)
 	cmd.Env = cleanEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -51,6 +54,13 @@ func TestDemo(t *testing.T) {
 		`401 invalid_token (DPoP error="invalid_token")`,
 		`401 invalid_dpop_proof (DPoP error="invalid_dpop_proof")`,
 		"no proof  → 400 invalid_request",
+		// a token that did not come through payments: the ledger refused by the
+		// condition of ledger-to-fraud-check, the trace of the denial says why
+		`condition: size(subject.act) > 0 && subject.act[0].sub == "payments"`,
+		"act {sub: web-app}",
+		"the ledger exchanges it for fraud-check                 → 400 invalid_request",
+		"(not issued in this audit trail)",
+		"policy ledger-to-fraud-check: condition — condition is false\n",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -77,5 +87,72 @@ func TestDemo(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", s)
+	}
+	conditionalDenial(t, dir, s)
+}
+
+// conditionalDenial checks the demo's fourth step in the trail it kept in dir:
+// the denial of the ledger's exchange keeps what policy ledger-to-fraud-check
+// made of it (its condition is false), and deputy audit trace of the denial,
+// the id the demo printed, shows it under the denial.
+func conditionalDenial(t *testing.T, dir, out string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m := regexp.MustCompile(`(?s)── 4\..*audit trace \(deputy audit trace (\S+)\):`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the demo printed no audit trace of the denial in step 4")
+	}
+	id := m[1]
+	tool := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, binary, append(args, "--config", filepath.Join(dir, "deputy-demo.yaml"))...)
+		cmd.Env = cleanEnv()
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("deputy %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return string(b)
+	}
+
+	var denial struct {
+		ID       string `json:"id"`
+		Decision string `json:"decision"`
+		Reason   string `json:"reason"`
+		Detail   struct {
+			Policies []struct{ Policy, Check, Reason string } `json:"policies"`
+		} `json:"detail"`
+	}
+	for line := range strings.Lines(tool("audit", "query", "--client", "ledger", "--type", "request.denied", "--json")) {
+		if strings.Contains(line, `"id":"`+id+`"`) {
+			if err := json.Unmarshal([]byte(line), &denial); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+		}
+	}
+	if denial.ID != id || denial.Decision != "deny" || !strings.HasPrefix(denial.Reason, "invalid_request: ") {
+		t.Fatalf("denial %s in the trail: %+v", id, denial)
+	}
+	if p := denial.Detail.Policies; len(p) != 1 || p[0].Policy != "ledger-to-fraud-check" || p[0].Check != "condition" || p[0].Reason != "condition is false" {
+		t.Errorf("denial %s keeps policies %+v, want ledger-to-fraud-check: condition — condition is false", id, p)
+	}
+
+	trace := tool("audit", "trace", id)
+	if !regexp.MustCompile(`(?m)^  ✗ denied .* client ledger .*◀ asked\n      policy ledger-to-fraud-check: condition — condition is false\n`).MatchString(trace) {
+		t.Errorf("deputy audit trace %s does not show the policy under the denial:\n%s", id, trace)
+	}
+	var tree struct {
+		Root struct {
+			Events []struct {
+				ID       string                                   `json:"id"`
+				Policies []struct{ Policy, Check, Reason string } `json:"policies"`
+			} `json:"events"`
+		} `json:"root"`
+	}
+	if err := json.Unmarshal([]byte(tool("audit", "trace", id, "--json")), &tree); err != nil {
+		t.Fatal(err)
+	}
+	if ev := tree.Root.Events; len(ev) != 1 || ev[0].ID != id || len(ev[0].Policies) != 1 || ev[0].Policies[0].Check != "condition" {
+		t.Errorf("deputy audit trace %s --json: events %+v", id, ev)
 	}
 }

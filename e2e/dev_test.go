@@ -38,7 +38,7 @@ func TestDevelopmentSetup(t *testing.T) {
 		}
 	}
 	s.meta = s.getJSON("/.well-known/oauth-authorization-server")
-	for _, want := range []string{"DEVELOPMENT", "web-app-secret", "api1-secret", "alice"} {
+	for _, want := range []string{"DEVELOPMENT", "web-app-secret", "api1-secret", "alice", `when size(subject.act) > 0 && subject.act[0].sub == "api1"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("start-up output lacks %q:\n%s", want, logs.String())
 		}

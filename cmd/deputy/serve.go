@@ -274,6 +274,9 @@ deputy is running a DEVELOPMENT setup (no --config given). Do not use it in prod
 	fmt.Fprintln(w, "  exchange policies:")
 	for _, p := range cfg.Exchange.Policies {
 		fmt.Fprintf(w, "    %-16s client %s → %v scopes %v (%s)\n", p.Name, p.Client, p.Audiences, p.Scopes, p.Mode)
+		if p.Condition != "" {
+			fmt.Fprintf(w, "    %-16s when %s\n", "", p.Condition)
+		}
 	}
 	fmt.Fprintf(w, "\n  try: curl -s -u web-app:web-app-secret -d grant_type=client_credentials %s/token\n\n", cfg.Issuer)
 	_ = os.Stdout.Sync()

@@ -66,7 +66,9 @@ func TestRenderersEscapeOutsideText(t *testing.T) {
 			}
 			denied := &store.AuditEvent{
 				Time: t0.Add(time.Second), Type: store.EventDenied, Decision: store.DecisionDeny, ClientID: h,
-				ParentJTI: "T1", Reason: "invalid_request: " + h, Detail: `{"why":"` + jsonString(h) + `"}`,
+				ParentJTI: "T1", Reason: "invalid_request: " + h,
+				Detail: `{"why":"` + jsonString(h) + `","policies":[{"policy":"` + jsonString(h) + `","check":"` + jsonString(h) +
+					`","reason":"` + jsonString(h) + `"},{"policy":"p","check":"condition","reason":"` + jsonString(h) + `"}]}`,
 			}
 			// The store sees the event as the writer cleans it; a renderer may also
 			// meet what the writer never wrote (a database changed by hand).
@@ -108,6 +110,11 @@ func TestRenderersEscapeOutsideText(t *testing.T) {
 			}
 			if !strings.Contains(tr.String(), "trace "+TextValue(h)) {
 				t.Errorf("trace does not show the trace id quoted:\n%s", tr.String())
+			}
+			clean := strings.ToValidUTF8(h, "\uFFFD")
+			if !strings.Contains(tr.String(), "policy "+TextValue(clean)+": "+TextValue(clean)+" — "+restOfLine(clean)+"\n") ||
+				!strings.Contains(tr.String(), "policy p: condition — "+restOfLine(clean)+"\n") {
+				t.Errorf("trace does not show the denial's policies quoted:\n%s", tr.String())
 			}
 			if !strings.Contains(tr.String(), "sub "+TextValue(issued.Subject)) {
 				t.Errorf("trace does not show the subject quoted:\n%s", tr.String())

@@ -26,7 +26,8 @@ func formatEvents() []store.AuditEvent {
 		Subject: "alice@corp", SubjectIssuer: "https://idp.corp.example", Actors: []string{"api3"},
 		ParentJTI: "ext-9", Decision: store.DecisionDeny,
 		Reason: `invalid_target: "https://evil.example" is not an audience of api3`,
-		Detail: "{\n  \"audience\": \"https://evil.example\", \"html\": \"<b>&</b>\"\n}",
+		Detail: "{\n  \"audience\": \"https://evil.example\", \"html\": \"<b>&</b>\",\n" +
+			"  \"policies\": [{\"policy\": \"api3-to-ledger\", \"check\": \"targets\", \"reason\": \"does not allow audience \\\"https://evil.example\\\"\"}]\n}",
 	}
 	Seal(second.Hash, &denied)
 	bare := store.AuditEvent{Seq: 4, ID: "E4", Time: t0.Add(3 * time.Second), Type: store.EventKeyRotated, Detail: "not json = x"}

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/oauth"
@@ -101,7 +103,10 @@ type Event struct {
 	ParentJTI string    `json:"parent_jti,omitempty"`
 	TokenJTI  string    `json:"token_jti,omitempty"`
 	TraceID   string    `json:"trace_id,omitempty"` // W3C trace-id of the request
-	Asked     bool      `json:"asked,omitempty"`
+	// Policies is, for a denied exchange, what each policy of the client made of
+	// the request (the Detail's "policies", see PolicyResult).
+	Policies []PolicyResult `json:"policies,omitempty"`
+	Asked    bool           `json:"asked,omitempty"`
 }
 
 // Trace reconstructs the delegation chain around id, which is a token jti or an
@@ -428,12 +433,16 @@ func relationOf(e *store.AuditEvent) string {
 }
 
 func eventOf(e *store.AuditEvent, rel, via string) Event {
-	return Event{
+	ev := Event{
 		Relation: rel, Via: via, Seq: e.Seq, ID: e.ID, Time: e.Time, Type: e.Type,
 		ClientID: e.ClientID, Subject: e.Subject, Actors: e.Actors, Audiences: e.Audiences,
 		Scopes: e.Scopes, Decision: e.Decision, Reason: e.Reason, Rule: e.Rule,
 		ParentJTI: e.ParentJTI, TokenJTI: e.TokenJTI, TraceID: e.TraceID,
 	}
+	if rel == RelDenied {
+		ev.Policies = policiesOf(e.Detail)
+	}
+	return ev
 }
 
 // WriteJSON writes the tree as one indented JSON document, with control
@@ -464,7 +473,17 @@ func (tr *Tree) WriteJSON(w io.Writer) error {
 //	       event E2  trace 4bf92f3577b34da6a3ce929d0e0e4736
 //
 // An event line ends with the event's id and the W3C trace-id of its request
-// ("trace …"), when it had one.
+// ("trace …"), when it had one. Under a denied exchange comes one line per policy
+// of the client, in config order, with the first check it failed and why (the
+// denial's Detail "policies"; "policy p: decides" for the one that decided):
+//
+//	✗ denied  2026-11-25T18:00:05Z  client api3  …  event E5
+//	    policy api3-to-api4: targets — does not allow audience "https://api5.example"
+//	    policy api3-reports: condition — condition is false
+//
+// The reason ends its line and is shown as it is unless it begins with a quote
+// or holds a backslash or a character that is not printable: then it is quoted in
+// Go syntax too.
 //
 // Each token's binding ends its second line: "bearer", or "bound dpop:" (a DPoP
 // key's jkt) or "bound x5t:" (a client certificate's x5t#S256) and the first 8
@@ -620,6 +639,39 @@ func writeEventLine(b *strings.Builder, indent string, e Event) {
 		b.WriteString("  ◀ asked")
 	}
 	b.WriteByte('\n')
+	for _, p := range e.Policies {
+		writePolicyLine(b, indent+"    ", p)
+	}
+}
+
+// writePolicyLine writes what one policy made of a denied request:
+//
+//	policy ledger-to-fraud-check: condition — condition is false
+//
+// with no check for the policy that decided ("policy p: decides").
+func writePolicyLine(b *strings.Builder, indent string, p PolicyResult) {
+	b.WriteString(indent)
+	b.WriteString("policy ")
+	b.WriteString(TextValue(orDash(p.Policy)))
+	b.WriteString(": ")
+	if p.Check != "" {
+		b.WriteString(TextValue(p.Check))
+		b.WriteString(" — ")
+	}
+	b.WriteString(restOfLine(orDash(p.Reason)))
+	b.WriteByte('\n')
+}
+
+// restOfLine is s as the text renderers show a value that ends its line: as it
+// is when every character is printable, none is a backslash and it does not
+// begin with a quote — a reason quoting an audience reads as it was written —
+// else quoted in Go syntax like TextValue.
+func restOfLine(s string) string {
+	if strings.HasPrefix(s, `"`) || !utf8.ValidString(s) ||
+		strings.IndexFunc(s, func(r rune) bool { return r == '\\' || !strconv.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // writeTrace writes the trace id of the request an event records, if it had one.

@@ -48,7 +48,10 @@ func delegationTrail(t *testing.T, b backend) {
 			Detail: `{"cnf":{"x5t#S256":"` + x5tAPI1 + `"}}`},
 		{ID: "E5", Time: at(5), Type: store.EventDenied, ClientID: "api3", Subject: "alice", Actors: []string{"api3", "api2", "api1"},
 			Audiences: []string{"https://api5.example"}, ParentJTI: "T2", Decision: store.DecisionDeny,
-			Reason: "invalid_target: no policy of api3 allows https://api5.example", TraceID: trailTrace},
+			Reason: "invalid_target: no policy of api3 allows https://api5.example", TraceID: trailTrace,
+			Detail: `{"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","policies":[` +
+				`{"policy":"api3-to-api4","check":"targets","reason":"does not allow audience \"https://api5.example\""},` +
+				`{"policy":"api3-reports","check":"condition","reason":"condition is false"}]}`},
 		{ID: "E6", Time: at(6), Type: store.EventCallReported, ClientID: "api3", Subject: "alice", Actors: []string{"api2", "api1"},
 			Audiences: []string{"https://api3.example"}, ParentJTI: "T2", Decision: store.DecisionAllow, Detail: `{"method":"GET","path":"/ledger"}`,
 			TraceID: trailTrace},
@@ -113,6 +116,13 @@ func TestTraceFromTheMiddle(t *testing.T) {
 		}
 		if want := "[denied:E5: call:E6: revoked:R1:T1 denied:E7:]"; fmt.Sprint(rels) != want {
 			t.Errorf("T2 events = %v, want %s", rels, want)
+		}
+		// A denied exchange keeps what each policy of the client made of it.
+		if got := fmt.Sprint(t2.Events[0].Policies); got != `[{api3-to-api4 targets does not allow audience "https://api5.example"} {api3-reports condition condition is false}]` {
+			t.Errorf("E5 policies = %s", got)
+		}
+		if t2.Events[1].Policies != nil || t2.Events[3].Policies != nil {
+			t.Errorf("events without policies in their Detail: %+v", t2.Events)
 		}
 		if len(t1.Events) != 1 || t1.Events[0].Relation != RelRevoked || t1.Events[0].Via != "" {
 			t.Errorf("T1 events = %+v, want its own revocation", t1.Events)

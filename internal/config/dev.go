@@ -22,7 +22,9 @@ import (
 //     audit trail over HTTP (/audit/events, /audit/trace);
 //   - policies: api1 may exchange for https://api2.example (ledger:read,
 //     ledger:write, fraud:check), api2 for https://api3.example (fraud:check), both by
-//     delegation; support may impersonate for https://api2.example (ledger:read);
+//     delegation — api2 only for a token that came from api1 (a condition: the
+//     outermost actor of its act chain is api1); support may impersonate for
+//     https://api2.example (ledger:read);
 //   - users alice (password alice-password) and bob (bob-password).
 //
 // The secrets and passwords are in the clear, for a demo: never use them elsewhere.
@@ -80,6 +82,9 @@ func Dev(dir string) *Config {
 				Scopes:    []string{"fraud:check"},
 				Mode:      ModeDelegation,
 				MaxChain:  4,
+				// The fraud service is reached only on behalf of api1: the ledger's
+				// token must come from api1 (not, say, from support's impersonation).
+				Condition: `size(subject.act) > 0 && subject.act[0].sub == "api1"`,
 			},
 			{
 				Name:      "support-impersonate",

@@ -327,12 +327,17 @@ func (d *Dispatcher) deny(ctx context.Context, ev *store.AuditEvent, err error) 
 	return oe
 }
 
-// fill makes ev the denial of a request refused with err.
+// fill makes ev the denial of a request refused with err. The denial of an
+// exchange keeps what each policy of the client made of the request in its
+// Detail, under "policies" (design §12, README "Audit trail").
 func fill(ev *store.AuditEvent, err error) {
 	oe := oauth.AsError(err)
 	var den *exchange.Denial
-	if errors.As(err, &den) && den.Rule != "" {
-		ev.Rule = den.Rule
+	if errors.As(err, &den) {
+		if den.Rule != "" {
+			ev.Rule = den.Rule
+		}
+		ev.Detail = audit.WithPolicies(ev.Detail, policyResults(den.Policies))
 	}
 	ev.Type = store.EventDenied
 	ev.Decision = store.DecisionDeny
@@ -342,6 +347,19 @@ func fill(ev *store.AuditEvent, err error) {
 	}
 	ev.TokenJTI, ev.TokenExpires = "", time.Time{}
 	ev.ID, ev.Seq, ev.Hash, ev.PrevHash = "", 0, nil, nil
+}
+
+// policyResults is what each policy made of a denied exchange, as its audit
+// record keeps it.
+func policyResults(rs []exchange.RuleResult) []audit.PolicyResult {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]audit.PolicyResult, len(rs))
+	for i, r := range rs {
+		out[i] = audit.PolicyResult{Policy: r.Rule, Check: string(r.Check), Reason: r.Reason}
+	}
+	return out
 }
 
 // unrecorded is the answer to a request refused with oe whose denial ev could not

@@ -31,6 +31,8 @@ import (
 	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/server"
+	"github.com/deputy-auth/deputy/internal/store"
+	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk/verify"
 )
@@ -65,9 +67,21 @@ type Result struct {
 	// Stolen is how the token lifted from the ledger fared: the HTTP status of each
 	// attempt, by name ("fraud-check as Bearer", …).
 	Stolen map[string]int
+	// WithoutPayments is how the ledger's exchange of a token that did not come
+	// through payments fared.
+	WithoutPayments Refusal
 }
 
-// Run runs both scenarios and writes the story to out. dir holds deputy's
+// Refusal is a token request deputy refused: the HTTP status, the OAuth error
+// code and the id of the denial's audit event.
+type Refusal struct {
+	Status  int
+	Error   string
+	EventID string
+}
+
+// Run runs the scenarios — two payments, a stolen token, a token that did not
+// come through payments — and writes the story to out. dir holds deputy's
 // database and the corporate IdP's certificate; "" makes (and removes) a
 // temporary one.
 func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
@@ -131,6 +145,13 @@ func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
 	p.section("3. a thief copies the token the ledger sent to fraud-check (from a log line) and replays it")
 	if res.Stolen, err = env.replayStolen(ctx, p, res.Password[len(res.Password)-1]); err != nil {
 		return nil, fmt.Errorf("scenario 3: %w", err)
+	}
+
+	// Scenario 4: the ledger's exchange for fraud-check holds only for a token
+	// that came from payments (policy ledger-to-fraud-check's condition).
+	p.section("4. the ledger holds a token for alice that did not come through payments and asks for fraud-check")
+	if res.WithoutPayments, err = env.withoutPayments(ctx, p); err != nil {
+		return nil, fmt.Errorf("scenario 4: %w", err)
 	}
 
 	// The trail is intact.
@@ -398,4 +419,69 @@ func (w *world) replayStolen(ctx context.Context, p *printer, hop Hop) (map[stri
 		}
 	}
 	return got, nil
+}
+
+// withoutPayments plays the ledger presenting a token for alice that did not come
+// through payments — act {sub: web-app}, as if the web app had called the ledger
+// directly. No policy of the demo issues such a token (the only way to the
+// ledger is payments-to-ledger), so the demo signs one with deputy's own key, as
+// a policy written too wide would issue it. The ledger, with its client secret,
+// asks deputy to exchange it for fraud-check: policy ledger-to-fraud-check's
+// condition refuses (invalid_request), and the audit trace of the denial says
+// what each of the ledger's policies made of the request.
+func (w *world) withoutPayments(ctx context.Context, p *printer) (Refusal, error) {
+	now := time.Now()
+	minted := &token.Claims{
+		Subject: "alice", Audience: token.Audience{LedgerAudience}, ClientID: "web-app", Scope: "ledger:write fraud:check",
+		Act: &oauth.Actor{Subject: "web-app"}, IssuedAt: now.Unix(), NotBef: now.Unix(), Expiry: now.Add(time.Minute).Unix(),
+		ID: token.NewID(),
+	}
+	raw, err := token.NewService(w.issuer, w.node.Keys, w.node.Revoked, 16<<10).Mint(oauth.JWTTypeAccessToken, minted)
+	if err != nil {
+		return Refusal{}, err
+	}
+	form := url.Values{"grant_type": {oauth.GrantTokenExchange}, "subject_token": {raw},
+		"subject_token_type": {string(oauth.TokenTypeAccessToken)}, "audience": {FraudAudience}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.issuer+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return Refusal{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("ledger", "ledger-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Refusal{}, err
+	}
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+	resp.Body.Close()
+	r := Refusal{Status: resp.StatusCode, Error: e.Error}
+
+	p.line("policy ledger-to-fraud-check: fraud-check is reached only on behalf of a payment")
+	p.line("  condition: size(subject.act) > 0 && subject.act[0].sub == \"payments\"")
+	p.line("the token: sub %s, aud %s, act %s — the web app called the", minted.Subject, LedgerAudience, actString(minted.Act))
+	p.line("ledger directly (no policy issues such a token: the demo signs it with deputy's key)")
+	p.line("%-66s → %d %s", "at deputy, the ledger exchanges it for fraud-check", r.Status, r.Error)
+	p.line("  %s", audit.TextValue(e.Description))
+	if resp.StatusCode == http.StatusOK {
+		return r, errors.New("the exchange of a token that did not come through payments was allowed")
+	}
+
+	denials, err := w.node.Store.Query(ctx, store.AuditFilter{ClientID: "ledger", Type: store.EventDenied})
+	if err != nil {
+		return r, err
+	}
+	for _, d := range denials {
+		if d.ParentJTI == minted.ID {
+			r.EventID = d.ID
+		}
+	}
+	if r.EventID == "" {
+		return r, errors.New("the refusal is not in the audit trail")
+	}
+	p.printf("\n")
+	return r, p.auditTrace(ctx, w.node, r.EventID)
 }

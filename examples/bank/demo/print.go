@@ -87,7 +87,14 @@ func actString(a *oauth.Actor) string {
 // token derived from it, and the calls each service reported; and the W3C trace
 // id every hop of the payment carried.
 func (p *printer) trace(ctx context.Context, node *server.Server, jti, traceID string) error {
-	tree, err := audit.Trace(ctx, node.Store, jti)
+	p.printf("   trace id %s: one W3C trace (traceparent) from the web app through payments, ledger\n", traceID)
+	p.printf("   and fraud-check, deputy's token exchanges included\n\n")
+	return p.auditTrace(ctx, node, jti)
+}
+
+// auditTrace prints deputy audit trace of id, a token's jti or an event id.
+func (p *printer) auditTrace(ctx context.Context, node *server.Server, id string) error {
+	tree, err := audit.Trace(ctx, node.Store, id)
 	if err != nil {
 		return fmt.Errorf("audit trace: %w", err)
 	}
@@ -95,9 +102,7 @@ func (p *printer) trace(ctx context.Context, node *server.Server, jti, traceID s
 	if err := tree.WriteText(&b); err != nil {
 		return err
 	}
-	p.printf("   trace id %s: one W3C trace (traceparent) from the web app through payments, ledger\n", traceID)
-	p.printf("   and fraud-check, deputy's token exchanges included\n\n")
-	p.printf("   audit trace (deputy audit trace %s):\n\n", jti)
+	p.printf("   audit trace (deputy audit trace %s):\n\n", id)
 	for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
 		p.printf("     %s\n", l)
 	}
