@@ -126,7 +126,6 @@ func TestExplain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type res = RuleResult
 	for _, tc := range []struct {
 		name string
 		req  func(r *Request)
