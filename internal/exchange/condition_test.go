@@ -118,6 +118,84 @@ func TestDecideConditions(t *testing.T) {
 	}
 }
 
+// TestConditionSeesEffectiveRequest: a parameter left out cannot bypass a
+// condition on it: with no scope, request.scopes is what the rule would grant; with
+// no target, request.audiences is the rule's audiences (review finding).
+func TestConditionSeesEffectiveRequest(t *testing.T) {
+	x, err := New([]config.Policy{
+		{Name: "writes-need-mfa", Client: "api1", Audiences: []string{api2}, Scopes: []string{"ledger:read", "ledger:write"},
+			Condition: `!("ledger:write" in request.scopes) || subject.claims.?acr.orValue("") == "mfa"`},
+		{Name: "reads", Client: "api1", Audiences: []string{api2}, Scopes: []string{"ledger:read"},
+			Condition: `request.audiences == ["https://api2.example"] && request.scopes.all(s, s == "ledger:read")`},
+	}, testAudiences(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		req        func(r *Request)
+		wantRule   string
+		wantScopes []string
+		wantCode   oauth.Code
+	}{
+		{"ok/mfa-all-scopes-by-default", func(r *Request) { r.Subject.Claims = map[string]any{"acr": "mfa"} }, "writes-need-mfa", []string{"ledger:read", "ledger:write"}, ""},
+		{"ok/no-mfa-no-scope-falls-to-reads", func(r *Request) {}, "reads", []string{"ledger:read"}, ""},
+		{"ok/no-mfa-no-target-no-scope", func(r *Request) { r.Audiences = nil }, "reads", []string{"ledger:read"}, ""},
+		{"ok/no-mfa-asks-read", func(r *Request) { r.Scopes = []string{"ledger:read"} }, "writes-need-mfa", []string{"ledger:read"}, ""},
+		{"fail/no-mfa-asks-write", func(r *Request) { r.Scopes = []string{"ledger:write"} }, "", nil, oauth.CodeInvalidRequest},
+		{"fail/no-mfa-asks-write-empty-scope-entries", func(r *Request) { r.Scopes = []string{"", "ledger:write", ""} }, "", nil, oauth.CodeInvalidRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := baseRequest()
+			req.Subject.Scopes = []string{"ledger:read", "ledger:write"}
+			tc.req(&req)
+			d, err := x.Decide(req, now)
+			if tc.wantCode != "" {
+				if oauth.AsError(err).Code != tc.wantCode {
+					t.Fatalf("Decide = %+v, %v; want %s", d, err, tc.wantCode)
+				}
+				return
+			}
+			if err != nil || d.Rule != tc.wantRule || !reflect.DeepEqual(d.Scopes, tc.wantScopes) {
+				t.Fatalf("Decide = %s %q, %v; want %s %q", d.Rule, d.Scopes, err, tc.wantRule, tc.wantScopes)
+			}
+		})
+	}
+}
+
+// TestConditionsBeforeTargets: conditions are check 4 and targets check 5: when no
+// rule's condition holds, an unknown target is refused as invalid_request, not
+// invalid_target (review finding); when one holds, as invalid_target.
+func TestConditionsBeforeTargets(t *testing.T) {
+	x, err := New([]config.Policy{
+		{Name: "mfa-only", Client: "api1", Audiences: []string{api2}, Condition: `subject.claims.?acr.orValue("") == "mfa"`},
+	}, testAudiences(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		req    func(r *Request)
+		want   oauth.Code
+	}{
+		{"fail/unknown-audience-condition-false", nil, func(r *Request) { r.Audiences = []string{"https://unknown.example"} }, oauth.CodeInvalidRequest},
+		{"fail/bad-resource-condition-false", nil, func(r *Request) { r.Audiences = nil; r.Resources = []string{"not a uri"} }, oauth.CodeInvalidRequest},
+		{"fail/unknown-audience-condition-true", map[string]any{"acr": "mfa"}, func(r *Request) { r.Audiences = []string{"https://unknown.example"} }, oauth.CodeInvalidTarget},
+		{"fail/bad-resource-condition-true", map[string]any{"acr": "mfa"}, func(r *Request) { r.Resources = []string{"https://x.example/#f"} }, oauth.CodeInvalidTarget},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := baseRequest()
+			req.Subject.Claims = tc.claims
+			tc.req(&req)
+			_, err := x.Decide(req, now)
+			if got := oauth.AsError(err).Code; got != tc.want {
+				t.Fatalf("Decide: %v; want %s", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestExplain: for every policy of the client, the first check it failed, in the
 // order of design §5 and §12; the one that decides has none. Explain and Decide
 // agree on the deciding rule.
@@ -197,10 +275,65 @@ func TestExplain(t *testing.T) {
 			switch {
 			case err == nil && d.Rule != decides:
 				t.Errorf("Decide chose %s, Explain says %q decides", d.Rule, decides)
-			case errors.As(err, &den) && den.Rule != "" && den.Rule != decides && !strings.Contains(den.Err.Reason(), "condition cannot be evaluated"):
+			case errors.As(err, &den) && den.Rule != "" && den.Check() != CheckCondition && den.Rule != decides:
 				t.Errorf("Decide denied at rule %s, Explain says %q decides", den.Rule, decides)
+			case errors.As(err, &den) && den.Check() == CheckCondition && decides != "":
+				t.Errorf("Decide denied on the condition of %s, Explain says %q decides", den.Rule, decides)
 			case errors.As(err, &den) && !reflect.DeepEqual(den.Policies, got):
 				t.Errorf("Denial.Policies = %+v, Explain = %+v", den.Policies, got)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name     string
+		policies []config.Policy
+		req      func(r *Request)
+		want     []RuleResult
+	}{
+		// A condition that cannot be evaluated where Decide evaluates it denies:
+		// no later rule decides, in Explain either (review finding).
+		{"erroring-condition-blocks-later-rule", []config.Policy{
+			{Name: "a", Client: "api1", Audiences: []string{api2}, Condition: `subject.claims.branch == "north"`},
+			{Name: "b", Client: "api1", Audiences: []string{api2}},
+		}, func(r *Request) {}, []RuleResult{
+			{"a", CheckCondition, "condition cannot be evaluated: no such key: branch"},
+			{"b", CheckOrder, "matches, but the condition of policy a cannot be evaluated, which denies the request"},
+		}},
+		{"erroring-condition-blocks-default-target", []config.Policy{
+			{Name: "a", Client: "api1", Audiences: []string{api2}},
+			{Name: "b", Client: "api1", Audiences: []string{api3}, Condition: `subject.claims.branch == "north"`},
+		}, func(r *Request) { r.Audiences = nil }, []RuleResult{
+			{"a", CheckOrder, "matches, but the condition of policy b cannot be evaluated, which denies the request"},
+			{"b", CheckCondition, "condition cannot be evaluated: no such key: branch"},
+		}},
+		{"erroring-condition-after-the-decision", []config.Policy{
+			{Name: "a", Client: "api1", Audiences: []string{api2}},
+			{Name: "b", Client: "api1", Audiences: []string{api2}, Condition: `subject.claims.branch == "north"`},
+		}, func(r *Request) {}, []RuleResult{
+			{"a", "", "decides"},
+			{"b", CheckCondition, "condition cannot be evaluated: no such key: branch"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x, err := New(tc.policies, testAudiences(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := baseRequest()
+			tc.req(&req)
+			got := x.Explain(req, now)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("Explain:\n got %+v\nwant %+v", got, tc.want)
+			}
+			d, err := x.Decide(req, now)
+			var den *Denial
+			switch {
+			case tc.want[0].Check == "":
+				if err != nil || d.Rule != tc.want[0].Rule {
+					t.Errorf("Decide = %s, %v; Explain says %s decides", d.Rule, err, tc.want[0].Rule)
+				}
+			case !errors.As(err, &den) || den.Check() != CheckCondition || !reflect.DeepEqual(den.Policies, got):
+				t.Errorf("Decide = %+v, %v; want the condition's denial with Explain's policies", d, err)
 			}
 		})
 	}

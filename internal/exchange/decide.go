@@ -136,11 +136,17 @@ func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 
 	// Step 5: targets, which select the deciding rule: the first of the rules
 	// accepting the subject that allows every target.
+	conds := conditions{x: x, req: req, actor: actor, actorIss: actorIss, now: now}
 	targets, err := x.targets(req.Audiences, req.Resources)
 	if err != nil {
+		// Conditions are check 4, targets check 5: a request that no rule's
+		// condition accepts is refused as such before its targets are judged.
+		if _, ferr := conds.filter(live, false); ferr != nil {
+			return Decision{}, ferr
+		}
 		return Decision{}, err
 	}
-	conds := conditions{x: x, req: req, actor: actor, actorIss: actorIss, now: now}
+	conds.targets = targets
 	var rule *policy.Rule
 	if len(targets) > 0 {
 		for _, r := range live {

@@ -110,6 +110,10 @@ func (d *Denial) Error() string {
 // Unwrap returns the protocol error.
 func (d *Denial) Unwrap() error { return d.Err }
 
+// Check is the check of Rule that refused the request (CheckCondition for a
+// condition that cannot be evaluated), "" when the refusal concerns no rule.
+func (d *Denial) Check() Check { return d.check }
+
 // Options are the issuer facts Decide needs.
 type Options struct {
 	IssuerURL string // deputy's issuer (design §3 issuer); required

@@ -3,6 +3,7 @@ package exchange
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/policy"
@@ -53,15 +54,25 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 	actor, actorIss := x.actorOf(&req)
 	conds := conditions{x: x, req: &req, actor: actor, actorIss: actorIss, now: now}
 	targets, targetErr := x.targets(req.Audiences, req.Resources)
+	conds.targets = targets
+	// blocked names the rule whose condition cannot be evaluated where Decide
+	// evaluates it before any rule matches: Decide then denies, and no rule decides.
+	var blocked string
 	if targetErr == nil && len(targets) == 0 {
 		// No target requested: the single audience the policies accepting the
-		// subject whose condition holds allow, or an explanation why there is none.
+		// subject whose condition holds allow, or an explanation why there is
+		// none. Decide evaluates every such condition here, and the first that
+		// cannot be evaluated denies.
 		var live []*policy.Rule
 		for _, r := range rules {
 			if !r.AcceptsSubject(sub.Issuer, sub.TokenType) {
 				continue
 			}
-			if ok, err := conds.holds(r); err == nil && ok {
+			ok, err := conds.holds(r)
+			if err != nil && blocked == "" {
+				blocked = r.Name
+			}
+			if err == nil && ok {
 				live = append(live, r)
 			}
 		}
@@ -79,6 +90,11 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 		}
 		if ok, err := conds.holds(r); err != nil {
 			res.Check, res.Reason = CheckCondition, "condition cannot be evaluated: "+evalError(err)
+			// With targets, Decide evaluates a condition only for a rule that
+			// allows them, until one matches.
+			if blocked == "" && selected == nil && targetErr == nil && r.AllowsTargets(targets) {
+				blocked = r.Name
+			}
 			out = append(out, res)
 			continue
 		} else if !ok {
@@ -98,6 +114,11 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 		}
 		if selected != nil {
 			res.Check, res.Reason = CheckOrder, "matches, but policy "+selected.Name+" comes first and decides"
+			out = append(out, res)
+			continue
+		}
+		if blocked != "" {
+			res.Check, res.Reason = CheckOrder, "matches, but the condition of policy "+blocked+" cannot be evaluated, which denies the request"
 			out = append(out, res)
 			continue
 		}
@@ -188,7 +209,10 @@ type conditions struct {
 	req             *Request
 	actor, actorIss string
 	now             time.Time
-	in              *condition.Input
+	targets         []string // the validated targets; nil when none were requested or they are invalid
+
+	in   *condition.Input
+	sent *condition.Request // the request as sent, shared by the rules that need no effective values
 }
 
 // holds reports whether rule's condition is true (a rule without one always
@@ -199,13 +223,51 @@ func (c *conditions) holds(r *policy.Rule) (bool, error) {
 	}
 	if c.in == nil {
 		c.in = c.x.conditionInput(c.req, c.actor, c.actorIss, c.now)
+		c.sent = c.in.Request
 	}
+	c.in.Request = c.request(r)
 	ok, err := r.Condition.Eval(c.in)
 	if err != nil {
 		return false, denyCheck(oauth.InvalidRequest("a condition of the client's policies cannot be evaluated for this request",
 			fmt.Errorf("policy %s condition cannot be evaluated: %w", r.Name, err)), r.Name, CheckCondition)
 	}
 	return ok, nil
+}
+
+// request is what rule r's condition sees of the request: as sent, but with the
+// effective values where a parameter was left out, so that a condition cannot be
+// bypassed by leaving it out. With no audience or resource, request.audiences is
+// r's audiences (the default target, should r decide); with no scope,
+// request.scopes is every scope r would grant for those targets.
+func (c *conditions) request(r *policy.Rule) *condition.Request {
+	sent := c.sent
+	noTargets := len(sent.Audiences) == 0 && len(sent.Resources) == 0
+	noScopes := len(sent.Scopes) == 0
+	if !noTargets && !noScopes {
+		return sent
+	}
+	eff := *sent
+	targets := c.targets
+	if noTargets {
+		eff.Audiences, targets = r.Audiences, r.Audiences
+	} else if targets == nil {
+		// Invalid targets (Decide refuses them after the conditions): the
+		// configured ones among them.
+		for _, list := range [2][]string{sent.Audiences, sent.Resources} {
+			for _, t := range list {
+				if _, ok := c.x.audiences[t]; ok {
+					targets = append(targets, t)
+				}
+			}
+		}
+	}
+	if noScopes {
+		eff.Scopes, _ = c.x.grantScopes(r, &c.req.Subject, targets, nil)
+		if eff.Scopes == nil {
+			eff.Scopes = []string{}
+		}
+	}
+	return &eff
 }
 
 // filter keeps the rules whose condition holds. When none is left because of
@@ -252,7 +314,7 @@ func (x *Exchanger) conditionInput(req *Request, actor, actorIss string, now tim
 		Actor:  &condition.Actor{Sub: actor, Iss: actorIss},
 		Client: req.ClientID,
 		Request: &condition.Request{
-			Audiences: req.Audiences, Resources: req.Resources, Scopes: req.Scopes,
+			Audiences: req.Audiences, Resources: req.Resources, Scopes: nonEmpty(req.Scopes),
 			RequestedTokenType: oauth.TokenTypeAccessToken.ShortName(),
 		},
 		Now: now,
@@ -271,6 +333,21 @@ func (x *Exchanger) conditionInput(req *Request, actor, actorIss string, now tim
 		}
 	}
 	return in
+}
+
+// nonEmpty returns s without empty strings (a scope parameter's), s itself when it
+// has none.
+func nonEmpty(s []string) []string {
+	if !slices.Contains(s, "") {
+		return s
+	}
+	out := make([]string, 0, len(s))
+	for _, v := range s {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // denyCheck is deny for a refusal Explain attributes to check of rule.

@@ -11,7 +11,10 @@
 // compile time; at evaluation, CostLimit stops a condition that would still exceed
 // it (an oversized token) and the evaluation fails. Evaluation errors — a claim the
 // token does not have, a limit exceeded — are returned, never turned into true or
-// false: the caller denies (fails closed).
+// false: the caller denies (fails closed). What would only fail or cost without
+// bound at evaluation and can be seen in the text is refused at compile time too:
+// a constant time zone that is not one, replace with a replacement that is not a
+// constant (checkCalls). Time-zone accessors run on cached zones.
 //
 // Variables:
 //
@@ -21,7 +24,9 @@
 //	         with sub and iss)
 //	actor    the party acting now: sub (the client, or the actor token's subject), iss
 //	client   the requesting client's id
-//	request  audiences, resources, scopes (as sent), requested_token_type (short name)
+//	request  audiences, resources, scopes, requested_token_type (short name): as
+//	         sent, or what the exchange would use where one is left out (the
+//	         caller, internal/exchange, fills them in per policy)
 //	now      the time of the request (timestamp)
 //
 // Import rule: condition imports the standard library and cel-go only; like
@@ -154,6 +159,7 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 		ext.Strings(),
 		ext.Sets(),
 		cel.ParserExpressionSizeLimit(MaxLength),
+		withCachedZones(),
 		withInputTypes, // last: the options above register types with the base provider
 	)
 })
@@ -175,6 +181,9 @@ func Compile(src string) (*Condition, error) {
 	ast, iss := e.Compile(src)
 	if iss != nil && iss.Err() != nil {
 		return nil, issuesError(iss.Errors())
+	}
+	if ps := checkCalls(ast); len(ps) > 0 {
+		return nil, &Error{Problems: ps}
 	}
 	if t := ast.OutputType(); !t.IsExactType(types.BoolType) {
 		return nil, &Error{Problems: []Problem{{Line: 1, Column: 1, Message: fmt.Sprintf("is of type %s, not bool; compare it, as in (%s) == true", typeName(t), src)}}}

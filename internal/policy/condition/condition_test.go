@@ -204,3 +204,64 @@ func FuzzCompile(f *testing.F) {
 		_, _ = c.Eval(input())
 	})
 }
+
+// TestCompileRefusesAtRunTimeFailures: what would only fail, or cost without
+// bound, when a request is decided is refused at load (review findings).
+func TestCompileRefusesAtRunTimeFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		col       int
+		want      string
+	}{
+		{"fail/unknown-time-zone", `now.getHours("Europe/Pariss") < 18`, 14, `"Europe/Pariss" is not a time zone`},
+		{"fail/unknown-time-zone-day", `now.getDayOfWeek("Mars/Olympus") != 0`, 18, "is not a time zone"},
+		{"fail/replace-from-token", `subject.claims.x.replace("a", subject.claims.x) == ""`, 45, "must be a constant text"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Compile(tc.src)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("Compile = %v, want a *condition.Error", err)
+			}
+			if p := ce.Problems[0]; p.Column != tc.col || !strings.Contains(p.Message, tc.want) {
+				t.Errorf("problem %+v, want column %d and %q", p, tc.col, tc.want)
+			}
+		})
+	}
+	for _, ok := range []string{
+		`now.getHours("Europe/Paris") >= 8`, `now.getHours("+02:00") >= 8`, `now.getMinutes("UTC") < 30`,
+		`subject.claims.email.replace("@", " at ") != ""`,
+	} {
+		c, err := Compile(ok)
+		if err != nil {
+			t.Errorf("Compile(%q): %v", ok, err)
+			continue
+		}
+		if _, err := c.Eval(input()); err != nil && !strings.Contains(err.Error(), "no such key") {
+			t.Errorf("Eval(%q): %v", ok, err)
+		}
+	}
+}
+
+// TestTimeZoneAccessors: the accessors redefined on cached zones answer as CEL's
+// own (0-based month, day of year and day of month; 1-based date; Sunday 0).
+func TestTimeZoneAccessors(t *testing.T) {
+	// now is Monday 2026-03-02 09:30 UTC: 10:30 in Paris, 01:30 in -08:00.
+	for src, want := range map[string]bool{
+		`now.getHours("Europe/Paris") == 10 && now.getMinutes("Europe/Paris") == 30`:                  true,
+		`now.getHours("-08:00") == 1 && now.getHours("2:00") == 11 && now.getMinutes("+05:45") == 15`: true,
+		`now.getDayOfWeek("Europe/Paris") == 1 && now.getDayOfWeek("-10:00") == 0`:                    true,
+		`now.getFullYear("UTC") == 2026 && now.getMonth("UTC") == 2 && now.getDate("UTC") == 2`:       true,
+		`now.getDayOfMonth("UTC") == 1 && now.getDayOfYear("UTC") == 60`:                              true,
+		`now.getSeconds("America/New_York") == 0 && now.getMilliseconds("Asia/Tokyo") == 0`:           true,
+		`now.getHours("Europe/Paris") == now.getHours()`:                                              false,
+	} {
+		c, err := Compile(src)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", src, err)
+		}
+		if got, err := c.Eval(input()); err != nil || got != want {
+			t.Errorf("Eval(%q) = %v, %v; want %v", src, got, err, want)
+		}
+	}
+}
