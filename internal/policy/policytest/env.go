@@ -16,7 +16,7 @@ import (
 
 // Subject describes a subject token by what its verifier would make of it: its
 // claims (JSON), the subject_issuers name of its issuer ("" for self) and its
-// token type's short name ("" for access_token).
+// token type's short name ("" for access_token, or saml2 for a SAML IdP).
 type Subject struct {
 	Claims json.RawMessage
 	Issuer string
