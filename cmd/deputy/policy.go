@@ -197,7 +197,7 @@ func verifySubjectToken(ctx context.Context, cfg *config.Config, raw, typ string
 	if iss := subject.UnverifiedIssuer(raw); iss != "" && iss != cfg.Issuer {
 		for _, ti := range cfg.TrustedIssuers {
 			if ti.Issuer == iss && ti.JWKSURI != "" {
-				return exchange.Principal{}, fmt.Errorf("the subject token is from trusted issuer %s, whose keys are fetched from %s: explain uses no network; describe the token with --subject-claims JSON --subject-issuer %s", ti.Name, ti.JWKSURI, ti.Name)
+				return exchange.Principal{}, fmt.Errorf("the subject token is from trusted issuer %s, whose keys are fetched from %s: explain fetches no keys; describe the token with --subject-claims JSON --subject-issuer %s", ti.Name, ti.JWKSURI, ti.Name)
 			}
 		}
 	}
