@@ -313,6 +313,13 @@ func TestPolicyExplainJSON(t *testing.T) {
 		t.Errorf("exp %v", got["exp"])
 	}
 
+	code, stdout, _ = runDeputy(t, "policy", "explain", "--config", cfg, "--json", "--client", "vault", "--subject-claims", `{"sub":"alice"}`, "--binding-x5t", certX5T)
+	if code != 0 || !strings.Contains(stdout, `"token_type": "Bearer",`) || !strings.Contains(stdout, `"cnf": {
+    "x5t#S256": "`+certX5T+`"
+  },`) {
+		t.Errorf("bound: exit %d\n%s", code, stdout)
+	}
+
 	code, stdout, _ = runDeputy(t, "policy", "explain", "--config", cfg, "--json", "--client", "ledger", "--subject-claims", `{"sub":"alice","act":{"sub":"payments"}}`)
 	if code != 1 {
 		t.Fatalf("exit %d: %s", code, stdout)

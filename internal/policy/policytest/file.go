@@ -354,15 +354,15 @@ func (r *reader) binding(kv *ast.MappingValueNode) *oauth.Confirmation {
 // NewBinding is the binding a request proves, by its kind — "jkt" (a DPoP
 // proof's key, RFC 9449) or "x5t#S256" (a client certificate's, RFC 8705) — and
 // the key's base64url SHA-256 thumbprint.
-func NewBinding(kind, thumbprint string) (*oauth.Confirmation, error) {
-	if !Thumbprint(thumbprint) {
-		return nil, fmt.Errorf("binding %s %q is not a base64url thumbprint", kind, thumbprint)
+func NewBinding(kind, key string) (*oauth.Confirmation, error) {
+	if !thumbprint(key) {
+		return nil, fmt.Errorf("binding %s %q is not a base64url thumbprint", kind, key)
 	}
 	switch kind {
 	case "jkt":
-		return &oauth.Confirmation{JKT: thumbprint}, nil
+		return &oauth.Confirmation{JKT: key}, nil
 	case "x5t#S256":
-		return &oauth.Confirmation{X5TS256: thumbprint}, nil
+		return &oauth.Confirmation{X5TS256: key}, nil
 	}
 	return nil, fmt.Errorf("unknown binding %q: a binding is jkt (a DPoP proof's key) or x5t#S256 (a client certificate's)", kind)
 }

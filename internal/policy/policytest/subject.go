@@ -328,7 +328,7 @@ func checkCnf(raw json.RawMessage) error {
 	}
 	for k, v := range m {
 		var s string
-		if json.Unmarshal(v, &s) != nil || !Thumbprint(s) {
+		if json.Unmarshal(v, &s) != nil || !thumbprint(s) {
 			return usage("subject claims: cnf %s is not a base64url thumbprint", k)
 		}
 	}
@@ -441,9 +441,9 @@ func samlAssertion(p *exchange.Principal, idp *config.SAMLIdP, all map[string]js
 	return nil
 }
 
-// Thumbprint reports whether s can be a key's thumbprint as a binding names it:
+// thumbprint reports whether s can be a key's thumbprint as a binding names it:
 // base64url without padding, 1 to 128 characters (a SHA-256 one has 43).
-func Thumbprint(s string) bool {
+func thumbprint(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false
 	}
