@@ -427,8 +427,32 @@ func FuzzPrincipal(f *testing.F) {
 		if err != nil && !errors.As(err, &ue) {
 			t.Fatalf("error %v is not a *UsageError", err)
 		}
-		if err == nil && p.Issuer == "" {
+		if err != nil {
+			return
+		}
+		if p.Issuer == "" {
 			t.Fatal("a principal without issuer")
+		}
+		// What the verifiers never produce: scopes, client_id or may_act from a
+		// foreign issuer, audiences of a SAML assertion, claims of other types
+		// than the server's.
+		if p.Issuer != "self" && (p.Scopes != nil || p.ClientID != "" || p.MayAct != nil) {
+			t.Fatalf("foreign principal %+v", p)
+		}
+		if p.TokenType == oauth.TokenTypeSAML2 && (p.Audiences != nil || p.Act != nil || p.Cnf != nil) {
+			t.Fatalf("SAML principal %+v", p)
+		}
+		if p.Issuer == "self" {
+			if v, ok := p.Claims["auth_time"]; ok {
+				if _, ok := v.(int64); !ok {
+					t.Fatalf("auth_time %T", v)
+				}
+			}
+			if v, ok := p.Claims["amr"]; ok {
+				if _, ok := v.([]string); !ok {
+					t.Fatalf("amr %T", v)
+				}
+			}
 		}
 	})
 }
