@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 )
 
 // policyCLIConfig: api1 → api2 → api3 as in bankConfig, api2 reaching api3 only
@@ -124,6 +127,68 @@ func TestPolicyExplainAgreesWithTheServer(t *testing.T) {
 	out, code = s.deputy("policy", "explain", "--client", "api3", "--subject-claims", `{"sub":"alice","tenant":"bank"}`)
 	if code != 0 || !strings.Contains(out, "allowed: policy api3-to-api2 decides") {
 		t.Errorf("explain with the claim: exit %d\n%s", code, out)
+	}
+}
+
+// TestPolicyExplainClaimsAgreeWithTheServer: a user's token described by its
+// own claims (--subject-claims, as a policy test file has them) is decided as
+// the server decides the token itself: auth_time and amr reach a condition with
+// the server's types (an int timestamp() takes, a list of strings), not as
+// plain JSON would decode them. --now pins the time the condition sees.
+func TestPolicyExplainClaimsAgreeWithTheServer(t *testing.T) {
+	cfg := strings.Replace(signinConfig, "\nclients:\n", "\nclients:"+signinClients, 1)
+	cfg = strings.Replace(cfg, "exchange:\n  policies:\n", `exchange:
+  policies:
+    - name: api1-recent-sign-in
+      client: api1
+      audiences: ["https://api3.example"]
+      condition: now - timestamp(subject.claims.auth_time) < duration("1h") && "pwd" in subject.claims.amr
+`, 1)
+	s := start(t, cfg)
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, s.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &oauth2.Config{ClientID: "portal", ClientSecret: "portal-secret", Endpoint: provider.Endpoint(),
+		RedirectURL: "https://portal.example/cb", Scopes: []string{"openid", "payments:read"}}
+	verifier := oauth2.GenerateVerifier()
+	q := newBrowser(t, "https://portal.example/cb").signIn(s, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "alice-password")
+	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := claims(t, tok.AccessToken)
+	if c["auth_time"] == nil {
+		t.Fatalf("the user's token has no auth_time: %v", c)
+	}
+	described, _ := json.Marshal(c)
+
+	r := s.token("api1", "api1-secret", exchangeForm(tok.AccessToken, "audience", "https://api3.example"))
+	for _, subject := range [][]string{{"--subject-token", tok.AccessToken}, {"--subject-claims", string(described)}} {
+		out, code := s.deputy(append([]string{"policy", "explain", "--json", "--client", "api1", "--audience", "https://api3.example"}, subject...)...)
+		var e explained
+		if err := json.Unmarshal([]byte(out), &e); err != nil {
+			t.Fatalf("%s: %v\n%s", subject[0], err, out)
+		}
+		if code != 0 || !e.Allowed || e.Rule != "api1-recent-sign-in" || strings.Join(e.Scopes, " ") != r.str("scope") {
+			t.Errorf("%s: exit %d, %+v; the server allowed it (%s)", subject[0], code, e, r.Raw)
+		}
+	}
+
+	// At the time of the sign-in (--now, while the token is valid), a sign-in
+	// two hours earlier makes the condition false.
+	authTime := int64(c["auth_time"].(float64))
+	c["auth_time"] = authTime - 7200
+	old, _ := json.Marshal(c)
+	at := time.Unix(authTime, 0).UTC().Format(time.RFC3339)
+	out, code := s.deputy("policy", "explain", "--json", "--client", "api1", "--audience", "https://api3.example", "--subject-claims", string(old), "--now", at)
+	var e explained
+	if err := json.Unmarshal([]byte(out), &e); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if code != 1 || e.Allowed || len(e.Policies) != 2 || e.Policies[0].Check != "condition" || e.Policies[0].Reason != "condition is false" {
+		t.Errorf("a sign-in two hours before --now: exit %d, %+v", code, e)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -30,7 +32,9 @@ import (
 // The policy commands (README "Token exchange rules") answer questions about the
 // exchange policies of a configuration with the server's own decision code
 // (internal/exchange, through internal/policy/policytest): they never decide
-// anything themselves. They write nothing and use no network. Exit status 2 is
+// anything themselves. They write nothing: explain reads the signing keys and
+// revocations of a SQLite database read-only (openReadOnly), and uses no
+// network but a PostgreSQL database's connection. Exit status 2 is
 // bad usage — flags, a configuration that does not load, a client, audience or
 // token that cannot be the subject of a request —, so that 1 means only a
 // denial (explain), a failed case (test) or a finding (lint --strict).
@@ -39,7 +43,8 @@ const policyUsage = `usage:
   deputy policy explain --client C (--subject-token T | --subject-claims JSON
                         [--subject-issuer NAME] [--subject-type TYPE]) [--actor SUB]
                         [--audience A]… [--resource R]… [--scope "S…"]
-                        [--requested-token-type T] [--json] [--config FILE]
+                        [--requested-token-type T] [--binding-jkt THUMBPRINT |
+                        --binding-x5t THUMBPRINT] [--now TIME] [--json] [--config FILE]
   deputy policy test FILE… [--config FILE]
   deputy policy lint [--strict] [--config FILE]
 `
@@ -87,6 +92,9 @@ func cmdPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Var(&resources, "resource", "a requested resource (repeatable)")
 	fs.StringVar(&in.Scope, "scope", "", "the requested scopes, space-separated")
 	fs.StringVar(&in.RequestedTokenType, "requested-token-type", "", "access_token (default), jwt, id_token or refresh_token")
+	jkt := fs.String("binding-jkt", "", "the request proves this DPoP key (its base64url SHA-256 JWK thumbprint, RFC 9449)")
+	x5t := fs.String("binding-x5t", "", "the request proves this client certificate (its base64url SHA-256 thumbprint, x5t#S256, RFC 8705)")
+	at := fs.String("now", "", "decide at this RFC 3339 time (conditions see it as now; token expiry is checked against it); default the current time")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
@@ -101,6 +109,24 @@ func cmdPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 		return badUsage(stderr, "explain", errors.New("give the subject as either --subject-token or --subject-claims"))
 	case *raw != "" && in.Subject.Issuer != "":
 		return badUsage(stderr, "explain", errors.New("--subject-issuer goes with --subject-claims; a token names its issuer"))
+	case *jkt != "" && *x5t != "":
+		return badUsage(stderr, "explain", errors.New("a request proves one key: give --binding-jkt or --binding-x5t, not both"))
+	}
+	var err error
+	switch {
+	case *jkt != "":
+		in.Binding, err = policytest.NewBinding("jkt", *jkt)
+	case *x5t != "":
+		in.Binding, err = policytest.NewBinding("x5t#S256", *x5t)
+	}
+	if err != nil {
+		return badUsage(stderr, "explain", err)
+	}
+	now := time.Now()
+	if *at != "" {
+		if now, err = time.Parse(time.RFC3339, *at); err != nil {
+			return badUsage(stderr, "explain", fmt.Errorf("--now %q is not an RFC 3339 time (2026-12-07T10:00:00Z)", *at))
+		}
 	}
 	cfg, _, err := loadConfig(*file)
 	if err != nil {
@@ -118,7 +144,6 @@ func cmdPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 			return badUsage(stderr, "explain", fmt.Errorf("unknown audience %q: it is not in audiences (the server would answer invalid_target)", t))
 		}
 	}
-	now := time.Now()
 	if *raw != "" {
 		p, err := verifySubjectToken(ctx, cfg, *raw, in.Subject.Type, now)
 		if err != nil {
@@ -150,8 +175,9 @@ func cmdPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 // verifySubjectToken verifies raw, declared as typ (a short name, "" for
 // access_token), as the server's subject verifier would at now: deputy's own
 // tokens with the signing keys and revocations in the database, a trusted
-// issuer's with its jwks_file. It writes nothing: the keys are read as they are
-// (keys.Open would otherwise make one, or encrypt them), and tokens whose
+// issuer's with its jwks_file. It writes nothing: the database is opened
+// read-only (openReadOnly), the keys are read as they are (keys.Open would
+// otherwise make one, or encrypt them), and tokens whose
 // verification needs the network or a write — a trusted issuer's keys at
 // jwks_uri, a SAML assertion (its id is recorded as used), a refresh token — are
 // refused with the advice to describe them with --subject-claims.
@@ -171,16 +197,13 @@ func verifySubjectToken(ctx context.Context, cfg *config.Config, raw, typ string
 	if iss := subject.UnverifiedIssuer(raw); iss != "" && iss != cfg.Issuer {
 		for _, ti := range cfg.TrustedIssuers {
 			if ti.Issuer == iss && ti.JWKSURI != "" {
-				return exchange.Principal{}, fmt.Errorf("the subject token is from trusted issuer %s, whose keys are fetched from %s: explain uses no network; describe the token with --subject-claims JSON --subject-issuer %s", ti.Name, ti.JWKSURI, ti.Name)
+				return exchange.Principal{}, fmt.Errorf("the subject token is from trusted issuer %s, whose keys are fetched from %s: explain fetches no keys; describe the token with --subject-claims JSON --subject-issuer %s", ti.Name, ti.JWKSURI, ti.Name)
 			}
 		}
 	}
-	if err := requireDatabase(ctx, cfg); err != nil {
-		return exchange.Principal{}, err
-	}
-	st, err := sqlstore.Open(ctx, cfg.Storage.Driver, cfg.Storage.DSN)
+	st, err := openReadOnly(ctx, cfg)
 	if err != nil {
-		return exchange.Principal{}, fmt.Errorf("storage: %w", err)
+		return exchange.Principal{}, err
 	}
 	defer st.Close()
 	kopts, err := server.KeyOptions(cfg)
@@ -218,6 +241,62 @@ func verifySubjectToken(ctx context.Context, cfg *config.Config, raw, typ string
 	return p, nil
 }
 
+// openReadOnly opens cfg's database to read its signing keys and revocations,
+// and fails when there is none (or it has no tables). A SQLite file is opened
+// read-only (mode=ro): SQLite writes nothing to it, and the store's connections
+// that would write — a checkpoint, the pragmas of its writer — cannot. (Reading
+// a database in WAL mode that no process has open makes SQLite create its -wal
+// and -shm files, empty, as any reader does.) A PostgreSQL database is reached
+// over its connection; nothing is written to it either.
+func openReadOnly(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
+	dsn, where := cfg.Storage.DSN, sqlstore.RedactDSN(cfg.Storage.DSN)
+	if cfg.Storage.Driver == config.DriverSQLite {
+		path := sqlstore.SQLiteFile(dsn)
+		if path == "" {
+			return nil, errors.New("the database is in memory (storage.dsn): it holds no signing keys to verify a token with; describe the token with --subject-claims")
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no database at %s (run deputy migrate or deputy serve first)", path)
+		}
+		var err error
+		if dsn, err = readOnlySQLite(dsn); err != nil {
+			return nil, err
+		}
+		where = path
+	}
+	st, err := sqlstore.Open(ctx, cfg.Storage.Driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	ok, err := st.Migrated(ctx)
+	if err == nil && !ok {
+		err = fmt.Errorf("no database at %s (run deputy migrate or deputy serve first)", where)
+	} else if err != nil {
+		err = fmt.Errorf("storage: %w", err)
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// readOnlySQLite is a SQLite dsn (a path or a "file:" URI, either with "?"
+// parameters) as a URI that opens the same file read-only: mode=ro, the other
+// parameters kept.
+func readOnlySQLite(dsn string) (string, error) {
+	name, query, _ := strings.Cut(dsn, "?")
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return "", fmt.Errorf("storage: sqlite dsn parameters: %w", err)
+	}
+	if !strings.HasPrefix(name, "file:") {
+		name = "file:" + (&url.URL{Path: name}).EscapedPath()
+	}
+	params.Set("mode", "ro")
+	return name + "?" + params.Encode(), nil
+}
+
 // readOnlyKeys reads the signing keys and writes none: explain verifies tokens,
 // it signs nothing, so a missing key is not made and a key stored in the clear
 // is left for the server to encrypt.
@@ -250,6 +329,7 @@ type explainJSON struct {
 	TokenType        string                `json:"token_type,omitempty"`
 	ExpiresIn        int64                 `json:"expires_in,omitempty"`
 	Exp              int64                 `json:"exp,omitempty"`
+	Cnf              *oauth.Confirmation   `json:"cnf,omitempty"`
 	Error            oauth.Code            `json:"error,omitempty"`
 	ErrorDescription string                `json:"error_description,omitempty"`
 	Reason           string                `json:"reason,omitempty"`
@@ -268,7 +348,7 @@ func writeExplainJSON(w io.Writer, req exchange.Request, o *policytest.Outcome) 
 		d := &o.Decision
 		out.Rule, out.Mode, out.Audiences, out.Scopes, out.Act = d.Rule, string(d.Mode), d.Audiences, d.Scopes, d.Act
 		out.IssuedTokenType, out.TokenType = d.IssuedType.ShortName(), d.TokenType
-		out.ExpiresIn, out.Exp = expiresIn(d.ExpiresAt, o.Now), d.ExpiresAt.Unix()
+		out.ExpiresIn, out.Exp, out.Cnf = expiresIn(d.ExpiresAt, o.Now), d.ExpiresAt.Unix(), d.Cnf
 	} else {
 		out.Rule, out.Error, out.ErrorDescription, out.Reason = o.Rule, o.Err.Code, o.Err.Description, o.Reason()
 	}
@@ -314,6 +394,13 @@ func writeExplainText(w io.Writer, req exchange.Request, o *policytest.Outcome) 
 		fmt.Fprintf(tw, "  scopes\t%s\n", orNone(printable(strings.Join(d.Scopes, " "))))
 		fmt.Fprintf(tw, "  act\t%s\n", actText(d.Act))
 		fmt.Fprintf(tw, "  issues\t%s, token_type %s\n", d.IssuedType.ShortName(), d.TokenType)
+		if c := d.Cnf; c != nil {
+			if c.JKT != "" {
+				fmt.Fprintf(tw, "  bound to\tjkt %s (the request's DPoP key)\n", printable(c.JKT))
+			} else {
+				fmt.Fprintf(tw, "  bound to\tx5t#S256 %s (the request's client certificate)\n", printable(c.X5TS256))
+			}
+		}
 		fmt.Fprintf(tw, "  lifetime\texpires_in %d (exp %s)\n", expiresIn(d.ExpiresAt, o.Now), d.ExpiresAt.UTC().Format(time.RFC3339))
 		if !d.RefreshExpiresAt.IsZero() {
 			fmt.Fprintf(tw, "  refresh token\tbeside it, for a client with the refresh_token grant, until %s\n", d.RefreshExpiresAt.UTC().Format(time.RFC3339))
@@ -410,6 +497,7 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 	type run struct {
 		c   policytest.Case
 		req exchange.Request
+		now time.Time // the case's, or the time the command started
 	}
 	var runs []run
 	var problems []string
@@ -429,12 +517,16 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 				problems = append(problems, fmt.Sprintf("%s: client %q is not configured", c.ClientWhere, c.Client))
 				continue
 			}
-			req, err := env.Request(c.Input, now)
+			at := now
+			if !c.Now.IsZero() {
+				at = c.Now
+			}
+			req, err := env.Request(c.Input, at)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s: case %s: %v", c.Where, c.Name, err))
 				continue
 			}
-			runs = append(runs, run{c, req})
+			runs = append(runs, run{c, req, at})
 		}
 	}
 	if len(problems) > 0 {
@@ -445,7 +537,7 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 	}
 	failed := 0
 	for _, r := range runs {
-		o := env.Run(r.req, now)
+		o := env.Run(r.req, r.now)
 		if why := r.c.Expect.Check(o); why != "" {
 			failed++
 			fmt.Fprintf(stdout, "FAIL %s: %s\n", printable(r.c.Name), printable(why))

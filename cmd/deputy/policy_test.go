@@ -29,6 +29,9 @@ clients:
   - {id: payments, secret: s, grant_types: ["urn:ietf:params:oauth:grant-type:token-exchange"]}
   - {id: ledger, secret: s, grant_types: ["urn:ietf:params:oauth:grant-type:token-exchange"]}
   - {id: fraud, secret: s, grant_types: [client_credentials]}
+  - {id: teller, secret: s, grant_types: ["urn:ietf:params:oauth:grant-type:token-exchange"]}
+  - {id: treasury, secret: s, grant_types: ["urn:ietf:params:oauth:grant-type:token-exchange"]}
+  - {id: vault, secret: s, grant_types: ["urn:ietf:params:oauth:grant-type:token-exchange"]}
 trusted_issuers:
   - {name: entra, issuer: https://login.example/tenant, jwks_uri: https://login.example/keys, audiences: [api://payments]}
 exchange:
@@ -41,7 +44,28 @@ exchange:
       client: ledger
       audiences: [https://fraud.example]
       condition: size(subject.act) > 0 && subject.act[0].sub == "payments" && subject.claims.tenant == "bank"
+    - name: business-hours
+      client: teller
+      audiences: [https://ledger.example]
+      condition: now.getDayOfWeek("UTC") >= 1 && now.getDayOfWeek("UTC") <= 5 && now.getHours("UTC") >= 9 && now.getHours("UTC") < 17
+    - name: recent-sign-in
+      client: treasury
+      audiences: [https://ledger.example]
+      condition: now - timestamp(subject.claims.auth_time) < duration("1h")
+    - name: bound-only
+      client: vault
+      audiences: [https://ledger.example]
+      require_binding: true
 `
+
+// Monday 10:00 and Sunday 10:00 UTC, and thumbprints of a DPoP key and a
+// client certificate.
+const (
+	monday  = "2026-12-07T10:00:00Z"
+	sunday  = "2026-12-06T10:00:00Z"
+	dpopJKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	certX5T = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"
+)
 
 // writePolicyConfig writes policyConfig (or text) into a new directory.
 func writePolicyConfig(t *testing.T, text string) string {
@@ -196,6 +220,59 @@ func TestPolicyExplain(t *testing.T) {
 		{name: "fail/argument", code: 2,
 			args:   []string{"--client", "payments", "--subject-claims", alice, "extra"},
 			stderr: []string{`unexpected argument "extra"`}},
+
+		// --now: conditions see it, and the lifetime and expiry count from it.
+		{name: "ok/business-hours-on-monday", code: 0,
+			args:   []string{"--client", "teller", "--subject-claims", alice, "--now", monday},
+			stdout: []string{"allowed: policy business-hours decides", "lifetime   expires_in 300 (exp 2026-12-07T10:05:00Z)\n"}},
+		{name: "fail/business-hours-on-sunday", code: 1,
+			args:   []string{"--client", "teller", "--subject-claims", alice, "--now", sunday},
+			stdout: []string{"denied: invalid_request\n", "business-hours  condition  condition is false\n"}},
+		{name: "fail/expired-at-that-time", code: 1,
+			args:   []string{"--client", "teller", "--subject-claims", `{"sub":"alice","exp":1796637600}`, "--now", monday},
+			stdout: []string{"denied: invalid_request\n", "subject token expired at 2026-12-07T10:00:00Z"}},
+		{name: "fail/now-not-rfc3339", code: 2,
+			args:   []string{"--client", "teller", "--subject-claims", alice, "--now", "monday"},
+			stderr: []string{`--now "monday" is not an RFC 3339 time`}},
+
+		// auth_time is an int, as in the server's tokens: timestamp() takes it.
+		{name: "ok/recent-sign-in", code: 0,
+			args:   []string{"--client", "treasury", "--subject-claims", `{"sub":"alice","auth_time":1796636400}`, "--now", monday},
+			stdout: []string{"allowed: policy recent-sign-in decides"}},
+		{name: "fail/sign-in-too-old", code: 1,
+			args:   []string{"--client", "treasury", "--subject-claims", `{"sub":"alice","auth_time":1796630000}`, "--now", monday},
+			stdout: []string{"recent-sign-in  condition  condition is false\n"}},
+
+		// A request that proves a key.
+		{name: "ok/dpop-bound", code: 0,
+			args:   []string{"--client", "vault", "--subject-claims", alice, "--binding-jkt", dpopJKT},
+			stdout: []string{"allowed: policy bound-only decides", "issues     access_token, token_type DPoP\n", "bound to   jkt " + dpopJKT + " (the request's DPoP key)\n"}},
+		{name: "ok/certificate-bound", code: 0,
+			args:   []string{"--client", "vault", "--subject-claims", alice, "--binding-x5t", certX5T},
+			stdout: []string{"issues     access_token, token_type Bearer\n", "bound to   x5t#S256 " + certX5T + " (the request's client certificate)\n"}},
+		{name: "fail/bearer-request", code: 1,
+			args:   []string{"--client", "vault", "--subject-claims", alice},
+			stdout: []string{"denied: invalid_request\n", "bound-only  binding  policy bound-only requires a sender-constrained request"}},
+		{name: "ok/bound-subject-bound-request", code: 0,
+			args:   []string{"--client", "payments", "--subject-claims", `{"sub":"alice","cnf":{"jkt":"` + dpopJKT + `"}}`, "--binding-jkt", dpopJKT},
+			stdout: []string{"allowed: policy payments-to-ledger decides"}},
+		{name: "fail/bound-subject-bearer-request", code: 1,
+			args:   []string{"--client", "payments", "--subject-claims", `{"sub":"alice","cnf":{"jkt":"` + dpopJKT + `"}}`},
+			stdout: []string{"the subject token is sender-constrained; the exchange must be too"}},
+		{name: "fail/two-bindings", code: 2,
+			args:   []string{"--client", "vault", "--subject-claims", alice, "--binding-jkt", dpopJKT, "--binding-x5t", certX5T},
+			stderr: []string{"give --binding-jkt or --binding-x5t, not both"}},
+		{name: "fail/binding-not-a-thumbprint", code: 2,
+			args:   []string{"--client", "vault", "--subject-claims", alice, "--binding-jkt", "a+b/c="},
+			stderr: []string{`binding jkt "a+b/c=" is not a base64url thumbprint`}},
+
+		// What the server's verifiers would never produce.
+		{name: "fail/id-token-with-scope", code: 2,
+			args:   []string{"--client", "payments", "--subject-claims", alice, "--subject-type", "id_token"},
+			stderr: []string{"an ID token has no client_id or scope"}},
+		{name: "fail/trusted-issuer-unmapped-claim", code: 2,
+			args:   []string{"--client", "payments", "--subject-claims", `{"sub":"alice","tenant":"bank"}`, "--subject-issuer", "entra"},
+			stderr: []string{"the server never shows tenant from trusted issuer entra: subject.claims holds only what trusted_issuers[].claims maps (nothing)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +311,13 @@ func TestPolicyExplainJSON(t *testing.T) {
 	}
 	if exp, _ := got["exp"].(float64); time.Until(time.Unix(int64(exp), 0)) > 301*time.Second || exp == 0 {
 		t.Errorf("exp %v", got["exp"])
+	}
+
+	code, stdout, _ = runDeputy(t, "policy", "explain", "--config", cfg, "--json", "--client", "vault", "--subject-claims", `{"sub":"alice"}`, "--binding-x5t", certX5T)
+	if code != 0 || !strings.Contains(stdout, `"token_type": "Bearer",`) || !strings.Contains(stdout, `"cnf": {
+    "x5t#S256": "`+certX5T+`"
+  },`) {
+		t.Errorf("bound: exit %d\n%s", code, stdout)
 	}
 
 	code, stdout, _ = runDeputy(t, "policy", "explain", "--config", cfg, "--json", "--client", "ledger", "--subject-claims", `{"sub":"alice","act":{"sub":"payments"}}`)
@@ -331,16 +415,51 @@ func TestPolicyExplainToken(t *testing.T) {
 			stderr: []string{"deputy policy explain: subject_token is invalid (", "the server would refuse it with invalid_request before any policy"}},
 		{name: "fail/expired-token", code: 2, args: []string{"--client", "payments", "--subject-token", expired},
 			stderr: []string{"subject_token is expired"}},
+		{name: "ok/not-yet-expired-at-now", code: 0, args: []string{"--client", "payments", "--subject-token", expired, "--now", now.Add(-2 * time.Minute).UTC().Format(time.RFC3339)},
+			stdout: []string{"allowed: policy payments-to-ledger decides", "lifetime   expires_in 60 (exp "}},
 		{name: "fail/needs-the-network", code: 2, args: []string{"--client", "payments", "--subject-token", foreign},
 			stderr: []string{"from trusted issuer entra, whose keys are fetched from https://login.example/keys", "--subject-claims JSON --subject-issuer entra"}},
 		{name: "fail/saml-assertion", code: 2, args: []string{"--client", "payments", "--subject-token", "PEFzc2VydGlvbi8-", "--subject-type", "saml2"},
 			stderr: []string{"a saml2 subject token cannot be verified offline", "--subject-claims JSON --subject-type saml2"}},
+	}
+	db := filepath.Join(filepath.Dir(cfgFile), "deputy.db")
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := runDeputy(t, append([]string{"policy", "explain", "--config", cfgFile}, tt.args...)...)
 			tt.check(t, code, stdout, stderr)
 		})
+	}
+	if after, err := os.ReadFile(db); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("explain changed the database file (%v)", err)
+	}
+	if fi, err := os.Stat(db + "-wal"); err == nil && fi.Size() > 0 {
+		t.Errorf("explain wrote %d bytes to the WAL", fi.Size())
+	}
+}
+
+// TestReadOnlySQLite: explain opens a SQLite database read-only, whichever way
+// its dsn names the file, keeping the dsn's other parameters.
+func TestReadOnlySQLite(t *testing.T) {
+	for _, tt := range []struct{ name, dsn, want string }{
+		{"ok/path", "/var/lib/deputy/deputy.db", "file:/var/lib/deputy/deputy.db?mode=ro"},
+		{"ok/relative-path", "deputy.db", "file:deputy.db?mode=ro"},
+		{"ok/path-to-escape", "/tmp/a b#c%.db", "file:/tmp/a%20b%23c%25.db?mode=ro"},
+		{"ok/parameters-kept", "deputy.db?_busy_timeout=100", "file:deputy.db?_busy_timeout=100&mode=ro"},
+		{"ok/uri", "file:/var/lib/deputy.db?mode=rwc&cache=shared", "file:/var/lib/deputy.db?cache=shared&mode=ro"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readOnlySQLite(tt.dsn)
+			if err != nil || got != tt.want {
+				t.Errorf("readOnlySQLite(%q) = %q, %v; want %q", tt.dsn, got, err, tt.want)
+			}
+		})
+	}
+	if _, err := readOnlySQLite("deputy.db?a=%zz"); err == nil {
+		t.Error("fail/bad-parameters: no error")
 	}
 }
 
@@ -389,6 +508,39 @@ func TestPolicyTest(t *testing.T) {
 	unknownKey := write("key.yaml", "- name: a\n  client: payments\n  expect: {error: invalid_request}\n  audiences: [x]\n")
 	unknownClient := write("client.yaml", "- name: a\n  client: payments\n  expect: {error: invalid_request}\n- name: b\n  client: nobody\n  expect: {error: invalid_request}\n")
 	unknownIssuer := write("issuer.yaml", "- name: a\n  client: payments\n  subject: {issuer: okta}\n  expect: {error: invalid_request}\n")
+	pinned := write("pinned.yaml", `
+- name: a teller on a Monday at 10
+  client: teller
+  now: `+monday+`
+  subject: {claims: {sub: alice}}
+  expect: {allow: true, rule: business-hours}
+- name: no teller on a Sunday
+  client: teller
+  now: `+sunday+`
+  subject: {claims: {sub: alice}}
+  expect: {error: invalid_request}
+- name: a recent sign-in
+  client: treasury
+  now: `+monday+`
+  subject: {claims: {sub: alice, auth_time: 1796636400}}
+  expect: {allow: true}
+- name: a DPoP-bound request
+  client: vault
+  binding: {jkt: `+dpopJKT+`}
+  subject: {claims: {sub: alice}}
+  expect: {allow: true, rule: bound-only}
+- name: a certificate-bound request
+  client: vault
+  binding: {x5t#S256: `+certX5T+`}
+  subject: {claims: {sub: alice}}
+  expect: {allow: true, rule: bound-only}
+- name: a bearer request
+  client: vault
+  subject: {claims: {sub: alice}}
+  expect: {error: invalid_request}
+`)
+	sundayWrong := write("sunday.yaml", "- name: a teller on a Sunday\n  client: teller\n  now: "+sunday+"\n  subject: {claims: {sub: alice}}\n  expect: {allow: true}\n")
+	unmapped := write("unmapped.yaml", "- name: a\n  client: payments\n  subject: {issuer: entra, claims: {sub: alice, tid: t1}}\n  expect: {allow: true}\n")
 	tests := []cliCase{
 		{name: "ok/pass", args: []string{pass}, code: 0, stdout: []string{
 			"PASS payments reaches the ledger\nPASS the ledger reaches fraud for a payment\nPASS not on its own\nPASS a missing claim denies\n4 passed, 0 failed\n"}},
@@ -398,6 +550,10 @@ func TestPolicyTest(t *testing.T) {
 		{name: "fail/unknown-key", args: []string{unknownKey}, code: 2, stderr: []string{unknownKey + `:4:3: unknown key "audiences"`}},
 		{name: "fail/unknown-client", args: []string{unknownClient}, code: 2, stderr: []string{unknownClient + `:5: client "nobody" is not configured`}},
 		{name: "fail/unknown-issuer", args: []string{unknownIssuer}, code: 2, stderr: []string{unknownIssuer + `:1: case a: subject issuer "okta" is neither self`}},
+		{name: "ok/pinned-time-and-binding", args: []string{pinned}, code: 0, stdout: []string{"6 passed, 0 failed\n"}},
+		{name: "fail/sunday", args: []string{sundayWrong}, code: 1, stdout: []string{
+			"FAIL a teller on a Sunday: want allowed, got invalid_request: the subject token is not acceptable to the client's policies: no policy's condition holds (policy business-hours condition is false)\n"}},
+		{name: "fail/claim-the-server-never-shows", args: []string{unmapped}, code: 2, stderr: []string{unmapped + ":1: case a: subject claims: the server never shows tid from trusted issuer entra"}},
 		{name: "fail/nothing-runs-when-a-file-is-bad", args: []string{pass, unknownKey}, code: 2, notStdout: []string{"PASS"}},
 		{name: "fail/missing-file", args: []string{filepath.Join(dir, "none.yaml")}, code: 2, stderr: []string{"none.yaml: no such file"}},
 		{name: "fail/no-file", args: nil, code: 2, stderr: []string{"name at least one test file"}},

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -17,7 +16,7 @@ import (
 
 // Subject describes a subject token by what its verifier would make of it: its
 // claims (JSON), the subject_issuers name of its issuer ("" for self) and its
-// token type's short name ("" for access_token).
+// token type's short name ("" for access_token, or saml2 for a SAML IdP).
 type Subject struct {
 	Claims json.RawMessage
 	Issuer string
@@ -38,6 +37,10 @@ type Input struct {
 	Resources          []string
 	Scope              string // space-separated
 	RequestedTokenType string // short name; "" for access_token
+	// Binding is the key the request proves possession of (a DPoP proof's jkt,
+	// a client certificate's x5t#S256); nil for a request that is not
+	// sender-constrained.
+	Binding *oauth.Confirmation
 }
 
 // Env runs exchange requests against one configuration, with the exchanger the
@@ -77,7 +80,7 @@ func (e *Env) Request(in Input, now time.Time) (exchange.Request, error) {
 	}
 	req := exchange.Request{
 		ClientID: in.Client, Audiences: in.Audiences, Resources: in.Resources,
-		Scopes: strings.Fields(in.Scope),
+		Scopes: strings.Fields(in.Scope), Binding: in.Binding,
 	}
 	if in.RequestedTokenType != "" {
 		t, ok := oauth.TokenTypeFromShort(in.RequestedTokenType)
@@ -102,151 +105,6 @@ func (e *Env) Request(in Input, now time.Time) (exchange.Request, error) {
 		}
 	}
 	return req, nil
-}
-
-// Principal is the subject token s describes, as the subject verifier
-// (internal/subject) would hand it to the exchange for client at now:
-//
-//   - sub, jti, client_id: as given; client_id defaults to the client for a refresh
-//     token (one is exchanged only by the client it was issued to);
-//   - aud: a string or a list; when absent, the token is addressed to the client
-//     (for deputy's own tokens: the audience whose client it is, else the client
-//     id; for a trusted issuer: its first configured audience), so that a
-//     description by claims is not refused for its addressee;
-//   - scope: space-separated, kept for deputy's own tokens only (a foreign issuer's
-//     scopes belong to its own domain, as the verifier does);
-//   - act and may_act: nested {sub, iss, act}; in a foreign token an actor without
-//     iss is its issuer's;
-//   - exp: a NumericDate; when absent, now plus the access token lifetime;
-//   - cnf: {jkt} or {"x5t#S256"};
-//   - iss: when given, it must be the named issuer's;
-//   - every other claim is carried as the verifier carries it, under the name a
-//     condition reads (subject.claims), except iat, nbf and sid, which it drops.
-//     For a trusted issuer or SAML IdP write the claims under deputy's names (after
-//     trusted_issuers[].claims or saml_idps[].claims mapping).
-func (e *Env) Principal(client string, s Subject, now time.Time) (exchange.Principal, error) {
-	p := exchange.Principal{Issuer: s.Issuer, TokenType: oauth.TokenTypeAccessToken}
-	if p.Issuer == "" {
-		p.Issuer = config.SubjectIssuerSelf
-	}
-	if s.Type != "" {
-		t, ok := oauth.TokenTypeFromShort(s.Type)
-		if !ok || t == oauth.TokenTypeSAML1 {
-			return p, usage("subject type %q is not one of access_token, jwt, id_token, refresh_token, saml2", s.Type)
-		}
-		p.TokenType = t
-	}
-	self := p.Issuer == config.SubjectIssuerSelf
-	var defaultAud []string
-	switch {
-	case self:
-		p.IssuerURL = e.cfg.Issuer
-		defaultAud = []string{client}
-		for _, a := range e.cfg.Audiences {
-			if a.Client == client {
-				defaultAud = []string{a.ID}
-				break
-			}
-		}
-	case e.trusted(p.Issuer) != nil:
-		ti := e.trusted(p.Issuer)
-		p.IssuerURL = ti.Issuer
-		if len(ti.Audiences) > 0 {
-			defaultAud = ti.Audiences[:1]
-		}
-	case e.samlIdP(p.Issuer) != nil:
-		idp := e.samlIdP(p.Issuer)
-		p.IssuerURL = idp.EntityID
-		defaultAud = []string{e.cfg.Issuer}
-	default:
-		return p, usage("subject issuer %q is neither self nor a trusted_issuers or saml_idps name", p.Issuer)
-	}
-
-	claims := map[string]json.RawMessage{}
-	if len(bytes.TrimSpace(s.Claims)) > 0 {
-		if err := json.Unmarshal(s.Claims, &claims); err != nil || claims == nil {
-			return p, usage("subject claims are not a JSON object: %v", errOr(err, "null"))
-		}
-	}
-	var c struct {
-		Iss      *string             `json:"iss"`
-		Sub      string              `json:"sub"`
-		Aud      json.RawMessage     `json:"aud"`
-		Scope    string              `json:"scope"`
-		Act      *oauth.Actor        `json:"act"`
-		MayAct   *oauth.Actor        `json:"may_act"`
-		ClientID string              `json:"client_id"`
-		JTI      string              `json:"jti"`
-		Exp      *json.Number        `json:"exp"`
-		Cnf      *oauth.Confirmation `json:"cnf"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(orEmpty(s.Claims)))
-	dec.UseNumber()
-	if err := dec.Decode(&c); err != nil {
-		return p, usage("subject claims: %v", err)
-	}
-	if c.Iss != nil && *c.Iss != p.IssuerURL {
-		return p, usage("subject claims: iss %q is not issuer %s's (%s)", *c.Iss, p.Issuer, p.IssuerURL)
-	}
-	p.Subject, p.JTI, p.ClientID, p.Act, p.MayAct, p.Cnf = c.Sub, c.JTI, c.ClientID, c.Act, c.MayAct, c.Cnf
-	if p.ClientID == "" && p.TokenType == oauth.TokenTypeRefreshToken {
-		p.ClientID = client
-	}
-	switch aud := bytes.TrimSpace(c.Aud); {
-	case len(aud) == 0 || string(aud) == "null":
-		p.Audiences = defaultAud
-	case aud[0] == '"':
-		var one string
-		if err := json.Unmarshal(aud, &one); err != nil {
-			return p, usage("subject claims: aud: %v", err)
-		}
-		p.Audiences = []string{one}
-	default:
-		if err := json.Unmarshal(aud, &p.Audiences); err != nil {
-			return p, usage("subject claims: aud is neither a string nor a list of strings")
-		}
-	}
-	if self {
-		p.Scopes = strings.Fields(c.Scope)
-	} else {
-		for a := p.Act; a != nil; a = a.Actor {
-			if a.Issuer == "" {
-				a.Issuer = p.IssuerURL
-			}
-		}
-	}
-	p.ExpiresAt = now.Add(e.cfg.Tokens.AccessTokenTTL.D())
-	if c.Exp != nil {
-		n, err := c.Exp.Int64()
-		if err != nil {
-			return p, usage("subject claims: exp %s is not a NumericDate (seconds)", c.Exp)
-		}
-		p.ExpiresAt = time.Unix(n, 0)
-	}
-	for _, k := range slices.Sorted(maps.Keys(claims)) {
-		if registered(k) {
-			continue
-		}
-		var v any
-		if err := json.Unmarshal(claims[k], &v); err != nil {
-			return p, usage("subject claims: %s: %v", k, err)
-		}
-		if p.Claims == nil {
-			p.Claims = map[string]any{}
-		}
-		p.Claims[k] = v
-	}
-	return p, nil
-}
-
-// registered are the claims Principal reads into its own fields, and those the
-// verifier drops.
-func registered(k string) bool {
-	switch k {
-	case "iss", "sub", "aud", "scope", "act", "may_act", "client_id", "jti", "exp", "cnf", "iat", "nbf", "sid":
-		return true
-	}
-	return false
 }
 
 func orEmpty(b []byte) []byte {

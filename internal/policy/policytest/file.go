@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 // Case is one case of a policy test file: an exchange request and the outcome it
@@ -19,6 +22,9 @@ type Case struct {
 	// ClientWhere is where client is written, to name an unknown client.
 	ClientWhere string
 	Input
+	// Now is the time the case is decided at (conditions see it as now; the
+	// subject's expiry is checked against it); zero: the current time.
+	Now    time.Time
 	Expect Expect
 }
 
@@ -58,7 +64,8 @@ const maxFileBytes = 4 << 20
 // Parse reads a policy test file (README "Token exchange rules"): a YAML list of
 // cases, each a mapping of name, client, subject {claims, issuer, type}, actor,
 // audience and resource (lists), scope (space-separated), requested_token_type
-// (a short name) and expect {allow: true, rule, scopes} or {error: code}. Any other
+// (a short name), binding ({jkt: thumbprint} or {x5t#S256: thumbprint}), now (an
+// RFC 3339 time) and expect {allow: true, rule, scopes} or {error: code}. Any other
 // key, a missing name, client or expect, or a value of the wrong kind is an
 // *Error naming file, line and column. Whether the client exists is for the
 // caller, which has the configuration (Case.ClientWhere).
@@ -261,10 +268,20 @@ func (r *reader) testCase(n ast.Node) (Case, bool) {
 			c.Scope, _ = r.text(kv, k)
 		case "requested_token_type":
 			c.RequestedTokenType, _ = r.text(kv, k)
+		case "binding":
+			c.Binding = r.binding(kv)
+		case "now":
+			if s, ok := r.text(kv, k); ok {
+				t, err := time.Parse(time.RFC3339, s)
+				if err != nil {
+					r.problem(kv.Value, fmt.Sprintf("now %q is not an RFC 3339 time (2026-12-07T10:00:00Z)", s))
+				}
+				c.Now = t
+			}
 		case "expect":
 			r.expect(kv, &c.Expect)
 		default:
-			r.problem(kv, fmt.Sprintf("unknown key %q (a case has name, client, subject, actor, audience, resource, scope, requested_token_type, expect)", k))
+			r.problem(kv, fmt.Sprintf("unknown key %q (a case has name, client, subject, actor, audience, resource, scope, requested_token_type, binding, now, expect)", k))
 		}
 	}
 	for _, k := range []string{"name", "client", "expect"} {
@@ -308,6 +325,46 @@ func (r *reader) subject(kv *ast.MappingValueNode, s *Subject) {
 			r.problem(kv, fmt.Sprintf("unknown key %q in subject (claims, issuer, type)", k))
 		}
 	}
+}
+
+// binding reads {jkt: thumbprint} or {x5t#S256: thumbprint}: the key the request
+// proves, by a DPoP proof or a client certificate.
+func (r *reader) binding(kv *ast.MappingValueNode) *oauth.Confirmation {
+	kvs, ok := r.pairs(kv.Value, "binding")
+	if !ok {
+		return nil
+	}
+	if len(kvs) != 1 {
+		r.problem(kv.Value, "binding must be one of {jkt: THUMBPRINT} (a DPoP proof's key) or {x5t#S256: THUMBPRINT} (a client certificate's)")
+		return nil
+	}
+	k := keyOf(kvs[0])
+	v, ok := r.text(kvs[0], "binding."+k)
+	if !ok {
+		return nil
+	}
+	b, err := NewBinding(k, v)
+	if err != nil {
+		r.problem(kvs[0], err.Error())
+		return nil
+	}
+	return b
+}
+
+// NewBinding is the binding a request proves, by its kind — "jkt" (a DPoP
+// proof's key, RFC 9449) or "x5t#S256" (a client certificate's, RFC 8705) — and
+// the key's base64url SHA-256 thumbprint.
+func NewBinding(kind, key string) (*oauth.Confirmation, error) {
+	if !thumbprint(key) {
+		return nil, fmt.Errorf("binding %s %q is not a base64url thumbprint", kind, key)
+	}
+	switch kind {
+	case "jkt":
+		return &oauth.Confirmation{JKT: key}, nil
+	case "x5t#S256":
+		return &oauth.Confirmation{X5TS256: key}, nil
+	}
+	return nil, fmt.Errorf("unknown binding %q: a binding is jkt (a DPoP proof's key) or x5t#S256 (a client certificate's)", kind)
 }
 
 func (r *reader) expect(kv *ast.MappingValueNode, e *Expect) {

@@ -2,9 +2,13 @@ package policytest
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/deputy-auth/deputy/oauth"
 )
 
 const goodFile = `# comment
@@ -22,8 +26,15 @@ const goodFile = `# comment
   expect: {allow: true, rule: payments-to-ledger, scopes: ["ledger:write"]}
 - name: refused
   client: ledger
+  now: 2026-12-07T10:00:00+01:00
+  binding: {x5t#S256: bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2}
   expect:
     error: invalid_request
+- name: bound by DPoP
+  client: ledger
+  binding:
+    jkt: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
+  expect: {error: invalid_request}
 `
 
 func TestParse(t *testing.T) {
@@ -31,7 +42,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cases) != 2 {
+	if len(cases) != 3 {
 		t.Fatalf("%d cases", len(cases))
 	}
 	c := cases[0]
@@ -50,6 +61,16 @@ func TestParse(t *testing.T) {
 	}
 	if e := cases[1].Expect; e.Allow || e.Error != "invalid_request" || e.Scopes != nil {
 		t.Errorf("expect %+v", e)
+	}
+	if !c.Now.IsZero() || c.Binding != nil {
+		t.Errorf("now %v, binding %+v: want neither", c.Now, c.Binding)
+	}
+	if c := cases[1]; !c.Now.Equal(time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)) ||
+		!reflect.DeepEqual(c.Binding, &oauth.Confirmation{X5TS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}) {
+		t.Errorf("now %v, binding %+v", c.Now, c.Binding)
+	}
+	if c := cases[2]; !reflect.DeepEqual(c.Binding, &oauth.Confirmation{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}) {
+		t.Errorf("binding %+v", c.Binding)
 	}
 }
 
@@ -73,6 +94,12 @@ func TestParseProblems(t *testing.T) {
 		{"fail/claims-not-mapping", "- name: a\n  client: c\n  subject: {claims: [x]}\n  expect: {error: x}\n", "subject.claims must be a mapping, not a list"},
 		{"fail/colon-in-flow-list", "- name: a\n  client: c\n  expect: {allow: true, scopes: [fraud:check]}\n", `quote a value with a colon`},
 		{"fail/case-not-mapping", "- just text\n", "a case must be a mapping"},
+		{"fail/now-not-rfc3339", "- name: a\n  client: c\n  now: Monday 10:00\n  expect: {error: x}\n", `t.yaml:3:8: now "Monday 10:00" is not an RFC 3339 time`},
+		{"fail/now-without-zone", "- name: a\n  client: c\n  now: 2026-12-07T10:00:00\n  expect: {error: x}\n", `now "2026-12-07T10:00:00" is not an RFC 3339 time`},
+		{"fail/binding-two-keys", "- name: a\n  client: c\n  binding: {jkt: a, x5t#S256: b}\n  expect: {error: x}\n", "binding must be one of {jkt: THUMBPRINT}"},
+		{"fail/binding-unknown-kind", "- name: a\n  client: c\n  binding: {x5t: a}\n  expect: {error: x}\n", `t.yaml:3:13: unknown binding "x5t"`},
+		{"fail/binding-not-a-thumbprint", "- name: a\n  client: c\n  binding: {jkt: a+b}\n  expect: {error: x}\n", `binding jkt "a+b" is not a base64url thumbprint`},
+		{"fail/binding-text", "- name: a\n  client: c\n  binding: abc\n  expect: {error: x}\n", "binding must be a mapping"},
 		{"fail/anchor", "- name: a\n  client: c\n  subject: &s {claims: {sub: x}}\n  expect: {error: x}\n", "anchor, alias or tag"},
 	}
 	for _, tt := range tests {
@@ -97,6 +124,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("- {name: a, client: c, subject: {claims: {sub: x, aud: [a, b], exp: 1e99}}, expect: {allow: true, scopes: a b}}\n")
 	f.Add("- name: &x a\n  client: *x\n  expect: {error: x}\n")
 	f.Add("- !!map {name: a}\n")
+	f.Add("- {name: a, client: c, now: 2026-12-07T10:00:00Z, binding: {x5t#S256: x}, expect: {error: x}}\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		cases, err := Parse("f.yaml", []byte(src))
 		if err != nil {
