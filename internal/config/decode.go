@@ -145,11 +145,25 @@ func (d *decoder) textStart(n ast.Node, path string) {
 	}
 	to := textOrigin{file: d.file, start: position{line, col}}
 	if style == literalText || style == foldedText {
-		ind := indentOf(d.src[off:])
-		to.start.col += ind
+		to.start.col += indentOf(d.src[off:])
+		if pos, ok := textPositions(d.src[off:], position{line, col}, text, style); ok {
+			to.runs = runsOf(pos)
+		}
+		d.origins[path+TextSuffix] = to.String()
+		return
 	}
-	if pos, ok := textPositions(d.src[off:], position{line, col}, text, style); ok {
-		to.runs = runsOf(pos)
+	// go-yaml places plain text that spans lines too far right, by the spaces
+	// that end its first line: the text starts at the first column, going left
+	// from go-yaml's, from which it can be followed.
+	for c := col; c >= 1; c-- {
+		off, ok := sourceOffset(d.src, line, c)
+		if !ok {
+			break
+		}
+		if pos, ok := textPositions(d.src[off:], position{line, c}, text, style); ok {
+			to.runs = runsOf(pos)
+			break
+		}
 	}
 	d.origins[path+TextSuffix] = to.String()
 }
