@@ -136,8 +136,11 @@ func (d *decoder) textStart(n ast.Node, path string) {
 		case token.SingleQuoteType:
 			style, col = singleQuotedText, col+1
 		}
-	default:
-		return
+	default: // a number or true, taken as text
+		var ok bool
+		if text, ok = scalarText(n); !ok {
+			return
+		}
 	}
 	off, ok := sourceOffset(d.src, line, col)
 	if !ok {
