@@ -367,3 +367,35 @@ func TestRunsOf(t *testing.T) {
 		t.Errorf("start only: %q", s)
 	}
 }
+
+// TestEscape: each double-quoted escape stands for its character, over its length.
+func TestEscape(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		r         rune
+		size      int
+		lineBreak bool
+	}{
+		{"ok/quote", `\"x`, '"', 2, false},
+		{"ok/backslash", `\\`, '\\', 2, false},
+		{"ok/newline", `\n`, '\n', 2, false},
+		{"ok/tab-character", "\\\t", '\t', 2, false},
+		{"ok/next-line", `\N`, 0x85, 2, false},
+		{"ok/x", `\x41`, 'A', 4, false},
+		{"ok/u", `\u00e9`, 'é', 6, false},
+		{"ok/U", `\U0001F600`, '😀', 10, false},
+		{"ok/line-break", "\\\n  x", 0, 2, true},
+		{"ok/crlf-line-break", "\\\r\nx", 0, 3, true},
+		{"fail/unknown", `\q`, 0, 0, false},
+		{"fail/short-u", `\u00`, 0, 0, false},
+		{"fail/not-hex", `\xzz`, 0, 0, false},
+		{"fail/alone", `\`, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, size, lineBreak := escape([]byte(tc.src))
+			if r != tc.r || size != tc.size || lineBreak != tc.lineBreak {
+				t.Errorf("escape(%q) = %q, %d, %v; want %q, %d, %v", tc.src, r, size, lineBreak, tc.r, tc.size, tc.lineBreak)
+			}
+		})
+	}
+}

@@ -8,8 +8,10 @@ import (
 )
 
 // TestConditionProblems: a condition that does not type-check is refused at load,
-// at the line and column of the fault in the file, whether the condition is plain,
-// quoted or a block scalar, or comes from the environment.
+// at the line and column of the fault in the file, in every YAML scalar style (plain,
+// double- or single-quoted, literal or folded block; on one line or several, with
+// escapes, doubled quotes, blank lines, more-indented lines), through an alias, or
+// in the variable when it comes from the environment.
 func TestConditionProblems(t *testing.T) {
 	const base = `audiences:
   - id: https://api2.example
@@ -53,6 +55,10 @@ exchange:
 			[]string{`FILE:16:14: exchange.policies[0].condition: undeclared reference to 'tennant'`}},
 		{"fail/plain-multi-line-trailing-spaces-and-tab", "      condition: subject.sub == \"alice\" &&   \n        \t tennant == \"x\"", nil,
 			[]string{`FILE:16:11: exchange.policies[0].condition: undeclared reference to 'tennant'`}},
+		{"fail/plain-multi-line-number-first", "      condition: 1 == 1 &&\n        tennant == \"x\"", nil,
+			[]string{`FILE:16:9: exchange.policies[0].condition: undeclared reference to 'tennant'`}},
+		{"fail/plain-after-comment", "      condition: # who may\n        subject.sub == \"alice\" && tennant == \"x\"", nil,
+			[]string{`FILE:16:35: exchange.policies[0].condition: undeclared reference to 'tennant'`}},
 		{"fail/plain-multi-line-blank-line", "      condition: subject.sub == \"alice\" &&\n\n        tennant == \"x\"", nil,
 			[]string{`FILE:17:9: exchange.policies[0].condition: undeclared reference to 'tennant'`}},
 		{"fail/plain-wide-characters", `      condition: subject.sub == "é€😀" && tennant == "x"`, nil,
@@ -91,6 +97,13 @@ exchange:
 			[]string{`FILE:17:23: exchange.policies[0].condition: Syntax error`}},
 		{"fail/from-environment-over-file", `      condition: subject.sub == "alice"`, []string{`DEPUTY_EXCHANGE_POLICIES_0_CONDITION=subject.sub == 1`},
 			[]string{`$DEPUTY_EXCHANGE_POLICIES_0_CONDITION:1:13: exchange.policies[0].condition: found no matching overload for '_==_' applied to '(string, int)'`}},
+		{"fail/plain-multi-line-crlf", "      condition: subject.sub == \"alice\" &&\r\n        tennant == \"x\"\r", nil,
+			[]string{`FILE:16:9: exchange.policies[0].condition: undeclared reference to 'tennant'`}},
+		{"fail/alias", "      condition: &c subject.sub == \"alice\" &&\n        tennant == \"x\"\n    - client: api1\n      audiences: [\"https://api2.example\"]\n      condition: *c", nil, []string{
+			`FILE:16:9: exchange.policies[0].condition: undeclared reference to 'tennant'`,
+			`FILE:16:9: exchange.policies[1].condition: undeclared reference to 'tennant'`}},
+		{"fail/number", `      condition: 12`, nil,
+			[]string{`FILE:15:18: exchange.policies[0].condition: is of type int, not bool`}},
 		{"fail/from-environment", "", []string{`DEPUTY_EXCHANGE_POLICIES_0_CONDITION=subject.sub == 1`},
 			[]string{`$DEPUTY_EXCHANGE_POLICIES_0_CONDITION:1:13: exchange.policies[0].condition: found no matching overload for '_==_' applied to '(string, int)'`}},
 	} {

@@ -104,12 +104,12 @@ func (d *decoder) where(n ast.Node) string {
 	return fmt.Sprintf("%s:%d:%d", d.file, tk.Position.Line, tk.Position.Column)
 }
 
-// textStart records, for a condition (a key path ending in ".condition"), where
+// followText records, for a condition (a key path ending in ".condition"), where
 // each character of the scalar n's text came from, so that a problem inside the
 // text (a CEL condition's line and column) can point at the very character in the
 // file: origins[path+TextSuffix], in the form textOrigin.String gives. Other text
 // is not followed, to keep origins small.
-func (d *decoder) textStart(n ast.Node, path string) {
+func (d *decoder) followText(n ast.Node, path string) {
 	if !strings.HasSuffix(path, ".condition") {
 		return
 	}
@@ -155,20 +155,64 @@ func (d *decoder) textStart(n ast.Node, path string) {
 		d.origins[path+TextSuffix] = to.String()
 		return
 	}
-	// go-yaml places plain text that spans lines too far right, by the spaces
-	// that end its first line: the text starts at the first column, going left
-	// from go-yaml's, from which it can be followed.
-	for c := col; c >= 1; c-- {
-		off, ok := sourceOffset(d.src, line, c)
-		if !ok {
-			break
+	// go-yaml places plain text that spans lines at odd places (past the spaces
+	// that end its first line, or on a later line), so the text is taken to
+	// start past the token before it (the key's colon, a dash, an anchor's
+	// name), at the first character that is neither white space nor in a
+	// comment; failing that, where go-yaml places it.
+	starts := []position{{line, col}}
+	if p, ok := d.after(tk.Prev); ok {
+		if style != flowText {
+			p.col++ // past the quote
 		}
-		if pos, ok := textPositions(d.src[off:], position{line, c}, text, style); ok {
+		starts = append([]position{p}, starts...)
+	}
+	for _, p := range starts {
+		off, ok := sourceOffset(d.src, p.line, p.col)
+		if !ok {
+			continue
+		}
+		if pos, ok := textPositions(d.src[off:], p, text, style); ok {
 			to.runs = runsOf(pos)
 			break
 		}
 	}
 	d.origins[path+TextSuffix] = to.String()
+}
+
+// after is the position of the first character past the token tk that is
+// neither white space nor in a comment.
+func (d *decoder) after(tk *token.Token) (position, bool) {
+	if tk == nil || tk.Position == nil {
+		return position{}, false
+	}
+	off, ok := sourceOffset(d.src, tk.Position.Line, tk.Position.Column)
+	if !ok {
+		return position{}, false
+	}
+	c := &sourceCursor{src: d.src, off: off, at: position{tk.Position.Line, tk.Position.Column}}
+	for range utf8.RuneCountInString(tk.Value) {
+		_, n := c.peek()
+		if n == 0 {
+			return position{}, false
+		}
+		c.advance(n)
+	}
+	for c.off < len(d.src) {
+		switch d.src[c.off] {
+		case ' ', '\t', '\r', '\n':
+			c.advance(1)
+		case '#':
+			end := bytes.IndexByte(d.src[c.off:], '\n')
+			if end < 0 {
+				return position{}, false
+			}
+			c.advance(end)
+		default:
+			return c.at, true
+		}
+	}
+	return position{}, false
 }
 
 // sourceOffset is the byte offset in src of line and column (1-based, the column
@@ -225,13 +269,15 @@ type position struct{ line, col int }
 // part ways, as they would for a style it knows less well than go-yaml does.
 //
 // Each character of text is matched to the next source character that can give
-// it: the same character, an escape (double-quoted) or a doubled quote (single-quoted) that
-// stands for it, or, for a space or line break that YAML made by folding, the
-// source line break. Source white space that gives no character (indentation,
+// it: the same character, an escape (double-quoted) or a doubled quote
+// (single-quoted) that stands for it, or, for a space that YAML made by folding,
+// the source line break. Source white space that gives no character (indentation,
 // spaces before a folded line break, line breaks folded away) is skipped.
 func textPositions(src []byte, start position, text string, style textStyle) ([]position, bool) {
 	c := &sourceCursor{src: src, at: start}
-	indent := -1 // a block's indentation: that of its first line that is not blank, less the spaces the text keeps
+	// A block's indentation: that of its first line that is not blank, less the
+	// spaces that begin the text's first line that is not empty.
+	indent := -1
 	if style == literalText || style == foldedText {
 		first := strings.TrimLeft(text, "\n")
 		first = first[:len(first)-len(strings.TrimLeft(first, " "))]
@@ -266,7 +312,7 @@ func textPositions(src []byte, start position, text string, style textStyle) ([]
 				}
 				pos = append(pos, c.at)
 				c.advance(2)
-			case r == want || r == '\n' && want == ' ':
+			case r == want || r == '\n' && want == ' ' && style != literalText: // a folded line break
 				pos = append(pos, c.at)
 				c.advance(n)
 				if r == '\n' {
@@ -330,16 +376,15 @@ func (c *sourceCursor) skipIndent(n int) {
 	}
 }
 
-// escape decodes the double-quoted escape at the start of src: the character it
-// stands for and its length in bytes, or lineBreak for an escaped line break
-// (which gives no character); size 0 for an escape it does not know.
+// escape decodes the double-quoted escape at the start of src (YAML 1.2 §5.7):
+// the character it stands for and its length in bytes, or lineBreak for an
+// escaped line break (which gives no character); size 0 for an escape it does not
+// know.
 func escape(src []byte) (r rune, size int, lineBreak bool) {
 	if len(src) < 2 {
 		return 0, 0, false
 	}
-	if r, ok := simpleEscapes[src[1]]; ok {
-		return r, 2, false
-	}
+	digits := 0
 	switch src[1] {
 	case '\n':
 		return 0, 2, true
@@ -348,25 +393,51 @@ func escape(src []byte) (r rune, size int, lineBreak bool) {
 			return 0, 3, true
 		}
 		return 0, 2, true
-	case 'x', 'u', 'U':
-		digits := map[byte]int{'x': 2, 'u': 4, 'U': 8}[src[1]]
-		if len(src) < 2+digits {
-			return 0, 0, false
-		}
-		v, err := strconv.ParseUint(string(src[2:2+digits]), 16, 32)
-		if err != nil {
-			return 0, 0, false
-		}
-		return rune(v), 2 + digits, false
+	case '0':
+		return 0, 2, false
+	case 'a':
+		return '\a', 2, false
+	case 'b':
+		return '\b', 2, false
+	case 't', '\t':
+		return '\t', 2, false
+	case 'n':
+		return '\n', 2, false
+	case 'v':
+		return '\v', 2, false
+	case 'f':
+		return '\f', 2, false
+	case 'r':
+		return '\r', 2, false
+	case 'e':
+		return 0x1b, 2, false
+	case ' ', '"', '/', '\\':
+		return rune(src[1]), 2, false
+	case 'N':
+		return 0x85, 2, false
+	case '_':
+		return 0xa0, 2, false
+	case 'L':
+		return 0x2028, 2, false
+	case 'P':
+		return 0x2029, 2, false
+	case 'x':
+		digits = 2
+	case 'u':
+		digits = 4
+	case 'U':
+		digits = 8
+	default:
+		return 0, 0, false
 	}
-	return 0, 0, false
-}
-
-// simpleEscapes are YAML's one-letter double-quoted escapes (YAML 1.2 §5.7).
-var simpleEscapes = map[byte]rune{
-	'0': 0, 'a': '\a', 'b': '\b', 't': '\t', '\t': '\t', 'n': '\n', 'v': '\v', 'f': '\f',
-	'r': '\r', 'e': 0x1b, ' ': ' ', '"': '"', '/': '/', '\\': '\\',
-	'N': 0x85, '_': 0xa0, 'L': 0x2028, 'P': 0x2029,
+	if len(src) < 2+digits {
+		return 0, 0, false
+	}
+	v, err := strconv.ParseUint(string(src[2:2+digits]), 16, 32)
+	if err != nil {
+		return 0, 0, false
+	}
+	return rune(v), 2 + digits, false
 }
 
 // textOrigin is where each character of a text value came from in file: runs of
@@ -478,7 +549,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetString(text)
-		d.textStart(n, path)
+		d.followText(n, path)
 	case reflect.Bool:
 		b, ok := n.(*ast.BoolNode)
 		if !ok {
