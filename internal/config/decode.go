@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -102,30 +104,382 @@ func (d *decoder) where(n ast.Node) string {
 	return fmt.Sprintf("%s:%d:%d", d.file, tk.Position.Line, tk.Position.Column)
 }
 
-// textStart records where the text of the scalar n begins, past a quote or on the
-// line after a block indicator, so that a problem inside the text (a CEL
-// condition's column) can point at the very character: origins[path+TextSuffix].
-func (d *decoder) textStart(n ast.Node, path string) {
+// followText records, for a condition (a key path ending in ".condition"), where
+// each character of the scalar n's text came from, so that a problem inside the
+// text (a CEL condition's line and column) can point at the very character in the
+// file: origins[path+TextSuffix], in the form textOrigin.String gives. Other text
+// is not followed, to keep origins small.
+func (d *decoder) followText(n ast.Node, path string) {
+	if !strings.HasSuffix(path, ".condition") {
+		return
+	}
 	tk := n.GetToken()
 	if tk == nil || tk.Position == nil {
 		return
 	}
 	line, col := tk.Position.Line, tk.Position.Column
-	switch n.(type) {
+	style := flowText
+	text := ""
+	switch n := n.(type) {
 	case *ast.LiteralNode:
 		// The text starts on the line after | or >, at that line's indentation.
-		line++
-		col = 1
-		lines := strings.SplitN(string(d.src), "\n", line+1)
-		if line-1 < len(lines) {
-			col += len(lines[line-1]) - len(strings.TrimLeft(lines[line-1], " "))
+		style, text = literalText, n.Value.Value
+		if tk.Type == token.FoldedType {
+			style = foldedText
 		}
-	default:
-		if tk.Type == token.DoubleQuoteType || tk.Type == token.SingleQuoteType {
-			col++
+		line, col = line+1, 1
+	case *ast.StringNode:
+		text = n.Value
+		switch tk.Type {
+		case token.DoubleQuoteType:
+			style, col = doubleQuotedText, col+1
+		case token.SingleQuoteType:
+			style, col = singleQuotedText, col+1
+		}
+	default: // a number or true, taken as text
+		var ok bool
+		if text, ok = scalarText(n); !ok {
+			return
 		}
 	}
-	d.origins[path+TextSuffix] = fmt.Sprintf("%s:%d:%d", d.file, line, col)
+	off, ok := sourceOffset(d.src, line, col)
+	if !ok {
+		return
+	}
+	to := textOrigin{file: d.file, start: position{line, col}}
+	if style == literalText || style == foldedText {
+		to.start.col += indentOf(d.src[off:])
+		if pos, ok := textPositions(d.src[off:], position{line, col}, text, style); ok {
+			to.runs = runsOf(pos)
+		}
+		d.origins[path+TextSuffix] = to.String()
+		return
+	}
+	// go-yaml places plain text that spans lines at odd places (past the spaces
+	// that end its first line, or on a later line), so the text is taken to
+	// start past the token before it (the key's colon, a dash, an anchor's
+	// name), at the first character that is neither white space nor in a
+	// comment; failing that, where go-yaml places it.
+	starts := []position{{line, col}}
+	if p, ok := d.after(tk.Prev); ok {
+		if style != flowText {
+			p.col++ // past the quote
+		}
+		starts = append([]position{p}, starts...)
+	}
+	for _, p := range starts {
+		off, ok := sourceOffset(d.src, p.line, p.col)
+		if !ok {
+			continue
+		}
+		if pos, ok := textPositions(d.src[off:], p, text, style); ok {
+			to.runs = runsOf(pos)
+			break
+		}
+	}
+	d.origins[path+TextSuffix] = to.String()
+}
+
+// after is the position of the first character past the token tk that is
+// neither white space nor in a comment.
+func (d *decoder) after(tk *token.Token) (position, bool) {
+	if tk == nil || tk.Position == nil {
+		return position{}, false
+	}
+	off, ok := sourceOffset(d.src, tk.Position.Line, tk.Position.Column)
+	if !ok {
+		return position{}, false
+	}
+	c := &sourceCursor{src: d.src, off: off, at: position{tk.Position.Line, tk.Position.Column}}
+	for range utf8.RuneCountInString(tk.Value) {
+		_, n := c.peek()
+		if n == 0 {
+			return position{}, false
+		}
+		c.advance(n)
+	}
+	for c.off < len(d.src) {
+		switch d.src[c.off] {
+		case ' ', '\t', '\r', '\n':
+			c.advance(1)
+		case '#':
+			end := bytes.IndexByte(d.src[c.off:], '\n')
+			if end < 0 {
+				return position{}, false
+			}
+			c.advance(end)
+		default:
+			return c.at, true
+		}
+	}
+	return position{}, false
+}
+
+// sourceOffset is the byte offset in src of line and column (1-based, the column
+// counted in characters, as go-yaml counts them).
+func sourceOffset(src []byte, line, col int) (int, bool) {
+	off := 0
+	for range line - 1 {
+		i := bytes.IndexByte(src[off:], '\n')
+		if i < 0 {
+			return 0, false
+		}
+		off += i + 1
+	}
+	for range col - 1 {
+		r, n := utf8.DecodeRune(src[off:])
+		if n == 0 || r == '\n' {
+			return 0, false
+		}
+		off += n
+	}
+	return off, true
+}
+
+// indentOf is the number of spaces that begin src's first line that is not blank.
+func indentOf(src []byte) int {
+	for line := range bytes.Lines(src) {
+		rest := bytes.TrimLeft(line, " ")
+		if len(bytes.TrimSpace(rest)) > 0 {
+			return len(line) - len(rest)
+		}
+	}
+	return 0
+}
+
+// textStyle is how a scalar's text is written, which decides how its source
+// characters become the text's characters.
+type textStyle int
+
+const (
+	flowText         textStyle = iota // plain: line breaks fold, indentation goes
+	doubleQuotedText                  // flow, and \ escapes
+	singleQuotedText                  // flow, and a doubled quote for one
+	literalText                       // | block: lines kept, less their indentation
+	foldedText                        // > block: as literal, some line breaks fold
+)
+
+// position is a line and column (1-based, the column in characters) in a file.
+type position struct{ line, col int }
+
+// textPositions follows a scalar's source src, which starts with the first
+// character of its text at start, alongside its decoded text, and returns where
+// each of text's characters came from, and where the text ends (one more than
+// there are characters). It returns false when it loses track: when src and text
+// part ways, as they would for a style it knows less well than go-yaml does.
+//
+// Each character of text is matched to the next source character that can give
+// it: the same character, an escape (double-quoted) or a doubled quote
+// (single-quoted) that stands for it, or, for a space that YAML made by folding,
+// the source line break. Source white space that gives no character (indentation,
+// spaces before a folded line break, line breaks folded away) is skipped.
+func textPositions(src []byte, start position, text string, style textStyle) ([]position, bool) {
+	c := &sourceCursor{src: src, at: start}
+	// A block's indentation: that of its first line that is not blank, less the
+	// spaces that begin the text's first line that is not empty.
+	indent := -1
+	if style == literalText || style == foldedText {
+		first := strings.TrimLeft(text, "\n")
+		first = first[:len(first)-len(strings.TrimLeft(first, " "))]
+		if indent = indentOf(src) - len(first); indent < 0 {
+			return nil, false
+		}
+		c.skipIndent(indent)
+	}
+	pos := make([]position, 0, utf8.RuneCountInString(text)+1)
+	for _, want := range text {
+		for {
+			r, n := c.peek()
+			if n == 0 {
+				return nil, false
+			}
+			switch {
+			case style == doubleQuotedText && r == '\\':
+				got, size, lineBreak := escape(src[c.off:])
+				if lineBreak {
+					c.advance(size)
+					c.skipBlanks()
+					continue
+				}
+				if size == 0 || got != want {
+					return nil, false
+				}
+				pos = append(pos, c.at)
+				c.advance(size)
+			case style == singleQuotedText && r == '\'':
+				if want != '\'' || !bytes.HasPrefix(src[c.off:], []byte("''")) {
+					return nil, false
+				}
+				pos = append(pos, c.at)
+				c.advance(2)
+			case r == want || r == '\n' && want == ' ' && style != literalText: // a folded line break
+				pos = append(pos, c.at)
+				c.advance(n)
+				if r == '\n' {
+					c.afterBreak(style, indent)
+				}
+			case r == '\n' || r == ' ' || r == '\t' || r == '\r':
+				c.advance(n) // white space that gives no character
+				if r == '\n' {
+					c.afterBreak(style, indent)
+				}
+				continue
+			default:
+				return nil, false
+			}
+			break
+		}
+	}
+	return append(pos, c.at), true
+}
+
+// sourceCursor walks a scalar's source, keeping the file position.
+type sourceCursor struct {
+	src []byte
+	off int
+	at  position
+}
+
+func (c *sourceCursor) peek() (rune, int) { return utf8.DecodeRune(c.src[c.off:]) }
+
+// advance moves past the next size bytes, which hold at most one line break, last.
+func (c *sourceCursor) advance(size int) {
+	for _, r := range string(c.src[c.off : c.off+size]) {
+		if r == '\n' {
+			c.at = position{c.at.line + 1, 1}
+		} else {
+			c.at.col++
+		}
+	}
+	c.off += size
+}
+
+// afterBreak moves past the indentation of the line after a line break: all of
+// it in flow text, which drops leading white space, and the block's own in a block.
+func (c *sourceCursor) afterBreak(style textStyle, indent int) {
+	if style == literalText || style == foldedText {
+		c.skipIndent(indent)
+	} else {
+		c.skipBlanks()
+	}
+}
+
+func (c *sourceCursor) skipBlanks() {
+	for c.off < len(c.src) && (c.src[c.off] == ' ' || c.src[c.off] == '\t') {
+		c.advance(1)
+	}
+}
+
+func (c *sourceCursor) skipIndent(n int) {
+	for i := 0; i < n && c.off < len(c.src) && c.src[c.off] == ' '; i++ {
+		c.advance(1)
+	}
+}
+
+// escape decodes the double-quoted escape at the start of src (YAML 1.2 §5.7):
+// the character it stands for and its length in bytes, or lineBreak for an
+// escaped line break (which gives no character); size 0 for an escape it does not
+// know.
+func escape(src []byte) (r rune, size int, lineBreak bool) {
+	if len(src) < 2 {
+		return 0, 0, false
+	}
+	digits := 0
+	switch src[1] {
+	case '\n':
+		return 0, 2, true
+	case '\r':
+		if len(src) > 2 && src[2] == '\n' {
+			return 0, 3, true
+		}
+		return 0, 2, true
+	case '0':
+		return 0, 2, false
+	case 'a':
+		return '\a', 2, false
+	case 'b':
+		return '\b', 2, false
+	case 't', '\t':
+		return '\t', 2, false
+	case 'n':
+		return '\n', 2, false
+	case 'v':
+		return '\v', 2, false
+	case 'f':
+		return '\f', 2, false
+	case 'r':
+		return '\r', 2, false
+	case 'e':
+		return 0x1b, 2, false
+	case ' ', '"', '/', '\\':
+		return rune(src[1]), 2, false
+	case 'N':
+		return 0x85, 2, false
+	case '_':
+		return 0xa0, 2, false
+	case 'L':
+		return 0x2028, 2, false
+	case 'P':
+		return 0x2029, 2, false
+	case 'x':
+		digits = 2
+	case 'u':
+		digits = 4
+	case 'U':
+		digits = 8
+	default:
+		return 0, 0, false
+	}
+	if len(src) < 2+digits {
+		return 0, 0, false
+	}
+	v, err := strconv.ParseUint(string(src[2:2+digits]), 16, 32)
+	if err != nil {
+		return 0, 0, false
+	}
+	return rune(v), 2 + digits, false
+}
+
+// textOrigin is where each character of a text value came from in file: runs of
+// characters that follow one another on a line. Without runs, every character is
+// placed at start, where the text begins.
+type textOrigin struct {
+	file  string
+	start position
+	runs  []textRun // by offset; the first at offset 0
+}
+
+// textRun places the characters of a text from offset off on, up to the next run,
+// one after another from line and column at.
+type textRun struct {
+	off int // in characters
+	at  position
+}
+
+// runsOf compresses the positions of a text's characters into runs.
+func runsOf(pos []position) []textRun {
+	var runs []textRun
+	for i, p := range pos {
+		if i > 0 && p == (position{pos[i-1].line, pos[i-1].col + 1}) {
+			continue
+		}
+		runs = append(runs, textRun{i, p})
+	}
+	return runs
+}
+
+// String is the form kept in origins: "file:line:col" for the start alone, or the
+// file followed by "\x00off:line:col" for each run.
+func (t textOrigin) String() string {
+	if len(t.runs) == 0 {
+		return fmt.Sprintf("%s:%d:%d", t.file, t.start.line, t.start.col)
+	}
+	var b strings.Builder
+	b.WriteString(t.file)
+	for _, r := range t.runs {
+		fmt.Fprintf(&b, "\x00%d:%d:%d", r.off, r.at.line, r.at.col)
+	}
+	return b.String()
 }
 
 // resolve looks through tags, anchors, aliases and explicit keys to the node that
@@ -195,7 +549,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetString(text)
-		d.textStart(n, path)
+		d.followText(n, path)
 	case reflect.Bool:
 		b, ok := n.(*ast.BoolNode)
 		if !ok {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Load reads the YAML file (file "" means no file: start from an empty
@@ -137,32 +137,54 @@ func (e *Error) Error() string {
 // origins maps key paths to where their values came from (see Problem.Where).
 type origins map[string]string
 
-// TextSuffix, appended to a key path in origins, gives where the key's text value
-// begins (past an opening quote, or on the first line of a block scalar).
+// TextSuffix, appended to a condition's key path in origins, gives where each
+// character of its text came from (see textOrigin).
 const TextSuffix = "\x00text"
 
-// within returns the position of line and column (1-based) of the text value at
-// path: "deputy.yaml:14:22" for a value from a file, "$DEPUTY_…:1:5" for one from
-// the environment, or the key's own origin when the text's start is unknown.
-func (o origins) within(path string, line, col int) string {
-	start, ok := o[path+TextSuffix]
+// within returns the position of line and column (1-based, the column counted in
+// characters, as CEL counts them) in text, the value at path: "deputy.yaml:14:22"
+// for a value from a file, "$DEPUTY_…:1:5" for one from the environment, where the
+// text begins when its characters could not be followed, or the key's own origin
+// when that is unknown too.
+func (o origins) within(path, text string, line, col int) string {
+	if w := o[path]; strings.HasPrefix(w, "$") {
+		return fmt.Sprintf("%s:%d:%d", w, line, col)
+	}
+	w, ok := o[path+TextSuffix]
 	if !ok {
-		if w := o[path]; strings.HasPrefix(w, "$") {
-			return fmt.Sprintf("%s:%d:%d", w, line, col)
-		}
 		return o.of(path)
 	}
-	i := strings.LastIndexByte(start, ':')
-	j := strings.LastIndexByte(start[:max(i, 0)], ':')
-	if i < 0 || j < 0 {
-		return start
+	file, table, ok := strings.Cut(w, "\x00")
+	if !ok {
+		return w // where the text begins
 	}
-	l0, err1 := strconv.Atoi(start[j+1 : i])
-	c0, err2 := strconv.Atoi(start[i+1:])
-	if err1 != nil || err2 != nil {
-		return start
+	off := runeOffset(text, line, col)
+	var at position
+	for r := range strings.SplitSeq(table, "\x00") {
+		var run textRun
+		if _, err := fmt.Sscanf(r, "%d:%d:%d", &run.off, &run.at.line, &run.at.col); err != nil || run.off > off {
+			break
+		}
+		at = position{run.at.line, run.at.col + off - run.off}
 	}
-	return fmt.Sprintf("%s:%d:%d", start[:j], l0+line-1, c0+col-1)
+	if at.line == 0 {
+		return o.of(path) // not a table textOrigin.String wrote
+	}
+	return fmt.Sprintf("%s:%d:%d", file, at.line, at.col)
+}
+
+// runeOffset is the offset in characters of line and column (1-based) in text,
+// whose lines end with "\n"; a place past the end of a line or of text is the end.
+func runeOffset(text string, line, col int) int {
+	off := 0
+	for l := range strings.SplitAfterSeq(text, "\n") {
+		n := utf8.RuneCountInString(strings.TrimSuffix(l, "\n"))
+		if line--; line < 1 {
+			return off + min(max(col-1, 0), n)
+		}
+		off += utf8.RuneCountInString(l)
+	}
+	return off
 }
 
 // of returns the origin of path, or of its closest enclosing path that has one.

@@ -106,7 +106,7 @@ func (c *Config) conditionProblems(o origins) []Problem {
 		switch {
 		case errors.As(err, &ce):
 			for _, p := range ce.Problems {
-				ps = append(ps, Problem{Where: o.within(path, p.Line, p.Column), Path: path, Message: p.Message})
+				ps = append(ps, Problem{Where: o.within(path, pol.Condition, p.Line, p.Column), Path: path, Message: p.Message})
 			}
 		case err != nil:
 			ps = append(ps, Problem{Where: o.of(path), Path: path, Message: err.Error()})
