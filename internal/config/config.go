@@ -343,6 +343,9 @@ type User struct {
 	PasswordHash string            `yaml:"password_hash"`
 	Password     string            `yaml:"password"`
 	Claims       map[string]string `yaml:"claims"`
+	// Roles grant access to parts of deputy beyond signing in: each is one of
+	// [KnownRoles], e.g. [RoleAuditor].
+	Roles []string `yaml:"roles"`
 }
 
 // UpstreamIdP is an identity provider users can sign in through.
@@ -512,6 +515,14 @@ const (
 	ProxyHeaderXForwardedFor = "X-Forwarded-For"
 	ProxyHeaderForwarded     = "Forwarded"
 )
+
+// RoleAuditor is the role of a local account (users[].roles, `deputy users add
+// --role`) that opens the audit explorer at /audit/ui.
+const RoleAuditor = "auditor"
+
+// KnownRoles returns the roles a local account may hold, in the order the help
+// texts list them.
+func KnownRoles() []string { return slices.Clone(roles) }
 
 // UpstreamLocal is the idp of sign-ins with deputy's own accounts (sessions,
 // tokens' idp claim); no upstream_idps entry may take the name.

@@ -64,6 +64,9 @@ func TestLoadFull(t *testing.T) {
 	if got := c.Users[0].Claims; got["email"] != "alice@example.com" || got["name"] != "Alice" {
 		t.Errorf("users[0].claims = %v", got)
 	}
+	if got := c.Users[0].Roles; !slices.Equal(got, []string{RoleAuditor}) {
+		t.Errorf("users[0].roles = %v", got)
+	}
 	if got, want := c.SAMLIdPs[0].SubjectAttribute, "urn:oid:0.9.2342.19200300.100.1.1"; got != want {
 		t.Errorf("saml_idps[0].subject_attribute = %q, want %q", got, want)
 	}
@@ -548,6 +551,11 @@ func TestValidate(t *testing.T) {
 		{"fail/user-password-hash-format", func(c *Config) {
 			c.Users[1].Password, c.Users[1].PasswordHash = "", "sha256:"+strings.Repeat("ab", 32)
 		}, "users[1].password_hash", `is not "$argon2id$`},
+		{"ok/user-role-auditor", func(c *Config) { c.Users[1].Roles = []string{RoleAuditor} }, "", ""},
+		{"fail/user-role-unknown", func(c *Config) { c.Users[1].Roles = []string{"auditor", "admin"} }, "users[1].roles[1]", `"admin" is not one of auditor`},
+		{"fail/user-role-empty", func(c *Config) { c.Users[1].Roles = []string{""} }, "users[1].roles[0]", "must be set to one of auditor"},
+		{"fail/user-role-case", func(c *Config) { c.Users[1].Roles = []string{"Auditor"} }, "users[1].roles[0]", `"Auditor" is not one of auditor`},
+		{"fail/user-role-duplicate", func(c *Config) { c.Users[1].Roles = []string{"auditor", "auditor"} }, "users[1].roles[1]", `"auditor" is already users[1].roles[0]`},
 		{"fail/user-reserved-claim", func(c *Config) { c.Users[1].Claims["sub"] = "root" }, "users[1].claims.sub", "is a claim deputy sets itself"},
 
 		{"fail/upstream-name", func(c *Config) { c.UpstreamIdPs[0].Name = "" }, "upstream_idps[0].name", "must be set"},

@@ -38,6 +38,8 @@ var (
 	subjectTokenTypes   = []string{"access_token", "jwt", "id_token", "refresh_token", "saml2"}
 	requestedTokenTypes = []string{"access_token", "jwt", "id_token", "refresh_token"}
 	upstreamTypes       = []string{UpstreamOIDC, UpstreamSAML}
+	// roles are the values of users[].roles: the one list of them.
+	roles = []string{RoleAuditor}
 	// reservedClaims are set by deputy on the tokens it issues; users[].claims may
 	// not set them.
 	reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "may_act", "client_id", "scope", "cnf", "auth_time", "azp", "nonce", "at_hash", "c_hash", "sid", "acr", "amr"}
@@ -474,6 +476,9 @@ func (c *Config) userChecks() []check {
 		for _, k := range slices.Sorted(maps.Keys(u.Claims)) {
 			checks = append(checks, check{slices.Contains(reservedClaims, k), p + ".claims." + k, "is a claim deputy sets itself"})
 		}
+		checks = append(checks, listChecks(p+".roles", u.Roles, func(path, r string) []check {
+			return []check{oneOf(path, r, roles)}
+		})...)
 	}
 	return checks
 }
