@@ -11,8 +11,11 @@ type User struct {
 	Username     string
 	PasswordHash string            // argon2id, "$argon2id$v=19$m=…,t=…,p=…$salt$hash"
 	Claims       map[string]string // identity claims (email, name, …)
-	Disabled     bool
-	CreatedAt    time.Time
+	// Roles grant access beyond signing in (config.RoleAuditor: the audit
+	// explorer). The store keeps them sorted, without repeats; none is nil.
+	Roles     []string
+	Disabled  bool
+	CreatedAt time.Time
 }
 
 // Users stores local accounts. Usernames are compared exactly (case-sensitively):
@@ -34,6 +37,9 @@ type Users interface {
 	// SetUserDisabled disables or enables an account (setting the state it has is
 	// not an error); ErrNotFound if absent.
 	SetUserDisabled(ctx context.Context, username string, disabled bool, e *AuditEvent, seal SealFunc) error
+	// SetUserRoles replaces the account's roles with roles (kept sorted, without
+	// repeats; none removes all); ErrNotFound if absent.
+	SetUserRoles(ctx context.Context, username string, roles []string, e *AuditEvent, seal SealFunc) error
 	// DeleteUser removes an account; ErrNotFound if absent.
 	DeleteUser(ctx context.Context, username string, e *AuditEvent, seal SealFunc) error
 }

@@ -99,6 +99,7 @@ type queries struct {
 	userByName      string // username
 	listUsers       string // no parameters; ordered by username, byte-wise
 	setUserDisabled string // disabled, username
+	setUserRoles    string // roles, username
 	deleteUser      string // username
 
 	// sessions; sessionColumns likewise.
@@ -131,7 +132,7 @@ const eventColumns = `seq, id, time, type, client_id, subject, subject_issuer, a
 	request_id, remote_addr, detail, prev_hash, hash, trace_id`
 
 // userColumns are the columns of users in the order scanUser reads them.
-const userColumns = `username, password_hash, claims, disabled, created_at`
+const userColumns = `username, password_hash, claims, disabled, created_at, roles`
 
 // sessionColumns are the columns of sessions in the order scanSession reads them.
 const sessionColumns = `id, token_hash, subject, idp, amr, acr, auth_time, expires_at, ended_at`

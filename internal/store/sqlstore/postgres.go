@@ -211,7 +211,7 @@ func postgresQueries() queries {
 		&q.useNonce, &q.purgeNonces,
 		&q.auditTail, &q.insertEvent, &q.selectEvents, &q.eventByID, &q.eventsByToken, &q.eventsByParent, &q.scanEvents,
 		&q.lineage, &q.insertRevocation, &q.revocationByJTI, &q.listRevocations, &q.revocationsAfter, &q.isRevoked,
-		&q.insertUser, &q.userByName, &q.setUserDisabled, &q.deleteUser,
+		&q.insertUser, &q.userByName, &q.setUserDisabled, &q.setUserRoles, &q.deleteUser,
 		&q.insertSession, &q.sessionByTokenHash, &q.endSession,
 		&q.insertCode, &q.redeemCode, &q.releaseCode, &q.codeByHash,
 		&q.insertRefreshToken, &q.useRefreshToken, &q.releaseRefreshToken, &q.refreshTokenByHash,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -370,5 +371,53 @@ func TestSignInLookupsUseIndexes(t *testing.T) {
 				t.Errorf("plan scans a table:\n%s", text)
 			}
 		})
+	}
+}
+
+// TestUserRolesColumn: roles are a list column an operator can query, with one
+// spelling per set, and a row written without it (as every account stored before
+// the column existed) has none.
+func TestUserRolesColumn(t *testing.T) {
+	db := openFile(t, tempDSN(t))
+	ctx := t.Context()
+	for _, u := range []store.User{
+		{Username: "alice", PasswordHash: "h", Roles: []string{"x", "auditor", "x"}},
+		{Username: "bob", PasswordHash: "h"},
+		{Username: "carol", PasswordHash: "h", Roles: []string{"auditors"}},
+	} {
+		if err := db.InsertUser(ctx, u, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var roles string
+	if err := db.r.QueryRowContext(ctx, `SELECT roles FROM users WHERE username = 'alice'`).Scan(&roles); err != nil {
+		t.Fatal(err)
+	}
+	if roles != " auditor x " {
+		t.Errorf("roles column %q, want %q", roles, " auditor x ")
+	}
+	var holders []string
+	rows, err := db.r.QueryContext(ctx, `SELECT username FROM users WHERE instr(roles, ' auditor ') > 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		holders = append(holders, n)
+	}
+	if err := rows.Err(); err != nil || !slices.Equal(holders, []string{"alice"}) {
+		t.Errorf("holders of auditor: %v, %v; want [alice]", holders, err)
+	}
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO users (username, password_hash, created_at) VALUES ('dave', 'h', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"bob", "dave"} {
+		if u, err := db.UserByName(ctx, n); err != nil || u.Roles != nil {
+			t.Errorf("roles of %s: %#v, %v; want none", n, u.Roles, err)
+		}
 	}
 }

@@ -320,10 +320,11 @@ var sqliteQueries = queries{
 		WHERE seq > ? ORDER BY seq LIMIT ?`,
 	isRevoked: `SELECT 1 FROM revocations WHERE jti = ?`,
 
-	insertUser:      `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?)`,
+	insertUser:      `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?)`,
 	userByName:      `SELECT ` + userColumns + ` FROM users WHERE username = ?`,
 	listUsers:       `SELECT ` + userColumns + ` FROM users ORDER BY username`,
 	setUserDisabled: `UPDATE users SET disabled = ? WHERE username = ?`,
+	setUserRoles:    `UPDATE users SET roles = ? WHERE username = ?`,
 	deleteUser:      `DELETE FROM users WHERE username = ?`,
 
 	insertSession:      `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -7,13 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/store"
 )
 
-// InsertUser adds u, its CreatedAt kept at microsecond precision in UTC and its
-// claims as a JSON object, and appends e (unless nil) in the same transaction. A
+// InsertUser adds u, its CreatedAt kept at microsecond precision in UTC, its
+// claims as a JSON object and its roles as a list (sorted, without repeats:
+// encodeRoles), and appends e (unless nil) in the same transaction. A
 // username that exists already (compared exactly, case-sensitively) is
 // store.ErrConflict.
 func (db *DB) InsertUser(ctx context.Context, u store.User, e *store.AuditEvent, seal store.SealFunc) error {
@@ -27,8 +29,12 @@ func (db *DB) InsertUser(ctx context.Context, u store.User, e *store.AuditEvent,
 	if err != nil {
 		return fmt.Errorf("sqlstore: insert user %q: %w", u.Username, err)
 	}
+	roles, err := encodeRoles(u.Roles)
+	if err != nil {
+		return fmt.Errorf("sqlstore: insert user %q: %w", u.Username, err)
+	}
 	return db.changeUser(ctx, "insert user", db.d.q.insertUser, e, seal, func(s *sql.Stmt) error {
-		_, err := s.ExecContext(ctx, u.Username, u.PasswordHash, claims, boolInt(u.Disabled), micros(u.CreatedAt))
+		_, err := s.ExecContext(ctx, u.Username, u.PasswordHash, claims, boolInt(u.Disabled), micros(u.CreatedAt), roles)
 		if db.d.isConflict(err) {
 			return fmt.Errorf("sqlstore: insert user %q: %w", u.Username, store.ErrConflict)
 		}
@@ -130,6 +136,23 @@ func (db *DB) SetUserDisabled(ctx context.Context, username string, disabled boo
 	})
 }
 
+// SetUserRoles replaces the account's roles (stored sorted, without repeats), and
+// appends e (unless nil) in the same transaction; store.ErrNotFound if there is
+// no such account.
+func (db *DB) SetUserRoles(ctx context.Context, username string, roles []string, e *store.AuditEvent, seal store.SealFunc) error {
+	r, err := encodeRoles(roles)
+	if err != nil {
+		return fmt.Errorf("sqlstore: set roles of user %q: %w", username, err)
+	}
+	return db.changeUser(ctx, "set user roles", db.d.q.setUserRoles, e, seal, func(s *sql.Stmt) error {
+		res, err := s.ExecContext(ctx, r, store.CleanText(username))
+		if err != nil {
+			return db.fail("set user roles", err)
+		}
+		return db.affectedOne("set user roles", username, res)
+	})
+}
+
 // DeleteUser removes the account, and appends e (unless nil) in the same
 // transaction; store.ErrNotFound if there is none.
 func (db *DB) DeleteUser(ctx context.Context, username string, e *store.AuditEvent, seal store.SealFunc) error {
@@ -149,16 +172,32 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 		claims   string
 		disabled int64
 		created  int64
+		roles    string
 	)
-	if err := row.Scan(&u.Username, &u.PasswordHash, &claims, &disabled, &created); err != nil {
+	if err := row.Scan(&u.Username, &u.PasswordHash, &claims, &disabled, &created, &roles); err != nil {
 		return store.User{}, err
 	}
 	c, err := decodeClaims(claims)
 	if err != nil {
 		return store.User{}, fmt.Errorf("claims of user %q: %w", u.Username, err)
 	}
-	u.Claims, u.Disabled, u.CreatedAt = c, disabled != 0, fromMicros(created)
+	u.Claims, u.Roles, u.Disabled, u.CreatedAt = c, decodeList(roles), disabled != 0, fromMicros(created)
 	return u, nil
+}
+
+// Roles are stored as the other lists are (encodeList: " auditor x ", so that
+// instr(roles, ' auditor ') > 0 finds the holders of a role on either engine),
+// sorted byte-wise and without repeats: one spelling per set; no roles is the
+// empty string. A
+// role that is empty or not UTF-8 text without NUL is refused: it would not read
+// back as written.
+func encodeRoles(roles []string) (string, error) {
+	for _, r := range roles {
+		if r == "" || store.CleanText(r) != r {
+			return "", fmt.Errorf("role %q is not a role name", r)
+		}
+	}
+	return encodeList(slices.Compact(slices.Sorted(slices.Values(roles)))), nil
 }
 
 // Claims are stored as a JSON object of strings, keys sorted, HTML characters not

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,22 +64,31 @@ func usernames(users []store.User) []string {
 	return out
 }
 
-// sameUser fails t unless got is want as the store gives it back: CreatedAt in UTC
-// and no claims as a nil map (as empty lists are nil).
+// sameUser fails t unless got is want as the store gives it back: CreatedAt in UTC,
+// no claims as a nil map, roles sorted without repeats (no roles: nil).
 func sameUser(t *testing.T, what string, got, want store.User) {
 	t.Helper()
 	want.CreatedAt = utc(want.CreatedAt)
 	if len(want.Claims) == 0 {
 		want.Claims = nil
 	}
+	want.Roles = nilIfEmpty(slices.Compact(slices.Sorted(slices.Values(want.Roles))))
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\n got %s\nwant %s", what, fmtUser(got), fmtUser(want))
 	}
 }
 
+func fmtUsers(users []store.User) string {
+	var parts []string
+	for _, u := range users {
+		parts = append(parts, fmtUser(u))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
 func fmtUser(u store.User) string {
-	return fmt.Sprintf("{Username:%q PasswordHash:%q Claims:%#v Disabled:%t CreatedAt:%s}",
-		u.Username, u.PasswordHash, u.Claims, u.Disabled, fmtTime(u.CreatedAt))
+	return fmt.Sprintf("{Username:%q PasswordHash:%q Claims:%#v Roles:%#v Disabled:%t CreatedAt:%s}",
+		u.Username, u.PasswordHash, u.Claims, u.Roles, u.Disabled, fmtTime(u.CreatedAt))
 }
 
 // utc is t as the store gives it back: in UTC, the zero time zero. The suite's
@@ -108,6 +118,7 @@ var userTests = []test{
 		u := user("alice")
 		u.CreatedAt = t0.Add(789 * time.Microsecond).In(time.FixedZone("EST", -5*3600))
 		u.Disabled = true
+		u.Roles = []string{"auditor", `quo"te <&>`, "Ålice 🙂"}
 		u.Claims = map[string]string{
 			"email":       "alice@example",
 			"name":        `Alice "Al" O'Hara <al&co>`,
@@ -215,6 +226,9 @@ var userTests = []test{
 		if err := s.SetUserDisabled(ctx, "alice", true, changed("e-disable"), Seal); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.SetUserRoles(ctx, "alice", []string{"auditor"}, changed("e-roles"), Seal); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.DeleteUser(ctx, "alice", changed("e-delete"), Seal); err != nil {
 			t.Fatal(err)
 		}
@@ -224,7 +238,7 @@ var userTests = []test{
 		for _, e := range all {
 			ids = append(ids, e.ID)
 		}
-		if want := []string{"e-add", "e-disable", "e-delete"}; !slices.Equal(ids, want) {
+		if want := []string{"e-add", "e-disable", "e-roles", "e-delete"}; !slices.Equal(ids, want) {
 			t.Fatalf("events %v, want %v", ids, want)
 		}
 	}},
@@ -243,6 +257,9 @@ var userTests = []test{
 		if err := s.SetUserDisabled(ctx, "bob", true, changed("taken"), Seal); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("SetUserDisabled with an event that cannot be stored = %v, want ErrConflict", err)
 		}
+		if err := s.SetUserRoles(ctx, "bob", []string{"auditor"}, changed("taken"), Seal); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("SetUserRoles with an event that cannot be stored = %v, want ErrConflict", err)
+		}
 		if err := s.DeleteUser(ctx, "bob", changed("taken"), Seal); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("DeleteUser with an event that cannot be stored = %v, want ErrConflict", err)
 		}
@@ -250,6 +267,80 @@ var userTests = []test{
 		if got := scanAll(t, s, 0); len(got) != 1 {
 			t.Fatalf("%d events, want only the first", len(got))
 		}
+	}},
+	{"ok/roles-canonical", func(t *testing.T, s store.Store) {
+		// One spelling per set: sorted byte-wise, without repeats; none is nil.
+		for _, tc := range []struct {
+			name        string
+			roles, want []string
+		}{
+			{"none", nil, nil},
+			{"empty", []string{}, nil},
+			{"one", []string{"auditor"}, []string{"auditor"}},
+			{"unsorted", []string{"b", "auditor", "B", "a"}, []string{"B", "a", "auditor", "b"}},
+			{"repeated", []string{"auditor", "x", "auditor", "x"}, []string{"auditor", "x"}},
+		} {
+			u := user(tc.name)
+			u.Roles = slices.Clone(tc.roles)
+			insertUsers(t, s, u)
+			if got := userByName(t, s, tc.name).Roles; !slices.Equal(got, tc.want) || (tc.want == nil) != (got == nil) {
+				t.Errorf("%s: roles %#v read back as %#v, want %#v", tc.name, tc.roles, got, tc.want)
+			}
+			if !slices.Equal(u.Roles, tc.roles) {
+				t.Errorf("%s: InsertUser changed the caller's roles to %#v", tc.name, u.Roles)
+			}
+		}
+	}},
+	{"ok/set-roles", func(t *testing.T, s store.Store) {
+		a, b := user("alice"), user("bob")
+		b.Roles = []string{"auditor"}
+		insertUsers(t, s, a, b)
+		ctx := t.Context()
+		for i, step := range [][]string{{"auditor"}, {"auditor"}, {"x", "auditor"}, nil, {}, {"auditor"}} { // repeating a set is not an error
+			if err := s.SetUserRoles(ctx, "alice", step, nil, nil); err != nil {
+				t.Fatalf("step %d: SetUserRoles(alice, %q): %v", i, step, err)
+			}
+			want := a
+			want.Roles = step
+			sameUser(t, fmt.Sprintf("step %d: alice", i), userByName(t, s, "alice"), want)
+			sameUser(t, fmt.Sprintf("step %d: bob", i), userByName(t, s, "bob"), b)
+		}
+		// Roles and the disabled state are independent.
+		if err := s.SetUserDisabled(ctx, "alice", true, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if users := listUsers(t, s); len(users) != 2 || !slices.Equal(users[0].Roles, []string{"auditor"}) || !users[0].Disabled ||
+			!slices.Equal(users[1].Roles, []string{"auditor"}) {
+			t.Fatalf("ListUsers = %s, want alice (disabled) and bob, both auditors", fmtUsers(users))
+		}
+	}},
+	{"fail/set-roles-not-found", func(t *testing.T, s store.Store) {
+		insertUsers(t, s, user("alice"))
+		if err := s.SetUserRoles(t.Context(), "ALICE", []string{"auditor"}, changed("e-roles"), Seal); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("SetUserRoles(ALICE) = %v, want ErrNotFound", err)
+		}
+		sameUser(t, "alice", userByName(t, s, "alice"), user("alice"))
+		if got := scanAll(t, s, 0); len(got) != 0 {
+			t.Errorf("%d audit events for a change that did not happen", len(got))
+		}
+	}},
+	{"fail/role-not-text", func(t *testing.T, s store.Store) {
+		// A role that would not read back as written is refused, not altered.
+		insertUsers(t, s, user("alice"))
+		for _, r := range []string{"", "a\x00b", "a\xffb"} {
+			u := user("bob")
+			u.Roles = []string{"auditor", r}
+			if err := s.InsertUser(t.Context(), u, nil, nil); err == nil {
+				t.Errorf("InsertUser with role %q: no error", r)
+			}
+			if err := s.SetUserRoles(t.Context(), "alice", []string{r}, nil, nil); err == nil {
+				t.Errorf("SetUserRoles(alice, %q): no error", r)
+			}
+		}
+		if got := usernames(listUsers(t, s)); !slices.Equal(got, []string{"alice"}) {
+			t.Errorf("ListUsers = %v, want [alice]", got)
+		}
+		sameUser(t, "alice", userByName(t, s, "alice"), user("alice"))
 	}},
 	{"ok/delete", func(t *testing.T, s store.Store) {
 		insertUsers(t, s, user("alice"), user("bob"))
