@@ -43,7 +43,10 @@ Usage:
   deputy policy test FILE…                run policy test cases (exit 1 on a failure)
   deputy policy lint    [--strict]        policies that can never decide, and other mistakes
   deputy users add USERNAME (--password-stdin | --password-file FILE) [--claim K=V ...]
+                        [--role ROLE ...]
   deputy users list     [--json]          local accounts stored in the database
+  deputy users roles USERNAME [--add ROLE ...] [--remove ROLE ...]
+                                          roles: auditor opens the audit explorer
   deputy users disable USERNAME | enable USERNAME | delete USERNAME
   deputy version
 

@@ -25,7 +25,9 @@ import (
 
 const usersUsage = `Usage:
   deputy users add USERNAME (--password-stdin | --password-file FILE) [--claim KEY=VALUE ...]
+                   [--role ROLE ...]
   deputy users list [--json]
+  deputy users roles USERNAME [--add ROLE ...] [--remove ROLE ...]
   deputy users disable USERNAME
   deputy users enable USERNAME
   deputy users delete USERNAME
@@ -35,6 +37,10 @@ everything issued in them (codes, access, refresh and ID tokens, and the tokens
 exchanged from them); its codes and refresh tokens are refused from then on even
 where the revocation has not reached yet. Enabling it again does not bring them
 back.
+
+Roles grant more than signing in: auditor opens the audit explorer (/audit/ui).
+users roles without --add or --remove prints the account's roles. A role change
+counts at the account's next request.
 
 These manage the local accounts stored in the database. Accounts listed under users:
 in the configuration file are managed there, and take precedence over a stored
@@ -52,6 +58,8 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return cmdUsersAdd(ctx, args[1:], stdin, stdout)
 		case "list":
 			return cmdUsersList(ctx, args[1:], stdout)
+		case "roles":
+			return cmdUsersRoles(ctx, args[1:], stdout)
 		case "disable":
 			return cmdUsersSetDisabled(ctx, "disable", args[1:], stdout)
 		case "enable":
@@ -84,10 +92,26 @@ func (c claimFlags) Set(v string) error {
 	return nil
 }
 
+// roleFlags collects a repeated role flag; an unknown role, or one given twice,
+// is a usage error.
+type roleFlags []string
+
+func (r *roleFlags) String() string { return strings.Join(*r, ",") }
+
+func (r *roleFlags) Set(v string) error {
+	if err := account.CheckRoles(append(slices.Clone(*r), v)); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "account: "))
+	}
+	*r = append(*r, v)
+	return nil
+}
+
 func cmdUsersAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs, file := flags("users add")
 	claims := claimFlags{}
 	fs.Var(claims, "claim", "identity claim KEY=VALUE of the account (repeatable), e.g. email=alice@example")
+	var roles roleFlags
+	fs.Var(&roles, "role", "role of the account (repeatable): "+strings.Join(config.KnownRoles(), ", "))
 	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input")
 	passwordFile := fs.String("password-file", "", "read the password from this file")
 	if err := parseInterspersed(fs, args); err != nil {
@@ -102,12 +126,16 @@ func cmdUsersAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.
 		return err
 	}
 	return withStore(ctx, *file, func(cfg *config.Config, st *sqlstore.DB) error {
-		u, err := account.NewStoredUser(cfg, username, password, claims, time.Now())
+		u, err := account.NewStoredUser(cfg, username, password, claims, roles, time.Now())
 		if err != nil {
 			return err
 		}
 		var users store.Users = st
-		if err := users.InsertUser(ctx, u, adminEvent(username, "user added"), audit.Seal); errors.Is(err, store.ErrConflict) {
+		e := adminEvent(username, "user added")
+		if len(u.Roles) > 0 {
+			e = rolesEvent(username, "user added as "+strings.Join(u.Roles, ", "), u.Roles)
+		}
+		if err := users.InsertUser(ctx, u, e, audit.Seal); errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("user %q exists already", username)
 		} else if err != nil {
 			return err
@@ -158,6 +186,7 @@ type userJSON struct {
 	Username  string            `json:"username"`
 	Disabled  bool              `json:"disabled"`
 	Claims    map[string]string `json:"claims"`
+	Roles     []string          `json:"roles"` // [] when none
 	CreatedAt time.Time         `json:"created_at"`
 }
 
@@ -183,16 +212,20 @@ func cmdUsersList(ctx context.Context, args []string, stdout io.Writer) error {
 				if claims == nil {
 					claims = map[string]string{}
 				}
-				if err := enc.Encode(userJSON{u.Username, u.Disabled, claims, u.CreatedAt.UTC()}); err != nil {
+				roles := u.Roles
+				if roles == nil {
+					roles = []string{}
+				}
+				if err := enc.Encode(userJSON{u.Username, u.Disabled, claims, roles, u.CreatedAt.UTC()}); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USERNAME\tDISABLED\tCREATED\tCLAIMS")
+		fmt.Fprintln(tw, "USERNAME\tDISABLED\tCREATED\tROLES\tCLAIMS")
 		for _, u := range us {
-			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", u.Username, u.Disabled, u.CreatedAt.UTC().Format(time.RFC3339), formatClaims(u.Claims))
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\n", u.Username, u.Disabled, u.CreatedAt.UTC().Format(time.RFC3339), formatRoles(u.Roles), formatClaims(u.Claims))
 		}
 		return tw.Flush()
 	})
@@ -212,6 +245,85 @@ func formatClaims(claims map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
+// formatRoles writes roles comma-separated, "-" when none (a column is never
+// empty).
+func formatRoles(roles []string) string {
+	if len(roles) == 0 {
+		return "-"
+	}
+	return strings.Join(roles, ",")
+}
+
+// cmdUsersRoles runs users roles: it prints a stored account's roles, or adds
+// and removes some, the change committed with its user.changed event.
+func cmdUsersRoles(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, file := flags("users roles")
+	var add, remove roleFlags
+	known := strings.Join(config.KnownRoles(), ", ")
+	fs.Var(&add, "add", "give the account this role (repeatable): "+known)
+	fs.Var(&remove, "remove", "take this role from the account (repeatable)")
+	if err := parseInterspersed(fs, args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() != 1 {
+		return errors.New("users roles needs one USERNAME")
+	}
+	for _, r := range add {
+		if slices.Contains(remove, r) {
+			fmt.Fprintf(fs.Output(), "role %q is both added and removed\n", r)
+			return exitError(2)
+		}
+	}
+	username := fs.Arg(0)
+	return withStore(ctx, *file, func(cfg *config.Config, st *sqlstore.DB) error {
+		if err := notConfigured(cfg, username); err != nil {
+			return err
+		}
+		var users store.Users = st
+		u, err := users.UserByName(ctx, username)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no stored user %q", username)
+		}
+		if err != nil {
+			return err
+		}
+		roles := slices.DeleteFunc(slices.Concat(u.Roles, add), func(r string) bool { return slices.Contains(remove, r) })
+		roles = slices.Compact(slices.Sorted(slices.Values(roles)))
+		if slices.Equal(roles, u.Roles) {
+			if len(add)+len(remove) > 0 {
+				fmt.Fprintf(stdout, "user %s roles unchanged: %s\n", username, formatRoles(roles))
+			} else {
+				fmt.Fprintf(stdout, "user %s roles: %s\n", username, formatRoles(roles))
+			}
+			return nil
+		}
+		what := "roles set to " + strings.Join(roles, ", ")
+		if len(roles) == 0 {
+			what = "roles removed"
+		}
+		err = users.SetUserRoles(ctx, username, roles, rolesEvent(username, what, roles), audit.Seal)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no stored user %q", username)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %s roles: %s\n", username, formatRoles(roles))
+		return nil
+	})
+}
+
+// notConfigured refuses to change a user of the configuration file in the
+// database: the file is where it is managed.
+func notConfigured(cfg *config.Config, username string) error {
+	for _, u := range cfg.Users {
+		if u.Username == username {
+			return fmt.Errorf("user %q is in the configuration file (users:); change it there", username)
+		}
+	}
+	return nil
+}
+
 // cmdUsersSetDisabled runs users disable, enable and delete.
 func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout io.Writer) error {
 	fs, file := flags("users " + verb)
@@ -223,10 +335,8 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 	}
 	username := fs.Arg(0)
 	return withStore(ctx, *file, func(cfg *config.Config, st *sqlstore.DB) error {
-		for _, u := range cfg.Users {
-			if u.Username == username {
-				return fmt.Errorf("user %q is in the configuration file (users:); change it there", username)
-			}
+		if err := notConfigured(cfg, username); err != nil {
+			return err
 		}
 		var users store.Users = st
 		// Each change commits with its user.changed event.
@@ -268,8 +378,24 @@ func cmdUsersSetDisabled(ctx context.Context, verb string, args []string, stdout
 // adminEvent is the user.changed event of an account change, stored in the
 // change's own transaction.
 func adminEvent(username, what string) *store.AuditEvent {
+	return userEvent(username, what, "")
+}
+
+// rolesEvent is adminEvent with the account's roles after the change as its
+// detail, {"roles":[…]}.
+func rolesEvent(username, what string, roles []string) *store.AuditEvent {
+	if roles == nil {
+		roles = []string{}
+	}
+	d, _ := json.Marshal(struct {
+		Roles []string `json:"roles"`
+	}{roles}) // a list of strings always encodes
+	return userEvent(username, what, string(d))
+}
+
+func userEvent(username, what, detail string) *store.AuditEvent {
 	e := &store.AuditEvent{Type: store.EventUserChanged, Decision: store.DecisionAllow, Subject: username,
-		Reason: what + " with deputy users"}
+		Reason: what + " with deputy users", Detail: detail}
 	audit.Prepare(e)
 	return e
 }

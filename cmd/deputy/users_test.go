@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,6 +178,14 @@ func TestUsersCommandsRefuse(t *testing.T) {
 		{"fail/disable-unknown", "", []string{"users", "disable", "zoe"}, `no stored user "zoe"`},
 		{"fail/disable-configured", "", []string{"users", "disable", "alice"}, "configuration file"},
 		{"fail/unknown-subcommand", "", []string{"users", "remove", "bob"}, "exit status 2"},
+		{"fail/add-unknown-role", "", []string{"users", "add", "dave", "--role", "admin", "--password-file", passwordFile(t, "pw")}, "exit status 2"},
+		{"fail/add-role-twice", "", []string{"users", "add", "dave", "--role", "auditor", "--role", "auditor", "--password-file", passwordFile(t, "pw")}, "exit status 2"},
+		{"fail/roles-unknown-role", "", []string{"users", "roles", "bob", "--add", "root"}, "exit status 2"},
+		{"fail/roles-unknown-remove", "", []string{"users", "roles", "bob", "--remove", "Auditor"}, "exit status 2"},
+		{"fail/roles-add-and-remove", "", []string{"users", "roles", "bob", "--add", "auditor", "--remove", "auditor"}, "exit status 2"},
+		{"fail/roles-unknown-user", "", []string{"users", "roles", "zoe", "--add", "auditor"}, `no stored user "zoe"`},
+		{"fail/roles-configured", "", []string{"users", "roles", "alice", "--add", "auditor"}, "configuration file"},
+		{"fail/roles-no-username", "", []string{"users", "roles", "--add", "auditor"}, "one USERNAME"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,9 +195,127 @@ func TestUsersCommandsRefuse(t *testing.T) {
 			}
 		})
 	}
-	if got := listJSON(t, deputy); len(got) != 1 || got[0].Username != "bob" || got[0].Disabled {
+	if got := listJSON(t, deputy); len(got) != 1 || got[0].Username != "bob" || got[0].Disabled || len(got[0].Roles) != 0 {
 		t.Errorf("after the refusals: %+v", got)
 	}
+}
+
+// TestUsersRoles: roles given at add, changed with users roles, shown by list
+// (a column, and an array in JSON), each change on the trail with its event, and
+// what the server's directory answers.
+func TestUsersRoles(t *testing.T) {
+	cfgFile, deputy := usersFixture(t)
+	pw := passwordFile(t, "pw")
+	if out, err := deputy("", "users", "add", "bob", "--role", "auditor", "--password-file", pw); err != nil || out != "user bob added\n" {
+		t.Fatalf("add bob --role auditor: %q, %v", out, err)
+	}
+	if _, err := deputy("", "users", "add", "carol", "--password-file", pw); err != nil {
+		t.Fatal(err)
+	}
+	out, err := deputy("", "users", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || strings.Fields(lines[0])[3] != "ROLES" ||
+		strings.Fields(lines[1])[3] != "auditor" || strings.Fields(lines[2])[3] != "-" {
+		t.Errorf("list:\n%s", out)
+	}
+	roles := func() map[string][]string {
+		t.Helper()
+		m := map[string][]string{}
+		for _, u := range listJSON(t, deputy) {
+			if u.Roles == nil {
+				t.Errorf("list --json: %s's roles are null, not []", u.Username)
+			}
+			m[u.Username] = u.Roles
+		}
+		return m
+	}
+	if got := roles(); !slices.Equal(got["bob"], []string{"auditor"}) || len(got["carol"]) != 0 {
+		t.Errorf("list --json roles: %q", got)
+	}
+
+	dir := directory(t, cfgFile)
+	steps := []struct {
+		name     string
+		args     []string
+		out      string
+		bob      []string
+		carol    []string
+		recorded bool
+	}{
+		{"ok/show", []string{"bob"}, "user bob roles: auditor\n", []string{"auditor"}, nil, false},
+		{"ok/add", []string{"carol", "--add", "auditor"}, "user carol roles: auditor\n", []string{"auditor"}, []string{"auditor"}, true},
+		{"ok/add-again", []string{"carol", "--add", "auditor"}, "user carol roles unchanged: auditor\n", []string{"auditor"}, []string{"auditor"}, false},
+		{"ok/remove", []string{"--remove", "auditor", "bob"}, "user bob roles: -\n", nil, []string{"auditor"}, true},
+		{"ok/remove-again", []string{"bob", "--remove", "auditor"}, "user bob roles unchanged: -\n", nil, []string{"auditor"}, false},
+	}
+	for _, st := range steps {
+		before := auditCount(t, deputy)
+		out, err := deputy("", append([]string{"users", "roles"}, st.args...)...)
+		if err != nil || out != st.out {
+			t.Fatalf("%s: users roles %q: %q, %v; want %q", st.name, st.args, out, err, st.out)
+		}
+		got := roles()
+		if !slices.Equal(got["bob"], st.bob) || !slices.Equal(got["carol"], st.carol) {
+			t.Errorf("%s: roles %q", st.name, got)
+		}
+		for user, want := range map[string][]string{"bob": st.bob, "carol": st.carol} {
+			if r, err := dir.Roles(t.Context(), user); err != nil || !slices.Equal(r, want) {
+				t.Errorf("%s: the directory's Roles(%s) = %q, %v; want %q", st.name, user, r, err, want)
+			}
+		}
+		if n := auditCount(t, deputy); (n > before) != st.recorded {
+			t.Errorf("%s: %d audit events before, %d after", st.name, before, n)
+		}
+	}
+	out, err = deputy("", "audit", "query", "--type", "user.changed", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changes []string
+	for line := range strings.Lines(out) {
+		var e struct {
+			Subject, Reason string
+			Detail          json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		changes = append(changes, e.Subject+": "+e.Reason+" "+string(e.Detail))
+	}
+	if want := []string{
+		`bob: user added as auditor with deputy users {"roles":["auditor"]}`,
+		`carol: user added with deputy users null`,
+		`carol: roles set to auditor with deputy users {"roles":["auditor"]}`,
+		`bob: roles removed with deputy users {"roles":[]}`,
+	}; !slices.Equal(changes, want) {
+		t.Errorf("user.changed events:\n%s\nwant\n%s", strings.Join(changes, "\n"), strings.Join(want, "\n"))
+	}
+	if out, err := deputy("", "audit", "verify"); err != nil {
+		t.Errorf("audit verify: %q, %v", out, err)
+	}
+	// A disabled account keeps its stored roles, but holds none while disabled.
+	if _, err := deputy("", "users", "disable", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := dir.Roles(t.Context(), "carol"); err != nil || r != nil {
+		t.Errorf("Roles(carol) when disabled = %q, %v; want none", r, err)
+	}
+	if got := roles(); !slices.Equal(got["carol"], []string{"auditor"}) {
+		t.Errorf("list --json after disable: %q", got)
+	}
+}
+
+// auditCount is the number of events on the trail.
+func auditCount(t *testing.T, deputy func(string, ...string) (string, error)) int {
+	t.Helper()
+	out, err := deputy("", "audit", "query", "--json", "--limit", "1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(out, "\n")
 }
 
 // TestFormatClaimsEscapes: `deputy users list` printed claim values with C1

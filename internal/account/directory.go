@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/config"
@@ -31,6 +32,7 @@ var (
 type Account struct {
 	Username string
 	Claims   map[string]string // identity claims (email, name, …); the caller's copy
+	Roles    []string          // sorted, without repeats; nil when none; the caller's copy
 }
 
 // Options tunes a [Directory]. The zero value is the default.
@@ -57,6 +59,7 @@ type Directory struct {
 type configured struct {
 	hash   *phc
 	claims map[string]string
+	roles  []string // sorted, without repeats; nil when none
 }
 
 // NewDirectory builds the directory. cfg is the users[] of the configuration: a
@@ -134,7 +137,7 @@ func (d *Directory) configure(cfg []config.User) error {
 		if err != nil {
 			return fmt.Errorf("users[%d].password_hash: %w", i, err)
 		}
-		d.configured[u.Username] = configured{hash: h, claims: maps.Clone(u.Claims)}
+		d.configured[u.Username] = configured{hash: h, claims: maps.Clone(u.Claims), roles: roleSet(u.Roles)}
 	}
 	return nil
 }
@@ -224,7 +227,7 @@ func (d *Directory) Usable(ctx context.Context, username string) error {
 // ErrNotFound.
 func (d *Directory) find(ctx context.Context, username string) (Account, *phc, bool, error) {
 	if c, ok := d.configured[username]; ok {
-		return Account{Username: username, Claims: maps.Clone(c.claims)}, c.hash, false, nil
+		return Account{Username: username, Claims: maps.Clone(c.claims), Roles: slices.Clone(c.roles)}, c.hash, false, nil
 	}
 	if d.store == nil {
 		return Account{}, nil, false, ErrNotFound
@@ -240,7 +243,7 @@ func (d *Directory) find(ctx context.Context, username string) (Account, *phc, b
 	if err != nil {
 		return Account{}, nil, false, fmt.Errorf("account: stored account %q: %w", username, err)
 	}
-	return Account{Username: u.Username, Claims: maps.Clone(u.Claims)}, h, u.Disabled, nil
+	return Account{Username: u.Username, Claims: maps.Clone(u.Claims), Roles: roleSet(u.Roles)}, h, u.Disabled, nil
 }
 
 // verify runs one argon2id check once a slot is free, or gives up when ctx ends;

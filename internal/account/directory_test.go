@@ -56,7 +56,7 @@ func (f *fakeUsers) UserByName(_ context.Context, name string) (store.User, erro
 	if !ok {
 		return store.User{}, store.ErrNotFound
 	}
-	u.Claims = maps.Clone(u.Claims)
+	u.Claims, u.Roles = maps.Clone(u.Claims), slices.Clone(u.Roles)
 	return u, nil
 }
 
@@ -80,6 +80,18 @@ func (f *fakeUsers) DeleteUser(_ context.Context, name string, _ *store.AuditEve
 	return nil
 }
 
+func (f *fakeUsers) SetUserRoles(_ context.Context, name string, roles []string, _ *store.AuditEvent, _ store.SealFunc) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.users[name]
+	if !ok {
+		return store.ErrNotFound
+	}
+	u.Roles = slices.Compact(slices.Sorted(slices.Values(roles)))
+	f.users[name] = u
+	return f.err
+}
+
 func (f *fakeUsers) SetUserDisabled(_ context.Context, name string, disabled bool, _ *store.AuditEvent, _ store.SealFunc) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -101,18 +113,19 @@ func cheapHash(t testing.TB, password string) string {
 	return h
 }
 
-// fixture: config accounts alice (hash) and dev (clear password); stored accounts
-// bob, carol (disabled) and alice (shadowed by the configured one).
+// fixture: config accounts alice (hash) and dev (clear password; auditor); stored
+// accounts bob (auditor), carol (disabled; auditor) and alice (auditor, shadowed by
+// the configured one, who is not).
 func fixture(t testing.TB, opts Options) (*Directory, *fakeUsers) {
 	t.Helper()
 	cfg := []config.User{
 		{Username: "alice", PasswordHash: cheapHash(t, "alice-pw"), Claims: map[string]string{"email": "alice@config"}},
-		{Username: "dev", Password: "dev-pw"},
+		{Username: "dev", Password: "dev-pw", Roles: []string{RoleAuditor}},
 	}
 	st := newFakeUsers(
-		store.User{Username: "alice", PasswordHash: cheapHash(t, "alice-stored-pw"), Claims: map[string]string{"email": "alice@store"}},
-		store.User{Username: "bob", PasswordHash: cheapHash(t, "bob-pw"), Claims: map[string]string{"email": "bob@store"}},
-		store.User{Username: "carol", PasswordHash: cheapHash(t, "carol-pw"), Disabled: true},
+		store.User{Username: "alice", PasswordHash: cheapHash(t, "alice-stored-pw"), Claims: map[string]string{"email": "alice@store"}, Roles: []string{RoleAuditor}},
+		store.User{Username: "bob", PasswordHash: cheapHash(t, "bob-pw"), Claims: map[string]string{"email": "bob@store"}, Roles: []string{RoleAuditor}},
+		store.User{Username: "carol", PasswordHash: cheapHash(t, "carol-pw"), Disabled: true, Roles: []string{RoleAuditor}},
 		store.User{Username: "mallory", PasswordHash: "$argon2id$broken"},
 	)
 	d, err := newDirectory(cfg, st, opts, cheap)

@@ -17,8 +17,11 @@
 //     username is in both, the configuration wins and the stored account is never
 //     consulted. [Directory.Authenticate] checks a password; [Directory.Lookup]
 //     reads an account for userinfo; [Directory.Exists] tells an upstream sign-in
-//     whether its subject is a local account's name (enabled or not). At most GOMAXPROCS argon2id computations run at
-//     once per directory, so a flood of logins queues instead of exhausting memory.
+//     whether its subject is a local account's name (enabled or not);
+//     [Directory.Roles] says which roles an enabled account holds (users[].roles
+//     or `deputy users roles`; [RoleAuditor] opens the audit explorer). At most
+//     GOMAXPROCS argon2id computations run at once per directory, so a flood of
+//     logins queues instead of exhausting memory.
 //   - Login throttling, in memory and per node: see [Throttle] for the rules and
 //     their defaults. A limit shared by the nodes of a cluster is future work (it
 //     needs the database); until then each node enforces its own.

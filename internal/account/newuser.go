@@ -25,20 +25,21 @@ var ErrEmptyPassword = errors.New("account: the password is empty")
 // than MaxUsernameBytes, not UTF-8, or holds white space or control characters; a
 // username that is a configured user's (which would shadow it) or a client id (a
 // token's subject would not say which of the two it is); and whatever else
-// configuration validation refuses in users[] (claims deputy sets itself, like sub).
-// Whether the username is already stored is the store's to say (ErrConflict).
-func NewStoredUser(cfg *config.Config, username, password string, claims map[string]string, now time.Time) (store.User, error) {
-	if err := checkNewUser(cfg, username, password, claims); err != nil {
+// configuration validation refuses in users[] (claims deputy sets itself, like sub;
+// a role that is not one of [config.KnownRoles], or given twice). Whether the
+// username is already stored is the store's to say (ErrConflict).
+func NewStoredUser(cfg *config.Config, username, password string, claims map[string]string, roles []string, now time.Time) (store.User, error) {
+	if err := checkNewUser(cfg, username, password, claims, roles); err != nil {
 		return store.User{}, err
 	}
 	h, err := HashPassword(password)
 	if err != nil {
 		return store.User{}, err
 	}
-	return store.User{Username: username, PasswordHash: h, Claims: claims, CreatedAt: now.UTC()}, nil
+	return store.User{Username: username, PasswordHash: h, Claims: claims, Roles: roleSet(roles), CreatedAt: now.UTC()}, nil
 }
 
-func checkNewUser(cfg *config.Config, username, password string, claims map[string]string) error {
+func checkNewUser(cfg *config.Config, username, password string, claims map[string]string, roles []string) error {
 	switch {
 	case username == "":
 		return errors.New("account: the username is empty")
@@ -60,13 +61,13 @@ func checkNewUser(cfg *config.Config, username, password string, claims map[stri
 	}
 	// The rules of users[] in configuration, from the one table that holds them.
 	probe := *cfg
-	probe.Users = []config.User{{Username: username, Password: password, Claims: claims}}
+	probe.Users = []config.User{{Username: username, Password: password, Claims: claims, Roles: roles}}
 	var cerr *config.Error
 	if err := probe.Validate(); errors.As(err, &cerr) {
 		var msgs []string
 		for _, p := range cerr.Problems {
 			if rest, ok := strings.CutPrefix(p.Path, "users[0]."); ok {
-				msgs = append(msgs, rest+": "+p.Message)
+				msgs = append(msgs, rest+": "+strings.ReplaceAll(p.Message, "users[0].", ""))
 			}
 		}
 		if len(msgs) > 0 {
