@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -182,8 +183,12 @@ func TestUserRoles(t *testing.T) {
 	if !strings.Contains(s.logs.String(), `users[0].roles[1]: \"admin\" is not one of auditor`) {
 		t.Errorf("the log does not name the unknown role:\n%s", s.logs.String())
 	}
-	if evs, _ := s.reload(withRoles(""), 1); len(evs) != 2 || evs[1]["decision"] != "allow" {
-		t.Errorf("config.reloaded events: %v", evs)
+	evs, _ := s.reload(withRoles(""), 1)
+	if len(evs) != 2 || evs[1]["decision"] != "allow" {
+		t.Fatalf("config.reloaded events: %v", evs)
+	}
+	if changed, _ := detailOf(t, evs[1])["changed"].(map[string]any); fmt.Sprint(changed["users"]) != "[alice]" {
+		t.Errorf("the reload does not say alice changed: %v", detailOf(t, evs[1]))
 	}
 	if out, exit := s.deputy("audit", "verify"); exit != 0 {
 		t.Errorf("audit verify: %s", out)
