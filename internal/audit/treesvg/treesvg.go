@@ -461,6 +461,10 @@ func drawRow(b *bufio.Writer, r *item) {
 	}
 	b.WriteString("/>\n")
 
+	// The text goes in a nested viewport, which clips it to the box: the width
+	// of a character is only estimated (charW), and a value of wide glyphs that
+	// cut lets through must not spill over the drawing.
+	fmt.Fprintf(b, `<svg class="clip" width="%d" height="%d">`+"\n", boxW-3, r.h)
 	tx, room := textX, maxText
 	if r.ev != nil {
 		// A round mark before the heading: red for a denial or revocation.
@@ -479,7 +483,7 @@ func drawRow(b *bufio.Writer, r *item) {
 		if i == 0 {
 			cls, weight, color = "head", ` font-weight="600"`, "#0f172a"
 			if r.node != nil && revocation(r.node) != nil {
-				n -= (badgeW + 4) / charW
+				n -= (badgeW+4)/charW + 2 // glyphs wider than charW, and the badge keeps clear
 			}
 		}
 		if i > 0 && r.ev == nil {
@@ -495,6 +499,7 @@ func drawRow(b *bufio.Writer, r *item) {
 		escape(b, cut(l.value, n))
 		b.WriteString("</text>\n")
 	}
+	b.WriteString("</svg>")
 	if r.href != "" {
 		b.WriteString("</a>")
 	}
@@ -554,12 +559,20 @@ func summary(t *audit.Tree) string {
 		}
 	}
 	walk(t.Root)
-	s := fmt.Sprintf("%d tokens (%d by exchange), %d calls reported, %d requests denied, %d tokens revoked.",
-		tokens, exchanges, calls, denied, revoked)
+	s := fmt.Sprintf("%s (%d by exchange), %s reported, %s denied, %s revoked.",
+		count(tokens, "token"), exchanges, count(calls, "call"), count(denied, "request"), count(revoked, "token"))
 	if t.Truncated {
 		s += " The tree is truncated."
 	}
 	return s
+}
+
+// count is "1 token", "2 tokens".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // bindingText is a token's binding: "bearer", or "bound" and "DPoP key" (a DPoP
