@@ -48,8 +48,7 @@ func (l line) String() string {
 	return l.key + " " + l.value
 }
 
-// item is one row of the drawing: a token, an event, or the note that the tree
-// was truncated.
+// item is one row of the drawing: a token or an event.
 type item struct {
 	depth   int
 	y, h    int
@@ -62,31 +61,39 @@ type item struct {
 	href    string
 }
 
-// Render writes the tree t as one <svg> element to w.
+// Render writes the tree t as one <svg> element to w, or an error for a tree
+// with neither a root nor an event.
 //
 // The svg element has class "audit-tree", width="100%" and a viewBox sized to the
-// content (no height: the browser keeps the aspect ratio), a <title> and a <desc>
-// summing the tree up, and role "img" — "group" when it holds links, whose
-// children an img would hide from assistive technology. Inside, in document
-// order (parents before children):
+// content (no height: the browser keeps the aspect ratio), font attributes, a
+// <title> naming the tree and a <desc> counting what it holds, and role "img" —
+// "group" when it holds links, which an img would hide from assistive
+// technology. The rows go down the page in document order, each token followed
+// by its events and then by the tokens exchanged from it, a child indented by
+// one step; inside:
 //
-//   - a token: <g class="node …" data-jti="…"> with the extra classes "root",
-//     "asked" (the token or event the trace was asked for), "revoked", "unknown"
-//     (not issued in this trail) and its kind: "signin", "code", "issued",
-//     "exchanged" or "other"; inside it <rect class="box">, <text class="head">
-//     and <text class="field"> lines, and for a revoked token
-//     <g class="badge revoked" data-event="…">;
-//   - an event: <g class="leaf call|denied|revoked|other" data-event="…"
-//     data-from="jti"> with <rect class="box">, <circle class="mark">,
-//     <text class="head"> and <text class="field">;
+//   - a token: <g class="node KIND [root] [asked] [revoked] [unknown]"
+//     data-jti="…"> where KIND is signin, code, issued, exchanged, outside (the
+//     token of an outside issuer, a root) or unknown (not issued in this trail)
+//     or other; "asked" marks the token or event the trace was asked for;
+//   - an event: <g class="leaf KIND [asked]" data-event="…" data-from="jti">,
+//     KIND call, denied, revoked (also a sign-out) or other, with a
+//     <circle class="mark"> before its heading (red for denied and revoked);
+//   - in each row: <rect class="box">, then <svg class="clip"> holding
+//     <text class="head"> and <text class="field"> lines, a field's key in
+//     <tspan class="key">;
+//   - on a revoked token: <g class="badge revoked" data-event="…"> (the first
+//     revocation; each revocation is also a leaf of the token);
 //   - an exchange: <path class="edge" data-from="parent jti" data-to="child jti">;
 //     the line to an event: <path class="edge event" data-from="jti"
 //     data-event="…">;
 //   - a truncated tree ends with <text class="note truncated">.
 //
-// With Options' funcs, each token's and each event's content is wrapped in
-// <a href="…"> (focusable by keyboard) whose <title> is the whole text the row
-// cuts short. The output depends only on t and the URLs: same input, same bytes.
+// With Options' funcs, each row's content is wrapped in <a href="…"> (focusable
+// by keyboard) whose <title> holds the row's whole text, every value uncut; an
+// href that is neither a same-site path nor an http(s) URL is dropped. Without
+// them the <title> is the row's first child. The output depends only on t and
+// the URLs: the same input gives the same bytes.
 func Render(w io.Writer, t *audit.Tree, opt Options) error {
 	if t == nil || t.Root == nil && t.Event == nil {
 		return errors.New("treesvg: an empty tree")
