@@ -321,7 +321,11 @@ func TestBrowserSignOutConfirmation(t *testing.T) {
 	c := newChrome(t)
 
 	c.navigate(authorizeURL(s, "webspa", app.URL+"/callback", "st", oauth2.GenerateVerifier(), "openid"))
+	c.noHorizontalScroll(390) // the login page fits a phone
+	c.viewport(1280, 900)
 	c.signInPage("alice", "alice-password")
+	c.noHorizontalScroll(390) // and so does the consent page
+	c.viewport(1280, 900)
 	c.click(`button[value=allow]`)
 	if !strings.HasPrefix(c.location(), app.URL+"/callback?code=") {
 		t.Fatalf("not back at the app: %s", c.location())
@@ -343,6 +347,8 @@ func TestBrowserSignOutConfirmation(t *testing.T) {
 	if href := run(c, chromedp.AttributeValue(chromedp.CSS("a.button"), "href")); href.Value != app.URL+"/signed-out?state=bye" {
 		t.Errorf("cancel link %+v", href)
 	}
+	c.noHorizontalScroll(390)
+	c.viewport(1280, 900)
 	if app.visited("/signed-out") {
 		t.Fatal("the app's sign-out page was visited before confirming")
 	}

@@ -91,6 +91,11 @@ func newChrome(t *testing.T) *chrome {
 	if err := chromedp.Do(ctx); err != nil { // starts the browser and opens the tab
 		t.Fatalf("starting Chromium: %v\n%s", err, c.output.String())
 	}
+	t.Cleanup(func() { // runs before the browser stops
+		if t.Failed() {
+			c.keepScreenshot()
+		}
+	})
 	err := chromedp.Listen(ctx, func(ev any) {
 		var line string
 		switch ev := ev.(type) {
@@ -295,11 +300,22 @@ func (c *chrome) viewport(width, height int64) {
 	c.do(chromedp.EmulateViewport(width, height))
 }
 
-// screenshot is a PNG of the whole page at width CSS px.
-func (c *chrome) screenshot(width int64) []byte {
-	c.t.Helper()
-	c.viewport(width, 900)
-	return run(c, chromedp.FullScreenshot(100))
+// keepScreenshot writes what the tab shows into the temporary directory, for
+// the log of a failed test.
+func (c *chrome) keepScreenshot() {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		c.t.Logf("no screenshot of the failed test: %v", err)
+		return
+	}
+	name := filepath.Join(os.TempDir(), strings.NewReplacer("/", "_", " ", "_").Replace(c.t.Name())+".png")
+	if err := os.WriteFile(name, png, 0o644); err != nil {
+		c.t.Logf("no screenshot of the failed test: %v", err)
+		return
+	}
+	c.t.Logf("the tab at %s when the test failed: %s", c.location(), name)
 }
 
 // noHorizontalScroll fails the test when the page, at width CSS px, is wider
@@ -322,28 +338,4 @@ func (c *chrome) noHorizontalScroll(width int64) {
 	if m.Scroll > m.Inner {
 		c.t.Errorf("%s at %d px: scrollWidth %v > innerWidth %v (first element past the edge: %s)", c.location(), width, m.Scroll, m.Inner, m.Widest)
 	}
-}
-
-// screenshotDir is where screenshots are written (DEPUTY_SCREENSHOTS), "" when
-// they are not asked for.
-func screenshotDir() string { return os.Getenv("DEPUTY_SCREENSHOTS") }
-
-// saveScreenshot writes the page's screenshots at 1280 and 390 CSS px as
-// name-1280.png and name-390.png into DEPUTY_SCREENSHOTS, when it is set.
-func (c *chrome) saveScreenshots(name string) {
-	c.t.Helper()
-	dir := screenshotDir()
-	if dir == "" {
-		return
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		c.t.Fatal(err)
-	}
-	for _, w := range []int64{1280, 390} {
-		png := c.screenshot(w)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", name, w)), png, 0o644); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-	c.viewport(1280, 900)
 }
