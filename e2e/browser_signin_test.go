@@ -89,7 +89,7 @@ async function send(key, method, url, headers, body, token) {
     try { json = JSON.parse(text); } catch (e) {}
     const challenged = (json && json.error === "use_dpop_nonce") || (r.headers.get("WWW-Authenticate") || "").includes("use_dpop_nonce");
     if (i === 0 && challenged && r.headers.get("DPoP-Nonce")) { nonce = r.headers.get("DPoP-Nonce"); continue; }
-    return {status: r.status, body: json, text, nonced: !!nonce};
+    return {status: r.status, body: json, text, nonced: !!nonce, www: r.headers.get("WWW-Authenticate") || ""};
   }
 }
 const form = {"Content-Type": "application/x-www-form-urlencoded"};
@@ -261,6 +261,8 @@ type fetchAnswer struct {
 	Body   map[string]any `json:"body"`
 	Text   string         `json:"text"`
 	Nonced bool           `json:"nonced"`
+	// WWW is the WWW-Authenticate header, as the page can read it.
+	WWW string `json:"www"`
 }
 
 // TestBrowserCORSFetchDPoP: a page's fetch() with a DPoP proof reaches /token and
@@ -296,8 +298,8 @@ func TestBrowserCORSFetchDPoP(t *testing.T) {
 			t.Fatalf("client credentials from cors.allowed_origins: %+v %+v", r, r.Token)
 		}
 		// A client's token has no openid scope: userinfo refuses it, and the page
-		// can read that answer.
-		if r.Userinfo == nil || r.Userinfo.Status != 403 && r.Userinfo.Status != 401 {
+		// can read that answer, its challenge included (RFC 6750 §3.1).
+		if r.Userinfo == nil || r.Userinfo.Status != 403 || !r.Userinfo.Nonced || !strings.Contains(r.Userinfo.WWW, `error="insufficient_scope"`) {
 			t.Fatalf("userinfo from cors.allowed_origins: %+v", r.Userinfo)
 		}
 	})
