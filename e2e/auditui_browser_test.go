@@ -1,5 +1,9 @@
 //go:build auditui
 
+// Built only with -tags auditui until the explorer's tree page draws its SVG
+// (internal/audit/treesvg): the rest of the test passes against branch i16-ui,
+// and the tree's comparison needs the drawing. Remove the build line then.
+
 package e2e
 
 import (
@@ -31,8 +35,8 @@ import (
 // trail `deputy demo --dir D` leaves, served by `deputy serve --config
 // D/deputy-demo.yaml` as the README's tour does. With DEPUTY_SCREENSHOTS=dir
 // the test also writes the README's screenshots of the search and tree pages at
-// 1280 and 390 CSS px: DEPUTY_SCREENSHOTS=$PWD/docs/screenshots go test -run
-// TestBrowserAuditExplorer ./e2e/
+// 1280 and 390 CSS px: DEPUTY_SCREENSHOTS=$PWD/docs/screenshots go test -tags
+// auditui -run TestBrowserAuditExplorer ./e2e/
 
 // demoExplorer runs the demo into a directory of its own, adds an auditor
 // account (`deputy users add --role auditor`) and one without the role, and serves the demo's
