@@ -523,10 +523,20 @@ func (wb *web) issue(w http.ResponseWriter, r *http.Request, sess store.Session,
 func (wb *web) login(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet:
+		// ?return_to= a page of the audit explorer, which sends visitors here to
+		// sign in (auditui.go); any other value is ignored.
+		returnTo := PathLogin
+		if v := r.URL.Query().Get("return_to"); auditReturnTo(v) {
+			returnTo = v
+		}
 		if _, ok := wb.session(r); ok {
+			if returnTo != PathLogin {
+				http.Redirect(w, r, returnTo, http.StatusSeeOther)
+				return nil
+			}
 			return wb.render(w, http.StatusOK, "message.html", page{Title: "Signed in", Message: "You are signed in."})
 		}
-		return wb.render(w, http.StatusOK, "login.html", wb.loginPage(w, r, nil, PathLogin))
+		return wb.render(w, http.StatusOK, "login.html", wb.loginPage(w, r, nil, returnTo))
 	case http.MethodPost:
 	default:
 		return &methodError{allow: "GET, POST"}
