@@ -240,7 +240,7 @@ var criterionNames = map[string]string{
 func rowOf(e store.AuditEvent) eventRow {
 	return eventRow{
 		Seq: e.Seq, ID: displayText(e.ID), URL: eventURL(e.ID), TreeURL: treeURLOf(e),
-		Time: uiTime(e.Time), TimeISO: e.Time.UTC().Format(time.RFC3339Nano),
+		Time: e.Time.UTC().Format("2006-01-02 15:04:05"), TimeISO: e.Time.UTC().Format(time.RFC3339Nano),
 		Type: displayText(e.Type), Decision: displayText(e.Decision), Deny: e.Decision == store.DecisionDeny,
 		Subject: displayText(e.Subject), Client: displayText(e.ClientID),
 		Actors: displayList(e.Actors), Audiences: displayList(e.Audiences), Reason: displayText(store.Truncate(e.Reason, 160)),

@@ -252,7 +252,7 @@ func TestAuditUISearchFieldsEscaped(t *testing.T) {
 	}
 	t.Run("ok/row-of-the-hostile-subject", func(t *testing.T) {
 		r := b.get("/audit/ui?" + url.Values{"subject": {hostile}}.Encode())
-		if !strings.Contains(r.body, `<td data-label="Subject">`+html.EscapeString(`"\"'><script>`)) ||
+		if !strings.Contains(r.body, `<td data-label="Subject" class="w">`+html.EscapeString(`"\"'><script>`)) ||
 			!strings.Contains(r.body, `\x1b[31m\u202egnp.exe\r\n`) {
 			t.Errorf("the row does not show the subject quoted:\n%s", r.body)
 		}
@@ -263,7 +263,7 @@ func TestAuditUISearchFieldsEscaped(t *testing.T) {
 	t.Run("ok/search-as-shown", func(t *testing.T) {
 		// The form shows the value quoted; sent back so, it finds the same events.
 		r := b.get("/audit/ui?" + url.Values{"subject": {strconv.Quote(hostile)}}.Encode())
-		if !strings.Contains(r.body, `<td data-label="Subject">`) || !strings.Contains(r.body, `value="`+html.EscapeString(strconv.Quote(hostile))+`"`) {
+		if !strings.Contains(r.body, `<td data-label="Subject" class="w">`) || !strings.Contains(r.body, `value="`+html.EscapeString(strconv.Quote(hostile))+`"`) {
 			t.Errorf("the quoted subject finds nothing:\n%s", r.body)
 		}
 	})
