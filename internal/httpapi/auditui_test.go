@@ -81,7 +81,7 @@ func explorerNode(t *testing.T) (*server.Server, *httptest.Server, *spyLog) {
 func (b *browser) signInTo(page, user string) resp {
 	b.t.Helper()
 	login := b.get(page)
-	if !strings.Contains(login.body, `name="password"`) {
+	if !strings.Contains(login.body, `name="password"`) || !strings.Contains(login.body, "<h1>Sign in to the audit explorer</h1>") {
 		b.t.Fatalf("GET %s: expected the login page, got %d %s", page, login.status, login.body)
 	}
 	return b.submit(login, url.Values{"username": {user}, "password": {user + "-password"}})

@@ -370,6 +370,9 @@ func (wb *web) consentPage(w http.ResponseWriter, r *http.Request, sess store.Se
 func (wb *web) loginPage(w http.ResponseWriter, r *http.Request, areq *authorize.Request, returnTo string) page {
 	p := page{Title: "Sign in", CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: returnTo,
 		IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin, formTargets: wb.upstreamTargets()}
+	if areq == nil && auditReturnTo(returnTo) {
+		p.Client = "the audit explorer"
+	}
 	if areq != nil {
 		// Signing in lands at the client when it was approved before; cancelling
 		// always does.
