@@ -131,7 +131,7 @@ func (x *explorer) access(w http.ResponseWriter, r *http.Request, h func(viewer)
 		return unavailablePage(err)
 	}
 	if !slices.Contains(roles, RoleAuditor) {
-		e := x.event0(r, sess, store.EventDenied)
+		e := x.viewEvent(r, sess, store.EventDenied)
 		e.Decision = store.DecisionDeny
 		e.Reason = "access_denied: the audit explorer needs the " + RoleAuditor + " role"
 		e.Detail = viewDetail(pageOf(r.URL.Path), r.URL.Query())
@@ -161,8 +161,8 @@ func (x *explorer) roles(ctx context.Context, sess store.Session) ([]string, err
 	return roles, err
 }
 
-// event0 is an audit event of a page view (or its refusal) by sess's user.
-func (x *explorer) event0(r *http.Request, sess store.Session, typ string) *store.AuditEvent {
+// viewEvent is an audit event of a page view (or its refusal) by sess's user.
+func (x *explorer) viewEvent(r *http.Request, sess store.Session, typ string) *store.AuditEvent {
 	return &store.AuditEvent{
 		Type: typ, Decision: store.DecisionAllow, Subject: sess.Subject,
 		RequestID: requestID(r), RemoteAddr: remoteHost(r),
@@ -172,7 +172,7 @@ func (x *explorer) event0(r *http.Request, sess store.Session, typ string) *stor
 // viewed records that v viewed page with its criteria or id (detail), before
 // the page is sent: a view that cannot be recorded is not shown.
 func (x *explorer) viewed(r *http.Request, v viewer, page string, detail url.Values) error {
-	e := x.event0(r, v.sess, store.EventAuditViewed)
+	e := x.viewEvent(r, v.sess, store.EventAuditViewed)
 	e.Reason = "viewed " + page
 	e.Detail = viewDetail(page, detail)
 	return x.record(r.Context(), e)

@@ -348,6 +348,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation
 		CORSOrigins: cfg.BrowserOrigins(), ScopeDescriptions: cfg.ScopeDescriptions(),
 		Calls:          &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
 		AuditLog:       s.Store,
+		LinkedIdPs:     linked,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), ForwardedHeader: cfg.TrustedProxyHeader, Now: s.now,
 		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Store},
 		ClientCertificates: cfg.WantsClientCertificates() || cfg.TLS.ClientCertHeader != "",
