@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"slices"
 
 	"github.com/deputy-auth/deputy/internal/store"
 )
@@ -26,6 +27,10 @@ const (
 type Report struct {
 	Count    int64 // records scanned: the whole log
 	FirstBad *Bad  // nil when the chain is intact
+	// LastSeq and LastHash are the Seq and Hash of the last record scanned (the
+	// head of the chain), as stored; zero and nil for an empty log.
+	LastSeq  int64
+	LastHash []byte
 }
 
 // Bad locates the first record at which the chain breaks.
@@ -61,6 +66,9 @@ func Verify(ctx context.Context, log store.AuditLog) (Report, error) {
 	})
 	if err != nil {
 		return Report{}, err
+	}
+	if r.Count > 0 {
+		r.LastSeq, r.LastHash = prevSeq, slices.Clone(prev)
 	}
 	return r, nil
 }

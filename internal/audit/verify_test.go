@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -167,6 +168,13 @@ func TestVerify(t *testing.T) {
 				}
 				if r.Count != count {
 					t.Errorf("Count = %d, want %d", r.Count, count)
+				}
+				if tt.tamper == nil {
+					var last store.AuditEvent
+					_ = b.Scan(context.Background(), 0, func(e store.AuditEvent) error { last = e; return nil })
+					if r.LastSeq != last.Seq || !bytes.Equal(r.LastHash, last.Hash) || (tt.n > 0) != (len(r.LastHash) > 0) {
+						t.Errorf("LastSeq, LastHash = %d, %x; want %d, %x", r.LastSeq, r.LastHash, last.Seq, last.Hash)
+					}
 				}
 				switch {
 				case tt.want == nil && r.FirstBad != nil:

@@ -235,6 +235,7 @@ var routes = map[string]bool{
 	PathToken: true, PathJWKS: true, PathIntrospection: true, PathRevocation: true,
 	PathHealth: true, PathReady: true, PathMetrics: true,
 	PathCalls: true, PathAuditEvents: true, PathAuditTrace: true,
+	PathAuditUI: true, PathAuditUIEvent: true, PathAuditUITree: true, PathAuditUIVerify: true, PathAuditUIExport: true, PathAuditUILogout: true,
 	PathAuthorize: true, PathConsent: true, PathLogin: true, PathUserinfo: true, PathEndSession: true,
 	PathUpstreamLogin: true, pathOAuthMetadata: true, pathOIDCMetadata: true,
 }

@@ -6,7 +6,13 @@
 // Content-Security-Policy that lets its forms reach only deputy and that page's
 // client (web.go).
 //
-// Handlers return errors; writeError alone picks the status and body.
+// Handlers return errors; writeError alone picks the status and body. The audit
+// explorer (/audit/ui, auditui*.go) is the exception that proves it: its pages are
+// for people, so its errors are pages, which its renderError alone writes. It
+// reads the trail through the same parser (auditFilter), store query and trace
+// (audit.Trace) as /audit/events and /audit/trace, over deputy's own sign-in
+// sessions, for accounts with the auditor role; every view is an audit.viewed
+// event before the page is sent.
 //
 // Every request gets one access-log line once it is answered (accesslog.go):
 // ServeHTTP puts an access record in the request's context, handlers tell it what

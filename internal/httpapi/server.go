@@ -104,6 +104,14 @@ type Config struct {
 	// AuditLog answers audit queries and traces over HTTP (optional: without it
 	// the audit endpoints are not served).
 	AuditLog store.AuditLog
+	// Roles gives local accounts' roles (optional: with SignIn and AuditLog it
+	// serves the audit explorer, /audit/ui, to accounts with RoleAuditor; see
+	// auditui.go).
+	Roles Roles
+	// LinkedIdPs are the upstream providers linked to local accounts
+	// (link_local_accounts): their users have the roles of the local account of
+	// their subject. Users of any other provider have none.
+	LinkedIdPs map[string]bool
 	// CORSOrigins may call /token, /userinfo and /revoke from a browser (see
 	// cors.go), as browsers send them in Origin (optional: none).
 	CORSOrigins []string
@@ -275,6 +283,9 @@ func build(cfg Config, n *node) (*Server, error) {
 		s.mux.Handle(PathEndSession, handler(wb.endSession))
 		s.mux.Handle(PathUpstreamLogin, handler(wb.upstreamLogin))
 		s.mux.Handle(PathCallback, handler(wb.callback))
+		if cfg.AuditLog != nil && cfg.Roles != nil {
+			(&explorer{wb: wb}).routes(s.mux)
+		}
 	}
 	return s, nil
 }

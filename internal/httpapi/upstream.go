@@ -61,7 +61,7 @@ func (wb *web) upstreamNames() []upstreamButton {
 }
 
 func safeReturnTo(v string) string {
-	if v != PathLogin && !strings.HasPrefix(v, PathAuthorize+"?") {
+	if v != PathLogin && !strings.HasPrefix(v, PathAuthorize+"?") && !auditReturnTo(v) {
 		return PathLogin // never an open redirect
 	}
 	return v

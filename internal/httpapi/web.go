@@ -370,6 +370,9 @@ func (wb *web) consentPage(w http.ResponseWriter, r *http.Request, sess store.Se
 func (wb *web) loginPage(w http.ResponseWriter, r *http.Request, areq *authorize.Request, returnTo string) page {
 	p := page{Title: "Sign in", CSRF: wb.csrf(w, r), Action: PathLogin, ReturnTo: returnTo,
 		IdPs: wb.upstreamNames(), UpstreamAction: PathUpstreamLogin, formTargets: wb.upstreamTargets()}
+	if areq == nil && auditReturnTo(returnTo) {
+		p.Client = "the audit explorer"
+	}
 	if areq != nil {
 		// Signing in lands at the client when it was approved before; cancelling
 		// always does.
@@ -523,10 +526,20 @@ func (wb *web) issue(w http.ResponseWriter, r *http.Request, sess store.Session,
 func (wb *web) login(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet:
+		// ?return_to= a page of the audit explorer, which sends visitors here to
+		// sign in (auditui.go); any other value is ignored.
+		returnTo := PathLogin
+		if v := r.URL.Query().Get("return_to"); auditReturnTo(v) {
+			returnTo = v
+		}
 		if _, ok := wb.session(r); ok {
+			if returnTo != PathLogin {
+				http.Redirect(w, r, returnTo, http.StatusSeeOther)
+				return nil
+			}
 			return wb.render(w, http.StatusOK, "message.html", page{Title: "Signed in", Message: "You are signed in."})
 		}
-		return wb.render(w, http.StatusOK, "login.html", wb.loginPage(w, r, nil, PathLogin))
+		return wb.render(w, http.StatusOK, "login.html", wb.loginPage(w, r, nil, returnTo))
 	case http.MethodPost:
 	default:
 		return &methodError{allow: "GET, POST"}

@@ -348,6 +348,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation
 		CORSOrigins: cfg.BrowserOrigins(), ScopeDescriptions: cfg.ScopeDescriptions(),
 		Calls:          &audit.Reporter{Log: s.Store, Writer: s.Audit, AudienceClients: audClients},
 		AuditLog:       s.Store,
+		LinkedIdPs:     linked,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), ForwardedHeader: cfg.TrustedProxyHeader, Now: s.now,
 		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Store},
 		ClientCertificates: cfg.WantsClientCertificates() || cfg.TLS.ClientCertHeader != "",
@@ -356,6 +357,12 @@ func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation
 		MetricsElsewhere: cfg.Metrics.Listen != "",
 		MaxInFlight:      cfg.Limits.MaxInFlight,
 		RatePerSecond:    cfg.Limits.Rate.PerSecond, RateBurst: cfg.Limits.Rate.Burst, Throttled: s.throttled,
+	}
+	// The audit explorer reads local accounts' roles (users[].roles). Until the
+	// directory has them (branch i16-roles) the explorer is not served; once
+	// merged, this is simply Roles: accounts.
+	if r, ok := any(accounts).(httpapi.Roles); ok {
+		acfg.Roles = r
 	}
 	if prev == nil {
 		g.api, err = httpapi.New(acfg)

@@ -145,6 +145,10 @@ const (
 	// holds the file, its SHA-256 (hex), and what was added, removed and changed
 	// or why it was refused (internal/server reload.go).
 	EventConfigReloaded = "config.reloaded"
+	// EventAuditViewed: an auditor viewed a page of the audit explorer (or
+	// exported a search); Subject is the viewer, Detail the page and its
+	// criteria or id ({"page": …, "query": {…}}).
+	EventAuditViewed = "audit.viewed"
 )
 
 // AuditEvent is one record of the audit trail. Seq, PrevHash and Hash are assigned

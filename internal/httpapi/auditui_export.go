@@ -1,0 +1,152 @@
+package httpapi
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deputy-auth/deputy/internal/audit"
+	"github.com/deputy-auth/deputy/internal/store"
+)
+
+// csvHeader names the columns of a CSV export: the keys of `deputy audit query
+// --json` (audit.WriteEventJSON), in its order.
+var csvHeader = []string{
+	"seq", "id", "time", "type", "client_id", "subject", "subject_issuer", "actors", "audiences", "scopes",
+	"parent_jti", "token_jti", "token_expires", "decision", "reason", "rule", "request_id", "remote_addr",
+	"trace_id", "detail", "prev_hash", "hash",
+}
+
+// export serves every event of a search, in chain order, as CSV (a header row
+// and one row per event) or as JSON Lines (`deputy audit query --json`), for
+// download. It takes the search's criteria and format (csv or jsonl), not its
+// page: an export is the whole search.
+//
+// It streams: the store is read maxAuditPage events at a time, through the
+// same query as the search page, each page after the last seq written, and
+// each written before the next is read. So memory stays one page whatever the
+// time range, and the file is complete: an export cut short to a bound would
+// look like a whole one to whoever reads it later. What bounds it is the
+// request's deadline (the audit endpoints' long timeout); a read that fails
+// after the first page aborts the response, so the download fails rather than
+// ending short and looking whole.
+func (x *explorer) export(w http.ResponseWriter, r *http.Request, v viewer) error {
+	q := r.URL.Query()
+	format := q.Get("format")
+	if len(q["format"]) != 1 || format != "csv" && format != "jsonl" {
+		return badRequestPage("Give format=csv or format=jsonl.", nil)
+	}
+	if q.Has("after") || q.Has("limit") {
+		return badRequestPage("An export holds the whole search: give its criteria without after or limit.", nil)
+	}
+	s, err := parseSearch(q, "format")
+	if err != nil {
+		return err
+	}
+	detail := s.query(0, 0)
+	detail.Set("format", format)
+	if err := x.viewed(r, v, "export", detail); err != nil {
+		return err
+	}
+	f := s.filter
+	f.Limit = maxAuditPage
+	events, err := x.wb.s.cfg.AuditLog.Query(r.Context(), f)
+	if err != nil {
+		return unavailablePage(err)
+	}
+	h := w.Header()
+	name := "deputy-audit-" + x.wb.s.cfg.Now().UTC().Format("20060102T150405Z")
+	if format == "csv" {
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		name += ".csv"
+	} else {
+		h.Set("Content-Type", "application/jsonl")
+		name += ".jsonl"
+	}
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var write func([]store.AuditEvent) error
+	if format == "csv" {
+		cw := csv.NewWriter(bw)
+		if err := cw.Write(csvHeader); err != nil {
+			return err
+		}
+		write = func(evs []store.AuditEvent) error {
+			for _, e := range evs {
+				if err := cw.Write(csvRow(e)); err != nil {
+					return err
+				}
+			}
+			cw.Flush()
+			return cw.Error()
+		}
+	} else {
+		write = func(evs []store.AuditEvent) error {
+			for _, e := range evs {
+				if err := audit.WriteEventJSON(bw, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	for {
+		if err := write(events); err != nil {
+			return abortExport()
+		}
+		if err := bw.Flush(); err != nil {
+			return abortExport()
+		}
+		if len(events) < f.Limit {
+			return nil
+		}
+		f.AfterSeq = events[len(events)-1].Seq
+		if events, err = x.wb.s.cfg.AuditLog.Query(r.Context(), f); err != nil {
+			x.wb.s.cfg.Log.Warn("audit explorer: export cut short", "request_id", requestID(r), "err", err)
+			return abortExport()
+		}
+	}
+}
+
+// abortExport ends an export that has begun and cannot go on: the connection
+// is dropped, so the client sees a failed download, not a short file.
+func abortExport() error {
+	panic(http.ErrAbortHandler)
+}
+
+// csvRow is e as one CSV row of csvHeader's columns: lists space-separated,
+// times RFC 3339 (UTC), hashes hex, and every text cell made safe to open in a
+// spreadsheet (csvCell).
+func csvRow(e store.AuditEvent) []string {
+	exp := ""
+	if !e.TokenExpires.IsZero() {
+		exp = e.TokenExpires.UTC().Format(time.RFC3339Nano)
+	}
+	row := []string{
+		strconv.FormatInt(e.Seq, 10), e.ID, e.Time.UTC().Format(time.RFC3339Nano), e.Type, e.ClientID, e.Subject, e.SubjectIssuer,
+		strings.Join(e.Actors, " "), strings.Join(e.Audiences, " "), strings.Join(e.Scopes, " "),
+		e.ParentJTI, e.TokenJTI, exp, e.Decision, e.Reason, e.Rule, e.RequestID, e.RemoteAddr,
+		e.TraceID, e.Detail, hex.EncodeToString(e.PrevHash), hex.EncodeToString(e.Hash),
+	}
+	for i := range row {
+		row[i] = csvCell(row[i])
+	}
+	return row
+}
+
+// csvCell is s made inert for spreadsheets (OWASP "CSV Injection"): a cell
+// beginning with = + - @, a tab or a carriage return would be read as a
+// formula, so it gets a leading single quote, which spreadsheets show as text.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
