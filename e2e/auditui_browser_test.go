@@ -1,9 +1,3 @@
-//go:build auditui
-
-// Built only with -tags auditui until the explorer's tree page draws its SVG
-// (internal/audit/treesvg): the rest of the test passes against branch i16-ui,
-// and the tree's comparison needs the drawing. Remove the build line then.
-
 package e2e
 
 import (

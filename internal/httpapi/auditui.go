@@ -36,7 +36,7 @@ const (
 
 // RoleAuditor is the role a local account needs to use the audit explorer
 // (users[].roles).
-const RoleAuditor = "auditor"
+const RoleAuditor = "auditor" // config.RoleAuditor; httpapi does not import config
 
 // Roles gives the roles of a local account (users[].roles, `deputy users add
 // --role`). An unknown or disabled account has none: Roles may then return no

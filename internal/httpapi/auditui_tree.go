@@ -5,9 +5,11 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/deputy-auth/deputy/internal/audit"
+	"github.com/deputy-auth/deputy/internal/audit/treesvg"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -160,7 +162,20 @@ func bindingOf(c *oauth.Confirmation) string {
 	}
 }
 
-// treeSVG draws the tree for the page (none yet: the list below it is the tree).
-func treeSVG(_ *audit.Tree) (template.HTML, error) {
-	return "", nil
+// treeSVG draws the tree (treesvg), its rows linked to the explorer's pages.
+// treesvg escapes every value it writes, so the drawing goes into the page as
+// markup; its width becomes its natural width (the viewBox's), which the style
+// sheet lets shrink to the page (max-width: 100%) but not grow.
+func treeSVG(t *audit.Tree) (template.HTML, error) {
+	var b strings.Builder
+	if err := treesvg.Render(&b, t, treesvg.Options{EventURL: eventURL, TokenURL: treeURL}); err != nil {
+		return "", err
+	}
+	svg := b.String()
+	if m := viewBoxRe.FindStringSubmatch(svg); m != nil {
+		svg = strings.Replace(svg, `width="100%"`, `width="`+m[1]+`"`, 1)
+	}
+	return template.HTML(svg), nil
 }
+
+var viewBoxRe = regexp.MustCompile(`^<svg [^>]*viewBox="0 0 (\d+) \d+"`)

@@ -358,12 +358,8 @@ func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation
 		MaxInFlight:      cfg.Limits.MaxInFlight,
 		RatePerSecond:    cfg.Limits.Rate.PerSecond, RateBurst: cfg.Limits.Rate.Burst, Throttled: s.throttled,
 	}
-	// The audit explorer reads local accounts' roles (users[].roles). Until the
-	// directory has them (branch i16-roles) the explorer is not served; once
-	// merged, this is simply Roles: accounts.
-	if r, ok := any(accounts).(httpapi.Roles); ok {
-		acfg.Roles = r
-	}
+	// The audit explorer reads local accounts' roles (users[].roles).
+	acfg.Roles = accounts
 	if prev == nil {
 		g.api, err = httpapi.New(acfg)
 	} else {
