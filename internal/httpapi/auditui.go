@@ -122,6 +122,13 @@ func (x *explorer) action(h func(w http.ResponseWriter, r *http.Request, sess st
 // the visitor is sent to sign in; with one whose account lacks the auditor role
 // the refusal is recorded and answered 403.
 func (x *explorer) access(w http.ResponseWriter, r *http.Request, h func(viewer) error) error {
+	// Every view is recorded as the viewer's: another site must not make an
+	// auditor's browser view (and export) what it chose. Browsers say where a
+	// request comes from (Fetch Metadata); one from another site is refused.
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return &pageError{status: http.StatusForbidden, code: oauth.CodeAccessDenied, title: "Opened from another site",
+			message: "This page of the audit explorer was opened from another site, and each view is recorded as yours. Open it from the explorer itself."}
+	}
 	sess, ok := x.wb.session(r)
 	if !ok {
 		return &signInNeeded{returnTo: r.URL.RequestURI()}

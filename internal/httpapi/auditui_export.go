@@ -145,8 +145,22 @@ func csvRow(e store.AuditEvent) []string {
 // beginning with = + - @, a tab or a carriage return would be read as a
 // formula, so it gets a leading single quote, which spreadsheets show as text.
 func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if formulaAt(s, 0) {
 		return "'" + s
 	}
+	// A spreadsheet may split a field at a ; or , (the list separator of its
+	// locale) or a line break that CSV itself does not: a formula after one of
+	// those would start a cell of its own. Such a value is kept whole, as text.
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(";,\t\r\n", s[i]) >= 0 && formulaAt(s, i+1) {
+			return "'" + s
+		}
+	}
 	return s
+}
+
+// formulaAt reports whether s has a character that starts a spreadsheet formula
+// at i.
+func formulaAt(s string, i int) bool {
+	return i < len(s) && strings.IndexByte("=+-@\t\r", s[i]) >= 0
 }

@@ -88,6 +88,12 @@ func TestCSVCell(t *testing.T) {
 		{"fail/at", "@SUM(A1)", "'@SUM(A1)"},
 		{"fail/tab", "\t=1", "'\t=1"},
 		{"fail/cr", "\r=1", "'\r=1"},
+		// A spreadsheet whose list separator is ; splits this field: the formula
+		// would start a cell (review finding: a failed sign-in's username).
+		{"fail/formula-after-semicolon", "x;=1+2;y", "'x;=1+2;y"},
+		{"fail/formula-after-comma", "x,@SUM(A1)", "'x,@SUM(A1)"},
+		{"fail/formula-after-newline", "a\n=cmd|' /C calc'!A0", "'a\n=cmd|' /C calc'!A0"},
+		{"ok/separator-without-formula", "a;b, c", "a;b, c"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := csvCell(tt.in); got != tt.want {

@@ -161,6 +161,28 @@ func TestAuditUIAccess(t *testing.T) {
 			t.Errorf("bob's refusal on record: %+v", evs)
 		}
 	})
+	// Another site must not make an auditor's browser view or export what it
+	// chose, on the auditor's record (review finding).
+	t.Run("fail/opened-from-another-site", func(t *testing.T) {
+		b := newBrowser(t, ts)
+		b.signInTo(page, "alice")
+		before := len(viewed(t, s))
+		for _, path := range []string{page, "/audit/ui/export?format=csv&subject=ceo"} {
+			r, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+			r.Header.Set("Sec-Fetch-Site", "cross-site")
+			if got := b.do(r); got.status != http.StatusForbidden || !strings.Contains(got.body, "another site") {
+				t.Errorf("%s from another site: %d %s", path, got.status, got.body)
+			}
+		}
+		if n := len(viewed(t, s)); n != before {
+			t.Errorf("%d views recorded for pages opened from another site", n-before)
+		}
+		r, _ := http.NewRequest(http.MethodGet, ts.URL+page, nil)
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		if got := b.do(r); got.status != http.StatusOK {
+			t.Errorf("same-origin: %d", got.status)
+		}
+	})
 	t.Run("fail/return-to-elsewhere-ignored", func(t *testing.T) {
 		b := newBrowser(t, ts)
 		login := b.get("/login?return_to=" + url.QueryEscape("https://evil.example/audit/ui"))
