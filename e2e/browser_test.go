@@ -223,7 +223,9 @@ func (c *chrome) waitFor(cond, what string) {
 // text is the rendered text of what selector (CSS) finds.
 func (c *chrome) text(selector string) string {
 	c.t.Helper()
-	return run(c, chromedp.Text(chromedp.CSS(selector)))
+	// Read in the page, not through a DOM node id, which a navigation that
+	// just ended can leave stale ("No node with given id found").
+	return eval[string](c, fmt.Sprintf("(document.querySelector(%q) || {innerText: ''}).innerText", selector))
 }
 
 // has reports whether selector (CSS) finds anything in the current page.
