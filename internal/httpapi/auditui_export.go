@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/hex"
 	"net/http"
@@ -30,10 +31,10 @@ var csvHeader = []string{
 // same query as the search page, each page after the last seq written, and
 // each written before the next is read. So memory stays one page whatever the
 // time range, and the file is complete: an export cut short to a bound would
-// look like a whole one to whoever reads it later. What bounds it is the
-// request's deadline (the audit endpoints' long timeout); a read that fails
-// after the first page aborts the response, so the download fails rather than
-// ending short and looking whole.
+// look like a whole one to whoever reads it later. Each page has its own
+// deadline (exportPageTime) to be read and written, so a large export is not
+// cut by the request's; a read or write that fails after the first page aborts
+// the response, so the download fails rather than ending short and looking whole.
 func (x *explorer) export(w http.ResponseWriter, r *http.Request, v viewer) error {
 	q := r.URL.Query()
 	format := q.Get("format")
@@ -97,7 +98,13 @@ func (x *explorer) export(w http.ResponseWriter, r *http.Request, v viewer) erro
 			return nil
 		}
 	}
+	// Each page gets its own time to be read and written: a whole export may
+	// take longer than any one request is given (http.write_timeout, the audit
+	// endpoints' deadline), as long as it keeps moving. A client that stops
+	// reading fails a write, which ends it.
+	rc := http.NewResponseController(w)
 	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(exportPageTime))
 		if err := write(events); err != nil {
 			return abortExport()
 		}
@@ -108,12 +115,19 @@ func (x *explorer) export(w http.ResponseWriter, r *http.Request, v viewer) erro
 			return nil
 		}
 		f.AfterSeq = events[len(events)-1].Seq
-		if events, err = x.wb.s.cfg.AuditLog.Query(r.Context(), f); err != nil {
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exportPageTime)
+		events, err = x.wb.s.cfg.AuditLog.Query(qctx, f)
+		cancel()
+		if err != nil {
 			x.wb.s.cfg.Log.Warn("audit explorer: export cut short", "request_id", requestID(r), "err", err)
 			return abortExport()
 		}
 	}
 }
+
+// exportPageTime is how long one page of an export may take to be read from the
+// store and written to the client.
+const exportPageTime = 60 * time.Second
 
 // abortExport ends an export that has begun and cannot go on: the connection
 // is dropped, so the client sees a failed download, not a short file.
