@@ -131,7 +131,7 @@ const (
 	EventSignOut        = "signout"     // a session ended (its lineage is revoked)
 	EventCodeIssued     = "code.issued" // an authorization code; ParentJTI is the session
 	EventCallReported   = "call.reported"
-	EventUserChanged    = "user.changed" // a local account was added, disabled, enabled or deleted
+	EventUserChanged    = "user.changed" // a local account was added, disabled, enabled or deleted, or its roles changed
 	// EventAuditRecovered: the audit trail was written again after a commit failed
 	// for the database's sake (full disk, unreachable server); Reason names the
 	// failure. Between the failure and this event the node issued nothing.
