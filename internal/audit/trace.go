@@ -84,6 +84,21 @@ type Node struct {
 	Children   []*Node             `json:"children,omitempty"`
 }
 
+// OutsideIssuer is the issuer an unknown token came from when every token
+// exchanged from it names the same one (a trusted issuer's JWT, a SAML
+// assertion: the audit records keep that issuer, not the token); "" when they
+// differ or are deputy's own.
+func (n *Node) OutsideIssuer() string {
+	iss := ""
+	for _, c := range n.Children {
+		if c.SubjectIssuer == "" || iss != "" && c.SubjectIssuer != iss {
+			return ""
+		}
+		iss = c.SubjectIssuer
+	}
+	return iss
+}
+
 // Event is an event, other than its issuance, that concerns a token.
 type Event struct {
 	Relation  string    `json:"relation"` // one of the Rel… constants

@@ -101,7 +101,7 @@ func nodeItem(n *audit.Node, count *int) *treeNode {
 	}
 	if n.Unknown {
 		it.Kind = "not issued in this audit trail"
-		if iss := externalIssuerOf(n); iss != "" {
+		if iss := n.OutsideIssuer(); iss != "" {
 			it.Kind = "presented from " + displayText(iss) + ", not issued by deputy"
 		}
 	}
@@ -112,19 +112,6 @@ func nodeItem(n *audit.Node, count *int) *treeNode {
 		it.Children = append(it.Children, nodeItem(c, count))
 	}
 	return it
-}
-
-// externalIssuerOf is the issuer every child of an unknown token was exchanged
-// from (a trusted issuer or SAML IdP), "" when they differ or are deputy's.
-func externalIssuerOf(n *audit.Node) string {
-	iss := ""
-	for _, c := range n.Children {
-		if c.SubjectIssuer == "" || iss != "" && c.SubjectIssuer != iss {
-			return ""
-		}
-		iss = c.SubjectIssuer
-	}
-	return iss
 }
 
 func eventItem(e audit.Event) treeEvent {

@@ -226,7 +226,7 @@ func nodeItem(n *audit.Node, parent string, depth int, opt Options) *item {
 		}
 	}
 	if n.Unknown {
-		if iss := outsideIssuer(n); iss != "" {
+		if iss := n.OutsideIssuer(); iss != "" {
 			add("issuer", display(iss))
 		} else {
 			add("", "not issued in this audit trail")
@@ -392,7 +392,7 @@ func revocation(n *audit.Node) *audit.Event {
 // nodeKind is a token's class and the word its box begins with.
 func nodeKind(n *audit.Node) (class, label string) {
 	switch {
-	case n.Unknown && outsideIssuer(n) != "":
+	case n.Unknown && n.OutsideIssuer() != "":
 		return "outside", "outside issuer"
 	case n.Unknown:
 		return "unknown", "token"
@@ -406,20 +406,6 @@ func nodeKind(n *audit.Node) (class, label string) {
 		return "exchanged", "exchange"
 	}
 	return "other", display(n.Type)
-}
-
-// outsideIssuer is the issuer of an unknown token when every token exchanged from
-// it names the same one (a trusted issuer's JWT, a SAML assertion): the audit
-// records keep that issuer, not the token.
-func outsideIssuer(n *audit.Node) string {
-	iss := ""
-	for _, c := range n.Children {
-		if c.SubjectIssuer == "" || iss != "" && c.SubjectIssuer != iss {
-			return ""
-		}
-		iss = c.SubjectIssuer
-	}
-	return iss
 }
 
 func drawRow(b *bufio.Writer, r *item) {
