@@ -6,6 +6,9 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantJWTBearer is RFC 7523 §2.1's grant, which deputy answers only as
+	// Microsoft Entra's on-behalf-of flow (requested_token_use=on_behalf_of).
+	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
 // TokenType is a token type identifier URI (RFC 8693 §3).
@@ -19,6 +22,8 @@ const (
 	TokenTypeJWT          TokenType = "urn:ietf:params:oauth:token-type:jwt"
 	TokenTypeSAML1        TokenType = "urn:ietf:params:oauth:token-type:saml1"
 	TokenTypeSAML2        TokenType = "urn:ietf:params:oauth:token-type:saml2"
+	// TokenTypeTxnToken is a transaction token (draft-ietf-oauth-transaction-tokens).
+	TokenTypeTxnToken TokenType = "urn:ietf:params:oauth:token-type:txn_token"
 )
 
 // ShortName returns the last segment of a token type URI ("access_token"), the form
@@ -80,7 +85,12 @@ const (
 const (
 	JWTTypeAccessToken = "at+jwt" // RFC 9068 §2.1
 	JWTTypeJWT         = "JWT"
+	JWTTypeTxnToken    = "txntoken+jwt" // draft-ietf-oauth-transaction-tokens
 )
+
+// TxnTokenHeader is the HTTP header a transaction token travels in between the
+// services of one trust domain (draft-ietf-oauth-transaction-tokens).
+const TxnTokenHeader = "Txn-Token"
 
 // Confirmation is the "cnf" claim of a sender-constrained token (RFC 7800 §3.1): the
 // key its holder must prove possession of to use it. JKT is the RFC 7638 SHA-256
@@ -130,6 +140,9 @@ type TokenResponse struct {
 	IssuedTokenType TokenType `json:"issued_token_type,omitempty"`
 	TokenType       string    `json:"token_type"`
 	ExpiresIn       int64     `json:"expires_in,omitempty"`
+	// ExtExpiresIn is Microsoft Entra's ext_expires_in, sent in answers to the
+	// on-behalf-of grant only (equal to ExpiresIn).
+	ExtExpiresIn int64 `json:"ext_expires_in,omitempty"`
 	Scope           string    `json:"scope"`
 	RefreshToken    string    `json:"refresh_token,omitempty"`
 	IDToken         string    `json:"id_token,omitempty"`

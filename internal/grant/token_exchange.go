@@ -106,6 +106,13 @@ func (g *TokenExchange) Handle(ctx context.Context, req *Request, c *client.Clie
 	if err != nil {
 		return nil, err
 	}
+	return g.exchange(ctx, req, c, ev, p)
+}
+
+// exchange is the exchange of p, whatever grant's parameters it was read from
+// (RFC 8693's, or the on-behalf-of grant's): it verifies the tokens, decides,
+// mints and describes the exchange in ev.
+func (g *TokenExchange) exchange(ctx context.Context, req *Request, c *client.Client, ev *store.AuditEvent, p *exchangeParams) (*Issued, error) {
 	now := req.Now
 	subj, err := g.verifySubject(ctx, "subject", p.subjectToken, p.subjectType, req)
 	ev.Subject, ev.ParentJTI = subj.Subject, subj.JTI
