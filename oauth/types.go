@@ -142,10 +142,10 @@ type TokenResponse struct {
 	ExpiresIn       int64     `json:"expires_in,omitempty"`
 	// ExtExpiresIn is Microsoft Entra's ext_expires_in, sent in answers to the
 	// on-behalf-of grant only (equal to ExpiresIn).
-	ExtExpiresIn int64 `json:"ext_expires_in,omitempty"`
-	Scope           string    `json:"scope"`
-	RefreshToken    string    `json:"refresh_token,omitempty"`
-	IDToken         string    `json:"id_token,omitempty"`
+	ExtExpiresIn int64  `json:"ext_expires_in,omitempty"`
+	Scope        string `json:"scope"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
 }
 
 // IntrospectionResponse is the token introspection response (RFC 7662 §2.2). An
