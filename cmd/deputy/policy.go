@@ -602,7 +602,7 @@ func cmdPolicyLint(args []string, stdout, stderr io.Writer) error {
 
 // lint finds what the configuration's validation lets through but is surely a
 // mistake in the exchange policies: a policy an earlier one shadows, a client
-// holding the token-exchange grant that no policy names, impersonation without
+// holding the token-exchange or jwt-bearer (on-behalf-of) grant that no policy names, impersonation without
 // require_may_act. It reads the configuration as the server does (defaults
 // filled in: subject_issuers [self], subject_token_types [access_token]).
 func lint(cfg *config.Config, where func(string) string) []config.Problem {
@@ -612,12 +612,20 @@ func lint(cfg *config.Config, where func(string) string) []config.Problem {
 	}
 	pols := cfg.Exchange.Policies
 	for i, c := range cfg.Clients {
-		j := slices.Index(c.GrantTypes, oauth.GrantTokenExchange)
-		if j < 0 || slices.ContainsFunc(pols, func(p config.Policy) bool { return p.Client == c.ID }) {
+		if slices.ContainsFunc(pols, func(p config.Policy) bool { return p.Client == c.ID }) {
 			continue
 		}
-		add(fmt.Sprintf("clients[%d].grant_types[%d]", i, j),
-			fmt.Sprintf("client %s holds the token-exchange grant, but no exchange policy names it: every exchange it asks for is refused (unauthorized_client)", c.ID))
+		// Policies decide on-behalf-of requests too (README "On-behalf-of
+		// (Microsoft Entra's flow)").
+		for _, g := range []struct{ grant, name, what string }{
+			{oauth.GrantTokenExchange, "token-exchange", "exchange"},
+			{oauth.GrantJWTBearer, "jwt-bearer (on-behalf-of)", "on-behalf-of request"},
+		} {
+			if j := slices.Index(c.GrantTypes, g.grant); j >= 0 {
+				add(fmt.Sprintf("clients[%d].grant_types[%d]", i, j),
+					fmt.Sprintf("client %s holds the %s grant, but no exchange policy names it: every %s it asks for is refused (unauthorized_client)", c.ID, g.name, g.what))
+			}
+		}
 	}
 	for j, p := range pols {
 		if p.Mode == config.ModeImpersonation && !p.RequireMayAct {

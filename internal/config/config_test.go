@@ -453,7 +453,7 @@ func TestValidate(t *testing.T) {
 			c.Clients[0].AuthMethod, c.Clients[0].GrantTypes = oauth.AuthNone, []string{oauth.GrantAuthorizationCode}
 		}, "clients[0].secret", "must not be set for auth_method none"},
 		{"fail/client-jwks-without-private-key-jwt", func(c *Config) { c.Clients[1].JWKSFile = "api1.jwks" }, "clients[1].jwks_file", "is only used with auth_method private_key_jwt or self_signed_tls_client_auth, not client_secret_basic"},
-		{"fail/client-grant-type", func(c *Config) { c.Clients[0].GrantTypes[0] = "password" }, "clients[0].grant_types[0]", `"password" is not one of authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:token-exchange`},
+		{"fail/client-grant-type", func(c *Config) { c.Clients[0].GrantTypes[0] = "password" }, "clients[0].grant_types[0]", `"password" is not one of authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:jwt-bearer`},
 		{"fail/client-grant-type-duplicate", func(c *Config) {
 			c.Clients[0].GrantTypes = append(c.Clients[0].GrantTypes, oauth.GrantRefreshToken)
 		}, "clients[0].grant_types[3]", `"refresh_token" is already clients[0].grant_types[1]`},
@@ -464,6 +464,10 @@ func TestValidate(t *testing.T) {
 			c.Clients[0].Secret, c.Clients[0].AuthMethod = "", oauth.AuthNone
 			c.Clients[0].GrantTypes = []string{oauth.GrantAuthorizationCode, oauth.GrantTokenExchange}
 		}, "clients[0].grant_types[1]", "urn:ietf:params:oauth:grant-type:token-exchange is for confidential clients"},
+		{"fail/public-jwt-bearer", func(c *Config) {
+			c.Clients[0].Secret, c.Clients[0].AuthMethod = "", oauth.AuthNone
+			c.Clients[0].GrantTypes = []string{oauth.GrantAuthorizationCode, oauth.GrantJWTBearer}
+		}, "clients[0].grant_types[1]", "urn:ietf:params:oauth:grant-type:jwt-bearer is for confidential clients"},
 		{"fail/client-code-without-redirect", func(c *Config) { c.Clients[0].RedirectURIs = nil }, "clients[0].redirect_uris", "must list at least one URI for grant type authorization_code"},
 		{"fail/client-redirect-relative", func(c *Config) { c.Clients[0].RedirectURIs = []string{"/callback"} }, "clients[0].redirect_uris[0]", `"/callback" is not an absolute URI`},
 		{"fail/client-redirect-no-host", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https:callback"} }, "clients[0].redirect_uris[0]", `"https:callback" is not an absolute URI`},
@@ -477,7 +481,11 @@ func TestValidate(t *testing.T) {
 		{"fail/policy-name-empty", func(c *Config) { c.Exchange.Policies[2].Name = "" }, "exchange.policies[2].name", "must not be empty"},
 		{"fail/policy-client-empty", func(c *Config) { c.Exchange.Policies[0].Client = "" }, "exchange.policies[0].client", "must be set"},
 		{"fail/policy-client-unknown", func(c *Config) { c.Exchange.Policies[0].Client = "api9" }, "exchange.policies[0].client", `"api9" is not the id of a configured client`},
-		{"fail/policy-client-without-exchange", func(c *Config) { c.Exchange.Policies[0].Client = "web-app" }, "exchange.policies[0].client", `client "web-app" does not have grant type urn:ietf:params:oauth:grant-type:token-exchange`},
+		{"fail/policy-client-without-exchange", func(c *Config) { c.Exchange.Policies[0].Client = "web-app" }, "exchange.policies[0].client", `client "web-app" has neither grant type urn:ietf:params:oauth:grant-type:token-exchange nor urn:ietf:params:oauth:grant-type:jwt-bearer`},
+		{"ok/policy-client-with-jwt-bearer-only", func(c *Config) {
+			i := slices.Index(c.Clients[1].GrantTypes, oauth.GrantTokenExchange)
+			c.Clients[1].GrantTypes[i] = oauth.GrantJWTBearer
+		}, "", ""},
 		{"fail/policy-subject-issuer", func(c *Config) { c.Exchange.Policies[0].SubjectIssuers = []string{"okta"} }, "exchange.policies[0].subject_issuers[0]", `"okta" is neither self nor the name of a trusted_issuers or saml_idps entry`},
 		{"fail/policy-subject-token-type", func(c *Config) { c.Exchange.Policies[0].SubjectTokenTypes = []string{"saml1"} }, "exchange.policies[0].subject_token_types[0]", `"saml1" is not one of access_token, jwt, id_token, refresh_token, saml2`},
 		{"fail/policy-saml2-without-idp", func(c *Config) {
@@ -933,7 +941,7 @@ users:
 			env: []string{"DEPUTY_EXCHANGE_POLICIES_0_CLIENT=web-app", "DEPUTY_EXCHANGE_POLICIES_0_REQUIRE_BINDING=true",
 				"DEPUTY_EXCHANGE_POLICIES_0_REQUESTED_TOKEN_TYPES=access_token,id_token"},
 			want: []string{
-				`$DEPUTY_EXCHANGE_POLICIES_0_CLIENT: exchange.policies[0].client: client "web-app" does not have grant type urn:ietf:params:oauth:grant-type:token-exchange`,
+				`$DEPUTY_EXCHANGE_POLICIES_0_CLIENT: exchange.policies[0].client: client "web-app" has neither grant type urn:ietf:params:oauth:grant-type:token-exchange nor urn:ietf:params:oauth:grant-type:jwt-bearer`,
 				`$DEPUTY_EXCHANGE_POLICIES_0_CLIENT: exchange.policies[0].audiences: must list at least one audience`,
 				`$DEPUTY_EXCHANGE_POLICIES_0_REQUIRE_BINDING: exchange.policies[0].require_binding: requested_token_types lists id_token, which cannot be sender-constrained: a rule with require_binding would never issue it`,
 			},

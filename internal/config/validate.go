@@ -33,7 +33,7 @@ var (
 	signingAlgorithms   = []string{"ES256", "EdDSA", "RS256", "PS256"}
 	issuerAlgorithms    = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 	authMethods         = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT, oauth.AuthNone, oauth.AuthTLSClient, oauth.AuthSelfSignedTLSClient}
-	grantTypes          = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange}
+	grantTypes          = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange, oauth.GrantJWTBearer}
 	modes               = []string{ModeDelegation, ModeImpersonation}
 	subjectTokenTypes   = []string{"access_token", "jwt", "id_token", "refresh_token", "saml2"}
 	requestedTokenTypes = []string{"access_token", "jwt", "id_token", "refresh_token"}
@@ -214,7 +214,7 @@ func (c *Config) clientChecks() []check {
 		checks = append(checks, listChecks(p+".grant_types", cl.GrantTypes, func(path, g string) []check {
 			return []check{
 				oneOf(path, g, grantTypes),
-				{method == oauth.AuthNone && (g == oauth.GrantTokenExchange || g == oauth.GrantClientCredentials), path, fmt.Sprintf("%s is for confidential clients, and auth_method is none", g)},
+				{method == oauth.AuthNone && (g == oauth.GrantTokenExchange || g == oauth.GrantClientCredentials || g == oauth.GrantJWTBearer), path, fmt.Sprintf("%s is for confidential clients, and auth_method is none", g)},
 			}
 		})...)
 		checks = append(checks, listChecks(p+".redirect_uris", cl.RedirectURIs, func(path, u string) []check {
@@ -273,7 +273,9 @@ func (c *Config) policyChecks() []check {
 			{pol.Name != "" && dup, p + ".name", fmt.Sprintf("%q is already the name of exchange.policies[%d]", pol.Name, first)},
 			{pol.Client == "", p + ".client", "must be set: the client that may exchange"},
 			{pol.Client != "" && client == nil, p + ".client", fmt.Sprintf("%q is not the id of a configured client", pol.Client)},
-			{client != nil && !client.HasGrantType(oauth.GrantTokenExchange), p + ".client", fmt.Sprintf("client %q does not have grant type %s", pol.Client, oauth.GrantTokenExchange)},
+			// A policy decides token exchanges and on-behalf-of requests alike
+			// (README "On-behalf-of (Microsoft Entra's flow)").
+			{client != nil && !client.HasGrantType(oauth.GrantTokenExchange) && !client.HasGrantType(oauth.GrantJWTBearer), p + ".client", fmt.Sprintf("client %q has neither grant type %s nor %s", pol.Client, oauth.GrantTokenExchange, oauth.GrantJWTBearer)},
 			{slices.Contains(pol.SubjectTokenTypes, "saml2") && !samlIssuer, p + ".subject_token_types", "saml2 needs a saml_idps name in subject_issuers"},
 			{len(pol.Audiences) == 0, p + ".audiences", "must list at least one audience"},
 			oneOf(p+".mode", pol.Mode, modes),

@@ -48,7 +48,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 // client sends beyond them is "other", so outside text never becomes a series.
 var knownGrants = map[string]bool{
 	oauth.GrantClientCredentials: true, oauth.GrantAuthorizationCode: true,
-	oauth.GrantRefreshToken: true, oauth.GrantTokenExchange: true,
+	oauth.GrantRefreshToken: true, oauth.GrantTokenExchange: true, oauth.GrantJWTBearer: true,
 }
 
 // knownCodes bounds the error label to the OAuth error codes (RFC 6749 §5.2,

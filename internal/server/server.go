@@ -313,9 +313,12 @@ func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation
 		Tokens: s.tokens, Refresh: s.Store, Profiles: profileSource(profiles), Accounts: localAccounts{accounts},
 		AccessTTL: cfg.Tokens.AccessTokenTTL.D(), IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
 	}
+	exchangeGrant := &grant.TokenExchange{Tokens: s.tokens, Subjects: g.subjects, Exchange: s.met.decider(xchg, cfg), Refresh: s.Store}
 	grants := map[string]grant.Grant{
 		oauth.GrantClientCredentials: &grant.ClientCredentials{Tokens: s.tokens, TTL: cfg.Tokens.AccessTokenTTL.D()},
-		oauth.GrantTokenExchange:     &grant.TokenExchange{Tokens: s.tokens, Subjects: g.subjects, Exchange: s.met.decider(xchg, cfg), Refresh: s.Store},
+		oauth.GrantTokenExchange:     exchangeGrant,
+		// Entra's on-behalf-of flow: the same exchange, the same policies.
+		oauth.GrantJWTBearer:         &grant.OnBehalfOf{Exchange: exchangeGrant},
 		oauth.GrantAuthorizationCode: &grant.AuthorizationCode{Codes: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 		oauth.GrantRefreshToken:      &grant.RefreshToken{Store: s.Store, Revoker: s.Audit, Users: users, Trail: s.Store},
 	}
