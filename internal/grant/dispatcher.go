@@ -374,7 +374,15 @@ func (d *Dispatcher) unrecorded(ev *store.AuditEvent, oe *oauth.Error, rerr erro
 	return oe
 }
 
-func detail(grantType string) string { return detailWith(grantType, "", "") }
+// detail is the Detail a request's record starts with. deputy answers the
+// jwt-bearer grant only as the on-behalf-of flow, so its records, a refusal
+// before the grant runs too, carry "grant": "obo" (obo.go).
+func detail(grantType string) string {
+	if grantType == oauth.GrantJWTBearer {
+		return oboDetail("")
+	}
+	return detailWith(grantType, "", "")
+}
 
 // withdrawn is the Detail of the denial recorded for a token withheld because its
 // record could not be written: the request's Detail — the subject token's binding
