@@ -174,7 +174,8 @@ func oboError(err error) error {
 // assertionWords names the subject token as the on-behalf-of request calls it.
 var assertionWords = strings.NewReplacer("subject_token", "assertion", "subject token", "assertion")
 
-// Keys of an on-behalf-of record's Detail (README "Audit trail").
+// Keys of an on-behalf-of record's Detail (README "On-behalf-of (Microsoft
+// Entra's flow)").
 const (
 	detailGrant = "grant"
 	grantOBO    = "obo"
