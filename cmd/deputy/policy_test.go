@@ -606,6 +606,20 @@ exchange:
 			findings + `:24:13: exchange.policies[2].mode: policy become impersonates without require_may_act`,
 			"6 findings\n",
 		}},
+		{name: "ok/on-behalf-of-client-without-policy", args: []string{"--config", writePolicyConfig(t, `issuer: http://127.0.0.1:8080
+storage: {driver: sqlite, dsn: "%DIR%/deputy.db"}
+audiences:
+  - {id: https://ledger.example, scopes: ["ledger:write"]}
+clients:
+  - {id: mid, secret: s, grant_types: ["urn:ietf:params:oauth:grant-type:jwt-bearer"]}
+  - {id: payments, secret: s, grant_types: ["urn:ietf:params:oauth:grant-type:jwt-bearer"]}
+exchange:
+  policies:
+    - {name: payments-obo, client: payments, audiences: [https://ledger.example]}
+`)}, code: 0, stdout: []string{
+			`clients[0].grant_types[0]: client mid holds the jwt-bearer (on-behalf-of) grant, but no exchange policy names it: every on-behalf-of request it asks for is refused (unauthorized_client)`,
+			"1 finding\n",
+		}},
 		{name: "fail/strict", args: []string{"--config", findings, "--strict"}, code: 1, stdout: []string{"6 findings\n"}},
 		{name: "ok/strict-and-clean", args: []string{"--config", clean, "--strict"}, code: 0, stdout: []string{"no findings\n"}},
 		{name: "fail/argument", args: []string{"--config", clean, "x"}, code: 2, stderr: []string{`unexpected argument "x"`}},

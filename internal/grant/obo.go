@@ -30,8 +30,8 @@ type OnBehalfOf struct {
 // policy names.
 func (g *OnBehalfOf) Permits(c *client.Client) bool { return g.Exchange.Permits(c) }
 
-// RequestedTokenUseOBO is the one requested_token_use deputy answers.
-const RequestedTokenUseOBO = "on_behalf_of"
+// requestedTokenUseOBO is the one requested_token_use deputy answers.
+const requestedTokenUseOBO = "on_behalf_of"
 
 // Handle reads the on-behalf-of parameters, exchanges the assertion and answers
 // as Entra does. Its audit records, allow and deny, carry "grant": "obo".
@@ -77,7 +77,7 @@ func (g *OnBehalfOf) parse(form map[string][]string) (*exchangeParams, error) {
 	switch use {
 	case "":
 		return nil, oauth.InvalidRequest("missing parameter requested_token_use (on_behalf_of)", nil)
-	case RequestedTokenUseOBO:
+	case requestedTokenUseOBO:
 	default:
 		return nil, oauth.InvalidRequest(fmt.Sprintf("requested_token_use %.64q is not supported; this server answers on_behalf_of only", use), nil)
 	}

@@ -68,6 +68,8 @@ func newOBOFixture(t *testing.T) *oboFixture {
 			GrantTypes: []string{oauth.GrantJWTBearer, oauth.GrantRefreshToken}},
 		config.Client{ID: "mid2", Secret: midSecret, AuthMethod: oauth.AuthClientSecretPost,
 			GrantTypes: []string{oauth.GrantJWTBearer, oauth.GrantRefreshToken}},
+		config.Client{ID: "mid3", Secret: midSecret, AuthMethod: oauth.AuthClientSecretPost,
+			GrantTypes: []string{oauth.GrantJWTBearer}},
 		// Holds the grant, but no policy names it.
 		config.Client{ID: "nopolicy", Secret: midSecret, AuthMethod: oauth.AuthClientSecretPost,
 			GrantTypes: []string{oauth.GrantJWTBearer}},
@@ -83,7 +85,12 @@ func newOBOFixture(t *testing.T) *oboFixture {
 	}, {
 		Name: "mid2-to-ledger", Client: "mid2", Audiences: []string{ledgerURN},
 		Mode: config.ModeDelegation, RequestedTokenTypes: []string{"access_token", "refresh_token"},
+	}, {
+		// Issues JWTs only: never what an on-behalf-of request asks for.
+		Name: "mid3-jwt-only", Client: "mid3", Audiences: []string{ledgerURN},
+		Mode: config.ModeDelegation, RequestedTokenTypes: []string{"jwt"},
 	}}, []config.Audience{
+		{ID: "api://mid3", Scopes: []string{"read"}, Client: "mid3"},
 		{ID: midAudience, Scopes: []string{"read", "write"}, Client: "mid"},
 		{ID: "api://mid2", Scopes: []string{"read", "write"}, Client: "mid2"},
 		{ID: apiAudience, Scopes: []string{"read", "write"}, Client: "api"},
@@ -302,6 +309,9 @@ func TestOnBehalfOf(t *testing.T) {
 			code:      oauth.CodeInvalidScope, reason: "requested audience is not allowed"},
 		{name: "fail/scope-beyond-policy", client: "mid", kv: []string{"scope", ledgerURN + "/audit"},
 			code: oauth.CodeInvalidScope, reason: `scope "audit"`},
+		{name: "fail/policy-issues-no-access-token", client: "mid3", kv: []string{"scope", ledgerURN + "/.default"},
+			assertion: func(t *testing.T) string { raw, _ := o.userToken(t, "api://mid3", o.now.Add(time.Hour)); return raw },
+			code:      oauth.CodeInvalidRequest, reason: "requested token type is not allowed"},
 		{name: "fail/client-without-policy", client: "nopolicy", kv: []string{"scope", ledgerURN + "/.default"},
 			code: oauth.CodeUnauthorizedClient, reason: "no policy permits"},
 	}
