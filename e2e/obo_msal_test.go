@@ -235,6 +235,8 @@ func TestOnBehalfOfMSAL(t *testing.T) {
 			{"assertion": userToken, "scopes": []string{oboLedger + "/read", oboLedger + "/write"}},
 			// The same again: MSAL answers from its cache, keyed by the assertion.
 			{"assertion": userToken, "scopes": []string{oboLedger + "/read", oboLedger + "/write"}},
+			// A token signed by a key corp never published: MSAL reads deputy's refusal.
+			{"assertion": corpUser(t, ecKey(t), "user-7"), "scopes": []string{oboLedger + "/.default"}},
 		},
 	})
 	cmd := exec.Command(node, filepath.Join(dir, "obo.mjs"))
@@ -251,7 +253,7 @@ func TestOnBehalfOfMSAL(t *testing.T) {
 		t.Logf("MSAL logged:\n%s", stderr.String())
 	}
 	var got []msalResult
-	if err := json.Unmarshal(out, &got); err != nil || len(got) != 3 {
+	if err := json.Unmarshal(out, &got); err != nil || len(got) != 4 {
 		t.Fatalf("node printed %q (%v); stderr:\n%s", out, err, stderr.String())
 	}
 
@@ -292,6 +294,14 @@ func TestOnBehalfOfMSAL(t *testing.T) {
 		if tc.issuer != "" && (p.Act == nil || p.Act.Subject != "mid") {
 			t.Errorf("request %d: act %+v", i, p.Act)
 		}
+	}
+
+	if r := got[3]; r.AccessToken != "" || r.ErrorCode != "invalid_grant" {
+		t.Errorf("forged assertion: MSAL got %+v, want its invalid_grant", r)
+	}
+	denied := oboAuditEvents(t, s, "--client", "mid", "--type", "request.denied")
+	if len(denied) != 1 || !strings.HasPrefix(denied[0].Reason, "invalid_grant: assertion") || denied[0].Detail["grant"] != "obo" {
+		t.Errorf("denials of mid: %+v, want the forged assertion's", denied)
 	}
 
 	// Two exchanges on record (the third answer came from MSAL's cache), each

@@ -70,6 +70,8 @@ func newOBOFixture(t *testing.T) *oboFixture {
 			GrantTypes: []string{oauth.GrantJWTBearer, oauth.GrantRefreshToken}},
 		config.Client{ID: "mid3", Secret: midSecret, AuthMethod: oauth.AuthClientSecretPost,
 			GrantTypes: []string{oauth.GrantJWTBearer}},
+		config.Client{ID: "mid4", Secret: midSecret, AuthMethod: oauth.AuthClientSecretPost,
+			GrantTypes: []string{oauth.GrantJWTBearer, oauth.GrantRefreshToken}},
 		// Holds the grant, but no policy names it.
 		config.Client{ID: "nopolicy", Secret: midSecret, AuthMethod: oauth.AuthClientSecretPost,
 			GrantTypes: []string{oauth.GrantJWTBearer}},
@@ -89,7 +91,12 @@ func newOBOFixture(t *testing.T) *oboFixture {
 		// Issues JWTs only: never what an on-behalf-of request asks for.
 		Name: "mid3-jwt-only", Client: "mid3", Audiences: []string{ledgerURN},
 		Mode: config.ModeDelegation, RequestedTokenTypes: []string{"jwt"},
+	}, {
+		// Becomes the user at the ledger (impersonation), refresh tokens too.
+		Name: "mid4-impersonates", Client: "mid4", Audiences: []string{ledgerURN},
+		Mode: config.ModeImpersonation, RequestedTokenTypes: []string{"access_token", "refresh_token"},
 	}}, []config.Audience{
+		{ID: "api://mid4", Scopes: []string{"read"}, Client: "mid4"},
 		{ID: "api://mid3", Scopes: []string{"read"}, Client: "mid3"},
 		{ID: midAudience, Scopes: []string{"read", "write"}, Client: "mid"},
 		{ID: "api://mid2", Scopes: []string{"read", "write"}, Client: "mid2"},
@@ -347,6 +354,27 @@ func TestOnBehalfOf(t *testing.T) {
 		d := oboDetail(t, e)
 		if pols, _ := d["policies"].([]any); len(pols) != 1 {
 			t.Fatalf("detail %s: want what policy mid-to-ledger made of the request", e.Detail)
+		}
+	})
+
+	t.Run("ok/impersonation-recorded-as-obo", func(t *testing.T) {
+		raw, _ := o.userToken(t, "api://mid4", o.now.Add(time.Hour))
+		req := o.obo("mid4", "assertion", raw, "scope", ledgerURN+"/.default")
+		resp, err := o.disp.Token(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.access(t, resp.AccessToken); got.Act != nil || got.Subject != "alice" || resp.RefreshToken == "" {
+			t.Fatalf("claims %+v, refresh token %q", got, resp.RefreshToken)
+		}
+		evs := o.events(t, req.RequestID)
+		if len(evs) != 2 {
+			t.Fatalf("events %+v", evs)
+		}
+		for _, e := range evs {
+			if d := oboDetail(t, e); d["mode"] != "impersonation" {
+				t.Errorf("detail %s lacks the mode", e.Detail)
+			}
 		}
 	})
 
