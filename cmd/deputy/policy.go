@@ -186,11 +186,11 @@ func verifySubjectToken(ctx context.Context, cfg *config.Config, raw, typ string
 	if typ != "" {
 		var ok bool
 		if t, ok = oauth.TokenTypeFromShort(typ); !ok {
-			return exchange.Principal{}, fmt.Errorf("--subject-type %q is not one of access_token, jwt, id_token, refresh_token, saml2", typ)
+			return exchange.Principal{}, fmt.Errorf("--subject-type %q is not one of access_token, jwt, id_token, refresh_token, saml2, txn_token", typ)
 		}
 	}
 	switch t {
-	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken:
+	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeTxnToken:
 	default:
 		return exchange.Principal{}, fmt.Errorf("a %s subject token cannot be verified offline without writing (SAML assertion ids and refresh tokens are recorded as used); describe it with --subject-claims JSON --subject-type %s", typ, typ)
 	}
@@ -226,7 +226,7 @@ func verifySubjectToken(ctx context.Context, cfg *config.Config, raw, typ string
 			trusted = append(trusted, ti)
 		}
 	}
-	v, err := subject.New(ctx, token.NewService(cfg.Issuer, ks, revoked, cfg.Limits.MaxTokenBytes), subject.Options{TrustedIssuers: trusted})
+	v, err := subject.New(ctx, token.NewService(cfg.Issuer, ks, revoked, cfg.Limits.MaxTokenBytes), subject.Options{TrustedIssuers: trusted, TrustDomain: cfg.TxnTokens.TrustDomain})
 	if err != nil {
 		return exchange.Principal{}, err
 	}
