@@ -73,7 +73,7 @@ func txnDecision() Decision {
 		Rule: "pay-txn", Subject: "alice", SubjectIssuer: "self", Actor: "pay",
 		Audiences: []string{trustDomain}, Scopes: []string{"payments:read", "payments:write"},
 		ExpiresAt: now.Add(config.DefaultTxnTokenTTL), IssuedType: oauth.TokenTypeTxnToken, TokenType: oauth.TokenTypeNA,
-		Claims:    map[string]any{"acr": "urn:mace:incommon:iap:silver", "amr": []string{"pwd"}}, ParentJTI: "t0",
+		Claims: map[string]any{"acr": "urn:mace:incommon:iap:silver", "amr": []string{"pwd"}}, ParentJTI: "t0",
 	}
 }
 
