@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/exchange"
@@ -37,10 +39,15 @@ func parseRequestContext(v string) (json.RawMessage, error) {
 		return nil, oauth.InvalidRequest(fmt.Sprintf("request_context is larger than %d bytes", MaxRequestContextBytes),
 			fmt.Errorf("request_context of %d bytes", len(v)))
 	}
+	if !utf8.ValidString(v) {
+		// JSON text is UTF-8 (RFC 8259 §8.1); the tctx claim and the audit record
+		// carry it as sent.
+		return nil, oauth.InvalidRequest("request_context is not a JSON object", errors.New("request_context is not UTF-8"))
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
 		if err == nil {
-			err = fmt.Errorf("request_context is null")
+			err = errors.New("request_context is null")
 		}
 		return nil, oauth.InvalidRequest("request_context is not a JSON object", err)
 	}
