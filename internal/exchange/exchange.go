@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -28,6 +29,10 @@ type Principal struct {
 	// Cnf is the key the token is bound to (RFC 7800 cnf: a DPoP key's jkt or a
 	// client certificate's x5t#S256); nil for a bearer token.
 	Cnf *oauth.Confirmation
+	// Tctx is the tctx claim of a transaction token as signed, which its
+	// replacement keeps byte for byte (Claims has it decoded, for conditions);
+	// nil for other tokens.
+	Tctx json.RawMessage
 }
 
 // Request is a token exchange request (RFC 8693 §2.1) after client authentication,

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,9 +23,9 @@ const (
 // Txn is what a replacement transaction token keeps of the one presented as
 // subject token (README "Transaction tokens"): its txn, its tctx and its rctx.
 type Txn struct {
-	ID             string         // the txn claim
-	Context        map[string]any // tctx; nil when the presented token has none
-	RequestContext map[string]any // rctx
+	ID             string          // the txn claim
+	Context        json.RawMessage // tctx as signed; nil when the presented token has none
+	RequestContext map[string]any  // rctx
 }
 
 // decideTxn decides a request for a transaction token (requested_token_type
@@ -100,7 +101,11 @@ func (x *Exchanger) decideTxn(req *Request, live []*policy.Rule, actor, actorIss
 func replacedTxn(sub *Principal) *Txn {
 	t := &Txn{}
 	t.ID, _ = sub.Claims[ClaimTxn].(string)
-	t.Context, _ = sub.Claims[ClaimTctx].(map[string]any)
+	t.Context = sub.Tctx
+	if m, ok := sub.Claims[ClaimTctx].(map[string]any); ok && t.Context == nil {
+		// A principal described by its claims (deputy policy explain).
+		t.Context, _ = json.Marshal(m)
+	}
 	t.RequestContext, _ = sub.Claims[ClaimRctx].(map[string]any)
 	return t
 }

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
@@ -64,6 +65,7 @@ func txnSubject() Request {
 			"tctx": map[string]any{"action": "payment"},
 			"rctx": map[string]any{"req_ip": "10.0.0.1", "authn": "pwd", "req_wl": "pay"},
 		},
+		Tctx: json.RawMessage(`{"action": "payment"}`),
 	}
 	return r
 }
@@ -100,11 +102,15 @@ func TestDecideTxn(t *testing.T) {
 		{"ok/replacement-keeps-txn", func(r *Request) { *r = txnSubject(); r.Scopes = []string{"payments:read"} }, func(d *Decision) {
 			d.Rule, d.Actor, d.Scopes, d.ParentJTI = "ledger-replaces", "ledger", []string{"payments:read"}, "txn-jti-1"
 			d.ExpiresAt, d.Claims = now.Add(30*time.Second), nil
-			d.Txn = &Txn{ID: "txn-1", Context: map[string]any{"action": "payment"}, RequestContext: map[string]any{"req_ip": "10.0.0.1", "authn": "pwd", "req_wl": "pay"}}
+			d.Txn = &Txn{ID: "txn-1", Context: json.RawMessage(`{"action": "payment"}`), RequestContext: map[string]any{"req_ip": "10.0.0.1", "authn": "pwd", "req_wl": "pay"}}
 		}, "", ""},
 		{"ok/replacement-all-scopes", func(r *Request) { *r = txnSubject() }, func(d *Decision) {
 			d.Rule, d.Actor, d.ParentJTI, d.ExpiresAt, d.Claims = "ledger-replaces", "ledger", "txn-jti-1", now.Add(30*time.Second), nil
-			d.Txn = &Txn{ID: "txn-1", Context: map[string]any{"action": "payment"}, RequestContext: map[string]any{"req_ip": "10.0.0.1", "authn": "pwd", "req_wl": "pay"}}
+			d.Txn = &Txn{ID: "txn-1", Context: json.RawMessage(`{"action": "payment"}`), RequestContext: map[string]any{"req_ip": "10.0.0.1", "authn": "pwd", "req_wl": "pay"}}
+		}, "", ""},
+		{"ok/replacement-described-by-claims", func(r *Request) { *r = txnSubject(); r.Subject.Tctx = nil }, func(d *Decision) {
+			d.Rule, d.Actor, d.ParentJTI, d.ExpiresAt, d.Claims = "ledger-replaces", "ledger", "txn-jti-1", now.Add(30*time.Second), nil
+			d.Txn = &Txn{ID: "txn-1", Context: json.RawMessage(`{"action":"payment"}`), RequestContext: map[string]any{"req_ip": "10.0.0.1", "authn": "pwd", "req_wl": "pay"}}
 		}, "", ""},
 		{"ok/mixed-policy", func(r *Request) { r.ClientID = "mixedtxn"; r.Subject.Audiences = []string{"mixedtxn"} }, func(d *Decision) {
 			d.Rule, d.Actor, d.Scopes = "mixed-both", "mixedtxn", []string{"ledger:read", "payments:read", "payments:write"}

@@ -96,14 +96,7 @@ func (g *TokenExchange) mintTxn(ctx context.Context, req *Request, c *client.Cli
 		// A replacement keeps txn, tctx and the rctx of the request that entered
 		// the trust domain (req_ip, authn); req_wl names the workload that asked
 		// for this token.
-		claims.Txn = t.ID
-		if t.Context != nil {
-			b, err := json.Marshal(t.Context)
-			if err != nil {
-				return "", time.Time{}, oauth.ServerError(err)
-			}
-			claims.Tctx = b
-		}
+		claims.Txn, claims.Tctx = t.ID, t.Context
 		claims.Rctx = maps.Clone(t.RequestContext)
 		if claims.Rctx == nil {
 			claims.Rctx = map[string]any{}
@@ -140,7 +133,7 @@ func authn(claims map[string]any) string {
 }
 
 // withTxn adds to the event Detail JSON object detail what the audit trail
-// records of a transaction token (README "Audit trail"): issued_token_type
+// records of a transaction token (README "Transaction tokens"): issued_token_type
 // txn_token, its txn, tctx (when present) and rctx.
 func withTxn(detail string, c *token.TxnClaims) string {
 	m := map[string]json.RawMessage{}

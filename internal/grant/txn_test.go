@@ -2,6 +2,7 @@ package grant_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -54,6 +55,22 @@ func txnClaims(t *testing.T, f *fixture, raw string) token.Claims {
 		t.Fatalf("transaction token: %v", err)
 	}
 	return v.Claims
+}
+
+// signedTctx is the tctx claim of a token's payload, as signed.
+func signedTctx(t *testing.T, raw string) string {
+	t.Helper()
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Tctx json.RawMessage `json:"tctx"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	return string(c.Tctx)
 }
 
 func detailOf(t *testing.T, e store.AuditEvent) map[string]any {
@@ -157,8 +174,11 @@ func TestTxnToken(t *testing.T) {
 	if c2.Extra["txn"] != txn || c2.Subject != "alice" || c2.Scope != "read" || c2.ID == c1.ID || c2.Expiry > c1.Expiry {
 		t.Errorf("replacement claims %+v", c2)
 	}
-	if tctx, _ := json.Marshal(c2.Extra["tctx"]); string(tctx) != `{"amount":42,"purpose":"payment"}` {
-		t.Errorf("replacement tctx %s", tctx)
+	// tctx travels byte for byte: key order and numbers as sent, compacted.
+	for _, raw := range []string{resp.AccessToken, rresp.AccessToken} {
+		if got := signedTctx(t, raw); got != `{"purpose":"payment","amount":42}` {
+			t.Errorf("tctx as signed %s", got)
+		}
 	}
 	if rc, _ := c2.Extra["rctx"].(map[string]any); rc["req_ip"] != req.RemoteAddr || rc["req_wl"] != "other" {
 		t.Errorf("replacement rctx %v", rc)

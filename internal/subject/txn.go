@@ -2,8 +2,11 @@ package subject
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/exchange"
@@ -55,5 +58,31 @@ func (v *Verifier) verifyTxn(ctx context.Context, role, raw string, now time.Tim
 			p.Claims[k] = m
 		}
 	}
+	if _, ok := p.Claims[exchange.ClaimTctx]; ok {
+		// The replacement keeps tctx as signed, its numbers and key order too.
+		if p.Tctx, err = signedTctx(raw); err != nil {
+			return p, oauth.InvalidRequest("subject_token is invalid", err)
+		}
+	}
 	return p, nil
+}
+
+// signedTctx reads the tctx claim of a transaction token that passed
+// verification, as its payload has it.
+func signedTctx(raw string) (json.RawMessage, error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("transaction token is not a compact JWS")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("transaction token payload: %w", err)
+	}
+	var c struct {
+		Tctx json.RawMessage `json:"tctx"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, fmt.Errorf("transaction token payload: %w", err)
+	}
+	return c.Tctx, nil
 }

@@ -67,6 +67,9 @@ func TestVerifyTxn(t *testing.T) {
 		}
 		tctx, _ := p.Claims["tctx"].(map[string]any)
 		rctx, _ := p.Claims["rctx"].(map[string]any)
+		if string(p.Tctx) != `{"action":"payment"}` {
+			t.Errorf("tctx as signed %s", p.Tctx)
+		}
 		if p.Claims["txn"] != "txn-1" || tctx["action"] != "payment" || rctx["req_wl"] != "pay" || rctx["req_ip"] != "10.0.0.1" {
 			t.Errorf("claims %v", p.Claims)
 		}
