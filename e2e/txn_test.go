@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/deputy-auth/deputy/sdk/verify"
 )
 
 const (
@@ -131,6 +134,23 @@ func TestTxnTokens(t *testing.T) {
 		r := doReply(t, req)
 		if r.Status != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), "wrong typ") {
 			t.Fatalf("userinfo: %d %s %q", r.Status, r.Raw, r.Header.Get("WWW-Authenticate"))
+		}
+	})
+
+	t.Run("fail/introspection-inactive", func(t *testing.T) {
+		if in := s.post("introspection_endpoint", "api2", "api2-secret", url.Values{"token": {txn1}}); in.Raw != `{"active":false}` {
+			t.Fatalf("introspection of a transaction token: %d %s", in.Status, in.Raw)
+		}
+	})
+	t.Run("fail/sdk-refuses-txn-token-as-access-token", func(t *testing.T) {
+		// Even a service that takes the trust domain for its audience refuses it:
+		// the SDK's access tokens are at+jwt only.
+		v, err := verify.New(context.Background(), verify.Config{Issuer: s.issuer, Audience: txnTrustDomain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err := v.Verify(context.Background(), txn1); err == nil || !strings.Contains(err.Error(), "typ") {
+			t.Fatalf("Verify = %+v, %v; want a refusal of its typ", p, err)
 		}
 	})
 
