@@ -644,12 +644,16 @@ func lint(cfg *config.Config, where func(string) string) []config.Problem {
 // subject issuers, subject token types and audiences. The deciding policy is the
 // first whose subject and targets match and whose condition holds (README "Token
 // exchange rules"), and a later one never stands in for it, so later can never
-// decide. Only such certain cases are reported.
+// decide. Only such certain cases are reported. A transaction token request is
+// decided by the first such policy that lists txn_token (README "Transaction
+// tokens"), so a later policy listing it is shadowed only by one that lists it
+// too.
 func shadows(first, later config.Policy) bool {
 	return first.Client == later.Client && first.Condition == "" && len(later.Audiences) > 0 &&
 		subset(later.SubjectIssuers, first.SubjectIssuers) &&
 		subset(later.SubjectTokenTypes, first.SubjectTokenTypes) &&
-		subset(later.Audiences, first.Audiences)
+		subset(later.Audiences, first.Audiences) &&
+		(!slices.Contains(later.RequestedTokenTypes, config.TxnTokenType) || slices.Contains(first.RequestedTokenTypes, config.TxnTokenType))
 }
 
 func subset(a, b []string) bool {

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/deputy-auth/deputy/internal/config"
+)
 
 // txnPolicyConfig issues transaction tokens to payments and lets the ledger
 // replace them (README "Transaction tokens").
@@ -52,5 +56,20 @@ func TestPolicyExplainTxn(t *testing.T) {
 			code, stdout, stderr := runDeputy(t, append([]string{"policy", "explain", "--config", cfg}, tt.args...)...)
 			tt.check(t, code, stdout, stderr)
 		})
+	}
+}
+
+// TestShadowsTxn: a policy that also issues transaction tokens still decides
+// those behind one that does not.
+func TestShadowsTxn(t *testing.T) {
+	access := config.Policy{Client: "c", SubjectIssuers: []string{"self"}, SubjectTokenTypes: []string{"access_token"},
+		Audiences: []string{"a"}, RequestedTokenTypes: []string{"access_token"}}
+	mixed := access
+	mixed.RequestedTokenTypes = []string{"access_token", "txn_token"}
+	if shadows(access, mixed) {
+		t.Error("a policy without txn_token shadows one that lists it")
+	}
+	if !shadows(mixed, mixed) || !shadows(mixed, access) {
+		t.Error("a policy listing txn_token does not shadow its like")
 	}
 }
