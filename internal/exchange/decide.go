@@ -60,6 +60,11 @@ import (
 // be evaluated (a missing claim, its cost limit) where it could decide denies with
 // invalid_request, naming the rule: conditions fail closed.
 //
+// Transaction tokens (README "Transaction tokens"): a subject token that is a
+// transaction token is exchanged only for one (invalid_request otherwise), must be
+// addressed to the trust domain and carry txn; a request for one takes no actor
+// token, and after step 4 is decided by decideTxn instead of steps 5–7.
+//
 // A denial of a client that has policies carries, in Denial.Policies, what each of
 // them made of the request (Explain).
 func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
