@@ -252,6 +252,14 @@ func (e *Env) ownToken(p *exchange.Principal, client string, all map[string]json
 	default:
 		p.Scopes = strings.Fields(c.Scope)
 	}
+	if p.TokenType == oauth.TokenTypeTxnToken && present(all, "tctx") {
+		// As the verifier keeps it: the tctx claim as signed.
+		var b bytes.Buffer
+		if err := json.Compact(&b, all["tctx"]); err != nil {
+			return usage("subject claims: tctx: %v", err)
+		}
+		p.Tctx = b.Bytes()
+	}
 	if p.Cnf != nil {
 		if err := checkCnf(all["cnf"]); err != nil {
 			return err
