@@ -213,3 +213,28 @@ func TestTxnNeedsTrustDomain(t *testing.T) {
 		t.Fatal("Decide issued a transaction token without a trust domain")
 	}
 }
+
+// BenchmarkDecideTxn measures the decision of a transaction token: its issuance
+// from an access token, and its replacement.
+func BenchmarkDecideTxn(b *testing.B) {
+	x := newTxnExchanger(b)
+	for _, bc := range []struct {
+		name string
+		req  Request
+	}{
+		{"issuance", txnRequest()},
+		{"replacement", txnSubject()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if _, err := x.Decide(bc.req, now); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := x.Decide(bc.req, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
