@@ -179,6 +179,17 @@ func TestTxnTokens(t *testing.T) {
 	if len(denied) != 7 {
 		t.Errorf("%d request.denied events, want 7", len(denied))
 	}
+
+	// Revoking the user's token revokes the transaction tokens obtained from it,
+	// replacements included: neither is replaced any more.
+	if r := s.post("revocation_endpoint", "web-app", "web-secret", url.Values{"token": {user}}); r.Status != 200 {
+		t.Fatalf("revoke: %d %s", r.Status, r.Raw)
+	}
+	r = s.post("token_endpoint", "api2", "api2-secret", txnForm(txn2, typeTxnToken))
+	wantError(t, r, 400, "invalid_request")
+	if d := r.str("error_description"); d != "subject_token is revoked" {
+		t.Errorf("replacement after revocation: %s", r.Raw)
+	}
 	for _, e := range denied {
 		if field(e, "reason") == "" {
 			t.Errorf("denial without reason: %v", e)
