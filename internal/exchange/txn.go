@@ -11,7 +11,7 @@ import (
 	"github.com/deputy-auth/deputy/oauth"
 )
 
-// Claim names of a transaction token (draft-ietf-oauth-transaction-tokens §4):
+// Claim names of a transaction token (draft-ietf-oauth-transaction-tokens):
 // the transaction's id, its context (the request_context parameter), and the
 // request's context (rctx: req_ip, authn, req_wl).
 const (

@@ -24,7 +24,7 @@ import (
 const MaxRequestContextBytes = 4096
 
 // paramRequestContext is the transaction token request's context
-// (draft-ietf-oauth-transaction-tokens §7.1): a JSON object, form-encoded as
+// (draft-ietf-oauth-transaction-tokens): a JSON object, form-encoded as
 // is, that becomes the token's tctx.
 const paramRequestContext = "request_context"
 
@@ -62,7 +62,7 @@ func parseRequestContext(v string) (json.RawMessage, error) {
 // parameters: it is sent only with requested_token_type txn_token, and not
 // with a replacement, which keeps the presented token's tctx: the context of a
 // transaction is set once, where it enters the trust domain, and every service
-// down the call graph sees the same (draft-ietf-oauth-transaction-tokens §7.1).
+// down the call graph sees the same (draft-ietf-oauth-transaction-tokens).
 func checkRequestContext(p *exchangeParams) error {
 	if p.requestContext == "" {
 		return nil
