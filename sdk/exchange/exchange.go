@@ -238,7 +238,7 @@ func normalizeScope(scopes []string) string {
 func (e *Exchanger) run(ctx context.Context, k cacheKey, f *flight, subjectToken, audience, scope string) {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	tok, err := e.request(ctx, subjectToken, audience, scope)
+	tok, err := e.request(ctx, exchangeForm(subjectToken, audience, scope), true)
 
 	e.mu.Lock()
 	delete(e.flights, k)
@@ -250,12 +250,9 @@ func (e *Exchanger) run(ctx context.Context, k cacheKey, f *flight, subjectToken
 	close(f.done)
 }
 
-// request sends one token exchange request (RFC 8693 §2.1) and reads its answer.
-func (e *Exchanger) request(ctx context.Context, subjectToken, audience, scope string) (*Token, error) {
-	endpoint, err := e.tokenEndpoint(ctx)
-	if err != nil {
-		return nil, err
-	}
+// exchangeForm is the token exchange request (RFC 8693 §2.1) of an access token
+// this service received, for audience and scope ("" sends none).
+func exchangeForm(subjectToken, audience, scope string) url.Values {
 	form := url.Values{
 		"grant_type":         {oauth.GrantTokenExchange},
 		"subject_token":      {subjectToken},
@@ -266,6 +263,18 @@ func (e *Exchanger) request(ctx context.Context, subjectToken, audience, scope s
 	}
 	if scope != "" {
 		form.Set("scope", scope)
+	}
+	return form
+}
+
+// request sends one token request of form to deputy's token endpoint and reads
+// its answer. With a DPoP key, the request proves it; bound says the answer
+// must then be a DPoP-bound token (an access token) rather than one no key can
+// bind (a transaction token, token_type N_A).
+func (e *Exchanger) request(ctx context.Context, form url.Values, bound bool) (*Token, error) {
+	endpoint, err := e.tokenEndpoint(ctx)
+	if err != nil {
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
@@ -306,7 +315,7 @@ func (e *Exchanger) request(ctx context.Context, subjectToken, audience, scope s
 		if err != nil {
 			return nil, err
 		}
-		if e.dpop != nil && !strings.EqualFold(tok.TokenType, oauth.TokenTypeDPoP) {
+		if bound && e.dpop != nil && !strings.EqualFold(tok.TokenType, oauth.TokenTypeDPoP) {
 			return nil, fmt.Errorf("exchange: deputy answered a DPoP proof with token_type %q, not DPoP: the token is not bound", tok.TokenType)
 		}
 		return tok, nil
