@@ -14,6 +14,7 @@ import (
 
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk"
+	"github.com/deputy-auth/deputy/sdk/internal/traceprop"
 )
 
 // Transaction tokens (draft-ietf-oauth-transaction-tokens) are deputy's JWTs of
@@ -295,7 +296,8 @@ func (t *TxnVerifier) Middleware(next http.Handler) http.Handler {
 			t.writeError(w, err)
 			return
 		}
-		ctx := context.WithValue(r.Context(), txnPrincipalKey{}, p)
+		// As Middleware does: the handler's calls continue the caller's trace.
+		ctx := context.WithValue(traceprop.Extract(r), txnPrincipalKey{}, p)
 		next.ServeHTTP(w, r.WithContext(sdk.ContextWithTxnToken(ctx, p.Raw)))
 	})
 }

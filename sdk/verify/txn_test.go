@@ -17,6 +17,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/deputy-auth/deputy/internal/testdeputy"
 	"github.com/deputy-auth/deputy/oauth"
@@ -390,5 +391,43 @@ func TestTxnSharesKeyCache(t *testing.T) {
 	}
 	if n := tr.count("/jwks"); n != 1 {
 		t.Errorf("%d JWKS fetches, want 1", n)
+	}
+}
+
+// BenchmarkTxnVerify: one transaction token verified with the key set cached,
+// the cost every service of a call graph pays per request.
+func BenchmarkTxnVerify(b *testing.B) {
+	d := testdeputy.Start(b, nil)
+	tv, _, _ := newTxnVerifier(b, d, nil)
+	raw := signAsDeputy(b, d, "txntoken+jwt", txnClaimsFor(d, time.Now()), nil)
+	ctx := context.Background()
+	if _, err := tv.Verify(ctx, raw); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tv.Verify(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestTxnMiddlewareTrace: a request the Txn-Token middleware passes on continues
+// the caller's W3C trace, as with the access-token middleware.
+func TestTxnMiddlewareTrace(t *testing.T) {
+	d := testdeputy.Start(t, nil)
+	tv, _, _ := newTxnVerifier(t, d, nil)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	var got string
+	h := tv.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = trace.SpanContextFromContext(r.Context()).TraceID().String()
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/ledger", nil)
+	req.Header.Set(oauth.TxnTokenHeader, signAsDeputy(t, d, "txntoken+jwt", txnClaimsFor(d, time.Now()), nil))
+	req.Header.Set("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || got != traceID {
+		t.Errorf("status %d, trace %q; want 200, %s", rec.Code, got, traceID)
 	}
 }
