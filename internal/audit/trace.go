@@ -153,7 +153,7 @@ type Event struct {
 // audit event id or a transaction token's txn. It finds the token concerned — the
 // token id itself, the token an issuance or revocation event names, the parent
 // token of a denial or call report, or the first transaction token of the txn
-// (found last, by reading every token.exchanged event) — walks up through ParentJTI to the root token, then down from the root to every
+// (found last, by reading the token.exchanged events) — walks up through ParentJTI to the root token, then down from the root to every
 // token derived from it, attaching to each token its revocations (direct ones and
 // those of an ancestor that cascaded to it, read from the revocation's Detail), the
 // denials of requests that presented it and the calls reported with it. The node or
@@ -305,25 +305,35 @@ func (t *tracer) resolve(id string, tree *Tree) (jti, askedEvent string, err err
 	return first, "", nil
 }
 
+// txnPage is how many token.exchanged events firstOfTxn reads at a time.
+const txnPage = 1000
+
 // firstOfTxn returns the jti of the first transaction token of the transaction
-// txn, "" when the trail issued none. It reads every token.exchanged event (the
-// trail has no index on Detail), so Trace tries it last, for an id that is no
-// token jti and no event id.
+// txn, "" when the trail issued none. The trail has no index on Detail: it reads
+// the token.exchanged events in chain order, txnPage at a time, up to the first
+// of txn (all of them for an unknown txn), so Trace tries it last, for an id
+// that is no token jti and no event id.
 func (t *tracer) firstOfTxn(txn string) (string, error) {
-	evs, err := t.log.Query(t.ctx, store.AuditFilter{Type: store.EventTokenExchanged})
-	if err != nil {
-		return "", err
-	}
-	for i := range evs {
-		e := &evs[i]
-		if !isIssuance(e) || !strings.Contains(e.Detail, txn) {
-			continue
+	f := store.AuditFilter{Type: store.EventTokenExchanged, Limit: txnPage}
+	for {
+		evs, err := t.log.Query(t.ctx, f)
+		if err != nil {
+			return "", err
 		}
-		if tt := txnTokenOf(e.Detail); tt != nil && tt.Txn == txn {
-			return e.TokenJTI, nil
+		for i := range evs {
+			e := &evs[i]
+			if !isIssuance(e) || !strings.Contains(e.Detail, txn) {
+				continue
+			}
+			if tt := txnTokenOf(e.Detail); tt != nil && tt.Txn == txn {
+				return e.TokenJTI, nil
+			}
 		}
+		if len(evs) < txnPage {
+			return "", nil
+		}
+		f.AfterSeq = evs[len(evs)-1].Seq
 	}
-	return "", nil
 }
 
 // rootOf walks up from jti through the parents of issuance events.

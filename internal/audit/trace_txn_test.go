@@ -173,3 +173,28 @@ func TestTraceTxnContextEscaped(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceByTxnPages: a txn whose first token comes after more token.exchanged
+// events than one page holds is still found.
+func TestTraceByTxnPages(t *testing.T) {
+	b := newMemStore()
+	w := NewWriter(b, b, WriterOptions{})
+	ctx := context.Background()
+	for i := range txnPage + 5 {
+		e := &store.AuditEvent{ID: fmt.Sprintf("F%d", i), Time: t0, Type: store.EventTokenExchanged, ClientID: "api1",
+			Subject: "bob", ParentJTI: "U0", TokenJTI: fmt.Sprintf("U%d", i+1), Decision: store.DecisionAllow,
+			Detail: `{` + txnGrant + `,"issued_token_type":"txn_token","txn":"other-` + fmt.Sprint(i) + `"}`}
+		if err := w.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	txnTrail(t, b, txnContext)
+	tree, err := Trace(ctx, b, "tx-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree.Root.JTI != "T0" || !tree.Root.Children[0].Asked {
+		t.Errorf("root %s, TX1 asked %v", tree.Root.JTI, tree.Root.Children[0].Asked)
+	}
+}
