@@ -233,6 +233,7 @@ func TestTokenTypeNames(t *testing.T) {
 		{oauth.TokenTypeJWT, "jwt"},
 		{oauth.TokenTypeSAML1, "saml1"},
 		{oauth.TokenTypeSAML2, "saml2"},
+		{oauth.TokenTypeTxnToken, "txn_token"},
 	} {
 		t.Run(tt.short, func(t *testing.T) {
 			if want := "urn:ietf:params:oauth:token-type:" + tt.short; string(tt.typ) != want {

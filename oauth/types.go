@@ -42,6 +42,8 @@ func (t TokenType) ShortName() string {
 		return "saml1"
 	case TokenTypeSAML2:
 		return "saml2"
+	case TokenTypeTxnToken:
+		return "txn_token"
 	}
 	return ""
 }
@@ -49,7 +51,7 @@ func (t TokenType) ShortName() string {
 // TokenTypeFromShort maps a configuration short name ("jwt") to its URI; ok is false
 // for unknown names.
 func TokenTypeFromShort(name string) (TokenType, bool) {
-	for _, t := range []TokenType{TokenTypeAccessToken, TokenTypeRefreshToken, TokenTypeIDToken, TokenTypeJWT, TokenTypeSAML1, TokenTypeSAML2} {
+	for _, t := range []TokenType{TokenTypeAccessToken, TokenTypeRefreshToken, TokenTypeIDToken, TokenTypeJWT, TokenTypeSAML1, TokenTypeSAML2, TokenTypeTxnToken} {
 		if t.ShortName() == name {
 			return t, true
 		}

@@ -86,12 +86,12 @@ func cmdPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 	raw := fs.String("subject-token", "", "a subject token to verify (deputy's own, or a trusted issuer's with jwks_file)")
 	claims := fs.String("subject-claims", "", `the subject token described by its claims, as JSON ({"sub":"alice","scope":"a b",…})`)
 	fs.StringVar(&in.Subject.Issuer, "subject-issuer", "", "with --subject-claims: the subject_issuers name of its issuer (default self)")
-	fs.StringVar(&in.Subject.Type, "subject-type", "", "the subject token's type: access_token (default), jwt, id_token, refresh_token or saml2")
+	fs.StringVar(&in.Subject.Type, "subject-type", "", "the subject token's type: access_token (default), jwt, id_token, refresh_token, saml2 or txn_token")
 	fs.StringVar(&in.Actor, "actor", "", "the subject of an actor token (it must be the client)")
 	fs.Var(&audiences, "audience", "a requested audience (repeatable)")
 	fs.Var(&resources, "resource", "a requested resource (repeatable)")
 	fs.StringVar(&in.Scope, "scope", "", "the requested scopes, space-separated")
-	fs.StringVar(&in.RequestedTokenType, "requested-token-type", "", "access_token (default), jwt, id_token or refresh_token")
+	fs.StringVar(&in.RequestedTokenType, "requested-token-type", "", "access_token (default), jwt, id_token, refresh_token or txn_token")
 	jkt := fs.String("binding-jkt", "", "the request proves this DPoP key (its base64url SHA-256 JWK thumbprint, RFC 9449)")
 	x5t := fs.String("binding-x5t", "", "the request proves this client certificate (its base64url SHA-256 thumbprint, x5t#S256, RFC 8705)")
 	at := fs.String("now", "", "decide at this RFC 3339 time (conditions see it as now; token expiry is checked against it); default the current time")
@@ -186,11 +186,11 @@ func verifySubjectToken(ctx context.Context, cfg *config.Config, raw, typ string
 	if typ != "" {
 		var ok bool
 		if t, ok = oauth.TokenTypeFromShort(typ); !ok {
-			return exchange.Principal{}, fmt.Errorf("--subject-type %q is not one of access_token, jwt, id_token, refresh_token, saml2", typ)
+			return exchange.Principal{}, fmt.Errorf("--subject-type %q is not one of access_token, jwt, id_token, refresh_token, saml2, txn_token", typ)
 		}
 	}
 	switch t {
-	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken:
+	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeTxnToken:
 	default:
 		return exchange.Principal{}, fmt.Errorf("a %s subject token cannot be verified offline without writing (SAML assertion ids and refresh tokens are recorded as used); describe it with --subject-claims JSON --subject-type %s", typ, typ)
 	}
@@ -226,7 +226,7 @@ func verifySubjectToken(ctx context.Context, cfg *config.Config, raw, typ string
 			trusted = append(trusted, ti)
 		}
 	}
-	v, err := subject.New(ctx, token.NewService(cfg.Issuer, ks, revoked, cfg.Limits.MaxTokenBytes), subject.Options{TrustedIssuers: trusted})
+	v, err := subject.New(ctx, token.NewService(cfg.Issuer, ks, revoked, cfg.Limits.MaxTokenBytes), subject.Options{TrustedIssuers: trusted, TrustDomain: cfg.TxnTokens.TrustDomain})
 	if err != nil {
 		return exchange.Principal{}, err
 	}
@@ -388,7 +388,11 @@ func writeExplainText(w io.Writer, req exchange.Request, o *policytest.Outcome) 
 	sub := &req.Subject
 	if o.Allowed {
 		d := &o.Decision
-		fmt.Fprintf(tw, "allowed: policy %s decides (%s)\n", printable(d.Rule), d.Mode)
+		mode := string(d.Mode)
+		if d.IssuedType == oauth.TokenTypeTxnToken {
+			mode = "transaction token" // no act: neither delegation nor impersonation
+		}
+		fmt.Fprintf(tw, "allowed: policy %s decides (%s)\n", printable(d.Rule), mode)
 		fmt.Fprintf(tw, "  subject\t%s (issuer %s, %s)\n", printable(d.Subject), printable(sub.Issuer), sub.TokenType.ShortName())
 		fmt.Fprintf(tw, "  audiences\t%s\n", printable(strings.Join(d.Audiences, " ")))
 		fmt.Fprintf(tw, "  scopes\t%s\n", orNone(printable(strings.Join(d.Scopes, " "))))
@@ -640,12 +644,16 @@ func lint(cfg *config.Config, where func(string) string) []config.Problem {
 // subject issuers, subject token types and audiences. The deciding policy is the
 // first whose subject and targets match and whose condition holds (README "Token
 // exchange rules"), and a later one never stands in for it, so later can never
-// decide. Only such certain cases are reported.
+// decide. Only such certain cases are reported. A transaction token request is
+// decided by the first such policy that lists txn_token (README "Transaction
+// tokens"), so a later policy listing it is shadowed only by one that lists it
+// too.
 func shadows(first, later config.Policy) bool {
 	return first.Client == later.Client && first.Condition == "" && len(later.Audiences) > 0 &&
 		subset(later.SubjectIssuers, first.SubjectIssuers) &&
 		subset(later.SubjectTokenTypes, first.SubjectTokenTypes) &&
-		subset(later.Audiences, first.Audiences)
+		subset(later.Audiences, first.Audiences) &&
+		(!slices.Contains(later.RequestedTokenTypes, config.TxnTokenType) || slices.Contains(first.RequestedTokenTypes, config.TxnTokenType))
 }
 
 func subset(a, b []string) bool {

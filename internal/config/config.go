@@ -21,6 +21,7 @@ type Config struct {
 	Audiences      []Audience      `yaml:"audiences"`
 	Clients        []Client        `yaml:"clients"`
 	Exchange       Exchange        `yaml:"exchange"`
+	TxnTokens      TxnTokens       `yaml:"txn_tokens"` // README "Transaction tokens"
 	TrustedIssuers []TrustedIssuer `yaml:"trusted_issuers"`
 	SAMLIdPs       []SAMLIdP       `yaml:"saml_idps"`
 	Users          []User          `yaml:"users"`
@@ -208,6 +209,16 @@ type Tokens struct {
 	SessionTTL Duration `yaml:"session_ttl"`
 }
 
+// TxnTokens configures transaction tokens (draft-ietf-oauth-transaction-tokens;
+// README "Transaction tokens").
+type TxnTokens struct {
+	// TrustDomain is the aud of every transaction token: the trust domain its
+	// services belong to. Required when a policy lists txn_token.
+	TrustDomain string `yaml:"trust_domain"`
+	// TTL is a transaction token's lifetime, capped by its subject token's.
+	TTL Duration `yaml:"ttl"`
+}
+
 // Audit configures the audit writer.
 type Audit struct {
 	// MaxBatch is the most events one commit carries.
@@ -304,6 +315,16 @@ type Policy struct {
 	// to match; "" for none. It is type-checked when the configuration is loaded
 	// (internal/policy/condition).
 	Condition string `yaml:"condition"`
+}
+
+// TxnTokenType is the configuration name of transaction tokens in
+// subject_token_types and requested_token_types.
+const TxnTokenType = "txn_token"
+
+// TxnOnly reports whether the policy issues transaction tokens only
+// (requested_token_types is [txn_token]): such a policy consults no audiences.
+func (p *Policy) TxnOnly() bool {
+	return len(p.RequestedTokenTypes) > 0 && !slices.ContainsFunc(p.RequestedTokenTypes, func(t string) bool { return t != TxnTokenType })
 }
 
 // TrustedIssuer is an external issuer whose JWTs may be exchanged.
@@ -420,6 +441,9 @@ const (
 	DefaultRefreshTokenTTL = 24 * time.Hour
 	// DefaultIDTokenTTL is tokens.id_token_ttl's default.
 	DefaultIDTokenTTL = 5 * time.Minute
+	// DefaultTxnTokenTTL is txn_tokens.ttl's default: a transaction token lives
+	// as long as the call graph of one request, not a session.
+	DefaultTxnTokenTTL = time.Minute
 	// DefaultCodeTTL is tokens.code_ttl's default (RFC 6749 §4.1.2 recommends at
 	// most 10 minutes).
 	DefaultCodeTTL = time.Minute

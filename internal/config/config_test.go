@@ -191,7 +191,7 @@ audiences:
 		{
 			name: "fail/unknown-key",
 			src:  "issuer: http://a.example\nbogus: 1\n",
-			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown, dpop, metrics, log, tracing"},
+			want: []string{"FILE:2:1: bogus: unknown key; expected one of issuer, listen, tls, storage, signing, tokens, audit, audiences, clients, exchange, txn_tokens, trusted_issuers, saml_idps, users, upstream_idps, limits, cors, scopes, trusted_proxies, trusted_proxy_header, http, shutdown, dpop, metrics, log, tracing"},
 		},
 		{
 			name: "fail/unknown-key-typo",
@@ -993,13 +993,14 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf(`Load("", nil): %v`, err)
 	}
 	want := &Config{
-		Issuer:  "http://127.0.0.1:8080",
-		Listen:  "127.0.0.1:8080",
-		Storage: Storage{Driver: "sqlite", DSN: "deputy.db", Timeout: Duration(5 * time.Second)},
-		Signing: Signing{Algorithm: "ES256", RetireAfter: Duration(24 * time.Hour), IDTokenAlgorithm: "RS256"},
-		Tokens:  Tokens{AccessTokenTTL: Duration(5 * time.Minute), RefreshTokenTTL: Duration(24 * time.Hour), IDTokenTTL: Duration(5 * time.Minute), CodeTTL: Duration(time.Minute), SessionTTL: Duration(8 * time.Hour)},
-		Audit:   Audit{MaxBatch: 256},
-		Limits:  Limits{MaxBodyBytes: 65536, MaxTokenBytes: 16384, MaxInFlight: 512, Rate: Rate{PerSecond: 10000, Burst: 20000}},
+		Issuer:    "http://127.0.0.1:8080",
+		Listen:    "127.0.0.1:8080",
+		Storage:   Storage{Driver: "sqlite", DSN: "deputy.db", Timeout: Duration(5 * time.Second)},
+		Signing:   Signing{Algorithm: "ES256", RetireAfter: Duration(24 * time.Hour), IDTokenAlgorithm: "RS256"},
+		Tokens:    Tokens{AccessTokenTTL: Duration(5 * time.Minute), RefreshTokenTTL: Duration(24 * time.Hour), IDTokenTTL: Duration(5 * time.Minute), CodeTTL: Duration(time.Minute), SessionTTL: Duration(8 * time.Hour)},
+		Audit:     Audit{MaxBatch: 256},
+		TxnTokens: TxnTokens{TTL: Duration(time.Minute)},
+		Limits:    Limits{MaxBodyBytes: 65536, MaxTokenBytes: 16384, MaxInFlight: 512, Rate: Rate{PerSecond: 10000, Burst: 20000}},
 		HTTP: HTTP{ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(15 * time.Second),
 			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second), MaxHeaderBytes: 65536},
 		Shutdown: Shutdown{Drain: Duration(5 * time.Second), Timeout: Duration(20 * time.Second)},

@@ -30,6 +30,7 @@ import (
 //	tokens.id_token_ttl                    5m
 //	tokens.code_ttl                        1m
 //	tokens.session_ttl                     8h
+//	txn_tokens.ttl                         60s
 //	audit.max_batch                        256
 //	limits.max_body_bytes                  65536
 //	limits.max_token_bytes                 16384
@@ -97,6 +98,7 @@ func (c *Config) SetDefaults() {
 		c.Signing.IDTokenAlgorithm = DefaultIDTokenAlgorithm
 	}
 	setDuration(&c.Tokens.AccessTokenTTL, DefaultAccessTokenTTL)
+	setDuration(&c.TxnTokens.TTL, DefaultTxnTokenTTL)
 	setDuration(&c.Tokens.RefreshTokenTTL, DefaultRefreshTokenTTL)
 	setDuration(&c.Tokens.IDTokenTTL, DefaultIDTokenTTL)
 	setDuration(&c.Tokens.CodeTTL, DefaultCodeTTL)

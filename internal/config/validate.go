@@ -35,14 +35,14 @@ var (
 	authMethods         = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT, oauth.AuthNone, oauth.AuthTLSClient, oauth.AuthSelfSignedTLSClient}
 	grantTypes          = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange}
 	modes               = []string{ModeDelegation, ModeImpersonation}
-	subjectTokenTypes   = []string{"access_token", "jwt", "id_token", "refresh_token", "saml2"}
-	requestedTokenTypes = []string{"access_token", "jwt", "id_token", "refresh_token"}
+	subjectTokenTypes   = []string{"access_token", "jwt", "id_token", "refresh_token", "saml2", TxnTokenType}
+	requestedTokenTypes = []string{"access_token", "jwt", "id_token", "refresh_token", TxnTokenType}
 	upstreamTypes       = []string{UpstreamOIDC, UpstreamSAML}
 	// roles are the values of users[].roles: the one list of them.
 	roles = []string{RoleAuditor}
 	// reservedClaims are set by deputy on the tokens it issues; users[].claims may
 	// not set them.
-	reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "may_act", "client_id", "scope", "cnf", "auth_time", "azp", "nonce", "at_hash", "c_hash", "sid", "acr", "amr"}
+	reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "may_act", "client_id", "scope", "cnf", "auth_time", "azp", "nonce", "at_hash", "c_hash", "sid", "acr", "amr", "txn", "tctx", "rctx"}
 )
 
 // mappedClaimReserved are the claims of issued tokens that trusted_issuers[].claims
@@ -51,6 +51,9 @@ var mappedClaimReserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
 	"client_id": true, "scope": true, "act": true, "may_act": true, "cnf": true, "azp": true,
 	"nonce": true, "at_hash": true, "sid": true, "": true,
+	// The claims of transaction tokens (draft-ietf-oauth-transaction-tokens):
+	// no other token of deputy's carries them.
+	"txn": true, "tctx": true, "rctx": true,
 	// idp says which sign-in a subject comes from; the claims of ID tokens and
 	// userinfo are chosen by it ("local": a local account's), so an outside
 	// issuer must never set it.
@@ -58,6 +61,9 @@ var mappedClaimReserved = map[string]bool{
 }
 
 const (
+	// maxTxnTokenTTL bounds txn_tokens.ttl: a transaction token lives as long as
+	// the calls of one request.
+	maxTxnTokenTTL    = time.Hour
 	maxDPoPMaxAge     = 10 * time.Minute
 	maxAccessTokenTTL = 24 * time.Hour
 	maxMaxChain       = 32
@@ -78,6 +84,7 @@ func (c *Config) validate(o origins) []Problem {
 	checks = append(checks, c.audienceChecks()...)
 	checks = append(checks, c.clientChecks()...)
 	checks = append(checks, c.policyChecks()...)
+	checks = append(checks, c.txnChecks()...)
 	checks = append(checks, c.issuerChecks()...)
 	checks = append(checks, c.userChecks()...)
 	checks = append(checks, c.upstreamChecks()...)
@@ -275,7 +282,7 @@ func (c *Config) policyChecks() []check {
 			{pol.Client != "" && client == nil, p + ".client", fmt.Sprintf("%q is not the id of a configured client", pol.Client)},
 			{client != nil && !client.HasGrantType(oauth.GrantTokenExchange), p + ".client", fmt.Sprintf("client %q does not have grant type %s", pol.Client, oauth.GrantTokenExchange)},
 			{slices.Contains(pol.SubjectTokenTypes, "saml2") && !samlIssuer, p + ".subject_token_types", "saml2 needs a saml_idps name in subject_issuers"},
-			{len(pol.Audiences) == 0, p + ".audiences", "must list at least one audience"},
+			{len(pol.Audiences) == 0 && !pol.TxnOnly(), p + ".audiences", "must list at least one audience"},
 			oneOf(p+".mode", pol.Mode, modes),
 			{pol.MaxChain < 1 || pol.MaxChain > maxMaxChain, p + ".max_chain", fmt.Sprintf("%d is not between 1 and %d (0 means %d)", pol.MaxChain, maxMaxChain, DefaultMaxChain)},
 			// A rule with require_binding issues only sender-constrained tokens, and
@@ -299,6 +306,35 @@ func (c *Config) policyChecks() []check {
 		checks = append(checks, listChecks(p+".requested_token_types", pol.RequestedTokenTypes, func(path, t string) []check {
 			return []check{oneOf(path, t, requestedTokenTypes)}
 		})...)
+	}
+	return checks
+}
+
+// txnChecks covers txn_tokens and the policies that issue or replace transaction
+// tokens (README "Transaction tokens").
+func (c *Config) txnChecks() []check {
+	td := c.TxnTokens.TrustDomain
+	checks := []check{
+		positive("txn_tokens.ttl", c.TxnTokens.TTL),
+		{c.TxnTokens.TTL.D() > maxTxnTokenTTL, "txn_tokens.ttl", fmt.Sprintf("%v is longer than %v; a transaction token lives as long as the calls of one request", c.TxnTokens.TTL.D(), maxTxnTokenTTL)},
+		{td != "" && (hasSpace(td) || hasControl(td)), "txn_tokens.trust_domain", fmt.Sprintf("%q has white space or control characters", td)},
+		// The trust domain is the aud of transaction tokens only: were it an
+		// audience or a client too, a service that checks aud alone could take
+		// a transaction token for an access token addressed to it.
+		{td != "" && c.Audience(td) != nil, "txn_tokens.trust_domain", fmt.Sprintf("%q is also the id of a configured audience", td)},
+		{td != "" && c.Client(td) != nil, "txn_tokens.trust_domain", fmt.Sprintf("%q is also the id of a configured client", td)},
+	}
+	for i, pol := range c.Exchange.Policies {
+		p := fmt.Sprintf("exchange.policies[%d]", i)
+		issues := slices.Contains(pol.RequestedTokenTypes, TxnTokenType)
+		replaces := slices.Contains(pol.SubjectTokenTypes, TxnTokenType)
+		checks = append(checks, []check{
+			{(issues || replaces) && td == "", "txn_tokens.trust_domain", fmt.Sprintf("must be set: %s lists txn_token", p)},
+			{pol.TxnOnly() && len(pol.Audiences) > 0, p + ".audiences", "is never consulted by a policy whose requested_token_types is [txn_token] (a transaction token is addressed to txn_tokens.trust_domain): leave it empty"},
+			{issues && pol.RequireBinding, p + ".require_binding", "requested_token_types lists txn_token, which is never sender-constrained (it travels unchanged through many services): a rule with require_binding would never issue it"},
+			{replaces && !issues, p + ".subject_token_types", "lists txn_token, but a transaction token is replaced only by a transaction token: requested_token_types must list txn_token"},
+			{replaces && !slices.Contains(pol.SubjectIssuers, SubjectIssuerSelf), p + ".subject_issuers", "must list self: subject_token_types lists txn_token, and transaction tokens are deputy's own"},
+		}...)
 	}
 	return checks
 }

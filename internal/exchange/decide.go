@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -59,6 +60,11 @@ import (
 // be evaluated (a missing claim, its cost limit) where it could decide denies with
 // invalid_request, naming the rule: conditions fail closed.
 //
+// Transaction tokens (README "Transaction tokens"): a subject token that is a
+// transaction token is exchanged only for one (invalid_request otherwise), must be
+// addressed to the trust domain and carry txn; a request for one takes no actor
+// token, and after step 4 is decided by decideTxn instead of steps 5–7.
+//
 // A denial of a client that has policies carries, in Denial.Policies, what each of
 // them made of the request (Explain).
 func (x *Exchanger) Decide(req Request, now time.Time) (Decision, error) {
@@ -80,6 +86,14 @@ func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 	// Step 4: the subject and actor tokens, against the client's policies.
 	if err := x.checkSubjectToken(sub, now); err != nil {
 		return Decision{}, err
+	}
+
+	// A transaction token is replaced only by a transaction token
+	// (draft-ietf-oauth-transaction-tokens; README "Transaction tokens").
+	txn := req.RequestedType == oauth.TokenTypeTxnToken
+	if sub.TokenType == oauth.TokenTypeTxnToken && !txn {
+		return Decision{}, deny(oauth.InvalidRequest("a transaction token is exchanged only for a transaction token (requested_token_type "+string(oauth.TokenTypeTxnToken)+")",
+			fmt.Errorf("subject token is a transaction token, the requested token type is %s", policy.TypeName(orAccessToken(req.RequestedType)))), "")
 	}
 
 	var buf [8]*policy.Rule
@@ -110,6 +124,12 @@ func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 	}
 
 	actor, actorIss := req.ClientID, x.opts.IssuerURL
+	if txn && req.Actor != nil {
+		// A transaction token names its requester in rctx.req_wl and carries no
+		// act: there is no actor to name.
+		return Decision{}, deny(oauth.InvalidRequest("a transaction token request takes no actor_token",
+			fmt.Errorf("actor token of %q sent with requested_token_type txn_token", req.Actor.Subject)), "")
+	}
 	if a := req.Actor; a != nil {
 		if a.Subject != req.ClientID {
 			return Decision{}, deny(oauth.InvalidRequest("actor token does not identify the client",
@@ -132,6 +152,10 @@ func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 	if m := sub.MayAct; m != nil && (m.Subject != actor || (m.Issuer != "" && m.Issuer != actorIss)) {
 		return Decision{}, deny(oauth.InvalidRequest("actor is not allowed by the subject token's may_act claim",
 			fmt.Errorf("may_act names %q (issuer %q), the actor is %q (issuer %q)", m.Subject, m.Issuer, actor, actorIss)), "")
+	}
+
+	if txn {
+		return x.decideTxn(req, live, actor, actorIss, now)
 	}
 
 	// Step 5: targets, which select the deciding rule: the first of the rules
@@ -225,6 +249,15 @@ func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 	return d, nil
 }
 
+// orAccessToken is the requested token type typ, access_token when none was
+// requested (RFC 8693 §2.1).
+func orAccessToken(typ oauth.TokenType) oauth.TokenType {
+	if typ == "" {
+		return oauth.TokenTypeAccessToken
+	}
+	return typ
+}
+
 func deny(err *oauth.Error, rule string) error { return &Denial{Err: err, Rule: rule} }
 
 // keyName names the key of a cnf for the audit trail: "jkt <thumbprint>" or
@@ -294,6 +327,18 @@ func (x *Exchanger) checkSubjectToken(sub *Principal, now time.Time) error {
 // A trusted issuer's or SAML IdP's binding is checked by its verifier.
 func (x *Exchanger) checkBinding(sub *Principal, client string) error {
 	if sub.Issuer != policy.SelfIssuer {
+		return nil
+	}
+	if sub.TokenType == oauth.TokenTypeTxnToken {
+		// A transaction token is addressed to the trust domain, every service of
+		// which may have it replaced (README "Transaction tokens").
+		if x.opts.TrustDomain == "" || !slices.Contains(sub.Audiences, x.opts.TrustDomain) {
+			return deny(oauth.InvalidRequest("subject token is a transaction token of another trust domain",
+				fmt.Errorf("transaction token audiences %q, the trust domain is %q", sub.Audiences, x.opts.TrustDomain)), "")
+		}
+		if _, ok := sub.Claims[ClaimTxn].(string); !ok {
+			return deny(oauth.InvalidRequest("subject token is a transaction token without txn", errors.New("transaction token has no txn claim")), "")
+		}
 		return nil
 	}
 	if sub.TokenType == oauth.TokenTypeRefreshToken {
@@ -478,6 +523,8 @@ func (x *Exchanger) expiry(typ oauth.TokenType, sub, act *Principal, now time.Ti
 		ttl = x.opts.IDTokenTTL
 	case oauth.TokenTypeRefreshToken:
 		ttl = x.opts.RefreshTTL
+	case oauth.TokenTypeTxnToken:
+		ttl = x.opts.TxnTTL
 	}
 	exp := now.Add(ttl)
 	if !sub.ExpiresAt.IsZero() && sub.ExpiresAt.Before(exp) {
@@ -521,7 +568,8 @@ func (x *Exchanger) actChain(sub *Principal, n int) *oauth.Actor {
 func reservedClaim(name string) bool {
 	switch name {
 	case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "scp",
-		"act", "may_act", "cnf", "azp", "nonce", "at_hash", "c_hash", "typ":
+		"act", "may_act", "cnf", "azp", "nonce", "at_hash", "c_hash", "typ",
+		ClaimTxn, ClaimTctx, ClaimRctx:
 		return true
 	}
 	return false

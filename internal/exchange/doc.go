@@ -11,7 +11,12 @@
 // subject issuer and type and targets match decides, and no later rule stands in for
 // it. It also owns the delegation and impersonation act semantics of RFC 8693 §4.1
 // and §4.4, the lifetime cap, and which key the issued token is bound to (the
-// request's, RFC 9449 §6 and RFC 8705 §3; never the subject token's). Refusals are *Denial values wrapping an *oauth.Error: a short
+// request's, RFC 9449 §6 and RFC 8705 §3; never the subject token's). It decides
+// requests for transaction tokens (draft-ietf-oauth-transaction-tokens, txn.go) in
+// the same Decide and Explain: after the same subject checks, the target is the
+// trust domain, the deciding rule the first that lists txn_token, and a
+// transaction token presented as subject token is replaced keeping its txn.
+// Refusals are *Denial values wrapping an *oauth.Error: a short
 // client-facing description, and a detailed cause for the audit trail.
 //
 // It does not own token parsing or signature, expiry, revocation and declared-type

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -28,6 +29,10 @@ type Principal struct {
 	// Cnf is the key the token is bound to (RFC 7800 cnf: a DPoP key's jkt or a
 	// client certificate's x5t#S256); nil for a bearer token.
 	Cnf *oauth.Confirmation
+	// Tctx is the tctx claim of a transaction token as signed, which its
+	// replacement keeps byte for byte (Claims has it decoded, for conditions);
+	// nil for other tokens.
+	Tctx json.RawMessage
 }
 
 // Request is a token exchange request (RFC 8693 §2.1) after client authentication,
@@ -80,6 +85,10 @@ type Decision struct {
 	// and not where the token must stay bound and the request proved no DPoP key.
 	// Such a refresh token is bound to Cnf.JKT, if any.
 	RefreshExpiresAt time.Time
+	// Txn is set when a transaction token replaces the one presented as subject
+	// token: what the replacement keeps of it (txn, tctx, rctx). Nil otherwise,
+	// a first transaction token included (issuance draws a fresh txn).
+	Txn *Txn
 	// Cnf is the key the issued token is bound to (RFC 7800 cnf): the key this
 	// request proved (Request.Binding, a copy), never the subject token's — each
 	// hop's token is bound to the party that holds it. Nil for a bearer token, for
@@ -120,6 +129,12 @@ type Options struct {
 	// Lifetimes of issued tokens; zero takes config's defaults (DefaultAccessTokenTTL,
 	// DefaultIDTokenTTL, DefaultRefreshTokenTTL).
 	AccessTTL, IDTokenTTL, RefreshTTL time.Duration
+	// TrustDomain is the aud of transaction tokens (txn_tokens.trust_domain);
+	// "" refuses requests for them.
+	TrustDomain string
+	// TxnTTL is a transaction token's lifetime; zero takes
+	// config.DefaultTxnTokenTTL.
+	TxnTTL time.Duration
 }
 
 // Exchanger decides token exchanges. It is immutable after New and safe for
@@ -145,7 +160,7 @@ func New(policies []config.Policy, audiences []config.Audience, opts Options) (*
 	if opts.IssuerURL == "" {
 		return nil, errors.New("exchange: Options.IssuerURL is required")
 	}
-	for _, ttl := range []*time.Duration{&opts.AccessTTL, &opts.IDTokenTTL, &opts.RefreshTTL} {
+	for _, ttl := range []*time.Duration{&opts.AccessTTL, &opts.IDTokenTTL, &opts.RefreshTTL, &opts.TxnTTL} {
 		if *ttl < 0 {
 			return nil, fmt.Errorf("exchange: negative token lifetime %v", *ttl)
 		}
@@ -158,6 +173,9 @@ func New(policies []config.Policy, audiences []config.Audience, opts Options) (*
 	}
 	if opts.RefreshTTL == 0 {
 		opts.RefreshTTL = config.DefaultRefreshTokenTTL
+	}
+	if opts.TxnTTL == 0 {
+		opts.TxnTTL = config.DefaultTxnTokenTTL
 	}
 
 	x := &Exchanger{audiences: make(map[string]*audience, len(audiences)), opts: opts}
@@ -181,6 +199,9 @@ func New(policies []config.Policy, audiences []config.Audience, opts Options) (*
 		return nil, err
 	}
 	for _, r := range rules.Rules() {
+		if r.AllowsRequestedType(oauth.TokenTypeTxnToken) && opts.TrustDomain == "" {
+			return nil, fmt.Errorf("exchange.policies[%d].requested_token_types: lists txn_token, and txn_tokens.trust_domain is not set", r.Index)
+		}
 		for j, a := range r.Audiences {
 			if _, ok := x.audiences[a]; !ok {
 				return nil, fmt.Errorf("exchange.policies[%d].audiences[%d]: %q is not a configured audience", r.Index, j, a)

@@ -50,6 +50,9 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 	if len(rules) == 0 {
 		return nil
 	}
+	if req.RequestedType == oauth.TokenTypeTxnToken {
+		return x.explainTxn(req, rules, now)
+	}
 	sub := &req.Subject
 	actor, actorIss := x.actorOf(&req)
 	conds := conditions{x: x, req: &req, actor: actor, actorIss: actorIss, now: now}
@@ -210,6 +213,7 @@ type conditions struct {
 	actor, actorIss string
 	now             time.Time
 	targets         []string // the validated targets; nil when none were requested or they are invalid
+	txn             bool     // a transaction token request: its target is the trust domain
 
 	in   *condition.Input
 	sent *condition.Request // the request as sent, shared by the rules that need no effective values
@@ -247,6 +251,20 @@ func (c *conditions) request(r *policy.Rule) *condition.Request {
 		return sent
 	}
 	eff := *sent
+	if c.txn {
+		// A transaction token's audience is the trust domain, its scopes those of
+		// txnScopes.
+		if noTargets {
+			eff.Audiences = []string{c.x.opts.TrustDomain}
+		}
+		if noScopes {
+			eff.Scopes, _ = txnScopes(r, &c.req.Subject, nil)
+			if eff.Scopes == nil {
+				eff.Scopes = []string{}
+			}
+		}
+		return &eff
+	}
 	targets := c.targets
 	if noTargets {
 		eff.Audiences, targets = r.Audiences, r.Audiences

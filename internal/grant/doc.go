@@ -13,4 +13,8 @@
 // proof of that key (binding.go). Each issuance event records the cnf of its own
 // token in its Detail ("cnf", only when bound; an exchange also the subject
 // token's, "subject_cnf"), so the audit trail shows every hop's binding.
+//
+// Token exchange also issues transaction tokens (txn.go, README "Transaction
+// tokens"): the request_context parameter becomes their tctx, and their events
+// record issued_token_type, txn, tctx and rctx in Detail; they are never bound.
 package grant

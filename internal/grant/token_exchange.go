@@ -47,6 +47,10 @@ type exchangeParams struct {
 	audiences, resources     []string
 	scopes                   []string
 	requested                oauth.TokenType
+	// requestContext is the request_context parameter of a transaction token
+	// request, as sent; tctx is it checked (checkRequestContext).
+	requestContext string
+	tctx           json.RawMessage
 }
 
 func parseExchange(form map[string][]string) (*exchangeParams, error) {
@@ -88,6 +92,12 @@ func parseExchange(form map[string][]string) (*exchangeParams, error) {
 		if p.requested, err = tokenType("requested_token_type", rt); err != nil {
 			return nil, err
 		}
+	}
+	if p.requestContext, err = optional(form, paramRequestContext); err != nil {
+		return nil, err
+	}
+	if err := checkRequestContext(p); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -187,6 +197,10 @@ func (g *TokenExchange) exchange(ctx context.Context, req *Request, c *client.Cl
 			return nil, oauth.ServerError(err)
 		}
 		ev.TokenJTI, exp = id.ID, time.Unix(id.Expiry, 0)
+	case oauth.TokenTypeTxnToken:
+		if out.Response.AccessToken, exp, err = g.mintTxn(ctx, req, c, d, p.tctx, ev); err != nil {
+			return nil, err
+		}
 	case oauth.TokenTypeRefreshToken:
 		value, rt, err := g.refreshToken(ctx, c, d, d.ExpiresAt, now)
 		if err != nil {

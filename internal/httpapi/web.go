@@ -640,10 +640,16 @@ func (wb *web) userinfo(w http.ResponseWriter, r *http.Request) error {
 	now := wb.s.cfg.Now()
 	v, err := wb.s.cfg.Tokens.VerifyContext(r.Context(), raw, []string{oauth.JWTTypeAccessToken}, now)
 	if err != nil {
-		if isDPoP {
-			return dpopRefusal(w, r, "invalid_token", "the access token is invalid, expired or revoked")
+		desc := "the access token is invalid, expired or revoked"
+		if errors.Is(err, token.ErrType) {
+			// One of deputy's tokens that is no access token: a transaction token
+			// (typ txntoken+jwt) or an ID token is never one (RFC 9068 §2.1).
+			desc = "the token is not an access token (wrong typ)"
 		}
-		return bearer("invalid_token", "the access token is invalid, expired or revoked")
+		if isDPoP {
+			return dpopRefusal(w, r, "invalid_token", desc)
+		}
+		return bearer("invalid_token", desc)
 	}
 	a.setClient(v.Claims.ClientID, true)
 	if ok, err := wb.userinfoProof(w, r, raw, isDPoP, v.Claims.Cnf, now); !ok {

@@ -65,9 +65,10 @@ type signingKey struct {
 }
 
 // signingTypes are the JWS "typ" headers deputy signs with: RFC 9068 access
-// tokens, plain JWTs (exchange outputs, ID tokens), and the opaque state deputy
+// tokens, plain JWTs (exchange outputs, ID tokens), transaction tokens
+// (draft-ietf-oauth-transaction-tokens), and the opaque state deputy
 // hands a browser to bring back (StateType), which no token verifier accepts.
-var signingTypes = []string{"at+jwt", "JWT", StateType}
+var signingTypes = []string{"at+jwt", "JWT", "txntoken+jwt", StateType}
 
 // StateType is the typ of state deputy signs for itself (internal/token).
 const StateType = "deputy-state+jwt"

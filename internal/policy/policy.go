@@ -40,8 +40,8 @@ var (
 
 // Token types a policy may accept as subject token (design §5) and may issue.
 var (
-	subjectTypes   = []oauth.TokenType{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken, oauth.TokenTypeSAML2}
-	requestedTypes = []oauth.TokenType{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken}
+	subjectTypes   = []oauth.TokenType{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken, oauth.TokenTypeSAML2, oauth.TokenTypeTxnToken}
+	requestedTypes = []oauth.TokenType{oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken, oauth.TokenTypeRefreshToken, oauth.TokenTypeTxnToken}
 )
 
 // Rule is one compiled exchange policy, with its defaults applied. Rules are shared
@@ -150,8 +150,20 @@ func compile(i int, p config.Policy) (*Rule, error) {
 		return nil, err
 	}
 
-	if len(r.Audiences) == 0 {
+	// A transaction token is addressed to the trust domain, never to a policy's
+	// audiences (README "Transaction tokens"): a policy that issues nothing else
+	// lists none, every other policy at least one.
+	if r.TxnOnly() && len(r.Audiences) > 0 {
+		return nil, errors.New(key("audiences") + ": a policy whose requested_token_types is [txn_token] consults no audiences; leave it empty")
+	}
+	if len(r.Audiences) == 0 && !r.TxnOnly() {
 		return nil, errors.New(key("audiences") + ": at least one audience is required")
+	}
+	if r.RequireBinding && r.AllowsRequestedType(oauth.TokenTypeTxnToken) {
+		return nil, errors.New(key("require_binding") + ": requested_token_types lists txn_token, which is never sender-constrained")
+	}
+	if slices.Contains(r.SubjectTokenTypes, oauth.TokenTypeTxnToken) && !r.AllowsRequestedType(oauth.TokenTypeTxnToken) {
+		return nil, errors.New(key("subject_token_types") + ": lists txn_token, which is replaced only by a txn_token: requested_token_types must list it")
 	}
 	r.audiences = make(map[string]struct{}, len(r.Audiences))
 	for j, a := range r.Audiences {
@@ -185,6 +197,11 @@ func tokenTypes(key string, names []string, allowed, def []oauth.TokenType) ([]o
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// TxnOnly reports whether the rule issues transaction tokens only.
+func (r *Rule) TxnOnly() bool {
+	return len(r.RequestedTokenTypes) > 0 && !slices.ContainsFunc(r.RequestedTokenTypes, func(t oauth.TokenType) bool { return t != oauth.TokenTypeTxnToken })
 }
 
 // Rules returns every rule in config order.

@@ -278,6 +278,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation
 	xchg, err := exchange.New(cfg.Exchange.Policies, cfg.Audiences, exchange.Options{
 		IssuerURL: cfg.Issuer, AccessTTL: cfg.Tokens.AccessTokenTTL.D(),
 		IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
+		TrustDomain: cfg.TxnTokens.TrustDomain, TxnTTL: cfg.TxnTokens.TTL.D(),
 	})
 	if err != nil {
 		errs = append(errs, err)
@@ -296,7 +297,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation
 	}
 	g.subjects, err = subject.New(ctx, s.tokens, subject.Options{
 		TrustedIssuers: cfg.TrustedIssuers, SAMLIdPs: cfg.SAMLIdPs, Nonces: s.Store, Refresh: s.Store,
-		OnJWKSFetch: s.fetches.of(cfg), Previous: previous,
+		OnJWKSFetch: s.fetches.of(cfg), Previous: previous, TrustDomain: cfg.TxnTokens.TrustDomain,
 	})
 	if err != nil {
 		errs = append(errs, err)

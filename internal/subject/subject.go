@@ -29,6 +29,8 @@ type Verifier struct {
 	trusted map[string]*trustedIssuer // by issuer URL
 	saml    []*samlIdP
 	refresh store.RefreshTokens // nil: refresh tokens are not accepted
+	// trustDomain is the aud of the transaction tokens deputy accepts; "": none.
+	trustDomain string
 }
 
 // Options name the sources beyond deputy itself.
@@ -45,6 +47,9 @@ type Options struct {
 	// jwks_uri with the issuer's configured name and the fetch's error (nil when it
 	// succeeded), for metrics.
 	OnJWKSFetch func(issuer string, err error)
+	// TrustDomain is txn_tokens.trust_domain: the aud a transaction token
+	// presented as subject token must have. "" refuses transaction tokens.
+	TrustDomain string
 	// Previous is the Verifier this one replaces (a reload of the configuration
 	// file), or nil. A trusted issuer whose keys come from jwks_uri and whose
 	// configuration is unchanged keeps Previous's cache of its keys; a jwks_file
@@ -61,6 +66,7 @@ func NewVerifier(tokens *token.Service) *Verifier {
 func New(ctx context.Context, tokens *token.Service, opts Options) (*Verifier, error) {
 	v := NewVerifier(tokens)
 	v.refresh = opts.Refresh
+	v.trustDomain = opts.TrustDomain
 	for i, c := range opts.TrustedIssuers {
 		if prev := opts.Previous.trustedIssuer(c); prev != nil {
 			v.trusted[c.Issuer] = prev
@@ -103,6 +109,8 @@ func (v *Verifier) Verify(ctx context.Context, role, raw string, typ oauth.Token
 		return v.verifySAML(ctx, role, raw, now)
 	case oauth.TokenTypeRefreshToken:
 		return v.verifyRefresh(ctx, role, raw, now)
+	case oauth.TokenTypeTxnToken:
+		return v.verifyTxn(ctx, role, raw, now)
 	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT, oauth.TokenTypeIDToken:
 		// A token deputy verified before is its own: no need to read its issuer.
 		if !v.tokens.Seen(raw) {

@@ -1,5 +1,6 @@
 // Package token mints and verifies deputy's own JWTs: access tokens per RFC 9068
-// (typ "at+jwt"), plain JWTs issued by token exchange (typ "JWT"), and ID tokens
+// (typ "at+jwt"), plain JWTs issued by token exchange (typ "JWT"), transaction
+// tokens (typ "txntoken+jwt", draft-ietf-oauth-transaction-tokens), and ID tokens
 // (OpenID Connect Core §2), signed with the algorithm of the client they are for.
 // It also keeps the in-memory list of revoked token ids that every verification
 // consults.

@@ -210,13 +210,18 @@ func accepts(types []string, typ string) bool {
 }
 
 // TypesFor returns the typ headers a token presented as declared type t may carry:
-// an access token must be an RFC 9068 "at+jwt"; a "jwt" may be any JWT deputy issues.
+// an access token must be an RFC 9068 "at+jwt"; a "jwt" may be any JWT deputy
+// issues but a transaction token, which is only ever a "txntoken+jwt" presented
+// as txn_token (draft-ietf-oauth-transaction-tokens): it grants nothing outside
+// its trust domain's calls, so no other declared type lets it in.
 func TypesFor(t oauth.TokenType) []string {
 	switch t {
 	case oauth.TokenTypeAccessToken:
 		return []string{oauth.JWTTypeAccessToken}
 	case oauth.TokenTypeJWT:
 		return []string{oauth.JWTTypeAccessToken, oauth.JWTTypeJWT}
+	case oauth.TokenTypeTxnToken:
+		return []string{oauth.JWTTypeTxnToken}
 	}
 	return nil
 }

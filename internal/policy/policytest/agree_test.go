@@ -60,7 +60,7 @@ func TestPrincipalAgreesWithTheVerifier(t *testing.T) {
 	if err := os.WriteFile(ti.JWKSFile, jwks, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	v, err := subject.New(ctx, svc, subject.Options{TrustedIssuers: []config.TrustedIssuer{ti}})
+	v, err := subject.New(ctx, svc, subject.Options{TrustedIssuers: []config.TrustedIssuer{ti}, TrustDomain: "spiffe://bank.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +103,13 @@ func TestPrincipalAgreesWithTheVerifier(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	txnToken, err := svc.MintTxn(&token.TxnClaims{IssuedAt: now.Unix(), Expiry: now.Add(time.Minute).Unix(), ID: token.NewID(),
+		Audience: "spiffe://bank.example", Txn: "t1", Subject: "alice", Scope: "ledger:write",
+		Tctx: json.RawMessage(`{"action":"payment","amount":12345678901234567890}`), Rctx: map[string]any{"req_ip": "10.0.0.1", "authn": "mfa", "req_wl": "payments"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	tests := []struct {
 		name, client, issuer string
 		typ                  oauth.TokenType
@@ -112,6 +119,7 @@ func TestPrincipalAgreesWithTheVerifier(t *testing.T) {
 		{"ok/access-token", "ledger", "", oauth.TokenTypeAccessToken, own(oauth.JWTTypeAccessToken), nil},
 		{"ok/jwt", "ledger", "", oauth.TokenTypeJWT, own(oauth.JWTTypeJWT), nil},
 		{"ok/id-token", "ledger", "", oauth.TokenTypeIDToken, idToken, nil},
+		{"ok/txn-token", "ledger", "", oauth.TokenTypeTxnToken, txnToken, nil},
 		{"ok/trusted-issuer", "payments", "entra", oauth.TokenTypeAccessToken, foreign(map[string]any{
 			"iss": ti.Issuer, "sub": "alice", "aud": []string{"api://payments"}, "exp": now.Add(time.Minute).Unix(), "iat": now.Unix(),
 			"jti": "j1", "tid": 42, "upn": "alice@bank.example", "act": map[string]any{"sub": "svc"},

@@ -56,6 +56,7 @@ func NewEnv(cfg *config.Config) (*Env, error) {
 	x, err := exchange.New(cfg.Exchange.Policies, cfg.Audiences, exchange.Options{
 		IssuerURL: cfg.Issuer, AccessTTL: cfg.Tokens.AccessTokenTTL.D(),
 		IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), RefreshTTL: cfg.Tokens.RefreshTokenTTL.D(),
+		TrustDomain: cfg.TxnTokens.TrustDomain, TxnTTL: cfg.TxnTokens.TTL.D(),
 	})
 	if err != nil {
 		return nil, err

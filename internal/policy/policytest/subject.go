@@ -134,7 +134,7 @@ func subjectType(short, issuer string, self, saml bool) (oauth.TokenType, error)
 	if short != "" {
 		var ok bool
 		if t, ok = oauth.TokenTypeFromShort(short); !ok || t == oauth.TokenTypeSAML1 {
-			return t, usage("subject type %q is not one of access_token, jwt, id_token, refresh_token, saml2", short)
+			return t, usage("subject type %q is not one of access_token, jwt, id_token, refresh_token, saml2, txn_token", short)
 		}
 	}
 	switch {
@@ -144,6 +144,8 @@ func subjectType(short, issuer string, self, saml bool) (oauth.TokenType, error)
 		return t, usage("a saml2 subject token comes from a saml_idps issuer; %s is not one", issuer)
 	case !self && t == oauth.TokenTypeRefreshToken:
 		return t, usage("a refresh_token subject token is deputy's own: its issuer is self, not %s", issuer)
+	case !self && t == oauth.TokenTypeTxnToken:
+		return t, usage("a txn_token subject token is deputy's own: its issuer is self, not %s", issuer)
 	}
 	return t, nil
 }
@@ -199,7 +201,10 @@ func (e *Env) ownToken(p *exchange.Principal, client string, all map[string]json
 		return err
 	}
 	p.Audiences = aud
-	if !present(all, "aud") {
+	if !present(all, "aud") && p.TokenType == oauth.TokenTypeTxnToken {
+		// A transaction token is addressed to the trust domain.
+		p.Audiences = []string{e.cfg.TxnTokens.TrustDomain}
+	} else if !present(all, "aud") {
 		p.Audiences = []string{client}
 		for _, a := range e.cfg.Audiences {
 			if a.Client == client {
@@ -246,6 +251,14 @@ func (e *Env) ownToken(p *exchange.Principal, client string, all map[string]json
 		p.Scopes = strings.Fields(c.Scope)
 	default:
 		p.Scopes = strings.Fields(c.Scope)
+	}
+	if p.TokenType == oauth.TokenTypeTxnToken && present(all, "tctx") {
+		// As the verifier keeps it: the tctx claim as signed.
+		var b bytes.Buffer
+		if err := json.Compact(&b, all["tctx"]); err != nil {
+			return usage("subject claims: tctx: %v", err)
+		}
+		p.Tctx = b.Bytes()
 	}
 	if p.Cnf != nil {
 		if err := checkCnf(all["cnf"]); err != nil {
