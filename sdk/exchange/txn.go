@@ -17,7 +17,7 @@ var ErrNoTxnHosts = errors.New("exchange: ForwardTxn has no hosts to send the tr
 // ForwardTxn returns an http.RoundTripper that sends each request through base
 // with the transaction token of the request's context (sdk.TxnTokenFromContext,
 // put there by sdk/verify's TxnVerifier middleware) in the Txn-Token header,
-// unchanged (draft-ietf-oauth-transaction-tokens §7.3: the token travels
+// unchanged (draft-ietf-oauth-transaction-tokens: the token travels
 // unchanged through the call graph of one trust domain). The token goes only to
 // the hosts listed — URL.Host values, "host" or "host:port", compared without
 // regard to case — the services of the trust domain; a request to another host

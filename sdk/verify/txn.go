@@ -32,7 +32,7 @@ const (
 	DefaultTxnLeeway = 5 * time.Second
 )
 
-// txnTokenType is draft-ietf-oauth-transaction-tokens §7's.
+// txnTokenType is the typ of draft-ietf-oauth-transaction-tokens.
 var txnTokenType = tokenType{typ: oauth.JWTTypeTxnToken, what: "a transaction token"}
 
 // TxnConfig configures a TxnVerifier.
@@ -110,7 +110,7 @@ type TxnPrincipal struct {
 }
 
 // RequestContext is a transaction token's rctx claim
-// (draft-ietf-oauth-transaction-tokens §7.1.2) as deputy writes it.
+// (draft-ietf-oauth-transaction-tokens) as deputy writes it.
 type RequestContext struct {
 	// ReqIP is the IP address of the client that asked deputy for the token.
 	ReqIP string `json:"req_ip,omitempty"`
@@ -160,7 +160,7 @@ func (t *TxnVerifier) Verify(ctx context.Context, raw string) (*TxnPrincipal, er
 }
 
 // txnClaims are the claims of a transaction token
-// (draft-ietf-oauth-transaction-tokens §7.1.2).
+// (draft-ietf-oauth-transaction-tokens).
 type txnClaims struct {
 	Issuer         string
 	Subject        string
@@ -231,7 +231,7 @@ func unmarshalObject[M ~map[string]V, V any](b json.RawMessage, dst *M) error {
 	return nil
 }
 
-// checkClaims applies draft-ietf-oauth-transaction-tokens §7.1.2 to the verified
+// checkClaims applies draft-ietf-oauth-transaction-tokens to the verified
 // claims.
 func (t *TxnVerifier) checkClaims(c *txnClaims, now time.Time) error {
 	switch {

@@ -27,7 +27,7 @@ import (
 const trustDomain = "trust.deputy.example"
 
 // txnClaimsFor are the claims deputy puts in a transaction token for web-app's
-// user alice, valid from now (draft-ietf-oauth-transaction-tokens §7.1.2).
+// user alice, valid from now (draft-ietf-oauth-transaction-tokens).
 func txnClaimsFor(d *testdeputy.Deputy, now time.Time) map[string]any {
 	return map[string]any{
 		"iss": d.URL, "sub": "alice", "aud": trustDomain, "txn": "txn-" + randomID(), "scope": "payments:write",
