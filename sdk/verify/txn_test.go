@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/testdeputy"
 	"github.com/deputy-auth/deputy/oauth"
 	"github.com/deputy-auth/deputy/sdk"
@@ -429,5 +431,54 @@ func TestTxnMiddlewareTrace(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK || got != traceID {
 		t.Errorf("status %d, trace %q; want 200, %s", rec.Code, got, traceID)
+	}
+}
+
+// TestTxnVerifyDeputyIssued: the transaction tokens deputy issues — by token
+// exchange from an access token, and as a narrower replacement — verify, and
+// carry one txn; deputy's access tokens and transaction tokens are each refused
+// by the other's verifier.
+func TestTxnVerifyDeputyIssued(t *testing.T) {
+	d := testdeputy.Start(t, func(c *config.Config) {
+		c.TxnTokens.TrustDomain = trustDomain
+		c.Exchange.Policies = append(c.Exchange.Policies,
+			config.Policy{Name: "payments-txn", Client: "api1", RequestedTokenTypes: []string{config.TxnTokenType}},
+			config.Policy{Name: "ledger-replaces-txn", Client: "api2",
+				SubjectTokenTypes: []string{config.TxnTokenType}, RequestedTokenTypes: []string{config.TxnTokenType}})
+	})
+	user := d.ClientCredentials("web-app", "payments:read payments:write")
+	issued := d.Token("api1", "api1-secret", url.Values{
+		"grant_type": {oauth.GrantTokenExchange}, "subject_token": {user}, "subject_token_type": {string(oauth.TokenTypeAccessToken)},
+		"requested_token_type": {string(oauth.TokenTypeTxnToken)}, "request_context": {`{"payment":"p-42"}`},
+	}).AccessToken
+	replaced := d.Token("api2", "api2-secret", url.Values{
+		"grant_type": {oauth.GrantTokenExchange}, "subject_token": {issued}, "subject_token_type": {string(oauth.TokenTypeTxnToken)},
+		"requested_token_type": {string(oauth.TokenTypeTxnToken)}, "scope": {"payments:read"},
+	}).AccessToken
+
+	tv, v, _ := newTxnVerifier(t, d, nil)
+	p1, err := tv.Verify(context.Background(), issued)
+	if err != nil {
+		t.Fatalf("Verify(issued): %v", err)
+	}
+	p2, err := tv.Verify(context.Background(), replaced)
+	if err != nil {
+		t.Fatalf("Verify(replacement): %v", err)
+	}
+	if p1.Txn == "" || p2.Txn != p1.Txn || p1.JTI == p2.JTI || p1.Subject != "web-app" || p2.Subject != "web-app" {
+		t.Errorf("issued %+v, replacement %+v: want one txn and subject, two jtis", p1, p2)
+	}
+	if p1.Context["payment"] != "p-42" || p2.Context["payment"] != "p-42" ||
+		p1.RequestContext.RequestingWorkload != "api1" || p2.RequestContext.RequestingWorkload != "api2" {
+		t.Errorf("contexts: %v %+v, %v %+v", p1.Context, p1.RequestContext, p2.Context, p2.RequestContext)
+	}
+	if !slices.Equal(p2.Scopes, []string{"payments:read"}) {
+		t.Errorf("replacement scopes %v, want [payments:read]", p2.Scopes)
+	}
+	if _, err := v.Verify(context.Background(), issued); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("the access-token verifier took a transaction token: %v", err)
+	}
+	if _, err := tv.Verify(context.Background(), user); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("the transaction-token verifier took an access token: %v", err)
 	}
 }
