@@ -1,6 +1,8 @@
 // Package sdk holds what deputy's service packages share: the incoming access token
 // carried in a request's context, from the verify middleware (sdk/verify) to the
-// exchanging transport (sdk/exchange) and the call reporter (sdk/report).
+// exchanging transport (sdk/exchange) and the call reporter (sdk/report), and the
+// incoming transaction token, from the Txn-Token middleware (sdk/verify) to the
+// transport that forwards it (sdk/exchange).
 //
 // The sdk packages import only deputy's oauth package, go-jose, the OpenTelemetry
 // API (trace and propagation: verify reads a request's W3C traceparent, exchange

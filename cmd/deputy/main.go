@@ -30,7 +30,7 @@ Usage:
                                           new signing key, published before it signs
   deputy audit verify   [--config FILE]   check the audit log's hash chain
   deputy audit trace ID [--config FILE] [--json]
-                                          a token's whole delegation chain (jti or event id)
+                                          a token's whole delegation chain (jti, event id or txn)
   deputy audit query    [--config FILE] [--subject S] [--actor A] [--client C]
                         [--audience AUD] [--since T] [--until T] [--type T] [--trace-id ID]
                         [--limit N] [--json]

@@ -181,7 +181,7 @@ func cmdAuditTrace(ctx context.Context, args []string, stdout io.Writer) error {
 		return exitError(2)
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("audit trace needs one token jti or audit event id")
+		return fmt.Errorf("audit trace needs one token jti, audit event id or transaction token txn")
 	}
 	return withStore(ctx, *file, func(_ *config.Config, st *sqlstore.DB) error {
 		tree, err := audit.Trace(ctx, st, fs.Arg(0))

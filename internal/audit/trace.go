@@ -79,9 +79,34 @@ type Node struct {
 	// binding existed holds bearer tokens only.
 	Cnf        *oauth.Confirmation `json:"cnf,omitempty"`
 	SubjectCnf *oauth.Confirmation `json:"subject_cnf,omitempty"`
-	Asked      bool                `json:"asked,omitempty"` // this is the token (or issuance event) asked for
-	Events     []Event             `json:"events,omitempty"`
-	Children   []*Node             `json:"children,omitempty"`
+	// Txn is set for a transaction token (draft-ietf-oauth-transaction-tokens):
+	// its transaction and contexts, from the issuance event's Detail. Its purpose
+	// is Scopes; its subject token is the parent.
+	Txn      *TxnToken `json:"txn_token,omitempty"`
+	Asked    bool      `json:"asked,omitempty"` // this is the token (or issuance event) asked for
+	Events   []Event   `json:"events,omitempty"`
+	Children []*Node   `json:"children,omitempty"`
+}
+
+// TxnToken is what the audit trail records of a transaction token's issuance
+// (README "Transaction tokens"): the Detail's "txn", "tctx" and "rctx".
+type TxnToken struct {
+	// Txn identifies the transaction; a replacement keeps its subject token's.
+	Txn string `json:"txn"`
+	// Context is the transaction context (tctx), compact JSON, nil when none.
+	Context json.RawMessage `json:"tctx,omitempty"`
+	// RequestContext is the context of the request that asked for it (rctx).
+	RequestContext TxnRequestContext `json:"rctx"`
+	// Replacement is set when the token was exchanged from a transaction token
+	// of the same txn: a replacement, with scope no wider.
+	Replacement bool `json:"replacement,omitempty"`
+}
+
+// TxnRequestContext is a transaction token's rctx as deputy records it.
+type TxnRequestContext struct {
+	ReqIP string `json:"req_ip,omitempty"`
+	Authn string `json:"authn,omitempty"`
+	ReqWL string `json:"req_wl,omitempty"` // the requesting workload: the client
 }
 
 // OutsideIssuer is the issuer an unknown token came from when every token
@@ -124,14 +149,15 @@ type Event struct {
 	Asked    bool           `json:"asked,omitempty"`
 }
 
-// Trace reconstructs the delegation chain around id, which is a token jti or an
-// audit event id. It finds the token concerned — the token id itself, the token an
-// issuance or revocation event names, or the parent token of a denial or call report
-// — walks up through ParentJTI to the root token, then down from the root to every
+// Trace reconstructs the delegation chain around id, which is a token jti, an
+// audit event id or a transaction token's txn. It finds the token concerned — the
+// token id itself, the token an issuance or revocation event names, the parent
+// token of a denial or call report, or the first transaction token of the txn
+// (found last, by reading the token.exchanged events) — walks up through ParentJTI to the root token, then down from the root to every
 // token derived from it, attaching to each token its revocations (direct ones and
 // those of an ancestor that cascaded to it, read from the revocation's Detail), the
 // denials of requests that presented it and the calls reported with it. The node or
-// event asked for is marked Asked. Walks are cycle-safe and bounded by
+// event asked for is marked Asked, and so is every token of an asked txn. Walks are cycle-safe and bounded by
 // MaxTraceDepth and MaxTraceNodes. An unknown id gives ErrNotFound.
 func Trace(ctx context.Context, log store.AuditLog, id string) (*Tree, error) {
 	t := &tracer{
@@ -157,7 +183,8 @@ func Trace(ctx context.Context, log store.AuditLog, id string) (*Tree, error) {
 	for _, n := range t.nodes {
 		slices.SortFunc(n.Events, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
 		if askedEvent == "" {
-			n.Asked = n.JTI == id
+			// The asked token, or every token of the asked transaction (txn).
+			n.Asked = n.JTI == id || n.Txn != nil && n.Txn.Txn == id
 			continue
 		}
 		n.Asked = n.EventID == askedEvent
@@ -265,10 +292,48 @@ func (t *tracer) resolve(id string, tree *Tree) (jti, askedEvent string, err err
 	if err != nil {
 		return "", "", err
 	}
-	if len(byTok) == 0 && len(byPar) == 0 {
+	if len(byTok) > 0 || len(byPar) > 0 {
+		return id, "", nil
+	}
+	first, err := t.firstOfTxn(id)
+	if err != nil {
+		return "", "", err
+	}
+	if first == "" {
 		return "", "", fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	return id, "", nil
+	return first, "", nil
+}
+
+// txnPage is how many token.exchanged events firstOfTxn reads at a time.
+const txnPage = 1000
+
+// firstOfTxn returns the jti of the first transaction token of the transaction
+// txn, "" when the trail issued none. The trail has no index on Detail: it reads
+// the token.exchanged events in chain order, txnPage at a time, up to the first
+// of txn (all of them for an unknown txn), so Trace tries it last, for an id
+// that is no token jti and no event id.
+func (t *tracer) firstOfTxn(txn string) (string, error) {
+	f := store.AuditFilter{Type: store.EventTokenExchanged, Limit: txnPage}
+	for {
+		evs, err := t.log.Query(t.ctx, f)
+		if err != nil {
+			return "", err
+		}
+		for i := range evs {
+			e := &evs[i]
+			if !isIssuance(e) || !strings.Contains(e.Detail, txn) {
+				continue
+			}
+			if tt := txnTokenOf(e.Detail); tt != nil && tt.Txn == txn {
+				return e.TokenJTI, nil
+			}
+		}
+		if len(evs) < txnPage {
+			return "", nil
+		}
+		f.AfterSeq = evs[len(evs)-1].Seq
+	}
 }
 
 // rootOf walks up from jti through the parents of issuance events.
@@ -306,6 +371,7 @@ func (t *tracer) build(jti string, depth int) (*Node, error) {
 			Expires: iss.TokenExpires, ParentJTI: iss.ParentJTI, TraceID: iss.TraceID,
 		}
 		n.Cnf, n.SubjectCnf = bindings(iss.Detail)
+		n.Txn = txnTokenOf(iss.Detail)
 	}
 	byTok, err := t.eventsByToken(jti)
 	if err != nil {
@@ -336,6 +402,9 @@ func (t *tracer) build(jti string, depth int) (*Node, error) {
 		c, err := t.build(e.TokenJTI, depth+1)
 		if err != nil {
 			return nil, err
+		}
+		if n.Txn != nil && c.Txn != nil && c.Txn.Txn == n.Txn.Txn {
+			c.Txn.Replacement = true
 		}
 		n.Children = append(n.Children, c)
 	}
@@ -368,6 +437,34 @@ func bindings(detail string) (issued, subject *oauth.Confirmation) {
 		d.SubjectCnf = nil
 	}
 	return d.Cnf, d.SubjectCnf
+}
+
+// txnTokenType is the Detail's issued_token_type of a transaction token.
+const txnTokenType = "txn_token"
+
+// txnTokenOf reads a transaction token's issuance from an issuance event's
+// Detail ("issued_token_type": "txn_token"); nil for any other token or a Detail
+// that is not a JSON object. A tctx that is not a JSON object is left out.
+func txnTokenOf(detail string) *TxnToken {
+	if !strings.Contains(detail, "txn_token") {
+		return nil
+	}
+	var d struct {
+		IssuedTokenType string          `json:"issued_token_type"`
+		Txn             string          `json:"txn"`
+		Tctx            json.RawMessage `json:"tctx"`
+		Rctx            json.RawMessage `json:"rctx"`
+	}
+	if json.Unmarshal([]byte(detail), &d) != nil || d.IssuedTokenType != txnTokenType {
+		return nil
+	}
+	tt := &TxnToken{Txn: d.Txn}
+	var ctx bytes.Buffer
+	if len(d.Tctx) > 0 && d.Tctx[0] == '{' && json.Compact(&ctx, d.Tctx) == nil {
+		tt.Context = ctx.Bytes()
+	}
+	_ = json.Unmarshal(d.Rctx, &tt.RequestContext) // a malformed rctx shows as none
+	return tt
 }
 
 // bindingText is how the text trace shows a token's binding: "bearer", or "bound
@@ -503,6 +600,15 @@ func (tr *Tree) WriteJSON(w io.Writer) error {
 // Each token's binding ends its second line: "bearer", or "bound dpop:" (a DPoP
 // key's jkt) or "bound x5t:" (a client certificate's x5t#S256) and the first 8
 // characters of the thumbprint; the JSON form carries the whole cnf.
+//
+// A transaction token has a third line: its txn (with "replaces <parent>" for a
+// replacement of its subject token), its purpose (scope), its rctx and its tctx
+// as compact JSON, which ends the line and is quoted like a reason:
+//
+//	└─ token X1 (token.exchanged)  2026-11-25T18:00:01Z  client payments  rule policies[2]
+//	     sub alice  aud trust.example  scope payments:write  exp 2026-11-25T18:01:01Z  bearer
+//	     txn tx-9  purpose payments:write  rctx req_ip 192.0.2.7 authn pwd req_wl payments  tctx {"payment":"p-42"}
+//	     event E8
 func (tr *Tree) WriteText(w io.Writer) error {
 	var b strings.Builder
 	switch {
@@ -588,6 +694,9 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 		b.WriteString("  ")
 		b.WriteString(bindingText(n.Cnf))
 		b.WriteByte('\n')
+		if n.Txn != nil {
+			writeTxnLine(b, body, n)
+		}
 		b.WriteString(body)
 		b.WriteString("event ")
 		b.WriteString(TextValue(n.EventID))
@@ -608,6 +717,39 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 			writeNode(b, c, body+"├─ ", body+"│  ")
 		}
 	}
+}
+
+// writeTxnLine writes what a transaction token is for: its txn ("replaces" when
+// it replaced its parent's), its purpose (the scopes), the request context and
+// the transaction context last, as compact JSON:
+//
+//	txn 7Hq2…  purpose payments:write  rctx req_ip 192.0.2.7 authn pwd req_wl payments  tctx {"payment":"p-42"}
+func writeTxnLine(b *strings.Builder, indent string, n *Node) {
+	b.WriteString(indent)
+	b.WriteString("txn ")
+	b.WriteString(TextValue(orDash(n.Txn.Txn)))
+	if n.Txn.Replacement {
+		b.WriteString(" (replaces ")
+		b.WriteString(TextValue(n.ParentJTI))
+		b.WriteString(")")
+	}
+	writeList(b, "purpose", n.Scopes)
+	if r := n.Txn.RequestContext; r != (TxnRequestContext{}) {
+		b.WriteString("  rctx")
+		for _, kv := range [][2]string{{"req_ip", r.ReqIP}, {"authn", r.Authn}, {"req_wl", r.ReqWL}} {
+			if kv[1] != "" {
+				b.WriteString(" ")
+				b.WriteString(kv[0])
+				b.WriteString(" ")
+				b.WriteString(TextValue(kv[1]))
+			}
+		}
+	}
+	if n.Txn.Context != nil {
+		b.WriteString("  tctx ")
+		b.WriteString(restOfLine(string(n.Txn.Context)))
+	}
+	b.WriteByte('\n')
 }
 
 func writeEventLine(b *strings.Builder, indent string, e Event) {

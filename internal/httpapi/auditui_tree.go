@@ -35,6 +35,8 @@ type treeNode struct {
 	Actors, Audiences  string
 	Scopes, Rule       string
 	Expires, Binding   string
+	Txn, TxnContext    string // a transaction token's txn and tctx
+	Replacement        bool   // of its parent, a transaction token of the same txn
 	Events             []treeEvent
 	Children           []*treeNode
 }
@@ -92,6 +94,9 @@ func nodeItem(n *audit.Node, count *int) *treeNode {
 		Issuer: displayText(n.SubjectIssuer), Actors: displayList(n.Actors), Audiences: displayList(n.Audiences),
 		Scopes: displayText(strings.Join(n.Scopes, " ")), Rule: displayText(n.Rule), Expires: uiTime(n.Expires),
 		Time: uiTime(n.Time), Binding: bindingOf(n.Cnf),
+	}
+	if n.Txn != nil {
+		it.Txn, it.TxnContext, it.Replacement = displayText(n.Txn.Txn), displayText(string(n.Txn.Context)), n.Txn.Replacement
 	}
 	if !n.Time.IsZero() {
 		it.TimeISO = n.Time.UTC().Format("2006-01-02T15:04:05.999999Z")

@@ -234,7 +234,7 @@ func auditFilter(q url.Values) (store.AuditFilter, error) {
 	return f, nil
 }
 
-// auditTrace answers ?id=<jti or event id> with the tree of `deputy audit trace
+// auditTrace answers ?id=<jti, event id or txn> with the tree of `deputy audit trace
 // --json`.
 func (s *Server) auditTrace(w http.ResponseWriter, r *http.Request) error {
 	req, _, err := s.auditClient(w, r, "audit")

@@ -15,6 +15,9 @@
 // request, answering a nonce challenge of deputy or the service once. A token
 // lifted from a log or a proxy between the services is then useless without the key.
 //
+// [ForwardTxn] sends the transaction token a request came with (sdk.TxnTokenFromContext)
+// on, unchanged, in the Txn-Token header, to the hosts of the trust domain only.
+//
 // It imports only the standard library and deputy's oauth and sdk packages, so a
 // service adds it without pulling in the server; a test enforces that.
 package exchange

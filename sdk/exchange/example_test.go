@@ -124,3 +124,39 @@ func ExampleConfig_dPoPKey() {
 		_, _ = io.Copy(w, resp.Body)
 	})
 }
+
+// Payments (api1) serves a request that came with a transaction token, verified
+// by sdk/verify's TxnVerifier middleware, and calls the ledger for it: the
+// ledger client exchanges the access token as Client does and forwards the
+// Txn-Token header unchanged — to api2.example only, whatever redirects say. It
+// needs a running deputy, so it is only compiled.
+func ExampleForwardTxn() {
+	e, err := exchange.New(exchange.Config{
+		Issuer:       "https://deputy.example",
+		ClientID:     "api1",
+		ClientSecret: os.Getenv("API1_CLIENT_SECRET"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ledger := e.Client("https://api2.example", "ledger:write") // no redirects to other hosts
+	ledger.Transport = exchange.ForwardTxn(ledger.Transport, "api2.example")
+
+	http.HandleFunc("POST /payments", func(w http.ResponseWriter, r *http.Request) {
+		// r's context carries the incoming access token (sdk/verify's Middleware)
+		// and transaction token (its TxnVerifier's Middleware).
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "https://api2.example/ledger", nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		resp, err := ledger.Do(req) // Authorization: Bearer <exchanged>, Txn-Token: <as received>
+		if err != nil {
+			http.Error(w, "ledger unavailable", http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+	})
+	log.Fatal(http.ListenAndServe("127.0.0.1:8081", nil))
+}

@@ -22,6 +22,13 @@
 // (cnf["x5t#S256"]) with that TLS client certificate (RFC 8705 §3).
 // Config.RequireBinding refuses bearer tokens altogether.
 //
+// Transaction tokens (draft-ietf-oauth-transaction-tokens: typ txntoken+jwt,
+// addressed to a trust domain, in the Txn-Token header) are checked by a
+// [TxnVerifier] made from a Verifier ([Verifier.Txn]), with the same keys and
+// algorithm allow-list; its middleware puts the [TxnPrincipal] ([TxnFromContext])
+// and the raw token (sdk.TxnTokenFromContext) in the request's context. Each
+// verifier refuses the other's tokens.
+//
 // Like every sdk package it imports only the standard library, deputy's oauth and
 // sdk packages, and go-jose; a test enforces it.
 package verify

@@ -75,3 +75,33 @@ func ExampleConfig_requireBinding() {
 	mux.Handle("GET /ledger", v.Require("ledger:read")(ledger))
 	log.Fatal(http.ListenAndServe(":8082", mux))
 }
+
+// The ledger (audience https://api2.example) is one service of the trust domain
+// trust.deputy.example: besides its access token, every request carries the
+// transaction's token in the Txn-Token header. The handler reads who the
+// transaction is for, its purpose and its context, whichever service called.
+func ExampleTxnVerifier_Middleware() {
+	v, err := verify.New(context.Background(), verify.Config{
+		Issuer:   "https://deputy.example",
+		Audience: "https://api2.example",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	txn, err := v.Txn(verify.TxnConfig{TrustDomain: "trust.deputy.example"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ledger := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t, _ := verify.TxnFromContext(r.Context())
+		if !t.HasScope("payments:write") {
+			http.Error(w, "this transaction is not a payment", http.StatusForbidden)
+			return
+		}
+		fmt.Fprintf(w, "txn=%s subject=%s payment=%v via %s\n",
+			t.Txn, t.Subject, t.Context["payment"], t.RequestContext.RequestingWorkload)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("POST /ledger", v.Require("ledger:write")(txn.Middleware(ledger)))
+	log.Fatal(http.ListenAndServe(":8082", mux))
+}

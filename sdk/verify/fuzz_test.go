@@ -2,11 +2,13 @@ package verify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deputy-auth/deputy/internal/testdeputy"
 	"github.com/deputy-auth/deputy/oauth"
@@ -70,6 +72,66 @@ func FuzzAuthorization(f *testing.F) {
 		}
 		if raw == "" || strings.ContainsAny(raw, " \t") || (sch != schemeBearer && sch != schemeDPoP) {
 			t.Fatalf("authorization(%q) = %q, %v", value, raw, sch)
+		}
+	})
+}
+
+// FuzzTxnVerify feeds arbitrary strings to TxnVerifier.Verify, seeded with a
+// good transaction token, an access token and broken variants: it never panics,
+// returns exactly one of a TxnPrincipal and an error, every error is a protocol
+// error wrapping a sentinel, and every TxnPrincipal has a txn and a sub.
+func FuzzTxnVerify(f *testing.F) {
+	d := testdeputy.Start(f, nil)
+	tv, _, _ := newTxnVerifier(f, d, nil) // the clock stands still: one JWKS fetch in all
+	good := signAsDeputy(f, d, "txntoken+jwt", txnClaimsFor(d, time.Now()), nil)
+	hdr, payload := segments(f, good)
+	for _, seed := range []string{
+		good,
+		d.ClientCredentials("web-app", "payments:read"),
+		good[:len(good)-2] + "AA",
+		compact(f, map[string]any{"alg": "none", "kid": hdr["kid"], "typ": "txntoken+jwt"}, payload, nil),
+		"", "..", "e30.e30.", `{"payload":""}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		p, err := tv.Verify(context.Background(), raw)
+		if (p == nil) == (err == nil) {
+			t.Fatalf("Verify = %v, %v: want exactly one of a TxnPrincipal and an error", p, err)
+		}
+		if err != nil {
+			var e *oauth.Error
+			if !errors.As(err, &e) || !(errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrUnavailable)) {
+				t.Fatalf("error %#v is not a protocol error wrapping a sentinel", err)
+			}
+			return
+		}
+		if p.Txn == "" || p.Subject == "" || p.Issuer != d.URL {
+			t.Fatalf("Verify accepted a token its rules refuse: %+v", p)
+		}
+	})
+}
+
+// FuzzTxnClaims: parseTxnClaims reads any payload without panicking, and a
+// tctx or rctx it accepts was a JSON object.
+func FuzzTxnClaims(f *testing.F) {
+	for _, s := range []string{
+		`{"txn":"t","sub":"alice","tctx":{"a":1},"rctx":{"req_ip":"::1","authn":"pwd","req_wl":"payments"}}`,
+		`{"tctx":null}`, `{"rctx":[]}`, `{"rctx":{"req_ip":1}}`, `{"aud":["a","b"]}`, `null`, `[]`, `{`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		c, err := parseTxnClaims(payload)
+		if err != nil {
+			return
+		}
+		var raw map[string]json.RawMessage
+		if json.Unmarshal(payload, &raw) != nil {
+			t.Fatalf("accepted a payload that is not a JSON object: %q", payload)
+		}
+		if _, ok := raw["tctx"]; ok && c.Context == nil {
+			t.Fatalf("accepted a tctx that is not an object: %s", raw["tctx"])
 		}
 	})
 }

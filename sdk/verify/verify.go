@@ -276,6 +276,35 @@ type header struct {
 }
 
 func (v *Verifier) verifyJWT(ctx context.Context, raw string, now time.Time) (*Principal, error) {
+	payload, err := v.verifySigned(ctx, raw, now, accessTokenType)
+	if err != nil {
+		return nil, err
+	}
+	c, err := parseClaims(payload)
+	if err != nil {
+		return nil, invalidToken("token claims are malformed", err)
+	}
+	if err := v.checkClaims(c, now); err != nil {
+		return nil, err
+	}
+	return c.principal(), nil
+}
+
+// tokenType is the JWT typ a kind of token must carry (RFC 8725 §3.11): explicit
+// typing keeps one kind of deputy's tokens from being accepted as another.
+type tokenType struct {
+	typ  string // e.g. "at+jwt"; "application/"+typ is accepted too
+	what string // how an error names the kind, e.g. "a JWT access token"
+}
+
+// accessTokenType is RFC 9068 §2.1's.
+var accessTokenType = tokenType{typ: oauth.JWTTypeAccessToken, what: "a JWT access token"}
+
+// verifySigned applies the checks of a token's form, header and signature: size
+// (MaxTokenBytes), compact JWS, the header checks of parseHeader for want, a kid
+// deputy publishes whose key fits alg, the signature. It returns the verified
+// payload.
+func (v *Verifier) verifySigned(ctx context.Context, raw string, now time.Time, want tokenType) ([]byte, error) {
 	switch {
 	case raw == "":
 		return nil, invalidToken("token is empty", nil)
@@ -284,7 +313,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string, now time.Time) (*P
 	case strings.Count(raw, ".") != 2:
 		return nil, invalidToken("token is not a compact JWS", nil)
 	}
-	h, err := parseHeader(raw[:strings.IndexByte(raw, '.')])
+	h, err := parseHeader(raw[:strings.IndexByte(raw, '.')], want)
 	if err != nil {
 		return nil, err
 	}
@@ -312,19 +341,12 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string, now time.Time) (*P
 	if err != nil {
 		return nil, invalidToken("token signature is invalid", err)
 	}
-	c, err := parseClaims(payload)
-	if err != nil {
-		return nil, invalidToken("token claims are malformed", err)
-	}
-	if err := v.checkClaims(c, now); err != nil {
-		return nil, err
-	}
-	return c.principal(), nil
+	return payload, nil
 }
 
 // parseHeader decodes the protected header and applies the checks that need no key:
-// no refused parameter, an at+jwt typ, an allowed alg, a kid.
-func parseHeader(segment string) (*header, error) {
+// no refused parameter, the typ of want, an allowed alg, a kid.
+func parseHeader(segment string, want tokenType) (*header, error) {
 	b, err := base64.RawURLEncoding.DecodeString(segment)
 	if err != nil {
 		return nil, invalidToken("token header is malformed", err)
@@ -346,8 +368,8 @@ func parseHeader(segment string) (*header, error) {
 			}
 		}
 	}
-	if !isAccessTokenType(h.Type) {
-		return nil, invalidToken("token is not a JWT access token (typ must be at+jwt)", fmt.Errorf("typ %q", h.Type))
+	if !want.is(h.Type) {
+		return nil, invalidToken("token is not "+want.what+" (typ must be "+want.typ+")", fmt.Errorf("typ %q", h.Type))
 	}
 	if !slices.Contains(algorithms, jose.SignatureAlgorithm(h.Algorithm)) {
 		return nil, invalidToken("token algorithm is not allowed", fmt.Errorf("alg %q", h.Algorithm))
@@ -358,10 +380,10 @@ func parseHeader(segment string) (*header, error) {
 	return &h, nil
 }
 
-// isAccessTokenType: RFC 9068 §2.1 "at+jwt", or its full media type; media types are
+// is reports whether typ is t's typ or its full media type; media types are
 // case-insensitive (RFC 7515 §4.1.9).
-func isAccessTokenType(typ string) bool {
-	return strings.EqualFold(typ, oauth.JWTTypeAccessToken) || strings.EqualFold(typ, "application/"+oauth.JWTTypeAccessToken)
+func (t tokenType) is(typ string) bool {
+	return strings.EqualFold(typ, t.typ) || strings.EqualFold(typ, "application/"+t.typ)
 }
 
 // claims are the claims Verify checks and maps to a Principal (RFC 9068 §2.2,

@@ -2,6 +2,7 @@
 // builds it) as one inline SVG element for the audit explorer's token page: the
 // root — the sign-in, or the token of an outside issuer — each token a box with
 // its client, subject, audience, rule, scopes, expiry and binding (DPoP or mTLS),
+// and for a transaction token its txn and context (tctx),
 // exchanges as edges from parent to child, and under each token the events that
 // concern it: calls reported with it, denials of requests that presented it and
 // its revocations, the revoked token badged.

@@ -241,6 +241,14 @@ func nodeItem(n *audit.Node, parent string, depth int, opt Options) *item {
 		add("act", list(n.Actors))
 		add("aud", list(n.Audiences))
 		add("scope", list(n.Scopes))
+		if n.Txn != nil { // a transaction token: its txn and context
+			txn := display(n.Txn.Txn)
+			if n.Txn.Replacement {
+				txn += " (replacement)"
+			}
+			add("txn", txn)
+			add("tctx", display(string(n.Txn.Context)))
+		}
 		add("rule", display(n.Rule))
 		if !n.Expires.IsZero() {
 			add("exp", fmtTime(n.Expires))

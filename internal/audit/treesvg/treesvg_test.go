@@ -600,3 +600,23 @@ func BenchmarkRenderDemo(b *testing.B) {
 	}
 	b.SetBytes(int64(out.Len()))
 }
+
+// TestRenderTxnToken: a transaction token's box shows its txn, whether it is a
+// replacement, and its context as the text renderers show it; a hostile context
+// is escaped.
+func TestRenderTxnToken(t *testing.T) {
+	tx1 := &audit.Node{JTI: "TX1", Type: "token.exchanged", Subject: "alice", Scopes: []string{"payments:write"}, ParentJTI: "T0",
+		Txn: &audit.TxnToken{Txn: "tx-9", Context: []byte(`{"payment":"<p-42>"}`)}}
+	tx2 := &audit.Node{JTI: "TX2", Type: "token.exchanged", Subject: "alice", Scopes: []string{"ledger:write"}, ParentJTI: "TX1",
+		Txn: &audit.TxnToken{Txn: "tx-9", Context: []byte("{\"a\":\"\u202e\"}"), Replacement: true}}
+	tx1.Children = []*audit.Node{tx2}
+	tree := &audit.Tree{Asked: "TX2", Root: &audit.Node{JTI: "T0", Type: "token.issued", Subject: "alice", Children: []*audit.Node{tx1}}}
+	out := render(t, tree, links)
+	checkNoRaw(t, out)
+	checkStructure(t, tree, out)
+	for _, want := range []string{"txn tx-9", "txn tx-9 (replacement)", `tctx {&#34;payment&#34;:&#34;&lt;p-42&gt;&#34;}`, `\u202e`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("the drawing lacks %q:\n%s", want, out)
+		}
+	}
+}
