@@ -85,10 +85,51 @@ func TestDemo(t *testing.T) {
 	if n := strings.Count(s, "cnf    jkt "); n != 6 || strings.Contains(s, "cnf    — (bearer)") {
 		t.Errorf("%d bound hops, want all 6", n)
 	}
+	// Every payment is a transaction: ledger and fraud-check of scenarios 1 and
+	// 2 each carried its transaction token.
+	if n := strings.Count(s, "(Txn-Token: scope fraud:check ledger:write)\n"); n != 4 {
+		t.Errorf("%d hops carried a transaction token, want 4 (ledger and fraud-check, twice)", n)
+	}
 	if t.Failed() {
 		t.Logf("output:\n%s", s)
 	}
 	conditionalDenial(t, dir, s)
+	transaction(t, dir, s)
+}
+
+// transaction checks the demo's fifth step: payments obtained a transaction
+// token, ledger and fraud-check saw its txn, and deputy audit trace of the txn
+// — from the trail the demo kept in dir — shows the transaction token under
+// the token payments received, with its purpose and context.
+func transaction(t *testing.T, dir, out string) {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)── 5\..*\n     txn    (\S+)\n.*\n   ledger +saw txn (\S+) .*\n   fraud-check +saw txn (\S+) .*audit trace \(deputy audit trace (\S+)\):`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the demo's step 5 does not show the transaction:\n%s", out)
+	}
+	txn := m[1]
+	if m[2] != txn || m[3] != txn || m[4] != txn {
+		t.Fatalf("step 5: token txn %s, ledger saw %s, fraud-check %s, traced %s", txn, m[2], m[3], m[4])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "audit", "trace", txn, "--config", filepath.Join(dir, "deputy-demo.yaml"))
+	cmd.Env = cleanEnv()
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("deputy audit trace %s: %v\n%s", txn, err, b)
+	}
+	trace := string(b)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^ +│ +├─ token \S+ \(token\.exchanged\) .* client payments  rule payments-transactions  ◀ asked\n` +
+			`.* sub alice  aud bank\.example  scope fraud:check,ledger:write  exp \S+  bearer\n` +
+			`.* txn ` + regexp.QuoteMeta(txn) + `  purpose fraud:check,ledger:write  rctx req_ip 127\.0\.0\.1 authn pwd req_wl payments  tctx \{"payment":\{"to":"dave","amount":"250\.00"\}\}\n`),
+		regexp.MustCompile(`did "check debit of 250\.00 EUR from alice: ok"`),
+	} {
+		if !want.MatchString(trace) {
+			t.Errorf("deputy audit trace %s lacks %s:\n%s", txn, want, trace)
+		}
+	}
 }
 
 // conditionalDenial checks the demo's fourth step in the trail it kept in dir:
@@ -99,7 +140,7 @@ func conditionalDenial(t *testing.T, dir, out string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m := regexp.MustCompile(`(?s)── 4\..*audit trace \(deputy audit trace (\S+)\):`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`(?s)── 4\..*?audit trace \(deputy audit trace (\S+)\):`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("the demo printed no audit trace of the denial in step 4")
 	}

@@ -14,15 +14,15 @@ type Check struct {
 	Verdict string `json:"verdict,omitempty"` // ok | review
 }
 
-// NewFraudCheck is the fraud-check API: POST /checks (scope fraud:check), the end
-// of the chain. Amounts above 10,000 EUR go to review.
+// NewFraudCheck is the fraud-check API: POST /checks (scope fraud:check; with a
+// trust domain, a Txn-Token too), the end of the chain. Amounts above 10,000 EUR go to review.
 func NewFraudCheck(ctx context.Context, cfg Config) (*Service, error) {
 	s, err := newService(ctx, "fraud-check", cfg)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /checks", s.verifier.Require("fraud:check")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /checks", s.protect("fraud:check", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.observe(r)
 		var c Check
 		if err := json.NewDecoder(r.Body).Decode(&c); err != nil {

@@ -18,18 +18,19 @@ type Entry struct {
 	Verdict string `json:"verdict,omitempty"` // fraud-check's
 }
 
-// NewLedger is the ledger API: POST /entries (scope ledger:write). Before booking
-// it asks fraud-check, with a token exchanged for fraud-check's audience.
+// NewLedger is the ledger API: POST /entries (scope ledger:write; with a trust
+// domain, a Txn-Token too). Before booking it asks fraud-check, with a token
+// exchanged for fraud-check's audience and the transaction token as it came.
 func NewLedger(ctx context.Context, cfg Config, fraudAudience string) (*Service, error) {
 	s, err := newService(ctx, "ledger", cfg)
 	if err != nil {
 		return nil, err
 	}
-	fraud := s.exchange.Client(fraudAudience, "fraud:check")
+	fraud := s.forwardsTxn(s.exchange.Client(fraudAudience, "fraud:check"))
 	var seq atomic.Int64
 
 	mux := http.NewServeMux()
-	mux.Handle("POST /entries", s.verifier.Require("ledger:write")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /entries", s.protect("ledger:write", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := s.observe(r)
 		var e Entry
 		if err := json.NewDecoder(r.Body).Decode(&e); err != nil || e.Debit != p.Subject {

@@ -9,6 +9,10 @@
 // Every hop is sender-constrained (RFC 9449 DPoP): each service has its own key,
 // the tokens it obtains are bound to it, and each service accepts only bound tokens
 // with a proof of their key — a token copied from one of them is useless.
+// With a trust domain (Config.TrustDomain), each payment is one transaction:
+// payments obtains a transaction token for it (draft-ietf-oauth-transaction-tokens),
+// which ledger and fraud-check require in the Txn-Token header and the ledger
+// forwards unchanged, so every service of the payment sees the same txn.
 // `deputy demo` runs it (examples/bank/demo).
 package bank
 
@@ -20,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/deputy-auth/deputy/sdk"
@@ -35,6 +40,9 @@ type Config struct {
 	ClientID, ClientSecret string // this service's client at deputy
 	Audience               string // this service's audience id: tokens for it carry it in aud
 	Next                   string // base URL of the next service ("" for the last one)
+	// TrustDomain is deputy's txn_tokens.trust_domain; when set, each payment is
+	// one transaction (see the package comment). "" leaves transaction tokens out.
+	TrustDomain string
 	// Observe, if set, is told about every request the service accepted, with the
 	// request's context (the demo prints what each hop received, and its trace).
 	Observe func(ctx context.Context, service string, raw string, p *verify.Principal)
@@ -47,6 +55,7 @@ type Service struct {
 	name     string
 	cfg      Config
 	verifier *verify.Verifier
+	txn      *verify.TxnVerifier // nil without a trust domain
 	exchange *exchange.Exchanger
 	reports  *report.Reporter
 }
@@ -73,7 +82,49 @@ func newService(ctx context.Context, name string, cfg Config) (*Service, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &Service{name: name, cfg: cfg, verifier: v, exchange: x, reports: r}, nil
+	s := &Service{name: name, cfg: cfg, verifier: v, exchange: x, reports: r}
+	if cfg.TrustDomain != "" {
+		if s.txn, err = v.Txn(verify.TxnConfig{TrustDomain: cfg.TrustDomain}); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+// protect guards h: the access token, bound, with scope (sdk/verify); then, in a
+// bank with transaction tokens, the request's Txn-Token, which must be a
+// transaction of the user the access token is for.
+func (s *Service) protect(scope string, h http.Handler) http.Handler {
+	if s.txn != nil {
+		h = s.txn.Middleware(sameUser(h))
+	}
+	return s.verifier.Require(scope)(h)
+}
+
+// sameUser refuses a request whose transaction token is another user's than its
+// access token: a transaction is one user's, at every hop.
+func sameUser(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := verify.FromContext(r.Context())
+		t, _ := verify.TxnFromContext(r.Context())
+		if p == nil || t == nil || p.Subject != t.Subject {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the transaction is not the user's"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// forwardsTxn makes c send the transaction token of each request's context to
+// the next service, unchanged (a bank without a trust domain has none).
+func (s *Service) forwardsTxn(c *http.Client) *http.Client {
+	if s.txn == nil || s.cfg.Next == "" {
+		return c
+	}
+	if u, err := url.Parse(s.cfg.Next); err == nil {
+		c.Transport = exchange.ForwardTxn(c.Transport, u.Host)
+	}
+	return c
 }
 
 // observe tells cfg.Observe what the request carried.

@@ -112,8 +112,8 @@ func TestRenderersEscapeOutsideText(t *testing.T) {
 				t.Errorf("trace does not show the trace id quoted:\n%s", tr.String())
 			}
 			clean := strings.ToValidUTF8(h, "\uFFFD")
-			if !strings.Contains(tr.String(), "policy "+TextValue(clean)+": "+TextValue(clean)+" — "+restOfLine(clean)+"\n") ||
-				!strings.Contains(tr.String(), "policy p: condition — "+restOfLine(clean)+"\n") {
+			if !strings.Contains(tr.String(), "policy "+TextValue(clean)+": "+TextValue(clean)+" — "+RestOfLine(clean)+"\n") ||
+				!strings.Contains(tr.String(), "policy p: condition — "+RestOfLine(clean)+"\n") {
 				t.Errorf("trace does not show the denial's policies quoted:\n%s", tr.String())
 			}
 			if !strings.Contains(tr.String(), "sub "+TextValue(issued.Subject)) {

@@ -747,7 +747,7 @@ func writeTxnLine(b *strings.Builder, indent string, n *Node) {
 	}
 	if n.Txn.Context != nil {
 		b.WriteString("  tctx ")
-		b.WriteString(restOfLine(string(n.Txn.Context)))
+		b.WriteString(RestOfLine(string(n.Txn.Context)))
 	}
 	b.WriteByte('\n')
 }
@@ -815,15 +815,15 @@ func writePolicyLine(b *strings.Builder, indent string, p PolicyResult) {
 		b.WriteString(TextValue(p.Check))
 		b.WriteString(" — ")
 	}
-	b.WriteString(restOfLine(orDash(p.Reason)))
+	b.WriteString(RestOfLine(orDash(p.Reason)))
 	b.WriteByte('\n')
 }
 
-// restOfLine is s as the text renderers show a value that ends its line: as it
+// RestOfLine is s as the text renderers show a value that ends its line: as it
 // is when every character is printable, none is a backslash and it does not
 // begin with a quote — a reason quoting an audience reads as it was written —
 // else quoted in Go syntax like TextValue.
-func restOfLine(s string) string {
+func RestOfLine(s string) string {
 	if strings.HasPrefix(s, `"`) || !utf8.ValidString(s) ||
 		strings.IndexFunc(s, func(r rune) bool { return r == '\\' || !strconv.IsPrint(r) }) >= 0 {
 		return strconv.Quote(s)

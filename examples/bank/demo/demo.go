@@ -1,7 +1,9 @@
 // Package demo runs the bank of examples/bank in one process — deputy, the web
 // app, payments, ledger and fraud-check, each on its own loopback port — signs
 // alice in, pays through the chain, and prints what each hop received and the
-// audit trail. `deputy demo` calls Run.
+// audit trail. Each payment is one transaction: payments obtains a transaction
+// token for it, and ledger and fraud-check see the same txn. `deputy demo`
+// calls Run.
 package demo
 
 import (
@@ -45,6 +47,9 @@ const (
 	PaymentsAudience = "https://payments.bank.example"
 	LedgerAudience   = "https://ledger.bank.example"
 	FraudAudience    = "https://fraud.bank.example"
+	// TrustDomain is the bank's txn_tokens.trust_domain: the aud of its
+	// transaction tokens.
+	TrustDomain = "bank.example"
 )
 
 // Hop is what one service received: the token as the SDK verified it.
@@ -53,6 +58,9 @@ type Hop struct {
 	Principal *verify.Principal
 	Raw       string // the token itself, as a thief who read it would have it
 	TraceID   string // the W3C trace id the request carried
+	// Txn is the transaction token the request carried in its Txn-Token header,
+	// as the SDK verified it; nil for payments, which starts the transaction.
+	Txn *verify.TxnPrincipal
 }
 
 // Result is what a run saw, for tests: the hops of each scenario, in order, and
@@ -70,6 +78,10 @@ type Result struct {
 	// WithoutPayments is how the ledger's exchange of a token that did not come
 	// through payments fared.
 	WithoutPayments Refusal
+	// Transaction are the hops of the fifth scenario's payment, and Txn the
+	// transaction they share.
+	Transaction []Hop
+	Txn         string
 }
 
 // Refusal is a token request deputy refused: the HTTP status, the OAuth error
@@ -81,7 +93,8 @@ type Refusal struct {
 }
 
 // Run runs the scenarios — two payments, a stolen token, a token that did not
-// come through payments — and writes the story to out. dir holds deputy's
+// come through payments, one transaction followed through the bank — and
+// writes the story to out. dir holds deputy's
 // database and the corporate IdP's certificate; "" makes (and removes) a
 // temporary one.
 func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
@@ -154,6 +167,17 @@ func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
 		return nil, fmt.Errorf("scenario 4: %w", err)
 	}
 
+	// Scenario 5: a payment is one transaction; every service sees its txn.
+	p.section("5. one transaction: payments obtains a transaction token for alice's payment of 250.00 EUR to dave;\n   ledger and fraud-check receive it unchanged (Txn-Token) and see the same txn")
+	env.takeHops()
+	receipt, err = env.signInAndPay(ctx, "alice", "alice-password", bank.Payment{To: "dave", Amount: "250.00"})
+	if err != nil {
+		return nil, fmt.Errorf("scenario 5: %w", err)
+	}
+	if res.Transaction, res.Txn, err = env.transaction(ctx, p, receipt); err != nil {
+		return nil, fmt.Errorf("scenario 5: %w", err)
+	}
+
 	// The trail is intact.
 	rep, err := audit.Verify(ctx, env.node.Store)
 	if err != nil {
@@ -185,7 +209,8 @@ type world struct {
 func (w *world) observe(ctx context.Context, service, raw string, p *verify.Principal) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.hops = append(w.hops, Hop{Service: service, Principal: p, Raw: raw, TraceID: trace.SpanContextFromContext(ctx).TraceID().String()})
+	txn, _ := verify.TxnFromContext(ctx)
+	w.hops = append(w.hops, Hop{Service: service, Principal: p, Raw: raw, TraceID: trace.SpanContextFromContext(ctx).TraceID().String(), Txn: txn})
 }
 
 // show prints the hops of the payment just made, its receipt and the audit trace
@@ -265,7 +290,7 @@ func (w *world) start(ctx context.Context, dir string) error {
 	w.serve(ls[0], w.node.Handler)
 
 	svc := func(id, audience, next string) bank.Config {
-		return bank.Config{Issuer: w.issuer, ClientID: id, ClientSecret: id + "-secret", Audience: audience, Next: next, Observe: w.observe}
+		return bank.Config{Issuer: w.issuer, ClientID: id, ClientSecret: id + "-secret", Audience: audience, Next: next, TrustDomain: TrustDomain, Observe: w.observe}
 	}
 	fraud, err := bank.NewFraudCheck(ctx, svc("fraud-check", FraudAudience, ""))
 	if err != nil {
@@ -484,4 +509,59 @@ func (w *world) withoutPayments(ctx context.Context, p *printer) (Refusal, error
 	}
 	p.printf("\n")
 	return r, p.auditTrace(ctx, w.node, r.EventID)
+}
+
+// transaction prints the transaction of the payment just made: the transaction
+// token payments obtained, as the ledger received it, the txn each service saw
+// — the same token, byte for byte, at the ledger and at fraud-check — and the
+// audit trace of the txn, from the sign-in to the transaction token and the
+// calls reported under it. It returns the hops and the txn.
+func (w *world) transaction(ctx context.Context, p *printer, receipt *bank.Receipt) ([]Hop, string, error) {
+	hops := w.takeHops()
+	var carried []Hop
+	for _, h := range hops {
+		if h.Txn != nil {
+			carried = append(carried, h)
+		}
+	}
+	if len(carried) != 2 || carried[0].Service != "ledger" || carried[1].Service != "fraud-check" {
+		return nil, "", fmt.Errorf("the transaction token reached %d services, want ledger and fraud-check", len(carried))
+	}
+	t := carried[0].Txn
+	for _, h := range carried[1:] {
+		if h.Txn.Raw != t.Raw {
+			return nil, "", fmt.Errorf("%s received another transaction token than %s", h.Service, carried[0].Service)
+		}
+	}
+	if t.Subject != hops[0].Principal.Subject {
+		return nil, "", fmt.Errorf("the transaction is %s's, the payment %s's", t.Subject, hops[0].Principal.Subject)
+	}
+	tctx, err := json.Marshal(t.Context)
+	if err != nil {
+		return nil, "", err
+	}
+	p.line("payments asked deputy for a transaction token (token exchange, requested_token_type txn_token,")
+	p.line("policy payments-transactions); the ledger received it, typ txntoken+jwt:")
+	p.line("  txn    %s", t.Txn)
+	p.line("  sub    %s", t.Subject)
+	p.line("  aud    %s (the trust domain: no service's audience)", TrustDomain)
+	p.line("  scope  %s (the transaction's purpose)", strings.Join(t.Scopes, " "))
+	p.line("  tctx   %s", audit.RestOfLine(string(tctx)))
+	p.line("  rctx   req_wl %s, req_ip %s", t.RequestContext.RequestingWorkload, t.RequestContext.ReqIP)
+	p.line("  cnf    — (never bound: it travels unchanged through the trust domain)")
+	p.line("  exp    in %s", t.Expiry.Sub(t.IssuedAt))
+	for _, h := range hops {
+		if h.Txn == nil {
+			p.line("%-12s started the transaction", h.Service)
+			continue
+		}
+		p.line("%-12s saw txn %s (Txn-Token, the same token byte for byte) beside its own access token, act %s", h.Service, h.Txn.Txn, actString(h.Principal.Act))
+	}
+	p.line("receipt: %s, ledger entry %s (%s → %s, %s EUR), fraud verdict %s",
+		receipt.Status, receipt.Entry.ID, receipt.Entry.Debit, receipt.Entry.Credit, receipt.Entry.Amount, receipt.Entry.Verdict)
+	if err := w.flushReports(ctx); err != nil {
+		return nil, "", err
+	}
+	p.printf("\n")
+	return hops, t.Txn, p.auditTrace(ctx, w.node, t.Txn)
 }

@@ -43,6 +43,9 @@ func (p *printer) hops(hops []Hop) {
 		p.printf("           act    %s\n", actString(pr.Act))
 		p.printf("           cnf    %s\n", short(pr.Cnf))
 		p.printf("           jti    %s\n", pr.JTI)
+		if h.Txn != nil {
+			p.printf("           txn    %s (Txn-Token: scope %s)\n", h.Txn.Txn, strings.Join(h.Txn.Scopes, " "))
+		}
 	}
 	p.printf("\n")
 }
