@@ -466,3 +466,31 @@ func TestOnBehalfOfBadInput(t *testing.T) {
 		t.Errorf("issued: %+v", evs)
 	}
 }
+
+// TestOnBehalfOfReadmeConfig: the configuration README "On-behalf-of
+// (Microsoft Entra's flow)" shows is one the built binary accepts as it is,
+// with no policy finding: a reader may copy it.
+func TestOnBehalfOfReadmeConfig(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### On-behalf-of (Microsoft Entra's flow)")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no yaml block in its on-behalf-of section")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "deputy.yaml")
+	cfg := "issuer: https://deputy.example\n" + strings.ReplaceAll(sqliteStorage, "%DIR%", dir) + "\n" + block
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "policy", "lint", "--config", file)
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.EqualFold(strings.TrimSpace(string(out)), "no findings") {
+		t.Fatalf("deputy policy lint of README's configuration: %v\n%s", err, out)
+	}
+}
