@@ -532,6 +532,7 @@ func TestOnBehalfOfSameDecisionAsTokenExchange(t *testing.T) {
 	o := newOBOFixture(t)
 	own, _ := o.userToken(t, midAudience, o.now.Add(time.Hour))
 	corp := o.corpToken(t, corpIssuer)
+	down := o.corpTokenWith(t, "iss", downIssuer)
 	for _, tc := range []struct {
 		name, client, assertion string
 		typ                     oauth.TokenType // the subject_token_type of the exchange
@@ -542,6 +543,8 @@ func TestOnBehalfOfSameDecisionAsTokenExchange(t *testing.T) {
 		{"ok/own-token-named-scope", "mid", own, oauth.TokenTypeAccessToken, ledgerURL, "read", ledgerURL + "/read"},
 		{"ok/corp-token", "mid", corp, oauth.TokenTypeJWT, ledgerURN, "read write", ledgerURN + "/read " + ledgerURN + "/write"},
 		{"fail/scope-beyond", "mid", own, oauth.TokenTypeAccessToken, ledgerURN, "audit", ledgerURN + "/audit"},
+		// An issuer's outage is temporarily_unavailable through either door.
+		{"fail/issuer-keys-unavailable", "mid", down, oauth.TokenTypeJWT, ledgerURN, "", ledgerURN + "/.default"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			xform := []string{"grant_type", oauth.GrantTokenExchange, "requested_token_use", "", "subject_token", tc.assertion,
@@ -565,8 +568,8 @@ func TestOnBehalfOfSameDecisionAsTokenExchange(t *testing.T) {
 			}
 			if xerr != nil {
 				xoe, ooe := oauth.AsError(xerr), oauth.AsError(oerr)
-				if xoe.Cause == nil || ooe.Cause == nil || xoe.Cause.Error() != ooe.Cause.Error() {
-					t.Fatalf("causes differ: exchange %v, on-behalf-of %v", xoe.Cause, ooe.Cause)
+				if xoe.Cause == nil || ooe.Cause == nil || xoe.Cause.Error() != ooe.Cause.Error() || xoe.Code != ooe.Code {
+					t.Fatalf("refusals differ: exchange %v, on-behalf-of %v", xerr, oerr)
 				}
 				return
 			}
