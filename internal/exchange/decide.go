@@ -364,8 +364,8 @@ func (x *Exchanger) checkBinding(sub *Principal, client string) error {
 }
 
 // checkAddressee refuses a subject token not addressed to client: its aud holds
-// neither the client id nor an audience whose client it is (design §5 "Subject
-// binding").
+// neither the client id nor an audience whose client it is (README "Token
+// exchange rules", subject binding).
 func (x *Exchanger) checkAddressee(sub *Principal, client string) error {
 	for _, aud := range sub.Audiences {
 		if aud == client {

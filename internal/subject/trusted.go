@@ -346,7 +346,10 @@ func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.Token
 		}
 		p.Claims[k] = x
 	}
-	for _, k := range idTokenOnlyClaims {
+	// The claims only an ID token carries (OpenID Connect Core §2 nonce, §3.1.3.6
+	// at_hash, §3.3.2.11 c_hash), sorted: the exchange refuses a token with any
+	// as an on-behalf-of assertion.
+	for _, k := range [...]string{"at_hash", "c_hash", "nonce"} {
 		if v, ok := all[k]; ok && string(v) != "null" {
 			p.IDTokenClaims = append(p.IDTokenClaims, k)
 		}
@@ -354,12 +357,6 @@ func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.Token
 	// Scopes stay nil: a foreign issuer's scopes belong to its own domain (design §5).
 	return p, nil
 }
-
-// idTokenOnlyClaims are the claims only an ID token carries (OpenID Connect Core
-// §2 nonce, §3.1.3.6 at_hash, §3.3.2.11 c_hash), sorted: a trusted issuer's
-// token with any is named in Principal.IDTokenClaims, and the exchange refuses
-// it as an on-behalf-of assertion.
-var idTokenOnlyClaims = []string{"at_hash", "c_hash", "nonce"}
 
 // parseCnf reads a trusted issuer's cnf claim (RFC 7800 §3.1) so that a
 // sender-constrained token stays one through the exchange: exactly one of jkt (RFC
