@@ -36,23 +36,31 @@ const (
 // ledger on behalf of whoever called it, with Entra's on-behalf-of flow (the
 // jwt-bearer grant, client_secret_post as MSAL sends it). Its callers hold
 // deputy's tokens (web, client_credentials) or corp's, a trusted issuer (the
-// users of an Entra tenant moving to deputy). TLS is filled in for MSAL, which
-// speaks only https.
+// users of an Entra tenant moving to deputy), matched as jwt by a policy of
+// their own. hr is another middle tier corp addresses tokens to. TLS is filled
+// in for MSAL, which speaks only https. Access tokens live an hour: MSAL renews
+// a cached token 5 minutes before it expires, so it would never answer from
+// its cache a token of deputy's default 5 minutes.
 const oboConfig = `
 issuer: %ISSUER%
 listen: %LISTEN%
 ` + sqliteStorage + `
 %TLS%
+tokens:
+  access_token_ttl: 1h
 trusted_issuers:
   - name: corp
     issuer: ` + oboCorpIssuer + `
     jwks_file: %DIR%/corp.jwks
-    audiences: ["api://mid"]
+    audiences: ["api://mid", "api://hr"]
     algorithms: [ES256]
 audiences:
   - id: api://mid
     scopes: [read]
     client: mid
+  - id: api://hr
+    scopes: [read]
+    client: hr
   - id: api://ledger
     scopes: [read, write]
   - id: https://fraud.bank.example
@@ -67,13 +75,27 @@ clients:
     secret: mid-secret
     auth_method: client_secret_post
     grant_types: [` + jwtBearer + `]
+  - id: hr
+    secret: hr-secret
+    auth_method: client_secret_post
+    grant_types: [` + jwtBearer + `]
 exchange:
   policies:
     - name: mid-on-behalf-of
       client: mid
       audiences: [api://ledger, https://fraud.bank.example]
-      subject_issuers: [self, corp]
-      subject_token_types: [access_token, jwt]
+      subject_issuers: [self]
+      subject_token_types: [access_token]
+    - name: mid-corp-on-behalf-of
+      client: mid
+      audiences: [api://ledger]
+      subject_issuers: [corp]
+      subject_token_types: [jwt]
+    - name: hr-on-behalf-of
+      client: hr
+      audiences: [api://ledger]
+      subject_issuers: [corp]
+      subject_token_types: [jwt]
 `
 
 // oboTLS is the tls section of oboConfig served over https.
@@ -84,14 +106,25 @@ const oboTLS = `tls:
 // corpUser signs an access token of corp's for user, addressed to api://mid.
 func corpUser(t *testing.T, key *ecdsa.PrivateKey, user string) string {
 	t.Helper()
+	return corpToken(t, key, user)
+}
+
+// corpToken signs a token of corp's for user, addressed to api://mid, with kv
+// overriding or adding claims.
+func corpToken(t *testing.T, key *ecdsa.PrivateKey, user string, kv ...any) string {
+	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
 		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "corp-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	b, _ := json.Marshal(map[string]any{"iss": oboCorpIssuer, "sub": user, "aud": "api://mid", "tid": "tenant-1",
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": randomString()})
+	claims := map[string]any{"iss": oboCorpIssuer, "sub": user, "aud": "api://mid", "tid": "tenant-1", "scp": "access_as_user",
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": randomString()}
+	for i := 0; i+1 < len(kv); i += 2 {
+		claims[kv[i].(string)] = kv[i+1]
+	}
+	b, _ := json.Marshal(claims)
 	jws, err := signer.Sign(b)
 	if err != nil {
 		t.Fatal(err)
@@ -233,8 +266,10 @@ func TestOnBehalfOfMSAL(t *testing.T) {
 		"requests": []map[string]any{
 			{"assertion": webToken, "scopes": []string{oboLedger + "/.default"}},
 			{"assertion": userToken, "scopes": []string{oboLedger + "/read", oboLedger + "/write"}},
-			// The same again: MSAL answers from its cache, keyed by the assertion.
-			{"assertion": userToken, "scopes": []string{oboLedger + "/read", oboLedger + "/write"}},
+			// The same again, a second later: MSAL answers from its cache, keyed by
+			// the assertion, as long as the token lives more than its renewal
+			// offset (5 minutes) past now.
+			{"assertion": userToken, "scopes": []string{oboLedger + "/read", oboLedger + "/write"}, "pauseMs": 1100},
 			// A token signed by a key corp never published: MSAL reads deputy's refusal.
 			{"assertion": corpUser(t, ecKey(t), "user-7"), "scopes": []string{oboLedger + "/.default"}},
 		},
@@ -270,6 +305,9 @@ func TestOnBehalfOfMSAL(t *testing.T) {
 		{subject: "user-42", issuer: oboCorpIssuer, scopes: []string{"read", "write"}},
 		{subject: "user-42", issuer: oboCorpIssuer, scopes: []string{"read", "write"}, fromCache: true},
 	} {
+		if exp, err := time.Parse(time.RFC3339, got[i].ExpiresOn); err != nil || time.Until(exp) < 55*time.Minute {
+			t.Errorf("request %d: MSAL reads expiresOn %q (%v), want the hour of tokens.access_token_ttl", i, got[i].ExpiresOn, err)
+		}
 		r := got[i]
 		if r.Error != "" || r.AccessToken == "" {
 			t.Fatalf("request %d: MSAL: %s %s %s\n%s", i, r.Error, r.ErrorCode, r.ErrorMessage, stderr.String())
@@ -310,10 +348,13 @@ func TestOnBehalfOfMSAL(t *testing.T) {
 	if len(evs) != 2 {
 		t.Fatalf("%d token.exchanged events of mid, want 2: %+v", len(evs), evs)
 	}
+	// deputy's token is matched as access_token, corp's as jwt: each by the
+	// policy that accepts only that.
+	rules := map[string]string{"web": "mid-on-behalf-of", "user-42": "mid-corp-on-behalf-of"}
 	for _, e := range evs {
-		if e.Detail["grant"] != "obo" || e.Detail["grant_type"] != jwtBearer || e.Rule != "mid-on-behalf-of" ||
+		if e.Detail["grant"] != "obo" || e.Detail["grant_type"] != jwtBearer || e.Rule != rules[e.Subject] ||
 			!slices.Equal(e.Audiences, []string{oboLedger}) || !slices.Equal(e.Actors, []string{"mid"}) {
-			t.Errorf("event %+v", e)
+			t.Errorf("event %+v, want rule %s", e, rules[e.Subject])
 		}
 	}
 }
@@ -355,11 +396,12 @@ func oboAuditEvents(t *testing.T, s *server, args ...string) []oboEvent {
 
 // TestOnBehalfOfBadInput: on-behalf-of requests as plain HTTP forms to the
 // built binary, refused with Entra's codes, nothing issued, each denial on
-// record with grant obo.
+// record with grant obo. hr, to whom corp also addresses tokens, presents one
+// for hr, which it may, to show the refusals of mid are mid's.
 func TestOnBehalfOfBadInput(t *testing.T) {
 	addr := freePort(t)
 	s := &server{t: t, dir: t.TempDir(), issuer: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
-	writeCorpKeys(t, s.dir)
+	corp := writeCorpKeys(t, s.dir)
 	s.writeConfig(storageForMode(t, strings.Replace(oboConfig, "%TLS%", "", 1)), addr)
 	s.run()
 	webToken := s.token("web", "web-secret", clientCredentials("")).str("access_token")
@@ -367,6 +409,10 @@ func TestOnBehalfOfBadInput(t *testing.T) {
 	fraudToken := s.token("web", "web-secret", url.Values{"grant_type": {"client_credentials"},
 		"resource": {"https://fraud.bank.example"}}).str("access_token")
 	forged := corpUser(t, ecKey(t), "user-7") // signed by a key corp never published
+	// user-42's corp token for hr, and an ID token of mid's own sign-in at corp
+	// (nonce, azp), both of the issuer mid trusts and addressed where corp may.
+	forHR := corpToken(t, corp, "user-42", "aud", "api://hr")
+	idToken := corpToken(t, corp, "user-42", "azp", "mid", "nonce", "n-0S6_WzA2Mj", "scp", nil)
 
 	obo := func(kv ...string) url.Values {
 		f := url.Values{"grant_type": {jwtBearer}, "client_id": {"mid"}, "client_secret": {"mid-secret"},
@@ -391,12 +437,20 @@ func TestOnBehalfOfBadInput(t *testing.T) {
 		{"fail/default-mixed-with-named", obo("scope", oboLedger+"/.default "+oboLedger+"/read"), "invalid_scope", "invalid_scope: scope mixes"},
 		{"fail/assertion-badly-signed", obo("assertion", forged), "invalid_grant", "invalid_grant: assertion"},
 		{"fail/assertion-for-another-client", obo("assertion", fraudToken), "invalid_grant", "invalid_grant: assertion is not addressed to the client"},
+		// Entra's rule, for a trusted issuer's assertion too.
+		{"fail/trusted-assertion-for-another-client", obo("assertion", forHR), "invalid_grant", "invalid_grant: assertion is not addressed to the client"},
+		{"fail/trusted-id-token-as-assertion", obo("assertion", idToken), "invalid_grant", "invalid_grant: assertion is an ID token, not an access token"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := s.postRaw(s.endpoint("token_endpoint"), "", "application/x-www-form-urlencoded", tc.form.Encode())
 			wantError(t, r, 400, tc.code)
 		})
+	}
+	hr := s.postRaw(s.endpoint("token_endpoint"), "", "application/x-www-form-urlencoded",
+		obo("client_id", "hr", "client_secret", "hr-secret", "assertion", forHR).Encode())
+	if hr.Status != 200 || hr.str("access_token") == "" {
+		t.Fatalf("hr's on-behalf-of request with corp's token for hr: %d %s", hr.Status, hr.Raw)
 	}
 	denials := oboAuditEvents(t, s, "--client", "mid", "--type", "request.denied")
 	if len(denials) != len(cases) {
@@ -410,5 +464,33 @@ func TestOnBehalfOfBadInput(t *testing.T) {
 	}
 	if evs := oboAuditEvents(t, s, "--client", "mid", "--type", "token.exchanged"); len(evs) != 0 {
 		t.Errorf("issued: %+v", evs)
+	}
+}
+
+// TestOnBehalfOfReadmeConfig: the configuration README "On-behalf-of
+// (Microsoft Entra's flow)" shows is one the built binary accepts as it is,
+// with no policy finding: a reader may copy it.
+func TestOnBehalfOfReadmeConfig(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### On-behalf-of (Microsoft Entra's flow)")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no yaml block in its on-behalf-of section")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "deputy.yaml")
+	cfg := "issuer: https://deputy.example\n" + strings.ReplaceAll(sqliteStorage, "%DIR%", dir) + "\n" + block
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "policy", "lint", "--config", file)
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.EqualFold(strings.TrimSpace(string(out)), "no findings") {
+		t.Fatalf("deputy policy lint of README's configuration: %v\n%s", err, out)
 	}
 }

@@ -60,6 +60,13 @@ import (
 // be evaluated (a missing claim, its cost limit) where it could decide denies with
 // invalid_request, naming the rule: conditions fail closed.
 //
+// On-behalf-of (Request.OnBehalfOf; README "On-behalf-of (Microsoft Entra's
+// flow)"): after the subject binding, the assertion must also be an access token
+// or JWT without an ID token's claims, and addressed to the client whoever issued
+// it (step 4, invalid_request, which the grant answers as invalid_grant). A
+// refusal for a key the request does not prove (a sender-constrained subject or
+// actor token) has Denial.Check CheckBinding, as require_binding's has.
+//
 // Transaction tokens (README "Transaction tokens"): a subject token that is a
 // transaction token is exchanged only for one (invalid_request otherwise), must be
 // addressed to the trust domain and carry txn; a request for one takes no actor
@@ -112,15 +119,20 @@ func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 	if err := x.checkBinding(sub, req.ClientID); err != nil {
 		return Decision{}, err
 	}
+	if req.OnBehalfOf {
+		if err := x.checkAssertion(sub, req.ClientID); err != nil {
+			return Decision{}, err
+		}
+	}
 	if sub.Cnf.Bound() && !req.Binding.Bound() {
-		return Decision{}, deny(oauth.InvalidRequest("the subject token is sender-constrained; the exchange must be too",
-			fmt.Errorf("subject token is bound to %s, the request proves no key", keyName(sub.Cnf))), "")
+		return Decision{}, denyCheck(oauth.InvalidRequest("the subject token is sender-constrained; the exchange must be too",
+			fmt.Errorf("subject token is bound to %s, the request proves no key", keyName(sub.Cnf))), "", CheckBinding)
 	}
 	// A refresh token is the client's own: bound, it is used only with a proof of
 	// its key (RFC 9449 §5), as a subject token too.
 	if sub.TokenType == oauth.TokenTypeRefreshToken && sub.Cnf.Bound() && !sameKey(sub.Cnf, req.Binding) {
-		return Decision{}, deny(oauth.InvalidRequest("the subject token is a refresh token bound to a DPoP key; send a DPoP proof of that key",
-			fmt.Errorf("refresh token is bound to %s, the request proves %s", keyName(sub.Cnf), keyName(req.Binding))), "")
+		return Decision{}, denyCheck(oauth.InvalidRequest("the subject token is a refresh token bound to a DPoP key; send a DPoP proof of that key",
+			fmt.Errorf("refresh token is bound to %s, the request proves %s", keyName(sub.Cnf), keyName(req.Binding))), "", CheckBinding)
 	}
 
 	actor, actorIss := req.ClientID, x.opts.IssuerURL
@@ -143,8 +155,8 @@ func (x *Exchanger) decide(req *Request, now time.Time) (Decision, error) {
 		// the client itself, so one bound to a key must come with a proof of that
 		// very key, as when the client uses it anywhere else.
 		if a.Cnf.Bound() && !sameKey(a.Cnf, req.Binding) {
-			return Decision{}, deny(oauth.InvalidRequest("the actor token is sender-constrained; the request must prove its key",
-				fmt.Errorf("actor token is bound to %s, the request proves %s", keyName(a.Cnf), keyName(req.Binding))), "")
+			return Decision{}, denyCheck(oauth.InvalidRequest("the actor token is sender-constrained; the request must prove its key",
+				fmt.Errorf("actor token is bound to %s, the request proves %s", keyName(a.Cnf), keyName(req.Binding))), "", CheckBinding)
 		}
 		actor, actorIss = a.Subject, x.issuerURL(a)
 	}
@@ -348,6 +360,13 @@ func (x *Exchanger) checkBinding(sub *Principal, client string) error {
 		}
 		return nil
 	}
+	return x.checkAddressee(sub, client)
+}
+
+// checkAddressee refuses a subject token not addressed to client: its aud holds
+// neither the client id nor an audience whose client it is (README "Token
+// exchange rules", subject binding).
+func (x *Exchanger) checkAddressee(sub *Principal, client string) error {
 	for _, aud := range sub.Audiences {
 		if aud == client {
 			return nil
@@ -358,6 +377,25 @@ func (x *Exchanger) checkBinding(sub *Principal, client string) error {
 	}
 	return deny(oauth.InvalidRequest("subject token is not addressed to the client",
 		fmt.Errorf("subject token audiences %q hold neither client %q nor an audience of it", sub.Audiences, client)), "")
+}
+
+// checkAssertion makes of an on-behalf-of assertion (Request.OnBehalfOf) what
+// Entra makes of it: an access token or JWT (not an ID token, nor a token with
+// an ID token's claims), addressed to the client that presents it whoever
+// issued it. deputy's own tokens were checked for their addressee already
+// (checkBinding); a trusted issuer's are here, with the same rule.
+func (x *Exchanger) checkAssertion(sub *Principal, client string) error {
+	switch {
+	case sub.TokenType != oauth.TokenTypeAccessToken && sub.TokenType != oauth.TokenTypeJWT:
+		return deny(oauth.InvalidRequest("subject token is not an access token",
+			fmt.Errorf("subject token of type %s; an on-behalf-of assertion is an access token", policy.TypeName(sub.TokenType))), "")
+	case len(sub.IDTokenClaims) > 0:
+		return deny(oauth.InvalidRequest("subject token is an ID token, not an access token",
+			fmt.Errorf("the %s token has %s, claims only an ID token carries", sub.Issuer, strings.Join(sub.IDTokenClaims, ", "))), "")
+	case sub.Issuer != policy.SelfIssuer:
+		return x.checkAddressee(sub, client)
+	}
+	return nil
 }
 
 // issuerURL is the iss of a principal: deputy's for its own tokens.
@@ -463,8 +501,8 @@ func (x *Exchanger) grantScopes(rule *policy.Rule, sub *Principal, targets, requ
 		}
 		asked = true
 		if why := x.scopeRefusal(s, rule, sub, self, targets); why != "" {
-			return nil, deny(oauth.InvalidScope(fmt.Sprintf("scope %q is beyond what may be granted", s),
-				fmt.Errorf("scope %q %s (policy %s, audiences %q)", s, why, rule.Name, targets)), rule.Name)
+			return nil, &Denial{Err: oauth.InvalidScope(fmt.Sprintf("scope %q is beyond what may be granted", s),
+				fmt.Errorf("scope %q %s (policy %s, audiences %q)", s, why, rule.Name, targets)), Rule: rule.Name, Scope: s}
 		}
 		out = append(out, s)
 	}

@@ -33,6 +33,11 @@ type Principal struct {
 	// replacement keeps byte for byte (Claims has it decoded, for conditions);
 	// nil for other tokens.
 	Tctx json.RawMessage
+	// IDTokenClaims names, sorted, the claims of a trusted issuer's token that
+	// only an ID token carries (nonce, at_hash, c_hash: OpenID Connect Core
+	// §2, §3.1.3.6, §3.3.2.11); nil when it has none. An on-behalf-of
+	// assertion with any is an ID token, and refused (Request.OnBehalfOf).
+	IDTokenClaims []string
 }
 
 // Request is a token exchange request (RFC 8693 §2.1) after client authentication,
@@ -49,6 +54,15 @@ type Request struct {
 	// request (a DPoP proof's jkt, RFC 9449; or its TLS client certificate's
 	// x5t#S256, RFC 8705); nil for a request that is not sender-constrained.
 	Binding *oauth.Confirmation
+	// OnBehalfOf says that Subject is the assertion of an on-behalf-of request
+	// (RFC 7523 §2.1 with requested_token_use=on_behalf_of; README
+	// "On-behalf-of (Microsoft Entra's flow)"). As Entra requires of it, the
+	// assertion must then be an access token addressed to the client, whoever
+	// issued it: its aud holds the client id or an audience whose client it
+	// is — for a trusted issuer's token too, whose addressee RFC 8693 leaves
+	// to trusted_issuers[].audiences — and it is no ID token (of deputy's, or
+	// a trusted issuer's token with Principal.IDTokenClaims).
+	OnBehalfOf bool
 }
 
 // Mode is how the issued token names the acting party (design §5).
@@ -106,7 +120,12 @@ type Denial struct {
 	// for the audit record; nil for a client without policies.
 	Policies []RuleResult
 
-	check Check // the rule's check that failed, when Rule is set (for Explain)
+	// Scope is the requested scope refused (CheckScope), as requested; "" for
+	// other refusals. The on-behalf-of grant names it as its request did
+	// (<audience>/<scope>).
+	Scope string
+
+	check Check // the check that failed (for Explain and the on-behalf-of grant's error codes)
 }
 
 func (d *Denial) Error() string {
@@ -120,7 +139,9 @@ func (d *Denial) Error() string {
 func (d *Denial) Unwrap() error { return d.Err }
 
 // Check is the check of Rule that refused the request (CheckCondition for a
-// condition that cannot be evaluated), "" when the refusal concerns no rule.
+// condition that cannot be evaluated). A refusal that concerns no rule has
+// CheckBinding when the request proves no key, or not the key, that a
+// sender-constrained subject or actor token is bound to, and "" otherwise.
 func (d *Denial) Check() Check { return d.check }
 
 // Options are the issuer facts Decide needs.

@@ -43,8 +43,9 @@ type RuleResult struct {
 // decides. It runs the same predicates and the same condition programs as Decide,
 // and it needs no more than Decide does; it writes nothing. Checks that concern
 // no policy in particular (the subject token's own validity, its addressee, the
-// actor token, may_act) are Decide's to report: a request that fails one of them is
-// denied even when a policy here says it decides.
+// actor token, may_act, what an on-behalf-of assertion must be) are Decide's to
+// report: a request that fails one of them is denied even when a policy here says
+// it decides.
 func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 	rules := x.rules.ForClient(req.ClientID)
 	if len(rules) == 0 {

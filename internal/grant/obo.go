@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/deputy-auth/deputy/internal/client"
@@ -46,7 +45,7 @@ func (g *OnBehalfOf) Handle(ctx context.Context, req *Request, c *client.Client,
 	// grant_type): the record says which door the request came in by.
 	ev.Detail = oboDetail(ev.Detail)
 	if err != nil {
-		return nil, oboError(err)
+		return nil, oboError(err, p.audiences[0])
 	}
 	for _, e := range issued.Events {
 		e.Detail = oboDetail(e.Detail)
@@ -81,7 +80,7 @@ func (g *OnBehalfOf) parse(form map[string][]string) (*exchangeParams, error) {
 	default:
 		return nil, oauth.InvalidRequest(fmt.Sprintf("requested_token_use %.64q is not supported; this server answers on_behalf_of only", use), nil)
 	}
-	p := &exchangeParams{requested: oauth.TokenTypeAccessToken}
+	p := &exchangeParams{requested: oauth.TokenTypeAccessToken, onBehalfOf: true}
 	if p.subjectToken, err = single(form, "assertion"); err != nil {
 		return nil, err
 	}
@@ -110,6 +109,7 @@ func (g *OnBehalfOf) parse(form map[string][]string) (*exchangeParams, error) {
 // mixed with named scopes, a value that is not <audience>/<scope>.
 func ParseOBOScope(scope string) (audience string, scopes []string, err error) {
 	all := false
+	seen := map[string]struct{}{}
 	for _, v := range strings.Fields(scope) {
 		switch v {
 		case "openid", "profile", "offline_access":
@@ -126,7 +126,8 @@ func ParseOBOScope(scope string) (audience string, scopes []string, err error) {
 		audience = aud
 		if s == ".default" {
 			all = true
-		} else if !slices.Contains(scopes, s) {
+		} else if _, dup := seen[s]; !dup {
+			seen[s] = struct{}{}
 			scopes = append(scopes, s)
 		}
 	}
@@ -139,28 +140,44 @@ func ParseOBOScope(scope string) (audience string, scopes []string, err error) {
 	return audience, scopes, nil
 }
 
-// oboError is the on-behalf-of answer to an exchange refused with err, in RFC
-// 6749 §5.2's terms, as Entra answers: what made the assertion unacceptable
-// (invalid_request from its verification or from the subject checks of the
-// decision — addressed to another client, expired, a foreign issuer, the wrong
-// kind of token, no policy accepting it) is invalid_grant, a target no policy
-// allows is invalid_scope (the target comes from scope). What the request itself
-// lacks (a proof of possession a policy requires, a token type no policy issues)
-// stays invalid_request. A *exchange.Denial is kept, its Err replaced, so that
-// its audit record still says what each policy made of the request.
-func oboError(err error) error {
+// oboError is the on-behalf-of answer to an exchange of an assertion for
+// audience refused with err, in RFC 6749 §5.2's terms, as Entra answers: what
+// made the assertion unacceptable (invalid_request from its verification or from
+// the subject checks of the decision — addressed to another client, expired, a
+// foreign issuer, the wrong kind of token, no policy accepting it) is
+// invalid_grant, a target no policy allows is invalid_scope (the target comes
+// from scope). What the request itself lacks stays invalid_request: a proof of
+// possession (exchange.CheckBinding: a policy's require_binding, or a
+// sender-constrained assertion), an access token no policy issues
+// (exchange.CheckTokenType). An issuer whose keys cannot be had now stays
+// temporarily_unavailable. Descriptions speak of what the request sent: the
+// assertion, <audience>/<scope> values. A *exchange.Denial is kept, its Err
+// replaced, so that its audit record still says what each policy made of the
+// request.
+func oboError(err error, audience string) error {
 	oe := oauth.AsError(err)
 	var den *exchange.Denial
 	isDenial := errors.As(err, &den)
+	var check exchange.Check
+	if isDenial {
+		check = den.Check()
+	}
 	var mapped *oauth.Error
-	switch oe.Code {
-	case oauth.CodeInvalidRequest:
-		if isDenial && (den.Check() == exchange.CheckTokenType || den.Check() == exchange.CheckBinding) {
-			return err
-		}
+	switch {
+	case oe.Code == oauth.CodeInvalidRequest && check == exchange.CheckBinding:
+		mapped = oauth.InvalidRequest(assertionWords.Replace(oe.Description), oe.Cause)
+	case oe.Code == oauth.CodeInvalidRequest && check == exchange.CheckTokenType:
+		// The request asked for no token type: on-behalf-of always asks for an
+		// access token.
+		mapped = oauth.InvalidRequest("the policy for this audience issues no access tokens", oe.Cause)
+	case oe.Code == oauth.CodeInvalidRequest:
 		mapped = oauth.InvalidGrant(assertionWords.Replace(oe.Description), oe.Cause)
-	case oauth.CodeInvalidTarget:
+	case oe.Code == oauth.CodeInvalidTarget:
 		mapped = oauth.InvalidScope(oe.Description, oe.Cause)
+	case oe.Code == oauth.CodeInvalidScope && isDenial && den.Scope != "":
+		mapped = oauth.InvalidScope(fmt.Sprintf("scope %q is beyond what may be granted", audience+"/"+den.Scope), oe.Cause)
+	case oe.Code == oauth.CodeTemporarilyUnavail:
+		mapped = oauth.TemporarilyUnavailable(assertionWords.Replace(oe.Description), oe.Cause)
 	default:
 		return err
 	}
@@ -171,8 +188,13 @@ func oboError(err error) error {
 	return mapped
 }
 
-// assertionWords names the subject token as the on-behalf-of request calls it.
-var assertionWords = strings.NewReplacer("subject_token", "assertion", "subject token", "assertion")
+// assertionWords names the subject token as the on-behalf-of request calls it
+// (an assertion, whose type it does not declare: deputy verifies its own as an
+// access token).
+var assertionWords = strings.NewReplacer(
+	"not of the declared subject_token_type", "not an access token",
+	"subject_token_type", "token type",
+	"subject_token", "assertion", "subject token", "assertion")
 
 // Keys of an on-behalf-of record's Detail (README "On-behalf-of (Microsoft
 // Entra's flow)").

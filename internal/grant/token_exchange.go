@@ -51,6 +51,9 @@ type exchangeParams struct {
 	// request, as sent; tctx is it checked (checkRequestContext).
 	requestContext string
 	tctx           json.RawMessage
+	// onBehalfOf: the subject token is an on-behalf-of assertion
+	// (exchange.Request.OnBehalfOf).
+	onBehalfOf bool
 }
 
 func parseExchange(form map[string][]string) (*exchangeParams, error) {
@@ -136,7 +139,7 @@ func (g *TokenExchange) exchange(ctx context.Context, req *Request, c *client.Cl
 	ev.Detail = withCnf(ev.Detail, detailSubjectCnf, subj.Cnf)
 	xreq := exchange.Request{
 		ClientID: c.ID, Subject: subj, Audiences: p.audiences, Resources: p.resources,
-		Scopes: p.scopes, RequestedType: p.requested, Binding: req.Binding,
+		Scopes: p.scopes, RequestedType: p.requested, Binding: req.Binding, OnBehalfOf: p.onBehalfOf,
 	}
 	if p.actorToken != "" {
 		act, err := g.verifySubject(ctx, "actor", p.actorToken, p.actorType, req)

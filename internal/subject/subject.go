@@ -101,8 +101,10 @@ func (v *Verifier) trustedIssuer(c config.TrustedIssuer) *trustedIssuer {
 }
 
 // Verify checks raw as a token of declared type typ and returns its principal. role
-// ("subject" or "actor") names the token in errors. Every failure is invalid_request
-// (RFC 8693 §2.2.2) with the precise reason as its cause.
+// ("subject" or "actor") names the token in errors. Every refusal is invalid_request
+// (RFC 8693 §2.2.2) with the precise reason as its cause; what cannot be checked
+// now (the refresh token store, a trusted issuer's key set) is
+// temporarily_unavailable.
 func (v *Verifier) Verify(ctx context.Context, role, raw string, typ oauth.TokenType, now time.Time) (exchange.Principal, error) {
 	switch typ {
 	case oauth.TokenTypeSAML2:

@@ -157,6 +157,14 @@ func (v *Verifier) verifyTrusted(ctx context.Context, role, raw string, typ oaut
 	}
 	p, err := ti.verify(ctx, raw, typ, now)
 	if err != nil {
+		var u *unavailable
+		if errors.As(err, &u) {
+			// The issuer's outage, not the client's token: worth a retry (RFC 6749
+			// §4.1.2.1 temporarily_unavailable, as deputy answers when its own
+			// storage is down).
+			return p, oauth.TemporarilyUnavailable(role+"_token cannot be verified now: its issuer's keys are unavailable",
+				fmt.Errorf("%s token of trusted issuer %s (%s): %w", role, ti.cfg.Name, ti.cfg.Issuer, u.err))
+		}
 		var r *refusal
 		if !errors.As(err, &r) {
 			r = &refusal{"is invalid", err}
@@ -176,6 +184,13 @@ type refusal struct {
 
 func (r *refusal) Error() string { return r.cause.Error() }
 func (r *refusal) Unwrap() error { return r.cause }
+
+// unavailable is a trusted issuer's key set that cannot be had now
+// (jwks.ErrUnavailable): no verdict on the token.
+type unavailable struct{ err error }
+
+func (u *unavailable) Error() string { return u.err.Error() }
+func (u *unavailable) Unwrap() error { return u.err }
 
 func refuse(desc string, format string, args ...any) error {
 	return &refusal{desc, fmt.Errorf(format, args...)}
@@ -223,7 +238,7 @@ func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.Token
 	key, err := ti.keys.Lookup(ctx, h.KeyID, now)
 	if err != nil {
 		if errors.Is(err, jwks.ErrUnavailable) {
-			return exchange.Principal{}, refuse("cannot be verified: its issuer's keys are unavailable", "%w", err)
+			return exchange.Principal{}, &unavailable{err}
 		}
 		return exchange.Principal{}, refuse("is signed by a key its issuer does not publish", "%w", err)
 	}
@@ -330,6 +345,14 @@ func (ti *trustedIssuer) verify(ctx context.Context, raw string, typ oauth.Token
 			p.Claims = map[string]any{}
 		}
 		p.Claims[k] = x
+	}
+	// The claims only an ID token carries (OpenID Connect Core §2 nonce, §3.1.3.6
+	// at_hash, §3.3.2.11 c_hash), sorted: the exchange refuses a token with any
+	// as an on-behalf-of assertion.
+	for _, k := range [...]string{"at_hash", "c_hash", "nonce"} {
+		if v, ok := all[k]; ok && string(v) != "null" {
+			p.IDTokenClaims = append(p.IDTokenClaims, k)
+		}
 	}
 	// Scopes stay nil: a foreign issuer's scopes belong to its own domain (design §5).
 	return p, nil

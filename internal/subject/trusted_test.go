@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/jwks"
 	"github.com/deputy-auth/deputy/internal/keys"
 	"github.com/deputy-auth/deputy/internal/store/sqlstore"
 	"github.com/deputy-auth/deputy/internal/subject"
@@ -220,6 +222,20 @@ func wantJWTRefused(t *testing.T, err error, desc string) {
 	}
 }
 
+// wantUnavailable: an issuer's key set that cannot be had is no verdict on the
+// token, and no fault of the client's: temporarily_unavailable (RFC 6749
+// §4.1.2.1), which the client may retry, with the outage as the audit cause.
+func wantUnavailable(t *testing.T, err error) {
+	t.Helper()
+	var oe *oauth.Error
+	if !errors.As(err, &oe) || oe.Code != oauth.CodeTemporarilyUnavail {
+		t.Fatalf("err %v, want temporarily_unavailable", err)
+	}
+	if oe.Description != "subject_token cannot be verified now: its issuer's keys are unavailable" || !errors.Is(err, jwks.ErrUnavailable) {
+		t.Errorf("description %q, cause %v", oe.Description, oe.Cause)
+	}
+}
+
 func TestTrustedIssuer(t *testing.T) {
 	ctx := context.Background()
 	svc := newOwnTokens(t)
@@ -242,13 +258,39 @@ func TestTrustedIssuer(t *testing.T) {
 		}
 		if p.Issuer != "entra" || p.IssuerURL != entraIssuer || p.Subject != ec["oid"] || p.TokenType != oauth.TokenTypeAccessToken ||
 			len(p.Audiences) != 1 || p.Audiences[0] != "api://api1" || p.JTI != "entra-jti-1" || p.Scopes != nil ||
-			p.ClientID != "" || p.Act != nil || p.ExpiresAt.Unix() != ec["exp"] {
+			p.ClientID != "" || p.Act != nil || p.ExpiresAt.Unix() != ec["exp"] || p.IDTokenClaims != nil {
 			t.Errorf("principal %+v", p)
 		}
 		if p.Claims["tid"] != "tenant-1" || p.Claims["email"] != "alice@contoso.example" || len(p.Claims) != 2 {
 			t.Errorf("mapped claims %v", p.Claims)
 		}
 	})
+	// The claims only an ID token carries are named, so that the exchange can
+	// refuse an ID token as an on-behalf-of assertion whatever type it is
+	// declared as; a null one is no claim.
+	for _, tc := range []struct {
+		name string
+		kv   []any
+		want []string
+	}{
+		{"ok/id-token-claims-nonce", []any{"nonce", "n-0S6_WzA2Mj"}, []string{"nonce"}},
+		{"ok/id-token-claims-hashes", []any{"c_hash", "LDktKdoQak3Pk0cnXxCltA", "at_hash", "77QmUPtjPfzWtF2AnpK9RQ"}, []string{"at_hash", "c_hash"}},
+		{"ok/id-token-claims-null-nonce", []any{"nonce", nil}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := claimsWith(ec, tc.kv...)
+			if tc.kv[1] == nil {
+				c["nonce"] = nil // claimsWith deletes a nil value
+			}
+			p, err := v.Verify(ctx, "subject", signJWT(t, ti.rsa1, jose.RS256, "k1", c, nil), oauth.TokenTypeJWT, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(p.IDTokenClaims, tc.want) {
+				t.Errorf("IDTokenClaims %q, want %q", p.IDTokenClaims, tc.want)
+			}
+		})
+	}
 	t.Run("ok/id-token-of-trusted-issuer", func(t *testing.T) {
 		p, err := v.Verify(ctx, "subject", good, oauth.TokenTypeIDToken, now)
 		if err != nil || p.Issuer != "entra" || p.TokenType != oauth.TokenTypeIDToken {
@@ -423,11 +465,11 @@ func TestTrustedIssuerJWKS(t *testing.T) {
 		}
 		ti.setDown(true)
 		_, err := v.Verify(ctx, "subject", raw, oauth.TokenTypeAccessToken, now.Add(10*time.Minute))
-		wantJWTRefused(t, err, "its issuer's keys are unavailable")
+		wantUnavailable(t, err)
 		ti.setDown(false)
 		// Within 30s of the failed attempt no fetch is made, so still refused…
 		_, err = v.Verify(ctx, "subject", raw, oauth.TokenTypeAccessToken, now.Add(10*time.Minute+10*time.Second))
-		wantJWTRefused(t, err, "its issuer's keys are unavailable")
+		wantUnavailable(t, err)
 		// …and accepted again once a fetch succeeds.
 		if _, err := v.Verify(ctx, "subject", raw, oauth.TokenTypeAccessToken, now.Add(11*time.Minute)); err != nil {
 			t.Fatal(err)
@@ -438,7 +480,7 @@ func TestTrustedIssuerJWKS(t *testing.T) {
 		ti.setDown(true)
 		v := newTrustedVerifier(t, svc, ti) // starts anyway
 		_, err := v.Verify(ctx, "subject", signJWT(t, ti.rsa1, jose.RS256, "k1", ec, nil), oauth.TokenTypeAccessToken, now)
-		wantJWTRefused(t, err, "its issuer's keys are unavailable")
+		wantUnavailable(t, err)
 	})
 }
 

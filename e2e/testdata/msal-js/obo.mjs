@@ -3,7 +3,9 @@
 //
 // stdin: {"authority": deputy's issuer, "clientId", "clientSecret",
 //         "authorityMetadata": deputy's discovery document (a JSON string),
-//         "requests": [{"assertion", "scopes": [...]}, ...]}
+//         "requests": [{"assertion", "scopes": [...], "pauseMs"}, ...]}
+//        (pauseMs, optional: wait that long before the request, so that MSAL's
+//        clock moves on between two requests)
 // stdout: one result per request: {"accessToken", "scopes", "tokenType",
 //         "expiresOn"} or {"error", "errorCode", "errorMessage"}.
 // The CA of deputy's certificate comes from NODE_EXTRA_CA_CERTS.
@@ -33,6 +35,7 @@ const app = new ConfidentialClientApplication({
 
 const out = [];
 for (const r of cfg.requests) {
+  if (r.pauseMs) await new Promise((ok) => setTimeout(ok, r.pauseMs));
   try {
     const res = await app.acquireTokenOnBehalfOf({ oboAssertion: r.assertion, scopes: r.scopes });
     out.push({
