@@ -60,7 +60,18 @@ func TestValidateTxnTokens(t *testing.T) {
 			last(c).RequestedTokenTypes = []string{"access_token"}
 			last(c).Audiences = []string{"https://api2.example"}
 		}, "exchange.policies[3].subject_token_types", "replaced only by a transaction token"},
-		{"fail/replace-from-trusted-issuer", func(c *Config) { last(c).SubjectIssuers = []string{"entra"} }, "exchange.policies[3].subject_issuers", "must list self"},
+		{"fail/replace-from-trusted-issuer", func(c *Config) {
+			last(c).SubjectIssuers, last(c).Scopes = []string{"entra"}, []string{"payments:read"}
+		}, "exchange.policies[3].subject_issuers", "must list self"},
+		{"ok/trusted-issuer-with-scopes", func(c *Config) {
+			last(c).SubjectIssuers, last(c).SubjectTokenTypes, last(c).Scopes = []string{"entra"}, []string{"jwt"}, []string{"payments:read"}
+		}, "", ""},
+		{"fail/trusted-issuer-without-scopes", func(c *Config) {
+			last(c).SubjectIssuers, last(c).SubjectTokenTypes = []string{"entra"}, []string{"jwt"}
+		}, "exchange.policies[3].scopes", "must list the scopes transaction tokens may carry"},
+		{"fail/saml-idp-and-self-without-scopes", func(c *Config) {
+			last(c).SubjectIssuers, last(c).SubjectTokenTypes = []string{SubjectIssuerSelf, "corp"}, []string{"access_token", "saml2"}
+		}, "exchange.policies[3].scopes", "must list the scopes transaction tokens may carry"},
 		{"fail/requested-type-unknown", func(c *Config) {
 			last(c).RequestedTokenTypes, last(c).SubjectTokenTypes = []string{"txn"}, []string{"access_token"}
 			last(c).Audiences = []string{"https://api2.example"}

@@ -336,6 +336,11 @@ func (c *Config) txnChecks() []check {
 			{issues && pol.RequireBinding, p + ".require_binding", "requested_token_types lists txn_token, which is never sender-constrained (it travels unchanged through many services): a rule with require_binding would never issue it"},
 			{replaces && !issues, p + ".subject_token_types", "lists txn_token, but a transaction token is replaced only by a transaction token: requested_token_types must list txn_token"},
 			{replaces && !slices.Contains(pol.SubjectIssuers, SubjectIssuerSelf), p + ".subject_issuers", "must list self: subject_token_types lists txn_token, and transaction tokens are deputy's own"},
+			// A transaction token has no audience whose scopes would bound it,
+			// and another issuer's token bounds nothing (its scopes are not
+			// deputy's): the policy's scopes must.
+			{issues && len(pol.Scopes) == 0 && slices.ContainsFunc(pol.SubjectIssuers, func(n string) bool { return n != SubjectIssuerSelf }),
+				p + ".scopes", "must list the scopes transaction tokens may carry: requested_token_types lists txn_token and subject_issuers another issuer than self, whose tokens bound no scope"},
 		}...)
 	}
 	return checks
