@@ -113,6 +113,10 @@ func (g *TokenExchange) mintTxn(ctx context.Context, req *Request, c *client.Cli
 	}
 	claims.Rctx["req_wl"] = c.ID
 	raw, err := g.Tokens.MintTxnContext(ctx, claims)
+	if errors.Is(err, token.ErrTooLarge) {
+		// Over limits.max_token_bytes, no service of deputy's would accept it.
+		return "", time.Time{}, oauth.InvalidRequest("the transaction token would be too large; send a smaller request_context", err)
+	}
 	if err != nil {
 		return "", time.Time{}, oauth.ServerError(err)
 	}
@@ -148,6 +152,10 @@ func withTxn(detail string, c *token.TxnClaims) string {
 		m["tctx"] = c.Tctx
 	}
 	m["rctx"], _ = json.Marshal(c.Rctx)
-	b, _ := json.Marshal(m)
-	return string(b)
+	// As the token signs it: tctx as sent, not HTML-escaped.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(m)
+	return strings.TrimSuffix(b.String(), "\n")
 }
