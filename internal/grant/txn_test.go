@@ -28,6 +28,8 @@ func txnFixture(t *testing.T, txnTTL time.Duration) (*fixture, *grant.Dispatcher
 	x, err := exchange.New([]config.Policy{
 		{Name: "api-txn", Client: "api", RequestedTokenTypes: []string{"txn_token"}},
 		{Name: "other-replaces", Client: "other", SubjectTokenTypes: []string{"txn_token"}, RequestedTokenTypes: []string{"txn_token"}},
+		// other exchanges access tokens addressed to it too, but for access tokens only.
+		{Name: "other-access-only", Client: "other", Audiences: []string{apiAudience}},
 	}, []config.Audience{{ID: apiAudience, Scopes: []string{"read", "write"}, Client: "api"}},
 		exchange.Options{IssuerURL: issuer, TrustDomain: trustDomain, TxnTTL: txnTTL})
 	if err != nil {
@@ -94,6 +96,14 @@ func TestTxnToken(t *testing.T) {
 	withACR := token.Claims{Subject: "alice", Audience: token.Audience{apiAudience}, ClientID: "web", Scope: "read",
 		IssuedAt: f.now.Unix(), Expiry: f.now.Add(accessTTL).Unix(), ID: token.NewID(), ACR: "urn:deputy:mfa", AMR: []string{"pwd", "otp"}}
 	withACRRaw, err := f.tokens.Mint(oauth.JWTTypeAccessToken, &withACR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A user token addressed to other, whose policy other-access-only accepts it
+	// but issues no transaction token.
+	toOther := withACR
+	toOther.Audience, toOther.ID = token.Audience{"other"}, token.NewID()
+	toOtherRaw, err := f.tokens.Mint(oauth.JWTTypeAccessToken, &toOther)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +222,7 @@ func TestTxnToken(t *testing.T) {
 		{"fail/request-context-without-txn", f.request("api", "grant_type", oauth.GrantTokenExchange, "subject_token", userRaw,
 			"subject_token_type", string(oauth.TokenTypeAccessToken), "request_context", `{}`), oauth.CodeInvalidRequest, "only with requested_token_type"},
 		{"fail/audience-not-trust-domain", txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "audience", apiAudience), oauth.CodeInvalidTarget, "trust domain"},
-		{"fail/policy-without-txn-token", txnRequest(f, "other", userRaw, oauth.TokenTypeAccessToken), oauth.CodeInvalidRequest, ""},
+		{"fail/policy-without-txn-token", txnRequest(f, "other", toOtherRaw, oauth.TokenTypeAccessToken), oauth.CodeInvalidRequest, "requested token type txn_token is not allowed for this client"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := disp.Token(ctx, tt.req)
