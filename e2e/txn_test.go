@@ -168,6 +168,8 @@ func TestTxnTokens(t *testing.T) {
 		{"fail/replacement-wider-scope", "api2", "api2-secret", txnForm(txn2, typeTxnToken, "scope", "payments:read payments:write"), "invalid_scope", "beyond what may be granted"},
 		{"fail/request-context-not-object", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `["payment"]`), "invalid_request", "not a JSON object"},
 		{"fail/request-context-too-large", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `{"a":"`+strings.Repeat("x", 4096)+`"}`), "invalid_request", "larger than 4096 bytes"},
+		{"fail/request-context-duplicate-name", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `{"amount":1,"amount":1000000}`), "invalid_request", "member name twice"},
+		{"fail/request-context-number-out-of-range", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `{"amount":1e400}`), "invalid_request", "number out of range"},
 		{"fail/audience-not-trust-domain", "api1", "api1-secret", txnForm(user, typeAccessToken, "audience", "https://api2.example"), "invalid_target", "trust domain"},
 		{"fail/policy-without-txn-token", "support", "support-secret", txnForm(helpdesk, typeAccessToken), "invalid_request", "requested token type txn_token is not allowed for this client"},
 	} {
@@ -184,8 +186,8 @@ func TestTxnTokens(t *testing.T) {
 	}
 	// Every refusal above is on record, with its reason.
 	denied := auditEvents(t, s, "request.denied")
-	if len(denied) != 7 {
-		t.Errorf("%d request.denied events, want 7", len(denied))
+	if len(denied) != 9 {
+		t.Errorf("%d request.denied events, want 9", len(denied))
 	}
 
 	// Revoking the user's token revokes the transaction tokens obtained from it,
