@@ -62,8 +62,11 @@ var mappedClaimReserved = map[string]bool{
 
 const (
 	// maxTxnTokenTTL bounds txn_tokens.ttl: a transaction token lives as long as
-	// the calls of one request.
-	maxTxnTokenTTL    = time.Hour
+	// the calls of one request, and no service checks its revocation (the SDK
+	// verifies it offline; introspection answers inactive), so revoking its
+	// subject stops it only when it expires.
+	maxTxnTokenTTL    = 10 * time.Minute
+	minTxnTokenTTL    = time.Second
 	maxDPoPMaxAge     = 10 * time.Minute
 	maxAccessTokenTTL = 24 * time.Hour
 	maxMaxChain       = 32
@@ -317,7 +320,8 @@ func (c *Config) policyChecks() []check {
 func (c *Config) txnChecks() []check {
 	td := c.TxnTokens.TrustDomain
 	checks := []check{
-		positive("txn_tokens.ttl", c.TxnTokens.TTL),
+		// exp and iat are whole seconds: a shorter ttl can give exp == iat.
+		{c.TxnTokens.TTL.D() < minTxnTokenTTL, "txn_tokens.ttl", fmt.Sprintf("%v is shorter than %v (exp and iat are whole seconds)", c.TxnTokens.TTL.D(), minTxnTokenTTL)},
 		{c.TxnTokens.TTL.D() > maxTxnTokenTTL, "txn_tokens.ttl", fmt.Sprintf("%v is longer than %v; a transaction token lives as long as the calls of one request", c.TxnTokens.TTL.D(), maxTxnTokenTTL)},
 		{td != "" && (hasSpace(td) || hasControl(td)), "txn_tokens.trust_domain", fmt.Sprintf("%q has white space or control characters", td)},
 		// The trust domain is the aud of transaction tokens only: were it an
