@@ -138,6 +138,11 @@ func (p *TxnPrincipal) HasScope(s string) bool {
 // and nbf not in it, within TxnConfig.Leeway; a txn and a sub; tctx and rctx,
 // when present, JSON objects.
 //
+// Verify checks no revocation: like deputy's introspection, which answers
+// inactive for every transaction token, it cannot tell a revoked one, so a
+// revoked subject's transaction token passes until its exp (deputy keeps
+// txn_tokens.ttl at most 10 minutes).
+//
 // Errors are *oauth.Error values that wrap ErrInvalidToken or ErrUnavailable.
 // Verify never returns both a TxnPrincipal and an error.
 func (t *TxnVerifier) Verify(ctx context.Context, raw string) (*TxnPrincipal, error) {
