@@ -154,30 +154,40 @@ func TestTxnTokens(t *testing.T) {
 		}
 	})
 
+	// A token addressed to support, whose policy support-impersonates accepts it
+	// but issues no transaction token.
+	helpdesk := s.token("helpdesk-ui", "helpdesk-secret", clientCredentials("")).str("access_token")
 	for _, tt := range []struct {
 		name, id, secret string
 		form             url.Values
 		code             string
+		desc             string // a substring of error_description
 	}{
-		{"fail/txn-token-as-access-token", "api2", "api2-secret", exchangeForm(txn1, "audience", "https://api3.example"), "invalid_request"},
-		{"fail/txn-token-for-an-access-token", "api2", "api2-secret", exchangeForm(txn1, "subject_token_type", "", "audience", "https://api3.example"), "invalid_request"},
-		{"fail/replacement-wider-scope", "api2", "api2-secret", txnForm(txn2, typeTxnToken, "scope", "payments:read payments:write"), "invalid_scope"},
-		{"fail/request-context-not-object", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `["payment"]`), "invalid_request"},
-		{"fail/request-context-too-large", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `{"a":"`+strings.Repeat("x", 4096)+`"}`), "invalid_request"},
-		{"fail/audience-not-trust-domain", "api1", "api1-secret", txnForm(user, typeAccessToken, "audience", "https://api2.example"), "invalid_target"},
-		{"fail/policy-without-txn-token", "api3", "api3-secret", txnForm(user, typeAccessToken), "invalid_request"},
+		{"fail/txn-token-as-access-token", "api2", "api2-secret", exchangeForm(txn1, "audience", "https://api3.example"), "invalid_request", "subject_token is not of the declared subject_token_type"},
+		{"fail/txn-token-for-an-access-token", "api2", "api2-secret", exchangeForm(txn1, "subject_token_type", "", "audience", "https://api3.example"), "invalid_request", "exchanged only for a transaction token"},
+		{"fail/replacement-wider-scope", "api2", "api2-secret", txnForm(txn2, typeTxnToken, "scope", "payments:read payments:write"), "invalid_scope", "beyond what may be granted"},
+		{"fail/request-context-not-object", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `["payment"]`), "invalid_request", "not a JSON object"},
+		{"fail/request-context-too-large", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `{"a":"`+strings.Repeat("x", 4096)+`"}`), "invalid_request", "larger than 4096 bytes"},
+		{"fail/request-context-duplicate-name", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `{"amount":1,"amount":1000000}`), "invalid_request", "member name twice"},
+		{"fail/request-context-number-out-of-range", "api1", "api1-secret", txnForm(user, typeAccessToken, "request_context", `{"amount":1e400}`), "invalid_request", "number out of range"},
+		{"fail/audience-not-trust-domain", "api1", "api1-secret", txnForm(user, typeAccessToken, "audience", "https://api2.example"), "invalid_target", "trust domain"},
+		{"fail/policy-without-txn-token", "support", "support-secret", txnForm(helpdesk, typeAccessToken), "invalid_request", "requested token type txn_token is not allowed for this client"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.name == "fail/txn-token-for-an-access-token" {
 				tt.form.Set("subject_token_type", typeTxnToken)
 			}
-			wantError(t, s.post("token_endpoint", tt.id, tt.secret, tt.form), 400, tt.code)
+			r := s.post("token_endpoint", tt.id, tt.secret, tt.form)
+			wantError(t, r, 400, tt.code)
+			if d := r.str("error_description"); !strings.Contains(d, tt.desc) {
+				t.Errorf("error_description %q, want …%s…", d, tt.desc)
+			}
 		})
 	}
 	// Every refusal above is on record, with its reason.
 	denied := auditEvents(t, s, "request.denied")
-	if len(denied) != 7 {
-		t.Errorf("%d request.denied events, want 7", len(denied))
+	if len(denied) != 9 {
+		t.Errorf("%d request.denied events, want 9", len(denied))
 	}
 
 	// Revoking the user's token revokes the transaction tokens obtained from it,

@@ -26,7 +26,8 @@ func TestAuditTraceTxn(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC().Truncate(time.Second)
-	const grant = `"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","issued_token_type":"txn_token","txn":"tx-9"`
+	const txn = "AaJIyRnlpXpQlyvZEXOLDg" // as deputy makes it (token.NewID)
+	const grant = `"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","issued_token_type":"txn_token","txn":"` + txn + `"`
 	events := []*store.AuditEvent{
 		{Type: store.EventTokenIssued, ClientID: "web-app", Subject: "alice", TokenJTI: "T0",
 			TokenExpires: at.Add(time.Hour), Decision: store.DecisionAllow},
@@ -49,20 +50,20 @@ func TestAuditTraceTxn(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, err := deputy("", "audit", "trace", "tx-9")
+	out, err := deputy("", "audit", "trace", txn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`txn tx-9  purpose payments:write,ledger:write  rctx req_ip 192.0.2.7 req_wl api1  tctx {"payment":"p-42"}`,
-		`txn tx-9 (replaces TX1)  purpose ledger:write  rctx req_ip 192.0.2.8 req_wl api2  tctx {"payment":"p-42"}`,
+		"txn " + txn + `  purpose payments:write,ledger:write  rctx req_ip 192.0.2.7 req_wl api1  tctx {"payment":"p-42"}`,
+		"txn " + txn + ` (replaces TX1)  purpose ledger:write  rctx req_ip 192.0.2.8 req_wl api2  tctx {"payment":"p-42"}`,
 	} {
 		if !strings.Contains(out, want) {
-			t.Errorf("audit trace tx-9 lacks %q:\n%s", want, out)
+			t.Errorf("audit trace %s lacks %q:\n%s", txn, want, out)
 		}
 	}
 	if n := strings.Count(out, "◀ asked"); n != 2 {
-		t.Errorf("%d tokens marked asked, want the two of tx-9:\n%s", n, out)
+		t.Errorf("%d tokens marked asked, want the two of its txn:\n%s", n, out)
 	}
 
 	out, err = deputy("", "audit", "trace", "TX2", "--json")
@@ -88,11 +89,11 @@ func TestAuditTraceTxn(t *testing.T) {
 	}
 	tx1 := tree.Root.Children[0]
 	if tx1.JTI != "TX1" || !strings.Contains(string(tx1.Txn), `"tctx": {`) ||
-		len(tx1.Children) != 1 || tx1.Children[0].Txn.Txn != "tx-9" || !tx1.Children[0].Txn.Replacement {
+		len(tx1.Children) != 1 || tx1.Children[0].Txn.Txn != txn || !tx1.Children[0].Txn.Replacement {
 		t.Errorf("JSON tree:\n%s", out)
 	}
 
-	if _, err := deputy("", "audit", "trace", "tx-404"); err == nil {
+	if _, err := deputy("", "audit", "trace", "AaJIyRnlpXpQlyvZEXOLDh"); err == nil {
 		t.Error("audit trace of an unknown txn succeeded")
 	}
 }

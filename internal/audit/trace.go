@@ -295,14 +295,35 @@ func (t *tracer) resolve(id string, tree *Tree) (jti, askedEvent string, err err
 	if len(byTok) > 0 || len(byPar) > 0 {
 		return id, "", nil
 	}
-	first, err := t.firstOfTxn(id)
-	if err != nil {
-		return "", "", err
+	first := ""
+	if isTxnID(id) {
+		if first, err = t.firstOfTxn(id); err != nil {
+			return "", "", err
+		}
 	}
 	if first == "" {
 		return "", "", fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	return first, "", nil
+}
+
+// txnIDLen is the length of a txn value: deputy makes it as it makes a jti
+// (token.NewID), 16 bytes in unpadded base64url.
+const txnIDLen = 22
+
+// isTxnID reports whether id has the shape of a txn deputy issues, 22
+// base64url characters: only such an id is looked for among transaction
+// tokens, which reads the token.exchanged events one by one.
+func isTxnID(id string) bool {
+	if len(id) != txnIDLen {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // txnPage is how many token.exchanged events firstOfTxn reads at a time.
@@ -312,8 +333,10 @@ const txnPage = 1000
 // txn, "" when the trail issued none. The trail has no index on Detail: it reads
 // the token.exchanged events in chain order, txnPage at a time, up to the first
 // of txn (all of them for an unknown txn), so Trace tries it last, for an id
-// that is no token jti and no event id.
+// shaped like a txn that is no token jti and no event id. Only a Detail with
+// the member "txn":"<txn>" as deputy writes it (compact JSON) is parsed.
 func (t *tracer) firstOfTxn(txn string) (string, error) {
+	member := `"txn":"` + txn + `"`
 	f := store.AuditFilter{Type: store.EventTokenExchanged, Limit: txnPage}
 	for {
 		evs, err := t.log.Query(t.ctx, f)
@@ -322,7 +345,7 @@ func (t *tracer) firstOfTxn(txn string) (string, error) {
 		}
 		for i := range evs {
 			e := &evs[i]
-			if !isIssuance(e) || !strings.Contains(e.Detail, txn) {
+			if !isIssuance(e) || !strings.Contains(e.Detail, member) {
 				continue
 			}
 			if tt := txnTokenOf(e.Detail); tt != nil && tt.Txn == txn {
@@ -607,7 +630,7 @@ func (tr *Tree) WriteJSON(w io.Writer) error {
 //
 //	└─ token X1 (token.exchanged)  2026-11-25T18:00:01Z  client payments  rule policies[2]
 //	     sub alice  aud trust.example  scope payments:write  exp 2026-11-25T18:01:01Z  bearer
-//	     txn tx-9  purpose payments:write  rctx req_ip 192.0.2.7 authn pwd req_wl payments  tctx {"payment":"p-42"}
+//	     txn AaJIyRnlpXpQlyvZEXOLDg  purpose payments:write  rctx req_ip 192.0.2.7 authn pwd req_wl payments  tctx {"payment":"p-42"}
 //	     event E8
 func (tr *Tree) WriteText(w io.Writer) error {
 	var b strings.Builder

@@ -14,10 +14,14 @@ import (
 
 const txnGrant = `"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange"`
 
+// trailTxn is the txn of txnTrail's transaction, shaped as deputy makes it
+// (token.NewID: 22 base64url characters).
+const trailTxn = "AaJIyRnlpXpQlyvZEXOLDg"
+
 // txnTrail records a payment made as one transaction:
 //
 //	T0 issued to web-app for alice (aud payments)
-//	├─ TX1 a transaction token payments obtained for T0: txn tx-9, purpose payments:write ledger:write
+//	├─ TX1 a transaction token payments obtained for T0: txn trailTxn, purpose payments:write ledger:write
 //	│  └─ TX2 its replacement by ledger: the same txn, purpose ledger:write  ← a wider one denied (D1)
 //	└─ TA an access token payments exchanged T0 for (aud fraud-check)
 func txnTrail(t *testing.T, b backend, tctx string) {
@@ -35,13 +39,13 @@ func txnTrail(t *testing.T, b backend, tctx string) {
 			Audiences: []string{"trust.example"}, Scopes: []string{"payments:write", "ledger:write"},
 			ParentJTI: "T0", TokenJTI: "TX1", TokenExpires: at(61), Decision: store.DecisionAllow, Rule: "exchange.policies[3]",
 			TraceID: trailTrace,
-			Detail: `{` + txnGrant + `,"issued_token_type":"txn_token","txn":"tx-9","tctx":` + tctx +
+			Detail: `{` + txnGrant + `,"issued_token_type":"txn_token","txn":"` + trailTxn + `","tctx":` + tctx +
 				`,"rctx":{"req_ip":"192.0.2.7","authn":"pwd","req_wl":"payments"}}`},
 		{ID: "X2", Time: at(2), Type: store.EventTokenExchanged, ClientID: "ledger", Subject: "alice",
 			Audiences: []string{"trust.example"}, Scopes: []string{"ledger:write"},
 			ParentJTI: "TX1", TokenJTI: "TX2", TokenExpires: at(62), Decision: store.DecisionAllow, Rule: "exchange.policies[4]",
 			TraceID: trailTrace,
-			Detail: `{` + txnGrant + `,"issued_token_type":"txn_token","txn":"tx-9","tctx":` + tctx +
+			Detail: `{` + txnGrant + `,"issued_token_type":"txn_token","txn":"` + trailTxn + `","tctx":` + tctx +
 				`,"rctx":{"req_ip":"192.0.2.8","req_wl":"ledger"}}`},
 		{ID: "D1", Time: at(3), Type: store.EventDenied, ClientID: "ledger", Subject: "alice",
 			Audiences: []string{"trust.example"}, Scopes: []string{"ledger:write", "cards:write"}, ParentJTI: "TX1",
@@ -75,7 +79,7 @@ func TestTraceTxn(t *testing.T) {
 			t.Fatalf("root %+v, want T0 with two children and no txn", root)
 		}
 		tx1, ta := root.Children[0], root.Children[1]
-		if tx1.JTI != "TX1" || tx1.Txn == nil || tx1.Txn.Txn != "tx-9" || tx1.Txn.Replacement ||
+		if tx1.JTI != "TX1" || tx1.Txn == nil || tx1.Txn.Txn != trailTxn || tx1.Txn.Replacement ||
 			string(tx1.Txn.Context) != `{"payment":"p-42","amount":12.5}` ||
 			tx1.Txn.RequestContext != (TxnRequestContext{ReqIP: "192.0.2.7", Authn: "pwd", ReqWL: "payments"}) {
 			t.Fatalf("TX1 %+v txn %+v", tx1, tx1.Txn)
@@ -87,8 +91,8 @@ func TestTraceTxn(t *testing.T) {
 			t.Fatalf("TX1's children: want TX2, asked")
 		}
 		tx2 := tx1.Children[0]
-		if tx2.Txn == nil || tx2.Txn.Txn != "tx-9" || !tx2.Txn.Replacement || tx2.ParentJTI != "TX1" {
-			t.Errorf("TX2 txn %+v, want tx-9, a replacement of TX1", tx2.Txn)
+		if tx2.Txn == nil || tx2.Txn.Txn != trailTxn || !tx2.Txn.Replacement || tx2.ParentJTI != "TX1" {
+			t.Errorf("TX2 txn %+v, want trailTxn, a replacement of TX1", tx2.Txn)
 		}
 		if len(tx1.Events) != 1 || tx1.Events[0].ID != "D1" || tx1.Events[0].Relation != RelDenied {
 			t.Errorf("TX1 events %+v, want the denied widening D1", tx1.Events)
@@ -109,7 +113,7 @@ func TestTraceTxn(t *testing.T) {
 func TestTraceByTxn(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		txnTrail(t, b, txnContext)
-		tree, err := Trace(context.Background(), b, "tx-9")
+		tree, err := Trace(context.Background(), b, trailTxn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +126,7 @@ func TestTraceByTxn(t *testing.T) {
 		if tree.Root.JTI != "T0" || fmt.Sprint(asked) != "[TX1 TX2]" {
 			t.Errorf("root %s, asked %v; want T0, [TX1 TX2]", tree.Root.JTI, asked)
 		}
-		for _, id := range []string{"tx-1", "payments:write", "txn_token"} {
+		for _, id := range []string{"AaJIyRnlpXpQlyvZEXOLDh", "payments:write", "txn_token", "tx-9"} {
 			if _, err := Trace(context.Background(), b, id); !errors.Is(err, ErrNotFound) {
 				t.Errorf("Trace(%q) = %v, want ErrNotFound", id, err)
 			}
@@ -158,7 +162,7 @@ func TestTraceTxnContextEscaped(t *testing.T) {
 			}
 			var line string
 			for l := range strings.Lines(text.String()) {
-				if strings.Contains(l, "txn tx-9") && strings.Contains(l, "req_wl payments") {
+				if strings.Contains(l, "txn "+trailTxn) && strings.Contains(l, "req_wl payments") {
 					line = l
 				}
 			}
@@ -190,11 +194,56 @@ func TestTraceByTxnPages(t *testing.T) {
 	}
 	w.Close()
 	txnTrail(t, b, txnContext)
-	tree, err := Trace(ctx, b, "tx-9")
+	tree, err := Trace(ctx, b, trailTxn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tree.Root.JTI != "T0" || !tree.Root.Children[0].Asked {
 		t.Errorf("root %s, TX1 asked %v", tree.Root.JTI, tree.Root.Children[0].Asked)
+	}
+}
+
+// queryCounter counts the Query calls of a store.AuditLog.
+type queryCounter struct {
+	store.AuditLog
+	queries int
+}
+
+func (c *queryCounter) Query(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	c.queries++
+	return c.AuditLog.Query(ctx, f)
+}
+
+// TestTraceByTxnOnlyTxnShaped: an id that is no jti, no event id and not shaped
+// like a txn is not looked for among the transaction tokens, which reads every
+// token.exchanged event; a txn is matched as the Detail's txn member, not as
+// any text of it (here the tctx holds it).
+func TestTraceByTxnOnlyTxnShaped(t *testing.T) {
+	ctx := context.Background()
+	b := newMemStore()
+	txnTrail(t, b, `{"ref":"AaJIyRnlpXpQlyvZEXOLDh","note":"payments:write"}`)
+	for _, tt := range []struct {
+		name    string
+		id      string
+		queries int
+	}{
+		{"ok/not-shaped-payments-scope", "payments:write", 0},
+		{"ok/not-shaped-short", "tx-9", 0},
+		{"ok/not-shaped-23-characters", trailTxn + "A", 0},
+		{"ok/not-shaped-not-base64url", "AaJIyRnlpXpQlyvZEXOLD+", 0},
+		{"ok/shaped-only-in-tctx", "AaJIyRnlpXpQlyvZEXOLDh", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			log := &queryCounter{AuditLog: b}
+			if _, err := Trace(ctx, log, tt.id); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Trace(%q) = %v, want ErrNotFound", tt.id, err)
+			}
+			if log.queries != tt.queries {
+				t.Errorf("Trace(%q) made %d queries, want %d", tt.id, log.queries, tt.queries)
+			}
+		})
+	}
+	if tree, err := Trace(ctx, b, trailTxn); err != nil || tree.Root.JTI != "T0" {
+		t.Fatalf("Trace(trailTxn) = %+v, %v", tree, err)
 	}
 }

@@ -38,7 +38,8 @@ func TestValidateTxnTokens(t *testing.T) {
 			c.TxnTokens.TrustDomain = ""
 			c.Exchange.Policies = c.Exchange.Policies[:len(c.Exchange.Policies)-1]
 		}, "", ""},
-		{"ok/ttl-one-hour", func(c *Config) { c.TxnTokens.TTL = Duration(time.Hour) }, "", ""},
+		{"ok/ttl-ten-minutes", func(c *Config) { c.TxnTokens.TTL = Duration(10 * time.Minute) }, "", ""},
+		{"ok/ttl-one-second", func(c *Config) { c.TxnTokens.TTL = Duration(time.Second) }, "", ""},
 		{"fail/trust-domain-unset", func(c *Config) { c.TxnTokens.TrustDomain = "" }, "txn_tokens.trust_domain", "must be set: exchange.policies[3] lists txn_token"},
 		{"fail/trust-domain-unset-subject-only", func(c *Config) {
 			c.TxnTokens.TrustDomain = ""
@@ -49,8 +50,10 @@ func TestValidateTxnTokens(t *testing.T) {
 		{"fail/trust-domain-space", func(c *Config) { c.TxnTokens.TrustDomain = "bank domain" }, "txn_tokens.trust_domain", "white space"},
 		{"fail/trust-domain-is-audience", func(c *Config) { c.TxnTokens.TrustDomain = "https://api2.example" }, "txn_tokens.trust_domain", "also the id of a configured audience"},
 		{"fail/trust-domain-is-client", func(c *Config) { c.TxnTokens.TrustDomain = "api1" }, "txn_tokens.trust_domain", "also the id of a configured client"},
-		{"fail/ttl-zero", func(c *Config) { c.TxnTokens.TTL = 0 }, "txn_tokens.ttl", "is not positive"},
-		{"fail/ttl-too-long", func(c *Config) { c.TxnTokens.TTL = Duration(2 * time.Hour) }, "txn_tokens.ttl", "2h0m0s is longer than 1h0m0s"},
+		{"fail/ttl-zero", func(c *Config) { c.TxnTokens.TTL = 0 }, "txn_tokens.ttl", "0s is shorter than 1s"},
+		{"fail/ttl-negative", func(c *Config) { c.TxnTokens.TTL = Duration(-time.Minute) }, "txn_tokens.ttl", "-1m0s is shorter than 1s"},
+		{"fail/ttl-under-a-second", func(c *Config) { c.TxnTokens.TTL = Duration(500 * time.Millisecond) }, "txn_tokens.ttl", "500ms is shorter than 1s"},
+		{"fail/ttl-too-long", func(c *Config) { c.TxnTokens.TTL = Duration(11 * time.Minute) }, "txn_tokens.ttl", "11m0s is longer than 10m0s"},
 		{"fail/txn-only-policy-with-audiences", func(c *Config) { last(c).Audiences = []string{"https://api2.example"} }, "exchange.policies[3].audiences", "is never consulted"},
 		{"fail/mixed-policy-without-audiences", func(c *Config) {
 			last(c).RequestedTokenTypes = []string{"access_token", TxnTokenType}
@@ -60,7 +63,18 @@ func TestValidateTxnTokens(t *testing.T) {
 			last(c).RequestedTokenTypes = []string{"access_token"}
 			last(c).Audiences = []string{"https://api2.example"}
 		}, "exchange.policies[3].subject_token_types", "replaced only by a transaction token"},
-		{"fail/replace-from-trusted-issuer", func(c *Config) { last(c).SubjectIssuers = []string{"entra"} }, "exchange.policies[3].subject_issuers", "must list self"},
+		{"fail/replace-from-trusted-issuer", func(c *Config) {
+			last(c).SubjectIssuers, last(c).Scopes = []string{"entra"}, []string{"payments:read"}
+		}, "exchange.policies[3].subject_issuers", "must list self"},
+		{"ok/trusted-issuer-with-scopes", func(c *Config) {
+			last(c).SubjectIssuers, last(c).SubjectTokenTypes, last(c).Scopes = []string{"entra"}, []string{"jwt"}, []string{"payments:read"}
+		}, "", ""},
+		{"fail/trusted-issuer-without-scopes", func(c *Config) {
+			last(c).SubjectIssuers, last(c).SubjectTokenTypes = []string{"entra"}, []string{"jwt"}
+		}, "exchange.policies[3].scopes", "must list the scopes transaction tokens may carry"},
+		{"fail/saml-idp-and-self-without-scopes", func(c *Config) {
+			last(c).SubjectIssuers, last(c).SubjectTokenTypes = []string{SubjectIssuerSelf, "corp"}, []string{"access_token", "saml2"}
+		}, "exchange.policies[3].scopes", "must list the scopes transaction tokens may carry"},
 		{"fail/requested-type-unknown", func(c *Config) {
 			last(c).RequestedTokenTypes, last(c).SubjectTokenTypes = []string{"txn"}, []string{"access_token"}
 			last(c).Audiences = []string{"https://api2.example"}

@@ -62,8 +62,11 @@ var mappedClaimReserved = map[string]bool{
 
 const (
 	// maxTxnTokenTTL bounds txn_tokens.ttl: a transaction token lives as long as
-	// the calls of one request.
-	maxTxnTokenTTL    = time.Hour
+	// the calls of one request, and no service checks its revocation (the SDK
+	// verifies it offline; introspection answers inactive), so revoking its
+	// subject stops it only when it expires.
+	maxTxnTokenTTL    = 10 * time.Minute
+	minTxnTokenTTL    = time.Second
 	maxDPoPMaxAge     = 10 * time.Minute
 	maxAccessTokenTTL = 24 * time.Hour
 	maxMaxChain       = 32
@@ -317,7 +320,8 @@ func (c *Config) policyChecks() []check {
 func (c *Config) txnChecks() []check {
 	td := c.TxnTokens.TrustDomain
 	checks := []check{
-		positive("txn_tokens.ttl", c.TxnTokens.TTL),
+		// exp and iat are whole seconds: a shorter ttl can give exp == iat.
+		{c.TxnTokens.TTL.D() < minTxnTokenTTL, "txn_tokens.ttl", fmt.Sprintf("%v is shorter than %v (exp and iat are whole seconds)", c.TxnTokens.TTL.D(), minTxnTokenTTL)},
 		{c.TxnTokens.TTL.D() > maxTxnTokenTTL, "txn_tokens.ttl", fmt.Sprintf("%v is longer than %v; a transaction token lives as long as the calls of one request", c.TxnTokens.TTL.D(), maxTxnTokenTTL)},
 		{td != "" && (hasSpace(td) || hasControl(td)), "txn_tokens.trust_domain", fmt.Sprintf("%q has white space or control characters", td)},
 		// The trust domain is the aud of transaction tokens only: were it an
@@ -336,6 +340,11 @@ func (c *Config) txnChecks() []check {
 			{issues && pol.RequireBinding, p + ".require_binding", "requested_token_types lists txn_token, which is never sender-constrained (it travels unchanged through many services): a rule with require_binding would never issue it"},
 			{replaces && !issues, p + ".subject_token_types", "lists txn_token, but a transaction token is replaced only by a transaction token: requested_token_types must list txn_token"},
 			{replaces && !slices.Contains(pol.SubjectIssuers, SubjectIssuerSelf), p + ".subject_issuers", "must list self: subject_token_types lists txn_token, and transaction tokens are deputy's own"},
+			// A transaction token has no audience whose scopes would bound it,
+			// and another issuer's token bounds nothing (its scopes are not
+			// deputy's): the policy's scopes must.
+			{issues && len(pol.Scopes) == 0 && slices.ContainsFunc(pol.SubjectIssuers, func(n string) bool { return n != SubjectIssuerSelf }),
+				p + ".scopes", "must list the scopes transaction tokens may carry: requested_token_types lists txn_token and subject_issuers another issuer than self, whose tokens bound no scope"},
 		}...)
 	}
 	return checks

@@ -151,8 +151,14 @@ func (x *Exchanger) txnRuleChecks(rule *policy.Rule, req *Request) (granted, err
 // transaction token's) ∩ the rule's scopes (when it lists any). Requested scopes
 // must all be allowed; none requested grants all of allowed. Sorted,
 // de-duplicated, nil when empty.
+//
+// Another issuer's subject token caps nothing (its scopes are not deputy's), and
+// a transaction token has no audience whose scopes would: the rule's scopes are
+// the only bound. A rule that lists none (the configuration refuses it, README
+// "Transaction tokens") grants no scope to such a subject, rather than any.
 func txnScopes(rule *policy.Rule, sub *Principal, requested []string) ([]string, error) {
 	self := sub.Issuer == policy.SelfIssuer
+	unbounded := !self && !rule.BoundsScopes()
 	var out []string
 	asked := false
 	for _, s := range requested {
@@ -167,6 +173,8 @@ func txnScopes(rule *policy.Rule, sub *Principal, requested []string) ([]string,
 			if sub.TokenType == oauth.TokenTypeTxnToken {
 				why = "is not in the replaced transaction token's scopes"
 			}
+		case unbounded:
+			why = "is not bounded: the policy lists no scopes and the subject token is not deputy's"
 		case !rule.AllowsScope(s):
 			why = "is beyond the policy's scopes"
 		}
@@ -184,7 +192,7 @@ func txnScopes(rule *policy.Rule, sub *Principal, requested []string) ([]string,
 				}
 			}
 		} else {
-			out = append(out, rule.Scopes...)
+			out = append(out, rule.Scopes...) // none when unbounded
 		}
 	}
 	if len(out) == 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/deputy-auth/deputy/internal/config"
+	"github.com/deputy-auth/deputy/internal/policy"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -27,6 +28,10 @@ func txnPolicies() []config.Policy {
 			Condition: `request.audiences == ["` + trustDomain + `"] && request.scopes == ["payments:read"]`},
 		config.Policy{Name: "cond-broken", Client: "broken", RequestedTokenTypes: []string{"txn_token"}, Condition: `subject.claims.tenant == "bank"`},
 		config.Policy{Name: "may-act-txn", Client: "strict-txn", RequestedTokenTypes: []string{"txn_token"}, RequireMayAct: true},
+		// partner-txn: another issuer's subject token; the policy's scopes are the
+		// only bound (an unbounded one is refused by Compile).
+		config.Policy{Name: "partner-txn", Client: "partner-txn", SubjectIssuers: []string{"entra"}, SubjectTokenTypes: []string{"jwt"},
+			RequestedTokenTypes: []string{"txn_token"}, Scopes: []string{"payments:read"}},
 	)
 }
 
@@ -119,6 +124,14 @@ func TestDecideTxn(t *testing.T) {
 			r.ClientID, r.Subject.Audiences, r.Scopes = "cond", []string{"cond"}, []string{"payments:read"}
 		}, func(d *Decision) { d.Rule, d.Actor, d.Scopes = "cond-txn", "cond", []string{"payments:read"} }, "", ""},
 
+		{"ok/foreign-subject-policy-scopes", func(r *Request) { r.ClientID, r.Subject = "partner-txn", entraSubject() }, func(d *Decision) {
+			d.Rule, d.Actor, d.Subject, d.SubjectIssuer, d.ParentJTI = "partner-txn", "partner-txn", "alice@corp", "entra", "e1"
+			d.Scopes, d.Claims = []string{"payments:read"}, nil
+		}, "", ""},
+
+		{"fail/foreign-subject-scope-beyond-policy", func(r *Request) {
+			r.ClientID, r.Subject, r.Scopes = "partner-txn", entraSubject(), []string{"admin:everything", "payments:read"}
+		}, nil, oauth.CodeInvalidScope, "partner-txn"},
 		{"fail/audience-not-trust-domain", func(r *Request) { r.Audiences = []string{api2} }, nil, oauth.CodeInvalidTarget, ""},
 		{"fail/audience-another-trust-domain", func(r *Request) { r.Audiences = []string{trustDomain, "spiffe://other"} }, nil, oauth.CodeInvalidTarget, ""},
 		{"fail/resource", func(r *Request) { r.Resources = []string{"https://bank.example/"} }, nil, oauth.CodeInvalidTarget, ""},
@@ -234,6 +247,51 @@ func BenchmarkDecideTxn(b *testing.B) {
 				if _, err := x.Decide(bc.req, now); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestTxnScopesForeignSubject: another issuer's subject token caps no scope, and
+// a transaction token has no audience to: only the rule's scopes bound what is
+// granted, and a rule listing none (which the configuration refuses) grants
+// nothing rather than anything asked for.
+func TestTxnScopesForeignSubject(t *testing.T) {
+	entra := &Principal{TokenType: oauth.TokenTypeJWT, Issuer: "entra", Subject: "alice", Scopes: []string{"User.Read"}}
+	self := &Principal{TokenType: oauth.TokenTypeAccessToken, Issuer: "self", Subject: "alice", Scopes: []string{"payments:read"}}
+	unbounded := &policy.Rule{Name: "gw-txn"} // lists no scopes
+	bounded, err := policy.Compile([]config.Policy{{Name: "gw-txn", Client: "gw", SubjectIssuers: []string{"entra"},
+		SubjectTokenTypes: []string{"jwt"}, RequestedTokenTypes: []string{"txn_token"}, Scopes: []string{"payments:read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		rule      *policy.Rule
+		sub       *Principal
+		requested []string
+		want      []string
+		denied    bool
+	}{
+		{"ok/foreign-unbounded-none-requested-grants-none", unbounded, entra, nil, nil, false},
+		{"ok/foreign-bounded", bounded.Rules()[0], entra, []string{"payments:read"}, []string{"payments:read"}, false},
+		{"ok/foreign-bounded-none-requested", bounded.Rules()[0], entra, nil, []string{"payments:read"}, false},
+		{"ok/self-unbounded", unbounded, self, []string{"payments:read"}, []string{"payments:read"}, false},
+		{"fail/foreign-unbounded", unbounded, entra, []string{"admin:everything", "payments:write"}, nil, true},
+		{"fail/foreign-bounded-beyond", bounded.Rules()[0], entra, []string{"admin:everything"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := txnScopes(tt.rule, tt.sub, tt.requested)
+			if tt.denied {
+				var oe *oauth.Error
+				if !errors.As(err, &oe) || oe.Code != oauth.CodeInvalidScope {
+					t.Fatalf("txnScopes = %v, %v; want invalid_scope", got, err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("txnScopes = %v, %v; want %v", got, err, tt.want)
 			}
 		})
 	}

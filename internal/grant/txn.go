@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"strings"
 	"time"
@@ -28,8 +29,16 @@ const MaxRequestContextBytes = 4096
 // is, that becomes the token's tctx.
 const paramRequestContext = "request_context"
 
+// MaxRequestContextDepth bounds the nesting of request_context: the object
+// itself is depth 1. Parsers with a recursion limit (Python's json among them)
+// must read every tctx a service receives.
+const MaxRequestContextDepth = 32
+
 // parseRequestContext checks a request_context value: at most
-// MaxRequestContextBytes, a JSON object with nothing after it. It returns the
+// MaxRequestContextBytes, UTF-8, a JSON object with nothing after it, no member
+// name twice in any object (parsers disagree on which one counts), nested at
+// most MaxRequestContextDepth deep, and every number within float64's range
+// (deputy's verifier and the SDK read tctx as map[string]any). It returns the
 // object compacted; nil for "".
 func parseRequestContext(v string) (json.RawMessage, error) {
 	if v == "" {
@@ -44,18 +53,80 @@ func parseRequestContext(v string) (json.RawMessage, error) {
 		// carry it as sent.
 		return nil, oauth.InvalidRequest("request_context is not a JSON object", errors.New("request_context is not UTF-8"))
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
-		if err == nil {
-			err = errors.New("request_context is null")
-		}
-		return nil, oauth.InvalidRequest("request_context is not a JSON object", err)
+	if err := walkRequestContext(v); err != nil {
+		return nil, err
 	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, []byte(v)); err != nil {
 		return nil, oauth.InvalidRequest("request_context is not a JSON object", err)
 	}
 	return b.Bytes(), nil
+}
+
+// walkRequestContext reads v token by token: one JSON object and nothing
+// after it, no duplicate member name, no nesting beyond
+// MaxRequestContextDepth, no number out of float64's range.
+func walkRequestContext(v string) error {
+	notObject := func(err error) error { return oauth.InvalidRequest("request_context is not a JSON object", err) }
+	type frame struct {
+		names   map[string]bool // nil for an array
+		wantKey bool            // in an object, the next token is a member name or '}'
+	}
+	var stack []*frame
+	dec := json.NewDecoder(strings.NewReader(v))
+	for started := false; !started || len(stack) > 0; started = true {
+		tok, err := dec.Token()
+		var num *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &num):
+			return oauth.InvalidRequest("request_context has a number out of range", err)
+		case err == io.EOF:
+			return notObject(io.ErrUnexpectedEOF)
+		case err != nil:
+			return notObject(err)
+		}
+		if !started {
+			if d, ok := tok.(json.Delim); !ok || d != '{' {
+				return notObject(fmt.Errorf("request_context is a JSON %T, not an object", tok))
+			}
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.wantKey {
+			if name, ok := tok.(string); ok {
+				if top.names[name] {
+					return oauth.InvalidRequest("request_context has a member name twice", fmt.Errorf("member %q twice in one object", name))
+				}
+				top.names[name], top.wantKey = true, false
+				continue
+			}
+			// '}': the decoder allows nothing else here.
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) == MaxRequestContextDepth {
+				return oauth.InvalidRequest(fmt.Sprintf("request_context is nested more than %d deep", MaxRequestContextDepth), nil)
+			}
+			f := &frame{}
+			if tok == json.Delim('{') {
+				f.names, f.wantKey = map[string]bool{}, true
+			}
+			stack = append(stack, f)
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value is complete: in an object, a member name comes next.
+		if len(stack) > 0 && stack[len(stack)-1].names != nil {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return notObject(errors.New("request_context has more after the object"))
+	}
+	return nil
 }
 
 // checkRequestContext applies the rules of request_context to parsed
@@ -113,6 +184,10 @@ func (g *TokenExchange) mintTxn(ctx context.Context, req *Request, c *client.Cli
 	}
 	claims.Rctx["req_wl"] = c.ID
 	raw, err := g.Tokens.MintTxnContext(ctx, claims)
+	if errors.Is(err, token.ErrTooLarge) {
+		// Over limits.max_token_bytes, no service of deputy's would accept it.
+		return "", time.Time{}, oauth.InvalidRequest("the transaction token would be too large; send a smaller request_context", err)
+	}
 	if err != nil {
 		return "", time.Time{}, oauth.ServerError(err)
 	}
@@ -148,6 +223,10 @@ func withTxn(detail string, c *token.TxnClaims) string {
 		m["tctx"] = c.Tctx
 	}
 	m["rctx"], _ = json.Marshal(c.Rctx)
-	b, _ := json.Marshal(m)
-	return string(b)
+	// As the token signs it: tctx as sent, not HTML-escaped.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(m)
+	return strings.TrimSuffix(b.String(), "\n")
 }

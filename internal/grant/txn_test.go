@@ -11,6 +11,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/config"
 	"github.com/deputy-auth/deputy/internal/exchange"
 	"github.com/deputy-auth/deputy/internal/grant"
+	"github.com/deputy-auth/deputy/internal/keys"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/subject"
 	"github.com/deputy-auth/deputy/internal/token"
@@ -27,6 +28,8 @@ func txnFixture(t *testing.T, txnTTL time.Duration) (*fixture, *grant.Dispatcher
 	x, err := exchange.New([]config.Policy{
 		{Name: "api-txn", Client: "api", RequestedTokenTypes: []string{"txn_token"}},
 		{Name: "other-replaces", Client: "other", SubjectTokenTypes: []string{"txn_token"}, RequestedTokenTypes: []string{"txn_token"}},
+		// other exchanges access tokens addressed to it too, but for access tokens only.
+		{Name: "other-access-only", Client: "other", Audiences: []string{apiAudience}},
 	}, []config.Audience{{ID: apiAudience, Scopes: []string{"read", "write"}, Client: "api"}},
 		exchange.Options{IssuerURL: issuer, TrustDomain: trustDomain, TxnTTL: txnTTL})
 	if err != nil {
@@ -93,6 +96,14 @@ func TestTxnToken(t *testing.T) {
 	withACR := token.Claims{Subject: "alice", Audience: token.Audience{apiAudience}, ClientID: "web", Scope: "read",
 		IssuedAt: f.now.Unix(), Expiry: f.now.Add(accessTTL).Unix(), ID: token.NewID(), ACR: "urn:deputy:mfa", AMR: []string{"pwd", "otp"}}
 	withACRRaw, err := f.tokens.Mint(oauth.JWTTypeAccessToken, &withACR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A user token addressed to other, whose policy other-access-only accepts it
+	// but issues no transaction token.
+	toOther := withACR
+	toOther.Audience, toOther.ID = token.Audience{"other"}, token.NewID()
+	toOtherRaw, err := f.tokens.Mint(oauth.JWTTypeAccessToken, &toOther)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,11 +215,14 @@ func TestTxnToken(t *testing.T) {
 		{"fail/request-context-null", txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", `null`), oauth.CodeInvalidRequest, "not a JSON object"},
 		{"fail/request-context-trailing", txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", `{} {}`), oauth.CodeInvalidRequest, "not a JSON object"},
 		{"fail/request-context-too-large", txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", `{"a":"`+strings.Repeat("x", grant.MaxRequestContextBytes)+`"}`), oauth.CodeInvalidRequest, "larger than 4096 bytes"},
+		{"fail/request-context-duplicate-name", txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", `{"amount":1,"amount":1000000}`), oauth.CodeInvalidRequest, "member name twice"},
+		{"fail/request-context-too-deep", txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", strings.Repeat(`{"a":`, 40)+`1`+strings.Repeat(`}`, 40)), oauth.CodeInvalidRequest, "nested more than 32 deep"},
+		{"fail/request-context-number-out-of-range", txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", `{"amount":1e400}`), oauth.CodeInvalidRequest, "number out of range"},
 		{"fail/request-context-with-replacement", txnRequest(f, "other", resp.AccessToken, oauth.TokenTypeTxnToken, "request_context", `{}`), oauth.CodeInvalidRequest, "keeps its tctx"},
 		{"fail/request-context-without-txn", f.request("api", "grant_type", oauth.GrantTokenExchange, "subject_token", userRaw,
 			"subject_token_type", string(oauth.TokenTypeAccessToken), "request_context", `{}`), oauth.CodeInvalidRequest, "only with requested_token_type"},
 		{"fail/audience-not-trust-domain", txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "audience", apiAudience), oauth.CodeInvalidTarget, "trust domain"},
-		{"fail/policy-without-txn-token", txnRequest(f, "other", userRaw, oauth.TokenTypeAccessToken), oauth.CodeInvalidRequest, ""},
+		{"fail/policy-without-txn-token", txnRequest(f, "other", toOtherRaw, oauth.TokenTypeAccessToken), oauth.CodeInvalidRequest, "requested token type txn_token is not allowed for this client"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := disp.Token(ctx, tt.req)
@@ -264,6 +278,75 @@ func TestTxnTokenOtherTrustDomain(t *testing.T) {
 	_, err = disp.Token(ctx, req)
 	wantCode(t, err, oauth.CodeInvalidRequest)
 	if d := oauth.AsError(err).Description; d != "subject_token is a transaction token of another trust domain" {
+		t.Errorf("description %q", d)
+	}
+	wantDenied(t, f, req, oauth.CodeInvalidRequest)
+}
+
+// TestTxnTokenContextAsSent: a request_context of <, > and & is signed as sent,
+// not HTML-escaped (which made a 4 KiB context a 32 KiB token no verifier
+// accepted); the token verifies and is replaced.
+func TestTxnTokenContextAsSent(t *testing.T) {
+	ctx := context.Background()
+	f, disp := txnFixture(t, 0)
+	userRaw, _ := boundUserToken(t, f, nil)
+	tctx := `{"a":"<&>` + strings.Repeat("<", 4000) + `"}`
+	req := txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", tctx)
+	resp, err := disp.Token(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txnClaims(t, f, resp.AccessToken) // verifies, size included
+	if got := signedTctx(t, resp.AccessToken); got != tctx {
+		t.Errorf("tctx as signed %.40s…, want %.40s…", got, tctx)
+	}
+	rresp, err := disp.Token(ctx, txnRequest(f, "other", resp.AccessToken, oauth.TokenTypeTxnToken))
+	if err != nil {
+		t.Fatalf("replacement: %v", err)
+	}
+	if got := signedTctx(t, rresp.AccessToken); got != tctx {
+		t.Errorf("replacement tctx as signed %.40s…", got)
+	}
+	// The audit record carries it as sent too.
+	if evs := f.events(t, req.RequestID); len(evs) != 1 || !strings.Contains(evs[0].Detail, `"tctx":`+tctx) {
+		t.Errorf("audit events %.300v…", evs)
+	}
+}
+
+// TestTxnTokenTooLarge: a transaction token over limits.max_token_bytes is not
+// issued (invalid_request), and the denial is on record.
+func TestTxnTokenTooLarge(t *testing.T) {
+	ctx := context.Background()
+	f, _ := txnFixture(t, 0)
+	ks, err := keys.Open(ctx, f.st, keys.Options{Algorithm: "ES256", RetireAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := exchange.New([]config.Policy{{Name: "api-txn", Client: "api", RequestedTokenTypes: []string{"txn_token"}}},
+		[]config.Audience{{ID: apiAudience, Scopes: []string{"read", "write"}, Client: "api"}},
+		exchange.Options{IssuerURL: issuer, TrustDomain: trustDomain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := subject.New(ctx, f.tokens, subject.Options{TrustDomain: trustDomain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := token.NewService(issuer, ks, f.revoked, 1024) // limits.max_token_bytes 1024
+	disp := grant.NewDispatcher(f.clients, f.audit, map[string]grant.Grant{
+		oauth.GrantTokenExchange: &grant.TokenExchange{Tokens: small, Subjects: v, Exchange: x},
+	}, discard)
+	userRaw, _ := boundUserToken(t, f, nil)
+	if _, err := disp.Token(ctx, txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", `{"a":"b"}`)); err != nil {
+		t.Fatalf("small request_context: %v", err)
+	}
+	req := txnRequest(f, "api", userRaw, oauth.TokenTypeAccessToken, "request_context", `{"a":"`+strings.Repeat("x", 1000)+`"}`)
+	resp, err := disp.Token(ctx, req)
+	wantCode(t, err, oauth.CodeInvalidRequest)
+	if resp != nil {
+		t.Fatalf("issued %+v", resp)
+	}
+	if d := oauth.AsError(err).Description; !strings.Contains(d, "too large") {
 		t.Errorf("description %q", d)
 	}
 	wantDenied(t, f, req, oauth.CodeInvalidRequest)

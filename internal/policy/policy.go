@@ -165,6 +165,13 @@ func compile(i int, p config.Policy) (*Rule, error) {
 	if slices.Contains(r.SubjectTokenTypes, oauth.TokenTypeTxnToken) && !r.AllowsRequestedType(oauth.TokenTypeTxnToken) {
 		return nil, errors.New(key("subject_token_types") + ": lists txn_token, which is replaced only by a txn_token: requested_token_types must list it")
 	}
+	// A transaction token has no audience whose scopes would bound it, and
+	// another issuer's subject token bounds nothing (its scopes are not
+	// deputy's): the policy's scopes must.
+	if r.AllowsRequestedType(oauth.TokenTypeTxnToken) && len(p.Scopes) == 0 &&
+		slices.ContainsFunc(r.SubjectIssuers, func(iss string) bool { return iss != SelfIssuer }) {
+		return nil, errors.New(key("scopes") + ": required: requested_token_types lists txn_token and subject_issuers accepts another issuer than self, whose tokens bound no scope")
+	}
 	r.audiences = make(map[string]struct{}, len(r.Audiences))
 	for j, a := range r.Audiences {
 		if a == "" {

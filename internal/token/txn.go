@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,14 +26,27 @@ type TxnClaims struct {
 }
 
 // MintTxn signs c as a transaction token, typ "txntoken+jwt". Iss is set to
-// the service's issuer.
+// the service's issuer. The claims are encoded without HTML escaping, so tctx
+// is signed byte for byte as given (json.Marshal would turn each <, > and &
+// into six bytes, inside Tctx too). A token larger than the service's maxBytes
+// (limits.max_token_bytes), which no verifier of deputy's would accept, is not
+// issued: the error wraps ErrTooLarge.
 func (s *Service) MintTxn(c *TxnClaims) (string, error) {
 	c.Issuer = s.issuer
-	payload, err := json.Marshal(c)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
 		return "", fmt.Errorf("token: encode transaction token claims: %w", err)
 	}
-	return s.keys.Sign(oauth.JWTTypeTxnToken, payload)
+	raw, err := s.keys.Sign(oauth.JWTTypeTxnToken, bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	if err != nil {
+		return "", err
+	}
+	if len(raw) > s.maxBytes {
+		return "", fmt.Errorf("token: transaction token of %d bytes, more than %d: %w", len(raw), s.maxBytes, ErrTooLarge)
+	}
+	return raw, nil
 }
 
 // MintTxnContext is MintTxn within a token.sign span, a child of ctx's span.

@@ -133,9 +133,15 @@ func (p *TxnPrincipal) HasScope(s string) bool {
 // "txntoken+jwt" or "application/txntoken+jwt" (an access token, typ at+jwt, is
 // refused); alg in the allow-list; no jku, jwk, x5u, x5c, crit or b64 header; a
 // kid deputy publishes, whose key fits alg; the signature; iss equal to the
-// Verifier's Issuer; aud the trust domain; exp in the future and iat (required)
+// Verifier's Issuer; aud the trust domain, a single string (an array is
+// refused, even one holding it); exp in the future and iat (required)
 // and nbf not in it, within TxnConfig.Leeway; a txn and a sub; tctx and rctx,
 // when present, JSON objects.
+//
+// Verify checks no revocation: like deputy's introspection, which answers
+// inactive for every transaction token, it cannot tell a revoked one, so a
+// revoked subject's transaction token passes until its exp (deputy keeps
+// txn_tokens.ttl at most 10 minutes).
 //
 // Errors are *oauth.Error values that wrap ErrInvalidToken or ErrUnavailable.
 // Verify never returns both a TxnPrincipal and an error.
@@ -164,7 +170,8 @@ func (t *TxnVerifier) Verify(ctx context.Context, raw string) (*TxnPrincipal, er
 type txnClaims struct {
 	Issuer         string
 	Subject        string
-	Audience       jwt.Audience
+	Audience       string // the one string aud; "" when absent or not a string
+	AudienceArray  bool   // aud is there but no string (an array, say)
 	Expiry         *jwt.NumericDate
 	NotBefore      *jwt.NumericDate
 	IssuedAt       *jwt.NumericDate
@@ -187,13 +194,20 @@ func parseTxnClaims(payload []byte) (*txnClaims, error) {
 	}
 	c := &txnClaims{}
 	for name, dst := range map[string]any{
-		"iss": &c.Issuer, "sub": &c.Subject, "aud": &c.Audience, "exp": &c.Expiry, "nbf": &c.NotBefore,
+		"iss": &c.Issuer, "sub": &c.Subject, "exp": &c.Expiry, "nbf": &c.NotBefore,
 		"iat": &c.IssuedAt, "jti": &c.ID, "txn": &c.Txn, "scope": &c.Scope,
 	} {
 		if p, ok := params[name]; ok {
 			if err := json.Unmarshal(p, dst); err != nil {
 				return nil, fmt.Errorf("claim %s: %v", name, err)
 			}
+		}
+	}
+	if p, ok := params["aud"]; ok {
+		// A transaction token's aud is the trust domain, a single string
+		// (README "Transaction tokens"), never an array.
+		if err := json.Unmarshal(p, &c.Audience); err != nil {
+			c.Audience, c.AudienceArray = "", true
 		}
 	}
 	if p, ok := params["tctx"]; ok {
@@ -237,9 +251,11 @@ func (t *TxnVerifier) checkClaims(c *txnClaims, now time.Time) error {
 	switch {
 	case c.Issuer != t.v.issuer:
 		return invalidToken("token is from another issuer", fmt.Errorf("iss %q, want %q", c.Issuer, t.v.issuer))
-	case !slices.Contains(c.Audience, t.trustDomain):
+	case c.AudienceArray:
+		return invalidToken("transaction token's aud is not a single string", fmt.Errorf("aud is no string, want %q", t.trustDomain))
+	case c.Audience != t.trustDomain:
 		return invalidToken("transaction token is for another trust domain",
-			fmt.Errorf("aud %q, want %q", []string(c.Audience), t.trustDomain))
+			fmt.Errorf("aud %q, want %q", c.Audience, t.trustDomain))
 	case c.Expiry == nil:
 		return invalidToken("token has no expiry (exp)", nil)
 	case !now.Before(c.Expiry.Time().Add(t.leeway)):

@@ -12,6 +12,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -511,6 +512,27 @@ func (w *world) withoutPayments(ctx context.Context, p *printer) (Refusal, error
 	return r, p.auditTrace(ctx, w.node, r.EventID)
 }
 
+// signedTctx is the tctx claim of raw, a transaction token the ledger
+// verified, as signed: key order and all, as the audit trace shows it
+// (TxnPrincipal.Context, a map, would print its keys sorted).
+func signedTctx(raw string) (string, error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", errors.New("the transaction token is not a compact JWS")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", fmt.Errorf("transaction token payload: %w", err)
+	}
+	var c struct {
+		Tctx json.RawMessage `json:"tctx"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return "", fmt.Errorf("transaction token payload: %w", err)
+	}
+	return string(c.Tctx), nil
+}
+
 // transaction prints the transaction of the payment just made: the transaction
 // token payments obtained, as the ledger received it, the txn each service saw
 // — the same token, byte for byte, at the ledger and at fraud-check — and the
@@ -536,7 +558,7 @@ func (w *world) transaction(ctx context.Context, p *printer, receipt *bank.Recei
 	if t.Subject != hops[0].Principal.Subject {
 		return nil, "", fmt.Errorf("the transaction is %s's, the payment %s's", t.Subject, hops[0].Principal.Subject)
 	}
-	tctx, err := json.Marshal(t.Context)
+	tctx, err := signedTctx(t.Raw)
 	if err != nil {
 		return nil, "", err
 	}
@@ -546,7 +568,7 @@ func (w *world) transaction(ctx context.Context, p *printer, receipt *bank.Recei
 	p.line("  sub    %s", t.Subject)
 	p.line("  aud    %s (the trust domain: no service's audience)", TrustDomain)
 	p.line("  scope  %s (the transaction's purpose)", strings.Join(t.Scopes, " "))
-	p.line("  tctx   %s", audit.RestOfLine(string(tctx)))
+	p.line("  tctx   %s", audit.RestOfLine(tctx))
 	p.line("  rctx   req_wl %s, req_ip %s", t.RequestContext.RequestingWorkload, t.RequestContext.ReqIP)
 	p.line("  cnf    — (never bound: it travels unchanged through the trust domain)")
 	p.line("  exp    in %s", t.Expiry.Sub(t.IssuedAt))
