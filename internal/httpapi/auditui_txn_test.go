@@ -16,7 +16,7 @@ func TestAuditUITreeTxn(t *testing.T) {
 	s, ts, _ := explorerNode(t)
 	ctx := t.Context()
 	exp := time.Now().Add(time.Minute)
-	const detail = `{"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","issued_token_type":"txn_token","txn":"tx-ui-9",` +
+	const detail = `{"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","issued_token_type":"txn_token","txn":"txnUiNine0123456789abc",` +
 		`"tctx":{"note":"<script>"},"rctx":{"req_wl":"payments"}}`
 	for _, e := range []*store.AuditEvent{
 		{Type: store.EventTokenIssued, Decision: store.DecisionAllow, ClientID: "web-app", Subject: "erin", TokenJTI: "T-user",
@@ -32,12 +32,12 @@ func TestAuditUITreeTxn(t *testing.T) {
 	}
 	b := newBrowser(t, ts)
 	b.signInTo(httpapi.PathAuditUI, "alice")
-	r := b.get("/audit/ui/tree?id=tx-ui-9")
+	r := b.get("/audit/ui/tree?id=txnUiNine0123456789abc")
 	if r.status != http.StatusOK {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	for _, want := range []string{
-		"<dt>Transaction</dt><dd><code>tx-ui-9</code></dd>", "<dt>Transaction</dt><dd><code>tx-ui-9</code> (replacement)</dd>",
+		"<dt>Transaction</dt><dd><code>txnUiNine0123456789abc</code></dd>", "<dt>Transaction</dt><dd><code>txnUiNine0123456789abc</code> (replacement)</dd>",
 		`<code>{&#34;note&#34;:&#34;&lt;script&gt;&#34;}</code>`, `<li class="node asked">`,
 	} {
 		if !strings.Contains(r.body, want) {

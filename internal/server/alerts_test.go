@@ -72,8 +72,8 @@ func TestAlertRulesReadRealMetrics(t *testing.T) {
 	enc := base64.RawURLEncoding.EncodeToString
 	foreign := enc([]byte(`{"alg":"RS256","kid":"k1","typ":"JWT"}`)) + "." +
 		enc([]byte(`{"iss":"https://down.example","sub":"x","aud":"https://deputy.test","exp":4102444800}`)) + "." + enc([]byte("sig"))
-	if w := post(s.Handler, "api1", "api1-secret", exchangeForm(foreign, "https://api2.example")); w.Code != 400 {
-		t.Fatalf("subject token of an issuer whose keys are unreachable: %d %s", w.Code, w.Body.String())
+	if w := post(s.Handler, "api1", "api1-secret", exchangeForm(foreign, "https://api2.example")); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("subject token of an issuer whose keys are unreachable: %d %s, want 503 temporarily_unavailable", w.Code, w.Body.String())
 	}
 	fams := scrape(t, s.Handler)
 	exported := func(name string) bool {
