@@ -50,7 +50,24 @@ func (w *workerStats) recordError(o outcome) {
 // runStats is the merged measurement of one run.
 type runStats struct {
 	workerStats
-	window time.Duration // the measured window
+	window time.Duration  // the measured window
+	nodes  []*workerStats // with several nodes: each node's (its connections')
+}
+
+// newRunStats merges the workers' stats, and with several nodes (worker i sent
+// to node i mod nodes) each node's.
+func newRunStats(ws []*workerStats, nodes int, window time.Duration) *runStats {
+	r := &runStats{workerStats: *mergeStats(ws), window: window}
+	if nodes > 1 {
+		for n := range nodes {
+			var mine []*workerStats
+			for i := n; i < len(ws); i += nodes {
+				mine = append(mine, ws[i])
+			}
+			r.nodes = append(r.nodes, mergeStats(mine))
+		}
+	}
+	return r
 }
 
 func mergeStats(ws []*workerStats) *workerStats {
@@ -86,14 +103,28 @@ func (w *workerStats) errorKinds() map[string]uint64 { return maps.Clone(w.errs)
 // requestSpec is one kind of request: a POST of a pre-encoded form with HTTP
 // Basic client authentication; bodies are used in turn (one for the same body
 // on every request). With proofs, every request carries a DPoP header of its
-// own (RFC 9449 §4.1) and its answer must be a DPoP-bound token.
+// own (RFC 9449 §4.1) and its answer must be a DPoP-bound token. With several
+// urls (the token endpoints of the nodes of one cluster), connection i sends to
+// urls[i mod len(urls)].
 type requestSpec struct {
-	url    *url.URL
+	urls   []*url.URL
 	header http.Header // shared read-only by every request
 	bodies [][]byte
 	next   atomic.Uint64 // how many bodies were taken
 	proofs *proofSource  // nil: bearer requests
 }
+
+// onNodes makes the requests of s go round-robin to the token endpoints of
+// several nodes.
+func (s *requestSpec) onNodes(urls []*url.URL) *requestSpec {
+	if len(urls) > 0 {
+		s.urls = urls
+	}
+	return s
+}
+
+// urlFor is where connection i sends.
+func (s *requestSpec) urlFor(i int) *url.URL { return s.urls[i%len(s.urls)] }
 
 // withProofs makes every request of s carry a proof of ps.
 func (s *requestSpec) withProofs(ps *proofSource) *requestSpec {
@@ -117,7 +148,7 @@ func (s *requestSpec) headerFor() http.Header {
 
 func newRequestSpec(target *url.URL, c credentials, bodies [][]byte) *requestSpec {
 	return &requestSpec{
-		url: target,
+		urls: []*url.URL{target},
 		header: http.Header{
 			"Authorization": {basicAuth(c)},
 			"Content-Type":  {"application/x-www-form-urlencoded"},
@@ -162,10 +193,11 @@ func newTransport(conns int, timeout time.Duration) *http.Transport {
 	}
 }
 
-// client sends requests of a spec over one transport; buf is per worker.
+// client sends requests of a spec to url over one transport; buf is per worker.
 type client struct {
 	rt   http.RoundTripper
 	spec *requestSpec
+	url  *url.URL
 }
 
 var (
@@ -178,14 +210,14 @@ func (c *client) do(ctx context.Context, buf *bytes.Buffer) outcome {
 	body := c.spec.body()
 	req := (&http.Request{
 		Method:        http.MethodPost,
-		URL:           c.spec.url,
+		URL:           c.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        c.spec.headerFor(),
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
-		Host:          c.spec.url.Host,
+		Host:          c.url.Host,
 	}).WithContext(ctx)
 	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
@@ -228,8 +260,9 @@ func truncate(s string, n int) string {
 // one was answered: warmup unmeasured, then d measured. A request counts when it
 // was sent inside the measured window and answered before it closed; requests in
 // flight when it closes are cancelled and not counted. /proc is read when the
-// window opens and when it closes (pid "": the server is not measured).
-func closedLoop(ctx context.Context, spec *requestSpec, conns int, warmup, d, timeout time.Duration, pid string) (*runStats, procResult) {
+// window opens and when it closes (no pids: the server is not measured; pg:
+// PostgreSQL's processes too).
+func closedLoop(ctx context.Context, spec *requestSpec, conns int, warmup, d, timeout time.Duration, pids []string, pg bool) (*runStats, procResult) {
 	tr := newTransport(conns, timeout)
 	defer tr.CloseIdleConnections()
 	wctx, cancel := context.WithCancel(ctx)
@@ -244,7 +277,7 @@ func closedLoop(ctx context.Context, spec *requestSpec, conns int, warmup, d, ti
 		st := newWorkerStats()
 		ws[i] = st
 		wg.Go(func() {
-			c := &client{rt: tr, spec: spec}
+			c := &client{rt: tr, spec: spec, url: spec.urlFor(i)}
 			var buf bytes.Buffer
 			for !stopped.Load() && wctx.Err() == nil {
 				t0 := time.Since(base)
@@ -271,7 +304,7 @@ func closedLoop(ctx context.Context, spec *requestSpec, conns int, warmup, d, ti
 		})
 	}
 	sleepCtx(ctx, warmup)
-	pw := startProcWindow(pid)
+	pw := startProcWindow(pids, pg)
 	start := time.Since(base)
 	measureFrom.Store(max(int64(start), 1))
 	sleepCtx(ctx, d)
@@ -280,7 +313,7 @@ func closedLoop(ctx context.Context, spec *requestSpec, conns int, warmup, d, ti
 	pr := pw.finish()
 	cancel()
 	wg.Wait()
-	return &runStats{workerStats: *mergeStats(ws), window: window}, pr
+	return newRunStats(ws, len(spec.urls), window), pr
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -388,7 +421,7 @@ func openLoopWorker(ctx context.Context, clk clock, s *schedule, w openWindow, s
 // the end, plus the request timeout). The window of the result is d, or longer
 // when the answers to the requests due in it came later: a server that cannot
 // keep up is not credited with the rate it was asked for.
-func openLoop(ctx context.Context, spec *requestSpec, conns int, rate float64, warmup, d, timeout time.Duration, pid string) (*runStats, procResult) {
+func openLoop(ctx context.Context, spec *requestSpec, conns int, rate float64, warmup, d, timeout time.Duration, pids []string, pg bool) (*runStats, procResult) {
 	tr := newTransport(conns, timeout)
 	defer tr.CloseIdleConnections()
 	grace := max(2*time.Second, timeout)
@@ -403,18 +436,18 @@ func openLoop(ctx context.Context, spec *requestSpec, conns int, rate float64, w
 		st := newWorkerStats()
 		ws[i] = st
 		wg.Go(func() {
-			c := &client{rt: tr, spec: spec}
+			c := &client{rt: tr, spec: spec, url: spec.urlFor(i)}
 			var buf bytes.Buffer
 			openLoopWorker(rctx, clk, s, w, func() outcome { return c.do(rctx, &buf) }, st)
 		})
 	}
 	clk.SleepUntil(ctx, w.from)
-	pw := startProcWindow(pid)
+	pw := startProcWindow(pids, pg)
 	clk.SleepUntil(ctx, w.to)
 	pr := pw.finish()
 	wg.Wait()
 	m := mergeStats(ws)
-	return &runStats{workerStats: *m, window: max(d, m.lastDone-w.from)}, pr
+	return newRunStats(ws, len(spec.urls), max(d, m.lastDone-w.from)), pr
 }
 
 // fetchAll sends n requests of spec over conns connections and returns the answer
@@ -431,9 +464,9 @@ func fetchAll(ctx context.Context, spec *requestSpec, n, conns int, timeout time
 		first error
 		wg    sync.WaitGroup
 	)
-	for range min(conns, n) {
+	for i := range min(conns, n) {
 		wg.Go(func() {
-			c := &client{rt: tr, spec: spec}
+			c := &client{rt: tr, spec: spec, url: spec.urlFor(i)}
 			var buf bytes.Buffer
 			for {
 				i := int(next.Add(1) - 1)

@@ -163,14 +163,17 @@ type bench struct {
 	o        *options
 	out, log io.Writer
 
-	base       string   // where the server answers
+	base       string   // where the server (the first node) answers
 	token      *url.URL // its token endpoint
 	htu        string   // the token endpoint as the server names it: DPoP proofs' htu
-	pid        string   // the server's pid, "" if unknown
+	pid        string   // the server's (first node's) pid, "" if unknown
 	srv        *deputyProc
 	version    string
 	serverCPUs string
 	clientCPUs string
+	nodes      []*benchNode // every node, the first one's values above
+	schema     *benchSchema // --postgres: the started nodes' schema
+	signAlg    string       // the algorithm of the server's access tokens, as read from one
 	floor      *floorResult
 	pool       *subjectPool
 	boundPool  *subjectPool    // exchange-dpop: DPoP-bound subject tokens
@@ -178,6 +181,36 @@ type bench struct {
 	estimate   map[int]float64 // exchange req/s by connections, from earlier runs
 	dpopRate   map[int]float64 // exchange-dpop req/s by connections, from earlier runs
 	records    []*runRecord
+}
+
+// benchNode is one node of the target: one deputy, or one of a cluster's.
+type benchNode struct {
+	base  string
+	token *url.URL // its token endpoint
+	pid   string   // "" if unknown
+	cpus  string   // Cpus_allowed_list of pid
+	srv   *deputyProc
+}
+
+// pids are the nodes' pids to measure: all of them, or none when one is unknown.
+func (b *bench) pids() []string {
+	var out []string
+	for _, n := range b.nodes {
+		if n.pid == "" {
+			return nil
+		}
+		out = append(out, n.pid)
+	}
+	return out
+}
+
+// tokenURLs are the nodes' token endpoints, in node order.
+func (b *bench) tokenURLs() []*url.URL {
+	out := make([]*url.URL, len(b.nodes))
+	for i, n := range b.nodes {
+		out[i] = n.token
+	}
+	return out
 }
 
 // budget is the longest the whole invocation may take; past it the watchdog
@@ -195,36 +228,81 @@ func (b *bench) run(ctx context.Context) error {
 	defer cancel()
 
 	if o.Start {
-		fmt.Fprintln(b.log, "starting deputy …")
-		srv, err := startDeputy(ctx, o)
+		pgDSN := ""
+		if o.Postgres != "" {
+			s, err := newBenchSchema(ctx, o.Postgres)
+			if err != nil {
+				return err
+			}
+			b.schema, pgDSN = s, s.dsn
+			defer func() {
+				if o.Keep {
+					fmt.Fprintf(b.out, "PostgreSQL schema kept: %s\n", s.name)
+					s.db.Close()
+				} else if err := s.drop(); err != nil {
+					fmt.Fprintf(b.log, "deputy-bench: dropping schema %s: %v\n", s.name, err)
+				}
+			}()
+		}
+		fmt.Fprintf(b.log, "starting %s …\n", plural(o.Nodes, "deputy", "deputy nodes"))
+		srvs, err := startDeputies(ctx, o, pgDSN)
 		if err != nil {
 			return err
 		}
-		b.srv = srv
-		defer srv.stop()
-		b.base, b.pid, b.version = srv.url, strconv.Itoa(srv.pid()), srv.version
-	} else {
-		b.base = o.URL
-		if o.PID > 0 {
-			b.pid = strconv.Itoa(o.PID)
-			if _, err := readStat(b.pid); err != nil {
-				return fmt.Errorf("--pid %d: %w", o.PID, err)
+		// The nodes stop before the schema is dropped (defers run last first).
+		defer func() {
+			for _, s := range srvs {
+				s.stop()
 			}
+		}()
+		for _, s := range srvs {
+			b.nodes = append(b.nodes, &benchNode{base: s.url, pid: strconv.Itoa(s.pid()), srv: s})
+		}
+		b.srv, b.version = srvs[0], srvs[0].version
+	} else {
+		for i, u := range o.URLs {
+			n := &benchNode{base: u}
+			if i < len(o.PIDs) {
+				n.pid = strconv.Itoa(o.PIDs[i])
+				if _, err := readStat(n.pid); err != nil {
+					return fmt.Errorf("--pid %d: %w", o.PIDs[i], err)
+				}
+			}
+			b.nodes = append(b.nodes, n)
 		}
 	}
-	if b.pid != "" {
-		b.serverCPUs = procStatusField(b.pid, "Cpus_allowed_list")
+	for i, n := range b.nodes {
+		if n.pid != "" {
+			n.cpus = procStatusField(n.pid, "Cpus_allowed_list")
+		}
+		tokenURL, htu, err := tokenEndpoint(ctx, n.base)
+		if err != nil {
+			return err
+		}
+		if n.token, err = url.Parse(tokenURL); err != nil {
+			return err
+		}
+		if i == 0 {
+			b.htu = htu
+		} else if htu != b.htu {
+			return fmt.Errorf("node %s names its token endpoint %s, node %s %s: not one cluster (the nodes of one share their issuer)", n.base, htu, b.nodes[0].base, b.htu)
+		}
 	}
+	first := b.nodes[0]
+	b.base, b.token, b.pid, b.serverCPUs = first.base, first.token, first.pid, first.cpus
 	b.clientCPUs = procStatusField("self", "Cpus_allowed_list")
 
-	tokenURL, htu, err := tokenEndpoint(ctx, b.base)
+	// The algorithm the server signs with, from one of its tokens: the floor is
+	// measured for it, and a --url target that signs otherwise than --alg says
+	// is refused rather than compared with the wrong floor.
+	alg, err := serverSigningAlg(ctx, b.token, o.SubjectCli, o.Timeout)
 	if err != nil {
 		return err
 	}
-	b.htu = htu
-	if b.token, err = url.Parse(tokenURL); err != nil {
-		return err
+	if alg != o.Alg {
+		return fmt.Errorf("the server signs its access tokens with %s, not --alg %s: pass --alg %s so that the floor is measured for the same algorithm", alg, o.Alg, alg)
 	}
+	b.signAlg = alg
 	b.header()
 
 	if o.FloorTime > 0 {
@@ -259,10 +337,13 @@ func (b *bench) run(ctx context.Context) error {
 			}
 		}
 	}
-	if b.srv != nil {
+	for _, n := range b.nodes {
+		if n.srv == nil {
+			continue
+		}
 		select {
-		case <-b.srv.exited:
-			return fmt.Errorf("deputy exited during the runs:\n%s", b.srv.logTail())
+		case <-n.srv.exited:
+			return fmt.Errorf("deputy %s exited during the runs:\n%s", n.base, n.srv.logTail())
 		default:
 		}
 	}
@@ -271,8 +352,12 @@ func (b *bench) run(ctx context.Context) error {
 	if o.JSON != "" {
 		fmt.Fprintf(b.out, "\n%d JSON line(s) appended to %s\n", len(b.records), o.JSON)
 	}
-	if o.Keep && b.srv != nil {
-		fmt.Fprintf(b.out, "deputy's directory (configuration, database, log): %s\n", b.srv.dir)
+	if o.Keep {
+		for _, n := range b.nodes {
+			if n.srv != nil {
+				fmt.Fprintf(b.out, "deputy's directory (configuration, database, log) of %s: %s\n", n.base, n.srv.dir)
+			}
+		}
 	}
 	return nil
 }
@@ -282,21 +367,75 @@ func (b *bench) header() {
 	o := b.o
 	w := b.out
 	where := "a running deputy"
-	if b.srv != nil {
+	switch {
+	case b.srv != nil && b.schema != nil:
+		where = fmt.Sprintf("%s (started: %s on PostgreSQL, schema %s)", b.version, plural(len(b.nodes), "node", "nodes"), b.schema.name)
+	case b.srv != nil:
 		where = b.version + " (started; SQLite in " + b.srv.dir + ")"
+	case len(b.nodes) > 1:
+		where = fmt.Sprintf("a running cluster of %d nodes", len(b.nodes))
 	}
 	fmt.Fprintf(w, "target    %s at %s, token endpoint %s\n", where, b.base, b.token)
-	if b.pid != "" {
-		fmt.Fprintf(w, "server    pid %s, CPUs %s\n", b.pid, b.serverCPUs)
-	} else {
-		fmt.Fprintf(w, "server    pid unknown (--pid): no server CPU or RSS\n")
+	for i, n := range b.nodes {
+		name := "server   "
+		if len(b.nodes) > 1 {
+			name = fmt.Sprintf("node %-4d", i+1)
+		}
+		switch {
+		case n.pid == "":
+			fmt.Fprintf(w, "%s %s, pid unknown (--pid): no server CPU or RSS\n", name, n.token)
+		case len(b.nodes) > 1:
+			fmt.Fprintf(w, "%s %s, pid %s, CPUs %s\n", name, n.token, n.pid, n.cpus)
+		default:
+			fmt.Fprintf(w, "server    pid %s, CPUs %s\n", n.pid, n.cpus)
+		}
 	}
 	fmt.Fprintf(w, "client    pid %d, CPUs %s, GOMAXPROCS %d\n", os.Getpid(), b.clientCPUs, runtime.GOMAXPROCS(0))
+	if len(b.nodes) > 1 {
+		fmt.Fprintf(w, "spread    connection i to node i mod %d (round-robin over the nodes' token endpoints)\n", len(b.nodes))
+	}
+	if note := b.sharingNote(); note != "" {
+		fmt.Fprintf(w, "sharing   %s\n", note)
+	}
 	load := fmt.Sprintf("closed loop, %v warm-up + %v measured per run", o.Warmup, o.Duration)
 	if o.Rate > 0 {
 		load = fmt.Sprintf("open loop at %s req/s, %v warm-up + %v measured per run", thousands(o.Rate, 0), o.Warmup, o.Duration)
 	}
-	fmt.Fprintf(w, "load      %s; connections %s; scenarios %s; signing %s\n", load, intList(o.Conns), strings.Join(o.Scenarios, ", "), o.Alg)
+	fmt.Fprintf(w, "load      %s; connections %s; scenarios %s; signing %s (access tokens, read from one the server issued; the floor is %s too)\n",
+		load, intList(o.Conns), strings.Join(o.Scenarios, ", "), b.signAlg, b.signAlg)
+}
+
+// sharingNote says which processes share the CPUs the nodes run on: with
+// several nodes on a machine's cores, the load generator and PostgreSQL take
+// their share of the same cores, and the numbers are those of the whole machine.
+func (b *bench) sharingNote() string {
+	if len(b.nodes) < 2 && b.schema == nil {
+		return ""
+	}
+	var pinned []string
+	for i, n := range b.nodes {
+		if n.cpus != "" {
+			pinned = append(pinned, fmt.Sprintf("node %d on CPU %s", i+1, n.cpus))
+		}
+	}
+	s := ""
+	if len(pinned) > 0 {
+		s = strings.Join(pinned, ", ") + "; "
+	}
+	s += fmt.Sprintf("the load generator on CPU %s", b.clientCPUs)
+	if b.schema != nil {
+		s += " and PostgreSQL (not pinned by the tool) share them: every core is in the measurement, req/s is the whole machine's, and PostgreSQL's CPU is reported beside the nodes'"
+	} else {
+		s += " shares them"
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // measureFloor runs the floor here, or in a child pinned to --floor-cpus.
@@ -340,7 +479,7 @@ func (b *bench) runOne(ctx context.Context, scenario string, conns int) (*runRec
 	open := o.Rate > 0
 	rec := &runRecord{
 		Name: "deputy-" + scenario, Scenario: scenario, Mode: "closed", Conns: conns,
-		Secs: o.Duration.Seconds(), Warmup: o.Warmup.Seconds(), Alg: o.Alg, Target: b.token.String(), DeputyVersion: b.version,
+		Secs: o.Duration.Seconds(), Warmup: o.Warmup.Seconds(), Alg: b.signAlg, Target: b.token.String(), DeputyVersion: b.version,
 		ServerCPUs: b.serverCPUs, ClientCPUs: b.clientCPUs, GoMaxProcs: runtime.GOMAXPROCS(0), Note: o.Note,
 	}
 	if open {
@@ -380,6 +519,13 @@ func (b *bench) runOne(ctx context.Context, scenario string, conns int) (*runRec
 	case scenarioClientCreds:
 		spec = newRequestSpec(b.token, o.CCCli, [][]byte{[]byte(clientCredsBody)})
 	}
+	spec.onNodes(b.tokenURLs())
+	if b.srv != nil {
+		rec.Storage = "sqlite"
+		if b.schema != nil {
+			rec.Storage = "postgres"
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -389,14 +535,18 @@ func (b *bench) runOne(ctx context.Context, scenario string, conns int) (*runRec
 		pr procResult
 	)
 	if open {
-		st, pr = openLoop(ctx, spec, conns, o.Rate, o.Warmup, o.Duration, o.Timeout, b.pid)
+		st, pr = openLoop(ctx, spec, conns, o.Rate, o.Warmup, o.Duration, o.Timeout, b.pids(), b.schema != nil)
 	} else {
-		st, pr = closedLoop(ctx, spec, conns, o.Warmup, o.Duration, o.Timeout, b.pid)
+		st, pr = closedLoop(ctx, spec, conns, o.Warmup, o.Duration, o.Timeout, b.pids(), b.schema != nil)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("stopped: %w", err)
 	}
 	rec.fillStats(st, pr)
+	for i, n := range rec.Nodes {
+		n.URL, n.CPUs = b.nodes[i].token.String(), b.nodes[i].cpus
+		n.PID, _ = strconv.Atoi(b.nodes[i].pid)
+	}
 	rec.TS = time.Now().Format(time.RFC3339)
 	if la, err := os.ReadFile(procRoot + "/loadavg"); err == nil {
 		if f := strings.Fields(string(la)); len(f) >= 3 {
@@ -423,7 +573,9 @@ func (b *bench) runOne(ctx context.Context, scenario string, conns int) (*runRec
 		if scenario == scenarioClientCreds {
 			ops = b.floor.SignOps
 		}
-		if !open {
+		// The floor is one core's; several nodes run on several cores, so only
+		// req/s per server core busy compares with it.
+		if !open && len(b.nodes) == 1 {
 			ratio := round(rec.RPS/ops, 3)
 			rec.FloorRatio = &ratio
 		}

@@ -36,6 +36,7 @@ const (
 	maxSubjectCap = 1_000_000
 	maxProofs     = 1_000_000
 	maxDPoPMaxAge = 10 * time.Minute // the server's own bound
+	maxNodes      = 8
 )
 
 var algorithms = []string{"ES256", "EdDSA", "RS256", "PS256"}
@@ -98,8 +99,13 @@ func (l *intList) Set(v string) error {
 
 // options is the parsed command line.
 type options struct {
-	URL         string // base URL of a running deputy; "" with Start
-	PID         int    // the running deputy's pid, for CPU and RSS (--url only)
+	URL         string   // base URL of a running deputy (the first of URLs); "" with Start
+	URLs        []string // base URLs of the running nodes; the load's connections go round-robin over them
+	PID         int      // the running deputy's pid, for CPU and RSS (--url only; the first of PIDs)
+	PIDs        []int    // the pids of the running nodes, in the order of URLs
+	Nodes       int      // nodes to start (--start) or given by --url
+	Postgres    string   // the started nodes' PostgreSQL DSN; "" for SQLite
+	NodeCPUs    []string // the started nodes' CPUs, one CPU list per node
 	Start       bool
 	Deputy      string
 	Alg         string
@@ -138,6 +144,9 @@ then a measured window).
 Usage:
   deputy-bench [--start] [--deputy PATH] [flags]      start a deputy, load it, stop it
   deputy-bench --url http://127.0.0.1:PORT [--pid PID] [flags]
+  deputy-bench --postgres DSN --nodes 2 [--node-cpus 0,1] [flags]
+                                                      two nodes on one PostgreSQL
+  deputy-bench --url http://127.0.0.1:P1,http://127.0.0.1:P2 [--pid PID1,PID2] [flags]
   deputy-bench --floor-only [--alg ES256] [--floor-time 2s]
 
 Examples:
@@ -148,6 +157,8 @@ Examples:
   go run ./cmd/deputy-bench --deputy /tmp/deputy --alg EdDSA --json /tmp/deputy-bench.jsonl
   go run ./cmd/deputy serve &      # the development setup on 127.0.0.1:8080
   go run ./cmd/deputy-bench --url http://127.0.0.1:8080 --pid $! -c 16 -d 10
+  go run ./cmd/deputy-bench --deputy /tmp/deputy --nodes 2 --node-cpus 0,1 \
+      --postgres 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable' -c 16,64 -d 15
 
 Scenarios (--scenario, comma-separated; default all):
   exchange-same       api1 exchanges one subject token for the audience on every
@@ -167,6 +178,13 @@ when the previous answer arrived); --rate R is an open loop: requests are due
 at a steady R per second over at most -c connections, and latency counts from
 the time a request was due, not from when it could be sent (corrected for
 coordinated omission).
+
+Several nodes (--nodes N with --postgres, or --url with N URLs): the load's
+connections are spread round-robin over the nodes (connection i to node i mod N),
+and the report gives each node's req/s, p99, CPU and RSS beside the total. The
+started nodes share one configuration (issuer: the first node's URL) and one fresh
+schema of the --postgres database (dropped at the end unless --keep); each node
+creates nothing of its own, the signing keys are in the database.
 
 Flags:
 `
@@ -205,8 +223,13 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 		floorTime = seconds(o.FloorTime)
 		dpopAge   = seconds(o.DPoPMaxAge)
 	)
-	fs.StringVar(&o.URL, "url", "", "base URL of a running deputy; only http://127.0.0.1:PORT is accepted")
-	fs.IntVar(&o.PID, "pid", 0, "with --url: the deputy's process id, to measure its CPU and RSS from /proc")
+	var urls, nodeCPUs string
+	var pids intList
+	fs.StringVar(&urls, "url", "", "base URL of a running deputy, or comma-separated those of several nodes (one cluster: the load goes round-robin over them); only http://127.0.0.1:PORT is accepted")
+	fs.Var(&pids, "pid", "with --url: the deputy's process id (comma-separated, one per URL), to measure its CPU and RSS from /proc")
+	fs.IntVar(&o.Nodes, "nodes", 1, "deputy nodes to start on the --postgres database (at most 8); the load goes round-robin over them")
+	fs.StringVar(&o.Postgres, "postgres", "", "start deputy on PostgreSQL at this DSN (on this machine: 127.0.0.1, ::1, localhost or a Unix socket), in a fresh schema dropped at the end; default SQLite")
+	fs.StringVar(&nodeCPUs, "node-cpus", "", "pin the started nodes one CPU each, comma-separated in node order (e.g. 0,1: node 1 on CPU 0, node 2 on CPU 1)")
 	fs.BoolVar(&o.Start, "start", false, "start a deputy (the default without --url): deputy serve on a generated configuration and SQLite in a temporary directory, stopped at the end")
 	fs.StringVar(&o.Deputy, "deputy", "", "the deputy binary for --start (default: deputy next to this binary, else on PATH; build one with go build -o /tmp/deputy ./cmd/deputy)")
 	fs.StringVar(&o.Alg, "alg", o.Alg, "signing algorithm of the started deputy and of the floor: "+strings.Join(algorithms, ", "))
@@ -239,6 +262,22 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	o.Conns = conns
+	if urls != "" {
+		for u := range strings.SplitSeq(urls, ",") {
+			o.URLs = append(o.URLs, strings.TrimSuffix(strings.TrimSpace(u), "/"))
+		}
+		o.URL = o.URLs[0]
+		if !isFlagSet(fs, "nodes") {
+			o.Nodes = len(o.URLs)
+		}
+	}
+	o.PIDs = pids
+	if len(pids) > 0 {
+		o.PID = pids[0]
+	}
+	if nodeCPUs != "" {
+		o.NodeCPUs = strings.Split(nodeCPUs, ",")
+	}
 	o.Duration, o.Warmup, o.Timeout, o.FloorTime = time.Duration(dur), time.Duration(warmup), time.Duration(timeout), time.Duration(floorTime)
 	o.DPoPMaxAge = time.Duration(dpopAge)
 	o.Scenarios = nil
@@ -253,10 +292,13 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	if o.URL != "" {
-		o.URL = strings.TrimSuffix(o.URL, "/")
-	}
 	return o, nil
+}
+
+func isFlagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 var cpuListRE = regexp.MustCompile(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`)
@@ -266,20 +308,53 @@ func (o *options) check() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if o.URL != "" {
-		if err := checkLoopbackURL(o.URL); err != nil {
-			errs = append(errs, err)
+		for _, u := range o.URLs {
+			if err := checkLoopbackURL(u); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if o.Start {
 			bad("--start and --url exclude each other: either start a deputy or load a running one")
 		}
-		if o.Deputy != "" || o.ServerCPUs != "" {
-			bad("--deputy and --server-cpus are for --start; pin a running deputy yourself")
+		if o.Deputy != "" || o.ServerCPUs != "" || o.Postgres != "" || len(o.NodeCPUs) > 0 {
+			bad("--deputy, --server-cpus, --postgres and --node-cpus are for --start; configure and pin a running deputy yourself")
 		}
-	} else if o.PID != 0 {
+		if o.Nodes != len(o.URLs) {
+			bad("--nodes %d with %d URL(s): a running cluster is its --url list", o.Nodes, len(o.URLs))
+		}
+		if len(o.PIDs) > 0 && len(o.PIDs) != len(o.URLs) {
+			bad("--pid lists %d process(es) for %d URL(s): give one per URL, in the same order", len(o.PIDs), len(o.URLs))
+		}
+	} else if len(o.PIDs) > 0 {
 		bad("--pid is for --url; a started deputy is measured anyway")
 	}
-	if o.PID < 0 {
-		bad("--pid %d is not a process id", o.PID)
+	for _, p := range o.PIDs {
+		if p <= 0 {
+			bad("--pid %d is not a process id", p)
+		}
+	}
+	if o.Nodes < 1 || o.Nodes > maxNodes {
+		bad("--nodes %d is not between 1 and %d", o.Nodes, maxNodes)
+	} else if o.Start && o.Nodes > 1 && o.Postgres == "" {
+		bad("--nodes %d needs --postgres: nodes share their state through one PostgreSQL database (SQLite is one node's)", o.Nodes)
+	}
+	if o.Postgres != "" {
+		if err := checkLocalDSN(o.Postgres); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(o.NodeCPUs) > 0 {
+		if len(o.NodeCPUs) != o.Nodes {
+			bad("--node-cpus lists %d CPU(s) for %d node(s): give one per node", len(o.NodeCPUs), o.Nodes)
+		}
+		if o.ServerCPUs != "" {
+			bad("--node-cpus and --server-cpus exclude each other: pin every node to the same CPUs, or each to its own")
+		}
+		for _, c := range o.NodeCPUs {
+			if _, err := strconv.ParseUint(c, 10, 16); err != nil {
+				bad("--node-cpus %q: %q is not a CPU number", strings.Join(o.NodeCPUs, ","), c)
+			}
+		}
 	}
 	if !slices.Contains(algorithms, o.Alg) {
 		bad("--alg %q is not one of %s", o.Alg, strings.Join(algorithms, ", "))

@@ -153,9 +153,9 @@ func TestDeputyConfigUsesClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := deputyConfig("127.0.0.1:9999", "/tmp/d.db", o)
+	cfg := deputyConfig("http://127.0.0.1:9999", "127.0.0.1:9999", "sqlite", "/tmp/d.db", o)
 	for _, want := range []string{
-		`issuer: "http://127.0.0.1:9999"`, `listen: "127.0.0.1:9999"`, `signing: {algorithm: ES256}`,
+		`issuer: "http://127.0.0.1:9999"`, `listen: "127.0.0.1:9999"`, `signing: {algorithm: ES256}`, `storage: {driver: sqlite, dsn: "/tmp/d.db"}`,
 		`- id: "web"`, `secret: "ws"`, `may_act: ["api1"]`, `- id: "batch"`, `audiences: ["https://ledger.example"]`,
 		`urn:ietf:params:oauth:grant-type:token-exchange`, `mode: delegation`, `dpop: {max_age: 1m0s}`,
 	} {

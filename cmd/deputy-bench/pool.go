@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 const (
@@ -112,4 +115,26 @@ func distinctPoolSize(rate float64, open bool, warmup, d time.Duration, conns, m
 	}
 	need := int(n) + conns + 1
 	return min(max(need, minN), maxN)
+}
+
+// serverSigningAlg is the algorithm of an access token the server at target
+// issues to c (client credentials), read from its JWS header with go-jose.
+func serverSigningAlg(ctx context.Context, target *url.URL, c credentials, timeout time.Duration) (string, error) {
+	answers, err := fetchAll(ctx, newRequestSpec(target, c, [][]byte{[]byte(clientCredsBody)}), 1, 1, timeout)
+	if err != nil {
+		return "", fmt.Errorf("an access token of %s (client credentials) to read its algorithm: %w", c.ID, err)
+	}
+	var t tokenAnswer
+	if err := json.Unmarshal(answers[0], &t); err != nil || t.AccessToken == "" {
+		return "", fmt.Errorf("an access token of %s: answer %q has no access_token", c.ID, truncate(string(answers[0]), 200))
+	}
+	algs := make([]jose.SignatureAlgorithm, len(algorithms))
+	for i, a := range algorithms {
+		algs[i] = jose.SignatureAlgorithm(a)
+	}
+	jws, err := jose.ParseSigned(t.AccessToken, algs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return "", fmt.Errorf("the server's access token is not a JWS signed with one of %s: %v", strings.Join(algorithms, ", "), err)
+	}
+	return jws.Signatures[0].Header.Algorithm, nil
 }

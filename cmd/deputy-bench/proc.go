@@ -182,30 +182,37 @@ func readMachineCPU() (machineCPU, error) {
 	return parseMachineCPU(b)
 }
 
-// procWindow measures a server process (when pid is set), this process and the
-// machine over one measured window: CPU from /proc/<pid>/stat at both ends, RSS
-// sampled every 250 ms for its maximum and read once more at the end.
+// procWindow measures the server processes (one per node; none when pids is
+// empty), this process, PostgreSQL (with pg) and the machine over one measured
+// window: CPU from /proc/<pid>/stat at both ends, RSS sampled every 250 ms for
+// its maximum and read once more at the end.
 type procWindow struct {
-	pid    string
+	pids   []string
 	start  time.Time
-	t0, s0 uint64 // server and self ticks at start
+	t0     []uint64 // server ticks at start, per node
+	okSrv  []bool
+	s0     uint64 // self ticks at start
+	pg0    map[string]uint64
 	m0     machineCPU
-	okSrv  bool
 	okSelf bool
 	okMach bool
 	stop   chan struct{}
 	done   chan struct{}
-	rssMax uint64
+	rssMax []uint64
 }
 
-func startProcWindow(pid string) *procWindow {
-	w := &procWindow{pid: pid, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
-	if pid != "" {
+func startProcWindow(pids []string, pg bool) *procWindow {
+	w := &procWindow{pids: pids, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{}),
+		t0: make([]uint64, len(pids)), okSrv: make([]bool, len(pids)), rssMax: make([]uint64, len(pids))}
+	for i, pid := range pids {
 		t, err := cpuTicks(pid)
-		w.t0, w.okSrv = t, err == nil
+		w.t0[i], w.okSrv[i] = t, err == nil
 	}
 	if t, err := cpuTicks("self"); err == nil {
 		w.s0, w.okSelf = t, true
+	}
+	if pg {
+		w.pg0 = postgresTicks()
 	}
 	if m, err := readMachineCPU(); err == nil {
 		w.m0, w.okMach = m, true
@@ -216,14 +223,16 @@ func startProcWindow(pid string) *procWindow {
 
 func (w *procWindow) sample() {
 	defer close(w.done)
-	if w.pid == "" {
+	if len(w.pids) == 0 {
 		return
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if kb, err := readRSS(w.pid); err == nil {
-			w.rssMax = max(w.rssMax, kb)
+		for i, pid := range w.pids {
+			if kb, err := readRSS(pid); err == nil {
+				w.rssMax[i] = max(w.rssMax[i], kb)
+			}
 		}
 		select {
 		case <-w.stop:
@@ -234,37 +243,74 @@ func (w *procWindow) sample() {
 }
 
 // procResult is what a window measured; negative values were not measured.
+// With several nodes, the server's values are their sums and Nodes has each.
 type procResult struct {
 	ServerCPU    float64 // % of one core
 	ServerRSSMax float64 // MiB
 	ServerRSSEnd float64 // MiB
 	ClientCPU    float64 // % of one core
+	PostgresCPU  float64 // % of one core: every postgres process this user can read
 	MachineBusy  float64 // % of one core, all CPUs together
 	StealPct     float64 // % of all CPU time
+	Nodes        []nodeProc
 }
+
+// nodeProc is what a window measured of one node; negative: not measured.
+type nodeProc struct{ CPU, RSSMax, RSSEnd float64 }
 
 func (w *procWindow) finish() procResult {
 	wall := time.Since(w.start)
 	close(w.stop)
 	<-w.done
-	r := procResult{ServerCPU: -1, ServerRSSMax: -1, ServerRSSEnd: -1, ClientCPU: -1, MachineBusy: -1, StealPct: -1}
+	r := procResult{ServerCPU: -1, ServerRSSMax: -1, ServerRSSEnd: -1, ClientCPU: -1, PostgresCPU: -1, MachineBusy: -1, StealPct: -1}
 	hz := clockTicks()
-	if w.okSrv {
-		if t, err := cpuTicks(w.pid); err == nil {
-			r.ServerCPU = cpuPercent(w.t0, t, wall, hz)
+	allSrv := len(w.pids) > 0
+	var sum nodeProc
+	for i, pid := range w.pids {
+		n := nodeProc{CPU: -1, RSSMax: -1, RSSEnd: -1}
+		if w.okSrv[i] {
+			if t, err := cpuTicks(pid); err == nil {
+				n.CPU = cpuPercent(w.t0[i], t, wall, hz)
+			}
+			if kb, err := readRSS(pid); err == nil {
+				n.RSSEnd = float64(kb) / 1024
+				w.rssMax[i] = max(w.rssMax[i], kb)
+			}
+			if w.rssMax[i] > 0 {
+				n.RSSMax = float64(w.rssMax[i]) / 1024
+			}
 		}
-		if kb, err := readRSS(w.pid); err == nil {
-			r.ServerRSSEnd = float64(kb) / 1024
-			w.rssMax = max(w.rssMax, kb)
+		if n.CPU < 0 || n.RSSMax < 0 || n.RSSEnd < 0 {
+			allSrv = false
 		}
-		if w.rssMax > 0 {
-			r.ServerRSSMax = float64(w.rssMax) / 1024
-		}
+		sum.CPU += n.CPU
+		sum.RSSMax += n.RSSMax
+		sum.RSSEnd += n.RSSEnd
+		r.Nodes = append(r.Nodes, n)
+	}
+	if allSrv {
+		r.ServerCPU, r.ServerRSSMax, r.ServerRSSEnd = sum.CPU, sum.RSSMax, sum.RSSEnd
+	}
+	if len(r.Nodes) == 1 {
+		// One server: its values are the result's; partial values count too.
+		n := r.Nodes[0]
+		r.ServerCPU, r.ServerRSSMax, r.ServerRSSEnd = n.CPU, n.RSSMax, n.RSSEnd
 	}
 	if w.okSelf {
 		if t, err := cpuTicks("self"); err == nil {
 			r.ClientCPU = cpuPercent(w.s0, t, wall, hz)
 		}
+	}
+	if w.pg0 != nil {
+		// Processes present at both ends: the nodes' connections are opened
+		// before the window and kept.
+		var t0, t1 uint64
+		for pid, t := range postgresTicks() {
+			if s, ok := w.pg0[pid]; ok && t >= s {
+				t0, t1 = t0+s, t1+t
+			}
+		}
+		r.PostgresCPU = cpuPercent(t0, t1, wall, hz)
 	}
 	if w.okMach {
 		if m, err := readMachineCPU(); err == nil && m.total > w.m0.total {

@@ -74,7 +74,15 @@ type runRecord struct {
 	FloorRatio        *float64 `json:"floor_ratio,omitempty"`
 	FloorRatioPerCore *float64 `json:"floor_ratio_per_core,omitempty"`
 
-	Alg           string   `json:"alg"`
+	// Nodes is each node's share of a run on several nodes (the total is above):
+	// the requests its connections sent, their latency, its CPU and RSS.
+	Nodes []*nodeRecord `json:"nodes,omitempty"`
+	// PostgresCPUPct is the CPU of every postgres process during the window
+	// (started nodes on --postgres).
+	PostgresCPUPct *float64 `json:"postgres_cpu_pct,omitempty"`
+
+	Alg           string   `json:"alg"`               // the server's access tokens', and the floor's
+	Storage       string   `json:"storage,omitempty"` // of a started deputy: sqlite | postgres
 	Target        string   `json:"target"`
 	DeputyVersion string   `json:"deputy_version,omitempty"`
 	ServerPID     int      `json:"server_pid,omitempty"`
@@ -84,6 +92,21 @@ type runRecord struct {
 	Note          string   `json:"note,omitempty"`
 	LoadAvg       []string `json:"loadavg,omitempty"`
 	TS            string   `json:"ts"`
+}
+
+// nodeRecord is one node's part of a run.
+type nodeRecord struct {
+	URL      string   `json:"url"` // its token endpoint
+	PID      int      `json:"pid,omitempty"`
+	CPUs     string   `json:"cpus,omitempty"`
+	RPS      float64  `json:"rps"`
+	Requests uint64   `json:"requests"`
+	Errors   uint64   `json:"errors"`
+	P50Ms    float64  `json:"p50_ms"`
+	P99Ms    float64  `json:"p99_ms"`
+	CPUPct   *float64 `json:"cpu_pct"`
+	RSSMaxMB *float64 `json:"rss_max_mb"`
+	RSSEndMB *float64 `json:"rss_end_mb"`
 }
 
 func ms(d time.Duration) float64 { return round(float64(d)/1e6, 3) }
@@ -132,6 +155,23 @@ func (r *runRecord) fillStats(s *runStats, pr procResult) {
 		v := round(pr.StealPct, 2)
 		r.StealPct = &v
 	}
+	r.PostgresCPUPct = measured(pr.PostgresCPU)
+	if pr.PostgresCPU >= 0 && r.OtherCPUPct != nil {
+		// PostgreSQL is part of the target, not a disturbance.
+		r.OtherCPUPct = measured(max(0, *r.OtherCPUPct-pr.PostgresCPU))
+	}
+	for i, n := range s.nodes {
+		nr := &nodeRecord{
+			Requests: n.ok + n.errorCount(), Errors: n.errorCount(),
+			P50Ms: ms(n.lat.Percentile(50)), P99Ms: ms(n.lat.Percentile(99)),
+		}
+		nr.RPS = round(float64(nr.Requests)/s.window.Seconds(), 1)
+		if i < len(pr.Nodes) {
+			p := pr.Nodes[i]
+			nr.CPUPct, nr.RSSMaxMB, nr.RSSEndMB = measured(p.CPU), measured(p.RSSMax), measured(p.RSSEnd)
+		}
+		r.Nodes = append(r.Nodes, nr)
+	}
 }
 
 func appendJSONLine(path string, r *runRecord) error {
@@ -148,6 +188,20 @@ func appendJSONLine(path string, r *runRecord) error {
 		return err
 	}
 	return f.Close()
+}
+
+func deref(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
 }
 
 func fmtOpt(v *float64, format string) string {
@@ -232,11 +286,26 @@ func printTable(w io.Writer, recs []*runRecord, floor *floorResult) {
 			}
 			notes = append(notes, n)
 		}
+		if r.PostgresCPUPct != nil {
+			notes = append(notes, fmt.Sprintf("PostgreSQL used %.1f%% of a core (every postgres process), the %s %.1f%%, the load generator %s%%",
+				*r.PostgresCPUPct, plural(len(r.Nodes), "server", "nodes together"), deref(r.ServerCPUPct), fmtOpt(r.ClientCPUPct, "%.1f")))
+		}
 		if r.ServiceP99Ms != nil {
 			notes = append(notes, fmt.Sprintf("open loop: latency from the due time; from the actual send p50 %.2f ms, p99 %.2f ms", *r.ServiceP50Ms, *r.ServiceP99Ms))
 		}
 		for _, n := range notes {
 			fmt.Fprintf(w, "  %s c=%d: %s\n", r.Scenario, r.Conns, n)
+		}
+		for i, n := range r.Nodes {
+			rss := "—"
+			if n.RSSMaxMB != nil && n.RSSEndMB != nil {
+				rss = fmt.Sprintf("%.1f/%.1f MB", *n.RSSMaxMB, *n.RSSEndMB)
+			}
+			fmt.Fprintf(w, "  %s c=%d: node %d (%s, CPUs %s): %s req/s, %d errors, p50 %.2f ms, p99 %.2f ms, CPU %s%%, RSS %s\n",
+				r.Scenario, r.Conns, i+1, n.URL, orDash(n.CPUs), thousands(n.RPS, 1), n.Errors, n.P50Ms, n.P99Ms, fmtOpt(n.CPUPct, "%.1f"), rss)
+		}
+		if len(r.Nodes) > 0 {
+			fmt.Fprintf(w, "  %s c=%d: all %d nodes: %s req/s, p99 %.2f ms\n", r.Scenario, r.Conns, len(r.Nodes), thousands(r.RPS, 1), r.P99Ms)
 		}
 	}
 	if floor == nil {
@@ -264,6 +333,10 @@ func printTable(w io.Writer, recs []*runRecord, floor *floorResult) {
 			continue
 		}
 		if r.FloorRatio == nil {
+			if len(r.Nodes) > 0 && r.FloorRatioPerCore != nil {
+				fmt.Fprintf(w, "deputy %s (c=%d, %d nodes): %s req/s%s = %.2f× the %s %s floor per server core busy (floor %s/s per core)\n",
+					r.Scenario, r.Conns, len(r.Nodes), thousands(r.RPS, 0), cpu, *r.FloorRatioPerCore, floor.Alg, what, thousands(ops, 0))
+			}
 			continue
 		}
 		if perCore != "" {
