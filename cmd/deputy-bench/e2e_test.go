@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,16 +68,7 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	run := func(args ...string) string {
-		t.Helper()
-		var stdout, stderr bytes.Buffer
-		args = append([]string{"--deputy", bin, "--json", jsonPath, "--warmup", "300ms", "--floor-time", "200ms", "--subjects", "100"}, args...)
-		if code := realMain(ctx, args, &stdout, &stderr, false); code != 0 {
-			t.Fatalf("deputy-bench %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
-		}
-		t.Logf("deputy-bench %s\n%s", strings.Join(args, " "), stdout.String())
-		return stdout.String()
-	}
+	run := func(args ...string) string { t.Helper(); return runBench(ctx, t, bin, jsonPath, args...) }
 	// exchange-distinct sizes its pool from the rate the runs before it reached,
 	// padded by a quarter; a machine whose speed jumps between runs (other tests
 	// share it) can outrun that, so the pool starts large enough for any rate this
@@ -100,15 +94,7 @@ func TestEndToEnd(t *testing.T) {
 		if r.Scenario != want || r.Conns != 4 {
 			t.Errorf("line %d: scenario %s conns %d, want %s 4", i, r.Scenario, r.Conns, want)
 		}
-		if r.RPS <= 0 || r.Requests == 0 || r.Errors != 0 || r.WarmupErrors != 0 {
-			t.Errorf("%s: rps %v requests %d errors %d (%s) warm-up errors %d", r.Scenario, r.RPS, r.Requests, r.Errors, r.FirstError, r.WarmupErrors)
-		}
-		if r.P50Ms <= 0 || r.P99Ms < r.P50Ms || r.MaxMs < r.P999Ms {
-			t.Errorf("%s: latencies p50 %v p99 %v p99.9 %v max %v", r.Scenario, r.P50Ms, r.P99Ms, r.P999Ms, r.MaxMs)
-		}
-		if r.ServerCPUPct == nil || *r.ServerCPUPct <= 0 || r.ServerRSSMaxMB == nil || *r.ServerRSSMaxMB <= 0 || r.ServerRSSEndMB == nil {
-			t.Errorf("%s: server CPU %v RSS %v/%v", r.Scenario, r.ServerCPUPct, r.ServerRSSMaxMB, r.ServerRSSEndMB)
-		}
+		checkRun(t, r)
 		if r.Floor == nil || r.Floor.ExchangeOps <= 0 || r.Mode != "open" && (r.FloorRatio == nil || *r.FloorRatio <= 0) {
 			t.Errorf("%s: floor %+v ratio %v", r.Scenario, r.Floor, r.FloorRatio)
 		}
@@ -123,6 +109,136 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if o := recs[4]; o.Mode != "open" || o.Rate != 100 || o.Requests < 90 || o.Requests > 110 || o.ServiceP50Ms == nil {
 		t.Errorf("open loop: mode %s rate %v requests %d", o.Mode, o.Rate, o.Requests)
+	}
+}
+
+// runBench runs the tool on the deputy binary bin with short warm-up, floor and
+// pool, appending its JSON lines to jsonPath, and returns its output.
+func runBench(ctx context.Context, t *testing.T, bin, jsonPath string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	args = append([]string{"--deputy", bin, "--json", jsonPath, "--warmup", "300ms", "--floor-time", "200ms", "--subjects", "100"}, args...)
+	if code := realMain(ctx, args, &stdout, &stderr, false); code != 0 {
+		t.Fatalf("deputy-bench %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	}
+	t.Logf("deputy-bench %s\n%s", strings.Join(args, " "), stdout.String())
+	return stdout.String()
+}
+
+// checkRun fails the test unless a run measured requests without errors, with
+// latencies, the server's CPU and RSS.
+func checkRun(t *testing.T, r runRecord) {
+	t.Helper()
+	if r.RPS <= 0 || r.Requests == 0 || r.Errors != 0 || r.WarmupErrors != 0 {
+		t.Errorf("%s: rps %v requests %d errors %d (%s) warm-up errors %d", r.Scenario, r.RPS, r.Requests, r.Errors, r.FirstError, r.WarmupErrors)
+	}
+	if r.P50Ms <= 0 || r.P99Ms < r.P50Ms || r.MaxMs < r.P999Ms {
+		t.Errorf("%s: latencies p50 %v p99 %v p99.9 %v max %v", r.Scenario, r.P50Ms, r.P99Ms, r.P999Ms, r.MaxMs)
+	}
+	if r.ServerCPUPct == nil || *r.ServerCPUPct <= 0 || r.ServerRSSMaxMB == nil || *r.ServerRSSMaxMB <= 0 || r.ServerRSSEndMB == nil {
+		t.Errorf("%s: server CPU %v RSS %v/%v", r.Scenario, r.ServerCPUPct, r.ServerRSSMaxMB, r.ServerRSSEndMB)
+	}
+}
+
+// TestEndToEndEdDSA runs the exchanges (bearer and DPoP) and client credentials
+// with deputy signing EdDSA: the tool reads the algorithm from a token deputy
+// issued, measures the floor for it and names it in the report.
+func TestEndToEndEdDSA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs deputy")
+	}
+	bin := buildDeputy(t)
+	jsonPath := filepath.Join(t.TempDir(), "runs.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := runBench(ctx, t, bin, jsonPath, "--alg", "EdDSA", "--scenario", "exchange-same,exchange-dpop,client-credentials", "-c", "4", "-d", "1")
+	for _, want := range []string{"signing EdDSA (access tokens, read from one the server issued; the floor is EdDSA too)",
+		"floor     go-jose EdDSA on CPU", "× the EdDSA verify+sign floor", "× the EdDSA sign floor"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	recs := readRecords(t, jsonPath)
+	if len(recs) != 3 {
+		t.Fatalf("%d JSON lines, want 3", len(recs))
+	}
+	for _, r := range recs {
+		checkRun(t, r)
+		if r.Alg != "EdDSA" || r.Floor == nil || r.Floor.Alg != "EdDSA" || r.Storage != "sqlite" {
+			t.Errorf("%s: alg %q, floor %+v, storage %q", r.Scenario, r.Alg, r.Floor, r.Storage)
+		}
+	}
+}
+
+// TestEndToEndPostgresTwoNodes starts two deputy nodes on one PostgreSQL schema
+// (DEPUTY_TEST_POSTGRES_DSN; skipped without it, run in CI) and spreads the
+// connections over them: every scenario's answers come from both nodes, each
+// node's req/s, p99, CPU and RSS are reported with the total and PostgreSQL's
+// CPU, and the schema is dropped at the end.
+func TestEndToEndPostgresTwoNodes(t *testing.T) {
+	dsn := os.Getenv("DEPUTY_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("DEPUTY_TEST_POSTGRES_DSN is not set: the PostgreSQL two-node run is skipped (e.g. DEPUTY_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	if testing.Short() {
+		t.Skip("builds and runs deputy")
+	}
+	bin := buildDeputy(t)
+	jsonPath := filepath.Join(t.TempDir(), "runs.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	args := []string{"--postgres", dsn, "--nodes", "2", "--scenario", "exchange-same,exchange-dpop,client-credentials", "-c", "4", "-d", "1"}
+	pinned := false
+	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+		args, pinned = append(args, "--node-cpus", "0,1"), true
+	}
+	out := runBench(ctx, t, bin, jsonPath, args...)
+	for _, want := range []string{"started: 2 nodes on PostgreSQL, schema deputy_bench_", "node 1    http://127.0.0.1:", "node 2    http://127.0.0.1:",
+		"spread    connection i to node i mod 2", "PostgreSQL (not pinned by the tool) share them", "all 2 nodes:", "per server core busy"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if pinned && !strings.Contains(out, "node 1 on CPU 0, node 2 on CPU 1") {
+		t.Errorf("output does not say where the nodes were pinned")
+	}
+	recs := readRecords(t, jsonPath)
+	if len(recs) != 3 {
+		t.Fatalf("%d JSON lines, want 3", len(recs))
+	}
+	for _, r := range recs {
+		checkRun(t, r)
+		if r.Storage != "postgres" || len(r.Nodes) != 2 || r.PostgresCPUPct == nil || *r.PostgresCPUPct <= 0 || r.FloorRatio != nil {
+			t.Errorf("%s: storage %q, %d nodes, PostgreSQL CPU %v, floor ratio %v (none: the floor is one core's)", r.Scenario, r.Storage, len(r.Nodes), r.PostgresCPUPct, r.FloorRatio)
+			continue
+		}
+		var sum uint64
+		for i, n := range r.Nodes {
+			if n.Requests == 0 || n.Errors != 0 || n.P99Ms <= 0 || n.CPUPct == nil || *n.CPUPct <= 0 || n.RSSMaxMB == nil || n.PID == 0 {
+				t.Errorf("%s node %d: %+v", r.Scenario, i+1, n)
+			}
+			if pinned && n.CPUs != strconv.Itoa(i) {
+				t.Errorf("%s node %d: CPUs %q, want %d", r.Scenario, i+1, n.CPUs, i)
+			}
+			sum += n.Requests
+		}
+		if sum != r.Requests || r.Nodes[0].URL == r.Nodes[1].URL {
+			t.Errorf("%s: nodes %s and %s served %d of %d requests", r.Scenario, r.Nodes[0].URL, r.Nodes[1].URL, sum, r.Requests)
+		}
+	}
+	// The schema went with the run.
+	schema := ""
+	if _, rest, ok := strings.Cut(out, "schema "); ok {
+		schema, _, _ = strings.Cut(rest, ")")
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, schema).Scan(&n); err != nil || n != 0 || schema == "" {
+		t.Errorf("schema %q: %d left (%v), want it dropped", schema, n, err)
 	}
 }
 

@@ -53,8 +53,26 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Start || o.URL != "http://127.0.0.1:8080" || o.PID != 42 || o.Duration != 2500*time.Millisecond {
+	if o.Start || o.URL != "http://127.0.0.1:8080" || o.PID != 42 || o.Duration != 2500*time.Millisecond || o.Nodes != 1 {
 		t.Errorf("%+v", o)
+	}
+	o, err = parseOptions([]string{"--url", "http://127.0.0.1:8080/,http://127.0.0.1:8081", "--pid", "42,43"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.URL != "http://127.0.0.1:8080" || !slices.Equal(o.URLs, []string{"http://127.0.0.1:8080", "http://127.0.0.1:8081"}) ||
+		o.Nodes != 2 || !slices.Equal(o.PIDs, []int{42, 43}) || o.PID != 42 {
+		t.Errorf("a cluster by --url: %+v", o)
+	}
+	for _, dsn := range []string{"postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "postgres://localhost/x", "host=/var/run/postgresql dbname=x", "postgres://[::1]:5432/x"} {
+		o, err = parseOptions([]string{"--postgres", dsn, "--nodes", "2", "--node-cpus", "0,1"}, io.Discard)
+		if err != nil {
+			t.Errorf("%s: %v", dsn, err)
+			continue
+		}
+		if !o.Start || o.Postgres != dsn || o.Nodes != 2 || !slices.Equal(o.NodeCPUs, []string{"0", "1"}) {
+			t.Errorf("two nodes on PostgreSQL: %+v", o)
+		}
 	}
 }
 
@@ -120,7 +138,21 @@ func TestRejectsBadFlags(t *testing.T) {
 		{"--subjects 500 --max-subjects 100", "--max-subjects"},
 		{"--pid 12", "--pid is for --url"},
 		{"--url http://127.0.0.1:8080 --start", "exclude"},
-		{"--url http://127.0.0.1:8080 --server-cpus 1", "--deputy and --server-cpus"},
+		{"--url http://127.0.0.1:8080 --server-cpus 1", "--deputy, --server-cpus"},
+		{"--url http://127.0.0.1:8080 --postgres postgres://127.0.0.1/x", "are for --start"},
+		{"--url http://127.0.0.1:8080,http://127.0.0.1:8081 --pid 1", "--pid lists 1 process(es) for 2 URL(s)"},
+		{"--url http://127.0.0.1:8080,http://10.0.0.1:8081", `refusing to load "10.0.0.1"`},
+		{"--url http://127.0.0.1:8080 --nodes 2", "--nodes 2 with 1 URL(s)"},
+		{"--pid 0 --url http://127.0.0.1:8080", "--pid 0 is not"},
+		{"--nodes 2", "--nodes 2 needs --postgres"},
+		{"--nodes 0", "--nodes 0 is not"},
+		{"--nodes 9 --postgres postgres://127.0.0.1/x", "--nodes 9 is not"},
+		{"--postgres postgres://db.internal:5432/x", `refusing host "db.internal"`},
+		{"--postgres host=10.1.1.1", `refusing host "10.1.1.1"`},
+		{"--postgres postgres://127.0.0.1,db.internal/x", `refusing host "db.internal"`},
+		{"--postgres postgres://127.0.0.1/x --nodes 2 --node-cpus 0", "--node-cpus lists 1 CPU(s) for 2 node(s)"},
+		{"--postgres postgres://127.0.0.1/x --nodes 2 --node-cpus 0,1 --server-cpus 1", "exclude each other"},
+		{"--postgres postgres://127.0.0.1/x --nodes 2 --node-cpus 0,1-2", `"1-2" is not a CPU number`},
 		{"--exchange-client nosecret", "id:secret"},
 		{"--timeout 0", "--timeout"},
 		{"--floor-only --floor-time 0", "--floor-only"},
@@ -154,6 +186,13 @@ func TestDeputyConfigUsesClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := deputyConfig("http://127.0.0.1:9999", "127.0.0.1:9999", "sqlite", "/tmp/d.db", o)
+	// A second node of a cluster: the first one's issuer, its own listen.
+	node2 := deputyConfig("http://127.0.0.1:9999", "127.0.0.1:9998", "postgres", "postgres://127.0.0.1/x?search_path=s", o)
+	for _, want := range []string{`issuer: "http://127.0.0.1:9999"`, `listen: "127.0.0.1:9998"`, `storage: {driver: postgres, dsn: "postgres://127.0.0.1/x?search_path=s"}`} {
+		if !strings.Contains(node2, want) {
+			t.Errorf("second node's configuration lacks %q:\n%s", want, node2)
+		}
+	}
 	for _, want := range []string{
 		`issuer: "http://127.0.0.1:9999"`, `listen: "127.0.0.1:9999"`, `signing: {algorithm: ES256}`, `storage: {driver: sqlite, dsn: "/tmp/d.db"}`,
 		`- id: "web"`, `secret: "ws"`, `may_act: ["api1"]`, `- id: "batch"`, `audiences: ["https://ledger.example"]`,
