@@ -44,12 +44,25 @@
 // affinity); --floor-cpus measures the floor in a child process pinned there.
 // On a two-core machine, --server-cpus 1 --client-cpus 0 is the peers' setup.
 //
+// --alg sets the started deputy's signing.algorithm (ES256, EdDSA, RS256,
+// PS256); the tool reads the algorithm back from a token the server issued and
+// measures the floor with it (a --url target signing otherwise is refused).
+//
+// Several nodes: --postgres DSN --nodes N starts N deputies on one fresh schema
+// of a local PostgreSQL database, sharing one configuration but for listen
+// (README "Running on PostgreSQL with several nodes"), and --url takes the URLs
+// of a running cluster. Connection i sends to node i mod N; each node's req/s,
+// latency, CPU and RSS are reported beside the total, and PostgreSQL's CPU
+// (every postgres process in /proc). --node-cpus pins the nodes one CPU each.
+//
 // Only http://127.0.0.1 targets are accepted, and every run is bounded: -d is at
 // most 300 s, and a watchdog ends the whole tool after the time its runs can
 // take.
 //
 //	go build -o /tmp/deputy ./cmd/deputy
 //	go run ./cmd/deputy-bench --deputy /tmp/deputy --server-cpus 1 --client-cpus 0 -c 16,64 -d 15
+//	go run ./cmd/deputy-bench --deputy /tmp/deputy --nodes 2 --node-cpus 0,1 \
+//	    --postgres 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable' -c 16,64 -d 15
 package main
 
 import (

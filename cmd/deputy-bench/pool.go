@@ -132,7 +132,7 @@ func serverSigningAlg(ctx context.Context, target *url.URL, c credentials, timeo
 	for i, a := range algorithms {
 		algs[i] = jose.SignatureAlgorithm(a)
 	}
-	jws, err := jose.ParseSigned(t.AccessToken, algs)
+	jws, err := jose.ParseSignedCompact(t.AccessToken, algs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return "", fmt.Errorf("the server's access token is not a JWS signed with one of %s: %v", strings.Join(algorithms, ", "), err)
 	}

@@ -301,9 +301,10 @@ func (w *procWindow) finish() procResult {
 			r.ClientCPU = cpuPercent(w.s0, t, wall, hz)
 		}
 	}
-	if w.pg0 != nil {
+	if len(w.pg0) > 0 {
 		// Processes present at both ends: the nodes' connections are opened
-		// before the window and kept.
+		// before the window and kept. None seen (PostgreSQL in another
+		// container, or its /proc hidden): not measured.
 		var t0, t1 uint64
 		for pid, t := range postgresTicks() {
 			if s, ok := w.pg0[pid]; ok && t >= s {

@@ -286,6 +286,9 @@ func printTable(w io.Writer, recs []*runRecord, floor *floorResult) {
 			}
 			notes = append(notes, n)
 		}
+		if r.Storage == "postgres" && r.PostgresCPUPct == nil {
+			notes = append(notes, "PostgreSQL's CPU not measured: no postgres process in this /proc (another container or machine); it is in \"other CPU%\"")
+		}
 		if r.PostgresCPUPct != nil {
 			notes = append(notes, fmt.Sprintf("PostgreSQL used %.1f%% of a core (every postgres process), the %s %.1f%%, the load generator %s%%",
 				*r.PostgresCPUPct, plural(len(r.Nodes), "server", "nodes together"), deref(r.ServerCPUPct), fmtOpt(r.ClientCPUPct, "%.1f")))
