@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
 	"net/http"
@@ -143,4 +145,41 @@ func mustParse(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestRunningCluster loads two running "nodes" given by --url (fake token
+// endpoints issuing ES256 tokens, both with this process's pid): the report
+// names the cluster, spreads the connections and gives each node's share.
+func TestRunningCluster(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := signer.Sign([]byte(`{"sub":"web-app"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := jws.CompactSerialize()
+	a, na := tokenServer(t, tok)
+	b, nb := tokenServer(t, tok)
+	self := strconv.Itoa(os.Getpid())
+	var stdout, stderr bytes.Buffer
+	args := []string{"--url", a.URL + "," + b.URL, "--pid", self + "," + self, "--scenario", "client-credentials",
+		"--floor-time", "0", "--warmup", "0", "-d", "300ms", "-c", "4", "--subjects", "1"}
+	if code := realMain(context.Background(), args, &stdout, &stderr, false); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"a running cluster of 2 nodes", "node 1    " + a.URL + "/token, pid " + self, "node 2    " + b.URL + "/token",
+		"spread    connection i to node i mod 2", "client-credentials c=4: node 2 (" + b.URL, "all 2 nodes:"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if na.Load() == 0 || nb.Load() == 0 {
+		t.Errorf("requests: node 1 %d, node 2 %d", na.Load(), nb.Load())
+	}
 }
