@@ -7,6 +7,8 @@
 // and the JWKS document from memory. With a key-encryption key (KEK) the private
 // keys are stored encrypted with AES-256-GCM from the standard library.
 //
-// It builds on go-jose; it never implements a signature itself. It must not import
-// net/http or database/sql.
+// It never implements a signature itself: ES256 and EdDSA compact JWS (RFC 7515
+// §7.1) are composed from crypto/ecdsa and crypto/ed25519 under a protected header
+// encoded once per key and typ, RS256 and PS256 are signed by go-jose, and every
+// verification is go-jose's. It must not import net/http or database/sql.
 package keys

@@ -59,11 +59,6 @@ type snapshot struct {
 	jwks    []byte
 }
 
-type signingKey struct {
-	key     *Key
-	signers map[string]jose.Signer // by JWT typ header
-}
-
 // signingTypes are the JWS "typ" headers deputy signs with: RFC 9068 access
 // tokens, plain JWTs (exchange outputs, ID tokens), transaction tokens
 // (draft-ietf-oauth-transaction-tokens), and the opaque state deputy
@@ -287,16 +282,9 @@ func (s *Set) reload(ctx context.Context) error {
 		if !slices.Contains(snap.algs, k.Algorithm) {
 			snap.algs = append(snap.algs, k.Algorithm)
 		}
-		sk := signingKey{key: k, signers: map[string]jose.Signer{}}
-		for _, typ := range signingTypes {
-			sig, err := jose.NewSigner(jose.SigningKey{
-				Algorithm: k.Algorithm,
-				Key:       jose.JSONWebKey{Key: k.Private, KeyID: k.ID},
-			}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
-			if err != nil {
-				return fmt.Errorf("keys: signer: %w", err)
-			}
-			sk.signers[typ] = sig
+		sk, err := newSigningKey(k, signingTypes)
+		if err != nil {
+			return err
 		}
 		snap.signing[k.Algorithm] = append(snap.signing[k.Algorithm], sk)
 	}
@@ -441,7 +429,8 @@ func (s *Set) decode(sk store.Key) (*Key, error) {
 var ErrNoActiveKey = errors.New("keys: no active signing key")
 
 // Sign signs payload as a compact JWS with the active key of the default
-// algorithm and the given typ header ("at+jwt" or "JWT").
+// algorithm and the given typ header ("at+jwt" or "JWT"). It does not keep
+// payload: the caller may reuse it once Sign returns.
 func (s *Set) Sign(typ string, payload []byte) (string, error) {
 	return s.SignWith(s.algorithms[0], typ, payload)
 }
@@ -456,15 +445,7 @@ func (s *Set) SignWith(alg jose.SignatureAlgorithm, typ string, payload []byte) 
 		}
 		return "", ErrNoActiveKey
 	}
-	sig := sk.signers[typ]
-	if sig == nil {
-		return "", fmt.Errorf("keys: no signer for typ %q", typ)
-	}
-	jws, err := sig.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("keys: sign: %w", err)
-	}
-	return jws.CompactSerialize()
+	return sk.sign(typ, payload)
 }
 
 // current is the key of algorithm alg that signs at now, or nil: the newest

@@ -13,7 +13,7 @@ import (
 )
 
 // newStore is a migrated SQLite store in a temporary directory.
-func newStore(t *testing.T) *sqlstore.DB {
+func newStore(t testing.TB) *sqlstore.DB {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(t.TempDir(), "t.db"))
@@ -37,7 +37,7 @@ func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now
 
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
 
-func open(t *testing.T, st *sqlstore.DB, c *clock, opts keys.Options) *keys.Set {
+func open(t testing.TB, st *sqlstore.DB, c *clock, opts keys.Options) *keys.Set {
 	t.Helper()
 	if opts.Algorithm == "" {
 		opts.Algorithm = "ES256"

@@ -2,7 +2,10 @@ package token
 
 import (
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/deputy-auth/deputy/oauth"
 )
@@ -76,32 +79,225 @@ var reserved = map[string]bool{
 	"acr": true, "amr": true, "sid": true, "cnf": true,
 }
 
-// encode serialises the claims, merging Extra at the top level.
-func (c *Claims) encode() ([]byte, error) {
-	type plain Claims
-	b, err := json.Marshal((*plain)(c))
-	if err != nil || len(c.Extra) == 0 {
-		return b, err
+// appendJSON appends the claims to dst as one JSON object, Extra's claims
+// (those not reserved) merged at the top level: the bytes json.Marshal writes
+// for the claims without Extra, then Extra's claims as json.Marshal writes a
+// map, keys sorted. It writes the fixed claims itself, so that minting does not
+// go through reflection.
+func (c *Claims) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"iss":`...)
+	b = appendString(b, c.Issuer)
+	b = append(b, `,"sub":`...)
+	b = appendString(b, c.Subject)
+	b = append(b, `,"aud":`...)
+	b = c.Audience.appendJSON(b)
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.Expiry, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.IssuedAt, 10)
+	b = append(b, `,"nbf":`...)
+	b = strconv.AppendInt(b, c.NotBef, 10)
+	b = append(b, `,"jti":`...)
+	b = appendString(b, c.ID)
+	b = append(b, `,"client_id":`...)
+	b = appendString(b, c.ClientID)
+	if c.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendString(b, c.Scope)
 	}
-	m := make(map[string]any, len(c.Extra))
-	for k, v := range c.Extra {
-		if !reserved[k] {
-			m[k] = v
+	var err error
+	if c.Act != nil {
+		b = append(b, `,"act":`...)
+		if b, err = appendActor(b, c.Act); err != nil {
+			return nil, err
 		}
 	}
-	if len(m) == 0 {
-		return b, nil
+	if c.MayAct != nil {
+		b = append(b, `,"may_act":`...)
+		if b, err = appendActor(b, c.MayAct); err != nil {
+			return nil, err
+		}
 	}
-	extra, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
+	if c.AuthTime != 0 {
+		b = append(b, `,"auth_time":`...)
+		b = strconv.AppendInt(b, c.AuthTime, 10)
 	}
-	// Join {"iss":…} and {"k":…} into one object.
-	out := make([]byte, 0, len(b)+len(extra))
-	out = append(out, b[:len(b)-1]...)
-	out = append(out, ',')
-	out = append(out, extra[1:]...)
-	return out, nil
+	if c.ACR != "" {
+		b = append(b, `,"acr":`...)
+		b = appendString(b, c.ACR)
+	}
+	if len(c.AMR) > 0 {
+		b = append(b, `,"amr":`...)
+		b = appendStrings(b, c.AMR)
+	}
+	if c.SID != "" {
+		b = append(b, `,"sid":`...)
+		b = appendString(b, c.SID)
+	}
+	if c.Cnf != nil {
+		b = append(b, `,"cnf":{`...)
+		n := len(b)
+		if c.Cnf.JKT != "" {
+			b = append(b, `"jkt":`...)
+			b = appendString(b, c.Cnf.JKT)
+		}
+		if c.Cnf.X5TS256 != "" {
+			if len(b) > n {
+				b = append(b, ',')
+			}
+			b = append(b, `"x5t#S256":`...)
+			b = appendString(b, c.Cnf.X5TS256)
+		}
+		b = append(b, '}')
+	}
+	if len(c.Extra) > 0 {
+		if b, err = appendExtra(b, c.Extra, reserved); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSON appends a as MarshalJSON writes it.
+func (a Audience) appendJSON(b []byte) []byte {
+	switch {
+	case a == nil:
+		return append(b, "null"...)
+	case len(a) == 1:
+		return appendString(b, a[0])
+	}
+	return appendStrings(b, a)
+}
+
+// appendStrings appends l as a JSON array of strings.
+func appendStrings(b []byte, l []string) []byte {
+	b = append(b, '[')
+	for i, v := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, v)
+	}
+	return append(b, ']')
+}
+
+// actorDepthInline is how deep appendActor writes an actor chain itself; a
+// deeper one json.Marshal writes (which refuses a chain that loops back).
+const actorDepthInline = 32
+
+// appendActor appends a as json.Marshal writes it (RFC 8693 §4.1).
+func appendActor(b []byte, a *oauth.Actor) ([]byte, error) {
+	closing := 0
+	for depth := 0; a != nil; depth++ {
+		if depth == actorDepthInline {
+			rest, err := json.Marshal(a)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, rest...)
+			break
+		}
+		b = append(b, `{"sub":`...)
+		b = appendString(b, a.Subject)
+		if a.Issuer != "" {
+			b = append(b, `,"iss":`...)
+			b = appendString(b, a.Issuer)
+		}
+		closing++
+		if a.Actor == nil {
+			break
+		}
+		b = append(b, `,"act":`...)
+		a = a.Actor
+	}
+	for range closing {
+		b = append(b, '}')
+	}
+	return b, nil
+}
+
+// appendExtra appends, each after a comma, the claims of extra whose names are
+// not reserved, sorted by name, as json.Marshal writes a map's entries.
+func appendExtra(b []byte, extra map[string]any, reserved map[string]bool) ([]byte, error) {
+	names := make([]string, 0, 16)
+	for k := range extra {
+		if !reserved[k] {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		b = append(b, ',')
+		b = appendString(b, k)
+		b = append(b, ':')
+		switch v := extra[k].(type) {
+		case string:
+			b = appendString(b, v)
+		default:
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, raw...)
+		}
+	}
+	return b, nil
+}
+
+// appendString appends s as a JSON string the way encoding/json writes it (RFC
+// 8259 §7), HTML escaping on: '"', '\' and the control characters escaped, <, >
+// and & as \u003c, \u003e and \u0026, U+2028 and U+2029 as \u2028 and \u2029,
+// and each byte of invalid UTF-8 as \ufffd.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // decode parses a payload, keeping unknown claims in Extra.

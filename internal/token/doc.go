@@ -5,6 +5,6 @@
 // It also keeps the in-memory list of revoked token ids that every verification
 // consults.
 //
-// Signatures are made and checked by go-jose through internal/keys, against an
+// Signatures are made by internal/keys and checked by go-jose, against an
 // explicit algorithm allow-list. It must not import net/http or database/sql.
 package token

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -39,7 +40,13 @@ type Service struct {
 	revoked  *Revoked
 	maxBytes int
 	cache    *verifiedCache // nil: every token is verified in full
+	// payloads are buffers Mint encodes claims into; keys.Set.Sign keeps
+	// nothing of them.
+	payloads sync.Pool
 }
+
+// payloadKeep bounds the buffers Mint keeps for the next token.
+const payloadKeep = 8 << 10
 
 // NewService returns a Service for tokens of issuer, signed by ks, checked against
 // revoked. maxBytes bounds the size of a token Verify accepts. Verified tokens are
@@ -62,11 +69,20 @@ func NewID() string {
 // Iss is set to the service's issuer.
 func (s *Service) Mint(typ string, c *Claims) (string, error) {
 	c.Issuer = s.issuer
-	payload, err := c.encode()
+	buf, _ := s.payloads.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	payload, err := c.appendJSON((*buf)[:0])
 	if err != nil {
 		return "", fmt.Errorf("token: encode claims: %w", err)
 	}
-	return s.keys.Sign(typ, payload)
+	raw, err := s.keys.Sign(typ, payload)
+	if cap(payload) <= payloadKeep {
+		*buf = payload
+		s.payloads.Put(buf)
+	}
+	return raw, err
 }
 
 // Seen reports whether raw is a token this service verified before and still
