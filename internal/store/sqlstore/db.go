@@ -18,6 +18,8 @@ type DB struct {
 	r *sql.DB // reads
 	// ws and rs hold statements prepared once on w and r.
 	ws, rs *stmtCache
+	// nonces group-commits UseNonce (nonces.go).
+	nonces nonceBatcher
 	watch  func(ctx context.Context, notify func(topic string)) error
 	// stop ends the dialect's background work; done is closed when it has.
 	stop, done chan struct{}

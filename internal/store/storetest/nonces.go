@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,5 +69,43 @@ var nonceTests = []test{
 		if err := s.PurgeNonces(t.Context(), time.Now()); err != nil {
 			t.Fatalf("PurgeNonces on an empty store: %v", err)
 		}
+	}},
+	{"ok/concurrent-uses-one-wins", func(t *testing.T, s store.Store) {
+		// Many callers at once (a DPoP proof's jti on every request, RFC 9449
+		// §11.1), each key sent four times: one use of each key succeeds and the
+		// other three are ErrConflict, whatever commits they share.
+		exp := time.Now().Add(time.Hour)
+		const keys, tries = 16, 4
+		var wg sync.WaitGroup
+		errs := make([][tries]error, keys)
+		for k := range keys {
+			for i := range tries {
+				wg.Go(func() { errs[k][i] = s.UseNonce(t.Context(), fmt.Sprintf("jti-%d", k), exp) })
+			}
+		}
+		wg.Wait()
+		for k, es := range errs {
+			won := 0
+			for _, err := range es {
+				switch {
+				case err == nil:
+					won++
+				case !errors.Is(err, store.ErrConflict):
+					t.Errorf("jti-%d: %v", k, err)
+				}
+			}
+			if won != 1 {
+				t.Errorf("jti-%d: %d uses succeeded, want 1 (%v)", k, won, es)
+			}
+			useNonceConflict(t, s, fmt.Sprintf("jti-%d", k), exp)
+		}
+	}},
+	{"fail/cancelled-caller-records-nothing", func(t *testing.T, s store.Store) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := s.UseNonce(ctx, "a", time.Now().Add(time.Hour)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("UseNonce with an ended context: %v, want context.Canceled", err)
+		}
+		useNonce(t, s, "a", time.Now().Add(time.Hour))
 	}},
 }
