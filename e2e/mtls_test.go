@@ -150,6 +150,14 @@ func mtlsServer(t *testing.T, clientCA *pki, kioskKey *ecdsa.PrivateKey) (*serve
 	roots := x509.NewCertPool()
 	roots.AddCert(serverCA.cert)
 	c := tlsClient(roots)
+	s.waitReadyTLS(c)
+	return s, roots
+}
+
+// waitReadyTLS waits until deputy, started with TLS, answers /readyz through c.
+func (s *server) waitReadyTLS(c *http.Client) {
+	t := s.t
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := c.Get(s.issuer + "/readyz")
@@ -168,7 +176,6 @@ func mtlsServer(t *testing.T, clientCA *pki, kioskKey *ecdsa.PrivateKey) (*serve
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return s, roots
 }
 
 // tlsClient is an HTTPS client trusting roots and presenting certs (crypto/tls).

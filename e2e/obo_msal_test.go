@@ -176,24 +176,7 @@ func oboHTTPS(t *testing.T) (*server, *http.Client, string, *ecdsa.PrivateKey) {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
 	c := tlsClient(roots)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := c.Get(s.issuer + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deputy not ready over HTTPS after 20s (%v):\n%s", err, s.logs.String())
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("deputy exited during start-up:\n%s", s.logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	s.waitReadyTLS(c)
 	return s, c, caFile, corp
 }
 

@@ -647,20 +647,6 @@ func (tr *Tree) WriteText(w io.Writer) error {
 	return err
 }
 
-// externalIssuer is the issuer of an unknown token whose children were all
-// exchanged from it as a subject token of another issuer (a trusted issuer's JWT
-// or a SAML assertion): the audit records keep that issuer, not the token.
-func externalIssuer(n *Node) string {
-	iss := ""
-	for _, c := range n.Children {
-		if c.SubjectIssuer == "" || iss != "" && c.SubjectIssuer != iss {
-			return ""
-		}
-		iss = c.SubjectIssuer
-	}
-	return iss
-}
-
 // presentedCnf is the binding of an unknown token as the exchanges that presented
 // it recorded it (their subject_cnf), when all of them agree it was bound.
 func presentedCnf(n *Node) *oauth.Confirmation {
@@ -681,7 +667,7 @@ func writeNode(b *strings.Builder, n *Node, lead, pad string) {
 	b.WriteString("token ")
 	b.WriteString(TextValue(n.JTI))
 	if n.Unknown {
-		if iss := externalIssuer(n); iss != "" {
+		if iss := n.OutsideIssuer(); iss != "" {
 			fmt.Fprintf(b, " (presented from %s, not issued by deputy)", TextValue(iss))
 		} else {
 			b.WriteString(" (not issued in this audit trail)")
