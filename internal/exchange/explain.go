@@ -83,6 +83,36 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 		_, targets, targetErr = defaultTarget(live)
 	}
 
+	return explainRules(rules, sub, &conds, targetErr, blocked, ruleWalk{
+		allows: func(r *policy.Rule) bool { return r.AllowsTargets(targets) },
+		match: func(r *policy.Rule) (Check, error) {
+			return CheckTargets, r.MatchTargets(targets)
+		},
+		checks: func(r *policy.Rule) error {
+			_, err := x.ruleChecks(r, &req, targets)
+			return err
+		},
+	})
+}
+
+// ruleWalk is what differs between Explain's walks over a client's rules for
+// one kind of request: which rules could decide it (allows), why a rule
+// cannot (match: the check and its failure, nil when it can), and the
+// deciding rule's own checks, as Decide makes them.
+type ruleWalk struct {
+	allows func(*policy.Rule) bool
+	match  func(*policy.Rule) (Check, error)
+	checks func(*policy.Rule) error
+}
+
+// explainRules says, for every rule in order, the first check it fails —
+// subject, condition, targets (targetErr: the request's own, for every rule),
+// w.match, order — or, for the first that passes them, its own checks or
+// "decides". blocked names a rule whose condition could not be evaluated
+// before the walk where Decide evaluates it (Decide then denies, and no rule
+// decides); a condition that cannot be evaluated in the walk blocks too when
+// it is the first, before any rule matched, of a rule w.allows.
+func explainRules(rules []*policy.Rule, sub *Principal, conds *conditions, targetErr error, blocked string, w ruleWalk) []RuleResult {
 	out := make([]RuleResult, 0, len(rules))
 	var selected *policy.Rule
 	for _, r := range rules {
@@ -94,9 +124,9 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 		}
 		if ok, err := conds.holds(r); err != nil {
 			res.Check, res.Reason = CheckCondition, "condition cannot be evaluated: "+evalError(err)
-			// With targets, Decide evaluates a condition only for a rule that
-			// allows them, until one matches.
-			if blocked == "" && selected == nil && targetErr == nil && r.AllowsTargets(targets) {
+			// Decide evaluates a condition only for a rule that could
+			// decide the request, until one matches.
+			if blocked == "" && selected == nil && targetErr == nil && w.allows(r) {
 				blocked = r.Name
 			}
 			out = append(out, res)
@@ -111,8 +141,8 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 			out = append(out, res)
 			continue
 		}
-		if err := r.MatchTargets(targets); err != nil {
-			res.Check, res.Reason = CheckTargets, mismatchReason(err)
+		if check, err := w.match(r); err != nil {
+			res.Check, res.Reason = check, mismatchReason(err)
 			out = append(out, res)
 			continue
 		}
@@ -127,7 +157,7 @@ func (x *Exchanger) Explain(req Request, now time.Time) []RuleResult {
 			continue
 		}
 		selected = r
-		if _, err := x.ruleChecks(r, &req, targets); err != nil {
+		if err := w.checks(r); err != nil {
 			var den *Denial
 			if errors.As(err, &den) {
 				res.Check = den.check

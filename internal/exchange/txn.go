@@ -206,63 +206,16 @@ func txnScopes(rule *policy.Rule, sub *Principal, requested []string) ([]string,
 // the condition, the targets (the trust domain), the requested token type, then
 // order and the deciding rule's own checks, as decideTxn makes them.
 func (x *Exchanger) explainTxn(req Request, rules []*policy.Rule, now time.Time) []RuleResult {
-	sub := &req.Subject
 	actor, actorIss := x.actorOf(&req)
 	conds := conditions{x: x, req: &req, actor: actor, actorIss: actorIss, now: now, txn: true}
-	targetErr := x.txnTarget(&req)
-	var blocked string
-	var selected *policy.Rule
-	out := make([]RuleResult, 0, len(rules))
-	for _, r := range rules {
-		res := RuleResult{Rule: r.Name}
-		if err := r.MatchSubject(sub.Issuer, sub.TokenType); err != nil {
-			res.Check, res.Reason = CheckSubject, mismatchReason(err)
-			out = append(out, res)
-			continue
-		}
-		if ok, err := conds.holds(r); err != nil {
-			res.Check, res.Reason = CheckCondition, "condition cannot be evaluated: "+evalError(err)
-			if blocked == "" && selected == nil && targetErr == nil && r.AllowsRequestedType(oauth.TokenTypeTxnToken) {
-				blocked = r.Name
-			}
-			out = append(out, res)
-			continue
-		} else if !ok {
-			res.Check, res.Reason = CheckCondition, "condition is false"
-			out = append(out, res)
-			continue
-		}
-		if targetErr != nil {
-			res.Check, res.Reason = CheckTargets, causeOf(targetErr)
-			out = append(out, res)
-			continue
-		}
-		if err := r.MatchRequestedType(oauth.TokenTypeTxnToken); err != nil {
-			res.Check, res.Reason = CheckTokenType, mismatchReason(err)
-			out = append(out, res)
-			continue
-		}
-		if selected != nil {
-			res.Check, res.Reason = CheckOrder, "matches, but policy "+selected.Name+" comes first and decides"
-			out = append(out, res)
-			continue
-		}
-		if blocked != "" {
-			res.Check, res.Reason = CheckOrder, "matches, but the condition of policy "+blocked+" cannot be evaluated, which denies the request"
-			out = append(out, res)
-			continue
-		}
-		selected = r
-		if _, err := x.txnRuleChecks(r, &req); err != nil {
-			var den *Denial
-			if errors.As(err, &den) {
-				res.Check = den.check
-			}
-			res.Reason = causeOf(err)
-		} else {
-			res.Reason = "decides"
-		}
-		out = append(out, res)
-	}
-	return out
+	return explainRules(rules, &req.Subject, &conds, x.txnTarget(&req), "", ruleWalk{
+		allows: func(r *policy.Rule) bool { return r.AllowsRequestedType(oauth.TokenTypeTxnToken) },
+		match: func(r *policy.Rule) (Check, error) {
+			return CheckTokenType, r.MatchRequestedType(oauth.TokenTypeTxnToken)
+		},
+		checks: func(r *policy.Rule) error {
+			_, err := x.txnRuleChecks(r, &req)
+			return err
+		},
+	})
 }
