@@ -13,6 +13,7 @@ import (
 	"github.com/deputy-auth/deputy/internal/audit"
 	"github.com/deputy-auth/deputy/internal/client"
 	"github.com/deputy-auth/deputy/internal/exchange"
+	"github.com/deputy-auth/deputy/internal/jsonx"
 	"github.com/deputy-auth/deputy/internal/store"
 	"github.com/deputy-auth/deputy/internal/token"
 	"github.com/deputy-auth/deputy/oauth"
@@ -418,18 +419,42 @@ func withoutKey(detail, key string) string {
 }
 
 func detailWith(grantType, k, v string) string {
-	m := map[string]string{}
+	// As encoding/json writes map[string]string{"grant_type": grantType, k: v}
+	// without its empty values (k's value wins a clash): members sorted by name.
+	// Written on every request, hence by hand (TestDetailWithAsMarshal).
+	var names, values [2]string
+	n := 0
 	if grantType != "" {
-		m["grant_type"] = grantType
+		names[n], values[n] = "grant_type", grantType
+		n++
 	}
-	if k != "" {
-		m[k] = v
+	switch {
+	case k == "":
+	case n == 1 && k == names[0]:
+		values[0] = v
+	default:
+		names[n], values[n] = k, v
+		n++
 	}
-	if len(m) == 0 {
+	if n == 0 {
 		return ""
 	}
-	b, _ := json.Marshal(m)
-	return string(b)
+	if n == 2 && names[1] < names[0] {
+		names[0], names[1] = names[1], names[0]
+		values[0], values[1] = values[1], values[0]
+	}
+	b := make([]byte, 0, 16+len(names[0])+len(values[0])+len(names[1])+len(values[1]))
+	for i := range n {
+		if i == 0 {
+			b = append(b, '{')
+		} else {
+			b = append(b, ',')
+		}
+		b = jsonx.AppendString(b, names[i])
+		b = append(b, ':')
+		b = jsonx.AppendString(b, values[i])
+	}
+	return string(append(b, '}'))
 }
 
 // A parameter sent without a value is treated as if it were omitted (RFC 6749 §3.1,

@@ -489,13 +489,26 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	if err != nil {
 		return oauth.ServerError(err)
 	}
+	return writeJSONBytes(w, b)
+}
+
+// writeJSONBytes writes b, a JSON document, as writeJSON does. The header values
+// are shared, read-only slices of capacity 1: a later Add copies, never writes
+// into them.
+func writeJSONBytes(w http.ResponseWriter, b []byte) error {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	_, err = w.Write(b)
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["Pragma"] = headerNoCache
+	_, err := w.Write(b)
 	return err
 }
+
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+	headerNoCache = []string{"no-cache"}
+)
 
 // parse decodes a POSTed form request into a grant.Request. Failures are protocol
 // errors; the caller records them.
@@ -657,7 +670,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		resp, err = s.cfg.Dispatcher.Token(r.Context(), req)
 		if err == nil {
 			s.metrics.observe(a.grant, "", start)
-			return writeJSON(w, resp)
+			return writeTokenResponse(w, resp)
 		}
 		var rl *rateLimitedError
 		if errors.As(err, &rl) {

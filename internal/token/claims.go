@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/deputy-auth/deputy/internal/jsonx"
 	"github.com/deputy-auth/deputy/oauth"
 )
 
@@ -86,9 +86,9 @@ var reserved = map[string]bool{
 // go through reflection.
 func (c *Claims) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"iss":`...)
-	b = appendString(b, c.Issuer)
+	b = jsonx.AppendString(b, c.Issuer)
 	b = append(b, `,"sub":`...)
-	b = appendString(b, c.Subject)
+	b = jsonx.AppendString(b, c.Subject)
 	b = append(b, `,"aud":`...)
 	b = c.Audience.appendJSON(b)
 	b = append(b, `,"exp":`...)
@@ -98,12 +98,12 @@ func (c *Claims) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"nbf":`...)
 	b = strconv.AppendInt(b, c.NotBef, 10)
 	b = append(b, `,"jti":`...)
-	b = appendString(b, c.ID)
+	b = jsonx.AppendString(b, c.ID)
 	b = append(b, `,"client_id":`...)
-	b = appendString(b, c.ClientID)
+	b = jsonx.AppendString(b, c.ClientID)
 	if c.Scope != "" {
 		b = append(b, `,"scope":`...)
-		b = appendString(b, c.Scope)
+		b = jsonx.AppendString(b, c.Scope)
 	}
 	var err error
 	if c.Act != nil {
@@ -124,7 +124,7 @@ func (c *Claims) appendJSON(b []byte) ([]byte, error) {
 	}
 	if c.ACR != "" {
 		b = append(b, `,"acr":`...)
-		b = appendString(b, c.ACR)
+		b = jsonx.AppendString(b, c.ACR)
 	}
 	if len(c.AMR) > 0 {
 		b = append(b, `,"amr":`...)
@@ -132,21 +132,21 @@ func (c *Claims) appendJSON(b []byte) ([]byte, error) {
 	}
 	if c.SID != "" {
 		b = append(b, `,"sid":`...)
-		b = appendString(b, c.SID)
+		b = jsonx.AppendString(b, c.SID)
 	}
 	if c.Cnf != nil {
 		b = append(b, `,"cnf":{`...)
 		n := len(b)
 		if c.Cnf.JKT != "" {
 			b = append(b, `"jkt":`...)
-			b = appendString(b, c.Cnf.JKT)
+			b = jsonx.AppendString(b, c.Cnf.JKT)
 		}
 		if c.Cnf.X5TS256 != "" {
 			if len(b) > n {
 				b = append(b, ',')
 			}
 			b = append(b, `"x5t#S256":`...)
-			b = appendString(b, c.Cnf.X5TS256)
+			b = jsonx.AppendString(b, c.Cnf.X5TS256)
 		}
 		b = append(b, '}')
 	}
@@ -164,7 +164,7 @@ func (a Audience) appendJSON(b []byte) []byte {
 	case a == nil:
 		return append(b, "null"...)
 	case len(a) == 1:
-		return appendString(b, a[0])
+		return jsonx.AppendString(b, a[0])
 	}
 	return appendStrings(b, a)
 }
@@ -176,7 +176,7 @@ func appendStrings(b []byte, l []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, v)
+		b = jsonx.AppendString(b, v)
 	}
 	return append(b, ']')
 }
@@ -198,10 +198,10 @@ func appendActor(b []byte, a *oauth.Actor) ([]byte, error) {
 			break
 		}
 		b = append(b, `{"sub":`...)
-		b = appendString(b, a.Subject)
+		b = jsonx.AppendString(b, a.Subject)
 		if a.Issuer != "" {
 			b = append(b, `,"iss":`...)
-			b = appendString(b, a.Issuer)
+			b = jsonx.AppendString(b, a.Issuer)
 		}
 		closing++
 		if a.Actor == nil {
@@ -228,11 +228,11 @@ func appendExtra(b []byte, extra map[string]any, reserved map[string]bool) ([]by
 	slices.Sort(names)
 	for _, k := range names {
 		b = append(b, ',')
-		b = appendString(b, k)
+		b = jsonx.AppendString(b, k)
 		b = append(b, ':')
 		switch v := extra[k].(type) {
 		case string:
-			b = appendString(b, v)
+			b = jsonx.AppendString(b, v)
 		default:
 			raw, err := json.Marshal(v)
 			if err != nil {
@@ -242,62 +242,6 @@ func appendExtra(b []byte, extra map[string]any, reserved map[string]bool) ([]by
 		}
 	}
 	return b, nil
-}
-
-// appendString appends s as a JSON string the way encoding/json writes it (RFC
-// 8259 §7), HTML escaping on: '"', '\' and the control characters escaped, <, >
-// and & as \u003c, \u003e and \u0026, U+2028 and U+2029 as \u2028 and \u2029,
-// and each byte of invalid UTF-8 as \ufffd.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // decode parses a payload, keeping unknown claims in Extra.

@@ -35,16 +35,30 @@ func (db *DB) Append(ctx context.Context, events []*store.AuditEvent, seal store
 			return fmt.Errorf("sqlstore: append: event %d has no ID", i)
 		}
 	}
-	queries := []string{db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
-	return db.inLockedTx(ctx, "append audit events", db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
-		return db.appendIn(ctx, stmts[0], stmts[1], stmts[2], events, seal)
+	return db.inLockedTx(ctx, "append audit events", db.d.q.lockChain, db.appendQueries(len(events)), func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		return db.appendIn(ctx, stmts, events, seal)
 	})
 }
 
+// appendQueries are the statements appendIn runs to append n events, in the
+// order it takes them: the tail, the revocation check, the insert of a full chunk
+// (maxInsertEvents rows, or n if fewer) and that of the last chunk's remainder.
+// They are prepared before the transaction begins: SQLite's writer pool has one
+// connection, which the transaction holds.
+func (db *DB) appendQueries(n int) []string {
+	full := min(max(n, 1), maxInsertEvents)
+	rest := full
+	if n > maxInsertEvents && n%maxInsertEvents != 0 {
+		rest = n % maxInsertEvents
+	}
+	return []string{db.d.q.auditTail, db.d.q.isRevoked, db.d.q.insertEvents[full], db.d.q.insertEvents[rest]}
+}
+
 // appendIn is Append inside a transaction that holds the chain (the chain lock on
-// PostgreSQL, the one writer on SQLite), with the dialect's auditTail, insertEvent
-// and isRevoked statements bound to it.
-func (db *DB) appendIn(ctx context.Context, tail, insert, revoked *sql.Stmt, events []*store.AuditEvent, seal store.SealFunc) error {
+// PostgreSQL, the one writer on SQLite), with the statements of
+// appendQueries(len(events)) bound to it.
+func (db *DB) appendIn(ctx context.Context, stmts []*sql.Stmt, events []*store.AuditEvent, seal store.SealFunc) error {
+	tail, revoked, insertFull, insertRest := stmts[0], stmts[1], stmts[2], stmts[3]
 	checked := make(map[string]bool, 4) // parents known not revoked
 	for i, e := range events {
 		if !store.IssuesFromParent(e) || checked[e.ParentJTI] {
@@ -79,21 +93,50 @@ func (db *DB) appendIn(ctx context.Context, tail, insert, revoked *sql.Stmt, eve
 		if len(e.Hash) == 0 {
 			e.Hash = nil
 		}
-		_, err := insert.ExecContext(ctx, e.Seq, e.ID, micros(e.Time), e.Type, e.ClientID,
+		prev = e.Hash
+	}
+	full := min(len(events), maxInsertEvents)
+	for len(events) > 0 {
+		chunk := events[:min(len(events), full)]
+		events = events[len(chunk):]
+		insert := insertFull
+		if len(chunk) < full {
+			insert = insertRest
+		}
+		if err := db.insertEvents(ctx, insert, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertEvents runs insert, a statement of the dialect's insertEvents for
+// len(events) rows, with the columns of each event in turn.
+func (db *DB) insertEvents(ctx context.Context, insert *sql.Stmt, events []*store.AuditEvent) error {
+	args := make([]any, 0, len(events)*eventColumnCount)
+	for _, e := range events {
+		args = append(args, e.Seq, e.ID, micros(e.Time), e.Type, e.ClientID,
 			e.Subject, e.SubjectIssuer, encodeList(e.Actors), encodeList(e.Audiences),
 			encodeList(e.Scopes), e.ParentJTI, e.TokenJTI, nullMicros(e.TokenExpires),
 			e.Decision, e.Reason, e.Rule, e.RequestID, e.RemoteAddr, e.Detail,
 			e.PrevHash, e.Hash, e.TraceID)
-		if db.d.isConflict(err) {
-			return fmt.Errorf("sqlstore: append audit event %q: %w", e.ID, store.ErrConflict)
-		}
-		if err != nil {
-			return db.fail(fmt.Sprintf("append audit event %q", e.ID), err)
-		}
-		prev = e.Hash
+	}
+	_, err := insert.ExecContext(ctx, args...)
+	what := fmt.Sprintf("append audit event %q", events[0].ID)
+	if len(events) > 1 {
+		what = fmt.Sprintf("append audit events %q to %q", events[0].ID, events[len(events)-1].ID)
+	}
+	if db.d.isConflict(err) {
+		return fmt.Errorf("sqlstore: %s: %w", what, store.ErrConflict)
+	}
+	if err != nil {
+		return db.fail(what, err)
 	}
 	return nil
 }
+
+// eventColumnCount is how many columns insertEvent sets per event.
+const eventColumnCount = 22
 
 // normaliseEvent gives e the values a round trip through the database gives back.
 func normaliseEvent(e *store.AuditEvent) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
+	"strings"
 )
 
 // dialect is everything that differs between database engines. The aggregate code
@@ -77,8 +78,11 @@ type queries struct {
 	purgeNonces string // t
 
 	// audit_events; eventColumns lists the columns every select returns, in order.
-	auditTail      string // → seq, hash of the last event
-	insertEvent    string // every column of eventColumns, in order
+	auditTail   string // → seq, hash of the last event
+	insertEvent string // every column of eventColumns, in order
+	// insertEvents[n] inserts n events in one statement (n ≥ 1): insertEvent's
+	// parameters n times over. Filled by withInsertEvents.
+	insertEvents   [maxInsertEvents + 1]string
 	selectEvents   string // "SELECT <eventColumns> FROM audit_events", for Query
 	eventByID      string // id
 	eventsByToken  string // token_jti
@@ -124,6 +128,36 @@ type queries struct {
 	purgeCodes         string
 	purgeRefreshTokens string
 	purgeSessions      string
+}
+
+// maxInsertEvents is the most events one INSERT statement stores: a batch of the
+// audit writer is inserted in statements of this many rows and one of the
+// remainder, so that the per-statement cost of the driver and database/sql is paid
+// once per chunk, not per event. 32 rows of 22 columns stay well under SQLite's
+// and PostgreSQL's limits on parameters.
+const maxInsertEvents = 32
+
+// withInsertEvents fills q.insertEvents from q.insertEvent, whose parameters are
+// bare "?"; placeholders converts each statement to the dialect's.
+func withInsertEvents(q queries, placeholders func(string) string) queries {
+	head, row, ok := strings.Cut(q.insertEvent, "VALUES")
+	if !ok {
+		panic("sqlstore: insertEvent has no VALUES")
+	}
+	row = strings.TrimSpace(row)
+	for n := 1; n <= maxInsertEvents; n++ {
+		var b strings.Builder
+		b.WriteString(head)
+		b.WriteString("VALUES ")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(row)
+		}
+		q.insertEvents[n] = placeholders(b.String())
+	}
+	return q
 }
 
 // eventColumns are the columns of audit_events in the order scanEvent reads them.

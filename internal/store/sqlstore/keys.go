@@ -37,7 +37,7 @@ func (db *DB) RotateKeys(ctx context.Context, r store.KeyRotation, events []*sto
 			return fmt.Errorf("sqlstore: %s: event %d has no ID, or there is no seal", op, i)
 		}
 	}
-	queries := []string{db.d.q.insertKey, db.d.q.retireKey, db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
+	queries := append([]string{db.d.q.insertKey, db.d.q.retireKey}, db.appendQueries(len(events))...)
 	err := db.inLockedTx(ctx, op, db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
 		for _, k := range r.Add {
 			_, err := stmts[0].ExecContext(ctx, k.ID, k.Algorithm, k.Private,
@@ -65,7 +65,7 @@ func (db *DB) RotateKeys(ctx context.Context, r store.KeyRotation, events []*sto
 		if len(events) == 0 {
 			return nil
 		}
-		return db.appendIn(ctx, stmts[2], stmts[3], stmts[4], events, seal)
+		return db.appendIn(ctx, stmts[2:], events, seal)
 	})
 	if err != nil {
 		return err

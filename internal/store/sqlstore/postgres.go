@@ -204,7 +204,7 @@ func postgresIsUnavailable(err error) bool {
 // postgresQueries are the SQLite statements with "$n" placeholders, and the
 // statements where PostgreSQL differs.
 func postgresQueries() queries {
-	q := sqliteQueries
+	q := withInsertEvents(sqliteQueries, dollarPlaceholders)
 	for _, s := range []*string{
 		&q.appliedMigration, &q.recordMigration,
 		&q.insertKey, &q.listKeys, &q.retireKey, &q.replaceKeyPrivate,

@@ -28,8 +28,8 @@ func (db *DB) Revoke(ctx context.Context, r store.Revocation, event store.Revoca
 		return nil, errors.New("sqlstore: revoke: no audit event")
 	}
 	var out []store.Revocation
-	queries := []string{db.d.q.lineage, db.d.q.insertRevocation, db.d.q.revocationByJTI,
-		db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
+	queries := append([]string{db.d.q.lineage, db.d.q.insertRevocation, db.d.q.revocationByJTI},
+		db.appendQueries(1)...)
 	err := db.inLockedTx(ctx, "revoke", db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
 		lineage, insert, get := stmts[0], stmts[1], stmts[2]
 		type node struct {
@@ -86,7 +86,7 @@ func (db *DB) Revoke(ctx context.Context, r store.Revocation, event store.Revoca
 		if e == nil || e.ID == "" {
 			return errors.New("sqlstore: revoke: the revocation event has no ID")
 		}
-		return db.appendIn(ctx, stmts[3], stmts[4], stmts[5], []*store.AuditEvent{e}, seal)
+		return db.appendIn(ctx, stmts[3:], []*store.AuditEvent{e}, seal)
 	})
 	if err != nil {
 		return nil, err

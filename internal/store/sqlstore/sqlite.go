@@ -276,7 +276,7 @@ WHERE jti <> ?1
 GROUP BY jti
 ORDER BY s`
 
-var sqliteQueries = queries{
+var sqliteQueries = withInsertEvents(queries{
 	createMigrations: `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER NOT NULL PRIMARY KEY,
 		name       TEXT    NOT NULL,
@@ -346,4 +346,4 @@ var sqliteQueries = queries{
 	purgeCodes:         `DELETE FROM auth_codes WHERE expires_at < ?`,
 	purgeRefreshTokens: `DELETE FROM refresh_tokens WHERE expires_at < ?`,
 	purgeSessions:      `DELETE FROM sessions WHERE expires_at < ?`,
-}
+}, func(q string) string { return q })

@@ -467,3 +467,24 @@ func TestCheckpointsBesideTheWriter(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestInsertEventsStatements checks the multi-row inserts against the one-row
+// statement: n rows of eventColumnCount parameters, numbered on PostgreSQL.
+func TestInsertEventsStatements(t *testing.T) {
+	if got := len(strings.Split(eventColumns, ",")); got != eventColumnCount {
+		t.Fatalf("eventColumns has %d columns, eventColumnCount is %d", got, eventColumnCount)
+	}
+	pg := postgresQueries()
+	for _, n := range []int{1, 2, maxInsertEvents} {
+		if got := strings.Count(sqliteQueries.insertEvents[n], "?"); got != n*eventColumnCount {
+			t.Errorf("SQLite insertEvents[%d] has %d parameters, want %d", n, got, n*eventColumnCount)
+		}
+		last := fmt.Sprintf("$%d)", n*eventColumnCount)
+		if !strings.HasSuffix(pg.insertEvents[n], last) || strings.Contains(pg.insertEvents[n], "?") {
+			t.Errorf("PostgreSQL insertEvents[%d] = …%q, want it to end with %q", n, pg.insertEvents[n][max(0, len(pg.insertEvents[n])-40):], last)
+		}
+	}
+	if strings.Join(strings.Fields(sqliteQueries.insertEvents[1]), " ") != strings.Join(strings.Fields(sqliteQueries.insertEvent), " ") {
+		t.Errorf("insertEvents[1] %q differs from insertEvent %q", sqliteQueries.insertEvents[1], sqliteQueries.insertEvent)
+	}
+}

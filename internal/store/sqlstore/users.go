@@ -59,12 +59,12 @@ func (db *DB) changeUser(ctx context.Context, op, query string, e *store.AuditEv
 	if e.ID == "" || seal == nil {
 		return fmt.Errorf("sqlstore: %s: the audit event has no ID or no seal", op)
 	}
-	queries := []string{query, db.d.q.auditTail, db.d.q.insertEvent, db.d.q.isRevoked}
+	queries := append([]string{query}, db.appendQueries(1)...)
 	return db.inLockedTx(ctx, op, db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
 		if err := change(stmts[0]); err != nil {
 			return err
 		}
-		return db.appendIn(ctx, stmts[1], stmts[2], stmts[3], []*store.AuditEvent{e}, seal)
+		return db.appendIn(ctx, stmts[1:], []*store.AuditEvent{e}, seal)
 	})
 }
 

@@ -215,9 +215,17 @@ var appendTests = []test{
 	}},
 	{"fail/duplicate-event-id", func(t *testing.T, s store.Store) {
 		appendEvents(t, s, event("e1"))
+		// A batch of more events than one statement inserts (sqlstore inserts 32
+		// per statement), the duplicate in its last, shorter statement.
+		var long []*store.AuditEvent
+		for i := range 70 {
+			long = append(long, event(fmt.Sprintf("long%d", i)))
+		}
+		long[66] = event("e1")
 		for _, batch := range [][]*store.AuditEvent{
 			{event("e2"), event("e1")},
 			{event("e3"), event("e3")},
+			long,
 		} {
 			if err := s.Append(t.Context(), batch, Seal); !errors.Is(err, store.ErrConflict) {
 				t.Fatalf("Append %s, %s: %v, want ErrConflict", batch[0].ID, batch[1].ID, err)
