@@ -60,6 +60,7 @@ type WriterOptions struct {
 // every event committed after it passes Admit with the revoked set updated.
 type Writer struct {
 	log       store.AuditLog
+	nonces    store.AuditNonces // log, if it records nonces; see UseNonce
 	rev       store.Revocations
 	maxBatch  int
 	admit     func(*store.AuditEvent) error
@@ -96,6 +97,8 @@ type request struct {
 	revs   []store.Revocation
 	// probe requests only (see Healthy); e is the audit.recovered event
 	probe bool
+	// nonce requests only (see UseNonce); e is nil
+	nonce *store.NonceUse
 
 	err  error
 	done chan struct{}
@@ -118,6 +121,7 @@ func NewWriter(log store.AuditLog, rev store.Revocations, opts WriterOptions) *W
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
+	w.nonces, _ = log.(store.AuditNonces)
 	if w.maxBatch <= 0 {
 		w.maxBatch = DefaultMaxBatch
 	}
@@ -210,6 +214,31 @@ func (w *Writer) recordAll(ctx context.Context, events []*store.AuditEvent) (bat
 		batch = max(batch, req.batch)
 	}
 	return batch, first
+}
+
+// RecordsNonces reports whether UseNonce can be called: the store records
+// nonces in its audit commits (store.AuditNonces).
+func (w *Writer) RecordsNonces() bool { return w.nonces != nil }
+
+// UseNonce records key as used until expiresAt, as store.Nonces.UseNonce does —
+// store.ErrConflict for a key recorded before and not expired, durable when it
+// returns nil — in the writer's next commit, with the audit events queued by
+// then: a DPoP proof's jti (RFC 9449 §11.1) is checked on every DPoP request,
+// and its record shares the commit, and the fsync, of the audit trail's. Nonces
+// in one commit are checked in the order they were queued. Cancellation is as
+// for Record. It is an error to call it unless RecordsNonces.
+func (w *Writer) UseNonce(ctx context.Context, key string, expiresAt time.Time) error {
+	if w.nonces == nil {
+		return errors.New("audit: UseNonce on a writer whose store does not record nonces")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &request{nonce: &store.NonceUse{Key: key, ExpiresAt: expiresAt}, done: make(chan struct{})}
+	if err := w.enqueue(req); err != nil {
+		return err
+	}
+	return w.wait(ctx, req)
 }
 
 // Revoke revokes r.JTI and every token derived from it, and records e (a
@@ -537,10 +566,21 @@ func (w *Writer) take(batch []*request) (_ []*request, revoke *request, more, cl
 	return batch, revoke, len(w.queue) > 0, w.closed
 }
 
-// commit admits and appends one batch and completes its requests.
+// commit admits and appends one batch and completes its requests. The nonces of
+// the batch (UseNonce) are recorded in the same commit as its events.
 func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.AuditEvent {
+	var (
+		nonceReqs []*request
+		nonces    []store.NonceUse
+		results   []error // of nonces, after a commit that succeeded
+	)
 	admitted := batch[:0] // filtered in place
 	for _, req := range batch {
+		if req.nonce != nil {
+			nonceReqs = append(nonceReqs, req)
+			nonces = append(nonces, *req.nonce)
+			continue
+		}
 		if w.admit != nil {
 			if err := w.admit(req.e); err != nil {
 				req.err = err
@@ -551,17 +591,27 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 		admitted = append(admitted, req)
 		events = append(events, req.e)
 	}
-	if len(events) == 0 {
+	if len(events) == 0 && len(nonces) == 0 {
 		return events
 	}
 	for _, req := range admitted {
 		req.batch = len(events)
 	}
-	if w.onCommit != nil {
+	if w.onCommit != nil && len(events) > 0 {
 		start, n := time.Now(), len(events)
 		defer func() { w.onCommit(n, time.Since(start)) }()
 	}
-	err := w.append(context.Background(), events)
+	appendAll := func(events []*store.AuditEvent) error {
+		if len(nonces) == 0 {
+			return w.append(context.Background(), events)
+		}
+		return w.call(context.Background(), func(ctx context.Context) error {
+			var err error
+			results, err = w.nonces.AppendNonces(ctx, nonces, events, Seal)
+			return err
+		})
+	}
+	err := appendAll(events)
 	// The store refuses a token issued from a parent revoked meanwhile (by another
 	// node: this one's revocations already failed Admit): that request fails, the
 	// others are appended without it.
@@ -572,19 +622,30 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 		close(req.done)
 		admitted = slices.Delete(admitted, pre.Index, pre.Index+1)
 		events = slices.Delete(events, pre.Index, pre.Index+1)
-		if len(events) == 0 {
+		if len(events) == 0 && len(nonces) == 0 {
 			return events
 		}
-		err = w.append(context.Background(), events)
+		err = appendAll(events)
 	}
-	if err != nil && len(events) > 1 && !errors.Is(err, store.ErrUnavailable) {
-		// Refused for something in the events (not the database's state): append
-		// them one by one, so that one bad event fails alone.
+	if err != nil && len(events)+len(nonces) > 1 && !errors.Is(err, store.ErrUnavailable) {
+		// Refused for something in the events or nonces (not the database's
+		// state): append them one by one, so that one bad event or nonce fails
+		// alone.
 		for i, req := range admitted {
 			req.err = w.append(context.Background(), events[i:i+1])
 			if req.err != nil {
 				req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
 			}
+			close(req.done)
+		}
+		for i, req := range nonceReqs {
+			req.err = w.call(context.Background(), func(ctx context.Context) error {
+				r, err := w.nonces.AppendNonces(ctx, nonces[i:i+1], nil, Seal)
+				if err == nil {
+					err = r[0]
+				}
+				return err
+			})
 			close(req.done)
 		}
 		return events
@@ -593,6 +654,12 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 		if err != nil {
 			req.e.Seq, req.e.PrevHash, req.e.Hash = 0, nil, nil
 			req.err = err
+		}
+		close(req.done)
+	}
+	for i, req := range nonceReqs {
+		if req.err = err; err == nil {
+			req.err = results[i]
 		}
 		close(req.done)
 	}

@@ -23,8 +23,24 @@ type DPoP struct {
 	// RequireNonce: every proof must carry a nonce deputy issued (dpop.require_nonce).
 	RequireNonce bool
 	// Replay remembers the jti of every proof accepted, per key, until the proof
-	// expires, on every node (RFC 9449 §11.1). Required.
-	Replay store.Nonces
+	// expires, on every node (RFC 9449 §11.1). Required. internal/server gives
+	// the audit writer (audit.Writer.UseNonce), whose commits record the jti.
+	Replay NonceRecorder
+}
+
+// NonceRecorder records single-use values: store.Nonces.UseNonce's contract.
+type NonceRecorder interface {
+	UseNonce(ctx context.Context, key string, expiresAt time.Time) error
+}
+
+// dpopReplayKey is the nonce under which a proof's jti is recorded: its iat in
+// seconds, zero-padded, then its key's thumbprint and its jti. A replayed proof
+// carries the same signed iat, so it has the same key; and as proofs arrive in
+// about the order of their iat, the records go in at the end of the nonces
+// table's index, not at random places in it: a commit rewrites a few pages of
+// it, not one per proof.
+func dpopReplayKey(p *dpop.Proof) string {
+	return fmt.Sprintf("dpop:%012d:%s:%s", max(p.IssuedAt.Unix(), 0), p.JKT, p.JTI)
 }
 
 // DPoP nonces (RFC 9449 §8) are stateless: a value sealed with deputy's signing
@@ -97,7 +113,7 @@ func (s *Server) dpopProof(ctx context.Context, proofs []string, method, htu, ac
 		}
 		return nil, oauth.InvalidDPoPProof("invalid DPoP proof", err)
 	}
-	switch err := s.cfg.DPoP.Replay.UseNonce(ctx, "dpop:"+p.JKT+":"+p.JTI, p.Expires); {
+	switch err := s.cfg.DPoP.Replay.UseNonce(ctx, dpopReplayKey(p), p.Expires); {
 	case errors.Is(err, store.ErrConflict):
 		return nil, oauth.InvalidDPoPProof("invalid DPoP proof: jti was used before",
 			fmt.Errorf("replayed jti %q of key %s", p.JTI, p.JKT))

@@ -114,6 +114,25 @@ type Nonces interface {
 	PurgeNonces(ctx context.Context, t time.Time) error
 }
 
+// NonceUse is one nonce for AuditNonces.AppendNonces: Key used until ExpiresAt,
+// as in Nonces.UseNonce.
+type NonceUse struct {
+	Key       string
+	ExpiresAt time.Time
+}
+
+// AuditNonces is an AuditLog that records nonces in the transaction of an
+// Append, so that the DPoP proofs of requests and their audit events share one
+// durable commit (audit.Writer.UseNonce).
+type AuditNonces interface {
+	// AppendNonces records nonces as Nonces.UseNonce does, in order, and appends
+	// events as Append does (events may be empty), in one atomic, durable commit.
+	// It returns the outcome of each nonce (nil, or ErrConflict for one recorded
+	// before and not expired, or earlier in nonces) when the commit succeeded; on
+	// an error nothing is stored, and the error is Append's.
+	AppendNonces(ctx context.Context, nonces []NonceUse, events []*AuditEvent, seal SealFunc) ([]error, error)
+}
+
 // Decision values of an audit event.
 const (
 	DecisionAllow = "allow"
@@ -247,6 +266,7 @@ type Store interface {
 	Keys
 	Nonces
 	AuditLog
+	AuditNonces
 	Revocations
 	Users
 	Sessions

@@ -30,14 +30,22 @@ func (db *DB) Append(ctx context.Context, events []*store.AuditEvent, seal store
 	if len(events) == 0 {
 		return nil
 	}
+	if err := checkEvents(events); err != nil {
+		return err
+	}
+	return db.inLockedTx(ctx, "append audit events", db.d.q.lockChain, db.appendQueries(len(events)), func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		return db.appendIn(ctx, stmts, events, seal)
+	})
+}
+
+// checkEvents refuses a batch with a nil event or one without an ID.
+func checkEvents(events []*store.AuditEvent) error {
 	for i, e := range events {
 		if e == nil || e.ID == "" {
 			return fmt.Errorf("sqlstore: append: event %d has no ID", i)
 		}
 	}
-	return db.inLockedTx(ctx, "append audit events", db.d.q.lockChain, db.appendQueries(len(events)), func(_ *sql.Tx, stmts []*sql.Stmt) error {
-		return db.appendIn(ctx, stmts, events, seal)
-	})
+	return nil
 }
 
 // appendQueries are the statements appendIn runs to append n events, in the

@@ -90,6 +90,24 @@ func (db *DB) UseNonce(ctx context.Context, key string, expiresAt time.Time) err
 	return u.err
 }
 
+// useNoncesIn records nonces with s, the useNonce statement of a transaction,
+// and returns the outcome of each: nil, or a conflict (store.ErrConflict). Any
+// other failure is returned as is, for the transaction to be rolled back.
+func (db *DB) useNoncesIn(ctx context.Context, s *sql.Stmt, nonces []store.NonceUse) ([]error, error) {
+	errs := make([]error, len(nonces))
+	now := micros(time.Now())
+	for i, u := range nonces {
+		used, err := useNonceIn(ctx, s, store.CleanText(u.Key), u.ExpiresAt, now)
+		if err != nil {
+			return nil, err
+		}
+		if used {
+			errs[i] = fmt.Errorf("sqlstore: nonce %q already used: %w", u.Key, store.ErrConflict)
+		}
+	}
+	return errs, nil
+}
+
 // withdraw removes u, still pending, from the queue. Called with b.mu held.
 func (b *nonceBatcher) withdraw(u *nonceUse) {
 	for i, p := range b.pending {
@@ -147,15 +165,15 @@ func (db *DB) useNonces(ctx context.Context, batch []*nonceUse) []error {
 		return errs
 	}
 	err := db.inTx(ctx, "use nonce", []string{db.d.q.useNonce}, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		uses := make([]store.NonceUse, len(batch))
 		for i, u := range batch {
-			used, err := useNonceIn(ctx, stmts[0], u.key, u.expiresAt, now)
-			if err != nil {
-				return db.fail("use nonce", err)
-			}
-			if used {
-				errs[i] = fmt.Errorf("sqlstore: nonce %q already used: %w", u.key, store.ErrConflict)
-			}
+			uses[i] = store.NonceUse{Key: u.key, ExpiresAt: u.expiresAt}
 		}
+		results, err := db.useNoncesIn(ctx, stmts[0], uses)
+		if err != nil {
+			return db.fail("use nonce", err)
+		}
+		copy(errs, results)
 		return nil
 	})
 	if err == nil {
@@ -213,4 +231,37 @@ func (db *DB) PurgeNonces(ctx context.Context, t time.Time) error {
 		return db.fail("purge nonces", err)
 	}
 	return nil
+}
+
+// AppendNonces records nonces and appends events in one transaction (see
+// store.AuditNonces): the audit writer's commit carries the DPoP proofs' jti of
+// the requests it serves, with no commit, and no fsync, of their own.
+func (db *DB) AppendNonces(ctx context.Context, nonces []store.NonceUse, events []*store.AuditEvent, seal store.SealFunc) ([]error, error) {
+	if len(events) == 0 {
+		var results []error
+		err := db.inTx(ctx, "use nonces", []string{db.d.q.useNonce}, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+			var err error
+			if results, err = db.useNoncesIn(ctx, stmts[0], nonces); err != nil {
+				return db.fail("use nonces", err)
+			}
+			return nil
+		})
+		return results, err
+	}
+	if err := checkEvents(events); err != nil {
+		return nil, err
+	}
+	var results []error
+	queries := append(db.appendQueries(len(events)), db.d.q.useNonce)
+	err := db.inLockedTx(ctx, "append audit events", db.d.q.lockChain, queries, func(_ *sql.Tx, stmts []*sql.Stmt) error {
+		var err error
+		if results, err = db.useNoncesIn(ctx, stmts[len(stmts)-1], nonces); err != nil {
+			return db.fail("use nonces", err)
+		}
+		return db.appendIn(ctx, stmts, events, seal)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
 }

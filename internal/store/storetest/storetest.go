@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		runTests(t, open, readTests)
 		runTests(t, open, queryTests)
 	})
+	t.Run("AuditNonces", func(t *testing.T) { runTests(t, open, auditNonceTests) })
 	t.Run("Revocations", func(t *testing.T) { runTests(t, open, revocationTests) })
 	t.Run("Users", func(t *testing.T) { runTests(t, open, userTests) })
 	t.Run("Sessions", func(t *testing.T) { runTests(t, open, sessionTests) })
