@@ -59,7 +59,9 @@ func TestUseNonceSharesCommits(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
 	// The first commit holds the writer while the rest queue.
 	first := make(chan error, 1)
-	go func() { first <- w.Record(t.Context(), &store.AuditEvent{Type: store.EventTokenIssued, Decision: store.DecisionAllow}) }()
+	go func() {
+		first <- w.Record(t.Context(), &store.AuditEvent{Type: store.EventTokenIssued, Decision: store.DecisionAllow})
+	}()
 	for {
 		g.mu.Lock()
 		started := g.commits == 1
