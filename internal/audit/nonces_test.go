@@ -45,6 +45,35 @@ func (g *gatedNonces) count(nonces, events int) {
 	}
 }
 
+// waitCommits waits until g's store has begun n commits.
+func waitCommits(t *testing.T, g *gatedNonces, n int) {
+	t.Helper()
+	for {
+		g.mu.Lock()
+		c := g.commits
+		g.mu.Unlock()
+		if c >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// held starts a writer over db whose first commit (of a lone event) waits for
+// the returned release; the requests queued meanwhile share the next commit.
+func held(t *testing.T, db *sqlstore.DB, opts WriterOptions) (*Writer, func()) {
+	t.Helper()
+	g := &gatedNonces{DB: db, gate: make(chan struct{})}
+	w := NewWriter(g, db, opts)
+	t.Cleanup(func() { w.Close() })
+	go w.Record(context.Background(), &store.AuditEvent{Type: store.EventTokenIssued, Decision: store.DecisionAllow})
+	waitCommits(t, g, 1)
+	var once sync.Once
+	release := func() { once.Do(func() { close(g.gate) }) }
+	t.Cleanup(release)
+	return w, release
+}
+
 // TestUseNonceSharesCommits: nonces and events queued while a commit is under
 // way go into the next commit together, and each nonce is durable once
 // UseNonce returns — the store refuses it afterwards.
@@ -62,15 +91,7 @@ func TestUseNonceSharesCommits(t *testing.T) {
 	go func() {
 		first <- w.Record(t.Context(), &store.AuditEvent{Type: store.EventTokenIssued, Decision: store.DecisionAllow})
 	}()
-	for {
-		g.mu.Lock()
-		started := g.commits == 1
-		g.mu.Unlock()
-		if started {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitCommits(t, g, 1)
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make([]error, 2*n)
@@ -160,9 +181,7 @@ func TestUseNonceWithRefusedEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	go w.Record(t.Context(), &store.AuditEvent{Type: store.EventTokenIssued, Decision: store.DecisionAllow})
-	for w.QueueDepth() > 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitCommits(t, g, 1)
 	errs := make(chan error, 2)
 	go func() {
 		errs <- w.Record(t.Context(), &store.AuditEvent{Type: store.EventTokenExchanged, Decision: store.DecisionAllow,
@@ -216,5 +235,117 @@ func TestUseNonceCancelled(t *testing.T) {
 	}
 	if err := db.UseNonce(t.Context(), "a", exp); err != nil {
 		t.Fatalf("the cancelled nonce was recorded: %v", err)
+	}
+}
+
+// TestUseNonceBatchFallback: a batch the store refuses for one of its events (an
+// id taken) is retried one request at a time: that event fails alone, the nonce
+// beside it is recorded, and its caller is told so.
+func TestUseNonceBatchFallback(t *testing.T) {
+	db := openSQLite(t)
+	exp := time.Now().Add(time.Hour)
+	if err := db.Append(t.Context(), []*store.AuditEvent{{ID: "taken", Type: store.EventTokenIssued,
+		Decision: store.DecisionAllow}}, Seal); err != nil {
+		t.Fatal(err)
+	}
+	w, release := held(t, db, WriterOptions{})
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		errs[0] = w.Record(t.Context(), &store.AuditEvent{ID: "taken", Type: store.EventTokenIssued, Decision: store.DecisionAllow})
+	})
+	wg.Go(func() { errs[1] = w.UseNonce(t.Context(), "n", exp) })
+	wg.Go(func() {
+		errs[2] = w.Record(t.Context(), &store.AuditEvent{Type: store.EventTokenIssued, Decision: store.DecisionAllow})
+	})
+	for w.QueueDepth() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	wg.Wait()
+	if !errors.Is(errs[0], store.ErrConflict) || errs[1] != nil || errs[2] != nil {
+		t.Fatalf("outcomes %v, want ErrConflict, nil, nil", errs)
+	}
+	if err := db.UseNonce(t.Context(), "n", exp); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("the nonce: %v, want it recorded", err)
+	}
+}
+
+// TestUseNonceAdmitRefusal: an event refused by Admit fails alone; the nonce
+// queued with it is recorded.
+func TestUseNonceAdmitRefusal(t *testing.T) {
+	db := openSQLite(t)
+	refused := errors.New("refused by admit")
+	w, release := held(t, db, WriterOptions{Admit: func(e *store.AuditEvent) error {
+		if e.ParentJTI == "bad" {
+			return refused
+		}
+		return nil
+	}})
+	exp := time.Now().Add(time.Hour)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		errs[0] = w.Record(t.Context(), &store.AuditEvent{Type: store.EventTokenExchanged, Decision: store.DecisionAllow,
+			ParentJTI: "bad", TokenJTI: "T", TokenExpires: exp})
+	})
+	wg.Go(func() { errs[1] = w.UseNonce(t.Context(), "n", exp) })
+	for w.QueueDepth() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	wg.Wait()
+	if !errors.Is(errs[0], refused) || errs[1] != nil {
+		t.Fatalf("outcomes %v, want the refusal and nil", errs)
+	}
+	if err := db.UseNonce(t.Context(), "n", exp); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("the nonce: %v, want it recorded", err)
+	}
+}
+
+// TestUseNonceWithdrawn: a caller whose context ends while its nonce is queued
+// gets the context's error, and the nonce is not recorded.
+func TestUseNonceWithdrawn(t *testing.T) {
+	db := openSQLite(t)
+	w, release := held(t, db, WriterOptions{})
+	exp := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.UseNonce(ctx, "n", exp) }()
+	for w.QueueDepth() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("UseNonce: %v, want context.Canceled", err)
+	}
+	release()
+	if err := w.UseNonce(t.Context(), "other", exp); err != nil { // the writer goes on
+		t.Fatal(err)
+	}
+	if err := db.UseNonce(t.Context(), "n", exp); err != nil {
+		t.Fatalf("the withdrawn nonce was recorded: %v", err)
+	}
+}
+
+// TestUseNonceCheckedWhenPresented: a record is live for a nonce presented before
+// it expired, however late the commit — a proof checked in time and committed
+// after its record's expiry is still a replay.
+func TestUseNonceCheckedWhenPresented(t *testing.T) {
+	db := openSQLite(t)
+	w, release := held(t, db, WriterOptions{})
+	exp := time.Now().Add(300 * time.Millisecond)
+	if err := db.UseNonce(t.Context(), "n", exp); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.UseNonce(t.Context(), "n", exp) }() // presented now, before exp
+	for w.QueueDepth() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(time.Until(exp) + 50*time.Millisecond) // the commit runs after exp
+	release()
+	if err := <-done; !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a replay presented before the record expired: %v, want ErrConflict", err)
 	}
 }

@@ -234,7 +234,7 @@ func (w *Writer) UseNonce(ctx context.Context, key string, expiresAt time.Time) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req := &request{nonce: &store.NonceUse{Key: key, ExpiresAt: expiresAt}, done: make(chan struct{})}
+	req := &request{nonce: &store.NonceUse{Key: key, ExpiresAt: expiresAt, At: time.Now()}, done: make(chan struct{})}
 	if err := w.enqueue(req); err != nil {
 		return err
 	}
@@ -608,6 +608,9 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 		return w.call(context.Background(), func(ctx context.Context) error {
 			var err error
 			results, err = w.nonces.AppendNonces(ctx, nonces, events, Seal)
+			if err == nil && len(results) != len(nonces) {
+				err = fmt.Errorf("audit: the store gave %d outcomes for %d nonces", len(results), len(nonces))
+			}
 			return err
 		})
 	}
@@ -641,6 +644,9 @@ func (w *Writer) commit(batch []*request, events []*store.AuditEvent) []*store.A
 		for i, req := range nonceReqs {
 			req.err = w.call(context.Background(), func(ctx context.Context) error {
 				r, err := w.nonces.AppendNonces(ctx, nonces[i:i+1], nil, Seal)
+				if err == nil && len(r) != 1 {
+					err = fmt.Errorf("audit: the store gave %d outcomes for 1 nonce", len(r))
+				}
 				if err == nil {
 					err = r[0]
 				}

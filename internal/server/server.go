@@ -354,7 +354,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config, prev *generation
 		AuditLog:       s.Store,
 		LinkedIdPs:     linked,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), ForwardedHeader: cfg.TrustedProxyHeader, Now: s.now,
-		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.dpopReplay()},
+		DPoP:               httpapi.DPoP{MaxAge: cfg.DPoP.MaxAge.D(), RequireNonce: cfg.DPoP.RequireNonce, Replay: s.Audit},
 		ClientCertificates: cfg.WantsClientCertificates() || cfg.TLS.ClientCertHeader != "",
 		ClientCertHeader:   cfg.TLS.ClientCertHeader, CertProxies: cfg.CertProxyPrefixes(),
 		Registry:         s.reg,
@@ -624,14 +624,4 @@ func (s *Server) Close() error {
 		return s.Store.Close()
 	}
 	return nil
-}
-
-// dpopReplay records the jti of DPoP proofs: in the audit writer's commits when
-// the store can (one commit, one fsync, for a request's proof and the audit
-// records of the requests around it), else in the store's own.
-func (s *Server) dpopReplay() httpapi.NonceRecorder {
-	if s.Audit.RecordsNonces() {
-		return s.Audit
-	}
-	return s.Store
 }

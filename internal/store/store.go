@@ -119,6 +119,10 @@ type Nonces interface {
 type NonceUse struct {
 	Key       string
 	ExpiresAt time.Time
+	// At is when the nonce was presented: a record of Key is live, and Key a
+	// conflict, unless it expired by At — however long the commit took after
+	// it. Zero means the time of the commit.
+	At time.Time
 }
 
 // AuditNonces is an AuditLog that records nonces in the transaction of an

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +38,7 @@ type nonceBatcher struct {
 type nonceUse struct {
 	key       string
 	expiresAt time.Time
+	at        time.Time // when UseNonce was called: see store.NonceUse.At
 	state     int
 	err       error
 	ready     chan struct{} // closed when done, or when this call is to lead
@@ -59,7 +62,7 @@ func (db *DB) UseNonce(ctx context.Context, key string, expiresAt time.Time) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	u := &nonceUse{key: store.CleanText(key), expiresAt: expiresAt, ready: make(chan struct{})}
+	u := &nonceUse{key: store.CleanText(key), expiresAt: expiresAt, at: time.Now(), ready: make(chan struct{})}
 	b := &db.nonces
 	b.mu.Lock()
 	b.pending = append(b.pending, u)
@@ -93,11 +96,26 @@ func (db *DB) UseNonce(ctx context.Context, key string, expiresAt time.Time) err
 // useNoncesIn records nonces with s, the useNonce statement of a transaction,
 // and returns the outcome of each: nil, or a conflict (store.ErrConflict). Any
 // other failure is returned as is, for the transaction to be rolled back.
+//
+// The keys are inserted in sorted order (a key used twice in its callers' order):
+// transactions that insert the same keys, on several nodes, then lock their rows
+// in one order and cannot deadlock — a replayed proof sent to two nodes at once
+// would otherwise fail, on PostgreSQL, the audit batch it rides in.
 func (db *DB) useNoncesIn(ctx context.Context, s *sql.Stmt, nonces []store.NonceUse) ([]error, error) {
 	errs := make([]error, len(nonces))
-	now := micros(time.Now())
-	for i, u := range nonces {
-		used, err := useNonceIn(ctx, s, store.CleanText(u.Key), u.ExpiresAt, now)
+	commit := time.Now()
+	order := make([]int, len(nonces))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(nonces[a].Key, nonces[b].Key) })
+	for _, i := range order {
+		u := nonces[i]
+		at := u.At
+		if at.IsZero() {
+			at = commit
+		}
+		used, err := useNonceIn(ctx, s, store.CleanText(u.Key), u.ExpiresAt, micros(at))
 		if err != nil {
 			return nil, err
 		}
@@ -158,16 +176,15 @@ func (db *DB) commitNonces(ctx context.Context, self *nonceUse) {
 // key fails alone.
 func (db *DB) useNonces(ctx context.Context, batch []*nonceUse) []error {
 	errs := make([]error, len(batch))
-	now := micros(time.Now())
 	if len(batch) == 1 {
 		// Alone: one statement, committed by itself, without BEGIN and COMMIT.
-		errs[0] = db.useNonce(ctx, batch[0], now)
+		errs[0] = db.useNonce(ctx, batch[0])
 		return errs
 	}
 	err := db.inTx(ctx, "use nonce", []string{db.d.q.useNonce}, func(_ *sql.Tx, stmts []*sql.Stmt) error {
 		uses := make([]store.NonceUse, len(batch))
 		for i, u := range batch {
-			uses[i] = store.NonceUse{Key: u.key, ExpiresAt: u.expiresAt}
+			uses[i] = store.NonceUse{Key: u.key, ExpiresAt: u.expiresAt, At: u.at}
 		}
 		results, err := db.useNoncesIn(ctx, stmts[0], uses)
 		if err != nil {
@@ -192,12 +209,12 @@ func (db *DB) useNonces(ctx context.Context, batch []*nonceUse) []error {
 }
 
 // useNonce records one nonce in a commit of its own.
-func (db *DB) useNonce(ctx context.Context, u *nonceUse, now int64) error {
+func (db *DB) useNonce(ctx context.Context, u *nonceUse) error {
 	s, err := db.ws.get(ctx, db.d.q.useNonce)
 	if err != nil {
 		return db.fail("use nonce", err)
 	}
-	used, err := useNonceIn(ctx, s, u.key, u.expiresAt, now)
+	used, err := useNonceIn(ctx, s, u.key, u.expiresAt, micros(u.at))
 	switch {
 	case err != nil:
 		return db.fail("use nonce", err)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -51,6 +52,51 @@ var auditNonceTests = []test{
 		useNonce(t, s, "b", exp) // expired: replaced
 		if got := scanAll(t, s, 0); len(got) != 0 {
 			t.Fatalf("%d events stored, want none", len(got))
+		}
+	}},
+	{"ok/live-when-presented", func(t *testing.T, s store.Store) {
+		// A record is judged at the time the nonce was presented (At), not at
+		// the commit's: presented before the record expired, it is a conflict.
+		now := time.Now()
+		appendNonces(t, s, []store.NonceUse{{Key: "a", ExpiresAt: now.Add(-time.Second), At: now.Add(-2 * time.Second)}})
+		r := appendNonces(t, s, []store.NonceUse{{Key: "a", ExpiresAt: now.Add(time.Hour), At: now.Add(-1500 * time.Millisecond)}})
+		if !errors.Is(r[0], store.ErrConflict) {
+			t.Fatalf("presented before the record expired: %v, want ErrConflict", r[0])
+		}
+		r = appendNonces(t, s, []store.NonceUse{{Key: "a", ExpiresAt: now.Add(time.Hour)}}) // At zero: the commit's time
+		if r[0] != nil {
+			t.Fatalf("presented after the record expired: %v, want it replaced", r[0])
+		}
+		useNonceConflict(t, s, "a", now.Add(time.Hour))
+	}},
+	{"ok/outcomes-in-callers-order", func(t *testing.T, s store.Store) {
+		// Keys are inserted sorted (no deadlock between nodes), the outcomes come
+		// back in the callers' order, and of one key used twice the later fails.
+		exp := time.Now().Add(time.Hour)
+		r := appendNonces(t, s, []store.NonceUse{{Key: "z", ExpiresAt: exp}, {Key: "b", ExpiresAt: exp},
+			{Key: "z", ExpiresAt: exp}, {Key: "a", ExpiresAt: exp}})
+		for i, conflict := range []bool{false, false, true, false} {
+			if errors.Is(r[i], store.ErrConflict) != conflict {
+				t.Errorf("nonce %d: %v, want conflict %t", i, r[i], conflict)
+			}
+		}
+	}},
+	{"ok/many-events-one-chain", func(t *testing.T, s store.Store) {
+		// More events than one statement inserts (sqlstore: 32), with a nonce.
+		var events []*store.AuditEvent
+		for i := range 70 {
+			events = append(events, event(fmt.Sprintf("e%02d", i)))
+		}
+		appendNonces(t, s, []store.NonceUse{{Key: "n", ExpiresAt: time.Now().Add(time.Hour)}}, events...)
+		got := scanAll(t, s, 0)
+		checkChain(t, got)
+		if len(got) != len(events) {
+			t.Fatalf("%d events stored, want %d", len(got), len(events))
+		}
+		for i, e := range got {
+			if want := fmt.Sprintf("e%02d", i); e.ID != want || e.Seq != int64(i+1) {
+				t.Fatalf("event %d: %s seq %d, want %s seq %d", i, e.ID, e.Seq, want, i+1)
+			}
 		}
 	}},
 	{"fail/revoked-parent-stores-no-nonce", func(t *testing.T, s store.Store) {
