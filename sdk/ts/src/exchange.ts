@@ -149,10 +149,30 @@ export function normalizeScope(scopes: string[] | string | undefined): string {
   return [...new Set(all)].sort().join(' ');
 }
 
-async function readBody(res: Response): Promise<string> {
-  const text = await res.text();
-  return text.length > MAX_BODY ? text.slice(0, MAX_BODY) : text;
+/**
+ * The body of res as text, at most max bytes of it (a longer one is cut there and
+ * the rest not read): what is read of a token endpoint or discovery answer is bounded.
+ */
+export async function readLimited(res: Response, max = MAX_BODY): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const room = max - size;
+    chunks.push(value.length > room ? value.subarray(0, room) : value);
+    size += Math.min(value.length, room);
+    if (size >= max) {
+      await reader.cancel().catch(() => {});
+      break;
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
+
+const readBody = (res: Response) => readLimited(res);
 
 function waitFor<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return p;

@@ -15,7 +15,7 @@
 //
 // report() never blocks and never throws: calls wait in a bounded queue and a full
 // queue drops them, counted. One sender sends batches, in order.
-import { formEncode } from './exchange.js';
+import { formEncode, readLimited } from './exchange.js';
 import type { FetchLike } from './exchange.js';
 
 /** Defaults and bounds of ReporterConfig, as in Go's sdk/report. */
@@ -131,6 +131,23 @@ export class RejectedError extends Error {
   }
 }
 
+/** What reportRequest may add to a call. */
+export interface ReportRequestOptions {
+  detail?: string;
+  time?: Date;
+  /** The W3C trace id of the request handled; else the one of traceparent. */
+  traceId?: string;
+  /** The request's traceparent header (W3C Trace Context), whose trace id the call keeps. */
+  traceparent?: string | null;
+}
+
+/** The trace id of a W3C traceparent header (version 00 form), or undefined when it has none valid. */
+export function traceIdOf(traceparent: string | null | undefined): string | undefined {
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(traceparent?.trim() ?? '');
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined) || /^0+$/.test(m[2]!) || /^0+$/.test(m[3]!)) return undefined;
+  return m[2];
+}
+
 export interface Reporter {
   /** Queues call and returns at once; never throws. An invalid call, a full queue or a closed reporter drops it, counted. */
   report(call: Call): void;
@@ -138,7 +155,7 @@ export interface Reporter {
    * Reports a call on accessToken, the token of the request being served, taking
    * its jti from the JWT payload WITHOUT verifying it (the verifier already has).
    */
-  reportRequest(accessToken: string, action: string, resource?: string, outcome?: string, detail?: string): void;
+  reportRequest(accessToken: string, action: string, resource?: string, outcome?: string, more?: ReportRequestOptions): void;
   /** Sends every call queued so far and resolves when deputy has answered for them (or they were given up). */
   flush(): Promise<void>;
   /** Stops taking calls, sends what is queued and resolves when done; an aborted signal gives up on what is left (counted failed). */
@@ -317,13 +334,18 @@ export function createReporter(config: ReporterConfig): Reporter {
     }
   }
 
-  function reportRequest(accessToken: string, action: string, resource?: string, outcome?: string, detail?: string): void {
-    const jti = unsafeJti(accessToken);
-    if (!jti) {
-      drop(DROP_NO_JTI);
-      return;
+  function reportRequest(accessToken: string, action: string, resource?: string, outcome?: string, more?: ReportRequestOptions): void {
+    try {
+      const jti = unsafeJti(accessToken);
+      if (!jti) {
+        drop(DROP_NO_JTI);
+        return;
+      }
+      const traceId = more?.traceId ?? traceIdOf(more?.traceparent);
+      report({ tokenJti: jti, action, resource, outcome, detail: more?.detail, time: more?.time, traceId });
+    } catch {
+      // never on the request path
     }
-    report({ tokenJti: jti, action, resource, outcome, detail });
   }
 
   function kick(): void {
@@ -424,7 +446,7 @@ export function createReporter(config: ReporterConfig): Reporter {
     const where = issuer!.replace(/\/$/, '') + WELL_KNOWN;
     try {
       const res = await doFetch(where, { headers: { accept: 'application/json' }, signal: signal() });
-      const body = await res.text();
+      const body = await readLimited(res, MAX_BODY);
       if (res.status !== 200) return { fail: { ok: false, status: res.status, retry: retryable(res.status), why: `discovery: ${where} answered ${res.status}` } };
       const md = JSON.parse(body) as { issuer?: unknown; call_report_endpoint?: unknown };
       if (md.issuer !== issuer) return { fail: { ok: false, retry: false, why: `discovery: ${where} names issuer ${JSON.stringify(md.issuer)}, want ${JSON.stringify(issuer)}` } };
@@ -451,7 +473,7 @@ export function createReporter(config: ReporterConfig): Reporter {
         body: o.body,
         signal: signal(),
       });
-      body = await res.text();
+      body = await readLimited(res, MAX_BODY);
     } catch (e) {
       return { ok: false, retry: true, why: `sending to the call report endpoint: ${(e as Error).message}`, cause: e };
     }

@@ -2,6 +2,7 @@
 // api1 for api2 (RFC 8693), cached, shared, refused, and DPoP-bound.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { decodeJwt, exportJWK, calculateJwkThumbprint, generateKeyPair } from 'jose';
 import { startDeputy, clientCredentials } from './deputy.mjs';
 import { createExchanger, ExchangeError, normalizeScope, formEncode } from '../dist/exchange.js';
@@ -373,6 +374,37 @@ describe('exchange: deputy down', () => {
     assert.equal(err.error, undefined);
     assert.equal(err.retryable, true);
     assert.match(err.message, /not a JSON object/);
+  });
+});
+
+describe('exchange: answers that never end', () => {
+  test('fail/endless body: only the first MiB is read', { timeout: 10_000 }, async () => {
+    let pulled = 0;
+    const chunk = new Uint8Array(64 << 10).fill(0x20);
+    const x = createExchanger({ tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'c', clientSecret: 's',
+      fetch: async () => new Response(new ReadableStream({ pull(c) { pulled++; c.enqueue(chunk); } }), { status: 200 }) });
+    const err = await x.exchange('t', 'https://api2.example').catch((e) => e);
+    assert.ok(err instanceof ExchangeError, String(err));
+    assert.match(err.message, /not a JSON object/);
+    assert.ok(pulled <= 20, `read ${pulled} chunks of 64 KiB`);
+  });
+
+  test('fail/timeout: a token endpoint that never answers is a retryable error after timeout', async () => {
+    const sockets = [];
+    const server = net.createServer((s) => sockets.push(s));
+    await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const x = createExchanger({ tokenEndpoint: `http://127.0.0.1:${server.address().port}/token`, clientId: 'c', clientSecret: 's', timeout: 300 });
+      const started = Date.now();
+      const err = await x.exchange('t', 'https://api2.example').catch((e) => e);
+      assert.ok(err instanceof ExchangeError, String(err));
+      assert.equal(err.retryable, true);
+      assert.equal(err.status, undefined);
+      assert.ok(Date.now() - started < 3_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((ok) => server.close(ok));
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { startDeputy, clientCredentials } from './deputy.mjs';
 import {
-  createReporter, DropError, DeliveryError, RejectedError, unsafeJti,
+  createReporter, DropError, DeliveryError, RejectedError, unsafeJti, traceIdOf,
   DROP_QUEUE_FULL, DROP_NO_JTI, DROP_INVALID_CALL,
 } from '../dist/report.js';
 
@@ -110,13 +110,17 @@ describe('report against deputy', () => {
     const t = await tokenForApi1(d);
     const c = counting();
     const r = createReporter({ issuer: d.issuer, ...API1, fetch: c.fetch, flushInterval: 100 });
-    for (let i = 0; i < 20; i++) r.reportRequest(t, 'read', `statement/${i}`, 'ok');
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    for (let i = 0; i < 20; i++) r.reportRequest(t, 'read', `statement/${i}`, 'ok', { traceparent });
     const deadline = Date.now() + 5_000;
     while (r.stats().sent < 20 && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 20));
     assert.equal(r.stats().sent, 20);
     assert.equal(c.reports.length, 1);
     assert.equal(c.reports[0].calls[0].token_jti, decodeJwt(t).jti);
+    assert.equal(c.reports[0].calls[19].trace_id, '0af7651916cd43dd8448eb211c80319c');
     await r.close();
+    const events = await auditEvents(d, { type: 'call.reported', trace_id: '0af7651916cd43dd8448eb211c80319c' });
+    assert.equal(events.length, 20);
   });
 
   test('fail/rejected: a call on a token neither issued to nor addressed to the reporter, and an unknown jti', async () => {
@@ -256,6 +260,18 @@ describe('report: config and helpers', () => {
     assert.equal(unsafeJti('a.%%%.c'), undefined);
     assert.equal(unsafeJti('h.' + Buffer.from('null').toString('base64url') + '.s'), undefined);
     assert.equal(unsafeJti(p({ jti: 'x', pad: 'y'.repeat(70_000) })), undefined);
+  });
+
+  test('ok/traceIdOf: the trace id of a valid traceparent only', () => {
+    assert.equal(traceIdOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'), '4bf92f3577b34da6a3ce929d0e0e4736');
+    assert.equal(traceIdOf('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later'), '4bf92f3577b34da6a3ce929d0e0e4736');
+    assert.equal(traceIdOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x'), undefined);
+    assert.equal(traceIdOf('00-00000000000000000000000000000000-00f067aa0ba902b7-01'), undefined);
+    assert.equal(traceIdOf('00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01'), undefined);
+    assert.equal(traceIdOf('ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'), undefined);
+    assert.equal(traceIdOf('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01'), undefined);
+    assert.equal(traceIdOf(undefined), undefined);
+    assert.equal(traceIdOf(null), undefined);
   });
 
   test('ok/split: a call of more than 1 MiB is rejected without being sent', async () => {
