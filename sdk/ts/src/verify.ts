@@ -306,11 +306,28 @@ async function fetchDocument(fetchFn: typeof globalThis.fetch, url: string): Pro
   const r = await fetchFn(url, {
     headers: { accept: 'application/json, application/jwk-set+json' },
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-    redirect: 'error',
   });
-  const text = await r.text();
-  if (r.status !== 200) throw new Error(`GET ${url}: HTTP ${r.status}`);
-  if (text.length > MAX_DOCUMENT_BYTES) throw new Error(`GET ${url}: response larger than ${MAX_DOCUMENT_BYTES} bytes`);
+  if (r.status !== 200) {
+    await r.body?.cancel();
+    throw new Error(`GET ${url}: HTTP ${r.status}`);
+  }
+  // Read at most MAX_DOCUMENT_BYTES, whatever Content-Length says.
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (r.body) {
+    const reader = r.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_DOCUMENT_BYTES) {
+        await reader.cancel();
+        throw new Error(`GET ${url}: response larger than ${MAX_DOCUMENT_BYTES} bytes`);
+      }
+      chunks.push(value);
+    }
+  }
+  const text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
   return { body: JSON.parse(text), cacheControl: r.headers.get('cache-control') ?? '' };
 }
 

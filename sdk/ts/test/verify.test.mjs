@@ -466,6 +466,27 @@ test('keys: a key set with private key material is refused whole (503)', async (
   }
 });
 
+test('keys: a key set that is not 200, too large or not JSON is not used (503)', async (t) => {
+  for (const [name, status, body] of [
+    ['fail/http-500', 500, JSON.stringify({ keys: [] })],
+    ['fail/larger-than-1MiB', 200, JSON.stringify({ keys: [], pad: 'x'.repeat(1 << 20) })],
+    ['fail/not-json', 200, 'keys'],
+    ['fail/no-usable-key', 200, JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', use: 'enc', x: 'a', y: 'b' }] })],
+  ]) {
+    await t.test(name, async () => {
+      const server = http.createServer((req, res) => { res.statusCode = status; res.end(body); });
+      await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+      try {
+        const v = createVerifier({ issuer: d.issuer, audience: api1, jwksUri: `http://127.0.0.1:${server.address().port}/jwks` });
+        await rejects(v.verify(await local.sign(claimsFor(d.issuer))), 'temporarily_unavailable', 503, 'cannot be fetched');
+      } finally {
+        server.closeAllConnections();
+        await new Promise((ok) => server.close(ok));
+      }
+    });
+  }
+});
+
 test('keysMaxAge clamps Cache-Control max-age to [1m, 24h], 5m without one', () => {
   for (const [cc, want] of [
     ['public, max-age=60', 60_000],
