@@ -199,7 +199,7 @@ class TokenVerifier implements Verifier {
     if (misfit !== undefined) throw invalidToken('token algorithm does not match its key', new Error(misfit));
     let key;
     try {
-      key = await importJWK(jwk, h.alg);
+      key = await importKey(jwk, h.alg);
     } catch (e) {
       throw invalidToken('token algorithm does not match its key', e);
     }
@@ -264,6 +264,22 @@ class TokenVerifier implements Verifier {
     if (checked.jkt !== jkt) throw invalidProof('DPoP proof is signed by another key than the token is bound to');
     return { key: `${checked.jkt} ${checked.jti}`, expires: now + (this.dpopMaxAge + 2 * DPOP_SKEW_S) * 1000 };
   }
+}
+
+// Imported keys, by JWK object (a key set's are immutable) and alg: importing
+// is not free, and a service verifies with the same few keys all day.
+const imported = new WeakMap<JWK, Map<string, Promise<Awaited<ReturnType<typeof importJWK>>>>>();
+
+function importKey(jwk: JWK, alg: string) {
+  let byAlg = imported.get(jwk);
+  if (!byAlg) imported.set(jwk, (byAlg = new Map()));
+  let k = byAlg.get(alg);
+  if (!k) {
+    k = importJWK(jwk, alg);
+    k.catch(() => byAlg.delete(alg));
+    byAlg.set(alg, k);
+  }
+  return k;
 }
 
 interface Header {

@@ -22,7 +22,7 @@ const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 
 // chainConfig is the Go tests' development setup, cut to what these tests use:
 // web-app calls api1, api1 exchanges for api2, api2 for api3.
-export function chainConfig(signingAlgorithm = 'ES256') {
+function chainConfig(signingAlgorithm = 'ES256') {
   const api = (n, scopes) => ({
     id: `api${n}`, secret: `api${n}-secret`, grant_types: ['client_credentials', TOKEN_EXCHANGE],
     scopes, audiences: [`https://api${n}.example`],
