@@ -1,0 +1,583 @@
+// Verifies deputy's access tokens in a Node service: the checks of the Go SDK's
+// sdk/verify — RFC 9068 JWT access tokens signed with one of deputy's published
+// keys, addressed to the service, within their lifetime, with the scopes the
+// resource requires, and for DPoP-bound tokens the proof of their key (RFC 9449 §7).
+//
+// deputy's metadata (RFC 8414) and JWKS are fetched lazily, on the first verify,
+// so a service starts while deputy is down and answers 503 until deputy is back.
+// The JWKS is cached for its Cache-Control max-age clamped to [1m, 24h] (5m when
+// it says nothing), fetched again on an unknown kid at most once per 30 s, and
+// past its max-age refused (fail closed). Signatures are checked by jose.
+import { base64url, compactVerify, importJWK, type JWK } from 'jose';
+import {
+  VerifyError, dpopChallenge, insufficientScope, invalidProof, invalidToken, noCredentials, unavailable,
+} from './errors.js';
+import { checkProof, keyFits, ProofError, ReplayCache, DEFAULT_DPOP_MAX_AGE_S, DPOP_SKEW_S } from './dpop-check.js';
+import { parseClaims, principalOf, type Claims, type Principal } from './principal.js';
+
+/** The largest token read; longer ones are refused before any parsing. */
+export const MAX_TOKEN_BYTES = 16 << 10;
+/** leeway's default and bound, in seconds: the clock skew tolerated on exp, nbf and iat. */
+export const DEFAULT_LEEWAY_S = 30;
+export const MAX_LEEWAY_S = 300;
+/** The least time between two fetches of the same document (ms). */
+export const REFETCH_INTERVAL_MS = 30_000;
+/** Bounds of a JWKS's lifetime (ms). */
+export const KEYS_MAX_AGE = { min: 60_000, max: 24 * 3600_000, default: 5 * 60_000 };
+const FETCH_TIMEOUT_MS = 10_000;
+const MAX_DOCUMENT_BYTES = 1 << 20;
+const DEFAULT_DPOP_REPLAY_ENTRIES = 100_000;
+const MAX_DPOP_MAX_AGE_S = 600;
+
+/**
+ * The algorithms a token may be signed with (RFC 7518 §3.1): those deputy signs
+ * with, and ES384, as the Go SDK. Never none, never an HMAC.
+ */
+export const TOKEN_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'] as const;
+
+/**
+ * JOSE header parameters that point at or carry a key (RFC 7515 §4.1.2-4.1.6),
+ * declare extensions (§4.1.11) or leave the payload unencoded (RFC 7797): a
+ * token's key is deputy's, named by kid in deputy's JWKS, and nothing else.
+ */
+const REFUSED_HEADERS = ['jku', 'jwk', 'x5u', 'x5c', 'crit', 'b64'];
+
+const METADATA_PATH = '/.well-known/oauth-authorization-server';
+
+export interface VerifierOptions {
+  /** deputy's issuer URL; a token's iss must equal it exactly. */
+  issuer: string;
+  /** This service's audience id; a token's aud must contain it. */
+  audience: string;
+  /** Overrides the metadata's jwks_uri. */
+  jwksUri?: string;
+  /** Clock skew tolerated on exp, nbf and iat, in seconds; default 30, at most 300. */
+  leeway?: number;
+  /** Refuse every token that is not DPoP-bound (RFC 9449 §7). */
+  requireBinding?: boolean;
+  /** How old a DPoP proof's iat may be, in seconds; default 60, at most 600. */
+  dpopMaxAge?: number;
+  /** Bound of the replay cache of DPoP proof jti values; default 100000. */
+  dpopReplayEntries?: number;
+  /** The fetch used to reach deputy; default globalThis.fetch. */
+  fetch?: typeof globalThis.fetch;
+  /** The current time in milliseconds; default Date.now. For tests. */
+  now?: () => number;
+}
+
+/** How a token was presented with a DPoP proof: Authorization: DPoP (RFC 9449 §7.1). */
+export interface DPoPPresentation {
+  /** The DPoP header(s) of the request; none, or more than one, is refused. */
+  proof: string | string[] | undefined;
+  /** The request's method. */
+  method: string;
+  /** The URL the client sent the request to (its query and fragment are ignored). */
+  url: string;
+}
+
+export interface VerifyOptions {
+  /** Scopes the token must all carry. */
+  scopes?: string[];
+  /** Present when the token came with the DPoP scheme; absent for Bearer. */
+  dpop?: DPoPPresentation;
+}
+
+export interface Verifier {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly requireBinding: boolean;
+  /**
+   * verify checks token and returns its Principal, or throws a VerifyError. The
+   * checks, in order: size; compact JWS; typ at+jwt or application/at+jwt (any
+   * case); alg in the allow-list; no jku, jwk, x5u, x5c, crit or b64 header; a kid
+   * deputy publishes whose key fits alg; the signature; iss; sub; aud; exp, nbf
+   * and iat within the leeway; the act chain; then the binding: a DPoP-bound
+   * token only with opts.dpop and a proof of its key for this request, an unbound
+   * token never with opts.dpop; last the scopes.
+   */
+  verify(token: string, opts?: VerifyOptions): Promise<Principal>;
+}
+
+/** createVerifier validates options and returns a Verifier; it does no network I/O. */
+export function createVerifier(options: VerifierOptions): Verifier {
+  validate(options);
+  return new TokenVerifier(options);
+}
+
+function absoluteHTTP(u: string): boolean {
+  try {
+    const p = new URL(u);
+    return (p.protocol === 'http:' || p.protocol === 'https:') && p.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+function validate(o: VerifierOptions): void {
+  const checks: [boolean, string][] = [
+    [!o.issuer, 'issuer is required'],
+    [!!o.issuer && !absoluteHTTP(o.issuer), 'issuer must be an absolute http(s) URL'],
+    [!o.audience, 'audience is required'],
+    [o.jwksUri !== undefined && !absoluteHTTP(o.jwksUri), 'jwksUri must be an absolute http(s) URL'],
+    [o.leeway !== undefined && !(o.leeway >= 0), 'leeway must not be negative'],
+    [o.leeway !== undefined && o.leeway > MAX_LEEWAY_S, `leeway must be at most ${MAX_LEEWAY_S} seconds`],
+    [o.dpopMaxAge !== undefined && !(o.dpopMaxAge >= 0), 'dpopMaxAge must not be negative'],
+    [o.dpopMaxAge !== undefined && o.dpopMaxAge > MAX_DPOP_MAX_AGE_S, `dpopMaxAge must be at most ${MAX_DPOP_MAX_AGE_S} seconds`],
+    [o.dpopReplayEntries !== undefined && !(o.dpopReplayEntries >= 0), 'dpopReplayEntries must not be negative'],
+  ];
+  const bad = checks.filter(([b]) => b).map(([, m]) => `verify: options: ${m}`);
+  if (bad.length > 0) throw new TypeError(bad.join('\n'));
+}
+
+class TokenVerifier implements Verifier {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly requireBinding: boolean;
+  private readonly leeway: number;
+  private readonly now: () => number;
+  private readonly keys: KeyCache;
+  private readonly dpopMaxAge: number;
+  private readonly replay: ReplayCache;
+
+  constructor(o: VerifierOptions) {
+    this.issuer = o.issuer;
+    this.audience = o.audience;
+    this.requireBinding = o.requireBinding ?? false;
+    this.leeway = o.leeway || DEFAULT_LEEWAY_S;
+    this.now = o.now ?? Date.now;
+    this.dpopMaxAge = o.dpopMaxAge || DEFAULT_DPOP_MAX_AGE_S;
+    this.replay = new ReplayCache(o.dpopReplayEntries || DEFAULT_DPOP_REPLAY_ENTRIES);
+    const fetchFn = o.fetch ?? globalThis.fetch;
+    const jwksUri = o.jwksUri;
+    const meta = new Discovery(o.issuer, fetchFn);
+    this.keys = new KeyCache(fetchFn, async (now) => {
+      if (jwksUri !== undefined) return jwksUri;
+      const m = await meta.get(now);
+      if (!m.jwks_uri) throw new Error("deputy's metadata has no jwks_uri");
+      return m.jwks_uri;
+    });
+  }
+
+  async verify(token: string, opts: VerifyOptions = {}): Promise<Principal> {
+    const now = this.now();
+    let p: Principal;
+    try {
+      p = await this.verifyJWT(token, now);
+    } catch (e) {
+      throw opts.dpop ? dpopChallenge(e) : e;
+    }
+    const proof = await this.checkBinding(p, token, opts.dpop, now);
+    // The proof's jti is spent only by a request that passed every check of the token.
+    if (proof !== undefined && !this.replay.add(proof.key, proof.expires, now)) {
+      throw invalidProof('DPoP proof was used before (jti)');
+    }
+    const missing = (opts.scopes ?? []).filter((s) => !p.scopes.includes(s));
+    if (missing.length > 0) throw insufficientScope(opts.scopes ?? []);
+    return p;
+  }
+
+  private async verifyJWT(raw: string, now: number): Promise<Principal> {
+    const payload = await this.verifySigned(raw, now);
+    let c: Claims;
+    try {
+      c = parseClaims(payload);
+    } catch (e) {
+      throw invalidToken('token claims are malformed', e);
+    }
+    this.checkClaims(c, now);
+    return principalOf(c, raw);
+  }
+
+  private async verifySigned(raw: string, now: number): Promise<Uint8Array> {
+    if (typeof raw !== 'string' || raw === '') throw invalidToken('token is empty');
+    if (raw.length > MAX_TOKEN_BYTES) throw invalidToken('token is too large');
+    const parts = raw.split('.');
+    if (parts.length !== 3) throw invalidToken('token is not a compact JWS');
+    const h = parseHeader(parts[0]!);
+    const jwk = await this.keys.lookup(h.kid, now);
+    const misfit = keyFits(jwk, h.alg);
+    if (misfit !== undefined) throw invalidToken('token algorithm does not match its key', new Error(misfit));
+    let key;
+    try {
+      key = await importKey(jwk, h.alg);
+    } catch (e) {
+      throw invalidToken('token algorithm does not match its key', e);
+    }
+    try {
+      const { payload } = await compactVerify(raw, key, { algorithms: [h.alg] });
+      return payload;
+    } catch (e) {
+      throw invalidToken('token signature is invalid', e);
+    }
+  }
+
+  private checkClaims(c: Claims, now: number): void {
+    const t = now / 1000;
+    if (c.iss !== this.issuer) throw invalidToken('token is from another issuer', new Error(`iss ${JSON.stringify(c.iss)}`));
+    if (c.sub === '') throw invalidToken('token has no subject (sub)');
+    if (!c.aud.includes(this.audience)) throw invalidToken('token is not for this audience');
+    if (c.exp === undefined) throw invalidToken('token has no expiry (exp)');
+    if (!(t < c.exp + this.leeway)) throw invalidToken('token is expired');
+    if (c.nbf !== undefined && c.nbf > t + this.leeway) throw invalidToken('token is not valid yet (nbf)');
+    if (c.iat !== undefined && c.iat > t + this.leeway) throw invalidToken('token is issued in the future (iat)');
+    for (let a = c.act; a !== undefined; a = a.act) {
+      if (a.sub === '') throw invalidToken('token act claim is malformed', new Error('an actor without sub'));
+    }
+  }
+
+  /** checkBinding: the request proves the key p's token is bound to (RFC 9449 §7). */
+  private async checkBinding(p: Principal, raw: string, dpop: DPoPPresentation | undefined, now: number):
+    Promise<{ key: string; expires: number } | undefined> {
+    const cnf = p.cnf;
+    if (cnf?.jkt !== undefined) {
+      if (!dpop) {
+        throw invalidToken('token is DPoP-bound and must be sent with Authorization: DPoP and a proof').with({ scheme: 'DPoP' });
+      }
+      return this.checkProof(dpop, raw, cnf.jkt, now);
+    }
+    if (dpop) throw invalidToken('token is not DPoP-bound').with({ scheme: 'DPoP' });
+    if (cnf?.['x5t#S256'] !== undefined) {
+      // RFC 8705 §3: the TLS client certificate is not available here; fail closed.
+      throw invalidToken('token is certificate-bound; this service cannot check TLS client certificates');
+    }
+    if (this.requireBinding) {
+      throw invalidToken('token is not sender-constrained (no cnf); this service requires bound tokens').with({ scheme: 'DPoP' });
+    }
+    return undefined;
+  }
+
+  private async checkProof(d: DPoPPresentation, raw: string, jkt: string, now: number) {
+    const proofs = d.proof === undefined ? [] : Array.isArray(d.proof) ? d.proof : [d.proof];
+    if (proofs.length === 0) {
+      throw invalidToken('DPoP-bound token presented without a DPoP proof').with({ scheme: 'DPoP' });
+    }
+    if (proofs.length > 1) throw invalidProof('more than one DPoP header');
+    let checked;
+    try {
+      checked = await checkProof(proofs[0]!, {
+        method: d.method, url: d.url, accessToken: raw, now, maxAgeS: this.dpopMaxAge, skewS: DPOP_SKEW_S,
+      });
+    } catch (e) {
+      if (e instanceof ProofError) throw invalidProof(`DPoP proof is invalid: ${e.reason}`, e);
+      throw e;
+    }
+    if (checked.jkt !== jkt) throw invalidProof('DPoP proof is signed by another key than the token is bound to');
+    return { key: `${checked.jkt} ${checked.jti}`, expires: now + (this.dpopMaxAge + 2 * DPOP_SKEW_S) * 1000 };
+  }
+}
+
+// Imported keys, by JWK object (a key set's are immutable) and alg: importing
+// is not free, and a service verifies with the same few keys all day.
+const imported = new WeakMap<JWK, Map<string, Promise<Awaited<ReturnType<typeof importJWK>>>>>();
+
+function importKey(jwk: JWK, alg: string) {
+  let byAlg = imported.get(jwk);
+  if (!byAlg) imported.set(jwk, (byAlg = new Map()));
+  let k = byAlg.get(alg);
+  if (!k) {
+    k = importJWK(jwk, alg);
+    k.catch(() => byAlg.delete(alg));
+    byAlg.set(alg, k);
+  }
+  return k;
+}
+
+interface Header {
+  alg: string;
+  kid: string;
+  typ: string;
+}
+
+/** parseHeader decodes the protected header and applies the checks that need no key. */
+function parseHeader(segment: string): Header {
+  let params: unknown;
+  try {
+    params = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(base64url.decode(segment)));
+  } catch (e) {
+    throw invalidToken('token header is malformed', e);
+  }
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw invalidToken('token header is malformed');
+  const p = params as Record<string, unknown>;
+  for (const name of REFUSED_HEADERS) {
+    if (Object.hasOwn(p, name)) throw invalidToken(`token header carries ${name}, which is refused`);
+  }
+  const h: Header = { alg: '', kid: '', typ: '' };
+  for (const name of ['alg', 'kid', 'typ'] as const) {
+    const v = p[name];
+    if (v === undefined) continue;
+    if (typeof v !== 'string') throw invalidToken('token header is malformed', new Error(`${name} is not a string`));
+    h[name] = v;
+  }
+  const typ = h.typ.toLowerCase();
+  if (typ !== 'at+jwt' && typ !== 'application/at+jwt') {
+    throw invalidToken('token is not a JWT access token (typ must be at+jwt)');
+  }
+  if (!(TOKEN_ALGORITHMS as readonly string[]).includes(h.alg)) throw invalidToken('token algorithm is not allowed');
+  if (h.kid === '') throw invalidToken('token names no key (kid)');
+  return h;
+}
+
+/** fetchDocument GETs a JSON document with a bounded time and size; anything but 200 is an error. */
+async function fetchDocument(fetchFn: typeof globalThis.fetch, url: string): Promise<{ body: unknown; cacheControl: string }> {
+  const r = await fetchFn(url, {
+    headers: { accept: 'application/json, application/jwk-set+json' },
+    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+  });
+  if (r.status !== 200) {
+    await r.body?.cancel();
+    throw new Error(`GET ${url}: HTTP ${r.status}`);
+  }
+  // Read at most MAX_DOCUMENT_BYTES, whatever Content-Length says.
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (r.body) {
+    const reader = r.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_DOCUMENT_BYTES) {
+        await reader.cancel();
+        throw new Error(`GET ${url}: response larger than ${MAX_DOCUMENT_BYTES} bytes`);
+      }
+      chunks.push(value);
+    }
+  }
+  const text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  return { body: JSON.parse(text), cacheControl: r.headers.get('cache-control') ?? '' };
+}
+
+interface Metadata {
+  issuer?: string;
+  jwks_uri?: string;
+}
+
+/**
+ * Discovery fetches deputy's metadata (RFC 8414 §3) once and keeps it; a failed
+ * fetch is not retried within REFETCH_INTERVAL_MS. One fetch at a time.
+ */
+class Discovery {
+  private doc: Metadata | undefined;
+  private lastTry = -Infinity;
+  private lastErr: unknown;
+  private inflight: Promise<void> | undefined;
+  private readonly url: string;
+
+  constructor(private readonly issuer: string, private readonly fetchFn: typeof globalThis.fetch) {
+    this.url = issuer.replace(/\/$/, '') + METADATA_PATH;
+  }
+
+  async get(now: number): Promise<Metadata> {
+    for (let waited = false; ; waited = true) {
+      if (this.doc) return this.doc;
+      const recent = now - this.lastTry < REFETCH_INTERVAL_MS;
+      if (waited || (!this.inflight && recent)) throw this.lastErr;
+      if (!this.inflight) {
+        this.lastTry = now;
+        this.inflight = this.refresh().finally(() => { this.inflight = undefined; });
+      }
+      await this.inflight;
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      const { body } = await fetchDocument(this.fetchFn, this.url);
+      const m = body as Metadata;
+      if (typeof m !== 'object' || m === null) throw new Error(`metadata ${this.url}: not an object`);
+      // RFC 8414 §3.3: the issuer in the document must be the one asked.
+      if (m.issuer !== this.issuer) throw new Error(`metadata ${this.url}: issuer ${JSON.stringify(m.issuer)}, want ${this.issuer}`);
+      if (m.jwks_uri !== undefined && !absoluteHTTP(m.jwks_uri)) throw new Error(`metadata ${this.url}: jwks_uri is not an absolute http(s) URL`);
+      this.doc = m;
+      this.lastErr = undefined;
+    } catch (e) {
+      this.lastErr = e;
+    }
+  }
+}
+
+/** maxAge is how long a JWKS served with this Cache-Control is kept (ms), the Go SDK's jwkfetch.MaxAge. */
+export function keysMaxAge(cacheControl: string, b = KEYS_MAX_AGE): number {
+  let d = b.default;
+  for (const dir of cacheControl.split(',')) {
+    const [rawName, ...rest] = dir.trim().split('=');
+    const name = (rawName ?? '').trim().toLowerCase();
+    if (name === 'no-cache' || name === 'no-store') return b.min;
+    if (name === 'max-age') {
+      const v = rest.join('=').trim().replace(/^"|"$/g, '');
+      if (!/^[0-9]+$/.test(v)) continue;
+      d = Math.min(Number(v) * 1000, b.max);
+    }
+  }
+  return Math.min(Math.max(d, b.min), b.max);
+}
+
+/**
+ * parseKeySet reads a JWKS (RFC 7517 §5) as the Go SDK does (jwk.Parse): it keeps
+ * public signing keys with a kid, skips encryption keys and key types it does not
+ * know, and refuses the whole set when it carries private or symmetric key
+ * material, an invalid key or one kid twice, and a set without any usable key.
+ */
+export async function parseKeySet(doc: unknown): Promise<Map<string, JWK>> {
+  const keys = (doc as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys)) throw new Error('not a JSON Web Key Set');
+  const out = new Map<string, JWK>();
+  for (const [i, k] of keys.entries()) {
+    if (typeof k !== 'object' || k === null || Array.isArray(k)) throw new Error(`keys[${i}]: not an object`);
+    const jwk = k as JWK;
+    if (jwk.d !== undefined || jwk.k !== undefined || String(jwk.kty).toLowerCase() === 'oct') {
+      throw new Error(`keys[${i}]: private or symmetric key material in a public key set`);
+    }
+    if (jwk.use !== undefined && jwk.use !== 'sig') continue;
+    const alg = canonicalAlg(jwk);
+    if (alg === undefined) continue; // a key type no token can use
+    try {
+      await importJWK(jwk, alg);
+    } catch {
+      throw new Error(`keys[${i}]: not a valid public key`);
+    }
+    if (typeof jwk.kid !== 'string' || jwk.kid === '') continue; // tokens must name their key
+    if (out.has(jwk.kid)) throw new Error(`keys[${i}]: kid ${JSON.stringify(jwk.kid)} appears twice`);
+    out.set(jwk.kid, jwk);
+  }
+  if (out.size === 0) throw new Error('no usable public signing key in the set');
+  return out;
+}
+
+function canonicalAlg(k: JWK): string | undefined {
+  switch (k.kty) {
+    case 'RSA':
+      return k.alg !== undefined && ['RS256', 'PS256', 'RS384', 'RS512', 'PS384', 'PS512'].includes(k.alg) ? k.alg : 'RS256';
+    case 'EC':
+      return ({ 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[String(k.crv)];
+    case 'OKP':
+      return k.crv === 'Ed25519' ? 'EdDSA' : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * KeyCache is deputy's JWKS (the Go SDK's jwkfetch.Cache): fetched on first use,
+ * kept for its max-age, fetched again when a kid is unknown — never more than
+ * once per REFETCH_INTERVAL_MS, whatever forced it — and one fetch at a time;
+ * lookups of known kids never wait for it. Past its max-age a set is not used:
+ * lookups fail with 503 until a fetch succeeds.
+ */
+class KeyCache {
+  private set: Map<string, JWK> | undefined;
+  private expires = 0;
+  private lastFetch = -Infinity;
+  private lastErr: unknown;
+  private inflight: Promise<void> | undefined;
+
+  constructor(private readonly fetchFn: typeof globalThis.fetch, private readonly url: (now: number) => Promise<string>) {}
+
+  async lookup(kid: string, now: number): Promise<JWK> {
+    for (let waited = false; ; waited = true) {
+      const valid = this.set !== undefined && now < this.expires;
+      if (valid) {
+        const k = this.set!.get(kid);
+        if (k) return k;
+      }
+      // A now before the last fetch (stamped before it waited) counts as recent.
+      const recent = now - this.lastFetch < REFETCH_INTERVAL_MS;
+      if (waited || (!this.inflight && recent)) throw this.miss(valid, waited);
+      if (!this.inflight) {
+        this.lastFetch = now;
+        this.inflight = this.refresh(now).finally(() => { this.inflight = undefined; });
+      }
+      await this.inflight;
+    }
+  }
+
+  private miss(valid: boolean, waited: boolean): VerifyError {
+    if (!valid && this.lastErr !== undefined) return unavailable("deputy's signing keys cannot be fetched", this.lastErr);
+    if (!valid) return unavailable("deputy's signing keys cannot be fetched", new Error('the cached key set has expired'));
+    return invalidToken('token is signed with a key deputy does not publish',
+      waited && this.lastErr !== undefined ? this.lastErr : undefined);
+  }
+
+  private async refresh(started: number): Promise<void> {
+    try {
+      const url = await this.url(started);
+      const { body, cacheControl } = await fetchDocument(this.fetchFn, url);
+      const set = await parseKeySet(body);
+      this.set = set;
+      this.expires = started + keysMaxAge(cacheControl);
+      this.lastErr = undefined;
+    } catch (e) {
+      this.lastErr = e;
+    }
+  }
+}
+
+// --- The framework-neutral request check -----------------------------------------
+
+/** What authenticate reads of a request. Header values as Node gives them (headersDistinct gives arrays). */
+export interface RequestCredentials {
+  authorization: string | string[] | undefined;
+  dpop?: string | string[] | undefined;
+  method: string;
+  /** The URL the client used (for a DPoP proof's htu); see requestURL. */
+  url: string;
+}
+
+export interface AuthenticateOptions {
+  scopes?: string[];
+}
+
+/**
+ * authenticate reads the one Authorization header — scheme Bearer (RFC 6750 §2.1)
+ * or DPoP (RFC 9449 §7.1), any case; tokens in the query or body are never read —
+ * and verifies its token (and DPoP proof) for the request. It returns the
+ * Principal or throws a VerifyError carrying the verifier's realm and the scopes
+ * required, ready to be answered (status, challenges(), toJSON()).
+ */
+export async function authenticate(verifier: Verifier, req: RequestCredentials, opts: AuthenticateOptions = {}): Promise<Principal> {
+  const scopes = opts.scopes ?? [];
+  try {
+    const { token, scheme } = parseAuthorization(req.authorization);
+    return await verifier.verify(token, {
+      scopes,
+      dpop: scheme === 'DPoP' ? { proof: req.dpop, method: req.method, url: req.url } : undefined,
+    });
+  } catch (e) {
+    if (e instanceof VerifyError) {
+      throw e.with({ realm: verifier.audience, scopes, offerBearer: !verifier.requireBinding });
+    }
+    throw e;
+  }
+}
+
+/** parseAuthorization returns the token and scheme of the one Authorization header. */
+export function parseAuthorization(h: string | string[] | undefined): { token: string; scheme: 'Bearer' | 'DPoP' } {
+  const values = h === undefined ? [] : Array.isArray(h) ? h : [h];
+  if (values.length === 0) throw noCredentials('missing bearer token');
+  if (values.length > 1) throw noCredentials('more than one Authorization header');
+  const v = values[0]!;
+  const sp = v.indexOf(' ');
+  const name = sp < 0 ? v : v.slice(0, sp);
+  let scheme: 'Bearer' | 'DPoP';
+  if (sp >= 0 && name.toLowerCase() === 'bearer') scheme = 'Bearer';
+  else if (sp >= 0 && name.toLowerCase() === 'dpop') scheme = 'DPoP';
+  else throw noCredentials('the Authorization header does not carry a bearer or DPoP token');
+  const token = v.slice(sp + 1).replace(/^ +/, '');
+  if (token === '' || /[ \t]/.test(token)) throw noCredentials('the Authorization header does not carry a bearer or DPoP token');
+  return { token, scheme };
+}
+
+/**
+ * requestURL is the URL a client sent a request to, without query and fragment,
+ * as a DPoP proof's htu names it: publicUrl (the service's external base URL,
+ * e.g. "https://gateway.example/ledger" behind a proxy) followed by the path, or
+ * protocol://host followed by the path; '' when the request has no Host.
+ */
+export function requestURL(r: { publicUrl?: string; protocol: string; host: string | undefined; path: string }): string {
+  let path = r.path;
+  const q = path.search(/[?#]/);
+  if (q >= 0) path = path.slice(0, q);
+  if (!path.startsWith('/')) path = '/' + path;
+  if (r.publicUrl) return r.publicUrl.replace(/\/+$/, '') + path;
+  if (!r.host) return ''; // no Host: no proof can match (checkProof refuses '')
+  return `${r.protocol}://${r.host}${path}`;
+}
