@@ -1,5 +1,21 @@
-// deputy's SDK for Node services: exchange a token for the next hop (RFC 8693),
-// DPoP proofs (RFC 9449) and call reports to deputy's audit trail.
+// deputy's SDK for Node services: verify deputy's tokens (RFC 9068, DPoP RFC 9449)
+// with framework-neutral, Express and Fastify entry points; exchange a token for
+// the next hop (RFC 8693); DPoP proofs; call reports to deputy's audit trail.
+export {
+  createVerifier, authenticate, parseAuthorization, requestURL, keysMaxAge, TOKEN_ALGORITHMS, MAX_TOKEN_BYTES,
+} from './verify.js';
+export type {
+  Verifier, VerifierOptions, VerifyOptions, DPoPPresentation, RequestCredentials, AuthenticateOptions,
+} from './verify.js';
+export { VerifyError, DPOP_ALGORITHMS } from './errors.js';
+export type { VerifyErrorCode, VerifyErrorOptions } from './errors.js';
+export { hasScope } from './principal.js';
+export type { Principal, Actor, Confirmation } from './principal.js';
+export { accessTokenHash, normalizeURL } from './dpop-check.js';
+export { expressMiddleware, writeRefusal } from './express.js';
+export type { AdapterOptions } from './express.js';
+export { fastifyPreHandler } from './fastify.js';
+
 export { createExchanger, ExchangeError } from './exchange.js';
 export type { Exchanger, ExchangerConfig, ExchangedToken, ExchangeOptions, FetchLike } from './exchange.js';
 export { createProof, dpopHeaders, dpopKey, generateDPoPKey, isNonceChallenge } from './dpop.js';
