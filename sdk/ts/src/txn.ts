@@ -106,9 +106,14 @@ export interface TxnVerifierConfig {
   fetch?: FetchLike;
   /** Bound of one request to deputy, in ms; default 10 s. */
   timeout?: number;
+  /** The least time between two JWKS fetches, in ms: a token with an unknown kid refetches at most this often; default 30 s (Go's jwkfetch.DefaultMinInterval). */
+  jwksCooldown?: number;
   /** The clock, in ms since the epoch; default Date.now. For tests. */
   now?: () => number;
 }
+
+/** TxnVerifierConfig.jwksCooldown's default, in ms. */
+export const DEFAULT_JWKS_COOLDOWN = 30_000;
 
 export interface TxnVerifier {
   readonly issuer: string;
@@ -148,6 +153,7 @@ export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
     [config.clockTolerance !== undefined && !(config.clockTolerance >= 0), 'clockTolerance must not be negative'],
     [config.clockTolerance !== undefined && config.clockTolerance > MAX_CLOCK_TOLERANCE, 'clockTolerance must be at most 5 min'],
     [config.timeout !== undefined && !(config.timeout > 0), 'timeout must be positive'],
+    [config.jwksCooldown !== undefined && !(config.jwksCooldown >= 0), 'jwksCooldown must not be negative'],
   ] as const) {
     if (bad) problems.push('txn: config: ' + msg);
   }
@@ -166,6 +172,7 @@ export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
   function makeJWKS(uri: string): KeyGetter {
     const set = createRemoteJWKSet(new URL(uri), {
       timeoutDuration: timeout,
+      cooldownDuration: config.jwksCooldown ?? DEFAULT_JWKS_COOLDOWN,
       [customFetch]: (url: string, init: RequestInit) => doFetch(url, init),
     });
     return set as unknown as KeyGetter;

@@ -11,7 +11,7 @@ import net from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
-import { startDeputy, clientCredentials } from './deputy.mjs';
+import { startDeputy, clientCredentials, deputyBinary } from './deputy.mjs';
 import {
   createTxnVerifier, obtainTxnToken, authenticateTxn, expressTxn, fastifyTxn, forwardTxn, txnErrorResponse,
   TxnError, TOKEN_TYPE_TXN_TOKEN,
@@ -57,12 +57,12 @@ function closedPort() {
   });
 }
 
-// deputyKey reads deputy's active ES256 signing key from its SQLite database, as
+// deputyKey reads deputy's newest ES256 signing key from its SQLite database, as
 // Go's tests sign with their test deputy's key: tokens with bad claims but a good
 // signature by a key deputy publishes.
 function deputyKey(d) {
   const out = execFileSync('sqlite3', ['-json', join(d.dir, 'deputy.db'),
-    "SELECT id, CAST(private_jwk AS TEXT) AS jwk FROM signing_keys WHERE algorithm = 'ES256' AND retired_at IS NULL ORDER BY active_at DESC LIMIT 1"]).toString();
+    "SELECT id, CAST(private_jwk AS TEXT) AS jwk FROM signing_keys WHERE algorithm = 'ES256' AND retired_at IS NULL ORDER BY created_at DESC LIMIT 1"]).toString();
   const [row] = JSON.parse(out);
   return { kid: row.id, key: createPrivateKey({ key: JSON.parse(row.jwk), format: 'jwk' }) };
 }
@@ -280,6 +280,8 @@ describe('transaction tokens against deputy', () => {
       assert.throws(() => createTxnVerifier({ issuer: 'nope', trustDomain: TRUST_DOMAIN }), /issuer must be an absolute/);
       assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, clockTolerance: -1 }), /must not be negative/);
       assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, clockTolerance: 3_600_000 }), /at most 5 min/);
+      assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, jwksCooldown: -1 }), /jwksCooldown must not be negative/);
+      assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, jwksUri: 'file:///etc/jwks' }), /jwksUri must be an absolute/);
     });
   });
 
@@ -394,6 +396,51 @@ describe('transaction tokens against deputy', () => {
       assert.equal(r.status, 500);
       assert.equal(JSON.parse(r.body).error, 'server_error');
     });
+  });
+});
+
+describe('JWKS refetch on an unknown kid', () => {
+  let d;
+  before(async () => { d = await startDeputy(txnConfig()); });
+  after(async () => { await d?.stop(); });
+
+  test('ok/rotated-key: a kid published after the first fetch is found by a refetch, at most once per jwksCooldown', async () => {
+    const fetches = { cooled: 0, eager: 0 };
+    const counted = (which) => async (input, init) => {
+      if (String(input).endsWith('/jwks')) fetches[which]++;
+      return fetch(input, init);
+    };
+    const cooled = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, fetch: counted('cooled') });
+    const eager = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, fetch: counted('eager'), jwksCooldown: 0 });
+    const tok = await obtainTxnToken({ issuer: d.issuer, clientId: 'api1', clientSecret: 'api1-secret' }, await userToken(d), {});
+    await cooled.verify(tok.token);
+    await eager.verify(tok.token);
+    assert.deepEqual(fetches, { cooled: 1, eager: 1 });
+
+    const old = deputyKey(d);
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEPUTY_')));
+    execFileSync(deputyBinary(), ['keys', 'rotate', '--config', join(d.dir, 'deputy.json.yaml'), '--publish-for', '1m'], { env, stdio: 'pipe' });
+    const fresh = deputyKey(d);
+    assert.notEqual(fresh.kid, old.kid);
+    // deputy reads its keys from the database every 5 s: wait until it publishes the new one.
+    for (const deadline = Date.now() + 15_000; ;) {
+      const { keys } = await (await fetch(`${d.issuer}/jwks`)).json();
+      if (keys.some((k) => k.kid === fresh.kid)) break;
+      assert.ok(Date.now() < deadline, 'deputy did not publish the rotated key in 15 s');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const forged = compact({ alg: 'ES256', kid: fresh.kid, typ: 'txntoken+jwt' },
+      { iss: d.issuer, sub: 'alice', aud: TRUST_DOMAIN, txn: 'txn-2', iat: now, exp: now + 60 }, fresh.key);
+
+    await assert.rejects(cooled.verify(forged), (e) => assertTxnError(e, 401, 'invalid_token', /key deputy does not publish/));
+    assert.equal(fetches.cooled, 1, 'refetched within the cooldown');
+    const p = await eager.verify(forged);
+    assert.equal(p.txn, 'txn-2');
+    assert.equal(fetches.eager, 2);
+    // A kid known now is not fetched again.
+    await eager.verify(tok.token);
+    assert.equal(fetches.eager, 2);
   });
 });
 
