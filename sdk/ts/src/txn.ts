@@ -140,7 +140,7 @@ function httpURL(s: string): boolean {
   }
 }
 
-type KeyGetter = (h: JWSHeaderParameters, t: FlattenedJWSInput) => Promise<CryptoKey | Uint8Array>;
+type KeyGetter = ((h: JWSHeaderParameters, t: FlattenedJWSInput) => Promise<CryptoKey | Uint8Array>) & { jwks(): { keys: { kid?: string }[] } | undefined };
 
 /** Returns a TxnVerifier for config. It makes no request; discovery happens on the first verify. */
 export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
@@ -232,7 +232,11 @@ export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
       try {
         return await getKey(header, input);
       } catch (e) {
-        if (e instanceof joseErrors.JWKSNoMatchingKey) throw invalidToken('token is signed with a key deputy does not publish', e);
+        if (e instanceof joseErrors.JWKSNoMatchingKey) {
+          // jose picks keys by kid and alg: a kid deputy publishes for another algorithm is Go's "does not match its key".
+          if (getKey.jwks()?.keys.some((k) => k.kid === header.kid)) throw invalidToken('token algorithm does not match its key', e);
+          throw invalidToken('token is signed with a key deputy does not publish', e);
+        }
         if (e instanceof joseErrors.JWKSMultipleMatchingKeys) throw invalidToken('token names a key deputy publishes more than once', e);
         throw unavailable("deputy's signing keys cannot be fetched", e);
       }

@@ -206,10 +206,24 @@ describe('transaction tokens against deputy', () => {
       assert.deepEqual(p.requestContext, { req_ip: '192.0.2.7', req_wl: 'payments' });
     });
 
+    for (const typ of ['application/txntoken+jwt', 'TXNTOKEN+JWT']) {
+      test(`ok/typ-${typ}: the media type and any case are accepted`, async () => {
+        const claims = { ...good() };
+        delete claims.tctx;
+        const p = await verifier.verify(signed(claims, { typ }));
+        assert.equal(p.context, undefined);
+      });
+    }
+
     const cases = [
       ['fail/empty', () => '', /token is empty/],
       ['fail/malformed-not-compact', () => 'a.b.c.d', /not a compact JWS/],
       ['fail/malformed-header', () => '!!.e30.e30', /header is malformed/],
+      ['fail/malformed-payload', () => signed('not json'), /claims are malformed/],
+      ['fail/payload-not-object', () => signed('[1]'), /claims are malformed/],
+      ['fail/no-kid', () => compact(hdr({ kid: undefined }), good(), key.key), /names no key \(kid\)/],
+      ['fail/alg-not-the-keys', () => compact(hdr({ alg: 'PS256' }), good(), key.key), /algorithm does not match its key/],
+      ['fail/too-large', () => signed({ ...good(), pad: 'x'.repeat(17_000) }), /too large/],
       ['fail/typ-jwt', () => signed(good(), { typ: 'JWT' }), /typ must be txntoken\+jwt/],
       ['fail/typ-missing', () => signed(good(), { typ: undefined }), /typ must be txntoken\+jwt/],
       ['fail/other-issuer', () => signed({ ...good(), iss: 'https://evil.example' }), /another issuer/],
