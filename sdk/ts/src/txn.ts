@@ -98,6 +98,8 @@ export interface TxnVerifierConfig {
   trustDomain: string;
   /** deputy's JWKS URL; when set, no discovery is made. */
   jwksUri?: string;
+  /** deputy's keys as a jose key resolver (createRemoteJWKSet of deputy's jwks_uri), shared with another verifier; when set, jwksUri, jwksCooldown and discovery are not used. */
+  keySet?: TxnKeySet;
   /** A request without a Txn-Token header passes authenticateTxn and the middleware with no principal; a header that is there is always verified. */
   optional?: boolean;
   /** Clock skew tolerated on exp, nbf and iat, in ms; default 5 s, at most 5 min. */
@@ -140,7 +142,13 @@ function httpURL(s: string): boolean {
   }
 }
 
-type KeyGetter = ((h: JWSHeaderParameters, t: FlattenedJWSInput) => Promise<CryptoKey | Uint8Array>) & { jwks(): { keys: { kid?: string }[] } | undefined };
+/**
+ * A key resolver as jose's compactVerify takes one: createRemoteJWKSet's result
+ * (whose jwks() lists the keys it holds), to share one JWKS cache between the
+ * access token verifier and the transaction token verifier.
+ */
+export type TxnKeySet = ((h: JWSHeaderParameters, t: FlattenedJWSInput) => Promise<CryptoKey | Uint8Array>) & { jwks?(): { keys: { kid?: string }[] } | undefined };
+type KeyGetter = TxnKeySet;
 
 /** Returns a TxnVerifier for config. It makes no request; discovery happens on the first verify. */
 export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
@@ -180,6 +188,10 @@ export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
 
   function keys(): Promise<KeyGetter> {
     if (jwks) return Promise.resolve(jwks);
+    if (config.keySet) {
+      jwks = config.keySet;
+      return Promise.resolve(jwks);
+    }
     if (config.jwksUri) {
       jwks = makeJWKS(config.jwksUri);
       return Promise.resolve(jwks);
@@ -234,7 +246,7 @@ export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
       } catch (e) {
         if (e instanceof joseErrors.JWKSNoMatchingKey) {
           // jose picks keys by kid and alg: a kid deputy publishes for another algorithm is Go's "does not match its key".
-          if (getKey.jwks()?.keys.some((k) => k.kid === header.kid)) throw invalidToken('token algorithm does not match its key', e);
+          if (getKey.jwks?.()?.keys.some((k) => k.kid === header.kid)) throw invalidToken('token algorithm does not match its key', e);
           throw invalidToken('token is signed with a key deputy does not publish', e);
         }
         if (e instanceof joseErrors.JWKSMultipleMatchingKeys) throw invalidToken('token names a key deputy publishes more than once', e);

@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
-import { decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
+import { decodeJwt, decodeProtectedHeader, generateKeyPair, createRemoteJWKSet } from 'jose';
 import { startDeputy, clientCredentials, deputyBinary } from './deputy.mjs';
 import {
   createTxnVerifier, obtainTxnToken, authenticateTxn, expressTxn, fastifyTxn, forwardTxn, txnErrorResponse,
@@ -128,6 +128,16 @@ describe('transaction tokens against deputy', () => {
     assert.equal(p.jti, p.claims.jti);
     assert.equal(p.expiresAt.getTime(), p.claims.exp * 1000);
     assert.equal(p.issuedAt.getTime(), p.claims.iat * 1000);
+  });
+
+  test('ok/keySet: a shared jose key set verifies; a kid it does not hold is refused', async () => {
+    const keySet = createRemoteJWKSet(new URL(`${d.issuer}/jwks`));
+    const v = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, keySet });
+    const tok = await obtainTxnToken(api1(), await userToken(d), { scopes: 'payments:read' });
+    assert.deepEqual((await v.verify(tok.token)).scopes, ['payments:read']);
+    const [h, p, sig] = tok.token.split('.');
+    const other = b64({ ...JSON.parse(Buffer.from(h, 'base64url')), kid: 'elsewhere' });
+    await assert.rejects(v.verify(`${other}.${p}.${sig}`), (e) => assertTxnError(e, 401, 'invalid_token', /key deputy does not publish/));
   });
 
   test('ok/obtain: never cached (a new txn each time); no context, the trust domain as audience, tokenEndpoint without discovery', async () => {
