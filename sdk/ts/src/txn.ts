@@ -116,6 +116,7 @@ export interface TxnVerifierConfig {
 
 /** TxnVerifierConfig.jwksCooldown's default, in ms. */
 export const DEFAULT_JWKS_COOLDOWN = 30_000;
+const JWKS_MAX_AGE = 3_600_000;
 
 export interface TxnVerifier {
   readonly issuer: string;
@@ -181,6 +182,9 @@ export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
     const set = createRemoteJWKSet(new URL(uri), {
       timeoutDuration: timeout,
       cooldownDuration: config.jwksCooldown ?? DEFAULT_JWKS_COOLDOWN,
+      // A fetched set is used for an hour, as Go's jwkfetch without Cache-Control;
+      // past it, a failed refetch fails closed (503).
+      cacheMaxAge: JWKS_MAX_AGE,
       [customFetch]: (url: string, init: RequestInit) => doFetch(url, init),
     });
     return set as unknown as KeyGetter;
