@@ -1,6 +1,7 @@
 // deputy's SDK for Node services: verify deputy's tokens (RFC 9068, DPoP RFC 9449)
 // with framework-neutral, Express and Fastify entry points; exchange a token for
-// the next hop (RFC 8693); DPoP proofs; call reports to deputy's audit trail.
+// the next hop (RFC 8693); DPoP proofs; call reports to deputy's audit trail;
+// transaction tokens (obtain, verify, forward).
 export {
   createVerifier, authenticate, parseAuthorization, requestURL, keysMaxAge, TOKEN_ALGORITHMS, MAX_TOKEN_BYTES,
 } from './verify.js';
@@ -25,3 +26,12 @@ export {
   DROP_QUEUE_FULL, DROP_NO_JTI, DROP_INVALID_CALL,
 } from './report.js';
 export type { Reporter, ReporterConfig, ReportRequestOptions, Call, ReportStats, Rejection } from './report.js';
+
+export {
+  createTxnVerifier, authenticateTxn, txnErrorResponse, expressTxn, fastifyTxn, obtainTxnToken, forwardTxn,
+  TxnError, TXN_TOKEN_HEADER, TOKEN_TYPE_TXN_TOKEN, TXN_TOKEN_TYPE, DEFAULT_TXN_CLOCK_TOLERANCE, DEFAULT_JWKS_COOLDOWN,
+} from './txn.js';
+export type {
+  TxnVerifier, TxnVerifierConfig, TxnPrincipal, TxnKeySet, TxnErrorResponse, TxnClientConfig, TxnRequest, TxnToken,
+  RequestContext as TxnRequestContext,
+} from './txn.js';
