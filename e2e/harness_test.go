@@ -84,13 +84,27 @@ func (s *syncBuffer) String() string {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The port is free when the kernel hands it out, and the listener is closed
+	// before deputy binds it: another test of this process asking meanwhile could
+	// be handed the same port, and one test's requests would reach the other's
+	// deputy. A port is therefore handed out once per test process.
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no port this process has not handed out already")
+	return ""
 }
+
+// handedOut holds the addresses freePort returned.
+var handedOut sync.Map
 
 // start writes the configuration (with %ISSUER%, %LISTEN% and %DIR% filled in),
 // starts deputy serve on it and waits until it is ready. With
@@ -182,6 +196,10 @@ func (s *server) waitReady() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.meta = s.getJSON("/.well-known/oauth-authorization-server")
+	if iss, _ := s.meta["issuer"].(string); iss != s.issuer {
+		// Another process answers on our port (ours could not bind it).
+		t.Fatalf("the server at %s is not this test's deputy: its issuer is %q, not %q\n%s", s.url(), iss, s.issuer, s.logs.String())
+	}
 }
 
 func (s *server) stop() {
