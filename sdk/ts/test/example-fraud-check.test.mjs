@@ -1,0 +1,120 @@
+// The demo bank's fraud-check in Node (examples/bank/node/fraud-check.mjs), run as
+// a process against a real deputy: it accepts a DPoP-bound token with its proof,
+// refuses the same token as Bearer, decides the verdict as the Go service does, and
+// with a trust domain demands the transaction's token.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startDeputy, clientCredentials } from './deputy.mjs';
+import { createProof, dpopHeaders, generateDPoPKey } from '../dist/index.js';
+
+const example = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'examples', 'bank', 'node', 'fraud-check.mjs');
+const fraudAudience = 'https://fraud.bank.example';
+
+let d;
+let key;
+let token;
+const services = [];
+
+// startFraudCheck runs the example with env and resolves once it listens; lines
+// collects what it prints afterwards (one JSON object per accepted request).
+async function startFraudCheck(env) {
+  const child = spawn(process.execPath, [example], {
+    env: { PATH: process.env.PATH, DEPUTY_ISSUER: d.issuer, CLIENT_ID: 'fraud-check', CLIENT_SECRET: 'fraud-check-secret', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (b) => { stderr += b; });
+  const lines = [];
+  const rl = createInterface({ input: child.stdout });
+  const listening = new Promise((ok, fail) => {
+    rl.on('line', (l) => {
+      const v = JSON.parse(l);
+      if (v.listening) ok(v.listening);
+      else lines.push(v);
+    });
+    child.once('exit', (code) => fail(new Error(`fraud-check exited (${code}): ${stderr}`)));
+  });
+  const s = { child, url: await listening, lines };
+  services.push(s);
+  return s;
+}
+
+before(async () => {
+  d = await startDeputy({
+    audiences: [{ id: fraudAudience, scopes: ['fraud:check'], client: 'fraud-check' }],
+    clients: [
+      { id: 'ledger', secret: 'ledger-secret', grant_types: ['client_credentials'], scopes: ['fraud:check'], audiences: [fraudAudience] },
+      { id: 'fraud-check', secret: 'fraud-check-secret', audiences: [fraudAudience] },
+    ],
+  });
+  key = await generateDPoPKey();
+  const proof = await createProof({ key, method: 'POST', url: d.tokenEndpoint });
+  const t = await clientCredentials(d, 'ledger', 'ledger-secret', { scope: 'fraud:check' }, { DPoP: proof });
+  assert.equal(t.token_type, 'DPoP');
+  token = t.access_token;
+});
+
+after(async () => {
+  for (const s of services) {
+    if (s.child.exitCode === null) {
+      s.child.kill('SIGTERM');
+      await once(s.child, 'exit');
+    }
+  }
+  await d?.stop();
+});
+
+async function postCheck(s, body, headers) {
+  const r = await fetch(`${s.url}/checks`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, challenge: r.headers.get('www-authenticate'), body: await r.json() };
+}
+
+test('a DPoP-bound token with its proof gets a verdict, as the Go fraud-check gives it', async () => {
+  const s = await startFraudCheck({});
+  const url = `${s.url}/checks`;
+  let r = await postCheck(s, { account: 'alice', amount: '250.00' }, await dpopHeaders({ key, method: 'POST', url, accessToken: token }));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body, { account: 'alice', amount: '250.00', verdict: 'ok' });
+  r = await postCheck(s, { account: 'alice', amount: '20000' }, await dpopHeaders({ key, method: 'POST', url, accessToken: token }));
+  assert.equal(r.body.verdict, 'review');
+  r = await postCheck(s, { account: 'alice', amount: 'lots' }, await dpopHeaders({ key, method: 'POST', url, accessToken: token }));
+  assert.equal(r.body.verdict, 'review');
+  assert.equal(s.lines.length, 3);
+  assert.equal(s.lines[0].service, 'fraud-check');
+  assert.equal(s.lines[0].subject, 'ledger');
+  assert.equal(s.lines[0].token, token);
+});
+
+test('the token copied and replayed as Bearer, or with a replayed proof, is refused', async () => {
+  const s = await startFraudCheck({});
+  const url = `${s.url}/checks`;
+  let r = await postCheck(s, { account: 'alice', amount: '1' }, { authorization: `Bearer ${token}` });
+  assert.equal(r.status, 401);
+  assert.match(r.challenge, /^DPoP error="invalid_token"/);
+  const h = await dpopHeaders({ key, method: 'POST', url, accessToken: token });
+  assert.equal((await postCheck(s, { account: 'alice', amount: '1' }, h)).status, 200);
+  r = await postCheck(s, { account: 'alice', amount: '1' }, h); // the same proof again
+  assert.equal(r.status, 401);
+  assert.equal(r.body.error, 'invalid_dpop_proof');
+  r = await postCheck(s, { account: 'alice', amount: '1' }, {});
+  assert.equal(r.status, 401);
+  assert.equal(s.lines.length, 1, 'only the accepted request is observed');
+});
+
+test('with a trust domain, a request without the transaction token is refused', async () => {
+  const s = await startFraudCheck({ TRUST_DOMAIN: 'bank.example' });
+  const url = `${s.url}/checks`;
+  const r = await postCheck(s, { account: 'alice', amount: '1' }, await dpopHeaders({ key, method: 'POST', url, accessToken: token }));
+  assert.equal(r.status, 401);
+  assert.equal(r.challenge, 'Txn-Token realm="bank.example"');
+  assert.equal(s.lines.length, 0);
+});
