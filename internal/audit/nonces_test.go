@@ -82,9 +82,6 @@ func TestUseNonceSharesCommits(t *testing.T) {
 	g := &gatedNonces{DB: db, gate: make(chan struct{})}
 	w := NewWriter(g, db, WriterOptions{})
 	defer w.Close()
-	if !w.RecordsNonces() {
-		t.Fatal("RecordsNonces = false over sqlstore")
-	}
 	exp := time.Now().Add(time.Hour)
 	// The first commit holds the writer while the rest queue.
 	first := make(chan error, 1)
@@ -215,9 +212,6 @@ func TestUseNonceWithoutSupport(t *testing.T) {
 	m := newMemStore()
 	w := NewWriter(m, m, WriterOptions{})
 	defer w.Close()
-	if w.RecordsNonces() {
-		t.Fatal("RecordsNonces over a store without AuditNonces")
-	}
 	if err := w.UseNonce(t.Context(), "a", time.Now().Add(time.Hour)); err == nil {
 		t.Fatal("UseNonce succeeded without a store that records nonces")
 	}

@@ -216,17 +216,14 @@ func (w *Writer) recordAll(ctx context.Context, events []*store.AuditEvent) (bat
 	return batch, first
 }
 
-// RecordsNonces reports whether UseNonce can be called: the store records
-// nonces in its audit commits (store.AuditNonces).
-func (w *Writer) RecordsNonces() bool { return w.nonces != nil }
-
 // UseNonce records key as used until expiresAt, as store.Nonces.UseNonce does —
 // store.ErrConflict for a key recorded before and not expired, durable when it
 // returns nil — in the writer's next commit, with the audit events queued by
 // then: a DPoP proof's jti (RFC 9449 §11.1) is checked on every DPoP request,
 // and its record shares the commit, and the fsync, of the audit trail's. Nonces
 // in one commit are checked in the order they were queued. Cancellation is as
-// for Record. It is an error to call it unless RecordsNonces.
+// for Record. It is an error unless the writer's store records nonces
+// (store.AuditNonces, as every store.Store does).
 func (w *Writer) UseNonce(ctx context.Context, key string, expiresAt time.Time) error {
 	if w.nonces == nil {
 		return errors.New("audit: UseNonce on a writer whose store does not record nonces")

@@ -18,7 +18,7 @@ export const DEFAULT_MAX_ENTRIES = 10_000;
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 
-const WELL_KNOWN = '/.well-known/oauth-authorization-server'; // RFC 8414 §3
+export const WELL_KNOWN = '/.well-known/oauth-authorization-server'; // RFC 8414 §3
 const MAX_BODY = 1 << 20;
 const MAX_ORIGINS = 1000; // remembered nonces; past it they are all forgotten
 const MAX_EXPIRES_IN = 100 * 365 * 24 * 3600;
@@ -124,7 +124,7 @@ export interface Exchanger {
   fetch(subjectToken: string, audience: string, scopes: string[] | string | undefined, input: string | URL, init?: RequestInit): Promise<Response>;
 }
 
-function httpURL(s: string): boolean {
+export function httpURL(s: string): boolean {
   try {
     const u = new URL(s);
     return (u.protocol === 'http:' || u.protocol === 'https:') && u.host !== '' && u.hash === '';

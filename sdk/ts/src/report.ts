@@ -15,7 +15,7 @@
 //
 // report() never blocks and never throws: calls wait in a bounded queue and a full
 // queue drops them, counted. One sender sends batches, in order.
-import { formEncode, readLimited } from './exchange.js';
+import { formEncode, httpURL, readLimited, WELL_KNOWN } from './exchange.js';
 import type { FetchLike } from './exchange.js';
 
 /** Defaults and bounds of ReporterConfig, as in Go's sdk/report. */
@@ -26,7 +26,6 @@ export const DEFAULT_FLUSH_INTERVAL = 1_000;
 export const DEFAULT_QUEUE_SIZE = 10_000;
 export const DEFAULT_MAX_RETRIES = 5;
 
-const WELL_KNOWN = '/.well-known/oauth-authorization-server';
 const MAX_BODY = 1 << 20; // bytes of one report
 const MIN_BACKOFF = 100;
 const MAX_BACKOFF = 5_000;
@@ -163,14 +162,6 @@ export interface Reporter {
   stats(): ReportStats;
 }
 
-function httpURL(s: string): boolean {
-  try {
-    const u = new URL(s);
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.host !== '' && u.hash === '';
-  } catch {
-    return false;
-  }
-}
 
 /** Whether an answer with status may succeed if the request is repeated. */
 function retryable(status: number): boolean {

@@ -8,7 +8,7 @@
 // a TxnVerifier refuses access tokens.
 import { compactVerify, createRemoteJWKSet, customFetch, errors as joseErrors } from 'jose';
 import type { JWSHeaderParameters, FlattenedJWSInput } from 'jose';
-import { basicAuth, normalizeScope, readLimited, ExchangeError, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, DEFAULT_TIMEOUT } from './exchange.js';
+import { basicAuth, httpURL, normalizeScope, readLimited, WELL_KNOWN, ExchangeError, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, DEFAULT_TIMEOUT } from './exchange.js';
 import type { FetchLike } from './exchange.js';
 import { createProof, dpopKey, DPOP_HEADER, DPOP_NONCE_HEADER } from './dpop.js';
 import type { DPoPKey, DPoPKeyPair } from './dpop.js';
@@ -26,7 +26,6 @@ export const MAX_CLOCK_TOLERANCE = 300_000;
 /** The largest token accepted, in bytes (Go's verify.MaxTokenBytes). */
 export const MAX_TOKEN_BYTES = 16 << 10;
 
-const WELL_KNOWN = '/.well-known/oauth-authorization-server'; // RFC 8414 §3
 // As Go's sdk/verify: the algorithms deputy signs with, and the JOSE header
 // parameters that point at or carry a key, declare extensions or leave the payload
 // unencoded (a token's key is deputy's, named by kid in deputy's JWKS).
@@ -134,14 +133,6 @@ export interface TxnVerifier {
   verify(token: string): Promise<TxnPrincipal>;
 }
 
-function httpURL(s: string): boolean {
-  try {
-    const u = new URL(s);
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.host !== '';
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A key resolver as jose's compactVerify takes one: createRemoteJWKSet's result
