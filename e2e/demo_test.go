@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -16,16 +17,62 @@ import (
 // reported, each payment's trace id and an intact audit chain — for the password
 // sign-in and for the SAML assertion.
 func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	checkDemo(t, dir, runDemo(t, "--dir", dir))
+}
+
+// TestDemoFraudCheckNode runs the README's variant of the demo whose
+// fraud-check is the Node service of examples/bank/node, on the TypeScript SDK
+// (sdk/ts, built here first): every step holds as with the Go fraud-check — the
+// bound token and its proof accepted, the stolen token refused, the call
+// reports under the payment's trace, the same transaction token byte for byte.
+func TestDemoFraudCheckNode(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node is not installed: the Node fraud-check needs it (apt-get install -y nodejs npm)")
+	}
+	ts, err := filepath.Abs(filepath.Join("..", "sdk", "ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(ts, "node_modules", "typescript")); err != nil {
+		t.Fatalf("run `npm ci` in sdk/ts first (scripts/test does): %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	build := exec.CommandContext(ctx, "npm", "run", "--silent", "build")
+	build.Dir = ts
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the TypeScript SDK (npm run build in sdk/ts): %v\n%s", err, out)
+	}
+	script, err := filepath.Abs(filepath.Join("..", "examples", "bank", "node", "fraud-check.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	cmd := exec.CommandContext(ctx, binary, "demo", "--dir", dir)
+	out := runDemo(t, "--dir", dir, "--fraud-check-node", script)
+	if !strings.Contains(out, "fraud-check is the Node service "+script+", on deputy's TypeScript SDK\n") {
+		t.Errorf("the demo does not say fraud-check runs in Node:\n%s", out)
+	}
+	checkDemo(t, dir, out)
+}
+
+// runDemo runs deputy demo with args and returns what it printed; it must exit 0.
+func runDemo(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"demo"}, args...)...)
 	cmd.Env = cleanEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("deputy demo: %v\n%s", err, out)
 	}
-	s := string(out)
+	return string(out)
+}
+
+// checkDemo checks what deputy demo printed, s, and the trail it kept in dir.
+func checkDemo(t *testing.T, dir, s string) {
+	t.Helper()
 	for _, want := range []string{
 		// scenario 1: alice, her token through payments, ledger, fraud-check
 		"sub    alice\n",

@@ -13,9 +13,10 @@ import (
 func cmdDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("deputy demo", flag.ContinueOnError)
 	dir := fs.String("dir", "", "keep the demo's database and files here (default: a temporary directory, removed at exit)")
+	fraudNode := fs.String("fraud-check-node", "", "run fraud-check in Node from this script (examples/bank/node/fraud-check.mjs; needs node ≥ 20 and the built TypeScript SDK)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	_, err := demo.Run(ctx, stdout, *dir)
+	_, err := demo.Run(ctx, stdout, demo.Options{Dir: *dir, FraudCheckNode: *fraudNode})
 	return err
 }

@@ -93,12 +93,22 @@ type Refusal struct {
 	EventID string
 }
 
+// Options are how Run runs the bank.
+type Options struct {
+	// Dir holds deputy's database and the corporate IdP's certificate; ""
+	// makes (and removes) a temporary one.
+	Dir string
+	// FraudCheckNode, when set, is the path of a Node script that is the
+	// fraud-check service (examples/bank/node/fraud-check.mjs, on the TypeScript
+	// SDK): the demo runs it with `node` instead of the Go fraud-check.
+	FraudCheckNode string
+}
+
 // Run runs the scenarios — two payments, a stolen token, a token that did not
 // come through payments, one transaction followed through the bank — and
-// writes the story to out. dir holds deputy's
-// database and the corporate IdP's certificate; "" makes (and removes) a
-// temporary one.
-func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
+// writes the story to out.
+func Run(ctx context.Context, out io.Writer, opts Options) (res *Result, err error) {
+	dir := opts.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "deputy-demo-")
 		if err != nil {
@@ -111,16 +121,24 @@ func Run(ctx context.Context, out io.Writer, dir string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &world{out: out}
+	env := &world{out: out, observed: make(chan struct{})}
 	defer env.close()
-	if err := env.start(ctx, dir); err != nil {
+	defer func() {
+		if err != nil && env.fraudNode != nil {
+			err = fmt.Errorf("%w%s", err, env.fraudNode.said())
+		}
+	}()
+	if err := env.start(ctx, dir, opts.FraudCheckNode); err != nil {
 		return nil, err
 	}
-	res := &Result{}
+	res = &Result{}
 	p := newPrinter(out)
 	p.title("deputy demo — a payment from alice: web app → payments → ledger → fraud-check")
 	p.line("deputy %s   web app %s   payments %s   ledger %s   fraud-check %s",
 		env.issuer, env.webURL, env.paymentsURL, env.ledgerURL, env.fraudURL)
+	if env.fraudNode != nil {
+		p.line("fraud-check is the Node service %s, on deputy's TypeScript SDK", opts.FraudCheckNode)
+	}
 
 	// Scenario 1: alice signs in with her password.
 	p.section("1. alice signs in at the web app (OpenID Connect, code flow with PKCE) and pays 42.00 EUR to bob")
@@ -202,16 +220,24 @@ type world struct {
 	node                                             *server.Server
 	services                                         []*bank.Service
 	servers                                          []*http.Server
+	fraudNode                                        *nodeService // fraud-check in Node; nil: in Go
 
-	mu   sync.Mutex
-	hops []Hop
+	mu       sync.Mutex
+	hops     []Hop
+	observed chan struct{} // closed, and replaced, when a hop is added
 }
 
 func (w *world) observe(ctx context.Context, service, raw string, p *verify.Principal) {
+	txn, _ := verify.TxnFromContext(ctx)
+	w.addHop(Hop{Service: service, Principal: p, Raw: raw, TraceID: trace.SpanContextFromContext(ctx).TraceID().String(), Txn: txn})
+}
+
+func (w *world) addHop(h Hop) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	txn, _ := verify.TxnFromContext(ctx)
-	w.hops = append(w.hops, Hop{Service: service, Principal: p, Raw: raw, TraceID: trace.SpanContextFromContext(ctx).TraceID().String(), Txn: txn})
+	w.hops = append(w.hops, h)
+	close(w.observed)
+	w.observed = make(chan struct{})
 }
 
 // show prints the hops of the payment just made, its receipt and the audit trace
@@ -219,6 +245,9 @@ func (w *world) observe(ctx context.Context, service, raw string, p *verify.Prin
 // in; it returns the hops, that token's jti and the trace id, which every hop
 // must share.
 func (w *world) show(ctx context.Context, p *printer, receipt *bank.Receipt) ([]Hop, string, string, error) {
+	if err := w.awaitHop(ctx, "fraud-check"); err != nil {
+		return nil, "", "", err
+	}
 	hops := w.takeHops()
 	if len(hops) == 0 {
 		return nil, "", "", errors.New("no service saw the payment")
@@ -232,7 +261,7 @@ func (w *world) show(ctx context.Context, p *printer, receipt *bank.Receipt) ([]
 	p.hops(hops)
 	p.line("receipt: %s, ledger entry %s (%s → %s, %s EUR), fraud verdict %s",
 		receipt.Status, receipt.Entry.ID, receipt.Entry.Debit, receipt.Entry.Credit, receipt.Entry.Amount, receipt.Entry.Verdict)
-	if err := w.flushReports(ctx); err != nil {
+	if err := w.flushReports(ctx, hops); err != nil {
 		return nil, "", "", err
 	}
 	return hops, root, traceID, p.trace(ctx, w.node, root, traceID)
@@ -262,7 +291,9 @@ func (w *world) serve(l net.Listener, h http.Handler) {
 	go func() { _ = srv.Serve(l) }()
 }
 
-func (w *world) start(ctx context.Context, dir string) error {
+// start runs deputy and the bank's services, fraud-check in Node when
+// fraudCheckNode names its script.
+func (w *world) start(ctx context.Context, dir, fraudCheckNode string) error {
 	var ls [5]net.Listener
 	urls := make([]string, 5)
 	for i := range ls {
@@ -293,9 +324,21 @@ func (w *world) start(ctx context.Context, dir string) error {
 	svc := func(id, audience, next string) bank.Config {
 		return bank.Config{Issuer: w.issuer, ClientID: id, ClientSecret: id + "-secret", Audience: audience, Next: next, TrustDomain: TrustDomain, Observe: w.observe}
 	}
-	fraud, err := bank.NewFraudCheck(ctx, svc("fraud-check", FraudAudience, ""))
-	if err != nil {
-		return err
+	var fraud *bank.Service
+	if fraudCheckNode == "" {
+		if fraud, err = bank.NewFraudCheck(ctx, svc("fraud-check", FraudAudience, "")); err != nil {
+			return err
+		}
+	} else {
+		ls[4].Close() // the Node service opens its own port
+		w.fraudNode, err = startNodeService(ctx, "fraud-check", fraudCheckNode, []string{
+			"DEPUTY_ISSUER=" + w.issuer, "LISTEN=127.0.0.1:0", "AUDIENCE=" + FraudAudience,
+			"CLIENT_ID=fraud-check", "CLIENT_SECRET=fraud-check-secret", "TRUST_DOMAIN=" + TrustDomain, "PUBLIC_URL=",
+		}, w.addHop)
+		if err != nil {
+			return err
+		}
+		w.fraudURL = w.fraudNode.url
 	}
 	ledger, err := bank.NewLedger(ctx, svc("ledger", LedgerAudience, w.fraudURL), FraudAudience)
 	if err != nil {
@@ -305,7 +348,10 @@ func (w *world) start(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	w.services = []*bank.Service{payments, ledger, fraud}
+	w.services = []*bank.Service{payments, ledger}
+	if fraud != nil {
+		w.services = append(w.services, fraud)
+	}
 	w.tracer = sdktrace.NewTracerProvider().Tracer("github.com/deputy-auth/deputy/examples/bank/demo")
 	if w.webKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		return err
@@ -319,16 +365,31 @@ func (w *world) start(ctx context.Context, dir string) error {
 	w.serve(ls[1], web)
 	w.serve(ls[2], payments)
 	w.serve(ls[3], ledger)
-	w.serve(ls[4], fraud)
+	if fraud != nil {
+		w.serve(ls[4], fraud)
+	}
 	return nil
 }
 
-func (w *world) flushReports(ctx context.Context) error {
+// flushReports waits until the services' reports of the calls they made on
+// hops are in deputy's trail: the Go services are flushed, the Node one's
+// reports are looked for.
+func (w *world) flushReports(ctx context.Context, hops []Hop) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, s := range w.services {
 		if err := s.Flush(ctx); err != nil {
 			return fmt.Errorf("reports: %w", err)
+		}
+	}
+	if w.fraudNode == nil {
+		return nil
+	}
+	for _, h := range hops {
+		if h.Service == w.fraudNode.name {
+			if err := w.awaitReport(ctx, h.Service, h.Principal.JTI); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -342,6 +403,9 @@ func (w *world) close() {
 	}
 	for _, s := range w.servers {
 		_ = s.Shutdown(ctx)
+	}
+	if w.fraudNode != nil {
+		w.fraudNode.close() // before deputy: it sends its last reports
 	}
 	if w.node != nil {
 		_ = w.node.Close()
@@ -539,6 +603,9 @@ func signedTctx(raw string) (string, error) {
 // audit trace of the txn, from the sign-in to the transaction token and the
 // calls reported under it. It returns the hops and the txn.
 func (w *world) transaction(ctx context.Context, p *printer, receipt *bank.Receipt) ([]Hop, string, error) {
+	if err := w.awaitHop(ctx, "fraud-check"); err != nil {
+		return nil, "", err
+	}
 	hops := w.takeHops()
 	var carried []Hop
 	for _, h := range hops {
@@ -581,7 +648,7 @@ func (w *world) transaction(ctx context.Context, p *printer, receipt *bank.Recei
 	}
 	p.line("receipt: %s, ledger entry %s (%s → %s, %s EUR), fraud verdict %s",
 		receipt.Status, receipt.Entry.ID, receipt.Entry.Debit, receipt.Entry.Credit, receipt.Entry.Amount, receipt.Entry.Verdict)
-	if err := w.flushReports(ctx); err != nil {
+	if err := w.flushReports(ctx, hops); err != nil {
 		return nil, "", err
 	}
 	p.printf("\n")

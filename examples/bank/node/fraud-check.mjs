@@ -8,8 +8,16 @@
 // accepted, with a proof of its key for this request (RFC 9449); with a trust domain,
 // the request must also carry the transaction's token (Txn-Token), for the same
 // user. A debit above 10,000 EUR goes to review. Each check is reported into
-// deputy's audit trail, and each accepted request is printed on standard output as
-// one JSON line (service, subject, actors, txn, token) for whoever started it.
+// deputy's audit trail, under the trace id of the request's traceparent.
+//
+// Each accepted request is printed on standard output as one JSON line, for whoever
+// started the service (`deputy demo --fraud-check-node` prints each hop from it):
+//   {"service":"fraud-check","principal":{…},"txn":{…},"traceparent":"…"}
+// principal is the access token as the SDK verified it (subject, clientId, audience,
+// scopes, actors, act, cnf, jti, expiresAt, token), txn the transaction token's
+// (txn, subject, scopes, context, requestContext, issuedAt, expiresAt, jti, token),
+// absent without a trust domain. They carry the raw tokens: what a careless log line
+// would leak, and what the demo's thief replays, in vain.
 //
 // Configuration, from the environment:
 //   DEPUTY_ISSUER   deputy's issuer URL (required)
@@ -36,7 +44,7 @@ const audience = env.AUDIENCE || 'https://fraud.bank.example';
 const verifier = createVerifier({ issuer, audience, requireBinding: true });
 const txn = env.TRUST_DOMAIN ? createTxnVerifier({ issuer, trustDomain: env.TRUST_DOMAIN }) : undefined;
 const reports = env.CLIENT_ID
-  ? createReporter({ issuer, clientId: env.CLIENT_ID, clientSecret: env.CLIENT_SECRET ?? '' })
+  ? createReporter({ issuer, clientId: env.CLIENT_ID, clientSecret: env.CLIENT_SECRET ?? '', flushInterval: 100 })
   : undefined;
 
 function send(res, status, body) {
@@ -83,7 +91,11 @@ async function check(req, res) {
       return send(res, 403, { error: "the transaction is not the user's" });
     }
   }
-  console.log(JSON.stringify({ service: 'fraud-check', subject: p.subject, actors: p.actors, txn: t?.txn, token: p.token }));
+  // Written before the answer (stdout on a pipe is synchronous on Linux and macOS),
+  // so whoever reads it has the line before the caller has its verdict.
+  const { claims: _pc, ...principal } = p;
+  const { claims: _tc, ...transaction } = t ?? {};
+  console.log(JSON.stringify({ service: 'fraud-check', principal, txn: t ? transaction : undefined, traceparent: req.headers.traceparent }));
   let c;
   try {
     c = await readJSON(req);
@@ -92,7 +104,7 @@ async function check(req, res) {
   }
   const amount = Number.parseFloat(c.amount);
   const verdict = Number.isNaN(amount) || amount > 10_000 ? 'review' : 'ok';
-  reports?.reportRequest(p.token, 'check', `debit of ${c.amount} EUR from ${c.account}`, verdict);
+  reports?.reportRequest(p.token, 'check', `debit of ${c.amount} EUR from ${c.account}`, verdict, { traceparent: req.headers.traceparent });
   send(res, 200, { account: c.account, amount: c.amount, verdict });
 }
 

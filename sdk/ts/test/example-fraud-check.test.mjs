@@ -48,6 +48,7 @@ before(async () => {
   d = await startDeputy({
     audiences: [{ id: fraudAudience, scopes: ['fraud:check'], client: 'fraud-check' }],
     clients: [
+      { id: 'auditor', secret: 'auditor-secret', grant_types: ['client_credentials'], scopes: ['deputy:audit'] },
       { id: 'ledger', secret: 'ledger-secret', grant_types: ['client_credentials'], scopes: ['fraud:check'], audiences: [fraudAudience] },
       { id: 'fraud-check', secret: 'fraud-check-secret', audiences: [fraudAudience] },
     ],
@@ -89,9 +90,16 @@ test('a DPoP-bound token with its proof gets a verdict, as the Go fraud-check gi
   r = await postCheck(s, { account: 'alice', amount: 'lots' }, await dpopHeaders({ key, method: 'POST', url, accessToken: token }));
   assert.equal(r.body.verdict, 'review');
   assert.equal(s.lines.length, 3);
-  assert.equal(s.lines[0].service, 'fraud-check');
-  assert.equal(s.lines[0].subject, 'ledger');
-  assert.equal(s.lines[0].token, token);
+  const { service, principal, txn } = s.lines[0];
+  assert.equal(service, 'fraud-check');
+  assert.equal(principal.subject, 'ledger');
+  assert.equal(principal.clientId, 'ledger');
+  assert.deepEqual(principal.audience, [fraudAudience]);
+  assert.deepEqual(principal.scopes, ['fraud:check']);
+  assert.match(principal.cnf.jkt, /^[A-Za-z0-9_-]{43}$/);
+  assert.equal(principal.token, token);
+  assert.equal(principal.claims, undefined, 'the line carries the principal, not every claim twice');
+  assert.equal(txn, undefined);
 });
 
 test('the token copied and replayed as Bearer, or with a replayed proof, is refused', async () => {
@@ -117,4 +125,28 @@ test('with a trust domain, a request without the transaction token is refused', 
   assert.equal(r.status, 401);
   assert.equal(r.challenge, 'Txn-Token realm="bank.example"');
   assert.equal(s.lines.length, 0);
+});
+
+test('the trace of the request travels into the observation and the call report', async () => {
+  const s = await startFraudCheck({});
+  const url = `${s.url}/checks`;
+  const traceId = '5a3d0c7e9b1f4e2a8c6d4b2a0f1e3d5c';
+  const traceparent = `00-${traceId}-1f2e3d4c5b6a7988-01`;
+  const r = await postCheck(s, { account: 'carol', amount: '12500.00' },
+    { traceparent, ...(await dpopHeaders({ key, method: 'POST', url, accessToken: token })) });
+  assert.equal(r.body.verdict, 'review');
+  assert.equal(s.lines[0].traceparent, traceparent);
+  // The reporter sends within 100 ms; deputy's trail has the call under the trace.
+  let calls = [];
+  for (let i = 0; i < 100 && calls.length === 0; i++) {
+    const res = await fetch(`${d.issuer}/audit/events?${new URLSearchParams({ type: 'call.reported', trace_id: traceId })}`, {
+      headers: { authorization: 'Basic ' + Buffer.from('auditor:auditor-secret').toString('base64') },
+    });
+    assert.equal(res.status, 200);
+    calls = (await res.text()).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l)); // NDJSON
+    if (calls.length === 0) await new Promise((ok) => setTimeout(ok, 50));
+  }
+  assert.equal(calls.length, 1, 'the call is on record under the request\'s trace id');
+  assert.equal(calls[0].client_id, 'fraud-check');
+  assert.equal(calls[0].parent_jti, s.lines[0].principal.jti);
 });
