@@ -1,8 +1,10 @@
 // The Express adapter: a middleware that requires a valid token (and DPoP proof)
 // on every request, puts its Principal in req.deputy, and answers a refusal the
 // RFC 6750 way (status, WWW-Authenticate, JSON {error, error_description}).
-// It reads only the Authorization and DPoP headers; the token is never echoed.
+// It reads only the Authorization and DPoP headers and the connection's TLS client
+// certificate (for certificate-bound tokens); the token is never echoed.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { peerCertificate } from './certificate.js';
 import { VerifyError } from './errors.js';
 import type { Principal } from './principal.js';
 import { authenticate, requestURL, type Verifier } from './verify.js';
@@ -62,7 +64,10 @@ export function expressMiddleware(verifier: Verifier, opts: AdapterOptions = {})
       host: req.headers.host,
       path: req.originalUrl ?? req.url ?? '/',
     });
-    authenticate(verifier, { authorization: headers['authorization'], dpop: headers['dpop'], method: req.method ?? 'GET', url }, { scopes })
+    authenticate(verifier, {
+      authorization: headers['authorization'], dpop: headers['dpop'], method: req.method ?? 'GET', url,
+      certificate: peerCertificate(req.socket),
+    }, { scopes })
       .then((p) => {
         req.deputy = p;
         next();

@@ -2,6 +2,7 @@
 // proof), puts its Principal in request.deputy, and answers a refusal the RFC 6750
 // way (status, WWW-Authenticate, JSON {error, error_description}).
 import type { IncomingMessage } from 'node:http';
+import { peerCertificate } from './certificate.js';
 import { VerifyError } from './errors.js';
 import type { AdapterOptions } from './express.js';
 import type { Principal } from './principal.js';
@@ -43,6 +44,7 @@ export function fastifyPreHandler(verifier: Verifier, opts: AdapterOptions = {})
     try {
       request.deputy = await authenticate(verifier, {
         authorization: headers['authorization'], dpop: headers['dpop'], method: request.method, url,
+        certificate: peerCertificate(request.raw.socket),
       }, { scopes });
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;

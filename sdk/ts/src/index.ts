@@ -1,4 +1,5 @@
-// deputy's SDK for Node services: verify deputy's tokens (RFC 9068, DPoP RFC 9449)
+// deputy's SDK for Node services: verify deputy's tokens (RFC 9068; bound by DPoP,
+// RFC 9449, or to a TLS client certificate, RFC 8705)
 // with framework-neutral, Express and Fastify entry points; exchange a token for
 // the next hop (RFC 8693); DPoP proofs; call reports to deputy's audit trail;
 // transaction tokens (obtain, verify, forward).
@@ -10,6 +11,8 @@ export type {
 } from './verify.js';
 export { VerifyError, DPOP_ALGORITHMS } from './errors.js';
 export type { VerifyErrorCode, VerifyErrorOptions } from './errors.js';
+export { peerCertificate } from './certificate.js';
+export type { PeerCertificateSource } from './certificate.js';
 export { hasScope } from './principal.js';
 export type { Principal, Actor, Confirmation } from './principal.js';
 export { accessTokenHash, normalizeURL } from './dpop-check.js';

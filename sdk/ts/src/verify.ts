@@ -12,6 +12,7 @@ import { base64url, compactVerify, importJWK, type JWK } from 'jose';
 import {
   VerifyError, dpopChallenge, insufficientScope, invalidProof, invalidToken, noCredentials, unavailable,
 } from './errors.js';
+import { certificateMatches } from './certificate.js';
 import { checkProof, keyFits, ProofError, ReplayCache, DEFAULT_DPOP_MAX_AGE_S, DPOP_SKEW_S } from './dpop-check.js';
 import { parseClaims, principalOf, type Claims, type Principal } from './principal.js';
 
@@ -80,6 +81,12 @@ export interface VerifyOptions {
   scopes?: string[];
   /** Present when the token came with the DPoP scheme; absent for Bearer. */
   dpop?: DPoPPresentation;
+  /**
+   * The DER bytes of the TLS client certificate the request came with
+   * (peerCertificate(req.socket)); a certificate-bound token (cnf["x5t#S256"],
+   * RFC 8705 §3) is accepted only with the certificate it names.
+   */
+  certificate?: Uint8Array;
 }
 
 export interface Verifier {
@@ -92,8 +99,9 @@ export interface Verifier {
    * case); alg in the allow-list; no jku, jwk, x5u, x5c, crit or b64 header; a kid
    * deputy publishes whose key fits alg; the signature; iss; sub; aud; exp, nbf
    * and iat within the leeway; the act chain; then the binding: a DPoP-bound
-   * token only with opts.dpop and a proof of its key for this request, an unbound
-   * token never with opts.dpop; last the scopes.
+   * token only with opts.dpop and a proof of its key for this request, a
+   * certificate-bound token only with opts.certificate the certificate it names,
+   * an unbound token never with opts.dpop; last the scopes.
    */
   verify(token: string, opts?: VerifyOptions): Promise<Principal>;
 }
@@ -166,7 +174,7 @@ class TokenVerifier implements Verifier {
     } catch (e) {
       throw opts.dpop ? dpopChallenge(e) : e;
     }
-    const proof = await this.checkBinding(p, token, opts.dpop, now);
+    const proof = await this.checkBinding(p, token, opts.dpop, opts.certificate, now);
     // The proof's jti is spent only by a request that passed every check of the token.
     if (proof !== undefined && !this.replay.add(proof.key, proof.expires, now)) {
       throw invalidProof('DPoP proof was used before (jti)');
@@ -225,9 +233,9 @@ class TokenVerifier implements Verifier {
     }
   }
 
-  /** checkBinding: the request proves the key p's token is bound to (RFC 9449 §7). */
-  private async checkBinding(p: Principal, raw: string, dpop: DPoPPresentation | undefined, now: number):
-    Promise<{ key: string; expires: number } | undefined> {
+  /** checkBinding: the request proves the key p's token is bound to (RFC 9449 §7, RFC 8705 §3). */
+  private async checkBinding(p: Principal, raw: string, dpop: DPoPPresentation | undefined,
+    certificate: Uint8Array | undefined, now: number): Promise<{ key: string; expires: number } | undefined> {
     const cnf = p.cnf;
     if (cnf?.jkt !== undefined) {
       if (!dpop) {
@@ -236,9 +244,11 @@ class TokenVerifier implements Verifier {
       return this.checkProof(dpop, raw, cnf.jkt, now);
     }
     if (dpop) throw invalidToken('token is not DPoP-bound').with({ scheme: 'DPoP' });
-    if (cnf?.['x5t#S256'] !== undefined) {
-      // RFC 8705 §3: the TLS client certificate is not available here; fail closed.
-      throw invalidToken('token is certificate-bound; this service cannot check TLS client certificates');
+    const x5t = cnf?.['x5t#S256'];
+    if (x5t !== undefined) {
+      if (certificate === undefined) throw invalidToken('token is certificate-bound and the request has no TLS client certificate');
+      if (!certificateMatches(certificate, x5t)) throw invalidToken('token is bound to another TLS client certificate');
+      return undefined;
     }
     if (this.requireBinding) {
       throw invalidToken('token is not sender-constrained (no cnf); this service requires bound tokens').with({ scheme: 'DPoP' });
@@ -520,6 +530,8 @@ export interface RequestCredentials {
   method: string;
   /** The URL the client used (for a DPoP proof's htu); see requestURL. */
   url: string;
+  /** The TLS client certificate of the connection, DER (peerCertificate(req.socket)); for certificate-bound tokens. */
+  certificate?: Uint8Array;
 }
 
 export interface AuthenticateOptions {
@@ -540,6 +552,7 @@ export async function authenticate(verifier: Verifier, req: RequestCredentials, 
     return await verifier.verify(token, {
       scopes,
       dpop: scheme === 'DPoP' ? { proof: req.dpop, method: req.method, url: req.url } : undefined,
+      certificate: req.certificate,
     });
   } catch (e) {
     if (e instanceof VerifyError) {
