@@ -18,6 +18,14 @@ export class ProofError extends Error {
   }
 }
 
+/** A proof without the server nonce the service requires, or with a stale or unknown one (RFC 9449 §9, use_dpop_nonce). */
+export class NonceError extends Error {
+  constructor(readonly reason: string) {
+    super(`DPoP nonce required: ${reason}`);
+    this.name = 'NonceError';
+  }
+}
+
 /** What a proof must match. */
 export interface ProofRequest {
   method: string;
@@ -29,6 +37,8 @@ export interface ProofRequest {
   now: number;
   maxAgeS?: number;
   skewS?: number;
+  /** When set, judges the proof's nonce claim ('' when absent): what it throws refuses the proof with a NonceError. */
+  nonce?: (nonce: string) => void;
 }
 
 /** A checked proof. */
@@ -91,7 +101,8 @@ const privateMembers = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
  * checkProof checks proof against req as RFC 9449 §4.3 lists: one compact JWS, typ
  * dpop+jwt, an allowed asymmetric alg, a public jwk that fits alg and verifies the
  * signature, jti, htm, htu (normalised, without query and fragment), iat within
- * [now - maxAge - skew, now + skew], and ath when an access token is given. The
+ * [now - maxAge - skew, now + skew], ath when an access token is given, and the
+ * server nonce when req.nonce is set (a NonceError when it is refused). The
  * caller still refuses a jti seen before and compares jkt with the token's cnf.jkt.
  */
 export async function checkProof(proof: string, req: ProofRequest): Promise<CheckedProof> {
@@ -134,6 +145,7 @@ export async function checkProof(proof: string, req: ProofRequest): Promise<Chec
   } catch {
     throw new ProofError('claims are malformed');
   }
+  if (c['nonce'] !== undefined && c['nonce'] !== null && typeof c['nonce'] !== 'string') throw new ProofError('claims are malformed');
   const jti = c['jti'];
   if (typeof jti !== 'string' || jti === '') throw new ProofError('no jti');
   if (jti.length > MAX_JTI_LEN) throw new ProofError(`jti of ${jti.length} bytes`);
@@ -163,6 +175,13 @@ export async function checkProof(proof: string, req: ProofRequest): Promise<Chec
   if (now - iatS > maxAge + skew) throw new ProofError(`iat is older than ${maxAge}s`);
   if (req.accessToken !== undefined && req.accessToken !== '') {
     if (c['ath'] !== accessTokenHash(req.accessToken)) throw new ProofError('ath does not match the access token');
+  }
+  if (req.nonce !== undefined) {
+    try {
+      req.nonce(typeof c['nonce'] === 'string' ? c['nonce'] : '');
+    } catch (e) {
+      throw new NonceError(e instanceof Error ? e.message : String(e));
+    }
   }
   const jkt = await calculateJwkThumbprint(key, 'sha256');
   return { jkt, jti, iat: iatS, expires: (iatS + maxAge + skew + 1) * 1000 };

@@ -33,6 +33,8 @@ export interface VerifyErrorOptions {
   scopes?: string[];
   /** Without credentials, whether a Bearer challenge is offered besides DPoP (false with requireBinding). */
   offerBearer?: boolean;
+  /** With use_dpop_nonce, a fresh nonce to send in the DPoP-Nonce header (RFC 9449 §9). */
+  dpopNonce?: string;
   /** What went wrong in detail, for logs; never sent to the client. */
   cause?: unknown;
 }
@@ -50,6 +52,8 @@ export class VerifyError extends Error {
   readonly realm: string | undefined;
   readonly scopes: string[];
   readonly offerBearer: boolean;
+  /** A fresh server nonce for the DPoP-Nonce header of the answer (use_dpop_nonce), else undefined. */
+  readonly dpopNonce: string | undefined;
 
   constructor(code: VerifyErrorCode, description: string, opts: VerifyErrorOptions = {}) {
     super(`${code}: ${description}`, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -61,6 +65,16 @@ export class VerifyError extends Error {
     this.realm = opts.realm;
     this.scopes = opts.scopes ? [...opts.scopes] : [];
     this.offerBearer = opts.offerBearer ?? true;
+    this.dpopNonce = opts.dpopNonce;
+  }
+
+  /** The headers of the answer besides its body: WWW-Authenticate (when there are challenges) and DPoP-Nonce. */
+  headers(): Record<string, string | string[]> {
+    const h: Record<string, string | string[]> = {};
+    const challenges = this.challenges();
+    if (challenges.length > 0) h['WWW-Authenticate'] = challenges;
+    if (this.dpopNonce !== undefined) h['DPoP-Nonce'] = this.dpopNonce;
+    return h;
   }
 
   /**
@@ -106,6 +120,7 @@ export class VerifyError extends Error {
       realm: opts.realm ?? this.realm,
       scopes: opts.scopes ?? this.scopes,
       offerBearer: opts.offerBearer ?? this.offerBearer,
+      dpopNonce: opts.dpopNonce ?? this.dpopNonce,
       cause: this.cause,
     });
   }
@@ -133,6 +148,10 @@ export function invalidProof(description: string, cause?: unknown): VerifyError 
 
 export function insufficientScope(scopes: string[]): VerifyError {
   return new VerifyError('insufficient_scope', 'token lacks a required scope', { scopes });
+}
+
+export function useNonce(dpopNonce: string | undefined, cause?: unknown): VerifyError {
+  return new VerifyError('use_dpop_nonce', 'DPoP proof must carry the nonce in DPoP-Nonce', { scheme: 'DPoP', dpopNonce, cause });
 }
 
 export function unavailable(description: string, cause?: unknown): VerifyError {

@@ -41,8 +41,7 @@ type Next = (err?: unknown) => void;
 
 /** writeRefusal is the one place a VerifyError becomes an HTTP answer (Node's ServerResponse). */
 export function writeRefusal(res: ServerResponse, err: VerifyError): void {
-  const challenges = err.challenges();
-  if (challenges.length > 0) res.setHeader('WWW-Authenticate', challenges);
+  for (const [name, value] of Object.entries(err.headers())) res.setHeader(name, value);
   res.setHeader('Content-Type', 'application/json');
   res.setHeader('Cache-Control', 'no-store');
   res.statusCode = err.status;

@@ -48,8 +48,7 @@ export function fastifyPreHandler(verifier: Verifier, opts: AdapterOptions = {})
       }, { scopes });
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
-      const challenges = e.challenges();
-      if (challenges.length > 0) reply.header('www-authenticate', challenges);
+      for (const [name, value] of Object.entries(e.headers())) reply.header(name, value);
       return reply.code(e.status).header('content-type', 'application/json').header('cache-control', 'no-store')
         .send(JSON.stringify(e.toJSON()));
     }

@@ -12,6 +12,8 @@ export type {
 export { VerifyError, DPOP_ALGORITHMS } from './errors.js';
 export type { VerifyErrorCode, VerifyErrorOptions } from './errors.js';
 export { peerCertificate } from './certificate.js';
+export { createNonces, DEFAULT_NONCE_LIFETIME } from './nonces.js';
+export type { NonceSource } from './nonces.js';
 export type { PeerCertificateSource } from './certificate.js';
 export { hasScope } from './principal.js';
 export type { Principal, Actor, Confirmation } from './principal.js';

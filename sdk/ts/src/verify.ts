@@ -10,10 +10,11 @@
 // past its max-age refused (fail closed). Signatures are checked by jose.
 import { base64url, compactVerify, importJWK, type JWK } from 'jose';
 import {
-  VerifyError, dpopChallenge, insufficientScope, invalidProof, invalidToken, noCredentials, unavailable,
+  VerifyError, dpopChallenge, insufficientScope, invalidProof, invalidToken, noCredentials, unavailable, useNonce,
 } from './errors.js';
+import type { NonceSource } from './nonces.js';
 import { certificateMatches } from './certificate.js';
-import { checkProof, keyFits, ProofError, ReplayCache, DEFAULT_DPOP_MAX_AGE_S, DPOP_SKEW_S } from './dpop-check.js';
+import { checkProof, keyFits, NonceError, ProofError, ReplayCache, DEFAULT_DPOP_MAX_AGE_S, DPOP_SKEW_S } from './dpop-check.js';
 import { parseClaims, principalOf, type Claims, type Principal } from './principal.js';
 
 /** The largest token read; longer ones are refused before any parsing. */
@@ -60,6 +61,14 @@ export interface VerifierOptions {
   dpopMaxAge?: number;
   /** Bound of the replay cache of DPoP proof jti values; default 100000. */
   dpopReplayEntries?: number;
+  /**
+   * When set, every DPoP proof must carry a server nonce this source accepts (RFC 9449
+   * §9): a proof without a valid one is refused 401 use_dpop_nonce, and the error
+   * carries a fresh nonce for the DPoP-Nonce header (VerifyError.dpopNonce, sent by
+   * writeRefusal and the adapters). createNonces makes a stateless source that every
+   * replica sharing its key accepts, Go's included.
+   */
+  dpopNonces?: NonceSource;
   /** The fetch used to reach deputy; default globalThis.fetch. */
   fetch?: typeof globalThis.fetch;
   /** The current time in milliseconds; default Date.now. For tests. */
@@ -129,6 +138,8 @@ function validate(o: VerifierOptions): void {
     [o.jwksUri !== undefined && !absoluteHTTP(o.jwksUri), 'jwksUri must be an absolute http(s) URL'],
     [o.leeway !== undefined && !(o.leeway >= 0), 'leeway must not be negative'],
     [o.leeway !== undefined && o.leeway > MAX_LEEWAY_S, `leeway must be at most ${MAX_LEEWAY_S} seconds`],
+    [o.dpopNonces !== undefined && (typeof o.dpopNonces?.nonce !== 'function' || typeof o.dpopNonces?.check !== 'function'),
+      'dpopNonces must have nonce() and check(nonce)'],
     [o.dpopMaxAge !== undefined && !(o.dpopMaxAge >= 0), 'dpopMaxAge must not be negative'],
     [o.dpopMaxAge !== undefined && o.dpopMaxAge > MAX_DPOP_MAX_AGE_S, `dpopMaxAge must be at most ${MAX_DPOP_MAX_AGE_S} seconds`],
     [o.dpopReplayEntries !== undefined && !(o.dpopReplayEntries >= 0), 'dpopReplayEntries must not be negative'],
@@ -146,6 +157,7 @@ class TokenVerifier implements Verifier {
   private readonly keys: KeyCache;
   private readonly dpopMaxAge: number;
   private readonly replay: ReplayCache;
+  private readonly nonces: NonceSource | undefined;
 
   constructor(o: VerifierOptions) {
     this.issuer = o.issuer;
@@ -155,6 +167,7 @@ class TokenVerifier implements Verifier {
     this.now = o.now ?? Date.now;
     this.dpopMaxAge = o.dpopMaxAge || DEFAULT_DPOP_MAX_AGE_S;
     this.replay = new ReplayCache(o.dpopReplayEntries || DEFAULT_DPOP_REPLAY_ENTRIES);
+    this.nonces = o.dpopNonces;
     const fetchFn = o.fetch ?? globalThis.fetch;
     const jwksUri = o.jwksUri;
     const meta = new Discovery(o.issuer, fetchFn);
@@ -264,15 +277,27 @@ class TokenVerifier implements Verifier {
     if (proofs.length > 1) throw invalidProof('more than one DPoP header');
     let checked;
     try {
+      const nonces = this.nonces;
       checked = await checkProof(proofs[0]!, {
         method: d.method, url: d.url, accessToken: raw, now, maxAgeS: this.dpopMaxAge, skewS: DPOP_SKEW_S,
+        nonce: nonces && ((n) => nonces.check(n)),
       });
     } catch (e) {
       if (e instanceof ProofError) throw invalidProof(`DPoP proof is invalid: ${e.reason}`, e);
+      if (e instanceof NonceError) throw useNonce(this.freshNonce(), e);
       throw e;
     }
     if (checked.jkt !== jkt) throw invalidProof('DPoP proof is signed by another key than the token is bound to');
     return { key: `${checked.jkt} ${checked.jti}`, expires: now + (this.dpopMaxAge + 2 * DPOP_SKEW_S) * 1000 };
+  }
+
+  /** A nonce for the DPoP-Nonce header of a use_dpop_nonce answer; none when the source fails. */
+  private freshNonce(): string | undefined {
+    try {
+      return this.nonces?.nonce();
+    } catch {
+      return undefined;
+    }
   }
 }
 
