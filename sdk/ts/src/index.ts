@@ -29,9 +29,9 @@ export type { Reporter, ReporterConfig, ReportRequestOptions, Call, ReportStats,
 
 export {
   createTxnVerifier, authenticateTxn, txnErrorResponse, expressTxn, fastifyTxn, obtainTxnToken, forwardTxn,
-  TxnError, TXN_TOKEN_HEADER, TOKEN_TYPE_TXN_TOKEN, TXN_TOKEN_TYPE, DEFAULT_TXN_CLOCK_TOLERANCE, DEFAULT_JWKS_COOLDOWN,
+  TxnError, TXN_TOKEN_HEADER, TOKEN_TYPE_TXN_TOKEN, TXN_TOKEN_TYPE, DEFAULT_TXN_CLOCK_TOLERANCE,
 } from './txn.js';
 export type {
-  TxnVerifier, TxnVerifierConfig, TxnPrincipal, TxnKeySet, TxnErrorResponse, TxnClientConfig, TxnRequest, TxnToken,
+  TxnVerifier, TxnConfig, TxnVerifierConfig, TxnPrincipal, TxnErrorResponse, TxnClientConfig, TxnRequest, TxnToken,
   RequestContext as TxnRequestContext,
 } from './txn.js';

@@ -4,10 +4,12 @@
 // The service at the edge obtains one from the access token it received
 // (obtainTxnToken), every service of the domain receives it unchanged in the
 // Txn-Token header (forwardTxn) and verifies it (createTxnVerifier, with the
-// authenticateTxn, expressTxn and fastifyTxn helpers). They are not access tokens:
-// a TxnVerifier refuses access tokens.
-import { compactVerify, createRemoteJWKSet, customFetch, errors as joseErrors } from 'jose';
-import type { JWSHeaderParameters, FlattenedJWSInput } from 'jose';
+// authenticateTxn, expressTxn and fastifyTxn helpers; or Verifier.txn, which
+// shares the access token verifier's keys). They are not access tokens: a
+// TxnVerifier refuses access tokens.
+import { compactVerify, errors as joseErrors } from 'jose';
+import { importKey, KeyLookupError, KeySource } from './jwkfetch.js';
+import { keyFits } from './dpop-check.js';
 import { basicAuth, httpURL, normalizeScope, readLimited, WELL_KNOWN, ExchangeError, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, DEFAULT_TIMEOUT } from './exchange.js';
 import type { FetchLike } from './exchange.js';
 import { createProof, dpopKey, DPOP_HEADER, DPOP_NONCE_HEADER } from './dpop.js';
@@ -90,32 +92,34 @@ export interface TxnPrincipal {
   hasScope(s: string): boolean;
 }
 
-export interface TxnVerifierConfig {
-  /** deputy's issuer URL: a token's iss must equal it; jwks_uri is discovered from its RFC 8414 metadata unless jwksUri is set. */
-  issuer: string;
+/** What a transaction token verifier checks beyond its issuer and keys: Verifier.txn's argument (Go's verify.TxnConfig). */
+export interface TxnConfig {
   /** deputy's txn_tokens.trust_domain: a token's aud must be it, a single string. */
   trustDomain: string;
-  /** deputy's JWKS URL; when set, no discovery is made. */
-  jwksUri?: string;
-  /** deputy's keys as a jose key resolver (createRemoteJWKSet of deputy's jwks_uri), shared with another verifier; when set, jwksUri, jwksCooldown and discovery are not used. */
-  keySet?: TxnKeySet;
   /** A request without a Txn-Token header passes authenticateTxn and the middleware with no principal; a header that is there is always verified. */
   optional?: boolean;
   /** Clock skew tolerated on exp, nbf and iat, in ms; default 5 s, at most 5 min. */
   clockTolerance?: number;
+}
+
+/**
+ * A stand-alone transaction token verifier's configuration. Its keys are fetched
+ * and cached as the access token verifier's (jwkfetch.ts), but in a cache of its
+ * own: a service that verifies both kinds of token makes this one with
+ * Verifier.txn instead, so that one cache serves both.
+ */
+export interface TxnVerifierConfig extends TxnConfig {
+  /** deputy's issuer URL: a token's iss must equal it; jwks_uri is discovered from its RFC 8414 metadata unless jwksUri is set. */
+  issuer: string;
+  /** deputy's JWKS URL; when set, no discovery is made. */
+  jwksUri?: string;
   /** The fetch used for discovery and the JWKS; default globalThis.fetch. */
   fetch?: FetchLike;
   /** Bound of one request to deputy, in ms; default 10 s. */
   timeout?: number;
-  /** The least time between two JWKS fetches, in ms: a token with an unknown kid refetches at most this often; default 30 s (Go's jwkfetch.DefaultMinInterval). */
-  jwksCooldown?: number;
   /** The clock, in ms since the epoch; default Date.now. For tests. */
   now?: () => number;
 }
-
-/** TxnVerifierConfig.jwksCooldown's default, in ms. */
-export const DEFAULT_JWKS_COOLDOWN = 30_000;
-const JWKS_MAX_AGE = 3_600_000;
 
 export interface TxnVerifier {
   readonly issuer: string;
@@ -135,87 +139,55 @@ export interface TxnVerifier {
 
 
 /**
- * A key resolver as jose's compactVerify takes one: createRemoteJWKSet's result
- * (whose jwks() lists the keys it holds), to share one JWKS cache between the
- * access token verifier and the transaction token verifier.
+ * Returns a TxnVerifier for config, with a key cache of its own (see
+ * TxnVerifierConfig; Verifier.txn shares one). It makes no request; discovery
+ * happens on the first verify. Bad configuration throws a TypeError.
  */
-export type TxnKeySet = ((h: JWSHeaderParameters, t: FlattenedJWSInput) => Promise<CryptoKey | Uint8Array>) & { jwks?(): { keys: { kid?: string }[] } | undefined };
-type KeyGetter = TxnKeySet;
-
-/** Returns a TxnVerifier for config. It makes no request; discovery happens on the first verify. */
 export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
   const problems: string[] = [];
   for (const [bad, msg] of [
     [!config.issuer, 'issuer is required'],
     [!!config.issuer && !httpURL(config.issuer), 'issuer must be an absolute http or https URL'],
-    [!config.trustDomain, 'trustDomain is required'],
     [!!config.jwksUri && !httpURL(config.jwksUri), 'jwksUri must be an absolute http or https URL'],
-    [config.clockTolerance !== undefined && !(config.clockTolerance >= 0), 'clockTolerance must not be negative'],
-    [config.clockTolerance !== undefined && config.clockTolerance > MAX_CLOCK_TOLERANCE, 'clockTolerance must be at most 5 min'],
     [config.timeout !== undefined && !(config.timeout > 0), 'timeout must be positive'],
-    [config.jwksCooldown !== undefined && !(config.jwksCooldown >= 0), 'jwksCooldown must not be negative'],
+    // Options of the jose key set this verifier once used; sharing keys is Verifier.txn now.
+    ['keySet' in config, 'keySet is not supported: make the verifier with createVerifier(…).txn(…) to share its keys'],
+    ['jwksCooldown' in config, 'jwksCooldown is not supported: an unknown kid refetches the JWKS at most every 30 s'],
   ] as const) {
     if (bad) problems.push('txn: config: ' + msg);
   }
+  problems.push(...txnConfigProblems(config));
   if (problems.length > 0) throw new TypeError(problems.join('; '));
+  const doFetch: FetchLike = config.fetch ?? ((i, init) => globalThis.fetch(i, init));
+  const keys = new KeySource({ issuer: config.issuer, jwksUri: config.jwksUri, fetch: doFetch, timeout: config.timeout ?? DEFAULT_TIMEOUT });
+  return txnVerifierOf(config, config.issuer, keys, config.now ?? Date.now);
+}
 
-  const issuer = config.issuer;
+function txnConfigProblems(config: TxnConfig): string[] {
+  const problems: string[] = [];
+  for (const [bad, msg] of [
+    [!config.trustDomain, 'trustDomain is required'],
+    [config.clockTolerance !== undefined && !(config.clockTolerance >= 0), 'clockTolerance must not be negative'],
+    [config.clockTolerance !== undefined && config.clockTolerance > MAX_CLOCK_TOLERANCE, 'clockTolerance must be at most 5 min'],
+  ] as const) {
+    if (bad) problems.push('txn: config: ' + msg);
+  }
+  return problems;
+}
+
+/**
+ * txnVerifierOf is the TxnVerifier of config for tokens of issuer signed with the
+ * keys of keys, at the time now gives: createTxnVerifier's and Verifier.txn's.
+ */
+export function txnVerifierOf(config: TxnConfig, issuer: string, keys: KeySource, now: () => number): TxnVerifier {
+  const problems = txnConfigProblems(config);
+  if (problems.length > 0) throw new TypeError(problems.join('; '));
   const trustDomain = config.trustDomain;
   const leeway = config.clockTolerance || DEFAULT_TXN_CLOCK_TOLERANCE;
-  const timeout = config.timeout ?? DEFAULT_TIMEOUT;
-  const doFetch: FetchLike = config.fetch ?? ((i, init) => globalThis.fetch(i, init));
-  const now = config.now ?? Date.now;
-
-  let jwks: KeyGetter | undefined;
-  let discovering: Promise<KeyGetter> | undefined;
-
-  function makeJWKS(uri: string): KeyGetter {
-    const set = createRemoteJWKSet(new URL(uri), {
-      timeoutDuration: timeout,
-      cooldownDuration: config.jwksCooldown ?? DEFAULT_JWKS_COOLDOWN,
-      // A fetched set is used for an hour, as Go's jwkfetch without Cache-Control;
-      // past it, a failed refetch fails closed (503).
-      cacheMaxAge: JWKS_MAX_AGE,
-      [customFetch]: (url: string, init: RequestInit) => doFetch(url, init),
-    });
-    return set as unknown as KeyGetter;
-  }
-
-  function keys(): Promise<KeyGetter> {
-    if (jwks) return Promise.resolve(jwks);
-    if (config.keySet) {
-      jwks = config.keySet;
-      return Promise.resolve(jwks);
-    }
-    if (config.jwksUri) {
-      jwks = makeJWKS(config.jwksUri);
-      return Promise.resolve(jwks);
-    }
-    if (!discovering) {
-      discovering = discoverJWKS().then(
-        (uri) => { jwks = makeJWKS(uri); discovering = undefined; return jwks; },
-        (e) => { discovering = undefined; throw e; }, // the next verify tries again
-      );
-    }
-    return discovering;
-  }
-
-  async function discoverJWKS(): Promise<string> {
-    let md: Record<string, unknown>;
-    try {
-      md = await discover(issuer, doFetch, timeout);
-    } catch (e) {
-      throw unavailable("deputy's metadata cannot be fetched", e);
-    }
-    if (typeof md.jwks_uri !== 'string' || !httpURL(md.jwks_uri)) {
-      throw unavailable("deputy's metadata has no usable jwks_uri", new Error(`jwks_uri ${JSON.stringify(md.jwks_uri)}`));
-    }
-    return md.jwks_uri;
-  }
 
   async function verify(token: string): Promise<TxnPrincipal> {
     const t = now();
-    const payload = await verifySigned(token);
+    const payload = await verifySigned(token, t);
     const c = parseClaims(payload);
     checkClaims(c, t);
     const scope = typeof c.all.scope === 'string' ? c.all.scope : '';
@@ -229,30 +201,31 @@ export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
     };
   }
 
-  async function verifySigned(raw: string): Promise<Uint8Array> {
+  async function verifySigned(raw: string, t: number): Promise<Uint8Array> {
     if (typeof raw !== 'string' || raw === '') throw invalidToken('token is empty');
     if (Buffer.byteLength(raw) > MAX_TOKEN_BYTES) throw invalidToken('token is too large');
     if (raw.split('.').length !== 3) throw invalidToken('token is not a compact JWS');
     const h = parseHeader(raw.slice(0, raw.indexOf('.')));
-    const getKey = await keys();
-    const lookup = async (header: JWSHeaderParameters, input: FlattenedJWSInput) => {
-      try {
-        return await getKey(header, input);
-      } catch (e) {
-        if (e instanceof joseErrors.JWKSNoMatchingKey) {
-          // jose picks keys by kid and alg: a kid deputy publishes for another algorithm is Go's "does not match its key".
-          if (getKey.jwks?.()?.keys.some((k) => k.kid === header.kid)) throw invalidToken('token algorithm does not match its key', e);
-          throw invalidToken('token is signed with a key deputy does not publish', e);
-        }
-        if (e instanceof joseErrors.JWKSMultipleMatchingKeys) throw invalidToken('token names a key deputy publishes more than once', e);
-        throw unavailable("deputy's signing keys cannot be fetched", e);
-      }
-    };
+    let jwk;
     try {
-      const { payload } = await compactVerify(raw, lookup, { algorithms: [h.alg] });
+      jwk = await keys.lookup(h.kid, t);
+    } catch (e) {
+      if (!(e instanceof KeyLookupError)) throw e;
+      if (e.unavailable) throw unavailable("deputy's signing keys cannot be fetched", e.cause);
+      throw invalidToken('token is signed with a key deputy does not publish', e.cause);
+    }
+    const misfit = keyFits(jwk, h.alg);
+    if (misfit !== undefined) throw invalidToken('token algorithm does not match its key', new Error(misfit));
+    let key;
+    try {
+      key = await importKey(jwk, h.alg);
+    } catch (e) {
+      throw invalidToken('token algorithm does not match its key', e);
+    }
+    try {
+      const { payload } = await compactVerify(raw, key, { algorithms: [h.alg] });
       return payload;
     } catch (e) {
-      if (e instanceof TxnError) throw e;
       if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw invalidToken('token signature is invalid', e);
       throw invalidToken('token is malformed', e);
     }
