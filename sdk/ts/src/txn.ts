@@ -593,13 +593,25 @@ export async function obtainTxnToken(config: TxnClientConfig, subjectToken: stri
  * The headers, or the RequestInit, of a call to url for the transaction of token:
  * a copy with `Txn-Token: <token>` when url's host is one of hosts, unchanged
  * otherwise (the token goes only to the services of the trust domain), as Go's
- * ForwardTxn. A host is compared with the URL's host exactly, without regard to
- * case and with no port inferred: "ledger.example:8443" matches
- * https://ledger.example:8443/… only; an IPv6 address is listed in brackets,
- * "[::1]:8080". (WHATWG URLs drop a default port: https://ledger.example:443/ has
- * host "ledger.example".) It never overwrites a Txn-Token header already there and
- * never adds an empty token. With no hosts it throws: list the trust domain's
- * services. The scheme is not checked: list only hosts reached over a protected
+ * ForwardTxn.
+ *
+ * Host matching: each entry is "host" or "host:port" and is read as the host of a
+ * URL of url's scheme, as a WHATWG URL reads it, then compared with url's host
+ * exactly. Both sides are thus lower-cased and lose the scheme's default port (80
+ * for http:, 443 for https:); an IPv6 address, listed in brackets, is compared
+ * in its canonical form, and an internationalised name in its ASCII form: "ledger:80" and "ledger" both match
+ * http://ledger/… and http://ledger:80/…, but not https://ledger/… (whose default
+ * port is 443) nor http://ledger:8080/…; "[::1]:8080" matches http://[::1]:8080/….
+ * An entry with anything but a host and port (a scheme, a path, user info) throws
+ * a TypeError, as does an empty list: list the trust domain's services.
+ *
+ * The difference from Go's ForwardTxn: Go compares the entry with URL.Host as
+ * written, so there "ledger" does not match https://ledger:443/ and "ledger:443"
+ * does not match https://ledger/; a WHATWG URL has no such distinction (it drops
+ * the default port), so here both match.
+ *
+ * It never overwrites a Txn-Token header already there and never adds an empty
+ * token. The scheme is not checked: list only hosts reached over a protected
  * channel. redirect: a fetch that follows a redirect to another host carries the
  * header there; use redirect: 'manual' for calls that carry the token.
  */
@@ -609,9 +621,26 @@ export function forwardTxn(init: Headers | RequestInit | undefined, token: strin
   if (hosts.length === 0) throw new TypeError('txn: forwardTxn has no hosts to send the transaction token to');
   const isHeaders = init instanceof Headers;
   const headers = new Headers(isHeaders ? init : init?.headers);
-  const host = new URL(url).host.toLowerCase();
-  if (token && !headers.has(TXN_TOKEN_HEADER) && hosts.some((h) => h.toLowerCase() === host)) {
+  const target = new URL(url);
+  const listed = hosts.map((h) => listedHost(h, target.protocol));
+  if (token && !headers.has(TXN_TOKEN_HEADER) && listed.includes(target.host)) {
     headers.set(TXN_TOKEN_HEADER, token);
   }
   return isHeaders ? headers : { ...init, headers };
+}
+
+// listedHost is entry ("host" or "host:port") as the host of a URL of protocol:
+// lower-cased, without protocol's default port, an IPv6 address in its canonical
+// form (WHATWG URL host parsing). Anything else in entry is a TypeError.
+function listedHost(entry: string, protocol: string): string {
+  let u: URL | undefined;
+  try {
+    if (typeof entry === 'string' && entry !== '' && !/[/?#@\\\s]/.test(entry)) u = new URL(`${protocol}//${entry}/`);
+  } catch {
+    u = undefined;
+  }
+  if (u === undefined || u.host === '' || u.pathname !== '/') {
+    throw new TypeError(`txn: forwardTxn: host ${JSON.stringify(entry)} is not a host or host:port`);
+  }
+  return u.host;
 }

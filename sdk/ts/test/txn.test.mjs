@@ -649,14 +649,40 @@ describe('forwardTxn', () => {
     assert.deepEqual(await r2.json(), { txn: null });
   });
 
-  test('ok/exact-host: case-insensitive, the port is part of the host', () => {
-    const h = (url, hosts) => forwardTxn(new Headers(), 't', url, hosts).get('txn-token');
-    assert.equal(h('https://LEDGER.example/x', ['ledger.EXAMPLE']), 't');
-    assert.equal(h('https://ledger.example:8443/x', ['ledger.example']), null);
-    assert.equal(h('https://ledger.example/x', ['ledger.example:8443']), null);
-    assert.equal(h('https://ledger.example.evil.com/x', ['ledger.example']), null);
-    assert.equal(h('http://[::1]:8080/x', ['[::1]:8080']), 't');
-  });
+  // The host rule of forwardTxn's doc comment: an entry is read as the host of a URL
+  // of the request's scheme (lower case, no default port), then compared exactly.
+  const hostCases = [
+    ['ok/same-host', 'https://ledger.example/x', ['ledger.example'], true],
+    ['ok/case-insensitive', 'https://LEDGER.example/x', ['ledger.EXAMPLE'], true],
+    ['ok/http-entry-with-default-port', 'http://ledger/x', ['ledger:80'], true],
+    ['ok/http-url-with-default-port', 'http://ledger:80/x', ['ledger'], true],
+    ['ok/http-both-with-default-port', 'http://ledger:80/x', ['LEDGER:80'], true],
+    ['ok/https-entry-with-default-port', 'https://ledger/x', ['ledger:443'], true],
+    ['ok/https-url-with-default-port', 'https://ledger:443/x', ['ledger'], true],
+    ['ok/other-port', 'https://ledger.example:8443/x', ['ledger.example:8443'], true],
+    ['ok/443-is-no-default-for-http', 'http://ledger:443/x', ['ledger:443'], true],
+    ['ok/one-of-several', 'https://fraud/x', ['ledger', 'fraud:443'], true],
+    ['ok/ipv6', 'http://[::1]:8080/x', ['[::1]:8080'], true],
+    ['ok/ipv6-canonical-form-and-default-port', 'http://[::1]/x', ['[0:0::1]:80'], true],
+    ['ok/idn-ascii-form', 'https://xn--bcher-kva.example/x', ['BÜCHER.example'], true],
+    ['fail/http-default-port-is-not-https', 'https://ledger/x', ['ledger:80'], false],
+    ['fail/https-default-port-is-not-http', 'http://ledger/x', ['ledger:443'], false],
+    ['fail/url-port-not-listed', 'https://ledger.example:8443/x', ['ledger.example'], false],
+    ['fail/listed-port-not-in-url', 'https://ledger.example/x', ['ledger.example:8443'], false],
+    ['fail/suffix-of-another-host', 'https://ledger.example.evil.com/x', ['ledger.example'], false],
+    ['fail/other-ipv6-port', 'http://[::1]:8081/x', ['[::1]:8080'], false],
+  ];
+  for (const [name, url, hosts, sent] of hostCases) {
+    test(`forwardTxn host/${name}`, () => {
+      assert.equal(forwardTxn(new Headers(), 't', url, hosts).get('txn-token'), sent ? 't' : null);
+    });
+  }
+
+  for (const entry of ['', 'https://ledger', 'ledger/x', 'ledger?x', 'ledger#x', 'user@ledger', 'led ger', 'ledger:99999', 'ledger:x']) {
+    test(`fail/forwardTxn bad entry ${JSON.stringify(entry)}: a TypeError, also when other entries match`, () => {
+      assert.throws(() => forwardTxn(new Headers(), 't', 'https://ledger/x', ['ledger', entry]), (e) => e instanceof TypeError && /is not a host or host:port/.test(e.message));
+    });
+  }
 
   test('ok/never-overwrites-nor-invents; the caller\'s init is not changed', () => {
     const init = { method: 'POST', headers: { 'Txn-Token': 'theirs' } };
