@@ -18,7 +18,9 @@ export type { AdapterOptions } from './express.js';
 export { fastifyPreHandler } from './fastify.js';
 
 export { createExchanger, ExchangeError } from './exchange.js';
-export type { Exchanger, ExchangerConfig, ExchangedToken, ExchangeOptions, FetchLike } from './exchange.js';
+export type { Exchanger, ExchangerConfig, ExchangedToken, ExchangeOptions, ExchangeFetchInit, FetchLike } from './exchange.js';
+export { traceHeaders } from './trace.js';
+export type { TraceOptions } from './trace.js';
 export { createProof, dpopHeaders, dpopKey, generateDPoPKey, isNonceChallenge } from './dpop.js';
 export type { DPoPKey, DPoPKeyPair, DPoPAlgorithm, ProofOptions } from './dpop.js';
 export {

@@ -10,6 +10,7 @@
 import { compactVerify, errors as joseErrors } from 'jose';
 import { importKey, KeyLookupError, KeySource } from './jwkfetch.js';
 import { keyFits } from './dpop-check.js';
+import { traceHeaders, type TraceOptions } from './trace.js';
 import { basicAuth, httpURL, normalizeScope, readLimited, WELL_KNOWN, ExchangeError, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, DEFAULT_TIMEOUT } from './exchange.js';
 import type { FetchLike } from './exchange.js';
 import { createProof, dpopKey, DPOP_HEADER, DPOP_NONCE_HEADER } from './dpop.js';
@@ -473,7 +474,13 @@ export interface TxnClientConfig {
   timeout?: number;
 }
 
-export interface TxnRequest {
+/**
+ * What obtainTxnToken asks for. traceparent and tracestate (TraceOptions) go on
+ * the token request, so deputy's audit event of the transaction token records the
+ * trace id of the request that started the transaction; an invalid traceparent is
+ * not sent.
+ */
+export interface TxnRequest extends TraceOptions {
   /** The transaction's purpose, narrowed from the subject token's; none asks for every scope deputy's policy allows. */
   scopes?: string[] | string;
   /** The transaction's context (the token's tctx), sent as request_context; it must be a JSON object. */
@@ -537,6 +544,7 @@ export async function obtainTxnToken(config: TxnClientConfig, subjectToken: stri
       'content-type': 'application/x-www-form-urlencoded',
       accept: 'application/json',
       authorization: basicAuth(config.clientId, config.clientSecret),
+      ...traceHeaders(request.traceparent, request.tracestate),
     };
     if (key) headers[DPOP_HEADER] = await createProof({ key, method: 'POST', url: endpoint, nonce });
     const signal = request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(timeout)]) : AbortSignal.timeout(timeout);

@@ -4,7 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { join } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
@@ -66,6 +66,13 @@ function counting(down = () => false) {
 function clock() {
   let t = Date.now();
   return { now: () => t, add: (ms) => { t += ms; } };
+}
+
+// auditByTrace reads d's audit events of one trace id with `deputy audit query`.
+function auditByTrace(d, traceId) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEPUTY_')));
+  const out = execFileSync(deputyBinary(), ['audit', 'query', '--config', join(d.dir, 'deputy.json.yaml'), '--trace-id', traceId, '--json'], { env }).toString();
+  return out.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 }
 
 async function userToken(d, headers = {}) {
@@ -179,6 +186,30 @@ describe('transaction tokens against deputy', () => {
     assert.notEqual(pa.txn, pb.txn);
     assert.equal(pa.context, undefined);
     assert.deepEqual(pa.scopes, ['payments:read', 'payments:write']); // none asked: every scope the policy allows
+  });
+
+  test('ok/obtain-traceparent: deputy\'s audit event of the transaction token records the trace id; an invalid one is not sent', async () => {
+    const sent = [];
+    const f = async (input, init) => {
+      if (String(input).endsWith('/token')) sent.push(new Headers(init.headers));
+      return fetch(input, init);
+    };
+    const traceId = randomBytes(16).toString('hex');
+    const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    const tok = await obtainTxnToken({ ...api1(), fetch: f }, await userToken(d), { traceparent, tracestate: 'congo=t61rcWkgMzE' });
+    assert.equal(sent[0].get('traceparent'), traceparent);
+    assert.equal(sent[0].get('tracestate'), 'congo=t61rcWkgMzE');
+    const events = auditByTrace(d, traceId);
+    assert.equal(events.length, 1, JSON.stringify(events));
+    assert.equal(events[0].type, 'token.exchanged');
+    assert.equal(events[0].client_id, 'api1');
+    assert.equal(events[0].token_jti, decodeJwt(tok.token).jti);
+
+    const other = randomBytes(16).toString('hex');
+    await obtainTxnToken({ ...api1(), fetch: f }, await userToken(d), { traceparent: `01-${other}-${randomBytes(8).toString('hex')}-01`, tracestate: 'congo=t61rcWkgMzE' });
+    assert.equal(sent[1].get('traceparent'), null);
+    assert.equal(sent[1].get('tracestate'), null);
+    assert.deepEqual(auditByTrace(d, other), []);
   });
 
   test('fail/obtain: another audience than the trust domain is invalid_target', async () => {
