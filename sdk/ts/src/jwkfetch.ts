@@ -7,8 +7,10 @@
 // §5). The set is kept for its Cache-Control max-age clamped to [1m, 24h] (5m when
 // it says nothing), fetched again on an unknown kid at most once per 30 s, whatever
 // forced the fetch, and past its max-age not used (fail closed: lookups fail as
-// unavailable until a fetch succeeds). One fetch runs at a time.
-import { importJWK, type JWK } from 'jose';
+// unavailable until a fetch succeeds). One fetch runs at a time. verifySignature
+// is the signature check both verifiers make with it.
+import { compactVerify, errors as joseErrors, importJWK, type JWK } from 'jose';
+import { keyFits } from './dpop-check.js';
 import { WELL_KNOWN, type FetchLike } from './exchange.js';
 
 /** The least time between two fetches of the same document (ms): Go's jwkfetch.DefaultMinInterval. */
@@ -20,16 +22,17 @@ export const DEFAULT_FETCH_TIMEOUT_MS = 10_000;
 const MAX_DOCUMENT_BYTES = 1 << 20;
 
 /**
- * Why a lookup found no key. unavailable: deputy's keys cannot be had now (no set
- * fetched, the cached one expired, the metadata or JWKS unreachable or refused) —
- * a verifier answers 503; otherwise the kid is not one deputy publishes — 401.
- * cause is what went wrong underneath, for logs, never for the caller's client.
+ * Why a token's signature could not be checked or was refused; each verifier
+ * turns it into its own error (VerifyError, TxnError). unavailable: deputy's keys
+ * cannot be had now (no set fetched, the cached one expired, the metadata or JWKS
+ * unreachable or refused) — 503; otherwise the token's fault — 401. message is
+ * what the client is told; cause is what went wrong underneath, for logs only.
  */
-export class KeyLookupError extends Error {
+export class SignatureError extends Error {
   readonly unavailable: boolean;
   constructor(unavailable: boolean, message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
-    this.name = 'KeyLookupError';
+    this.name = 'SignatureError';
     this.unavailable = unavailable;
   }
 }
@@ -235,7 +238,7 @@ export class KeySource {
    * lookup returns deputy's public key named kid at time now (ms), fetching the
    * set when none is cached, when the cached one has expired, or when kid is
    * unknown and the last fetch is at least REFETCH_INTERVAL_MS old. It throws a
-   * KeyLookupError otherwise.
+   * SignatureError otherwise.
    */
   async lookup(kid: string, now: number): Promise<JWK> {
     for (let waited = false; ; waited = true) {
@@ -255,10 +258,10 @@ export class KeySource {
     }
   }
 
-  private miss(valid: boolean, waited: boolean): KeyLookupError {
-    if (!valid && this.lastErr !== undefined) return new KeyLookupError(true, "deputy's signing keys cannot be fetched", this.lastErr);
-    if (!valid) return new KeyLookupError(true, "deputy's signing keys cannot be fetched", new Error('the cached key set has expired'));
-    return new KeyLookupError(false, 'the key is not one deputy publishes',
+  private miss(valid: boolean, waited: boolean): SignatureError {
+    if (!valid && this.lastErr !== undefined) return new SignatureError(true, "deputy's signing keys cannot be fetched", this.lastErr);
+    if (!valid) return new SignatureError(true, "deputy's signing keys cannot be fetched", new Error('the cached key set has expired'));
+    return new SignatureError(false, 'token is signed with a key deputy does not publish',
       waited && this.lastErr !== undefined ? this.lastErr : undefined);
   }
 
@@ -281,7 +284,7 @@ export class KeySource {
 const imported = new WeakMap<JWK, Map<string, Promise<Awaited<ReturnType<typeof importJWK>>>>>();
 
 /** importKey is jose's importJWK of jwk for alg, done once per key and alg. */
-export function importKey(jwk: JWK, alg: string) {
+function importKey(jwk: JWK, alg: string) {
   let byAlg = imported.get(jwk);
   if (!byAlg) imported.set(jwk, (byAlg = new Map()));
   let k = byAlg.get(alg);
@@ -291,4 +294,29 @@ export function importKey(jwk: JWK, alg: string) {
     byAlg.set(alg, k);
   }
   return k;
+}
+
+/**
+ * verifySignature checks the compact JWS raw, whose protected header names alg
+ * (already in the caller's allow-list) and kid, with deputy's key kid, and returns
+ * its payload: the key is looked up in keys at time now, must fit alg (kty, curve,
+ * RSA size; keyFits) and must verify the signature. It throws a SignatureError.
+ */
+export async function verifySignature(keys: KeySource, raw: string, alg: string, kid: string, now: number): Promise<Uint8Array> {
+  const jwk = await keys.lookup(kid, now);
+  const misfit = keyFits(jwk, alg);
+  if (misfit !== undefined) throw new SignatureError(false, 'token algorithm does not match its key', new Error(misfit));
+  let key;
+  try {
+    key = await importKey(jwk, alg);
+  } catch (e) {
+    throw new SignatureError(false, 'token algorithm does not match its key', e);
+  }
+  try {
+    const { payload } = await compactVerify(raw, key, { algorithms: [alg] });
+    return payload;
+  } catch (e) {
+    if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw new SignatureError(false, 'token signature is invalid', e);
+    throw new SignatureError(false, 'token is malformed', e);
+  }
 }

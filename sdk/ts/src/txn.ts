@@ -7,9 +7,7 @@
 // authenticateTxn, expressTxn and fastifyTxn helpers; or Verifier.txn, which
 // shares the access token verifier's keys). They are not access tokens: a
 // TxnVerifier refuses access tokens.
-import { compactVerify, errors as joseErrors } from 'jose';
-import { importKey, KeyLookupError, KeySource } from './jwkfetch.js';
-import { keyFits } from './dpop-check.js';
+import { KeySource, SignatureError, verifySignature } from './jwkfetch.js';
 import { traceHeaders, type TraceOptions } from './trace.js';
 import { basicAuth, httpURL, normalizeScope, readLimited, WELL_KNOWN, ExchangeError, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, DEFAULT_TIMEOUT } from './exchange.js';
 import type { FetchLike } from './exchange.js';
@@ -207,28 +205,12 @@ export function txnVerifierOf(config: TxnConfig, issuer: string, keys: KeySource
     if (Buffer.byteLength(raw) > MAX_TOKEN_BYTES) throw invalidToken('token is too large');
     if (raw.split('.').length !== 3) throw invalidToken('token is not a compact JWS');
     const h = parseHeader(raw.slice(0, raw.indexOf('.')));
-    let jwk;
     try {
-      jwk = await keys.lookup(h.kid, t);
+      return await verifySignature(keys, raw, h.alg, h.kid, t);
     } catch (e) {
-      if (!(e instanceof KeyLookupError)) throw e;
-      if (e.unavailable) throw unavailable("deputy's signing keys cannot be fetched", e.cause);
-      throw invalidToken('token is signed with a key deputy does not publish', e.cause);
-    }
-    const misfit = keyFits(jwk, h.alg);
-    if (misfit !== undefined) throw invalidToken('token algorithm does not match its key', new Error(misfit));
-    let key;
-    try {
-      key = await importKey(jwk, h.alg);
-    } catch (e) {
-      throw invalidToken('token algorithm does not match its key', e);
-    }
-    try {
-      const { payload } = await compactVerify(raw, key, { algorithms: [h.alg] });
-      return payload;
-    } catch (e) {
-      if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw invalidToken('token signature is invalid', e);
-      throw invalidToken('token is malformed', e);
+      if (!(e instanceof SignatureError)) throw e;
+      if (e.unavailable) throw unavailable(e.message, e.cause);
+      throw invalidToken(e.message, e.cause);
     }
   }
 
