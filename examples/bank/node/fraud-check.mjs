@@ -30,7 +30,7 @@
 import http from 'node:http';
 import {
   createVerifier, authenticate, requestURL, writeRefusal, VerifyError,
-  createTxnVerifier, authenticateTxn, txnErrorResponse,
+  authenticateTxn, txnErrorResponse,
   createReporter,
 } from '../../../sdk/ts/dist/index.js';
 
@@ -42,7 +42,8 @@ if (!issuer) {
 }
 const audience = env.AUDIENCE || 'https://fraud.bank.example';
 const verifier = createVerifier({ issuer, audience, requireBinding: true });
-const txn = env.TRUST_DOMAIN ? createTxnVerifier({ issuer, trustDomain: env.TRUST_DOMAIN }) : undefined;
+// Transaction tokens are checked with the access tokens' issuer and key cache.
+const txn = env.TRUST_DOMAIN ? verifier.txn({ trustDomain: env.TRUST_DOMAIN }) : undefined;
 const reports = env.CLIENT_ID
   ? createReporter({ issuer, clientId: env.CLIENT_ID, clientSecret: env.CLIENT_SECRET ?? '', flushInterval: 100 })
   : undefined;

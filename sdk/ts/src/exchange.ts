@@ -5,9 +5,12 @@
 // of the subject token, audience, sorted scopes, DPoP key thumbprint) until
 // refreshBefore ahead of their expiry, with one request in flight per key. With a
 // DPoP key (RFC 9449) every token request proves it and the tokens come back bound.
+// A request's W3C trace (traceparent, tracestate; trace.ts) given to exchange or
+// fetch goes with the token request to deputy and with the call to the next service.
 import { createHash } from 'node:crypto';
 import { createProof, dpopKey, generateDPoPKey, isNonceChallenge, DPOP_HEADER, DPOP_NONCE_HEADER } from './dpop.js';
 import type { DPoPKey, DPoPKeyPair } from './dpop.js';
+import { traceHeaders, TRACEPARENT_HEADER, type TraceOptions } from './trace.js';
 
 /** Defaults of ExchangerConfig (milliseconds and counts), as in Go's sdk/exchange. */
 export const DEFAULT_TIMEOUT = 10_000;
@@ -62,10 +65,26 @@ export interface ExchangedToken {
   expiresAt: Date | undefined;
 }
 
-export interface ExchangeOptions {
+/**
+ * Options of one exchange. traceparent and tracestate (W3C Trace Context, see
+ * TraceOptions) go on the token request to deputy, whose audit events then record
+ * the caller's trace id: only when a request is sent — a cached token makes none,
+ * and a request shared by several callers carries the trace of the one that
+ * started it.
+ */
+export interface ExchangeOptions extends TraceOptions {
   /** The caller stops waiting when it aborts; a request shared with others goes on for them and the cache. */
   signal?: AbortSignal;
 }
+
+/**
+ * The init of Exchanger.fetch: a fetch RequestInit, and the trace of the request
+ * being handled (TraceOptions), sent to deputy as ExchangeOptions says and on the
+ * call to the next service as the traceparent and tracestate headers, unless
+ * init.headers has a traceparent already. An invalid traceparent is sent to
+ * neither.
+ */
+export interface ExchangeFetchInit extends RequestInit, TraceOptions {}
 
 /**
  * An exchange that failed. error and errorDescription are deputy's OAuth error
@@ -120,8 +139,10 @@ export interface Exchanger {
    * `Authorization: Bearer`, or for a DPoP-bound token `Authorization: DPoP` with a
    * fresh proof (RFC 9449 §7.1), asking once more with the service's nonce when it
    * answers a use_dpop_nonce challenge (§9) and the body can be sent again.
+   * init.traceparent and init.tracestate carry the request's trace to deputy and
+   * the next service (ExchangeFetchInit).
    */
-  fetch(subjectToken: string, audience: string, scopes: string[] | string | undefined, input: string | URL, init?: RequestInit): Promise<Response>;
+  fetch(subjectToken: string, audience: string, scopes: string[] | string | undefined, input: string | URL, init?: ExchangeFetchInit): Promise<Response>;
 }
 
 export function httpURL(s: string): boolean {
@@ -277,9 +298,10 @@ export function createExchanger(config: ExchangerConfig): Exchanger {
     return n !== sent;
   }
 
-  // tokenRequest sends one token request of form and reads its answer; with a DPoP
-  // key the request proves it and the answer must be a DPoP token.
-  async function tokenRequest(form: URLSearchParams): Promise<ExchangedToken> {
+  // tokenRequest sends one token request of form, with the trace headers trace,
+  // and reads its answer; with a DPoP key the request proves it and the answer
+  // must be a DPoP token.
+  async function tokenRequest(form: URLSearchParams, trace: Record<string, string>): Promise<ExchangedToken> {
     const endpoint = await tokenEndpoint();
     const key = keyPromise ? await keyPromise : undefined;
     for (let attempt = 0; ; attempt++) {
@@ -287,6 +309,7 @@ export function createExchanger(config: ExchangerConfig): Exchanger {
         'content-type': 'application/x-www-form-urlencoded',
         accept: 'application/json',
         authorization: basicAuth(clientId, clientSecret),
+        ...trace,
       };
       let nonce: string | undefined;
       if (key) {
@@ -363,7 +386,7 @@ export function createExchanger(config: ExchangerConfig): Exchanger {
       const form = new URLSearchParams({ grant_type: GRANT_TOKEN_EXCHANGE, subject_token: subjectToken, subject_token_type: TOKEN_TYPE_ACCESS_TOKEN });
       if (audience) form.set('audience', audience);
       if (scope) form.set('scope', scope);
-      f = tokenRequest(form).then(
+      f = tokenRequest(form, traceHeaders(options?.traceparent, options?.tracestate)).then(
         (tok) => { flights.delete(k); store(k, tok); return tok; },
         (e) => { flights.delete(k); throw e; },
       );
@@ -377,8 +400,11 @@ export function createExchanger(config: ExchangerConfig): Exchanger {
     }
   }
 
-  async function send(input: string | URL, init: RequestInit | undefined, tok: ExchangedToken, key: DPoPKey | undefined, nonce?: string): Promise<Response> {
+  async function send(input: string | URL, init: RequestInit | undefined, trace: Record<string, string>, tok: ExchangedToken, key: DPoPKey | undefined, nonce?: string): Promise<Response> {
     const headers = new Headers(init?.headers);
+    if (!headers.has(TRACEPARENT_HEADER)) { // the caller's own instrumentation wrote one
+      for (const [name, value] of Object.entries(trace)) headers.set(name, value);
+    }
     if (key) {
       headers.set('authorization', `DPoP ${tok.accessToken}`);
       headers.set(DPOP_HEADER, await createProof({ key, method: init?.method ?? 'GET', url: input, accessToken: tok.accessToken, nonce }));
@@ -388,15 +414,20 @@ export function createExchanger(config: ExchangerConfig): Exchanger {
     return doFetch(input, { ...init, headers });
   }
 
-  async function authorizedFetch(subjectToken: string, audience: string, scopes: string[] | string | undefined, input: string | URL, init?: RequestInit): Promise<Response> {
-    const tok = await exchange(subjectToken, audience, scopes, { signal: init?.signal ?? undefined });
+  async function authorizedFetch(subjectToken: string, audience: string, scopes: string[] | string | undefined, input: string | URL, traced?: ExchangeFetchInit): Promise<Response> {
+    let init: RequestInit | undefined = traced;
+    let traceparent: string | null | undefined;
+    let tracestate: string | null | undefined;
+    if (traced) ({ traceparent, tracestate, ...init } = traced);
+    const trace = traceHeaders(traceparent, tracestate);
+    const tok = await exchange(subjectToken, audience, scopes, { signal: init?.signal ?? undefined, traceparent, tracestate });
     const key = keyPromise ? await keyPromise : undefined;
     const want = key ? 'dpop' : 'bearer';
     if (tok.tokenType.toLowerCase() !== want) {
       throw new ExchangeError(`exchange: token for ${audience} has token_type ${JSON.stringify(tok.tokenType)}, not ${key ? 'DPoP' : 'Bearer'}`);
     }
     const nonce = key ? nonces.get(origin(input)) : undefined;
-    const res = await send(input, init, tok, key, nonce);
+    const res = await send(input, init, trace, tok, key, nonce);
     if (!key || !rememberNonce(input, res, nonce) || !isNonceChallenge(res)) return res;
     // RFC 9449 §9: the service wants a nonce; ask once more with it, if the body can be sent again.
     const body = init?.body;
@@ -405,7 +436,7 @@ export function createExchanger(config: ExchangerConfig): Exchanger {
       return res;
     }
     await res.body?.cancel();
-    const again = await send(input, init, tok, key, nonces.get(origin(input)));
+    const again = await send(input, init, trace, tok, key, nonces.get(origin(input)));
     rememberNonce(input, again, undefined);
     return again;
   }

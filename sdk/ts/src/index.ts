@@ -23,7 +23,9 @@ export type { AdapterOptions } from './express.js';
 export { fastifyPreHandler } from './fastify.js';
 
 export { createExchanger, ExchangeError } from './exchange.js';
-export type { Exchanger, ExchangerConfig, ExchangedToken, ExchangeOptions, FetchLike } from './exchange.js';
+export type { Exchanger, ExchangerConfig, ExchangedToken, ExchangeOptions, ExchangeFetchInit, FetchLike } from './exchange.js';
+export { traceHeaders } from './trace.js';
+export type { TraceOptions } from './trace.js';
 export { createProof, dpopHeaders, dpopKey, generateDPoPKey, isNonceChallenge } from './dpop.js';
 export type { DPoPKey, DPoPKeyPair, DPoPAlgorithm, ProofOptions } from './dpop.js';
 export {
@@ -34,9 +36,9 @@ export type { Reporter, ReporterConfig, ReportRequestOptions, Call, ReportStats,
 
 export {
   createTxnVerifier, authenticateTxn, txnErrorResponse, expressTxn, fastifyTxn, obtainTxnToken, forwardTxn,
-  TxnError, TXN_TOKEN_HEADER, TOKEN_TYPE_TXN_TOKEN, TXN_TOKEN_TYPE, DEFAULT_TXN_CLOCK_TOLERANCE, DEFAULT_JWKS_COOLDOWN,
+  TxnError, TXN_TOKEN_HEADER, TOKEN_TYPE_TXN_TOKEN, TXN_TOKEN_TYPE, DEFAULT_TXN_CLOCK_TOLERANCE,
 } from './txn.js';
 export type {
-  TxnVerifier, TxnVerifierConfig, TxnPrincipal, TxnKeySet, TxnErrorResponse, TxnClientConfig, TxnRequest, TxnToken,
+  TxnVerifier, TxnConfig, TxnVerifierConfig, TxnPrincipal, TxnErrorResponse, TxnClientConfig, TxnRequest, TxnToken,
   RequestContext as TxnRequestContext,
 } from './txn.js';

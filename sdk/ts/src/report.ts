@@ -17,6 +17,9 @@
 // queue drops them, counted. One sender sends batches, in order.
 import { formEncode, httpURL, readLimited, WELL_KNOWN } from './exchange.js';
 import type { FetchLike } from './exchange.js';
+import { traceIdOf } from './trace.js';
+
+export { traceIdOf } from './trace.js';
 
 /** Defaults and bounds of ReporterConfig, as in Go's sdk/report. */
 export const DEFAULT_REPORT_TIMEOUT = 10_000;
@@ -138,13 +141,6 @@ export interface ReportRequestOptions {
   traceId?: string;
   /** The request's traceparent header (W3C Trace Context), whose trace id the call keeps. */
   traceparent?: string | null;
-}
-
-/** The trace id of a W3C traceparent header (version 00 form), or undefined when it has none valid. */
-export function traceIdOf(traceparent: string | null | undefined): string | undefined {
-  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(traceparent?.trim() ?? '');
-  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined) || /^0+$/.test(m[2]!) || /^0+$/.test(m[3]!)) return undefined;
-  return m[2];
 }
 
 export interface Reporter {

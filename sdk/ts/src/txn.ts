@@ -4,10 +4,11 @@
 // The service at the edge obtains one from the access token it received
 // (obtainTxnToken), every service of the domain receives it unchanged in the
 // Txn-Token header (forwardTxn) and verifies it (createTxnVerifier, with the
-// authenticateTxn, expressTxn and fastifyTxn helpers). They are not access tokens:
-// a TxnVerifier refuses access tokens.
-import { compactVerify, createRemoteJWKSet, customFetch, errors as joseErrors } from 'jose';
-import type { JWSHeaderParameters, FlattenedJWSInput } from 'jose';
+// authenticateTxn, expressTxn and fastifyTxn helpers; or Verifier.txn, which
+// shares the access token verifier's keys). They are not access tokens: a
+// TxnVerifier refuses access tokens.
+import { KeySource, SignatureError, verifySignature } from './jwkfetch.js';
+import { traceHeaders, type TraceOptions } from './trace.js';
 import { basicAuth, httpURL, normalizeScope, readLimited, WELL_KNOWN, ExchangeError, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, DEFAULT_TIMEOUT } from './exchange.js';
 import type { FetchLike } from './exchange.js';
 import { createProof, dpopKey, DPOP_HEADER, DPOP_NONCE_HEADER } from './dpop.js';
@@ -90,32 +91,34 @@ export interface TxnPrincipal {
   hasScope(s: string): boolean;
 }
 
-export interface TxnVerifierConfig {
-  /** deputy's issuer URL: a token's iss must equal it; jwks_uri is discovered from its RFC 8414 metadata unless jwksUri is set. */
-  issuer: string;
+/** What a transaction token verifier checks beyond its issuer and keys: Verifier.txn's argument (Go's verify.TxnConfig). */
+export interface TxnConfig {
   /** deputy's txn_tokens.trust_domain: a token's aud must be it, a single string. */
   trustDomain: string;
-  /** deputy's JWKS URL; when set, no discovery is made. */
-  jwksUri?: string;
-  /** deputy's keys as a jose key resolver (createRemoteJWKSet of deputy's jwks_uri), shared with another verifier; when set, jwksUri, jwksCooldown and discovery are not used. */
-  keySet?: TxnKeySet;
   /** A request without a Txn-Token header passes authenticateTxn and the middleware with no principal; a header that is there is always verified. */
   optional?: boolean;
   /** Clock skew tolerated on exp, nbf and iat, in ms; default 5 s, at most 5 min. */
   clockTolerance?: number;
+}
+
+/**
+ * A stand-alone transaction token verifier's configuration. Its keys are fetched
+ * and cached as the access token verifier's (jwkfetch.ts), but in a cache of its
+ * own: a service that verifies both kinds of token makes this one with
+ * Verifier.txn instead, so that one cache serves both.
+ */
+export interface TxnVerifierConfig extends TxnConfig {
+  /** deputy's issuer URL: a token's iss must equal it; jwks_uri is discovered from its RFC 8414 metadata unless jwksUri is set. */
+  issuer: string;
+  /** deputy's JWKS URL; when set, no discovery is made. */
+  jwksUri?: string;
   /** The fetch used for discovery and the JWKS; default globalThis.fetch. */
   fetch?: FetchLike;
   /** Bound of one request to deputy, in ms; default 10 s. */
   timeout?: number;
-  /** The least time between two JWKS fetches, in ms: a token with an unknown kid refetches at most this often; default 30 s (Go's jwkfetch.DefaultMinInterval). */
-  jwksCooldown?: number;
   /** The clock, in ms since the epoch; default Date.now. For tests. */
   now?: () => number;
 }
-
-/** TxnVerifierConfig.jwksCooldown's default, in ms. */
-export const DEFAULT_JWKS_COOLDOWN = 30_000;
-const JWKS_MAX_AGE = 3_600_000;
 
 export interface TxnVerifier {
   readonly issuer: string;
@@ -135,87 +138,55 @@ export interface TxnVerifier {
 
 
 /**
- * A key resolver as jose's compactVerify takes one: createRemoteJWKSet's result
- * (whose jwks() lists the keys it holds), to share one JWKS cache between the
- * access token verifier and the transaction token verifier.
+ * Returns a TxnVerifier for config, with a key cache of its own (see
+ * TxnVerifierConfig; Verifier.txn shares one). It makes no request; discovery
+ * happens on the first verify. Bad configuration throws a TypeError.
  */
-export type TxnKeySet = ((h: JWSHeaderParameters, t: FlattenedJWSInput) => Promise<CryptoKey | Uint8Array>) & { jwks?(): { keys: { kid?: string }[] } | undefined };
-type KeyGetter = TxnKeySet;
-
-/** Returns a TxnVerifier for config. It makes no request; discovery happens on the first verify. */
 export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
   const problems: string[] = [];
   for (const [bad, msg] of [
     [!config.issuer, 'issuer is required'],
     [!!config.issuer && !httpURL(config.issuer), 'issuer must be an absolute http or https URL'],
-    [!config.trustDomain, 'trustDomain is required'],
     [!!config.jwksUri && !httpURL(config.jwksUri), 'jwksUri must be an absolute http or https URL'],
-    [config.clockTolerance !== undefined && !(config.clockTolerance >= 0), 'clockTolerance must not be negative'],
-    [config.clockTolerance !== undefined && config.clockTolerance > MAX_CLOCK_TOLERANCE, 'clockTolerance must be at most 5 min'],
     [config.timeout !== undefined && !(config.timeout > 0), 'timeout must be positive'],
-    [config.jwksCooldown !== undefined && !(config.jwksCooldown >= 0), 'jwksCooldown must not be negative'],
+    // Options of the jose key set this verifier once used; sharing keys is Verifier.txn now.
+    ['keySet' in config, 'keySet is not supported: make the verifier with createVerifier(…).txn(…) to share its keys'],
+    ['jwksCooldown' in config, 'jwksCooldown is not supported: an unknown kid refetches the JWKS at most every 30 s'],
   ] as const) {
     if (bad) problems.push('txn: config: ' + msg);
   }
+  problems.push(...txnConfigProblems(config));
   if (problems.length > 0) throw new TypeError(problems.join('; '));
+  const doFetch: FetchLike = config.fetch ?? ((i, init) => globalThis.fetch(i, init));
+  const keys = new KeySource({ issuer: config.issuer, jwksUri: config.jwksUri, fetch: doFetch, timeout: config.timeout ?? DEFAULT_TIMEOUT });
+  return txnVerifierOf(config, config.issuer, keys, config.now ?? Date.now);
+}
 
-  const issuer = config.issuer;
+function txnConfigProblems(config: TxnConfig): string[] {
+  const problems: string[] = [];
+  for (const [bad, msg] of [
+    [!config.trustDomain, 'trustDomain is required'],
+    [config.clockTolerance !== undefined && !(config.clockTolerance >= 0), 'clockTolerance must not be negative'],
+    [config.clockTolerance !== undefined && config.clockTolerance > MAX_CLOCK_TOLERANCE, 'clockTolerance must be at most 5 min'],
+  ] as const) {
+    if (bad) problems.push('txn: config: ' + msg);
+  }
+  return problems;
+}
+
+/**
+ * txnVerifierOf is the TxnVerifier of config for tokens of issuer signed with the
+ * keys of keys, at the time now gives: createTxnVerifier's and Verifier.txn's.
+ */
+export function txnVerifierOf(config: TxnConfig, issuer: string, keys: KeySource, now: () => number): TxnVerifier {
+  const problems = txnConfigProblems(config);
+  if (problems.length > 0) throw new TypeError(problems.join('; '));
   const trustDomain = config.trustDomain;
   const leeway = config.clockTolerance || DEFAULT_TXN_CLOCK_TOLERANCE;
-  const timeout = config.timeout ?? DEFAULT_TIMEOUT;
-  const doFetch: FetchLike = config.fetch ?? ((i, init) => globalThis.fetch(i, init));
-  const now = config.now ?? Date.now;
-
-  let jwks: KeyGetter | undefined;
-  let discovering: Promise<KeyGetter> | undefined;
-
-  function makeJWKS(uri: string): KeyGetter {
-    const set = createRemoteJWKSet(new URL(uri), {
-      timeoutDuration: timeout,
-      cooldownDuration: config.jwksCooldown ?? DEFAULT_JWKS_COOLDOWN,
-      // A fetched set is used for an hour, as Go's jwkfetch without Cache-Control;
-      // past it, a failed refetch fails closed (503).
-      cacheMaxAge: JWKS_MAX_AGE,
-      [customFetch]: (url: string, init: RequestInit) => doFetch(url, init),
-    });
-    return set as unknown as KeyGetter;
-  }
-
-  function keys(): Promise<KeyGetter> {
-    if (jwks) return Promise.resolve(jwks);
-    if (config.keySet) {
-      jwks = config.keySet;
-      return Promise.resolve(jwks);
-    }
-    if (config.jwksUri) {
-      jwks = makeJWKS(config.jwksUri);
-      return Promise.resolve(jwks);
-    }
-    if (!discovering) {
-      discovering = discoverJWKS().then(
-        (uri) => { jwks = makeJWKS(uri); discovering = undefined; return jwks; },
-        (e) => { discovering = undefined; throw e; }, // the next verify tries again
-      );
-    }
-    return discovering;
-  }
-
-  async function discoverJWKS(): Promise<string> {
-    let md: Record<string, unknown>;
-    try {
-      md = await discover(issuer, doFetch, timeout);
-    } catch (e) {
-      throw unavailable("deputy's metadata cannot be fetched", e);
-    }
-    if (typeof md.jwks_uri !== 'string' || !httpURL(md.jwks_uri)) {
-      throw unavailable("deputy's metadata has no usable jwks_uri", new Error(`jwks_uri ${JSON.stringify(md.jwks_uri)}`));
-    }
-    return md.jwks_uri;
-  }
 
   async function verify(token: string): Promise<TxnPrincipal> {
     const t = now();
-    const payload = await verifySigned(token);
+    const payload = await verifySigned(token, t);
     const c = parseClaims(payload);
     checkClaims(c, t);
     const scope = typeof c.all.scope === 'string' ? c.all.scope : '';
@@ -229,32 +200,17 @@ export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
     };
   }
 
-  async function verifySigned(raw: string): Promise<Uint8Array> {
+  async function verifySigned(raw: string, t: number): Promise<Uint8Array> {
     if (typeof raw !== 'string' || raw === '') throw invalidToken('token is empty');
     if (Buffer.byteLength(raw) > MAX_TOKEN_BYTES) throw invalidToken('token is too large');
     if (raw.split('.').length !== 3) throw invalidToken('token is not a compact JWS');
     const h = parseHeader(raw.slice(0, raw.indexOf('.')));
-    const getKey = await keys();
-    const lookup = async (header: JWSHeaderParameters, input: FlattenedJWSInput) => {
-      try {
-        return await getKey(header, input);
-      } catch (e) {
-        if (e instanceof joseErrors.JWKSNoMatchingKey) {
-          // jose picks keys by kid and alg: a kid deputy publishes for another algorithm is Go's "does not match its key".
-          if (getKey.jwks?.()?.keys.some((k) => k.kid === header.kid)) throw invalidToken('token algorithm does not match its key', e);
-          throw invalidToken('token is signed with a key deputy does not publish', e);
-        }
-        if (e instanceof joseErrors.JWKSMultipleMatchingKeys) throw invalidToken('token names a key deputy publishes more than once', e);
-        throw unavailable("deputy's signing keys cannot be fetched", e);
-      }
-    };
     try {
-      const { payload } = await compactVerify(raw, lookup, { algorithms: [h.alg] });
-      return payload;
+      return await verifySignature(keys, raw, h.alg, h.kid, t);
     } catch (e) {
-      if (e instanceof TxnError) throw e;
-      if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw invalidToken('token signature is invalid', e);
-      throw invalidToken('token is malformed', e);
+      if (!(e instanceof SignatureError)) throw e;
+      if (e.unavailable) throw unavailable(e.message, e.cause);
+      throw invalidToken(e.message, e.cause);
     }
   }
 
@@ -500,7 +456,13 @@ export interface TxnClientConfig {
   timeout?: number;
 }
 
-export interface TxnRequest {
+/**
+ * What obtainTxnToken asks for. traceparent and tracestate (TraceOptions) go on
+ * the token request, so deputy's audit event of the transaction token records the
+ * trace id of the request that started the transaction; an invalid traceparent is
+ * not sent.
+ */
+export interface TxnRequest extends TraceOptions {
   /** The transaction's purpose, narrowed from the subject token's; none asks for every scope deputy's policy allows. */
   scopes?: string[] | string;
   /** The transaction's context (the token's tctx), sent as request_context; it must be a JSON object. */
@@ -564,6 +526,7 @@ export async function obtainTxnToken(config: TxnClientConfig, subjectToken: stri
       'content-type': 'application/x-www-form-urlencoded',
       accept: 'application/json',
       authorization: basicAuth(config.clientId, config.clientSecret),
+      ...traceHeaders(request.traceparent, request.tracestate),
     };
     if (key) headers[DPOP_HEADER] = await createProof({ key, method: 'POST', url: endpoint, nonce });
     const signal = request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(timeout)]) : AbortSignal.timeout(timeout);
@@ -620,13 +583,25 @@ export async function obtainTxnToken(config: TxnClientConfig, subjectToken: stri
  * The headers, or the RequestInit, of a call to url for the transaction of token:
  * a copy with `Txn-Token: <token>` when url's host is one of hosts, unchanged
  * otherwise (the token goes only to the services of the trust domain), as Go's
- * ForwardTxn. A host is compared with the URL's host exactly, without regard to
- * case and with no port inferred: "ledger.example:8443" matches
- * https://ledger.example:8443/… only; an IPv6 address is listed in brackets,
- * "[::1]:8080". (WHATWG URLs drop a default port: https://ledger.example:443/ has
- * host "ledger.example".) It never overwrites a Txn-Token header already there and
- * never adds an empty token. With no hosts it throws: list the trust domain's
- * services. The scheme is not checked: list only hosts reached over a protected
+ * ForwardTxn.
+ *
+ * Host matching: each entry is "host" or "host:port" and is read as the host of a
+ * URL of url's scheme, as a WHATWG URL reads it, then compared with url's host
+ * exactly. Both sides are thus lower-cased and lose the scheme's default port (80
+ * for http:, 443 for https:); an IPv6 address, listed in brackets, is compared
+ * in its canonical form, and an internationalised name in its ASCII form: "ledger:80" and "ledger" both match
+ * http://ledger/… and http://ledger:80/…, but not https://ledger/… (whose default
+ * port is 443) nor http://ledger:8080/…; "[::1]:8080" matches http://[::1]:8080/….
+ * An entry with anything but a host and port (a scheme, a path, user info) throws
+ * a TypeError, as does an empty list: list the trust domain's services.
+ *
+ * The difference from Go's ForwardTxn: Go compares the entry with URL.Host as
+ * written, so there "ledger" does not match https://ledger:443/ and "ledger:443"
+ * does not match https://ledger/; a WHATWG URL has no such distinction (it drops
+ * the default port), so here both match.
+ *
+ * It never overwrites a Txn-Token header already there and never adds an empty
+ * token. The scheme is not checked: list only hosts reached over a protected
  * channel. redirect: a fetch that follows a redirect to another host carries the
  * header there; use redirect: 'manual' for calls that carry the token.
  */
@@ -636,9 +611,26 @@ export function forwardTxn(init: Headers | RequestInit | undefined, token: strin
   if (hosts.length === 0) throw new TypeError('txn: forwardTxn has no hosts to send the transaction token to');
   const isHeaders = init instanceof Headers;
   const headers = new Headers(isHeaders ? init : init?.headers);
-  const host = new URL(url).host.toLowerCase();
-  if (token && !headers.has(TXN_TOKEN_HEADER) && hosts.some((h) => h.toLowerCase() === host)) {
+  const target = new URL(url);
+  const listed = hosts.map((h) => listedHost(h, target.protocol));
+  if (token && !headers.has(TXN_TOKEN_HEADER) && listed.includes(target.host)) {
     headers.set(TXN_TOKEN_HEADER, token);
   }
   return isHeaders ? headers : { ...init, headers };
+}
+
+// listedHost is entry ("host" or "host:port") as the host of a URL of protocol:
+// lower-cased, without protocol's default port, an IPv6 address in its canonical
+// form (WHATWG URL host parsing). Anything else in entry is a TypeError.
+function listedHost(entry: string, protocol: string): string {
+  let u: URL | undefined;
+  try {
+    if (typeof entry === 'string' && entry !== '' && !/[/?#@\\\s]/.test(entry)) u = new URL(`${protocol}//${entry}/`);
+  } catch {
+    u = undefined;
+  }
+  if (u === undefined || u.host === '' || u.pathname !== '/') {
+    throw new TypeError(`txn: forwardTxn: host ${JSON.stringify(entry)} is not a host or host:port`);
+  }
+  return u.host;
 }

@@ -5,29 +5,28 @@
 //
 // deputy's metadata (RFC 8414) and JWKS are fetched lazily, on the first verify,
 // so a service starts while deputy is down and answers 503 until deputy is back.
-// The JWKS is cached for its Cache-Control max-age clamped to [1m, 24h] (5m when
-// it says nothing), fetched again on an unknown kid at most once per 30 s, and
-// past its max-age refused (fail closed). Signatures are checked by jose.
-import { base64url, compactVerify, importJWK, type JWK } from 'jose';
+// The keys are jwkfetch.ts's KeySource: cached for the JWKS's Cache-Control max-age
+// clamped to [1m, 24h] (5m when it says nothing), fetched again on an unknown kid
+// at most once per 30 s, and past its max-age refused (fail closed). A transaction
+// token verifier made with Verifier.txn shares them. Signatures are checked by jose.
+import { base64url } from 'jose';
 import {
   VerifyError, dpopChallenge, insufficientScope, invalidProof, invalidToken, noCredentials, unavailable, useNonce,
 } from './errors.js';
 import type { NonceSource } from './nonces.js';
 import { certificateMatches } from './certificate.js';
-import { checkProof, keyFits, NonceError, ProofError, ReplayCache, DEFAULT_DPOP_MAX_AGE_S, DPOP_SKEW_S } from './dpop-check.js';
+import { checkProof, NonceError, ProofError, ReplayCache, DEFAULT_DPOP_MAX_AGE_S, DPOP_SKEW_S } from './dpop-check.js';
 import { parseClaims, principalOf, type Claims, type Principal } from './principal.js';
+import { absoluteHTTP, KeySource, SignatureError, verifySignature } from './jwkfetch.js';
+import { txnVerifierOf, type TxnConfig, type TxnVerifier } from './txn.js';
+
+export { keysMaxAge, parseKeySet, REFETCH_INTERVAL_MS, KEYS_MAX_AGE } from './jwkfetch.js';
 
 /** The largest token read; longer ones are refused before any parsing. */
 export const MAX_TOKEN_BYTES = 16 << 10;
 /** leeway's default and bound, in seconds: the clock skew tolerated on exp, nbf and iat. */
 export const DEFAULT_LEEWAY_S = 30;
 export const MAX_LEEWAY_S = 300;
-/** The least time between two fetches of the same document (ms). */
-export const REFETCH_INTERVAL_MS = 30_000;
-/** Bounds of a JWKS's lifetime (ms). */
-export const KEYS_MAX_AGE = { min: 60_000, max: 24 * 3600_000, default: 5 * 60_000 };
-const FETCH_TIMEOUT_MS = 10_000;
-const MAX_DOCUMENT_BYTES = 1 << 20;
 const DEFAULT_DPOP_REPLAY_ENTRIES = 100_000;
 const MAX_DPOP_MAX_AGE_S = 600;
 
@@ -43,8 +42,6 @@ export const TOKEN_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'] as
  * token's key is deputy's, named by kid in deputy's JWKS, and nothing else.
  */
 const REFUSED_HEADERS = ['jku', 'jwk', 'x5u', 'x5c', 'crit', 'b64'];
-
-const METADATA_PATH = '/.well-known/oauth-authorization-server';
 
 export interface VerifierOptions {
   /** deputy's issuer URL; a token's iss must equal it exactly. */
@@ -113,21 +110,20 @@ export interface Verifier {
    * an unbound token never with opts.dpop; last the scopes.
    */
   verify(token: string, opts?: VerifyOptions): Promise<Principal>;
+  /**
+   * txn returns a verifier of the transaction tokens deputy issues for
+   * config.trustDomain, with this verifier's issuer, clock and key cache (the
+   * mirror of Go's Verifier.Txn): one JWKS fetch serves both kinds of token, a kid
+   * rotation seen by one is seen by the other, and both answer 503 while deputy's
+   * keys cannot be fetched. It validates config (TypeError) and makes no request.
+   */
+  txn(config: TxnConfig): TxnVerifier;
 }
 
 /** createVerifier validates options and returns a Verifier; it does no network I/O. */
 export function createVerifier(options: VerifierOptions): Verifier {
   validate(options);
   return new TokenVerifier(options);
-}
-
-function absoluteHTTP(u: string): boolean {
-  try {
-    const p = new URL(u);
-    return (p.protocol === 'http:' || p.protocol === 'https:') && p.hostname !== '';
-  } catch {
-    return false;
-  }
 }
 
 function validate(o: VerifierOptions): void {
@@ -154,7 +150,7 @@ class TokenVerifier implements Verifier {
   readonly requireBinding: boolean;
   private readonly leeway: number;
   private readonly now: () => number;
-  private readonly keys: KeyCache;
+  private readonly keys: KeySource;
   private readonly dpopMaxAge: number;
   private readonly replay: ReplayCache;
   private readonly nonces: NonceSource | undefined;
@@ -168,15 +164,11 @@ class TokenVerifier implements Verifier {
     this.dpopMaxAge = o.dpopMaxAge || DEFAULT_DPOP_MAX_AGE_S;
     this.replay = new ReplayCache(o.dpopReplayEntries || DEFAULT_DPOP_REPLAY_ENTRIES);
     this.nonces = o.dpopNonces;
-    const fetchFn = o.fetch ?? globalThis.fetch;
-    const jwksUri = o.jwksUri;
-    const meta = new Discovery(o.issuer, fetchFn);
-    this.keys = new KeyCache(fetchFn, async (now) => {
-      if (jwksUri !== undefined) return jwksUri;
-      const m = await meta.get(now);
-      if (!m.jwks_uri) throw new Error("deputy's metadata has no jwks_uri");
-      return m.jwks_uri;
-    });
+    this.keys = new KeySource({ issuer: o.issuer, jwksUri: o.jwksUri, fetch: o.fetch ?? globalThis.fetch });
+  }
+
+  txn(config: TxnConfig): TxnVerifier {
+    return txnVerifierOf(config, this.issuer, this.keys, this.now);
   }
 
   async verify(token: string, opts: VerifyOptions = {}): Promise<Principal> {
@@ -215,20 +207,12 @@ class TokenVerifier implements Verifier {
     const parts = raw.split('.');
     if (parts.length !== 3) throw invalidToken('token is not a compact JWS');
     const h = parseHeader(parts[0]!);
-    const jwk = await this.keys.lookup(h.kid, now);
-    const misfit = keyFits(jwk, h.alg);
-    if (misfit !== undefined) throw invalidToken('token algorithm does not match its key', new Error(misfit));
-    let key;
     try {
-      key = await importKey(jwk, h.alg);
+      return await verifySignature(this.keys, raw, h.alg, h.kid, now);
     } catch (e) {
-      throw invalidToken('token algorithm does not match its key', e);
-    }
-    try {
-      const { payload } = await compactVerify(raw, key, { algorithms: [h.alg] });
-      return payload;
-    } catch (e) {
-      throw invalidToken('token signature is invalid', e);
+      if (!(e instanceof SignatureError)) throw e;
+      if (e.unavailable) throw unavailable(e.message, e.cause);
+      throw invalidToken(e.message, e.cause);
     }
   }
 
@@ -301,22 +285,6 @@ class TokenVerifier implements Verifier {
   }
 }
 
-// Imported keys, by JWK object (a key set's are immutable) and alg: importing
-// is not free, and a service verifies with the same few keys all day.
-const imported = new WeakMap<JWK, Map<string, Promise<Awaited<ReturnType<typeof importJWK>>>>>();
-
-function importKey(jwk: JWK, alg: string) {
-  let byAlg = imported.get(jwk);
-  if (!byAlg) imported.set(jwk, (byAlg = new Map()));
-  let k = byAlg.get(alg);
-  if (!k) {
-    k = importJWK(jwk, alg);
-    k.catch(() => byAlg.delete(alg));
-    byAlg.set(alg, k);
-  }
-  return k;
-}
-
 interface Header {
   alg: string;
   kid: string;
@@ -350,200 +318,6 @@ function parseHeader(segment: string): Header {
   if (!(TOKEN_ALGORITHMS as readonly string[]).includes(h.alg)) throw invalidToken('token algorithm is not allowed');
   if (h.kid === '') throw invalidToken('token names no key (kid)');
   return h;
-}
-
-/** fetchDocument GETs a JSON document with a bounded time and size; anything but 200 is an error. */
-async function fetchDocument(fetchFn: typeof globalThis.fetch, url: string): Promise<{ body: unknown; cacheControl: string }> {
-  const r = await fetchFn(url, {
-    headers: { accept: 'application/json, application/jwk-set+json' },
-    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-  });
-  if (r.status !== 200) {
-    await r.body?.cancel();
-    throw new Error(`GET ${url}: HTTP ${r.status}`);
-  }
-  // Read at most MAX_DOCUMENT_BYTES, whatever Content-Length says.
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (r.body) {
-    const reader = r.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > MAX_DOCUMENT_BYTES) {
-        await reader.cancel();
-        throw new Error(`GET ${url}: response larger than ${MAX_DOCUMENT_BYTES} bytes`);
-      }
-      chunks.push(value);
-    }
-  }
-  const text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
-  return { body: JSON.parse(text), cacheControl: r.headers.get('cache-control') ?? '' };
-}
-
-interface Metadata {
-  issuer?: string;
-  jwks_uri?: string;
-}
-
-/**
- * Discovery fetches deputy's metadata (RFC 8414 §3) once and keeps it; a failed
- * fetch is not retried within REFETCH_INTERVAL_MS. One fetch at a time.
- */
-class Discovery {
-  private doc: Metadata | undefined;
-  private lastTry = -Infinity;
-  private lastErr: unknown;
-  private inflight: Promise<void> | undefined;
-  private readonly url: string;
-
-  constructor(private readonly issuer: string, private readonly fetchFn: typeof globalThis.fetch) {
-    this.url = issuer.replace(/\/$/, '') + METADATA_PATH;
-  }
-
-  async get(now: number): Promise<Metadata> {
-    for (let waited = false; ; waited = true) {
-      if (this.doc) return this.doc;
-      const recent = now - this.lastTry < REFETCH_INTERVAL_MS;
-      if (waited || (!this.inflight && recent)) throw this.lastErr;
-      if (!this.inflight) {
-        this.lastTry = now;
-        this.inflight = this.refresh().finally(() => { this.inflight = undefined; });
-      }
-      await this.inflight;
-    }
-  }
-
-  private async refresh(): Promise<void> {
-    try {
-      const { body } = await fetchDocument(this.fetchFn, this.url);
-      const m = body as Metadata;
-      if (typeof m !== 'object' || m === null) throw new Error(`metadata ${this.url}: not an object`);
-      // RFC 8414 §3.3: the issuer in the document must be the one asked.
-      if (m.issuer !== this.issuer) throw new Error(`metadata ${this.url}: issuer ${JSON.stringify(m.issuer)}, want ${this.issuer}`);
-      if (m.jwks_uri !== undefined && !absoluteHTTP(m.jwks_uri)) throw new Error(`metadata ${this.url}: jwks_uri is not an absolute http(s) URL`);
-      this.doc = m;
-      this.lastErr = undefined;
-    } catch (e) {
-      this.lastErr = e;
-    }
-  }
-}
-
-/** maxAge is how long a JWKS served with this Cache-Control is kept (ms), the Go SDK's jwkfetch.MaxAge. */
-export function keysMaxAge(cacheControl: string, b = KEYS_MAX_AGE): number {
-  let d = b.default;
-  for (const dir of cacheControl.split(',')) {
-    const [rawName, ...rest] = dir.trim().split('=');
-    const name = (rawName ?? '').trim().toLowerCase();
-    if (name === 'no-cache' || name === 'no-store') return b.min;
-    if (name === 'max-age') {
-      const v = rest.join('=').trim().replace(/^"|"$/g, '');
-      if (!/^[0-9]+$/.test(v)) continue;
-      d = Math.min(Number(v) * 1000, b.max);
-    }
-  }
-  return Math.min(Math.max(d, b.min), b.max);
-}
-
-/**
- * parseKeySet reads a JWKS (RFC 7517 §5) as the Go SDK does (jwk.Parse): it keeps
- * public signing keys with a kid, skips encryption keys and key types it does not
- * know, and refuses the whole set when it carries private or symmetric key
- * material, an invalid key or one kid twice, and a set without any usable key.
- */
-export async function parseKeySet(doc: unknown): Promise<Map<string, JWK>> {
-  const keys = (doc as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys)) throw new Error('not a JSON Web Key Set');
-  const out = new Map<string, JWK>();
-  for (const [i, k] of keys.entries()) {
-    if (typeof k !== 'object' || k === null || Array.isArray(k)) throw new Error(`keys[${i}]: not an object`);
-    const jwk = k as JWK;
-    if (jwk.d !== undefined || jwk.k !== undefined || String(jwk.kty).toLowerCase() === 'oct') {
-      throw new Error(`keys[${i}]: private or symmetric key material in a public key set`);
-    }
-    if (jwk.use !== undefined && jwk.use !== 'sig') continue;
-    const alg = canonicalAlg(jwk);
-    if (alg === undefined) continue; // a key type no token can use
-    try {
-      await importJWK(jwk, alg);
-    } catch {
-      throw new Error(`keys[${i}]: not a valid public key`);
-    }
-    if (typeof jwk.kid !== 'string' || jwk.kid === '') continue; // tokens must name their key
-    if (out.has(jwk.kid)) throw new Error(`keys[${i}]: kid ${JSON.stringify(jwk.kid)} appears twice`);
-    out.set(jwk.kid, jwk);
-  }
-  if (out.size === 0) throw new Error('no usable public signing key in the set');
-  return out;
-}
-
-function canonicalAlg(k: JWK): string | undefined {
-  switch (k.kty) {
-    case 'RSA':
-      return k.alg !== undefined && ['RS256', 'PS256', 'RS384', 'RS512', 'PS384', 'PS512'].includes(k.alg) ? k.alg : 'RS256';
-    case 'EC':
-      return ({ 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[String(k.crv)];
-    case 'OKP':
-      return k.crv === 'Ed25519' ? 'EdDSA' : undefined;
-  }
-  return undefined;
-}
-
-/**
- * KeyCache is deputy's JWKS (the Go SDK's jwkfetch.Cache): fetched on first use,
- * kept for its max-age, fetched again when a kid is unknown — never more than
- * once per REFETCH_INTERVAL_MS, whatever forced it — and one fetch at a time;
- * lookups of known kids never wait for it. Past its max-age a set is not used:
- * lookups fail with 503 until a fetch succeeds.
- */
-class KeyCache {
-  private set: Map<string, JWK> | undefined;
-  private expires = 0;
-  private lastFetch = -Infinity;
-  private lastErr: unknown;
-  private inflight: Promise<void> | undefined;
-
-  constructor(private readonly fetchFn: typeof globalThis.fetch, private readonly url: (now: number) => Promise<string>) {}
-
-  async lookup(kid: string, now: number): Promise<JWK> {
-    for (let waited = false; ; waited = true) {
-      const valid = this.set !== undefined && now < this.expires;
-      if (valid) {
-        const k = this.set!.get(kid);
-        if (k) return k;
-      }
-      // A now before the last fetch (stamped before it waited) counts as recent.
-      const recent = now - this.lastFetch < REFETCH_INTERVAL_MS;
-      if (waited || (!this.inflight && recent)) throw this.miss(valid, waited);
-      if (!this.inflight) {
-        this.lastFetch = now;
-        this.inflight = this.refresh(now).finally(() => { this.inflight = undefined; });
-      }
-      await this.inflight;
-    }
-  }
-
-  private miss(valid: boolean, waited: boolean): VerifyError {
-    if (!valid && this.lastErr !== undefined) return unavailable("deputy's signing keys cannot be fetched", this.lastErr);
-    if (!valid) return unavailable("deputy's signing keys cannot be fetched", new Error('the cached key set has expired'));
-    return invalidToken('token is signed with a key deputy does not publish',
-      waited && this.lastErr !== undefined ? this.lastErr : undefined);
-  }
-
-  private async refresh(started: number): Promise<void> {
-    try {
-      const url = await this.url(started);
-      const { body, cacheControl } = await fetchDocument(this.fetchFn, url);
-      const set = await parseKeySet(body);
-      this.set = set;
-      this.expires = started + keysMaxAge(cacheControl);
-      this.lastErr = undefined;
-    } catch (e) {
-      this.lastErr = e;
-    }
-  }
 }
 
 // --- The framework-neutral request check -----------------------------------------

@@ -4,8 +4,13 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { decodeJwt, exportJWK, calculateJwkThumbprint, generateKeyPair } from 'jose';
-import { startDeputy, clientCredentials } from './deputy.mjs';
+import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { startDeputy, clientCredentials, deputyBinary } from './deputy.mjs';
 import { createExchanger, ExchangeError, normalizeScope, formEncode } from '../dist/exchange.js';
+import { traceHeaders } from '../dist/trace.js';
 
 const TE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 // A secret with characters client_secret_basic must form-encode (RFC 6749 §2.3.1):
@@ -451,5 +456,166 @@ describe('exchange: config and helpers', () => {
     assert.equal(n, 3);
     await x.exchange('t', 'a');
     assert.equal(n, 4);
+  });
+});
+
+// A fresh W3C trace: its id and a version-00 traceparent naming it.
+function newTrace() {
+  const traceId = randomBytes(16).toString('hex');
+  return { traceId, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` };
+}
+
+// auditByTrace reads d's audit events of one trace id with `deputy audit query
+// --trace-id … --json` on d's configuration, as an operator does.
+function auditByTrace(d, traceId) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEPUTY_')));
+  const out = execFileSync(deputyBinary(), ['audit', 'query', '--config', join(d.dir, 'deputy.json.yaml'), '--trace-id', traceId, '--json'],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  return out.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+}
+
+// recording wraps fetch and keeps the headers of each token request it sends.
+function recording() {
+  const r = { token: [] };
+  r.fetch = async (input, init) => {
+    if ((init?.method ?? 'GET') === 'POST' && String(input).endsWith('/token')) r.token.push(new Headers(init.headers));
+    return fetch(input, init);
+  };
+  return r;
+}
+
+// The traceparents that are not sent: not W3C's form, another version than 00 (this
+// SDK sends the version it knows), upper-case hex, all-zero ids, version 00 with more
+// after the flags, version ff.
+function invalidTraceparents() {
+  const t = randomBytes(16).toString('hex');
+  const s = randomBytes(8).toString('hex');
+  return [
+    ['fail/garbage', 'not-a-traceparent', undefined],
+    ['fail/version-01', `01-${t}-${s}-01`, t],
+    ['fail/upper-case', `00-${t.toUpperCase()}-${s}-01`, t],
+    ['fail/zero-trace-id', `00-${'0'.repeat(32)}-${s}-01`, undefined],
+    ['fail/zero-parent-id', `00-${t}-${'0'.repeat(16)}-01`, t],
+    ['fail/version-00-with-more', `00-${t}-${s}-01-more`, t],
+    ['fail/version-ff', `ff-${t}-${s}-01`, t],
+    ['fail/short-trace-id', `00-${t.slice(2)}-${s}-01`, undefined],
+  ];
+}
+
+test('traceHeaders: a valid version-00 traceparent and its tracestate only', () => {
+  const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  assert.deepEqual(traceHeaders(tp), { traceparent: tp });
+  assert.deepEqual(traceHeaders(` ${tp} `, ' congo=t61rcWkgMzE '), { traceparent: tp, tracestate: 'congo=t61rcWkgMzE' });
+  assert.deepEqual(traceHeaders(tp, 'x'.repeat(513)), { traceparent: tp }, 'a tracestate over 512 characters is dropped');
+  assert.deepEqual(traceHeaders(tp, 'a=b\r\nx: y'), { traceparent: tp }, 'a tracestate that is not printable ASCII is dropped');
+  assert.deepEqual(traceHeaders(tp, ''), { traceparent: tp });
+  for (const [name, bad] of invalidTraceparents()) assert.deepEqual(traceHeaders(bad, 'congo=t61rcWkgMzE'), {}, name);
+  assert.deepEqual(traceHeaders(undefined, 'congo=t61rcWkgMzE'), {});
+  assert.deepEqual(traceHeaders(null), {});
+});
+
+describe('trace context: the caller\'s traceparent to deputy and the next service', () => {
+  let d;
+  let server;
+  let seen;
+  let nextHop;
+  before(async () => {
+    d = await startDeputy(chainConfig());
+    server = http.createServer((req, res) => {
+      seen.push({ traceparent: req.headers.traceparent, tracestate: req.headers.tracestate, authorization: req.headers.authorization });
+      res.end('{}');
+    });
+    await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+    nextHop = `http://127.0.0.1:${server.address().port}/ledger`;
+  });
+  after(async () => {
+    await new Promise((ok) => server?.close(ok) ?? ok());
+    await d?.stop();
+  });
+
+  const api1 = (fetchFn) => createExchanger({ issuer: d.issuer, clientId: 'api1', clientSecret: API1_SECRET, fetch: fetchFn });
+
+  test('ok/exchange: the token request carries traceparent and tracestate; deputy\'s audit event records the trace id', async () => {
+    const { traceId, traceparent } = newTrace();
+    const r = recording();
+    const x = api1(r.fetch);
+    const tok = await x.exchange(await userToken(d), 'https://api2.example', ['ledger:read'], { traceparent, tracestate: 'congo=t61rcWkgMzE' });
+    assert.equal(r.token.length, 1);
+    assert.equal(r.token[0].get('traceparent'), traceparent);
+    assert.equal(r.token[0].get('tracestate'), 'congo=t61rcWkgMzE');
+    const events = auditByTrace(d, traceId);
+    const exchanged = events.filter((e) => e.type === 'token.exchanged');
+    assert.equal(exchanged.length, 1, JSON.stringify(events));
+    assert.equal(exchanged[0].client_id, 'api1');
+    assert.equal(exchanged[0].trace_id, traceId);
+    assert.equal(exchanged[0].token_jti, decodeJwt(tok.accessToken).jti);
+
+    // A cached token makes no request: the second trace reaches deputy only with a new exchange.
+    const second = newTrace();
+    await x.exchange(await userToken(d), 'https://api2.example', ['ledger:read'], { traceparent: second.traceparent });
+    assert.equal(r.token.length, 2);
+    const t0 = await userToken(d);
+    await x.exchange(t0, 'https://api2.example', ['ledger:read'], { traceparent: second.traceparent });
+    await x.exchange(t0, 'https://api2.example', ['ledger:read'], { traceparent: newTrace().traceparent });
+    assert.equal(r.token.length, 3, 'cached');
+    assert.equal(auditByTrace(d, second.traceId).filter((e) => e.type === 'token.exchanged').length, 2);
+  });
+
+  for (const [name, bad, traceId] of invalidTraceparents()) {
+    test(`${name}: an invalid traceparent is not sent, nor its tracestate; deputy records a trace of its own`, async () => {
+      const r = recording();
+      const tok = await api1(r.fetch).exchange(await userToken(d), 'https://api2.example', ['ledger:read'], { traceparent: bad, tracestate: 'congo=t61rcWkgMzE' });
+      assert.equal(r.token.length, 1);
+      assert.equal(r.token[0].get('traceparent'), null);
+      assert.equal(r.token[0].get('tracestate'), null);
+      if (traceId) assert.deepEqual(auditByTrace(d, traceId), []);
+      // deputy gave the request a trace id of its own.
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEPUTY_')));
+      const jti = decodeJwt(tok.accessToken).jti;
+      const lines = execFileSync(deputyBinary(), ['audit', 'query', '--config', join(d.dir, 'deputy.json.yaml'), '--client', 'api1', '--json'], { env }).toString()
+        .split('\n').filter((l) => l !== '').map((l) => JSON.parse(l)).filter((e) => e.token_jti === jti);
+      assert.equal(lines.length, 1);
+      assert.match(lines[0].trace_id, /^[0-9a-f]{32}$/);
+      assert.notEqual(lines[0].trace_id, traceId);
+    });
+  }
+
+  test('ok/fetch: the next service and deputy see the trace; a traceparent the caller set itself is kept', async () => {
+    const { traceId, traceparent } = newTrace();
+    const r = recording();
+    const x = api1(r.fetch);
+    const t0 = await userToken(d);
+    seen = [];
+    const res = await x.fetch(t0, 'https://api2.example', 'ledger:read', nextHop, { traceparent, tracestate: 'congo=t61rcWkgMzE', headers: { accept: 'application/json' } });
+    assert.equal(res.status, 200);
+    assert.deepEqual(seen[0].traceparent, traceparent);
+    assert.deepEqual(seen[0].tracestate, 'congo=t61rcWkgMzE');
+    assert.match(seen[0].authorization, /^Bearer /);
+    assert.equal(r.token[0].get('traceparent'), traceparent);
+    assert.equal(auditByTrace(d, traceId).filter((e) => e.type === 'token.exchanged').length, 1);
+
+    // The caller's instrumentation wrote its own traceparent (its own span): the next hop gets that one, and no tracestate of ours.
+    const own = newTrace();
+    seen = [];
+    await x.fetch(t0, 'https://api2.example', 'ledger:read', nextHop, { traceparent, tracestate: 'congo=t61rcWkgMzE', headers: { traceparent: own.traceparent } });
+    assert.equal(seen[0].traceparent, own.traceparent);
+    assert.equal(seen[0].tracestate, undefined);
+
+    // No trace given: none sent.
+    seen = [];
+    await x.fetch(t0, 'https://api2.example', 'ledger:read', nextHop);
+    assert.equal(seen[0].traceparent, undefined);
+  });
+
+  test('fail/fetch-invalid: an invalid traceparent goes neither to deputy nor to the next service', async () => {
+    const r = recording();
+    const x = api1(r.fetch);
+    for (const [name, bad] of invalidTraceparents()) {
+      seen = [];
+      await x.fetch(await userToken(d), 'https://api2.example', 'ledger:write', nextHop, { traceparent: bad, tracestate: 'congo=t61rcWkgMzE' });
+      assert.equal(seen[0].traceparent, undefined, name);
+      assert.equal(seen[0].tracestate, undefined, name);
+      assert.equal(r.token.at(-1).get('traceparent'), null, name);
+    }
   });
 });

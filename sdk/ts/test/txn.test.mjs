@@ -4,13 +4,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { join } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
-import { decodeJwt, decodeProtectedHeader, generateKeyPair, createRemoteJWKSet } from 'jose';
+import { decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { startDeputy, clientCredentials, deputyBinary } from './deputy.mjs';
 import {
   createTxnVerifier, obtainTxnToken, authenticateTxn, expressTxn, fastifyTxn, forwardTxn, txnErrorResponse,
@@ -18,6 +18,7 @@ import {
 } from '../dist/txn.js';
 import { ExchangeError } from '../dist/exchange.js';
 import { createProof } from '../dist/dpop.js';
+import { createVerifier } from '../dist/verify.js';
 
 const TE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const TRUST_DOMAIN = 'spiffe://bank.example';
@@ -43,6 +44,35 @@ function txnConfig() {
       ],
     },
   };
+}
+
+// counting wraps fetch and counts the GETs of deputy's JWKS and metadata; down()
+// true makes every request fail as if deputy were unreachable.
+function counting(down = () => false) {
+  const c = { jwks: 0, metadata: 0 };
+  return {
+    counts: () => ({ ...c }),
+    fetch: async (input, init) => {
+      const u = String(input);
+      if (u.endsWith('/jwks')) c.jwks++;
+      if (u.endsWith('/.well-known/oauth-authorization-server')) c.metadata++;
+      if (down()) throw new TypeError('fetch failed (deputy is down)');
+      return fetch(input, init);
+    },
+  };
+}
+
+// clock is a settable clock for the verifiers' now, starting at the real time.
+function clock() {
+  let t = Date.now();
+  return { now: () => t, add: (ms) => { t += ms; } };
+}
+
+// auditByTrace reads d's audit events of one trace id with `deputy audit query`.
+function auditByTrace(d, traceId) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEPUTY_')));
+  const out = execFileSync(deputyBinary(), ['audit', 'query', '--config', join(d.dir, 'deputy.json.yaml'), '--trace-id', traceId, '--json'], { env }).toString();
+  return out.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 }
 
 async function userToken(d, headers = {}) {
@@ -130,14 +160,17 @@ describe('transaction tokens against deputy', () => {
     assert.equal(p.issuedAt.getTime(), p.claims.iat * 1000);
   });
 
-  test('ok/keySet: a shared jose key set verifies; a kid it does not hold is refused', async () => {
-    const keySet = createRemoteJWKSet(new URL(`${d.issuer}/jwks`));
-    const v = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, keySet });
+  test('ok/stand-alone: its own key cache, the SDK\'s one behaviour: 100 concurrent verifies, one JWKS fetch', async () => {
+    const f = counting();
+    const v = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, fetch: f.fetch });
     const tok = await obtainTxnToken(api1(), await userToken(d), { scopes: 'payments:read' });
-    assert.deepEqual((await v.verify(tok.token)).scopes, ['payments:read']);
+    const all = await Promise.all(Array.from({ length: 100 }, () => v.verify(tok.token)));
+    assert.deepEqual(all[99].scopes, ['payments:read']);
+    assert.deepEqual(f.counts(), { jwks: 1, metadata: 1 });
     const [h, p, sig] = tok.token.split('.');
     const other = b64({ ...JSON.parse(Buffer.from(h, 'base64url')), kid: 'elsewhere' });
     await assert.rejects(v.verify(`${other}.${p}.${sig}`), (e) => assertTxnError(e, 401, 'invalid_token', /key deputy does not publish/));
+    assert.deepEqual(f.counts(), { jwks: 1, metadata: 1 }, 'an unknown kid within 30 s of the last fetch is not fetched');
   });
 
   test('ok/obtain: never cached (a new txn each time); no context, the trust domain as audience, tokenEndpoint without discovery', async () => {
@@ -153,6 +186,30 @@ describe('transaction tokens against deputy', () => {
     assert.notEqual(pa.txn, pb.txn);
     assert.equal(pa.context, undefined);
     assert.deepEqual(pa.scopes, ['payments:read', 'payments:write']); // none asked: every scope the policy allows
+  });
+
+  test('ok/obtain-traceparent: deputy\'s audit event of the transaction token records the trace id; an invalid one is not sent', async () => {
+    const sent = [];
+    const f = async (input, init) => {
+      if (String(input).endsWith('/token')) sent.push(new Headers(init.headers));
+      return fetch(input, init);
+    };
+    const traceId = randomBytes(16).toString('hex');
+    const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    const tok = await obtainTxnToken({ ...api1(), fetch: f }, await userToken(d), { traceparent, tracestate: 'congo=t61rcWkgMzE' });
+    assert.equal(sent[0].get('traceparent'), traceparent);
+    assert.equal(sent[0].get('tracestate'), 'congo=t61rcWkgMzE');
+    const events = auditByTrace(d, traceId);
+    assert.equal(events.length, 1, JSON.stringify(events));
+    assert.equal(events[0].type, 'token.exchanged');
+    assert.equal(events[0].client_id, 'api1');
+    assert.equal(events[0].token_jti, decodeJwt(tok.token).jti);
+
+    const other = randomBytes(16).toString('hex');
+    await obtainTxnToken({ ...api1(), fetch: f }, await userToken(d), { traceparent: `01-${other}-${randomBytes(8).toString('hex')}-01`, tracestate: 'congo=t61rcWkgMzE' });
+    assert.equal(sent[1].get('traceparent'), null);
+    assert.equal(sent[1].get('tracestate'), null);
+    assert.deepEqual(auditByTrace(d, other), []);
   });
 
   test('fail/obtain: another audience than the trust domain is invalid_target', async () => {
@@ -296,7 +353,9 @@ describe('transaction tokens against deputy', () => {
       const noJWKS = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, jwksUri: `http://127.0.0.1:${port}/jwks` });
       await assert.rejects(noJWKS.verify(tok.token), (e) => assertTxnError(e, 503, 'temporarily_unavailable', /signing keys cannot be fetched/));
       const noDeputy = createTxnVerifier({ issuer: `http://127.0.0.1:${port}`, trustDomain: TRUST_DOMAIN });
-      await assert.rejects(noDeputy.verify(tok.token), (e) => assertTxnError(e, 503, 'temporarily_unavailable', /metadata cannot be fetched/));
+      // As Go's: one description for both; the cause says which document failed.
+      await assert.rejects(noDeputy.verify(tok.token), (e) => assertTxnError(e, 503, 'temporarily_unavailable', /signing keys cannot be fetched/) &&
+        /oauth-authorization-server/.test(String(e.cause?.message ?? e.cause)));
     });
 
     test('ok/config: bad configurations are refused', () => {
@@ -304,7 +363,9 @@ describe('transaction tokens against deputy', () => {
       assert.throws(() => createTxnVerifier({ issuer: 'nope', trustDomain: TRUST_DOMAIN }), /issuer must be an absolute/);
       assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, clockTolerance: -1 }), /must not be negative/);
       assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, clockTolerance: 3_600_000 }), /at most 5 min/);
-      assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, jwksCooldown: -1 }), /jwksCooldown must not be negative/);
+      assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, jwksCooldown: 0 }), /jwksCooldown is not supported/);
+      assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, keySet: async () => new Uint8Array() }), /keySet is not supported: .*txn/);
+      assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, timeout: 0 }), /timeout must be positive/);
       assert.throws(() => createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, jwksUri: 'file:///etc/jwks' }), /jwksUri must be an absolute/);
     });
   });
@@ -428,43 +489,173 @@ describe('JWKS refetch on an unknown kid', () => {
   before(async () => { d = await startDeputy(txnConfig()); });
   after(async () => { await d?.stop(); });
 
-  test('ok/rotated-key: a kid published after the first fetch is found by a refetch, at most once per jwksCooldown', async () => {
-    const fetches = { cooled: 0, eager: 0 };
-    const counted = (which) => async (input, init) => {
-      if (String(input).endsWith('/jwks')) fetches[which]++;
-      return fetch(input, init);
-    };
-    const cooled = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, fetch: counted('cooled') });
-    const eager = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, fetch: counted('eager'), jwksCooldown: 0 });
+  test('ok/rotated-key: a kid published after the first fetch is found by a refetch, at most once per 30 s', async () => {
+    const f = counting();
+    const clk = clock();
+    const v = createTxnVerifier({ issuer: d.issuer, trustDomain: TRUST_DOMAIN, fetch: f.fetch, now: clk.now });
     const tok = await obtainTxnToken({ issuer: d.issuer, clientId: 'api1', clientSecret: 'api1-secret' }, await userToken(d), {});
-    await cooled.verify(tok.token);
-    await eager.verify(tok.token);
-    assert.deepEqual(fetches, { cooled: 1, eager: 1 });
+    await v.verify(tok.token);
+    assert.equal(f.counts().jwks, 1);
 
-    const old = deputyKey(d);
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEPUTY_')));
-    execFileSync(deputyBinary(), ['keys', 'rotate', '--config', join(d.dir, 'deputy.json.yaml'), '--publish-for', '1m'], { env, stdio: 'pipe' });
-    const fresh = deputyKey(d);
-    assert.notEqual(fresh.kid, old.kid);
-    // deputy reads its keys from the database every 5 s: wait until it publishes the new one.
-    for (const deadline = Date.now() + 15_000; ;) {
-      const { keys } = await (await fetch(`${d.issuer}/jwks`)).json();
-      if (keys.some((k) => k.kid === fresh.kid)) break;
-      assert.ok(Date.now() < deadline, 'deputy did not publish the rotated key in 15 s');
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const fresh = await rotate(d);
     const now = Math.floor(Date.now() / 1000);
     const forged = compact({ alg: 'ES256', kid: fresh.kid, typ: 'txntoken+jwt' },
       { iss: d.issuer, sub: 'alice', aud: TRUST_DOMAIN, txn: 'txn-2', iat: now, exp: now + 60 }, fresh.key);
 
-    await assert.rejects(cooled.verify(forged), (e) => assertTxnError(e, 401, 'invalid_token', /key deputy does not publish/));
-    assert.equal(fetches.cooled, 1, 'refetched within the cooldown');
-    const p = await eager.verify(forged);
-    assert.equal(p.txn, 'txn-2');
-    assert.equal(fetches.eager, 2);
-    // A kid known now is not fetched again.
-    await eager.verify(tok.token);
-    assert.equal(fetches.eager, 2);
+    const steps = [
+      ['fail/unknown-kid-just-after-fetch', 0, forged, false, 1],
+      ['fail/unknown-kid-again-within-30s', 29_000, forged, false, 1],
+      ['ok/old-kid-still-cached', 0, tok.token, true, 1],
+      ['ok/unknown-kid-refetches-after-30s', 1_000, forged, true, 2],
+      ['ok/new-kid-now-cached', 0, forged, true, 2],
+      ['ok/old-kid-still-published', 0, tok.token, true, 2],
+    ];
+    for (const [name, advance, token, ok, fetches] of steps) {
+      clk.add(advance);
+      if (ok) await v.verify(token);
+      else await assert.rejects(v.verify(token), (e) => assertTxnError(e, 401, 'invalid_token', /key deputy does not publish/));
+      assert.equal(f.counts().jwks, fetches, name);
+    }
+    assert.equal(f.counts().metadata, 1);
+  });
+});
+
+// rotate runs `deputy keys rotate --publish-for publishFor` on d's database, as an
+// operator does, waits until d publishes the new key and returns it (deputyKey's
+// form). deputy signs with it once publishFor has passed.
+async function rotate(d, publishFor = '1m') {
+  const old = deputyKey(d);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DEPUTY_')));
+  execFileSync(deputyBinary(), ['keys', 'rotate', '--config', join(d.dir, 'deputy.json.yaml'), '--publish-for', publishFor], { env, stdio: 'pipe' });
+  const fresh = deputyKey(d);
+  assert.notEqual(fresh.kid, old.kid);
+  // deputy reads its keys from the database every 5 s: wait until it publishes the new one.
+  for (const deadline = Date.now() + 15_000; ;) {
+    const { keys } = await (await fetch(`${d.issuer}/jwks`)).json();
+    if (keys.some((k) => k.kid === fresh.kid)) break;
+    assert.ok(Date.now() < deadline, 'deputy did not publish the rotated key in 15 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return fresh;
+}
+
+// Verifier.txn: the access token verifier and the transaction token verifier share
+// one key cache (Go's Verifier.Txn).
+describe('one key cache for access and transaction tokens (Verifier.txn)', () => {
+  const API1 = 'https://api1.example';
+  let d;
+  before(async () => { d = await startDeputy(txnConfig()); });
+  after(async () => { await d?.stop(); });
+  const api1 = () => ({ issuer: d.issuer, clientId: 'api1', clientSecret: 'api1-secret' });
+
+  test('ok/one-fetch-serves-both: either order, and concurrently', async () => {
+    const at = await userToken(d);
+    const tt = (await obtainTxnToken(api1(), at, { scopes: 'payments:read' })).token;
+    for (const order of ['access-first', 'txn-first', 'concurrent']) {
+      const f = counting();
+      const v = createVerifier({ issuer: d.issuer, audience: API1, fetch: f.fetch });
+      const t = v.txn({ trustDomain: TRUST_DOMAIN });
+      if (order === 'access-first') {
+        assert.equal((await v.verify(at)).subject, 'web-app');
+        assert.equal((await t.verify(tt)).subject, 'web-app');
+      } else if (order === 'txn-first') {
+        assert.equal((await t.verify(tt)).subject, 'web-app');
+        assert.equal((await v.verify(at)).subject, 'web-app');
+      } else {
+        await Promise.all([...Array.from({ length: 20 }, () => v.verify(at)), ...Array.from({ length: 20 }, () => t.verify(tt))]);
+      }
+      assert.deepEqual(f.counts(), { jwks: 1, metadata: 1 }, order);
+      assert.equal(t.issuer, d.issuer);
+      assert.equal(t.trustDomain, TRUST_DOMAIN);
+      assert.equal(t.optional, false);
+    }
+  });
+
+  test('ok/txn-config: the access verifier\'s issuer and clock; optional and clockTolerance of its own; bad config refused', async () => {
+    const tt = (await obtainTxnToken(api1(), await userToken(d), {})).token;
+    const exp = decodeJwt(tt).exp * 1000;
+    const v = createVerifier({ issuer: d.issuer, audience: API1, now: () => exp + 1_500 });
+    await v.txn({ trustDomain: TRUST_DOMAIN, clockTolerance: 2_000 }).verify(tt);
+    await assert.rejects(v.txn({ trustDomain: TRUST_DOMAIN, clockTolerance: 1_000 }).verify(tt),
+      (e) => assertTxnError(e, 401, 'invalid_token', /token is expired/));
+    assert.equal(v.txn({ trustDomain: TRUST_DOMAIN, optional: true }).optional, true);
+    assert.equal(await authenticateTxn(v.txn({ trustDomain: TRUST_DOMAIN, optional: true }), {}), undefined);
+    assert.throws(() => v.txn({}), /trustDomain is required/);
+    assert.throws(() => v.txn({ trustDomain: TRUST_DOMAIN, clockTolerance: 3_600_000 }), /at most 5 min/);
+  });
+
+  test('ok/rotation-seen-by-both: the kid a txn token made the cache fetch verifies the access token deputy signs with it, with no fetch', async () => {
+    const f = counting();
+    const clk = clock();
+    const v = createVerifier({ issuer: d.issuer, audience: API1, fetch: f.fetch, now: clk.now });
+    const t = v.txn({ trustDomain: TRUST_DOMAIN });
+    const at0 = await userToken(d);
+    await v.verify(at0);
+    await t.verify((await obtainTxnToken(api1(), at0, {})).token);
+    assert.equal(f.counts().jwks, 1);
+
+    const fresh = await rotate(d, '0s');
+    let at1;
+    for (const deadline = Date.now() + 15_000; ;) { // deputy signs with the new key once it has reloaded it
+      at1 = await userToken(d);
+      if (decodeProtectedHeader(at1).kid === fresh.kid) break;
+      assert.ok(Date.now() < deadline, 'deputy did not sign with the rotated key in 15 s');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const tt1 = (await obtainTxnToken(api1(), at1, {})).token;
+    assert.equal(decodeProtectedHeader(tt1).kid, fresh.kid);
+
+    // Within 30 s of the fetch neither refetches; the refusal of one holds back the other too.
+    await assert.rejects(t.verify(tt1), (e) => assertTxnError(e, 401, 'invalid_token', /key deputy does not publish/));
+    await assert.rejects(v.verify(at1), (e) => e.code === 'invalid_token' && /key deputy does not publish/.test(e.description));
+    assert.equal(f.counts().jwks, 1);
+    clk.add(30_000);
+    // The transaction token verifier fetches the new key; the access token verifier finds it, no fetch.
+    assert.equal((await t.verify(tt1)).subject, 'web-app');
+    assert.equal(f.counts().jwks, 2);
+    assert.equal((await v.verify(at1)).subject, 'web-app');
+    assert.equal((await v.verify(at0)).subject, 'web-app', 'the old key is still published');
+    assert.deepEqual(f.counts(), { jwks: 2, metadata: 1 });
+  });
+
+  test('fail/keys-unreachable: both 503, by discovery, by jwksUri and past the max-age of a fetched set', async (t) => {
+    const at = await userToken(d);
+    const tt = (await obtainTxnToken(api1(), at, {})).token;
+    const port = await closedPort();
+    const both503 = async (v, tv) => {
+      const ea = await v.verify(at).catch((e) => e);
+      assert.equal(ea.code, 'temporarily_unavailable', String(ea));
+      assert.equal(ea.status, 503);
+      assert.equal(ea.description, "deputy's signing keys cannot be fetched");
+      await assert.rejects(tv.verify(tt), (e) => assertTxnError(e, 503, 'temporarily_unavailable', /^deputy's signing keys cannot be fetched$/));
+    };
+    await t.test('fail/issuer-unreachable', async () => {
+      const v = createVerifier({ issuer: `http://127.0.0.1:${port}`, audience: API1 });
+      await both503(v, v.txn({ trustDomain: TRUST_DOMAIN }));
+    });
+    await t.test('fail/jwks-unreachable', async () => {
+      const v = createVerifier({ issuer: d.issuer, audience: API1, jwksUri: `http://127.0.0.1:${port}/jwks` });
+      await both503(v, v.txn({ trustDomain: TRUST_DOMAIN }));
+    });
+    await t.test('fail/expired-set-deputy-down: one fetch tried for both, then 503 for both', async () => {
+      let down = false;
+      const f = counting(() => down);
+      const clk = clock();
+      const v = createVerifier({ issuer: d.issuer, audience: API1, fetch: f.fetch, now: clk.now });
+      // tt lives 60 s; the tolerance keeps it valid by the clock moved ahead 91 s.
+      const tv = v.txn({ trustDomain: TRUST_DOMAIN, clockTolerance: 120_000 });
+      await v.verify(at);
+      await tv.verify(tt);
+      down = true;
+      clk.add(61_000); // deputy serves its JWKS with max-age 60
+      await both503(v, tv);
+      assert.equal(f.counts().jwks, 2, 'the expired set was fetched again once, for both');
+      down = false;
+      clk.add(30_000);
+      await v.verify(at);
+      await tv.verify(tt);
+      assert.equal(f.counts().jwks, 3);
+    });
   });
 });
 
@@ -489,14 +680,40 @@ describe('forwardTxn', () => {
     assert.deepEqual(await r2.json(), { txn: null });
   });
 
-  test('ok/exact-host: case-insensitive, the port is part of the host', () => {
-    const h = (url, hosts) => forwardTxn(new Headers(), 't', url, hosts).get('txn-token');
-    assert.equal(h('https://LEDGER.example/x', ['ledger.EXAMPLE']), 't');
-    assert.equal(h('https://ledger.example:8443/x', ['ledger.example']), null);
-    assert.equal(h('https://ledger.example/x', ['ledger.example:8443']), null);
-    assert.equal(h('https://ledger.example.evil.com/x', ['ledger.example']), null);
-    assert.equal(h('http://[::1]:8080/x', ['[::1]:8080']), 't');
-  });
+  // The host rule of forwardTxn's doc comment: an entry is read as the host of a URL
+  // of the request's scheme (lower case, no default port), then compared exactly.
+  const hostCases = [
+    ['ok/same-host', 'https://ledger.example/x', ['ledger.example'], true],
+    ['ok/case-insensitive', 'https://LEDGER.example/x', ['ledger.EXAMPLE'], true],
+    ['ok/http-entry-with-default-port', 'http://ledger/x', ['ledger:80'], true],
+    ['ok/http-url-with-default-port', 'http://ledger:80/x', ['ledger'], true],
+    ['ok/http-both-with-default-port', 'http://ledger:80/x', ['LEDGER:80'], true],
+    ['ok/https-entry-with-default-port', 'https://ledger/x', ['ledger:443'], true],
+    ['ok/https-url-with-default-port', 'https://ledger:443/x', ['ledger'], true],
+    ['ok/other-port', 'https://ledger.example:8443/x', ['ledger.example:8443'], true],
+    ['ok/443-is-no-default-for-http', 'http://ledger:443/x', ['ledger:443'], true],
+    ['ok/one-of-several', 'https://fraud/x', ['ledger', 'fraud:443'], true],
+    ['ok/ipv6', 'http://[::1]:8080/x', ['[::1]:8080'], true],
+    ['ok/ipv6-canonical-form-and-default-port', 'http://[::1]/x', ['[0:0::1]:80'], true],
+    ['ok/idn-ascii-form', 'https://xn--bcher-kva.example/x', ['BÜCHER.example'], true],
+    ['fail/http-default-port-is-not-https', 'https://ledger/x', ['ledger:80'], false],
+    ['fail/https-default-port-is-not-http', 'http://ledger/x', ['ledger:443'], false],
+    ['fail/url-port-not-listed', 'https://ledger.example:8443/x', ['ledger.example'], false],
+    ['fail/listed-port-not-in-url', 'https://ledger.example/x', ['ledger.example:8443'], false],
+    ['fail/suffix-of-another-host', 'https://ledger.example.evil.com/x', ['ledger.example'], false],
+    ['fail/other-ipv6-port', 'http://[::1]:8081/x', ['[::1]:8080'], false],
+  ];
+  for (const [name, url, hosts, sent] of hostCases) {
+    test(`forwardTxn host/${name}`, () => {
+      assert.equal(forwardTxn(new Headers(), 't', url, hosts).get('txn-token'), sent ? 't' : null);
+    });
+  }
+
+  for (const entry of ['', 'https://ledger', 'ledger/x', 'ledger?x', 'ledger#x', 'user@ledger', 'led ger', 'ledger:99999', 'ledger:x']) {
+    test(`fail/forwardTxn bad entry ${JSON.stringify(entry)}: a TypeError, also when other entries match`, () => {
+      assert.throws(() => forwardTxn(new Headers(), 't', 'https://ledger/x', ['ledger', entry]), (e) => e instanceof TypeError && /is not a host or host:port/.test(e.message));
+    });
+  }
 
   test('ok/never-overwrites-nor-invents; the caller\'s init is not changed', () => {
     const init = { method: 'POST', headers: { 'Txn-Token': 'theirs' } };

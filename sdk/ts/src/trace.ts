@@ -1,0 +1,63 @@
+// W3C Trace Context (https://www.w3.org/TR/trace-context/) without OpenTelemetry:
+// the one parser of traceparent headers in this SDK. The report side reads the
+// trace id of a request's traceparent (traceIdOf); the exchange side carries a
+// request's traceparent and tracestate on to deputy's token endpoint and to the
+// next service (traceHeaders), as Go's sdk/internal/traceprop does through the
+// OpenTelemetry API. deputy's audit events record the trace id they carry.
+
+/** The header names of W3C Trace Context §3.2 and §3.3. */
+export const TRACEPARENT_HEADER = 'traceparent';
+export const TRACESTATE_HEADER = 'tracestate';
+
+/** W3C Trace Context §3.3.1.1: at most 512 characters of tracestate are propagated. */
+const MAX_TRACESTATE = 512;
+
+interface Traceparent {
+  version: string;
+  traceId: string;
+  parentId: string;
+  flags: string;
+}
+
+// parseTraceparent reads a traceparent header (§3.2.2): version, trace-id,
+// parent-id and trace-flags in lower-case hex; a version-00 header has nothing
+// after the flags, a later version may (§3.2.4); version ff and all-zero ids are
+// invalid. undefined when it is not valid.
+function parseTraceparent(traceparent: string | null | undefined): Traceparent | undefined {
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(traceparent?.trim() ?? '');
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined) || /^0+$/.test(m[2]!) || /^0+$/.test(m[3]!)) return undefined;
+  return { version: m[1]!, traceId: m[2]!, parentId: m[3]!, flags: m[4]! };
+}
+
+/** The trace id of a W3C traceparent header (version 00 form), or undefined when it has none valid. */
+export function traceIdOf(traceparent: string | null | undefined): string | undefined {
+  return parseTraceparent(traceparent)?.traceId;
+}
+
+/**
+ * The W3C Trace Context headers to send for a request's traceparent and
+ * tracestate: { traceparent, tracestate? } when traceparent is a valid version-00
+ * header (sent trimmed), tracestate only with it and only when it is at most 512
+ * printable ASCII characters; {} otherwise — an invalid traceparent is not sent,
+ * and the receiver starts a trace of its own (§3.2.2.6).
+ */
+export function traceHeaders(traceparent: string | null | undefined, tracestate?: string | null): Record<string, string> {
+  const p = parseTraceparent(traceparent);
+  if (p === undefined || p.version !== '00') return {};
+  const out: Record<string, string> = { [TRACEPARENT_HEADER]: `00-${p.traceId}-${p.parentId}-${p.flags}` };
+  const state = tracestate?.trim() ?? '';
+  if (state !== '' && state.length <= MAX_TRACESTATE && /^[\x20-\x7e]*$/.test(state)) out[TRACESTATE_HEADER] = state;
+  return out;
+}
+
+/** Request options that carry a request's trace on (W3C Trace Context). */
+export interface TraceOptions {
+  /**
+   * The traceparent header of the request being handled; sent on only when it is
+   * a valid version-00 one (see traceHeaders). Node's req.headers.traceparent or
+   * a fetch Headers' get('traceparent') can be passed as they are.
+   */
+  traceparent?: string | null;
+  /** Its tracestate header, sent only with a valid traceparent. */
+  tracestate?: string | null;
+}
