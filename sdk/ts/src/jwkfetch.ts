@@ -82,9 +82,11 @@ async function fetchDocument(fetchFn: FetchLike, url: string, timeout: number): 
   return { body: JSON.parse(text), cacheControl: r.headers.get('cache-control') ?? '' };
 }
 
-interface Metadata {
+/** The members of deputy's metadata (RFC 8414 §2) the SDK reads. */
+export interface Metadata {
   issuer?: string;
   jwks_uri?: string;
+  introspection_endpoint?: string;
 }
 
 /**
@@ -122,7 +124,10 @@ class Discovery {
       if (typeof m !== 'object' || m === null) throw new Error(`metadata ${this.url}: not an object`);
       // RFC 8414 §3.3: the issuer in the document must be the one asked.
       if (m.issuer !== this.issuer) throw new Error(`metadata ${this.url}: issuer ${JSON.stringify(m.issuer)}, want ${this.issuer}`);
-      if (m.jwks_uri !== undefined && !absoluteHTTP(m.jwks_uri)) throw new Error(`metadata ${this.url}: jwks_uri is not an absolute http(s) URL`);
+      for (const name of ['jwks_uri', 'introspection_endpoint'] as const) {
+        const u = m[name];
+        if (u !== undefined && (typeof u !== 'string' || !absoluteHTTP(u))) throw new Error(`metadata ${this.url}: ${name} is not an absolute http(s) URL`);
+      }
       this.doc = m;
       this.lastErr = undefined;
     } catch (e) {
@@ -220,18 +225,24 @@ export class KeySource {
   private readonly fetchFn: FetchLike;
   private readonly timeout: number;
   private readonly url: (now: number) => Promise<string>;
+  private readonly meta: Discovery;
 
   constructor(o: KeySourceOptions) {
     this.fetchFn = o.fetch;
     this.timeout = o.timeout ?? DEFAULT_FETCH_TIMEOUT_MS;
     const jwksUri = o.jwksUri;
-    const meta = new Discovery(o.issuer, o.fetch, this.timeout);
+    const meta = (this.meta = new Discovery(o.issuer, o.fetch, this.timeout));
     this.url = async (now) => {
       if (jwksUri !== undefined) return jwksUri;
       const m = await meta.get(now);
       if (!m.jwks_uri) throw new Error("deputy's metadata has no jwks_uri");
       return m.jwks_uri;
     };
+  }
+
+  /** deputy's metadata, fetched once (and at most every REFETCH_INTERVAL_MS while it fails) for every user of this source. */
+  metadata(now: number): Promise<Metadata> {
+    return this.meta.get(now);
   }
 
   /**

@@ -17,7 +17,8 @@ import type { NonceSource } from './nonces.js';
 import { certificateMatches } from './certificate.js';
 import { checkProof, NonceError, ProofError, ReplayCache, DEFAULT_DPOP_MAX_AGE_S, DPOP_SKEW_S } from './dpop-check.js';
 import { parseClaims, principalOf, type Claims, type Principal } from './principal.js';
-import { absoluteHTTP, KeySource, SignatureError, verifySignature } from './jwkfetch.js';
+import { absoluteHTTP, DEFAULT_FETCH_TIMEOUT_MS, KeySource, SignatureError, verifySignature } from './jwkfetch.js';
+import { Introspector } from './introspect.js';
 import { txnVerifierOf, type TxnConfig, type TxnVerifier } from './txn.js';
 
 export { keysMaxAge, parseKeySet, REFETCH_INTERVAL_MS, KEYS_MAX_AGE } from './jwkfetch.js';
@@ -68,6 +69,19 @@ export interface VerifierOptions {
   dpopNonces?: NonceSource;
   /** The fetch used to reach deputy; default globalThis.fetch. */
   fetch?: typeof globalThis.fetch;
+  /**
+   * Introspection mode: every token that passes the offline checks is also checked
+   * at deputy's introspection endpoint (RFC 7662) with clientId and clientSecret
+   * (client_secret_basic), so a revoked token is refused at once. It costs one
+   * request to deputy per verify; when deputy cannot answer, the token is refused
+   * with 503, never passed.
+   */
+  introspect?: boolean;
+  /** This service's client at deputy, for introspection mode. */
+  clientId?: string;
+  clientSecret?: string;
+  /** Overrides the metadata's introspection_endpoint. */
+  introspectionUri?: string;
   /** The current time in milliseconds; default Date.now. For tests. */
   now?: () => number;
 }
@@ -107,7 +121,8 @@ export interface Verifier {
    * and iat within the leeway; the act chain; then the binding: a DPoP-bound
    * token only with opts.dpop and a proof of its key for this request, a
    * certificate-bound token only with opts.certificate the certificate it names,
-   * an unbound token never with opts.dpop; last the scopes.
+   * an unbound token never with opts.dpop; in introspection mode, that deputy
+   * still calls the token active; last the scopes.
    */
   verify(token: string, opts?: VerifyOptions): Promise<Principal>;
   /**
@@ -136,6 +151,9 @@ function validate(o: VerifierOptions): void {
     [o.leeway !== undefined && o.leeway > MAX_LEEWAY_S, `leeway must be at most ${MAX_LEEWAY_S} seconds`],
     [o.dpopNonces !== undefined && (typeof o.dpopNonces?.nonce !== 'function' || typeof o.dpopNonces?.check !== 'function'),
       'dpopNonces must have nonce() and check(nonce)'],
+    [o.introspectionUri !== undefined && !absoluteHTTP(o.introspectionUri), 'introspectionUri must be an absolute http(s) URL'],
+    [!!o.introspect && !o.clientId, 'clientId is required with introspect'],
+    [!!o.introspect && !o.clientSecret, 'clientSecret is required with introspect'],
     [o.dpopMaxAge !== undefined && !(o.dpopMaxAge >= 0), 'dpopMaxAge must not be negative'],
     [o.dpopMaxAge !== undefined && o.dpopMaxAge > MAX_DPOP_MAX_AGE_S, `dpopMaxAge must be at most ${MAX_DPOP_MAX_AGE_S} seconds`],
     [o.dpopReplayEntries !== undefined && !(o.dpopReplayEntries >= 0), 'dpopReplayEntries must not be negative'],
@@ -154,6 +172,7 @@ class TokenVerifier implements Verifier {
   private readonly dpopMaxAge: number;
   private readonly replay: ReplayCache;
   private readonly nonces: NonceSource | undefined;
+  private readonly introspector: Introspector | undefined;
 
   constructor(o: VerifierOptions) {
     this.issuer = o.issuer;
@@ -164,7 +183,14 @@ class TokenVerifier implements Verifier {
     this.dpopMaxAge = o.dpopMaxAge || DEFAULT_DPOP_MAX_AGE_S;
     this.replay = new ReplayCache(o.dpopReplayEntries || DEFAULT_DPOP_REPLAY_ENTRIES);
     this.nonces = o.dpopNonces;
-    this.keys = new KeySource({ issuer: o.issuer, jwksUri: o.jwksUri, fetch: o.fetch ?? globalThis.fetch });
+    const fetchFn = o.fetch ?? globalThis.fetch;
+    this.keys = new KeySource({ issuer: o.issuer, jwksUri: o.jwksUri, fetch: fetchFn });
+    if (o.introspect) {
+      this.introspector = new Introspector({
+        url: o.introspectionUri, keys: this.keys, fetch: fetchFn, clientId: o.clientId!, clientSecret: o.clientSecret!,
+        timeout: DEFAULT_FETCH_TIMEOUT_MS,
+      });
+    }
   }
 
   txn(config: TxnConfig): TxnVerifier {
@@ -181,6 +207,7 @@ class TokenVerifier implements Verifier {
     }
     const proof = await this.checkBinding(p, token, opts.dpop, opts.certificate, now);
     // The proof's jti is spent only by a request that passed every check of the token.
+    if (this.introspector) await this.introspector.check(token, now);
     if (proof !== undefined && !this.replay.add(proof.key, proof.expires, now)) {
       throw invalidProof('DPoP proof was used before (jti)');
     }
