@@ -86,6 +86,29 @@ export function keyFits(k: JWK, alg: string): string | undefined {
   return `alg ${alg} does not fit a key of type ${String(k.kty)}`;
 }
 
+// The keys of the proofs seen lately, imported and with their thumbprint: a
+// client signs every proof with the same key, and importing it into WebCrypto
+// costs more than checking the signature. Keyed by alg and every member of the
+// jwk as sent (so a cached key is one this very jwk imports to); when full it is
+// emptied.
+const PROOF_KEYS_MAX = 1000;
+const proofKeys = new Map<string, { key: ReturnType<typeof importJWK>; jkt: Promise<string> }>();
+
+function proofKey(jwk: JWK, alg: string): { key: ReturnType<typeof importJWK>; jkt: Promise<string> } {
+  const id = JSON.stringify([alg, Object.entries(jwk).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+  let k = proofKeys.get(id);
+  if (!k) {
+    k = { key: importJWK(jwk, alg), jkt: calculateJwkThumbprint(jwk, 'sha256') };
+    // A key that does not import is not kept: the next proof with it fails the same way.
+    const drop = () => { if (proofKeys.get(id) === k) proofKeys.delete(id); };
+    k.key.catch(drop);
+    k.jkt.catch(drop);
+    if (proofKeys.size >= PROOF_KEYS_MAX) proofKeys.clear();
+    proofKeys.set(id, k);
+  }
+  return k;
+}
+
 /** ath for an access token: base64url(SHA-256(token)) (RFC 9449 §4.2). */
 export function accessTokenHash(token: string): string {
   return base64url.encode(createHash('sha256').update(token, 'utf8').digest());
@@ -131,9 +154,9 @@ export async function checkProof(proof: string, req: ProofRequest): Promise<Chec
   const fit = keyFits(key, alg);
   if (fit !== undefined) throw new ProofError(`jwk: ${fit}`);
   let payload: Uint8Array;
+  const known = proofKey(key, alg);
   try {
-    const k = await importJWK(key, alg);
-    ({ payload } = await compactVerify(proof, k, { algorithms: [alg] }));
+    ({ payload } = await compactVerify(proof, await known.key, { algorithms: [alg] }));
   } catch {
     throw new ProofError('signature does not verify with the jwk');
   }
@@ -183,7 +206,7 @@ export async function checkProof(proof: string, req: ProofRequest): Promise<Chec
       throw new NonceError(e instanceof Error ? e.message : String(e));
     }
   }
-  const jkt = await calculateJwkThumbprint(key, 'sha256');
+  const jkt = await known.jkt;
   return { jkt, jti, iat: iatS, expires: (iatS + maxAge + skew + 1) * 1000 };
 }
 

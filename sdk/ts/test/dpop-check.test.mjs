@@ -242,3 +242,26 @@ test('checkProof: an RSA key under 2048 bits is refused', async () => {
   await assert.rejects(checkProof(proof, { method: 'GET', url: ledgerURL, now: Date.now() }),
     (e) => e instanceof ProofError && e.reason.includes('at least 2048'));
 });
+
+// checkProof keeps the keys of recent proofs imported: the cache must never let a
+// proof pass that the same proof would fail uncached.
+test('checkProof: a remembered key is this jwk\'s, and a key that fails is not remembered', async () => {
+  const a = await proofKey();
+  const b = await proofKey();
+  const req = () => ({ method: 'POST', url: ledgerURL, now: Date.now() });
+  const claims = () => ({ jti: randomID(), htm: 'POST', htu: ledgerURL, iat: nowS() });
+  assert.equal((await checkProof(await a.proof(claims()), req())).jkt, a.jkt);
+  assert.equal((await checkProof(await a.proof(claims()), req())).jkt, a.jkt, 'the second proof of a key, from the cache');
+  // a's jwk in the header, signed by b: a's key is remembered, the signature is not a's
+  await assert.rejects(checkProof(await a.proof(claims(), {}, b.privateKey), req()),
+    (e) => e instanceof ProofError && e.reason === 'signature does not verify with the jwk');
+  // a's jwk with a member more is another jwk: imported (and judged) on its own
+  const withKid = await a.proof(claims(), { jwk: { ...a.jwk, kid: 'k1' } });
+  assert.equal((await checkProof(withKid, req())).jkt, a.jkt);
+  // a point off the curve fails, and fails again
+  const off = { ...a.jwk, y: b.jwk.y };
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(checkProof(await a.proof(claims(), { jwk: off }), req()),
+      (e) => e instanceof ProofError && e.reason === 'signature does not verify with the jwk', `attempt ${i + 1}`);
+  }
+});
