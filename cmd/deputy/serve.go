@@ -213,8 +213,9 @@ type drainer interface{ SetDraining() }
 // handled: its token issued and on record, its answer written to the closed
 // connection, and the client got EOF. Here an idle connection stays open through
 // the drain, its next request is served, and http.Server.Shutdown closes those
-// still idle after the drain: a request whose read ends after Shutdown began is
-// never handled (net/http checks), so none is handled and then cut.
+// still idle after the drain: it may close one whose request is being read too,
+// but net/http checks for Shutdown between reading a request and handling it, so
+// that request is never handled, and none is handled and then cut.
 type drainHandler struct {
 	next     http.Handler
 	draining atomic.Bool
