@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -105,8 +106,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	handler := &drainHandler{next: node.Handler}
 	srv := &http.Server{
-		Handler:           node.Handler,
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
 		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
 		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
@@ -156,7 +158,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	case <-ctx.Done():
 	}
-	shutdown(srv, node, cfg.Shutdown, log)
+	shutdown(srv, cfg.Shutdown, log, node, handler)
 	return nil
 }
 
@@ -165,12 +167,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // requests in flight get sd.Timeout to finish; those still running then are cut.
 // The caller then flushes the audit writer (node.Close) and exits 0: the process
 // did what a stop asks, and a supervisor must not take it for a crash.
-func shutdown(srv *http.Server, node *server.Server, sd config.Shutdown, log *slog.Logger) {
+func shutdown(srv *http.Server, sd config.Shutdown, log *slog.Logger, drainers ...drainer) {
 	log.Info("shutting down: draining, /readyz answers 503 (a second signal ends the drain)", "drain", sd.Drain.D(), "timeout", sd.Timeout.D())
-	node.SetDraining()
-	// Clients are told to reconnect (Connection: close) rather than keep a
-	// connection to a node that is going away.
-	srv.SetKeepAlivesEnabled(false)
+	// /readyz 503, and clients are told to reconnect (Connection: close, by
+	// drainHandler) rather than keep a connection to a node that is going away.
+	// Not srv.SetKeepAlivesEnabled(false): see drainHandler.
+	for _, d := range drainers {
+		d.SetDraining()
+	}
 	// A second signal (Ctrl-C again) ends the drain at once.
 	again := make(chan os.Signal, 1)
 	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
@@ -193,6 +197,39 @@ func shutdown(srv *http.Server, node *server.Server, sd config.Shutdown, log *sl
 	}
 	log.Info("shutting down: flushing the audit trail")
 }
+
+// drainer is told when the shutdown begins its drain (server.Server: /readyz 503;
+// drainHandler: Connection: close).
+type drainer interface{ SetDraining() }
+
+// drainHandler serves next; once SetDraining was called, each HTTP/1 response says
+// Connection: close, and net/http closes the connection after writing it (HTTP/2
+// connections are told by the GOAWAY of http.Server.Shutdown).
+//
+// It stands in for http.Server.SetKeepAlivesEnabled(false), which also closes at
+// once every connection the server counts idle, and net/http counts a kept-alive
+// connection idle until it has read the whole of its next request. A request that
+// had just arrived was read all the same from what was already buffered, and
+// handled: its token issued and on record, its answer written to the closed
+// connection, and the client got EOF. Here an idle connection stays open through
+// the drain, its next request is served, and http.Server.Shutdown closes those
+// still idle after the drain: it may close one whose request is being read too,
+// but net/http checks for Shutdown between reading a request and handling it, so
+// that request is never handled, and none is handled and then cut.
+type drainHandler struct {
+	next     http.Handler
+	draining atomic.Bool
+}
+
+func (h *drainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.draining.Load() && r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// SetDraining makes every HTTP/1 response from now on say Connection: close.
+func (h *drainHandler) SetDraining() { h.draining.Store(true) }
 
 // flushTraces exports the spans still queued, giving the collector a few seconds.
 func flushTraces(t *tracing.Tracer, log *slog.Logger) {
