@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -364,4 +366,35 @@ func TestReloadRemovedPolicyStopsExchanges(t *testing.T) {
 		t.Errorf("exchange of a removed policy: %d %s, want a refusal", w.Code, w.Body.String())
 	}
 	accessToken(t, post(s.Handler, "c", "c-secret", exchangeForm(subject, "https://y.example")))
+}
+
+// TestReloadWhileDraining: a node that is shutting down stays not ready when a
+// reload (SIGHUP) comes during the drain: the configuration it loads is served,
+// but /readyz answers 503 until the process exits.
+func TestReloadWhileDraining(t *testing.T) {
+	f := newReloadFile(t)
+	f.write(t, clientC("c-secret"), policyC("p", "https://x.example"))
+	var logs bytes.Buffer
+	s := f.start(t, &logs)
+	ready := func() int {
+		w := httptest.NewRecorder()
+		s.Handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return w.Code
+	}
+	if c := ready(); c != http.StatusOK {
+		t.Fatalf("/readyz %d before the drain", c)
+	}
+	s.SetDraining()
+	if c := ready(); c != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d while draining, want 503", c)
+	}
+	f.write(t, clientC("c-secret-2"), policyC("p", "https://x.example"))
+	if err := s.ReloadFile(context.Background(), f.path, nil); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	subject := accessToken(t, post(s.Handler, "web", "web-secret", url.Values{"grant_type": {"client_credentials"}}))
+	accessToken(t, post(s.Handler, "c", "c-secret-2", exchangeForm(subject, "https://x.example"))) // the new configuration serves
+	if c := ready(); c != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d after a reload during the drain, want 503", c)
+	}
 }
