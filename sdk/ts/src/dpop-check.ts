@@ -37,8 +37,8 @@ export interface ProofRequest {
   now: number;
   maxAgeS?: number;
   skewS?: number;
-  /** When set, judges the proof's nonce claim ('' when absent): what it throws refuses the proof with a NonceError. */
-  nonce?: (nonce: string) => void;
+  /** When set, judges the proof's nonce claim ('' when absent): what it throws, or rejects with, refuses the proof with a NonceError. */
+  nonce?: (nonce: string) => void | Promise<void>;
 }
 
 /** A checked proof. */
@@ -201,7 +201,7 @@ export async function checkProof(proof: string, req: ProofRequest): Promise<Chec
   }
   if (req.nonce !== undefined) {
     try {
-      req.nonce(typeof c['nonce'] === 'string' ? c['nonce'] : '');
+      await req.nonce(typeof c['nonce'] === 'string' ? c['nonce'] : '');
     } catch (e) {
       throw new NonceError(e instanceof Error ? e.message : String(e));
     }

@@ -12,10 +12,13 @@ export const DEFAULT_NONCE_LIFETIME = 5 * 60_000;
  * run as several replicas needs a source whose nonces every replica accepts.
  */
 export interface NonceSource {
-  /** A nonce to send in the DPoP-Nonce header now. */
-  nonce(): string;
-  /** Throws an Error saying why nonce ('' when the proof has none) is not acceptable now. */
-  check(nonce: string): void;
+  /** A nonce to send in the DPoP-Nonce header now (or a promise of one: a shared store may be asked). */
+  nonce(): string | Promise<string>;
+  /**
+   * Throws (or rejects with) an Error saying why nonce ('' when the proof has none)
+   * is not acceptable now; the verifier awaits what it returns.
+   */
+  check(nonce: string): void | Promise<void>;
 }
 
 const LABEL = Buffer.from('deputy sdk/verify DPoP nonce\0', 'latin1');
@@ -37,12 +40,12 @@ export function createNonces(key: Uint8Array, opts: { lifetime?: number; now?: (
   const now = opts.now ?? Date.now;
   const mac = (ts: Uint8Array) => createHmac('sha256', secret).update(LABEL).update(ts).digest();
   return {
-    nonce() {
+    nonce(): string {
       const ts = Buffer.alloc(8);
       ts.writeBigUInt64BE(BigInt(Math.trunc(now())));
       return Buffer.concat([ts, mac(ts)]).toString('base64url');
     },
-    check(nonce: string) {
+    check(nonce: string): void {
       const b = /^[A-Za-z0-9_-]*$/.test(nonce) ? Buffer.from(nonce, 'base64url') : Buffer.alloc(0);
       if (b.length !== 8 + 32 || b.toString('base64url') !== nonce || !timingSafeEqual(b.subarray(8), mac(b.subarray(0, 8)))) {
         throw new Error('not a nonce of this service');

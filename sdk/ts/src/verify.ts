@@ -295,7 +295,7 @@ class TokenVerifier implements Verifier {
       });
     } catch (e) {
       if (e instanceof ProofError) throw invalidProof(`DPoP proof is invalid: ${e.reason}`, e);
-      if (e instanceof NonceError) throw useNonce(this.freshNonce(), e);
+      if (e instanceof NonceError) throw useNonce(await this.freshNonce(), e);
       throw e;
     }
     if (checked.jkt !== jkt) throw invalidProof('DPoP proof is signed by another key than the token is bound to');
@@ -303,9 +303,11 @@ class TokenVerifier implements Verifier {
   }
 
   /** A nonce for the DPoP-Nonce header of a use_dpop_nonce answer; none when the source fails. */
-  private freshNonce(): string | undefined {
+  private async freshNonce(): Promise<string | undefined> {
     try {
-      return this.nonces?.nonce();
+      const n = await this.nonces?.nonce();
+      // RFC 9449 §8.1: a nonce is 1*NQCHAR; anything else is not sent.
+      return typeof n === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(n) ? n : undefined;
     } catch {
       return undefined;
     }

@@ -484,15 +484,16 @@ function recording() {
   return r;
 }
 
-// The traceparents that are not sent: not W3C's form, another version than 00 (this
-// SDK sends the version it knows), upper-case hex, all-zero ids, version 00 with more
-// after the flags, version ff.
+// The traceparents that are not sent, as OpenTelemetry's Go propagator (deputy's)
+// refuses them: not W3C's form, upper-case hex, all-zero ids, version 00 with more
+// after the flags or a flag it does not define, version ff.
 function invalidTraceparents() {
   const t = randomBytes(16).toString('hex');
   const s = randomBytes(8).toString('hex');
   return [
     ['fail/garbage', 'not-a-traceparent', undefined],
-    ['fail/version-01', `01-${t}-${s}-01`, t],
+    ['fail/version-00-unknown-flag', `00-${t}-${s}-04`, t],
+    ['fail/version-00-flags-ff', `00-${t}-${s}-ff`, t],
     ['fail/upper-case', `00-${t.toUpperCase()}-${s}-01`, t],
     ['fail/zero-trace-id', `00-${'0'.repeat(32)}-${s}-01`, undefined],
     ['fail/zero-parent-id', `00-${t}-${'0'.repeat(16)}-01`, t],
@@ -510,6 +511,12 @@ test('traceHeaders: a valid version-00 traceparent and its tracestate only', () 
   assert.deepEqual(traceHeaders(tp, 'a=b\r\nx: y'), { traceparent: tp }, 'a tracestate that is not printable ASCII is dropped');
   assert.deepEqual(traceHeaders(tp, ''), { traceparent: tp });
   for (const [name, bad] of invalidTraceparents()) assert.deepEqual(traceHeaders(bad, 'congo=t61rcWkgMzE'), {}, name);
+  // Both defined flags are kept; a later version is sent as the version-00 header it
+  // starts with, with the flags version 00 defines (W3C §3.2.4, as OpenTelemetry does).
+  const both = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03';
+  assert.deepEqual(traceHeaders(both), { traceparent: both });
+  assert.deepEqual(traceHeaders('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future'), { traceparent: tp });
+  assert.deepEqual(traceHeaders('cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff'), { traceparent: both });
   assert.deepEqual(traceHeaders(undefined, 'congo=t61rcWkgMzE'), {});
   assert.deepEqual(traceHeaders(null), {});
 });
@@ -559,6 +566,14 @@ describe('trace context: the caller\'s traceparent to deputy and the next servic
     await x.exchange(t0, 'https://api2.example', ['ledger:read'], { traceparent: newTrace().traceparent });
     assert.equal(r.token.length, 3, 'cached');
     assert.equal(auditByTrace(d, second.traceId).filter((e) => e.type === 'token.exchanged').length, 2);
+  });
+
+  test('ok/later-version: sent as version 00, and deputy records its trace id', async () => {
+    const { traceId } = newTrace();
+    const r = recording();
+    await api1(r.fetch).exchange(await userToken(d), 'https://api2.example', ['ledger:read'], { traceparent: `01-${traceId}-00f067aa0ba902b7-01-future` });
+    assert.equal(r.token[0].get('traceparent'), `00-${traceId}-00f067aa0ba902b7-01`);
+    assert.equal(auditByTrace(d, traceId).filter((e) => e.type === 'token.exchanged').length, 1);
   });
 
   for (const [name, bad, traceId] of invalidTraceparents()) {

@@ -108,10 +108,36 @@ describe('a service that requires nonces', () => {
       assert.equal(err.wwwAuthenticate(), 'DPoP error="use_dpop_nonce", error_description="DPoP proof must carry the nonce in DPoP-Nonce", algs="ES256 EdDSA RS256 PS256"');
       createNonces(key).check(err.dpopNonce); // a fresh nonce of the service's key
       assert.equal(err.headers()['DPoP-Nonce'], err.dpopNonce);
-      // The refused proof was not spent: with a nonce, a new proof passes.
+      // With the nonce, a new proof passes.
       const p = await verifier.verify(token, { dpop: { proof: await at(err.dpopNonce), method: 'POST', url: url() } });
       assert.equal(p.subject, 'web-app');
     }
+  });
+
+  test('verify: a source that answers later (a shared store) is awaited, its refusal refuses', async () => {
+    const k = await generateDPoPKey();
+    const token = await bound(k);
+    const issued = new Set();
+    let n = 0;
+    const later = (v) => new Promise((ok) => setTimeout(() => ok(v), 5));
+    const shared = {
+      async nonce() { const v = `nonce-${++n}`; issued.add(v); return later(v); },
+      async check(v) { await later(); if (!issued.has(v)) throw new Error('not a nonce of the store'); },
+    };
+    const v = createVerifier({ issuer: d.issuer, audience: 'https://api2.example', requireBinding: true, dpopNonces: shared });
+    const at = async (nonce) => ({ proof: await createProof({ key: k, method: 'POST', url: url(), accessToken: token, nonce }), method: 'POST', url: url() });
+    for (const nonce of [undefined, 'forged']) {
+      const err = await v.verify(token, { dpop: await at(nonce) }).then(() => undefined, (e) => e);
+      assert.ok(err instanceof VerifyError && err.code === 'use_dpop_nonce', `nonce ${nonce}: ${err}`);
+      assert.ok(issued.has(err.dpopNonce), 'the nonce the store made, not a promise');
+    }
+    assert.equal((await v.verify(token, { dpop: await at([...issued][0]) })).subject, 'web-app');
+    // A nonce that could not be a header value is not sent.
+    const odd = createVerifier({ issuer: d.issuer, audience: 'https://api2.example', dpopNonces: { nonce: () => 'two\r\nlines', check: () => { throw new Error('no'); } } });
+    const err = await odd.verify(token, { dpop: await at(undefined) }).then(() => undefined, (e) => e);
+    assert.equal(err.code, 'use_dpop_nonce');
+    assert.equal(err.dpopNonce, undefined);
+    assert.deepEqual(Object.keys(err.headers()), ['WWW-Authenticate']);
   });
 
   test('middleware: the answer carries DPoP-Nonce; the exchanger\'s fetch asks once more with it', async () => {
