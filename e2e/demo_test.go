@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,6 +33,60 @@ func TestDemo(t *testing.T) {
 // bound token and its proof accepted, the stolen token refused, the call
 // reports under the payment's trace, the same transaction token byte for byte.
 func TestDemoFraudCheckNode(t *testing.T) {
+	script := nodeFraudCheck(t)
+	dir := t.TempDir()
+	out := runDemo(t, "--dir", dir, "--fraud-check-node", script)
+	if !strings.Contains(out, "fraud-check is the Node service "+script+", on deputy's TypeScript SDK\n") {
+		t.Errorf("the demo does not say fraud-check runs in Node:\n%s", out)
+	}
+	checkDemo(t, dir, out)
+}
+
+// TestDemoFraudCheckNodeDiesWithDeputy: when deputy demo is killed (SIGKILL:
+// no chance to stop its children, as when a test times out), the Node
+// fraud-check stops too instead of holding its port forever.
+func TestDemoFraudCheckNodeDiesWithDeputy(t *testing.T) {
+	script := nodeFraudCheck(t)
+	// A name of its own, to find the process by: Node resolves the link, so the
+	// script's imports are the repository's.
+	link := filepath.Join(t.TempDir(), "fraud-check-"+strconv.Itoa(os.Getpid())+".mjs")
+	if err := os.Symlink(script, link); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "demo", "--dir", t.TempDir(), "--fraud-check-node", link)
+	cmd.Env = cleanEnv()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && !strings.Contains(sc.Text(), "fraud-check is the Node service") {
+	}
+	pids := slices.DeleteFunc(processesRunning(t, link), func(pid int) bool { return pid == cmd.Process.Pid })
+	if len(pids) != 1 {
+		t.Fatalf("%d processes run %s, want the one Node fraud-check", len(pids), link)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(processesRunning(t, link)) > 0 {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pids[0], syscall.SIGKILL)
+			t.Fatalf("the Node fraud-check (pid %d) still runs 10 s after deputy demo was killed", pids[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// nodeFraudCheck builds the TypeScript SDK (sdk/ts) and returns the absolute
+// path of the Node fraud-check, examples/bank/node/fraud-check.mjs.
+func nodeFraudCheck(t *testing.T) string {
+	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatal("node is not installed: the Node fraud-check needs it (apt-get install -y nodejs npm)")
 	}
@@ -37,23 +97,49 @@ func TestDemoFraudCheckNode(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ts, "node_modules", "typescript")); err != nil {
 		t.Fatalf("run `npm ci` in sdk/ts first (scripts/test does): %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, "npm", "run", "--silent", "build")
-	build.Dir = ts
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the TypeScript SDK (npm run build in sdk/ts): %v\n%s", err, out)
+	buildTS.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		build := exec.CommandContext(ctx, "npm", "run", "--silent", "build")
+		build.Dir = ts
+		if out, err := build.CombinedOutput(); err != nil {
+			buildTSErr = fmt.Errorf("building the TypeScript SDK (npm run build in sdk/ts): %v\n%s", err, out)
+		}
+	})
+	if buildTSErr != nil {
+		t.Fatal(buildTSErr)
 	}
 	script, err := filepath.Abs(filepath.Join("..", "examples", "bank", "node", "fraud-check.mjs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	out := runDemo(t, "--dir", dir, "--fraud-check-node", script)
-	if !strings.Contains(out, "fraud-check is the Node service "+script+", on deputy's TypeScript SDK\n") {
-		t.Errorf("the demo does not say fraud-check runs in Node:\n%s", out)
+	return script
+}
+
+var (
+	buildTS    sync.Once
+	buildTSErr error
+)
+
+// processesRunning returns the processes whose command line names arg (Linux /proc).
+func processesRunning(t *testing.T, arg string) []int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
 	}
-	checkDemo(t, dir, out)
+	var pids []int
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err == nil && slices.Contains(strings.Split(string(b), "\x00"), arg) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // runDemo runs deputy demo with args and returns what it printed; it must exit 0.

@@ -3,13 +3,12 @@ package verify
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/deputy-auth/deputy/oauth"
 )
 
 // introspector asks deputy whether a token is still active (RFC 7662).
@@ -42,11 +41,17 @@ func (in *introspector) check(ctx context.Context, raw string, now time.Time) er
 	if err != nil {
 		return unavailable("deputy's introspection endpoint cannot be used", err)
 	}
-	var resp oauth.IntrospectionResponse
+	// RFC 7662 §2.2: active is REQUIRED; an answer without it is no answer.
+	var resp struct {
+		Active *bool `json:"active"`
+	}
 	if err := json.Unmarshal(b, &resp); err != nil {
 		return unavailable("deputy's introspection endpoint cannot be used", fmt.Errorf("introspection response: %v", err))
 	}
-	if !resp.Active {
+	if resp.Active == nil {
+		return unavailable("deputy's introspection endpoint cannot be used", errors.New("introspection response: no active member"))
+	}
+	if !*resp.Active {
 		return invalidToken("token is revoked or inactive", nil)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -91,6 +92,12 @@ func TestIntrospectionFailures(t *testing.T) {
 		{name: "fail/client-not-audience", token: raw, want: ErrInvalidToken, desc: "revoked or inactive", introspection: 1,
 			edit: func(c *Config) { c.ClientID, c.ClientSecret = "api3", "api3-secret" }},
 		{name: "fail/jwt-checks-first", token: tampered, want: ErrInvalidToken, desc: "signature is invalid"},
+		{name: "fail/answer-without-active", token: raw, want: ErrUnavailable, desc: "cannot be used", introspection: 1,
+			edit: func(c *Config) { c.IntrospectionURL = answering(t, `{}`) }},
+		{name: "fail/active-null", token: raw, want: ErrUnavailable, desc: "cannot be used", introspection: 1,
+			edit: func(c *Config) { c.IntrospectionURL = answering(t, `{"active":null}`) }},
+		{name: "fail/active-not-boolean", token: raw, want: ErrUnavailable, desc: "cannot be used", introspection: 1,
+			edit: func(c *Config) { c.IntrospectionURL = answering(t, `{"active":"true"}`) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v, tr, _ := newVerifier(t, d, api1, func(c *Config) {
@@ -111,4 +118,15 @@ func TestIntrospectionFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// answering is an introspection endpoint that answers body to every request.
+func answering(t *testing.T, body string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/introspect"
 }

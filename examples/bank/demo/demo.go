@@ -306,6 +306,14 @@ func (w *world) start(ctx context.Context, dir, fraudCheckNode string) error {
 		}
 	}
 	w.issuer, w.webURL, w.paymentsURL, w.ledgerURL, w.fraudURL = urls[0], urls[1], urls[2], urls[3], urls[4]
+	started := false
+	defer func() {
+		if !started { // those no server took over (closing one twice does no harm)
+			for _, l := range ls {
+				l.Close()
+			}
+		}
+	}()
 
 	yaml := strings.NewReplacer("%ISSUER%", w.issuer, "%DIR%", filepath.ToSlash(dir), "%WEBAPP%", w.webURL).Replace(configTemplate)
 	cfgFile := filepath.Join(dir, "deputy-demo.yaml")
@@ -368,6 +376,7 @@ func (w *world) start(ctx context.Context, dir, fraudCheckNode string) error {
 	if fraud != nil {
 		w.serve(ls[4], fraud)
 	}
+	started = true
 	return nil
 }
 

@@ -29,8 +29,27 @@ type nodeService struct {
 	name   string
 	cmd    *exec.Cmd
 	url    string
+	stdin  io.WriteCloser // held open: the service stops when it closes (STOP_AT_STDIN_EOF)
 	stderr tail
 	exited chan struct{} // closed when the process has exited
+
+	mu      sync.Mutex
+	badLine error // why the last line that looked like a request could not be read
+}
+
+// nodeEnv is what the service gets of the demo's environment: what Node itself
+// needs, not deputy's settings.
+func nodeEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "PATH", name == "HOME", name == "TMPDIR", name == "LANG", name == "TZ",
+			name == "SYSTEMROOT", strings.HasPrefix(name, "NODE_"):
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // startNodeService runs `node script` with env added to the demo's environment
@@ -46,12 +65,17 @@ func startNodeService(ctx context.Context, name, script string, env []string, ob
 	}
 	s := &nodeService{name: name, exited: make(chan struct{})}
 	// Not CommandContext: the service is stopped with SIGTERM (close), so that
-	// it sends the call reports it still holds.
+	// it sends the call reports it still holds. Should the demo die without
+	// close, its end of the service's standard input closes and the service
+	// stops (STOP_AT_STDIN_EOF).
 	s.cmd = exec.Command(node, script)
-	s.cmd.Env = append(os.Environ(), env...)
+	s.cmd.Env = append(append(nodeEnv(), "STOP_AT_STDIN_EOF=1"), env...)
 	s.cmd.Stderr = &s.stderr
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
+		return nil, err
+	}
+	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
 	if err := s.cmd.Start(); err != nil {
@@ -64,12 +88,20 @@ func startNodeService(ctx context.Context, name, script string, env []string, ob
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			var l nodeLine
-			if json.Unmarshal(sc.Bytes(), &l) != nil {
-				continue // not the service's report of a request: a stray log line
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				if len(sc.Bytes()) > 0 && sc.Bytes()[0] == '{' {
+					s.mu.Lock()
+					s.badLine = err
+					s.mu.Unlock()
+				}
+				continue // not a line of the service's: a stray log line, or one awaitHop will name
 			}
 			switch {
 			case l.Listening != "":
-				listening <- l.Listening
+				select {
+				case listening <- l.Listening:
+				default: // said twice: the first is where the demo calls it
+				}
 			case l.Service != "" && l.Principal != nil:
 				observe(l.hop())
 			}
@@ -83,10 +115,28 @@ func startNodeService(ctx context.Context, name, script string, env []string, ob
 	case <-s.exited:
 		return nil, fmt.Errorf("%s in Node exited before it listened (%s)%s", name, s.cmd.ProcessState, s.said())
 	case <-time.After(20 * time.Second):
+		s.close()
+		return nil, fmt.Errorf("%s in Node did not listen within 20 s%s", name, s.said())
 	case <-ctx.Done():
+		s.close()
+		return nil, fmt.Errorf("%s in Node: %w", name, ctx.Err())
 	}
-	s.close()
-	return nil, fmt.Errorf("%s in Node did not listen within 20 s%s", name, s.said())
+}
+
+// trouble says why a hop of the service may be missing: it exited, or a line of
+// it could not be read; nil when neither.
+func (s *nodeService) trouble() error {
+	select {
+	case <-s.exited:
+		return fmt.Errorf("%s in Node exited (%s)%s", s.name, s.cmd.ProcessState, s.said())
+	default:
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.badLine != nil {
+		return fmt.Errorf("%s in Node printed a line the demo cannot read: %w", s.name, s.badLine)
+	}
+	return nil
 }
 
 // said is what the service wrote on its standard error, for an error message.
@@ -105,6 +155,7 @@ func (s *nodeService) said() string {
 // holds, then exits — and kills it after 5 s.
 func (s *nodeService) close() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.stdin.Close() // where there is no SIGTERM (Windows), this stops it
 	select {
 	case <-s.exited:
 	case <-time.After(5 * time.Second):
@@ -186,9 +237,20 @@ func (w *world) awaitHop(ctx context.Context, service string) error {
 		if seen {
 			return nil
 		}
+		var exited <-chan struct{}
+		if w.fraudNode != nil {
+			exited = w.fraudNode.exited
+		}
 		select {
 		case <-ch:
+		case <-exited:
+			return fmt.Errorf("%s did not say it received the request: %w", service, w.fraudNode.trouble())
 		case <-ctx.Done():
+			if w.fraudNode != nil {
+				if err := w.fraudNode.trouble(); err != nil {
+					return fmt.Errorf("%s did not say it received the request: %w", service, err)
+				}
+			}
 			return fmt.Errorf("%s did not say it received the request: %w", service, ctx.Err())
 		}
 	}

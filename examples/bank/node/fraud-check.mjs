@@ -27,6 +27,9 @@
 //   AUDIENCE        fraud-check's audience id (default https://fraud.bank.example)
 //   TRUST_DOMAIN    deputy's txn_tokens.trust_domain; unset: no transaction tokens
 //   PUBLIC_URL      the URL clients call, when a proxy is in front (DPoP htu)
+//   STOP_AT_STDIN_EOF  set to 1 by a parent that holds the service's standard input
+//                   open: the service stops when it closes, so it never outlives
+//                   the parent (deputy demo does this)
 import http from 'node:http';
 import {
   createVerifier, authenticate, requestURL, writeRefusal, VerifyError,
@@ -92,8 +95,8 @@ async function check(req, res) {
       return send(res, 403, { error: "the transaction is not the user's" });
     }
   }
-  // Written before the answer (stdout on a pipe is synchronous on Linux and macOS),
-  // so whoever reads it has the line before the caller has its verdict.
+  // Written before the answer; on a pipe Node may send it a moment after the answer,
+  // so whoever reads the lines waits for them rather than assume they came first.
   const { claims: _pc, ...principal } = p;
   const { claims: _tc, ...transaction } = t ?? {};
   console.log(JSON.stringify({ service: 'fraud-check', principal, txn: t ? transaction : undefined, traceparent: req.headers.traceparent }));
@@ -125,10 +128,20 @@ server.listen(Number(port), host, () => {
   console.log(JSON.stringify({ listening: `http://${a.address}:${a.port}` }));
 });
 
+let stopping = false;
 async function stop() {
+  if (stopping) return;
+  stopping = true;
   server.close();
+  server.closeIdleConnections();
   await reports?.close();
-  process.exit(0);
+  // Exit once what was printed is out: a write's callback runs after the writes before it.
+  process.stdout.write('', () => process.exit(0));
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+if (env.STOP_AT_STDIN_EOF === '1') {
+  process.stdin.on('end', stop);
+  process.stdin.on('error', stop);
+  process.stdin.resume();
+}

@@ -44,6 +44,25 @@ async function startFraudCheck(env) {
   return s;
 }
 
+// waitLines waits until s has printed n lines (Node writes to a pipe
+// asynchronously: a line may come after its answer) and returns them.
+async function waitLines(s, n) {
+  for (let i = 0; i < 250 && s.lines.length < n; i++) await new Promise((ok) => setTimeout(ok, 20));
+  return s.lines;
+}
+
+// marker sends one more accepted check and waits for its line: the lines before it
+// are all the service will print for the requests before it. It returns them.
+async function settled(s) {
+  const url = `${s.url}/checks`;
+  const n = s.lines.length;
+  const r = await postCheck(s, { account: 'marker', amount: '0' }, await dpopHeaders({ key, method: 'POST', url, accessToken: token }));
+  assert.equal(r.status, 200);
+  const lines = await waitLines(s, n + 1);
+  assert.equal(lines.at(-1).principal.jti !== undefined, true);
+  return lines.slice(0, -1);
+}
+
 before(async () => {
   d = await startDeputy({
     audiences: [{ id: fraudAudience, scopes: ['fraud:check'], client: 'fraud-check' }],
@@ -89,8 +108,9 @@ test('a DPoP-bound token with its proof gets a verdict, as the Go fraud-check gi
   assert.equal(r.body.verdict, 'review');
   r = await postCheck(s, { account: 'alice', amount: 'lots' }, await dpopHeaders({ key, method: 'POST', url, accessToken: token }));
   assert.equal(r.body.verdict, 'review');
-  assert.equal(s.lines.length, 3);
-  const { service, principal, txn } = s.lines[0];
+  const lines = await settled(s);
+  assert.equal(lines.length, 3);
+  const { service, principal, txn } = lines[0];
   assert.equal(service, 'fraud-check');
   assert.equal(principal.subject, 'ledger');
   assert.equal(principal.clientId, 'ledger');
@@ -115,7 +135,7 @@ test('the token copied and replayed as Bearer, or with a replayed proof, is refu
   assert.equal(r.body.error, 'invalid_dpop_proof');
   r = await postCheck(s, { account: 'alice', amount: '1' }, {});
   assert.equal(r.status, 401);
-  assert.equal(s.lines.length, 1, 'only the accepted request is observed');
+  assert.equal((await settled(s)).length, 1, 'only the accepted request is observed');
 });
 
 test('with a trust domain, a request without the transaction token is refused', async () => {
@@ -124,6 +144,7 @@ test('with a trust domain, a request without the transaction token is refused', 
   const r = await postCheck(s, { account: 'alice', amount: '1' }, await dpopHeaders({ key, method: 'POST', url, accessToken: token }));
   assert.equal(r.status, 401);
   assert.equal(r.challenge, 'Txn-Token realm="bank.example"');
+  await new Promise((ok) => setTimeout(ok, 200)); // no accepted request to mark the end with: no Txn-Token here
   assert.equal(s.lines.length, 0);
 });
 
@@ -135,7 +156,7 @@ test('the trace of the request travels into the observation and the call report'
   const r = await postCheck(s, { account: 'carol', amount: '12500.00' },
     { traceparent, ...(await dpopHeaders({ key, method: 'POST', url, accessToken: token })) });
   assert.equal(r.body.verdict, 'review');
-  assert.equal(s.lines[0].traceparent, traceparent);
+  assert.equal((await waitLines(s, 1))[0].traceparent, traceparent);
   // The reporter sends within 100 ms; deputy's trail has the call under the trace.
   let calls = [];
   for (let i = 0; i < 100 && calls.length === 0; i++) {
@@ -149,4 +170,18 @@ test('the trace of the request travels into the observation and the call report'
   assert.equal(calls.length, 1, 'the call is on record under the request\'s trace id');
   assert.equal(calls[0].client_id, 'fraud-check');
   assert.equal(calls[0].parent_jti, s.lines[0].principal.jti);
+});
+
+test('with STOP_AT_STDIN_EOF=1 the service stops when its parent closes its standard input', async () => {
+  const child = spawn(process.execPath, [example], {
+    env: { PATH: process.env.PATH, DEPUTY_ISSUER: d.issuer, STOP_AT_STDIN_EOF: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const rl = createInterface({ input: child.stdout });
+  const [line] = await once(rl, 'line');
+  assert.match(JSON.parse(line).listening, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const exited = once(child, 'exit');
+  child.stdin.end(); // as when the parent dies
+  const [code] = await Promise.race([exited, new Promise((_, fail) => setTimeout(() => fail(new Error('still running 5 s after its stdin closed')), 5000))]);
+  assert.equal(code, 0);
 });

@@ -4,6 +4,7 @@
 // deputy is never passed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { startDeputy, clientCredentials } from './deputy.mjs';
 import { createVerifier, VerifyError } from '../dist/index.js';
@@ -48,6 +49,16 @@ async function closedURL() {
   return `http://127.0.0.1:${port}`;
 }
 
+// answering is an introspection endpoint that answers body to every request (closed after the tests).
+const servers = [];
+after(() => { for (const s of servers) s.close(); });
+async function answering(body) {
+  const s = http.createServer((req, res) => { res.setHeader('content-type', 'application/json'); res.end(body); });
+  await new Promise((ok) => s.listen(0, '127.0.0.1', ok));
+  servers.push(s);
+  return `http://127.0.0.1:${s.address().port}/introspect`;
+}
+
 test('ok/revocation: the offline checks pass a revoked token, introspection mode refuses it', async () => {
   const raw = await token();
   const c = counting();
@@ -82,6 +93,12 @@ test('fail/introspection: never a pass without deputy\'s answer', async (t) => {
     { name: 'fail/client-not-audience', token: raw, code: 'invalid_token', status: 401, desc: 'revoked or inactive', introspect: 1,
       edit: (o) => ({ ...o, clientId: 'api3', clientSecret: 'api3-secret' }) },
     { name: 'fail/offline-checks-first', token: tampered, code: 'invalid_token', status: 401, desc: 'signature is invalid' },
+    { name: 'fail/answer-without-active', token: raw, code: 'temporarily_unavailable', status: 503, desc: 'cannot be used', introspect: 1,
+      edit: async (o) => ({ ...o, introspectionUri: await answering('{}') }) },
+    { name: 'fail/active-null', token: raw, code: 'temporarily_unavailable', status: 503, desc: 'cannot be used', introspect: 1,
+      edit: async (o) => ({ ...o, introspectionUri: await answering('{"active":null}') }) },
+    { name: 'fail/active-not-boolean', token: raw, code: 'temporarily_unavailable', status: 503, desc: 'cannot be used', introspect: 1,
+      edit: async (o) => ({ ...o, introspectionUri: await answering('{"active":"true"}') }) },
     { name: 'fail/not-an-introspection-endpoint', token: raw, code: 'temporarily_unavailable', status: 503, desc: 'cannot be used',
       edit: (o) => ({ ...o, introspectionUri: `${d.issuer}/.well-known/openid-configuration/x` }) },
   ];
