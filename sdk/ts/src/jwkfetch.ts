@@ -14,6 +14,22 @@ import { keyFits } from './dpop-check.js';
 import { WELL_KNOWN, type FetchLike } from './exchange.js';
 
 /** The least time between two fetches of the same document (ms): Go's jwkfetch.DefaultMinInterval. */
+/** The largest token read, in bytes (Go's verify.MaxTokenBytes); longer ones are refused before any parsing. */
+export const MAX_TOKEN_BYTES = 16 << 10;
+
+/**
+ * The algorithms a token may be signed with (RFC 7518 §3.1): those deputy signs
+ * with, and ES384, as the Go SDK. Never none, never an HMAC.
+ */
+export const TOKEN_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'] as const;
+
+/**
+ * JOSE header parameters that point at or carry a key (RFC 7515 §4.1.2-4.1.6),
+ * declare extensions (§4.1.11) or leave the payload unencoded (RFC 7797): a
+ * token's key is deputy's, named by kid in deputy's JWKS, and nothing else.
+ */
+export const REFUSED_HEADERS: readonly string[] = ['jku', 'jwk', 'x5u', 'x5c', 'crit', 'b64'];
+
 export const REFETCH_INTERVAL_MS = 30_000;
 /** Bounds of a JWKS's lifetime (ms). */
 export const KEYS_MAX_AGE = { min: 60_000, max: 24 * 3600_000, default: 5 * 60_000 };

@@ -7,7 +7,7 @@
 // authenticateTxn, expressTxn and fastifyTxn helpers; or Verifier.txn, which
 // shares the access token verifier's keys). They are not access tokens: a
 // TxnVerifier refuses access tokens.
-import { KeySource, SignatureError, verifySignature } from './jwkfetch.js';
+import { KeySource, MAX_TOKEN_BYTES, REFUSED_HEADERS, SignatureError, TOKEN_ALGORITHMS, verifySignature } from './jwkfetch.js';
 import { traceHeaders, type TraceOptions } from './trace.js';
 import { basicAuth, httpURL, normalizeScope, readLimited, WELL_KNOWN, ExchangeError, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, DEFAULT_TIMEOUT } from './exchange.js';
 import type { FetchLike } from './exchange.js';
@@ -24,14 +24,6 @@ export const TXN_TOKEN_TYPE = 'txntoken+jwt';
 export const DEFAULT_TXN_CLOCK_TOLERANCE = 5_000;
 /** The largest clockTolerance accepted, in ms (Go's MaxLeeway). */
 export const MAX_CLOCK_TOLERANCE = 300_000;
-/** The largest token accepted, in bytes (Go's verify.MaxTokenBytes). */
-export const MAX_TOKEN_BYTES = 16 << 10;
-
-// As Go's sdk/verify: the algorithms deputy signs with, and the JOSE header
-// parameters that point at or carry a key, declare extensions or leave the payload
-// unencoded (a token's key is deputy's, named by kid in deputy's JWKS).
-const ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'];
-const REFUSED_HEADERS = ['jku', 'jwk', 'x5u', 'x5c', 'crit', 'b64'];
 
 /**
  * A transaction token that cannot be accepted, or cannot be checked now. error is
@@ -309,7 +301,7 @@ function parseHeader(segment: string): { alg: string; kid: string } {
     throw invalidToken(`token is not a transaction token (typ must be ${TXN_TOKEN_TYPE})`);
   }
   const alg = (h.alg as string | undefined) ?? '';
-  if (!ALGORITHMS.includes(alg)) throw invalidToken('token algorithm is not allowed');
+  if (!(TOKEN_ALGORITHMS as readonly string[]).includes(alg)) throw invalidToken('token algorithm is not allowed');
   const kid = (h.kid as string | undefined) ?? '';
   if (kid === '') throw invalidToken('token names no key (kid)');
   return { alg, kid };

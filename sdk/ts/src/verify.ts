@@ -17,32 +17,20 @@ import type { NonceSource } from './nonces.js';
 import { certificateMatches } from './certificate.js';
 import { checkProof, NonceError, ProofError, ReplayCache, DEFAULT_DPOP_MAX_AGE_S, DPOP_SKEW_S } from './dpop-check.js';
 import { parseClaims, principalOf, type Claims, type Principal } from './principal.js';
-import { absoluteHTTP, DEFAULT_FETCH_TIMEOUT_MS, KeySource, SignatureError, verifySignature } from './jwkfetch.js';
+import {
+  absoluteHTTP, DEFAULT_FETCH_TIMEOUT_MS, KeySource, MAX_TOKEN_BYTES, REFUSED_HEADERS, SignatureError, TOKEN_ALGORITHMS, verifySignature,
+} from './jwkfetch.js';
 import { Introspector } from './introspect.js';
 import { txnVerifierOf, type TxnConfig, type TxnVerifier } from './txn.js';
 
-export { keysMaxAge, parseKeySet, REFETCH_INTERVAL_MS, KEYS_MAX_AGE } from './jwkfetch.js';
+export { keysMaxAge, parseKeySet, REFETCH_INTERVAL_MS, KEYS_MAX_AGE, MAX_TOKEN_BYTES, TOKEN_ALGORITHMS } from './jwkfetch.js';
 
-/** The largest token read; longer ones are refused before any parsing. */
-export const MAX_TOKEN_BYTES = 16 << 10;
 /** leeway's default and bound, in seconds: the clock skew tolerated on exp, nbf and iat. */
 export const DEFAULT_LEEWAY_S = 30;
 export const MAX_LEEWAY_S = 300;
 const DEFAULT_DPOP_REPLAY_ENTRIES = 100_000;
 const MAX_DPOP_MAX_AGE_S = 600;
 
-/**
- * The algorithms a token may be signed with (RFC 7518 §3.1): those deputy signs
- * with, and ES384, as the Go SDK. Never none, never an HMAC.
- */
-export const TOKEN_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'] as const;
-
-/**
- * JOSE header parameters that point at or carry a key (RFC 7515 §4.1.2-4.1.6),
- * declare extensions (§4.1.11) or leave the payload unencoded (RFC 7797): a
- * token's key is deputy's, named by kid in deputy's JWKS, and nothing else.
- */
-const REFUSED_HEADERS = ['jku', 'jwk', 'x5u', 'x5c', 'crit', 'b64'];
 
 export interface VerifierOptions {
   /** deputy's issuer URL; a token's iss must equal it exactly. */
@@ -230,7 +218,7 @@ class TokenVerifier implements Verifier {
 
   private async verifySigned(raw: string, now: number): Promise<Uint8Array> {
     if (typeof raw !== 'string' || raw === '') throw invalidToken('token is empty');
-    if (raw.length > MAX_TOKEN_BYTES) throw invalidToken('token is too large');
+    if (Buffer.byteLength(raw) > MAX_TOKEN_BYTES) throw invalidToken('token is too large');
     const parts = raw.split('.');
     if (parts.length !== 3) throw invalidToken('token is not a compact JWS');
     const h = parseHeader(parts[0]!);

@@ -206,7 +206,8 @@ describe('transaction tokens against deputy', () => {
     assert.equal(events[0].token_jti, decodeJwt(tok.token).jti);
 
     const other = randomBytes(16).toString('hex');
-    await obtainTxnToken({ ...api1(), fetch: f }, await userToken(d), { traceparent: `01-${other}-${randomBytes(8).toString('hex')}-01`, tracestate: 'congo=t61rcWkgMzE' });
+    // version 00 with a flag it does not define: deputy's propagator would refuse it too
+    await obtainTxnToken({ ...api1(), fetch: f }, await userToken(d), { traceparent: `00-${other}-${randomBytes(8).toString('hex')}-04`, tracestate: 'congo=t61rcWkgMzE' });
     assert.equal(sent[1].get('traceparent'), null);
     assert.equal(sent[1].get('tracestate'), null);
     assert.deepEqual(auditByTrace(d, other), []);
