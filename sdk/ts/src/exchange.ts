@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { createProof, dpopKey, generateDPoPKey, isNonceChallenge, DPOP_HEADER, DPOP_NONCE_HEADER } from './dpop.js';
 import type { DPoPKey, DPoPKeyPair } from './dpop.js';
 import { traceHeaders, TRACEPARENT_HEADER, type TraceOptions } from './trace.js';
+import { failing, refuse } from './options.js';
 
 /** Defaults of ExchangerConfig (milliseconds and counts), as in Go's sdk/exchange. */
 export const DEFAULT_TIMEOUT = 10_000;
@@ -210,8 +211,7 @@ function waitFor<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> 
 
 /** Returns an Exchanger for config. It makes no request; discovery, when needed, happens on the first exchange. */
 export function createExchanger(config: ExchangerConfig): Exchanger {
-  const problems: string[] = [];
-  for (const [bad, msg] of [
+  refuse(failing('exchange: config: ', [
     [!config.clientId, 'clientId is required'],
     [!config.clientSecret, 'clientSecret is required'],
     [!config.issuer && !config.tokenEndpoint, 'issuer or tokenEndpoint is required'],
@@ -220,10 +220,7 @@ export function createExchanger(config: ExchangerConfig): Exchanger {
     [config.refreshBefore !== undefined && !(config.refreshBefore >= 0), 'refreshBefore must not be negative'],
     [config.maxEntries !== undefined && !(config.maxEntries >= 1), 'maxEntries must be at least 1'],
     [config.timeout !== undefined && !(config.timeout > 0), 'timeout must be positive'],
-  ] as const) {
-    if (bad) problems.push('exchange: config: ' + msg);
-  }
-  if (problems.length > 0) throw new TypeError(problems.join('; '));
+  ]));
 
   const clientId = config.clientId;
   const clientSecret = config.clientSecret;

@@ -18,6 +18,7 @@
 import { formEncode, httpURL, readLimited, WELL_KNOWN } from './exchange.js';
 import type { FetchLike } from './exchange.js';
 import { traceIdOf } from './trace.js';
+import { failing, refuse } from './options.js';
 
 export { traceIdOf } from './trace.js';
 
@@ -236,8 +237,7 @@ function encodeReports(calls: Call[]): { reports: Outgoing[]; tooLarge: Rejectio
 
 /** Returns a Reporter for config. It makes no request until the first batch is due. */
 export function createReporter(config: ReporterConfig): Reporter {
-  const problems: string[] = [];
-  for (const [bad, msg] of [
+  refuse(failing('report: config: ', [
     [!config.clientId, 'clientId is required'],
     [!config.clientSecret, 'clientSecret is required'],
     [!config.issuer && !config.endpoint, 'issuer or endpoint is required'],
@@ -248,10 +248,7 @@ export function createReporter(config: ReporterConfig): Reporter {
     [config.queueSize !== undefined && !(Number.isInteger(config.queueSize) && config.queueSize >= 1), 'queueSize must be at least 1'],
     [config.maxRetries !== undefined && !(config.maxRetries >= 0), 'maxRetries must not be negative'],
     [config.timeout !== undefined && !(config.timeout > 0), 'timeout must be positive'],
-  ] as const) {
-    if (bad) problems.push('report: config: ' + msg);
-  }
-  if (problems.length > 0) throw new TypeError(problems.join('; '));
+  ]));
 
   const doFetch: FetchLike = config.fetch ?? ((i, init) => globalThis.fetch(i, init));
   const authorization = 'Basic ' + Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`).toString('base64');

@@ -13,6 +13,7 @@ import { basicAuth, httpURL, normalizeScope, readLimited, WELL_KNOWN, ExchangeEr
 import type { FetchLike } from './exchange.js';
 import { createProof, dpopKey, DPOP_HEADER, DPOP_NONCE_HEADER } from './dpop.js';
 import type { DPoPKey, DPoPKeyPair } from './dpop.js';
+import { failing, refuse } from './options.js';
 
 /** The HTTP header a transaction token travels in (draft-ietf-oauth-transaction-tokens). */
 export const TXN_TOKEN_HEADER = 'Txn-Token';
@@ -135,35 +136,26 @@ export interface TxnVerifier {
  * happens on the first verify. Bad configuration throws a TypeError.
  */
 export function createTxnVerifier(config: TxnVerifierConfig): TxnVerifier {
-  const problems: string[] = [];
-  for (const [bad, msg] of [
-    [!config.issuer, 'issuer is required'],
-    [!!config.issuer && !httpURL(config.issuer), 'issuer must be an absolute http or https URL'],
-    [!!config.jwksUri && !httpURL(config.jwksUri), 'jwksUri must be an absolute http or https URL'],
-    [config.timeout !== undefined && !(config.timeout > 0), 'timeout must be positive'],
-    // Options of the jose key set this verifier once used; sharing keys is Verifier.txn now.
-    ['keySet' in config, 'keySet is not supported: make the verifier with createVerifier(…).txn(…) to share its keys'],
-    ['jwksCooldown' in config, 'jwksCooldown is not supported: an unknown kid refetches the JWKS at most every 30 s'],
-  ] as const) {
-    if (bad) problems.push('txn: config: ' + msg);
-  }
-  problems.push(...txnConfigProblems(config));
-  if (problems.length > 0) throw new TypeError(problems.join('; '));
+  refuse([
+    ...failing('txn: config: ', [
+      [!config.issuer, 'issuer is required'],
+      [!!config.issuer && !httpURL(config.issuer), 'issuer must be an absolute http or https URL'],
+      [!!config.jwksUri && !httpURL(config.jwksUri), 'jwksUri must be an absolute http or https URL'],
+      [config.timeout !== undefined && !(config.timeout > 0), 'timeout must be positive'],
+    ]),
+    ...txnConfigProblems(config),
+  ]);
   const doFetch: FetchLike = config.fetch ?? ((i, init) => globalThis.fetch(i, init));
   const keys = new KeySource({ issuer: config.issuer, jwksUri: config.jwksUri, fetch: doFetch, timeout: config.timeout ?? DEFAULT_TIMEOUT });
   return txnVerifierOf(config, config.issuer, keys, config.now ?? Date.now);
 }
 
 function txnConfigProblems(config: TxnConfig): string[] {
-  const problems: string[] = [];
-  for (const [bad, msg] of [
+  return failing('txn: config: ', [
     [!config.trustDomain, 'trustDomain is required'],
     [config.clockTolerance !== undefined && !(config.clockTolerance >= 0), 'clockTolerance must not be negative'],
     [config.clockTolerance !== undefined && config.clockTolerance > MAX_CLOCK_TOLERANCE, 'clockTolerance must be at most 5 min'],
-  ] as const) {
-    if (bad) problems.push('txn: config: ' + msg);
-  }
-  return problems;
+  ]);
 }
 
 /**
@@ -171,8 +163,7 @@ function txnConfigProblems(config: TxnConfig): string[] {
  * keys of keys, at the time now gives: createTxnVerifier's and Verifier.txn's.
  */
 export function txnVerifierOf(config: TxnConfig, issuer: string, keys: KeySource, now: () => number): TxnVerifier {
-  const problems = txnConfigProblems(config);
-  if (problems.length > 0) throw new TypeError(problems.join('; '));
+  refuse(txnConfigProblems(config));
   const trustDomain = config.trustDomain;
   const leeway = config.clockTolerance || DEFAULT_TXN_CLOCK_TOLERANCE;
 

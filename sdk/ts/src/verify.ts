@@ -22,6 +22,7 @@ import {
 } from './jwkfetch.js';
 import { Introspector } from './introspect.js';
 import { txnVerifierOf, type TxnConfig, type TxnVerifier } from './txn.js';
+import { failing, refuse } from './options.js';
 
 export { keysMaxAge, parseKeySet, REFETCH_INTERVAL_MS, KEYS_MAX_AGE, MAX_TOKEN_BYTES, TOKEN_ALGORITHMS } from './jwkfetch.js';
 
@@ -130,7 +131,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
 }
 
 function validate(o: VerifierOptions): void {
-  const checks: [boolean, string][] = [
+  refuse(failing('verify: options: ', [
     [!o.issuer, 'issuer is required'],
     [!!o.issuer && !absoluteHTTP(o.issuer), 'issuer must be an absolute http(s) URL'],
     [!o.audience, 'audience is required'],
@@ -145,9 +146,7 @@ function validate(o: VerifierOptions): void {
     [o.dpopMaxAge !== undefined && !(o.dpopMaxAge >= 0), 'dpopMaxAge must not be negative'],
     [o.dpopMaxAge !== undefined && o.dpopMaxAge > MAX_DPOP_MAX_AGE_S, `dpopMaxAge must be at most ${MAX_DPOP_MAX_AGE_S} seconds`],
     [o.dpopReplayEntries !== undefined && !(o.dpopReplayEntries >= 0), 'dpopReplayEntries must not be negative'],
-  ];
-  const bad = checks.filter(([b]) => b).map(([, m]) => `verify: options: ${m}`);
-  if (bad.length > 0) throw new TypeError(bad.join('\n'));
+  ]));
 }
 
 class TokenVerifier implements Verifier {

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname, resolve, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
+import assert from 'node:assert/strict';
+import { VerifyError } from '../dist/errors.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..', '..');
@@ -111,4 +113,21 @@ export async function clientCredentials(d, clientId, secret, extra = {}, headers
   const body = await r.json();
   if (r.status !== 200) throw new Error(`client_credentials of ${clientId}: ${r.status} ${JSON.stringify(body)}`);
   return body;
+}
+
+// rejects asserts that p fails with a VerifyError of code and status whose
+// description contains want.
+export async function rejects(p, code, status, want) {
+  let err;
+  try {
+    const got = await p;
+    assert.fail(`accepted: ${JSON.stringify(got?.subject)}; want ${code} "${want}"`);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof VerifyError, `not a VerifyError: ${err?.stack ?? err}`);
+  assert.equal(err.code, code, `code of "${err.description}"`);
+  assert.equal(err.status, status);
+  assert.ok(err.description.includes(want), `description "${err.description}", want it to say "${want}"`);
+  return err;
 }

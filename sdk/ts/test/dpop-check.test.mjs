@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { generateKeyPair, exportJWK, calculateJwkThumbprint, CompactSign, base64url } from 'jose';
-import { startDeputy, clientCredentials } from './deputy.mjs';
+import { startDeputy, clientCredentials, rejects } from './deputy.mjs';
 import { createVerifier } from '../dist/verify.js';
-import { VerifyError } from '../dist/errors.js';
 import { accessTokenHash, normalizeURL, ReplayCache, checkProof, ProofError } from '../dist/dpop-check.js';
 
 const api1 = 'https://api1.example';
@@ -44,20 +43,6 @@ async function boundToken(d, key) {
   return t.access_token;
 }
 
-async function rejects(p, code, status, want) {
-  let err;
-  try {
-    await p;
-    assert.fail(`accepted; want ${code} "${want}"`);
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof VerifyError, `not a VerifyError: ${err?.stack ?? err}`);
-  assert.equal(err.code, code, `code of "${err.description}"`);
-  assert.equal(err.status, status);
-  assert.ok(err.description.includes(want), `description "${err.description}", want it to say "${want}"`);
-  return err;
-}
 
 let d;
 let key, other, ed;

@@ -8,9 +8,8 @@ import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { generateKeyPair, exportJWK, exportSPKI, importJWK, CompactSign, base64url } from 'jose';
-import { startDeputy, clientCredentials, deputyBinary } from './deputy.mjs';
+import { startDeputy, clientCredentials, deputyBinary, rejects } from './deputy.mjs';
 import { createVerifier, keysMaxAge } from '../dist/verify.js';
-import { VerifyError } from '../dist/errors.js';
 import { hasScope } from '../dist/principal.js';
 
 const api1 = 'https://api1.example';
@@ -140,22 +139,6 @@ function closedURL() {
   });
 }
 
-// rejects asserts that p fails with a VerifyError of code and status whose
-// description contains want.
-async function rejects(p, code, status, want) {
-  let err;
-  try {
-    const got = await p;
-    assert.fail(`accepted: ${JSON.stringify(got?.subject)}; want ${code} "${want}"`);
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof VerifyError, `not a VerifyError: ${err?.stack ?? err}`);
-  assert.equal(err.code, code, `code of "${err.description}"`);
-  assert.equal(err.status, status);
-  assert.ok(err.description.includes(want), `description "${err.description}", want it to say "${want}"`);
-  return err;
-}
 
 let d;
 let local;
