@@ -341,7 +341,7 @@ func (w *world) start(ctx context.Context, dir, fraudCheckNode string) error {
 		ls[4].Close() // the Node service opens its own port
 		w.fraudNode, err = startNodeService(ctx, "fraud-check", fraudCheckNode, []string{
 			"DEPUTY_ISSUER=" + w.issuer, "LISTEN=127.0.0.1:0", "AUDIENCE=" + FraudAudience,
-			"CLIENT_ID=fraud-check", "CLIENT_SECRET=fraud-check-secret", "TRUST_DOMAIN=" + TrustDomain, "PUBLIC_URL=",
+			"CLIENT_ID=fraud-check", "CLIENT_SECRET=fraud-check-secret", "TRUST_DOMAIN=" + TrustDomain,
 		}, w.addHop)
 		if err != nil {
 			return err
